@@ -1,0 +1,261 @@
+#include "addon/runtime_wrap.h"
+
+#include <cstring>
+
+#include "addon/js_fields.h"
+#include "cpu/error.h"
+
+namespace tachyon {
+
+namespace {
+
+ModelConfig read_config(const Napi::Object& o) {
+  Napi::Env env = o.Env();
+  ModelConfig c;
+  c.vocab_size = int_field(o, "vocabSize", 1, 1 << 24);
+  c.hidden_size = int_field(o, "hiddenSize", 1, 1 << 16);
+  c.intermediate_size = int_field(o, "intermediateSize", 1, 1 << 18);
+  c.num_layers = int_field(o, "numLayers", 1, 1024);
+  c.num_heads = int_field(o, "numHeads", 1, 1024);
+  c.num_kv_heads = int_field(o, "numKvHeads", 1, 1024);
+  c.head_dim = int_field(o, "headDim", 2, 1024);
+  c.max_positions = int_field(o, "maxPositions", 1, 1 << 24);
+  c.rms_norm_eps = static_cast<float>(number_field(o, "rmsNormEps"));
+  c.rope_theta = number_field(o, "ropeTheta");
+  const std::string scaling = string_field(o, "ropeScaling");
+  if (scaling == "none") c.rope_scaling = RopeScaling::kNone;
+  else if (scaling == "linear") c.rope_scaling = RopeScaling::kLinear;
+  else if (scaling == "llama3") c.rope_scaling = RopeScaling::kLlama3;
+  else throw Napi::RangeError::New(env, "unsupported rope scaling '" + scaling + "'");
+  c.rope_factor = number_field(o, "ropeFactor");
+  c.rope_low_freq_factor = number_field(o, "ropeLowFreqFactor");
+  c.rope_high_freq_factor = number_field(o, "ropeHighFreqFactor");
+  c.rope_original_max_positions = int_field(o, "ropeOriginalMaxPositions", 1, 1 << 24);
+  c.tie_word_embeddings = bool_field(o, "tieWordEmbeddings", false);
+  c.qkv_bias = bool_field(o, "qkvBias", false);
+  c.o_bias = bool_field(o, "oBias", false);
+  c.mlp_bias = bool_field(o, "mlpBias", false);
+  if (c.num_heads % c.num_kv_heads != 0)
+    throw Napi::RangeError::New(env, "numHeads must be a multiple of numKvHeads");
+  if (c.head_dim % 2 != 0) throw Napi::RangeError::New(env, "headDim must be even for rotary embeddings");
+  if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0) || !(c.rope_factor > 0) ||
+      !(c.rope_high_freq_factor > c.rope_low_freq_factor) || !(c.rope_low_freq_factor > 0))
+    throw Napi::RangeError::New(env, "rmsNormEps, ropeTheta and rope scaling factors must be positive");
+  return c;
+}
+
+void read_dtype(const std::string& s, TensorEntry& e) {
+  e.dtype_text = s;
+  if (s == "F32") e.dtype = DType::kF32;
+  else if (s == "F16") e.dtype = DType::kF16;
+  else if (s == "BF16") e.dtype = DType::kBF16;
+  else e.dtype_supported = false;  // an error only if the model needs this tensor
+}
+
+std::vector<TensorEntry> read_tensors(const Napi::Array& arr, int num_files) {
+  std::vector<TensorEntry> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Object t = arr.Get(i).As<Napi::Object>();
+    TensorEntry e;
+    e.name = string_field(t, "name");
+    e.file = int_field(t, "file", 0, num_files - 1);
+    read_dtype(string_field(t, "dtype"), e);
+    Napi::Array shape = field(t, "shape").As<Napi::Array>();
+    for (uint32_t d = 0; d < shape.Length(); ++d) e.shape.push_back(static_cast<int64_t>(shape.Get(d).As<Napi::Number>().DoubleValue()));
+    e.begin = static_cast<uint64_t>(number_field(t, "begin"));
+    e.end = static_cast<uint64_t>(number_field(t, "end"));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Resolves or rejects a Promise with the outcome of work done off the JS thread.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(RuntimeWrap* rt, Napi::Object receiver)
+      : Napi::AsyncWorker(receiver.Env()),
+        runtime(rt),
+        deferred(Napi::Promise::Deferred::New(receiver.Env())),
+        keep_alive(Napi::Persistent(receiver)) {}
+  Napi::Promise promise() { return deferred.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      run();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    finish();
+    deferred.Reject(e.Value());
+  }
+  virtual void run() = 0;
+  virtual void finish() {}
+
+  RuntimeWrap* runtime;
+  Napi::Promise::Deferred deferred;
+  Napi::ObjectReference keep_alive;  // the runtime object outlives its in-flight work
+};
+
+}  // namespace
+
+class LoadWorker : public PromiseWorker {
+ public:
+  using PromiseWorker::PromiseWorker;
+
+ protected:
+  void run() override {
+    RuntimeWrap& r = *runtime;
+    ModelWeights w = r.dummy_ ? make_dummy_weights(r.config_, r.dummy_seed_)
+                              : load_weights(r.config_, r.files_, r.tensors_);
+    model = std::make_unique<CpuModel>(r.config_, std::move(w), r.options_);
+  }
+  void finish() override { runtime->busy_ = false; }
+  void OnOK() override {
+    finish();
+    runtime->model_ = std::move(model);
+    deferred.Resolve(Env().Undefined());
+  }
+
+ private:
+  std::unique_ptr<CpuModel> model;
+};
+
+class StepWorker : public PromiseWorker {
+ public:
+  using PromiseWorker::PromiseWorker;
+
+ protected:
+  void run() override { runtime->model_->step(runtime->batch_, runtime->output_); }
+  void finish() override { runtime->busy_ = false; }
+  void OnOK() override {
+    finish();
+    Napi::Env env = Env();
+    const StepOutput& o = runtime->output_;
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("tokens", copy_out<Napi::Int32Array>(env, o.tokens));
+    result.Set("logprobs", copy_out<Napi::Float32Array>(env, o.logprobs));
+    result.Set("topN", Napi::Number::New(env, o.top_n));
+    result.Set("topIds", copy_out<Napi::Int32Array>(env, o.top_ids));
+    result.Set("topLogprobs", copy_out<Napi::Float32Array>(env, o.top_logprobs));
+    if (runtime->batch_.return_logits) result.Set("logits", copy_out<Napi::Float32Array>(env, o.logits));
+    deferred.Resolve(result);
+  }
+
+ private:
+  template <typename Array, typename T>
+  static Array copy_out(Napi::Env env, const std::vector<T>& v) {
+    Array a = Array::New(env, v.size());
+    if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
+    return a;
+  }
+};
+
+Napi::Function RuntimeWrap::Define(Napi::Env env) {
+  return DefineClass(env, "NativeRuntime",
+                     {InstanceMethod("load", &RuntimeWrap::Load), InstanceMethod("info", &RuntimeWrap::Info),
+                      InstanceMethod("step", &RuntimeWrap::Step), InstanceMethod("close", &RuntimeWrap::Close)});
+}
+
+RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RuntimeWrap>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "NativeRuntime needs an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  config_ = read_config(field(o, "config").As<Napi::Object>());
+  options_.block_size = int_field(o, "blockSize", 1, 1024);
+  options_.kv_cache_bytes = static_cast<uint64_t>(number_field(o, "kvCacheBytes"));
+  options_.max_num_tokens = int_field(o, "maxNumTokens", 1, 1 << 20);
+  options_.max_num_seqs = int_field(o, "maxNumSeqs", 1, 1 << 16);
+  options_.num_threads = int_field(o, "numThreads", 1, 1024);
+  if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {
+    dummy_ = true;
+    dummy_seed_ = static_cast<uint64_t>(number_field(o, "dummySeed"));
+  } else {
+    Napi::Array files = field(o, "files").As<Napi::Array>();
+    for (uint32_t i = 0; i < files.Length(); ++i) files_.push_back(files.Get(i).As<Napi::String>().Utf8Value());
+    tensors_ = read_tensors(field(o, "tensors").As<Napi::Array>(), static_cast<int>(files_.size()));
+  }
+}
+
+void RuntimeWrap::require_idle(Napi::Env env, const char* what) const {
+  if (closed_) throw Napi::Error::New(env, std::string("cannot ") + what + ": the runtime is closed");
+  if (busy_) throw Napi::Error::New(env, std::string("cannot ") + what + " while a load or step is running");
+}
+
+Napi::Value RuntimeWrap::Load(const Napi::CallbackInfo& info) {
+  require_idle(info.Env(), "load");
+  if (model_) throw Napi::Error::New(info.Env(), "the runtime is already loaded");
+  auto* worker = new LoadWorker(this, Value());
+  Napi::Promise promise = worker->promise();
+  busy_ = true;
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value RuntimeWrap::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_) throw Napi::Error::New(env, "the runtime is not loaded");
+  const KvCache& kv = model_->kv_cache();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("numBlocks", kv.num_blocks());
+  out.Set("blockSize", kv.block_size());
+  out.Set("bytesPerBlock", static_cast<double>(kv.bytes_per_block()));
+  out.Set("numThreads", model_->num_threads());
+  return out;
+}
+
+void RuntimeWrap::read_batch(const Napi::Object& in) {
+  StepBatch& b = batch_;
+  copy_typed_array(in, "tokenIds", napi_int32_array, "Int32Array", b.token_ids);
+  copy_typed_array(in, "positions", napi_int32_array, "Int32Array", b.positions);
+  copy_typed_array(in, "queryLens", napi_int32_array, "Int32Array", b.query_lens);
+  copy_typed_array(in, "blockTables", napi_int32_array, "Int32Array", b.block_tables);
+  b.table_stride = int_field(in, "blockTableStride", 1, 1 << 24);
+  copy_typed_array(in, "sample", napi_uint8_array, "Uint8Array", b.sample);
+  b.return_logits = bool_field(in, "returnLogits", false);
+  std::vector<float> temperature, top_p, min_p;
+  std::vector<int32_t> top_k, num_logprobs;
+  std::vector<uint64_t> seed;
+  copy_typed_array(in, "temperature", napi_float32_array, "Float32Array", temperature);
+  copy_typed_array(in, "topK", napi_int32_array, "Int32Array", top_k);
+  copy_typed_array(in, "topP", napi_float32_array, "Float32Array", top_p);
+  copy_typed_array(in, "minP", napi_float32_array, "Float32Array", min_p);
+  copy_typed_array(in, "seed", napi_biguint64_array, "BigUint64Array", seed);
+  copy_typed_array(in, "numLogprobs", napi_int32_array, "Int32Array", num_logprobs);
+  const size_t S = b.query_lens.size();
+  if (temperature.size() != S || top_k.size() != S || top_p.size() != S || min_p.size() != S || seed.size() != S ||
+      num_logprobs.size() != S)
+    fail("sampling arrays must each have ", S, " entries (one per query_lens entry)");
+  b.params.resize(S);
+  for (size_t s = 0; s < S; ++s)
+    b.params[s] = SamplingParams{temperature[s], top_k[s], top_p[s], min_p[s], seed[s], num_logprobs[s]};
+}
+
+Napi::Value RuntimeWrap::Step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_idle(env, "step");
+  if (!model_) throw Napi::Error::New(env, "the runtime is not loaded");
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "step needs a batch object");
+  try {
+    read_batch(info[0].As<Napi::Object>());
+    validate_batch(batch_, model_->config(), model_->limits());
+  } catch (const Error& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  auto* worker = new StepWorker(this, Value());
+  Napi::Promise promise = worker->promise();
+  busy_ = true;
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value RuntimeWrap::Close(const Napi::CallbackInfo& info) {
+  require_idle(info.Env(), "close");
+  model_.reset();
+  closed_ = true;
+  return info.Env().Undefined();
+}
+
+}  // namespace tachyon

@@ -1,0 +1,45 @@
+// The JS face of one loaded model: NativeRuntime, an ObjectWrap whose slow
+// calls (load, step) run on libuv's worker threads and return Promises.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/model.h"
+
+namespace tachyon {
+
+class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit RuntimeWrap(const Napi::CallbackInfo& info);
+
+ private:
+  friend class LoadWorker;
+  friend class StepWorker;
+
+  Napi::Value Load(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void read_batch(const Napi::Object& input);
+  void require_idle(Napi::Env env, const char* what) const;
+
+  ModelConfig config_;
+  RuntimeOptions options_;
+  std::vector<std::string> files_;
+  std::vector<TensorEntry> tensors_;
+  bool dummy_ = false;
+  uint64_t dummy_seed_ = 0;
+
+  std::unique_ptr<CpuModel> model_;
+  StepBatch batch_;
+  StepOutput output_;
+  bool busy_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace tachyon

@@ -1,0 +1,66 @@
+#include "cpu/batch.h"
+
+#include <cmath>
+
+#include "cpu/error.h"
+
+namespace tachyon {
+
+static void validate_params(const SamplingParams& p, int seq) {
+  if (!std::isfinite(p.temperature) || p.temperature < 0)
+    fail("sequence ", seq, ": temperature must be a finite number >= 0, got ", p.temperature);
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) fail("sequence ", seq, ": top_p must be in (0, 1], got ", p.top_p);
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) fail("sequence ", seq, ": min_p must be in [0, 1], got ", p.min_p);
+  if (p.num_logprobs < 0 || p.num_logprobs > kMaxLogprobs)
+    fail("sequence ", seq, ": number of top logprobs must be in [0, ", kMaxLogprobs, "], got ", p.num_logprobs);
+}
+
+void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) {
+  const int T = b.num_tokens(), S = b.num_seqs();
+  if (T < 1) fail("batch has no tokens");
+  if (T > lim.max_num_tokens) fail("batch has ", T, " tokens, more than the runtime's max_num_tokens of ", lim.max_num_tokens);
+  if (b.positions.size() != static_cast<size_t>(T))
+    fail("positions has ", b.positions.size(), " entries but token_ids has ", T);
+  if (S < 1) fail("batch has no sequences");
+  if (S > lim.max_num_seqs) fail("batch has ", S, " sequences, more than the runtime's max_num_seqs of ", lim.max_num_seqs);
+  if (b.sample.size() != static_cast<size_t>(S) || b.params.size() != static_cast<size_t>(S))
+    fail("per-sequence arrays must each have ", S, " entries (one per query_lens entry)");
+  if (b.table_stride < 1) fail("block table stride must be >= 1, got ", b.table_stride);
+  if (b.block_tables.size() != static_cast<size_t>(S) * b.table_stride)
+    fail("block_tables has ", b.block_tables.size(), " entries, expected ", S, " x ", b.table_stride);
+
+  b.token_seq.resize(T);
+  b.seq_start.resize(S);
+  b.max_logprobs = 0;
+  int t = 0;
+  for (int s = 0; s < S; ++s) {
+    const int len = b.query_lens[s];
+    if (len < 1) fail("sequence ", s, ": query length must be >= 1, got ", len);
+    if (len > T - t) fail("query lengths add up to more than the ", T, " tokens in the batch");
+    b.seq_start[s] = t;
+    const int first = b.positions[t];
+    if (first < 0) fail("sequence ", s, ": position ", first, " is negative");
+    for (int i = 0; i < len; ++i, ++t) {
+      b.token_seq[t] = s;
+      const int id = b.token_ids[t];
+      if (id < 0 || id >= c.vocab_size) fail("token id ", id, " at index ", t, " is outside the vocabulary of ", c.vocab_size);
+      if (b.positions[t] != first + i)
+        fail("sequence ", s, ": positions must be consecutive, got ", b.positions[t], " after ", first + i - 1);
+    }
+    const int last = first + len - 1;
+    if (last >= c.max_positions)
+      fail("sequence ", s, ": position ", last, " is past the model's context of ", c.max_positions, " tokens");
+    const int blocks_needed = last / lim.block_size + 1;
+    if (blocks_needed > b.table_stride)
+      fail("sequence ", s, ": position ", last, " needs ", blocks_needed, " blocks but its block table has ", b.table_stride);
+    const int32_t* table = b.table(s);
+    for (int j = 0; j < blocks_needed; ++j)
+      if (table[j] < 0 || table[j] >= lim.num_blocks)
+        fail("sequence ", s, ": block id ", table[j], " is outside the pool of ", lim.num_blocks, " blocks");
+    validate_params(b.params[s], s);
+    if (b.sample[s] && b.params[s].num_logprobs > b.max_logprobs) b.max_logprobs = b.params[s].num_logprobs;
+  }
+  if (t != T) fail("query lengths add up to ", t, " but the batch has ", T, " tokens");
+}
+
+}  // namespace tachyon

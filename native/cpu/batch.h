@@ -1,0 +1,54 @@
+// One step's input as the engine describes it: a flat mixed batch of
+// sequences, each contributing a chunk of consecutive tokens, attending to its
+// earlier tokens through its block table.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/model_config.h"
+
+namespace tachyon {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0 = greedy
+  int top_k = 0;             // <= 0 = off
+  float top_p = 1.0f;        // 1 = off
+  float min_p = 0.0f;        // 0 = off
+  uint64_t seed = 0;
+  int num_logprobs = 0;      // top logprobs to return, 0..kMaxLogprobs
+};
+
+constexpr int kMaxLogprobs = 20;
+
+struct StepBatch {
+  std::vector<int32_t> token_ids;     // [T]
+  std::vector<int32_t> positions;     // [T]
+  std::vector<int32_t> query_lens;    // [S] tokens each sequence contributes
+  std::vector<int32_t> block_tables;  // [S, table_stride]
+  int table_stride = 0;
+  std::vector<uint8_t> sample;        // [S] 1 where this chunk ends the sequence's known tokens
+  std::vector<SamplingParams> params; // [S]
+  bool return_logits = false;
+
+  // Filled by validate_batch:
+  std::vector<int32_t> token_seq;  // [T] which sequence each token belongs to
+  std::vector<int32_t> seq_start;  // [S] index of the sequence's first token
+  int max_logprobs = 0;
+
+  int num_tokens() const { return static_cast<int>(token_ids.size()); }
+  int num_seqs() const { return static_cast<int>(query_lens.size()); }
+  const int32_t* table(int seq) const { return block_tables.data() + static_cast<size_t>(seq) * table_stride; }
+};
+
+struct BatchLimits {
+  int max_num_tokens;
+  int max_num_seqs;
+  int num_blocks;
+  int block_size;
+};
+
+// Checks everything the forward pass relies on and fills the derived fields;
+// throws tachyon::Error naming the first problem.
+void validate_batch(StepBatch& batch, const ModelConfig& config, const BatchLimits& limits);
+
+}  // namespace tachyon

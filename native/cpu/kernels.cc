@@ -1,0 +1,139 @@
+#include "cpu/kernels.h"
+
+#include "cpu/simd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace tachyon {
+
+namespace {
+
+constexpr int kRowGroup = 4;
+constexpr int kTokenTile = 64;
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const float* x, int num_tokens, const Matrix& w, const std::vector<float>& bias,
+            float* y) {
+  const int n_rows = w.rows, k = w.cols;
+  const bool direct = w.dtype == DType::kF32 && reinterpret_cast<uintptr_t>(w.data) % 4 == 0;
+  pool.parallel_for((n_rows + kRowGroup - 1) / kRowGroup, [&](int g_begin, int g_end, int) {
+    std::vector<float> scratch(direct ? 0 : static_cast<size_t>(kRowGroup) * k);
+    const float* rows[kRowGroup];
+    float out[kRowGroup];
+    for (int t0 = 0; t0 < num_tokens; t0 += kTokenTile) {
+      const int t1 = std::min(num_tokens, t0 + kTokenTile);
+      for (int g = g_begin; g < g_end; ++g) {
+        const int n0 = g * kRowGroup;
+        const int nr = std::min(kRowGroup, n_rows - n0);
+        for (int r = 0; r < nr; ++r) {
+          if (direct) {
+            rows[r] = static_cast<const float*>(w.data) + static_cast<size_t>(n0 + r) * k;
+          } else {
+            widen_row(w, n0 + r, scratch.data() + static_cast<size_t>(r) * k);
+            rows[r] = scratch.data() + static_cast<size_t>(r) * k;
+          }
+        }
+        for (int t = t0; t < t1; ++t) {
+          const float* xt = x + static_cast<size_t>(t) * k;
+          float* yt = y + static_cast<size_t>(t) * n_rows + n0;
+          if (nr == kRowGroup) {
+            dot_rows<kRowGroup>(xt, rows, k, out);
+          } else {
+            for (int r = 0; r < nr; ++r) dot_rows<1>(xt, rows + r, k, out + r);
+          }
+          for (int r = 0; r < nr; ++r) yt[r] = bias.empty() ? out[r] : out[r] + bias[n0 + r];
+        }
+      }
+    }
+  });
+}
+
+void rms_norm(ThreadPool& pool, const float* x, int num_tokens, int hidden, const std::vector<float>& weight,
+              float eps, float* y) {
+  pool.parallel_for(num_tokens, [&](int begin, int end, int) {
+    for (int t = begin; t < end; ++t) {
+      const float* xt = x + static_cast<size_t>(t) * hidden;
+      float* yt = y + static_cast<size_t>(t) * hidden;
+      float ss;
+      dot_rows<1>(xt, &xt, hidden, &ss);
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(hidden) + eps);
+      for (int i = 0; i < hidden; ++i) yt[i] = weight[i] * (xt[i] * inv);
+    }
+  });
+}
+
+void add_in_place(float* x, const float* y, long n) {
+  for (long i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void silu_mul(ThreadPool& pool, float* gate, const float* up, int num_tokens, int inter) {
+  pool.parallel_for(num_tokens, [&](int begin, int end, int) {
+    for (long i = static_cast<long>(begin) * inter; i < static_cast<long>(end) * inter; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+Rope::Rope(const ModelConfig& c) : head_dim_(c.head_dim), inv_freq_(c.head_dim / 2) {
+  const int half = c.head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    // transformers computes base^(2i/d) in float32
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    inv_freq_[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), exponent);
+  }
+  if (c.rope_scaling == RopeScaling::kLinear) {
+    for (auto& f : inv_freq_) f = static_cast<float>(f / c.rope_factor);
+  } else if (c.rope_scaling == RopeScaling::kLlama3) {
+    const double old_ctx = c.rope_original_max_positions;
+    const double low_wavelen = old_ctx / c.rope_low_freq_factor;
+    const double high_wavelen = old_ctx / c.rope_high_freq_factor;
+    for (auto& f : inv_freq_) {
+      const double wavelen = 2.0 * M_PI / f;
+      if (wavelen > low_wavelen) {
+        f = static_cast<float>(f / c.rope_factor);
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (old_ctx / wavelen - c.rope_low_freq_factor) /
+                              (c.rope_high_freq_factor - c.rope_low_freq_factor);
+        f = static_cast<float>((1.0 - smooth) * f / c.rope_factor + smooth * f);
+      }
+    }
+  }
+}
+
+void Rope::prepare(const int* positions, int num_tokens) {
+  const int half = head_dim_ / 2;
+  cos_.resize(static_cast<size_t>(num_tokens) * half);
+  sin_.resize(cos_.size());
+  for (int t = 0; t < num_tokens; ++t) {
+    for (int i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
+      cos_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sin_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+}
+
+void Rope::apply(ThreadPool& pool, float* x, int num_tokens, int num_heads) const {
+  const int half = head_dim_ / 2;
+  pool.parallel_for(num_tokens, [&](int begin, int end, int) {
+    for (int t = begin; t < end; ++t) {
+      const float* c = cos_.data() + static_cast<size_t>(t) * half;
+      const float* s = sin_.data() + static_cast<size_t>(t) * half;
+      for (int h = 0; h < num_heads; ++h) {
+        float* v = x + (static_cast<size_t>(t) * num_heads + h) * head_dim_;
+        for (int i = 0; i < half; ++i) {
+          const float a = v[i], b = v[i + half];
+          v[i] = a * c[i] - b * s[i];
+          v[i + half] = b * c[i] + a * s[i];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace tachyon

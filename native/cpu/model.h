@@ -1,0 +1,72 @@
+// The CPU backend: one forward pass of a Llama-family model over a flat mixed
+// batch, then sampling. Plain, multi-threaded float32 arithmetic; the
+// reference the other backends are checked against.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "cpu/batch.h"
+#include "cpu/kernels.h"
+#include "cpu/kv_cache.h"
+#include "cpu/sampler.h"
+#include "cpu/thread_pool.h"
+#include "cpu/weights.h"
+
+namespace tachyon {
+
+struct RuntimeOptions {
+  int block_size = 16;
+  uint64_t kv_cache_bytes = 0;
+  int max_num_tokens = 2048;
+  int max_num_seqs = 256;
+  int num_threads = 1;
+};
+
+// What one step hands back. Rows of sequences that did not sample hold -1 / NaN.
+struct StepOutput {
+  std::vector<int32_t> tokens;          // [S]
+  std::vector<float> logprobs;          // [S]
+  int top_n = 0;
+  std::vector<int32_t> top_ids;         // [S, top_n]
+  std::vector<float> top_logprobs;      // [S, top_n]
+  std::vector<float> logits;            // [S, vocab] when asked for
+};
+
+class CpuModel {
+ public:
+  CpuModel(const ModelConfig& config, ModelWeights weights, const RuntimeOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  const KvCache& kv_cache() const { return kv_; }
+  BatchLimits limits() const;
+  int num_threads() const { return pool_.size(); }
+
+  // batch must have passed validate_batch.
+  void step(const StepBatch& batch, StepOutput& out);
+
+ private:
+  void forward_layer(int layer, const StepBatch& batch);
+  void compute_logits(const StepBatch& batch);
+  void sample_tokens(const StepBatch& batch, StepOutput& out);
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  RuntimeOptions options_;
+  ThreadPool pool_;
+  KvCache kv_;
+  Rope rope_;
+  std::vector<Sampler> samplers_;  // one per thread
+
+  // Activations, sized for max_num_tokens at load.
+  std::vector<float> x_, h_;          // [T, hidden]
+  std::vector<float> q_, attn_;       // [T, heads * head_dim]
+  std::vector<float> k_, v_;          // [T, kv_heads * head_dim]
+  std::vector<float> gate_, up_;      // [T, intermediate]
+  std::vector<float> scores_;         // [threads, max_positions]
+  std::vector<float> last_hidden_;    // [S, hidden] rows that sample
+  std::vector<float> logits_;         // [S, vocab]
+  std::vector<int32_t> sampled_seqs_; // sequence index of each logits row
+};
+
+}  // namespace tachyon

@@ -1,0 +1,242 @@
+#include "cpu/weights.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <unordered_map>
+
+#include "cpu/error.h"
+
+namespace tachyon {
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+
+static float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {  // subnormal: renormalize
+    exp = 113;
+    while ((mant & 0x400) == 0) {
+      mant <<= 1;
+      --exp;
+    }
+    bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+void widen_row(const Matrix& m, int row, float* out) {
+  const size_t offset = static_cast<size_t>(row) * m.cols;
+  const auto* base = static_cast<const uint8_t*>(m.data);
+  switch (m.dtype) {
+    case DType::kF32:
+      std::memcpy(out, base + offset * 4, static_cast<size_t>(m.cols) * 4);
+      return;
+    case DType::kBF16: {
+      const auto* src = base + offset * 2;
+      for (int i = 0; i < m.cols; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
+        std::memcpy(out + i, &bits, 4);
+      }
+      return;
+    }
+    case DType::kF16: {
+      const auto* src = base + offset * 2;
+      for (int i = 0; i < m.cols; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = half_to_float(h);
+      }
+      return;
+    }
+  }
+}
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    fail("cannot stat ", path, ": ", std::strerror(errno));
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      fail("cannot map ", path, ": ", std::strerror(errno));
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+namespace {
+
+class TensorTable {
+ public:
+  TensorTable(const std::vector<std::unique_ptr<MappedFile>>& files,
+              const std::vector<TensorEntry>& entries)
+      : files_(files) {
+    for (const auto& e : entries) by_name_[e.name] = &e;
+  }
+
+  bool has(const std::string& name) const { return by_name_.count(name) != 0; }
+
+  Matrix matrix(const std::string& name, int rows, int cols) const {
+    const TensorEntry& e = find(name, {rows, cols});
+    return Matrix{files_[e.file]->data() + e.begin, e.dtype, rows, cols};
+  }
+
+  std::vector<float> vector(const std::string& name, int n) const {
+    const TensorEntry& e = find(name, {n});
+    Matrix m{files_[e.file]->data() + e.begin, e.dtype, 1, n};
+    std::vector<float> out(n);
+    widen_row(m, 0, out.data());
+    return out;
+  }
+
+ private:
+  const TensorEntry& find(const std::string& name, const std::vector<int64_t>& shape) const {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) fail("checkpoint is missing tensor ", name);
+    const TensorEntry& e = *it->second;
+    if (!e.dtype_supported) fail("tensor ", name, " has dtype ", e.dtype_text, "; weights must be F32, F16 or BF16");
+    if (e.shape != shape) fail("tensor ", name, " has shape ", shape_str(e.shape), ", expected ", shape_str(shape));
+    if (e.file < 0 || e.file >= static_cast<int>(files_.size())) fail("tensor ", name, " names no file");
+    uint64_t numel = 1;
+    for (auto d : shape) numel *= static_cast<uint64_t>(d);
+    const MappedFile& f = *files_[e.file];
+    if (e.end < e.begin || e.end - e.begin != numel * dtype_size(e.dtype))
+      fail("tensor ", name, " in ", f.path(), " spans ", e.end - e.begin, " bytes, but ", shape_str(shape), " ",
+           dtype_name(e.dtype), " needs ", numel * dtype_size(e.dtype));
+    if (e.end > f.size())
+      fail("tensor ", name, " ends at byte ", e.end, " past the end of ", f.path(), " (", f.size(), " bytes)");
+    return e;
+  }
+
+  static std::string shape_str(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+  }
+
+  const std::vector<std::unique_ptr<MappedFile>>& files_;
+  std::unordered_map<std::string, const TensorEntry*> by_name_;
+};
+
+}  // namespace
+
+ModelWeights load_weights(const ModelConfig& c, const std::vector<std::string>& paths,
+                          const std::vector<TensorEntry>& entries) {
+  ModelWeights w;
+  for (const auto& p : paths) w.files.push_back(std::make_unique<MappedFile>(p));
+  TensorTable t(w.files, entries);
+  const int q_dim = c.num_heads * c.head_dim;
+  const int kv_dim = c.num_kv_heads * c.head_dim;
+  w.embed = t.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size);
+  w.lm_head = c.tie_word_embeddings ? w.embed : t.matrix("lm_head.weight", c.vocab_size, c.hidden_size);
+  w.final_norm = t.vector("model.norm.weight", c.hidden_size);
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attn_norm = t.vector(p + "input_layernorm.weight", c.hidden_size);
+    l.mlp_norm = t.vector(p + "post_attention_layernorm.weight", c.hidden_size);
+    l.wq = t.matrix(p + "self_attn.q_proj.weight", q_dim, c.hidden_size);
+    l.wk = t.matrix(p + "self_attn.k_proj.weight", kv_dim, c.hidden_size);
+    l.wv = t.matrix(p + "self_attn.v_proj.weight", kv_dim, c.hidden_size);
+    l.wo = t.matrix(p + "self_attn.o_proj.weight", c.hidden_size, q_dim);
+    l.w_gate = t.matrix(p + "mlp.gate_proj.weight", c.intermediate_size, c.hidden_size);
+    l.w_up = t.matrix(p + "mlp.up_proj.weight", c.intermediate_size, c.hidden_size);
+    l.w_down = t.matrix(p + "mlp.down_proj.weight", c.hidden_size, c.intermediate_size);
+    if (c.qkv_bias) {
+      l.bq = t.vector(p + "self_attn.q_proj.bias", q_dim);
+      l.bk = t.vector(p + "self_attn.k_proj.bias", kv_dim);
+      l.bv = t.vector(p + "self_attn.v_proj.bias", kv_dim);
+    }
+    if (c.o_bias) l.bo = t.vector(p + "self_attn.o_proj.bias", c.hidden_size);
+    if (c.mlp_bias) {
+      l.b_gate = t.vector(p + "mlp.gate_proj.bias", c.intermediate_size);
+      l.b_up = t.vector(p + "mlp.up_proj.bias", c.intermediate_size);
+      l.b_down = t.vector(p + "mlp.down_proj.bias", c.hidden_size);
+    }
+    w.layers.push_back(std::move(l));
+  }
+  return w;
+}
+
+namespace {
+
+struct DummyMaker {
+  ModelWeights& w;
+  std::mt19937_64 rng;
+
+  Matrix matrix(int rows, int cols) {
+    std::normal_distribution<float> dist(0.0f, 1.0f / std::sqrt(static_cast<float>(cols)));
+    w.owned.emplace_back(static_cast<size_t>(rows) * cols);
+    for (auto& v : w.owned.back()) v = dist(rng);
+    return Matrix{w.owned.back().data(), DType::kF32, rows, cols};
+  }
+  std::vector<float> ones(int n) { return std::vector<float>(n, 1.0f); }
+};
+
+}  // namespace
+
+ModelWeights make_dummy_weights(const ModelConfig& c, uint64_t seed) {
+  ModelWeights w;
+  w.owned.reserve(4 + 7 * static_cast<size_t>(c.num_layers));  // Matrix points into these
+  DummyMaker m{w, std::mt19937_64(seed)};
+  const int q_dim = c.num_heads * c.head_dim;
+  const int kv_dim = c.num_kv_heads * c.head_dim;
+  w.embed = m.matrix(c.vocab_size, c.hidden_size);
+  w.lm_head = c.tie_word_embeddings ? w.embed : m.matrix(c.vocab_size, c.hidden_size);
+  w.final_norm = m.ones(c.hidden_size);
+  for (int i = 0; i < c.num_layers; ++i) {
+    LayerWeights l;
+    l.attn_norm = m.ones(c.hidden_size);
+    l.mlp_norm = m.ones(c.hidden_size);
+    l.wq = m.matrix(q_dim, c.hidden_size);
+    l.wk = m.matrix(kv_dim, c.hidden_size);
+    l.wv = m.matrix(kv_dim, c.hidden_size);
+    l.wo = m.matrix(c.hidden_size, q_dim);
+    l.w_gate = m.matrix(c.intermediate_size, c.hidden_size);
+    l.w_up = m.matrix(c.intermediate_size, c.hidden_size);
+    l.w_down = m.matrix(c.hidden_size, c.intermediate_size);
+    w.layers.push_back(std::move(l));
+  }
+  return w;
+}
+
+}  // namespace tachyon
