@@ -11,7 +11,8 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kRowGroup = 4;
+constexpr int kRowGroup = 4;    // weight rows per register tile
+constexpr int kTokenGroup = 4;  // tokens per register tile
 constexpr int kTokenTile = 64;
 
 }  // namespace
@@ -23,7 +24,7 @@ void matmul(ThreadPool& pool, const float* x, int num_tokens, const Matrix& w, c
   pool.parallel_for((n_rows + kRowGroup - 1) / kRowGroup, [&](int g_begin, int g_end, int) {
     std::vector<float> scratch(direct ? 0 : static_cast<size_t>(kRowGroup) * k);
     const float* rows[kRowGroup];
-    float out[kRowGroup];
+    float out[kTokenGroup * kRowGroup];
     for (int t0 = 0; t0 < num_tokens; t0 += kTokenTile) {
       const int t1 = std::min(num_tokens, t0 + kTokenTile);
       for (int g = g_begin; g < g_end; ++g) {
@@ -37,15 +38,22 @@ void matmul(ThreadPool& pool, const float* x, int num_tokens, const Matrix& w, c
             rows[r] = scratch.data() + static_cast<size_t>(r) * k;
           }
         }
-        for (int t = t0; t < t1; ++t) {
-          const float* xt = x + static_cast<size_t>(t) * k;
-          float* yt = y + static_cast<size_t>(t) * n_rows + n0;
-          if (nr == kRowGroup) {
-            dot_rows<kRowGroup>(xt, rows, k, out);
+        for (int t = t0; t < t1; t += kTokenGroup) {
+          const int nt = std::min(kTokenGroup, t1 - t);
+          const float* xs[kTokenGroup];
+          for (int c = 0; c < nt; ++c) xs[c] = x + static_cast<size_t>(t + c) * k;
+          if (nt == kTokenGroup && nr == kRowGroup) {
+            dot_tile<kTokenGroup, kRowGroup>(xs, rows, k, out);
+          } else if (nr == kRowGroup) {
+            for (int c = 0; c < nt; ++c) dot_tile<1, kRowGroup>(xs + c, rows, k, out + c * kRowGroup);
           } else {
-            for (int r = 0; r < nr; ++r) dot_rows<1>(xt, rows + r, k, out + r);
+            for (int c = 0; c < nt; ++c)
+              for (int r = 0; r < nr; ++r) dot_tile<1, 1>(xs + c, rows + r, k, out + c * kRowGroup + r);
           }
-          for (int r = 0; r < nr; ++r) yt[r] = bias.empty() ? out[r] : out[r] + bias[n0 + r];
+          for (int c = 0; c < nt; ++c) {
+            float* yt = y + static_cast<size_t>(t + c) * n_rows + n0;
+            for (int r = 0; r < nr; ++r) yt[r] = bias.empty() ? out[c * kRowGroup + r] : out[c * kRowGroup + r] + bias[n0 + r];
+          }
         }
       }
     }
@@ -58,8 +66,7 @@ void rms_norm(ThreadPool& pool, const float* x, int num_tokens, int hidden, cons
     for (int t = begin; t < end; ++t) {
       const float* xt = x + static_cast<size_t>(t) * hidden;
       float* yt = y + static_cast<size_t>(t) * hidden;
-      float ss;
-      dot_rows<1>(xt, &xt, hidden, &ss);
+      const float ss = dot(xt, xt, hidden);
       const float inv = 1.0f / std::sqrt(ss / static_cast<float>(hidden) + eps);
       for (int i = 0; i < hidden; ++i) yt[i] = weight[i] * (xt[i] * inv);
     }

@@ -14,27 +14,35 @@ inline float reduce8(v8 a) {
   return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
-// out[r] = dot(x, w[r]) for R rows. One template for every R so each dot is
-// the same instruction sequence whichever group its row falls in.
-template <int R>
-inline void dot_rows(const float* x, const float* const* w, int k, float* out) {
-  v8 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = v8{};
+// out[c * R + r] = dot(x[c], w[r]) for a tile of C inputs by R rows. One
+// template for every tile shape, and each output has its own accumulator
+// summed in the same order, so a dot is the same arithmetic whichever tile
+// (and so whichever batch) it falls in.
+template <int C, int R>
+inline void dot_tile(const float* const* x, const float* const* w, int k, float* out) {
+  v8 acc[C][R];
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) acc[c][r] = v8{};
   int i = 0;
   for (; i + 8 <= k; i += 8) {
-    const v8 xv = load8(x + i);
-    for (int r = 0; r < R; ++r) acc[r] += xv * load8(w[r] + i);
+    v8 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load8(w[r] + i);
+    for (int c = 0; c < C; ++c) {
+      const v8 xv = load8(x[c] + i);
+      for (int r = 0; r < R; ++r) acc[c][r] += xv * wv[r];
+    }
   }
-  for (int r = 0; r < R; ++r) {
-    float s = reduce8(acc[r]);
-    for (int j = i; j < k; ++j) s += x[j] * w[r][j];
-    out[r] = s;
-  }
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) {
+      float s = reduce8(acc[c][r]);
+      for (int j = i; j < k; ++j) s += x[c][j] * w[r][j];
+      out[c * R + r] = s;
+    }
 }
 
 inline float dot(const float* a, const float* b, int k) {
   float out;
-  dot_rows<1>(a, &b, k, &out);
+  dot_tile<1, 1>(&a, &b, k, &out);
   return out;
 }
 
