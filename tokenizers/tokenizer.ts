@@ -1,0 +1,217 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+
+import { AddedTokenSplitter, type AddedToken, type SplitOptions } from './added-tokens.js';
+import { fromByteLevel } from './byte-alphabet.js';
+import { buildMerges, type BpeModel } from './bpe.js';
+import { parseDecoder, runDecoder, type DecodeStep } from './decoders.js';
+import { parseNormalizer, parsePreTokenizer } from './pipeline.js';
+import { NotTiktokenExpressible, toTiktokenRanks } from './tiktoken-ranks.js';
+import { ByteLevelBpeEncoder, SentencePieceEncoder, TiktokenEncoder, type SegmentEncoder } from './word-encoders.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface EncodeOptions {
+  /** Add the post-processor's tokens (BOS for Llama-style tokenizers). Default false. */
+  addSpecialTokens?: boolean;
+  /** Read special-token text in the input as control tokens. Default false: it is plain text. */
+  parseSpecialTokens?: boolean;
+  /** With parseSpecialTokens, [start, end) ranges that stay plain text (user content inside a chat template). */
+  literalRanges?: [number, number][];
+}
+
+export interface SpecialTokens {
+  bos: number | null;
+  /** Every id that ends generation (tokenizer_config eos plus generation_config eos_token_id). */
+  eos: number[];
+}
+
+/** A Hugging Face tokenizer.json, encoding to the same ids HF tokenizers produces. */
+export class Tokenizer {
+  readonly vocabSize: number;
+  private readonly idToToken: Map<number, string>;
+  private readonly specialIds: Set<number>;
+  private readonly byteLevel: boolean;
+
+  constructor(
+    private readonly tokenToIdMap: Map<string, number>,
+    private readonly added: AddedToken[],
+    private readonly splitter: AddedTokenSplitter,
+    private readonly encoder: SegmentEncoder,
+    private readonly decoder: DecodeStep[],
+    private readonly prefix: number[],
+    private readonly suffix: number[],
+    readonly special: SpecialTokens,
+  ) {
+    this.idToToken = new Map([...tokenToIdMap].map(([t, id]) => [id, t]));
+    for (const a of added) this.idToToken.set(a.id, a.content);
+    this.vocabSize = Math.max(...this.idToToken.keys()) + 1;
+    this.specialIds = new Set(added.filter((a) => a.special).map((a) => a.id));
+    this.byteLevel = encoder instanceof TiktokenEncoder || encoder instanceof ByteLevelBpeEncoder;
+  }
+
+  /** Which engine runs the merges: tiktoken, or the TypeScript BPE where tiktoken cannot be exact. */
+  get engine(): 'tiktoken' | 'bpe' {
+    return this.encoder.engine;
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const split: SplitOptions = { parseSpecial: options.parseSpecialTokens ?? false, literalRanges: options.literalRanges };
+    const ids: number[] = [];
+    for (const seg of this.splitter.split(text, split)) {
+      if ('id' in seg) ids.push(seg.id);
+      else for (const id of this.encoder.encode(seg.text, seg.start === 0)) ids.push(id);
+    }
+    return options.addSpecialTokens ? this.prefix.concat(ids, this.suffix) : ids;
+  }
+
+  decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
+    const tokens: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (options.skipSpecialTokens && this.specialIds.has(id)) continue;
+      const tok = this.idToToken.get(id);
+      if (tok === undefined) throw new RangeError(`token id ${id} is not in the vocabulary`);
+      tokens.push(tok);
+    }
+    return runDecoder(this.decoder, tokens);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.tokenToIdMap.get(token) ?? this.added.find((a) => a.content === token)?.id;
+  }
+
+  idToTokenString(id: number): string | undefined {
+    return this.idToToken.get(id);
+  }
+
+  /** Raw bytes of a model token (byte-level vocabularies), for tools that need them. */
+  tokenBytes(id: number): Buffer {
+    const tok = this.idToToken.get(id);
+    if (tok === undefined) throw new RangeError(`token id ${id} is not in the vocabulary`);
+    return this.byteLevel && !this.added.some((a) => a.id === id) ? fromByteLevel(tok) : Buffer.from(tok, 'utf8');
+  }
+
+  free(): void {
+    this.encoder.free();
+  }
+}
+
+function parseAdded(list: Json[] | undefined): AddedToken[] {
+  return (list ?? []).map((a) => ({
+    id: a.id,
+    content: a.content,
+    special: !!a.special,
+    lstrip: !!a.lstrip,
+    rstrip: !!a.rstrip,
+    singleWord: !!a.single_word,
+  }));
+}
+
+function parseMergeList(merges: (string | [string, string])[]): [string, string][] {
+  return merges.map((m) => {
+    if (typeof m !== 'string') return m;
+    const i = m.indexOf(' ', 1);
+    return [m.slice(0, i), m.slice(i + 1)];
+  });
+}
+
+/** Prefix and suffix ids of a TemplateProcessing post-processor's single-sequence template. */
+function parsePostProcessor(p: Json | null): { prefix: number[]; suffix: number[] } {
+  const none = { prefix: [], suffix: [] };
+  if (!p || p.type === 'ByteLevel') return none;
+  if (p.type === 'Sequence') {
+    const parts = (p.processors as Json[]).map(parsePostProcessor);
+    return { prefix: parts.flatMap((x) => x.prefix), suffix: parts.flatMap((x) => x.suffix) };
+  }
+  if (p.type !== 'TemplateProcessing') throw new Error(`post-processor ${JSON.stringify(p.type)} is not supported`);
+  const out = { prefix: [] as number[], suffix: [] as number[] };
+  let seenSequence = false;
+  for (const item of p.single as Json[]) {
+    if (item.Sequence) seenSequence = true;
+    else if (item.SpecialToken) (seenSequence ? out.suffix : out.prefix).push(...p.special_tokens[item.SpecialToken.id].ids);
+  }
+  return out;
+}
+
+/**
+ * auto: tiktoken when the merges can be expressed as tiktoken ranks (see
+ * tiktoken-ranks.ts), else the TypeScript BPE, which applies HF's merge rules
+ * exactly. tiktoken: tiktoken or an Error naming why it cannot. bpe: always the
+ * TypeScript BPE.
+ */
+export type TokenizerEngine = 'auto' | 'tiktoken' | 'bpe';
+
+function makeEncoder(j: Json, model: BpeModel, mergeList: [string, string][], engine: TokenizerEngine): SegmentEncoder {
+  const normalize = parseNormalizer(j.normalizer);
+  const pre = parsePreTokenizer(j.pre_tokenizer);
+  if (pre.kind !== 'byte-level') {
+    if (engine === 'tiktoken') throw new NotTiktokenExpressible('tiktoken runs byte-level BPE only; this tokenizer is SentencePiece-style');
+    return new SentencePieceEncoder(model, pre, normalize);
+  }
+  const bpe = () => new ByteLevelBpeEncoder(model, pre.pattern, normalize, pre.addPrefixSpace);
+  if (engine === 'bpe') return bpe();
+  try {
+    if (!pre.pattern) throw new NotTiktokenExpressible('byte-level pre-tokenizer without a split pattern');
+    return new TiktokenEncoder(toTiktokenRanks(model, mergeList, false), pre.pattern, normalize, pre.addPrefixSpace);
+  } catch (e) {
+    if (!(e instanceof NotTiktokenExpressible) || engine === 'tiktoken') throw e;
+    return bpe();
+  }
+}
+
+/** Builds a Tokenizer from parsed tokenizer.json (and tokenizer_config / generation_config). */
+export function tokenizerFromJson(j: Json, config: Json = {}, generation: Json = {}, engine: TokenizerEngine = 'auto'): Tokenizer {
+  const m = j.model;
+  if (!m || m.type !== 'BPE') throw new Error(`tokenizer model ${JSON.stringify(m?.type)} is not supported (only BPE)`);
+  if (m.continuing_subword_prefix || m.end_of_word_suffix) throw new Error('BPE with subword prefixes or suffixes is not supported');
+  const vocab = new Map<string, number>(Object.entries(m.vocab as Record<string, number>));
+  const mergeList = parseMergeList(m.merges);
+  const model: BpeModel = {
+    vocab,
+    merges: buildMerges(vocab, mergeList),
+    unkId: m.unk_token != null ? (vocab.get(m.unk_token) ?? null) : null,
+    fuseUnk: !!m.fuse_unk,
+    byteFallback: !!m.byte_fallback,
+    ignoreMerges: !!m.ignore_merges,
+    cache: new Map(),
+  };
+  const added = parseAdded(j.added_tokens);
+  const { prefix, suffix } = parsePostProcessor(j.post_processor);
+  const lookup = (t: unknown): number | null => {
+    const content = typeof t === 'string' ? t : (t as Json | null)?.content;
+    if (typeof content !== 'string') return null;
+    return vocab.get(content) ?? added.find((a) => a.content === content)?.id ?? null;
+  };
+  const eos = new Set<number>();
+  const configEos = lookup(config.eos_token);
+  if (configEos !== null) eos.add(configEos);
+  for (const id of [generation.eos_token_id ?? []].flat()) if (Number.isInteger(id)) eos.add(id);
+  const special = { bos: lookup(config.bos_token), eos: [...eos] };
+  return new Tokenizer(vocab, added, new AddedTokenSplitter(added), makeEncoder(j, model, mergeList, engine), parseDecoder(j.decoder), prefix, suffix, special);
+}
+
+function readJson(path: string, required: boolean): Json {
+  if (!existsSync(path)) {
+    if (required) throw new Error(`${path} is missing`);
+    return {};
+  }
+  const raw = path.endsWith('.gz') ? gunzipSync(readFileSync(path)).toString('utf8') : readFileSync(path, 'utf8');
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new Error(`${path} is not valid JSON`);
+  }
+}
+
+/** Loads tokenizer.json (or tokenizer.json.gz), tokenizer_config.json and generation_config.json from a model directory. */
+export function loadTokenizer(dir: string, engine: TokenizerEngine = 'auto'): Tokenizer {
+  const gz = join(dir, 'tokenizer.json.gz');
+  const j = readJson(existsSync(gz) ? gz : join(dir, 'tokenizer.json'), true);
+  return tokenizerFromJson(j, readJson(join(dir, 'tokenizer_config.json'), false), readJson(join(dir, 'generation_config.json'), false), engine);
+}
