@@ -18,8 +18,12 @@ export const CHAR_TO_BYTE: ReadonlyMap<string, number> = new Map(BYTE_TO_CHAR.ma
 
 /** UTF-8 bytes of text, as byte-level characters. */
 export function toByteLevel(text: string): string {
+  return bytesToByteLevel(Buffer.from(text, 'utf8'));
+}
+
+export function bytesToByteLevel(bytes: Uint8Array): string {
   let out = '';
-  for (const b of Buffer.from(text, 'utf8')) out += BYTE_TO_CHAR[b];
+  for (const b of bytes) out += BYTE_TO_CHAR[b];
   return out;
 }
 

@@ -46,7 +46,9 @@ export class Tokenizer {
   ) {
     this.idToToken = new Map([...tokenToIdMap].map(([t, id]) => [id, t]));
     for (const a of added) this.idToToken.set(a.id, a.content);
-    this.vocabSize = Math.max(...this.idToToken.keys()) + 1;
+    let maxId = -1;
+    for (const id of this.idToToken.keys()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
     this.specialIds = new Set(added.filter((a) => a.special).map((a) => a.id));
     this.byteLevel = encoder instanceof TiktokenEncoder || encoder instanceof ByteLevelBpeEncoder;
   }
@@ -182,7 +184,7 @@ export function tokenizerFromJson(j: Json, config: Json = {}, generation: Json =
     cache: new Map(),
   };
   const added = parseAdded(j.added_tokens);
-  const { prefix, suffix } = parsePostProcessor(j.post_processor);
+  let { prefix, suffix } = parsePostProcessor(j.post_processor);
   const lookup = (t: unknown): number | null => {
     const content = typeof t === 'string' ? t : (t as Json | null)?.content;
     if (typeof content !== 'string') return null;
@@ -193,6 +195,11 @@ export function tokenizerFromJson(j: Json, config: Json = {}, generation: Json =
   if (configEos !== null) eos.add(configEos);
   for (const id of [generation.eos_token_id ?? []].flat()) if (Number.isInteger(id)) eos.add(id);
   const special = { bos: lookup(config.bos_token), eos: [...eos] };
+  // As transformers' Llama tokenizers: explicit add_bos_token / add_eos_token rebuild the template.
+  if (typeof config.add_bos_token === 'boolean' || typeof config.add_eos_token === 'boolean') {
+    prefix = config.add_bos_token === true && special.bos !== null ? [special.bos] : config.add_bos_token === false ? [] : prefix;
+    suffix = config.add_eos_token === true && configEos !== null ? [configEos] : config.add_eos_token === false ? [] : suffix;
+  }
   return new Tokenizer(vocab, added, new AddedTokenSplitter(added), makeEncoder(j, model, mergeList, engine), parseDecoder(j.decoder), prefix, suffix, special);
 }
 
