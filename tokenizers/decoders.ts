@@ -8,8 +8,8 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 export type DecodeStep = (tokens: string[]) => string[];
 
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
-const UTF8 = new TextDecoder('utf-8', { fatal: false });
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+const UTF8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function byteLevel(tokens: string[]): string[] {
   return [UTF8.decode(Buffer.concat(tokens.map(fromByteLevel)))];

@@ -32,7 +32,7 @@ export function loadNamedEncoding(name: EncodingName): Tokenizer {
   return new Tokenizer(
     vocab, added, new AddedTokenSplitter(added),
     new TiktokenEncoder(file.bpe_ranks, file.pat_str, (t) => t, false),
-    parseDecoder({ type: 'ByteLevel' }), [], [],
+    parseDecoder({ type: 'ByteLevel' }), { type: 'ByteLevel' }, [], [],
     { bos: null, eos: eos === undefined ? [] : [eos] },
   );
 }

@@ -40,6 +40,7 @@ export class Tokenizer {
     private readonly splitter: AddedTokenSplitter,
     private readonly encoder: SegmentEncoder,
     private readonly decoder: DecodeStep[],
+    private readonly decoderJson: Json | null,
     private readonly prefix: number[],
     private readonly suffix: number[],
     readonly special: SpecialTokens,
@@ -80,6 +81,50 @@ export class Tokenizer {
     return runDecoder(this.decoder, tokens);
   }
 
+  /**
+   * How to stream this tokenizer's text as bytes, when its decoder chain
+   * allows: each token's bytes, concatenated and read as UTF-8, then at most
+   * `stripLeading` spaces dropped from the very start. Null: use window decoding.
+   */
+  streamingBytes(): { bytesOf: (id: number) => Uint8Array; textOf: (id: number) => string | null; stripLeading: number } | null {
+    if (this.streamForm === undefined) this.streamForm = this.deriveStreamForm();
+    return this.streamForm;
+  }
+
+  private streamForm: ReturnType<Tokenizer['streamingBytes']> | undefined;
+
+  private deriveStreamForm(): ReturnType<Tokenizer['streamingBytes']> {
+    const kind = decoderKind(this.decoderJson);
+    if (kind === null) return null;
+    const cache: (Uint8Array | undefined)[] = [];
+    const bytesOf = (id: number): Uint8Array => {
+      let b = cache[id];
+      if (b === undefined) {
+        const tok = this.idToToken.get(id);
+        if (tok === undefined) throw new RangeError(`token id ${id} is not in the vocabulary`);
+        b = kind === 'byte-level' ? fromByteLevel(tok) : sentencePieceBytes(tok);
+        cache[id] = b;
+      }
+      return b;
+    };
+    // A token whose bytes are whole characters streams as a cached string.
+    const texts: (string | null | undefined)[] = [];
+    const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    const textOf = (id: number): string | null => {
+      let t = texts[id];
+      if (t === undefined) {
+        try {
+          t = strict.decode(bytesOf(id));
+        } catch {
+          t = null;
+        }
+        texts[id] = t;
+      }
+      return t;
+    };
+    return { bytesOf, textOf, stripLeading: kind === 'sentencepiece' ? 1 : 0 };
+  }
+
   isSpecial(id: number): boolean {
     return this.specialIds.has(id);
   }
@@ -102,6 +147,25 @@ export class Tokenizer {
   free(): void {
     this.encoder.free();
   }
+}
+
+/** Decoder chains whose output is a plain concatenation of per-token bytes. */
+function decoderKind(d: Json | null): 'byte-level' | 'sentencepiece' | null {
+  if (d?.type === 'ByteLevel') return 'byte-level';
+  const steps = d?.type === 'Sequence' ? (d.decoders as Json[]) : [];
+  const llama2 =
+    steps.length === 4 &&
+    steps[0].type === 'Replace' && steps[0].pattern?.String === '▁' && steps[0].content === ' ' &&
+    steps[1].type === 'ByteFallback' && steps[2].type === 'Fuse' &&
+    steps[3].type === 'Strip' && steps[3].content === ' ' && steps[3].start === 1 && steps[3].stop === 0;
+  return llama2 ? 'sentencepiece' : null;
+}
+
+const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
+
+function sentencePieceBytes(token: string): Uint8Array {
+  const m = BYTE_TOKEN.exec(token);
+  return m ? Uint8Array.of(parseInt(m[1], 16)) : Buffer.from(token.split('▁').join(' '), 'utf8');
 }
 
 function parseAdded(list: Json[] | undefined): AddedToken[] {
@@ -200,7 +264,7 @@ export function tokenizerFromJson(j: Json, config: Json = {}, generation: Json =
     prefix = config.add_bos_token === true && special.bos !== null ? [special.bos] : config.add_bos_token === false ? [] : prefix;
     suffix = config.add_eos_token === true && configEos !== null ? [configEos] : config.add_eos_token === false ? [] : suffix;
   }
-  return new Tokenizer(vocab, added, new AddedTokenSplitter(added), makeEncoder(j, model, mergeList, engine), parseDecoder(j.decoder), prefix, suffix, special);
+  return new Tokenizer(vocab, added, new AddedTokenSplitter(added), makeEncoder(j, model, mergeList, engine), parseDecoder(j.decoder), j.decoder ?? null, prefix, suffix, special);
 }
 
 function readJson(path: string, required: boolean): Json {

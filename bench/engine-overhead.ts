@@ -1,0 +1,57 @@
+// The engine's own work per step (schedule, build the flat arrays, process
+// the returned tokens, detokenize, stop checks) with a runtime that answers
+// instantly, at 4096 running sequences.
+//   npm run bench:engine [-- --seqs 4096 --steps 50]
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { Engine } from '../engine/engine.js';
+import type { StepRuntime } from '../engine/types.js';
+import type { StepBatch, StepResult } from '../native/index.js';
+import { packageRoot } from '../native/binding.js';
+import { loadTokenizer } from '../tokenizers/tokenizer.js';
+
+const { values } = parseArgs({ options: { seqs: { type: 'string', default: '4096' }, steps: { type: 'string', default: '50' }, tokenizer: { type: 'string', default: 'bytelevel-ranked' } } });
+const SEQS = Number(values.seqs);
+const DECODE_STEPS = Number(values.steps);
+const PROMPT = 32;
+
+/** Answers every step at once with a plausible token per sampled sequence. */
+class InstantRuntime implements StepRuntime {
+  readonly info = { numBlocks: SEQS * 8, blockSize: 16, maxPositions: 4096, vocabSize: 1000, maxNumTokens: 1 << 20, maxNumSeqs: SEQS };
+  private out = { tokens: new Int32Array(0), logprobs: new Float32Array(0) };
+  async step(b: StepBatch): Promise<StepResult> {
+    const S = b.queryLens.length;
+    if (this.out.tokens.length < S) this.out = { tokens: new Int32Array(S), logprobs: new Float32Array(S) };
+    let t = 0;
+    for (let s = 0; s < S; s++) {
+      t += b.queryLens[s];
+      this.out.tokens[s] = b.sample[s] ? 300 + ((b.tokenIds[t - 1] * 7 + s) % 600) : -1;
+    }
+    return { tokens: this.out.tokens.subarray(0, S), logprobs: this.out.logprobs.subarray(0, S), topN: 0, topIds: new Int32Array(0), topLogprobs: new Float32Array(0) };
+  }
+}
+
+const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', values.tokenizer!));
+const engine = new Engine(new InstantRuntime(), tokenizer, { maxNumBatchedTokens: SEQS * PROMPT });
+const overheads: number[] = [];
+const phases: { schedule: number; build: number; process: number }[] = [];
+const consumers = Array.from({ length: SEQS }, async (_, i) => {
+  const prompt = Array.from({ length: PROMPT }, (_, j) => 300 + ((i * 31 + j) % 600));
+  let n = 0;
+  for await (const d of engine.submit({ id: `b${i}`, promptTokens: prompt, sampling: { temperature: 0 }, stop: { maxTokens: DECODE_STEPS + 1, ignoreEos: true } })) {
+    n += d.tokenIds.length;
+    // The first sequence samples the engine's overhead after each decode step with every sequence running.
+    if (i === 0 && n > 1 && engine.stats().running === SEQS) {
+      overheads.push(engine.lastStepOverheadMs);
+      phases.push({ ...engine.lastPhaseMs });
+    }
+  }
+});
+await Promise.all(consumers);
+overheads.sort((a, b) => a - b);
+const q = (p: number) => overheads[Math.min(overheads.length - 1, Math.floor(p * overheads.length))];
+console.log(`${SEQS} running sequences, ${overheads.length} decode steps measured (tokenizer ${values.tokenizer})`);
+console.log(`engine overhead per step: median ${q(0.5).toFixed(2)} ms, p90 ${q(0.9).toFixed(2)} ms, max ${q(1).toFixed(2)} ms`);
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+console.log(`by phase (median): schedule ${median(phases.map((p) => p.schedule)).toFixed(2)} ms, build ${median(phases.map((p) => p.build)).toFixed(2)} ms, process ${median(phases.map((p) => p.process)).toFixed(2)} ms`);

@@ -1,0 +1,255 @@
+import { randomBytes } from 'node:crypto';
+
+import { IncrementalDetokenizer } from '../tokenizers/incremental-detokenizer.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { StepResult } from '../native/index.js';
+import { BatchBuilder } from './batch-builder.js';
+import { BlockManager } from './block-manager.js';
+import { OutputStream } from './output-stream.js';
+import { Scheduler, type ScheduledChunk } from './scheduler.js';
+import { Sequence, type ResolvedSampling } from './sequence.js';
+import { StopChecker } from './stop-checker.js';
+import { EngineError, type EngineRequest, type FinishReason, type RequestDelta, type StepRuntime, type TokenLogprob } from './types.js';
+
+export interface EngineConfig {
+  /** Token budget of one step. Default: the runtime's maxNumTokens. */
+  maxNumBatchedTokens?: number;
+  /** Sequences per step. Default: the runtime's maxNumSeqs. */
+  maxNumSeqs?: number;
+  /** Longest prompt chunk per sequence per step. Default: the token budget. */
+  maxPrefillChunk?: number;
+  /** Requests waiting for admission before submit refuses (queue_full). Default unbounded. */
+  maxWaiting?: number;
+  enablePrefixCache?: boolean;
+}
+
+/** Gauges and counters for metrics. */
+export interface EngineStats {
+  waiting: number;
+  running: number;
+  kvBlocksUsed: number;
+  kvBlocksFree: number;
+  kvBlocksTotal: number;
+  prefixCacheHitTokens: number;
+  preemptions: number;
+  steps: number;
+}
+
+/**
+ * The in-flight batching engine: owns every request from submit to its last
+ * token and drives the runtime one step at a time while anything is waiting
+ * or running. Pure TypeScript; the only I/O is the runtime's step().
+ */
+export class Engine {
+  readonly blocks: BlockManager;
+  private readonly scheduler: Scheduler;
+  private readonly builder = new BatchBuilder();
+  private readonly live = new Map<string, Sequence>();
+  private readonly eosIds: Set<number>;
+  private loop: Promise<void> | null = null;
+  private steps = 0;
+  private readonly maxWaiting: number;
+  /** Engine-side milliseconds of the last step (schedule, build, process), excluding the runtime. */
+  lastStepOverheadMs = 0;
+  /** The same, by phase. */
+  lastPhaseMs = { schedule: 0, build: 0, process: 0 };
+
+  constructor(private readonly runtime: StepRuntime, private readonly tokenizer: Tokenizer, config: EngineConfig = {}) {
+    const info = runtime.info;
+    this.blocks = new BlockManager(info.numBlocks, info.blockSize, config.enablePrefixCache ?? true);
+    const maxNumBatchedTokens = Math.min(config.maxNumBatchedTokens ?? info.maxNumTokens, info.maxNumTokens);
+    this.scheduler = new Scheduler(this.blocks, {
+      maxNumBatchedTokens,
+      maxNumSeqs: Math.min(config.maxNumSeqs ?? info.maxNumSeqs, info.maxNumSeqs),
+      maxPrefillChunk: config.maxPrefillChunk ?? maxNumBatchedTokens,
+    });
+    this.eosIds = new Set(tokenizer.special.eos);
+    this.maxWaiting = config.maxWaiting ?? Infinity;
+  }
+
+  /** Starts a request; iterate the result for its deltas. Throws EngineError for requests that can never run. */
+  submit(req: EngineRequest): AsyncIterable<RequestDelta> {
+    this.check(req);
+    const stream = new OutputStream<RequestDelta>(() => this.cancel(req.id));
+    const seq = new Sequence(
+      req.id,
+      req.promptTokens,
+      resolveSampling(req.sampling),
+      req.stop,
+      new Set(req.stop.stopTokenIds ?? []),
+      new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: true }, req.promptTokens),
+      new StopChecker(req.stop.stop ?? []),
+      stream,
+      performance.now(),
+    );
+    this.live.set(req.id, seq);
+    this.scheduler.add(seq);
+    this.kick();
+    return stream;
+  }
+
+  private check(req: EngineRequest): void {
+    const info = this.runtime.info;
+    if (this.live.has(req.id)) throw new EngineError(`request id ${req.id} is already running`, 'duplicate_id');
+    if (req.promptTokens.length === 0) throw new EngineError('the prompt is empty', 'bad_request');
+    if (!(req.stop.maxTokens >= 1)) throw new EngineError('max tokens must be at least 1', 'bad_request');
+    for (const t of req.promptTokens)
+      if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`prompt token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
+    const total = req.promptTokens.length + req.stop.maxTokens;
+    if (req.promptTokens.length >= info.maxPositions)
+      throw new EngineError(`the prompt has ${req.promptTokens.length} tokens; the model's context is ${info.maxPositions}`, 'prompt_too_long');
+    const needed = this.blocks.blocksFor(Math.min(total, info.maxPositions));
+    if (needed > info.numBlocks)
+      throw new EngineError(`the request needs ${needed} KV blocks (${Math.min(total, info.maxPositions)} tokens) but the cache holds ${info.numBlocks}`, 'kv_cache_too_small');
+    if (this.scheduler.waiting.length >= this.maxWaiting) throw new EngineError('the queue is full', 'queue_full');
+  }
+
+  /** Ends a request; its blocks are free by the next step. Unknown ids are ignored. */
+  cancel(id: string): void {
+    const seq = this.live.get(id);
+    if (!seq || seq.status === 'finished') return;
+    seq.cancelled = true;
+    if (!seq.inFlight) this.finish(seq, 'abort');
+  }
+
+  stats(): EngineStats {
+    return {
+      waiting: this.scheduler.waiting.length,
+      running: this.scheduler.running.filter((s) => s.status === 'running').length,
+      kvBlocksUsed: this.blocks.numUsedBlocks,
+      kvBlocksFree: this.blocks.numFreeBlocks,
+      kvBlocksTotal: this.blocks.numBlocks,
+      prefixCacheHitTokens: this.blocks.prefixCacheHitTokens,
+      preemptions: this.scheduler.preemptions,
+      steps: this.steps,
+    };
+  }
+
+  /** Resolves when nothing is waiting or running. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private kick(): void {
+    if (!this.loop) this.loop = this.run().finally(() => (this.loop = null));
+  }
+
+  private async run(): Promise<void> {
+    while (this.scheduler.hasWork) {
+      const t0 = performance.now();
+      const chunks = this.scheduler.schedule();
+      if (chunks.length === 0) {
+        // Nothing fits even with every running sequence preempted: the head request can never run.
+        const head = this.scheduler.waiting[0];
+        if (head) this.finish(head, 'error', 'the request does not fit in the KV cache');
+        continue;
+      }
+      for (const seq of chunks) {
+        seq.inFlight = true;
+        seq.timing.firstScheduled ??= t0;
+      }
+      const tb = performance.now();
+      const batch = this.builder.build(chunks);
+      const t1 = performance.now();
+      let result: StepResult;
+      try {
+        result = await this.runtime.step(batch);
+      } catch (e) {
+        for (const seq of chunks) {
+          seq.inFlight = false;
+          this.finish(seq, 'error', `the runtime failed this step: ${(e as Error).message}`);
+        }
+        continue;
+      }
+      const t2 = performance.now();
+      this.process(chunks, result, t2);
+      this.steps++;
+      const t3 = performance.now();
+      this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2 };
+      this.lastStepOverheadMs = t1 - t0 + (t3 - t2);
+    }
+  }
+
+  private process(chunks: ScheduledChunk[], result: StepResult, now: number): void {
+    for (let i = 0; i < chunks.length; i++) {
+      const seq = chunks[i];
+      seq.inFlight = false;
+      if (seq.status === 'finished') continue;
+      seq.numComputedTokens += seq.chunkTokens;
+      this.blocks.registerComputed(seq, seq.numComputedTokens);
+      if (seq.cancelled) {
+        this.finish(seq, 'abort');
+        continue;
+      }
+      const token = result.tokens[i];
+      if (token >= 0) this.accept(seq, token, this.logprobsAt(seq, result, i), now);
+    }
+  }
+
+  private logprobsAt(seq: Sequence, r: StepResult, i: number): TokenLogprob | undefined {
+    if (seq.sampling.numLogprobs < 0) return undefined;
+    const top: { token: number; logprob: number }[] = [];
+    for (let k = 0; k < seq.sampling.numLogprobs; k++)
+      top.push({ token: r.topIds[i * r.topN + k], logprob: r.topLogprobs[i * r.topN + k] });
+    return { token: r.tokens[i], logprob: r.logprobs[i], top };
+  }
+
+  /** A sampled token: append it, run the stop rules, stream the text. */
+  private accept(seq: Sequence, token: number, logprob: TokenLogprob | undefined, now: number): void {
+    seq.tokens.push(token);
+    seq.timing.firstToken ??= now;
+    const delta: RequestDelta = { tokenIds: [token], text: '' };
+    if (logprob) delta.logprobs = [logprob];
+    let reason: FinishReason | null = null;
+    let stopReason: string | number | undefined;
+    if (this.eosIds.has(token) && !seq.stop.ignoreEos) reason = 'stop';
+    else if (seq.stopIds.has(token)) [reason, stopReason] = ['stop', token];
+    else {
+      const piece = seq.detokenizer.push(token);
+      if (seq.stopChecker.active) {
+        const { send, matched } = seq.stopChecker.add(piece);
+        delta.text = send;
+        if (matched !== undefined) [reason, stopReason] = ['stop', matched];
+      } else delta.text = piece;
+    }
+    if (reason === null && (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions)) reason = 'length';
+    if (reason === null) {
+      seq.stream.push(delta);
+      return;
+    }
+    if (stopReason === undefined) delta.text += seq.stopChecker.add(seq.detokenizer.flush()).send + seq.stopChecker.flush();
+    this.finish(seq, reason, undefined, delta, stopReason);
+  }
+
+  /** The one place a request ends, however it ends: blocks freed, last delta sent, stream closed. */
+  private finish(seq: Sequence, reason: FinishReason, error?: string, last?: RequestDelta, stopReason?: string | number): void {
+    if (seq.status === 'finished') return;
+    this.scheduler.remove(seq);
+    this.live.delete(seq.id);
+    seq.timing.finished = performance.now();
+    const delta = last ?? { tokenIds: [], text: '' };
+    delta.finish = {
+      reason,
+      stopReason,
+      error,
+      promptTokens: seq.promptLength,
+      completionTokens: seq.numOutputTokens,
+      cachedPromptTokens: seq.cachedPromptTokens,
+      timing: { ...seq.timing },
+    };
+    seq.stream.push(delta);
+    seq.stream.close();
+  }
+}
+
+function resolveSampling(s: EngineRequest['sampling'] = {}): ResolvedSampling {
+  const seed = s.seed === undefined ? randomBytes(8).readBigUInt64LE(0) : BigInt.asUintN(64, BigInt(s.seed));
+  return {
+    temperature: s.temperature ?? 1,
+    topK: s.topK ?? 0,
+    topP: s.topP ?? 1,
+    minP: s.minP ?? 0,
+    seed,
+    numLogprobs: s.logprobs ?? -1,
+  };
+}

@@ -1,0 +1,76 @@
+import type { IncrementalDetokenizer } from '../tokenizers/incremental-detokenizer.js';
+import type { BlockOwner } from './block-manager.js';
+import type { OutputStream } from './output-stream.js';
+import type { StopChecker } from './stop-checker.js';
+import type { RequestDelta, RequestTiming, StopOptions } from './types.js';
+
+/** Sampling settings as the runtime takes them. */
+export interface ResolvedSampling {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: bigint;
+  /** -1: no logprobs; 0..20: the chosen token's logprob plus this many top ones. */
+  numLogprobs: number;
+}
+
+export type SequenceStatus = 'waiting' | 'running' | 'finished';
+
+/**
+ * One request inside the engine. numComputedTokens counts tokens whose KV is
+ * in the cache; the scheduler feeds a sequence tokens until it catches up
+ * with numTokens, which covers prefill, chunked prefill, decode and prefix hits.
+ */
+export class Sequence implements BlockOwner {
+  readonly tokens: number[];
+  readonly promptLength: number;
+  numComputedTokens = 0;
+  blockTable: number[] = [];
+  numHashedBlocks = 0;
+  lastBlockHash: string | null = null;
+  status: SequenceStatus = 'waiting';
+  /** Admission order among running sequences; the newest is preempted first. */
+  admittedAt = 0;
+  cachedPromptTokens = 0;
+  cancelled = false;
+  /** In the step now running on the runtime. */
+  inFlight = false;
+  /** Tokens this sequence contributes to the current step, and which step that is. */
+  chunkTokens = 0;
+  scheduledStep = 0;
+  readonly timing: RequestTiming;
+
+  constructor(
+    readonly id: string,
+    prompt: number[],
+    readonly sampling: ResolvedSampling,
+    readonly stop: StopOptions,
+    readonly stopIds: Set<number>,
+    readonly detokenizer: IncrementalDetokenizer,
+    readonly stopChecker: StopChecker,
+    readonly stream: OutputStream<RequestDelta>,
+    now: number,
+  ) {
+    this.tokens = prompt.slice();
+    this.promptLength = prompt.length;
+    this.timing = { arrival: now, firstScheduled: null, firstToken: null, finished: now };
+  }
+
+  get numTokens(): number {
+    return this.tokens.length;
+  }
+
+  get numOutputTokens(): number {
+    return this.tokens.length - this.promptLength;
+  }
+
+  /** Tokens still to feed the runtime before the next sample. */
+  get numUncomputed(): number {
+    return this.tokens.length - this.numComputedTokens;
+  }
+
+  get isDecoding(): boolean {
+    return this.numComputedTokens >= this.promptLength;
+  }
+}

@@ -1,0 +1,85 @@
+/** What the engine needs from a runtime: native/index.ts's Runtime satisfies it; tests use fakes. */
+export interface StepRuntime {
+  readonly info: {
+    numBlocks: number;
+    blockSize: number;
+    maxPositions: number;
+    vocabSize: number;
+    maxNumTokens: number;
+    maxNumSeqs: number;
+  };
+  step(batch: import('../native/index.js').StepBatch): Promise<import('../native/index.js').StepResult>;
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy. Default 1. */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  /** Same seed, same tokens, under any load. Without one the engine draws a random seed. */
+  seed?: number | bigint;
+  /** Top logprobs per token (0..20); undefined = no logprobs at all. */
+  logprobs?: number;
+}
+
+export interface StopOptions {
+  /** Most tokens to generate. */
+  maxTokens: number;
+  /** Text that ends generation; never streamed and trimmed from the output. */
+  stop?: string[];
+  /** Token ids that end generation (beside the model's EOS ids). */
+  stopTokenIds?: number[];
+  /** Generate past EOS (benchmarks). */
+  ignoreEos?: boolean;
+}
+
+export interface EngineRequest {
+  /** Caller's id; must be unique among live requests. */
+  id: string;
+  promptTokens: number[];
+  sampling?: SamplingOptions;
+  stop: StopOptions;
+}
+
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort' | 'error';
+
+/** One step's news for a request. */
+export interface RequestDelta {
+  tokenIds: number[];
+  text: string;
+  logprobs?: TokenLogprob[];
+  /** Set on the last delta. */
+  finish?: RequestFinish;
+}
+
+export interface RequestFinish {
+  reason: FinishReason;
+  /** The stop string or stop token id that matched, when reason is 'stop' because of one. */
+  stopReason?: string | number;
+  error?: string;
+  promptTokens: number;
+  completionTokens: number;
+  cachedPromptTokens: number;
+  timing: RequestTiming;
+}
+
+/** Milliseconds since the engine's clock origin (performance.now()). */
+export interface RequestTiming {
+  arrival: number;
+  firstScheduled: number | null;
+  firstToken: number | null;
+  finished: number;
+}
+
+export class EngineError extends Error {
+  constructor(message: string, readonly code: 'prompt_too_long' | 'kv_cache_too_small' | 'duplicate_id' | 'queue_full' | 'bad_request' | 'shutdown') {
+    super(message);
+  }
+}

@@ -1,0 +1,59 @@
+import type { StepRuntime } from '../../engine/types.js';
+import type { StepBatch, StepResult } from '../../native/index.js';
+
+/**
+ * A runtime that answers at once with a token that depends only on the
+ * sequence's last token and its position, so a request's output is the same
+ * whatever batch it ran in and however often it was recomputed. Records each
+ * step's batch shape for assertions.
+ */
+export class FakeRuntime implements StepRuntime {
+  readonly steps: { numTokens: number; queryLens: number[]; sample: number[] }[] = [];
+  failNextStep: Error | null = null;
+
+  constructor(readonly info: StepRuntime['info']) {}
+
+  static nextToken(last: number, position: number, vocab: number): number {
+    return (last * 31 + position * 7 + 3) % vocab;
+  }
+
+  async step(b: StepBatch): Promise<StepResult> {
+    if (this.failNextStep) {
+      const e = this.failNextStep;
+      this.failNextStep = null;
+      throw e;
+    }
+    const S = b.queryLens.length;
+    this.steps.push({ numTokens: b.tokenIds.length, queryLens: [...b.queryLens], sample: [...b.sample] });
+    const tokens = new Int32Array(S).fill(-1);
+    const logprobs = new Float32Array(S).fill(NaN);
+    let t = 0;
+    for (let s = 0; s < S; s++) {
+      t += b.queryLens[s];
+      if (b.sample[s]) {
+        tokens[s] = FakeRuntime.nextToken(b.tokenIds[t - 1], b.positions[t - 1], this.info.vocabSize);
+        logprobs[s] = -1;
+      }
+      const stride = b.blockTableStride;
+      const needed = Math.floor(b.positions[t - 1] / this.info.blockSize) + 1;
+      for (let j = 0; j < needed; j++) {
+        const block = b.blockTables[s * stride + j];
+        if (block < 0 || block >= this.info.numBlocks) throw new Error(`sequence ${s} has no valid block for position ${j * this.info.blockSize}`);
+      }
+    }
+    return { tokens, logprobs, topN: 0, topIds: new Int32Array(0), topLogprobs: new Float32Array(0) };
+  }
+
+  /** What a request produces with no other requests around. */
+  static expected(prompt: number[], maxTokens: number, vocab: number): number[] {
+    const out: number[] = [];
+    let last = prompt[prompt.length - 1];
+    for (let i = 0; i < maxTokens; i++) {
+      last = FakeRuntime.nextToken(last, prompt.length + i - 1, vocab);
+      out.push(last);
+    }
+    return out;
+  }
+}
+
+export const FAKE_INFO = { numBlocks: 256, blockSize: 16, maxPositions: 4096, vocabSize: 1000, maxNumTokens: 256, maxNumSeqs: 64 };
