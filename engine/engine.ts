@@ -112,6 +112,11 @@ export class Engine {
     if (!seq.inFlight) this.finish(seq, 'abort');
   }
 
+  /** Ends every live request (shutdown after the grace period). */
+  cancelAll(): void {
+    for (const id of [...this.live.keys()]) this.cancel(id);
+  }
+
   stats(): EngineStats {
     return {
       waiting: this.scheduler.waiting.length,

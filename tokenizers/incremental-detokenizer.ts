@@ -34,6 +34,8 @@ export class IncrementalDetokenizer {
 
   /** Text that the new token completes; '' while it is held back. */
   push(id: number): string {
+    // Ids past the tokenizer's vocabulary (padding rows of the embedding) decode to nothing.
+    if (this.tokenizer.idToTokenString(id) === undefined) return '';
     if (this.bytes) {
       if (this.options.skipSpecialTokens && this.tokenizer.isSpecial(id)) return '';
       if (this.pending.length === 0) {

@@ -16,8 +16,8 @@ KvCache::KvCache(const ModelConfig& c, int block_size, uint64_t budget_bytes)
   num_blocks_ = static_cast<int>(blocks);
   const size_t n = static_cast<size_t>(num_layers_) * num_blocks_ * num_kv_heads_ * block_size_ * head_dim_;
   try {
-    k_.assign(n, 0.0f);
-    v_.assign(n, 0.0f);
+    k_.reset(new float[n]);
+    v_.reset(new float[n]);
   } catch (const std::bad_alloc&) {
     fail("cannot allocate a KV cache of ", budget_bytes, " bytes");
   }

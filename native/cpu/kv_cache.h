@@ -3,7 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "cpu/model_config.h"
 
@@ -19,8 +19,8 @@ class KvCache {
   uint64_t bytes_per_block() const { return bytes_per_block_; }
 
   // [head_dim] slot of one token of one kv head.
-  float* key(int layer, int block, int kv_head, int offset) { return &k_[index(layer, block, kv_head, offset)]; }
-  float* value(int layer, int block, int kv_head, int offset) { return &v_[index(layer, block, kv_head, offset)]; }
+  float* key(int layer, int block, int kv_head, int offset) { return k_.get() + index(layer, block, kv_head, offset); }
+  float* value(int layer, int block, int kv_head, int offset) { return v_.get() + index(layer, block, kv_head, offset); }
 
  private:
   size_t index(int layer, int block, int kv_head, int offset) const {
@@ -32,7 +32,9 @@ class KvCache {
   int num_layers_, num_kv_heads_, head_dim_, block_size_;
   int num_blocks_ = 0;
   uint64_t bytes_per_block_ = 0;
-  std::vector<float> k_, v_;
+  // Left uninitialized: a slot is always written before it is read, and
+  // untouched pages cost nothing, so a large pool loads at once.
+  std::unique_ptr<float[]> k_, v_;
 };
 
 }  // namespace tachyon

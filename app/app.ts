@@ -1,0 +1,60 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
+
+import type { ServerDeps } from './deps.js';
+import { ApiError } from './errors.js';
+import { apiKeyAuth, countRequests, refuseWhileDraining } from './middleware.js';
+import { chatCompletions } from './routes/chat.js';
+import { completions } from './routes/completions.js';
+import { getModel, health, listModels, metrics, ready } from './routes/status.js';
+import { detokenize, tokenize } from './routes/tokenize.js';
+
+export interface Logger {
+  error(message: string, detail?: unknown): void;
+}
+
+/** The HTTP app: OpenAI-compatible routes over the engine. */
+export function createApp(deps: ServerDeps, log: Logger = { error: (m, d) => console.error(m, d) }): Hono {
+  const app = new Hono();
+  app.use('*', countRequests(deps));
+  if (deps.config.corsOrigins.length > 0) {
+    const origins = deps.config.corsOrigins;
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins }));
+  }
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.config.maxBodyBytes,
+      onError: () => {
+        throw new ApiError(413, `the request body is larger than ${deps.config.maxBodyBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
+      },
+    }),
+  );
+  app.get('/health', health());
+  app.get('/ready', ready(deps));
+  app.get('/metrics', metrics(deps));
+
+  const auth = apiKeyAuth(deps.config.apiKeys);
+  for (const path of ['/v1/*', '/tokenize', '/detokenize']) app.use(path, auth);
+  app.get('/v1/models', listModels(deps));
+  app.get('/v1/models/:model', getModel(deps));
+  const draining = refuseWhileDraining(deps);
+  app.post('/v1/chat/completions', draining, chatCompletions(deps));
+  app.post('/v1/completions', draining, completions(deps));
+  app.post('/tokenize', tokenize(deps));
+  app.post('/detokenize', detokenize(deps));
+
+  app.notFound((c) => c.json(new ApiError(404, `no route ${c.req.method} ${c.req.path}`, 'invalid_request_error', null, 'not_found').body(), 404));
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
+    if (err instanceof HTTPException && err.status < 500) {
+      const e = new ApiError(err.status as 400, err.message || 'bad request');
+      return c.json(e.body(), e.status);
+    }
+    log.error(`internal error on ${c.req.method} ${c.req.path}`, err);
+    return c.json(new ApiError(500, 'internal server error', 'server_error', null, 'internal_error').body(), 500);
+  });
+  return app;
+}

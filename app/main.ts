@@ -1,0 +1,42 @@
+// The server's entry point: npm start, or node dist/app/main.js [options].
+import { ConfigError, helpText, loadConfig } from '../config/load.js';
+import { consoleLog } from './logger.js';
+import { startServer } from './server.js';
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadConfig(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+  if (loaded.help) {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  const log = consoleLog(loaded.config.logLevel);
+  const server = await startServer(loaded.config, log);
+  log.info(`serving ${server.deps.modelName} at ${server.url} (OpenAI API under ${server.url}/v1)`);
+  const stop = (signal: string) => {
+    log.info(`${signal}: finishing running requests (up to ${loaded.config.shutdownGraceMs} ms), taking no new ones`);
+    server.shutdown().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (e) => {
+        log.error('shutdown failed', e);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e) => {
+  process.stderr.write(`tachyon failed to start: ${(e as Error).message}\n`);
+  process.exit(1);
+});

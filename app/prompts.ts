@@ -1,0 +1,77 @@
+import { ChatTemplateError } from '../tokenizers/chat-template.js';
+import type { ServerDeps } from './deps.js';
+import { badRequest } from './errors.js';
+import type { ChatMessageIn } from './schemas.js';
+
+/** Message content as text: a string, or text parts joined. */
+export function messageText(m: ChatMessageIn): string {
+  if (m.content === null) return '';
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
+}
+
+/**
+ * Renders the chat template and tokenizes it. The template's control tokens
+ * are parsed; each message's own text is passed as a literal range, so
+ * special-token text a user typed stays text.
+ */
+export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn[], addGenerationPrompt: boolean): Promise<number[]> {
+  if (!deps.chatTemplate) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
+  const tok = deps.tokenizers.tokenizer;
+  const plain = messages.map((m) => ({ role: m.role === 'developer' ? 'system' : m.role, content: messageText(m) }));
+  let rendered: string;
+  try {
+    rendered = deps.chatTemplate.render({
+      messages: plain,
+      addGenerationPrompt,
+      bosToken: tok.special.bos === null ? '' : tok.idToTokenString(tok.special.bos),
+      eosToken: tok.special.eos.length ? tok.idToTokenString(tok.special.eos[0]) : '',
+    });
+  } catch (e) {
+    if (e instanceof ChatTemplateError) throw badRequest(`the chat template refused the conversation: ${e.message}`, 'messages', 'chat_template_error');
+    throw e;
+  }
+  return deps.tokenizers.encode(rendered, { parseSpecialTokens: true, literalRanges: contentRanges(rendered, plain.map((m) => m.content)) });
+}
+
+/** Where each message's content sits in the rendered prompt, searched in order. */
+function contentRanges(rendered: string, contents: string[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  let from = 0;
+  for (const c of contents) {
+    if (c.length === 0) continue;
+    const at = rendered.indexOf(c, from);
+    if (at < 0) continue;
+    ranges.push([at, at + c.length]);
+    from = at + c.length;
+  }
+  return ranges;
+}
+
+/** A completions prompt: text (special-token text stays text) or token ids; one entry per prompt. */
+export async function completionPromptTokens(deps: ServerDeps, prompt: string | string[] | number[] | number[][]): Promise<number[][]> {
+  const vocab = deps.tokenizers.tokenizer.vocabSize;
+  const checkIds = (ids: number[], param: string) => {
+    for (const id of ids) if (id >= vocab) throw badRequest(`token id ${id} is outside the vocabulary of ${vocab}`, param);
+    return ids;
+  };
+  if (typeof prompt === 'string') return [await deps.tokenizers.encode(prompt, { addSpecialTokens: true })];
+  if (prompt.every((p) => typeof p === 'number')) return [checkIds(prompt as number[], 'prompt')];
+  if (prompt.every((p) => Array.isArray(p))) return (prompt as number[][]).map((ids, i) => checkIds(ids, `prompt[${i}]`));
+  return Promise.all((prompt as string[]).map((p) => deps.tokenizers.encode(p, { addSpecialTokens: true })));
+}
+
+/** max_tokens, defaulting to what the context leaves; 400 with both numbers when the request cannot fit. */
+export function resolveMaxTokens(deps: ServerDeps, promptLength: number, requested: number | null | undefined, param: string): number {
+  const limit = deps.maxModelLen;
+  if (promptLength === 0) throw badRequest('the prompt is empty', param);
+  const max = requested ?? limit - promptLength;
+  if (promptLength + max > limit || max < 1)
+    throw badRequest(
+      `This model's maximum context length is ${limit} tokens. However, you requested ${promptLength + Math.max(max, 1)} tokens ` +
+        `(${promptLength} in the ${param === 'messages' ? 'messages' : 'prompt'}, ${Math.max(max, 1)} in the completion). ` +
+        'Please reduce the length of the prompt or completion.',
+      param,
+      'context_length_exceeded',
+    );
+  return max;
+}

@@ -1,0 +1,48 @@
+import type { Context } from 'hono';
+
+import { parseBody, readJson } from '../body.js';
+import type { ServerDeps } from '../deps.js';
+import { badRequest } from '../errors.js';
+import { finishReason, newId, startChoices } from '../generation.js';
+import { chatLogprobs } from '../logprobs.js';
+import { chatPromptTokens, resolveMaxTokens } from '../prompts.js';
+import { respond } from '../respond.js';
+import { ChatRequest } from '../schemas.js';
+import { checkModel, samplingOf, stopOf } from './common.js';
+
+/** POST /v1/chat/completions */
+export function chatCompletions(deps: ServerDeps) {
+  return async function chatCompletionsHandler(c: Context) {
+    const body = parseBody(ChatRequest, await readJson(c));
+    checkModel(deps, body.model);
+    if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
+    if (body.stream_options && !body.stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
+    const prompt = await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true);
+    const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
+    const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
+    const id = newId('chatcmpl');
+    const choices = startChoices(deps, id, [prompt], {
+      sampling: samplingOf(body, numLogprobs),
+      stop: stopOf(body),
+      maxTokens: [maxTokens],
+      n: body.n ?? 1,
+    });
+    deps.metrics.promptTokens.inc(prompt.length);
+    const tok = deps.tokenizers.tokenizer;
+    return respond(c, deps, { id, created: Math.floor(Date.now() / 1000), prompts: [prompt], choices, stream: !!body.stream, includeUsage: !!body.stream_options?.include_usage }, {
+      chunkObject: 'chat.completion.chunk',
+      fullObject: 'chat.completion',
+      wantsLogprobs: numLogprobs !== undefined,
+      opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
+      delta: (index, text, lps) => ({ index, delta: { content: text }, logprobs: lps ? { content: chatLogprobs(tok, lps) } : null, finish_reason: null }),
+      closing: (index, f) => ({ index, delta: {}, logprobs: null, finish_reason: finishReason(f), stop_reason: f.stopReason ?? null }),
+      full: (index, text, lps, f) => ({
+        index,
+        message: { role: 'assistant', content: text },
+        logprobs: lps ? { content: chatLogprobs(tok, lps) } : null,
+        finish_reason: finishReason(f),
+        stop_reason: f.stopReason ?? null,
+      }),
+    });
+  };
+}

@@ -1,0 +1,32 @@
+import type { SamplingOptions, StopOptions } from '../../engine/types.js';
+import type { ServerDeps } from '../deps.js';
+import { ApiError } from '../errors.js';
+
+export function checkModel(deps: ServerDeps, model: string | null | undefined): void {
+  if (model != null && model !== deps.modelName)
+    throw new ApiError(404, `The model \`${model}\` does not exist. This server serves \`${deps.modelName}\`.`, 'invalid_request_error', 'model', 'model_not_found');
+}
+
+interface SamplingFields {
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  seed?: number | null;
+}
+
+/** OpenAI defaults: temperature 1, top_p 1; top_k -1 and 0 both mean off. */
+export function samplingOf(b: SamplingFields, numLogprobs: number | undefined): SamplingOptions {
+  return {
+    temperature: b.temperature ?? 1,
+    topP: b.top_p ?? 1,
+    topK: b.top_k != null && b.top_k > 0 ? b.top_k : 0,
+    minP: b.min_p ?? 0,
+    seed: b.seed ?? undefined,
+    logprobs: numLogprobs,
+  };
+}
+
+export function stopOf(b: { stop?: string | string[] | null; ignore_eos?: boolean | null }): Omit<StopOptions, 'maxTokens'> {
+  return { stop: b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop, ignoreEos: !!b.ignore_eos };
+}

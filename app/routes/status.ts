@@ -1,0 +1,46 @@
+import type { Context } from 'hono';
+
+import type { ServerDeps } from '../deps.js';
+import { ApiError } from '../errors.js';
+
+/** GET /v1/models */
+export function listModels(deps: ServerDeps) {
+  return function listModelsHandler(c: Context) {
+    return c.json({ object: 'list', data: [modelCard(deps)] });
+  };
+}
+
+/** GET /v1/models/:model */
+export function getModel(deps: ServerDeps) {
+  return function getModelHandler(c: Context) {
+    const name = c.req.param('model');
+    if (name !== deps.modelName) throw new ApiError(404, `The model \`${name}\` does not exist.`, 'invalid_request_error', 'model', 'model_not_found');
+    return c.json(modelCard(deps));
+  };
+}
+
+function modelCard(deps: ServerDeps) {
+  return { id: deps.modelName, object: 'model', created: deps.created, owned_by: 'tachyon', max_model_len: deps.maxModelLen };
+}
+
+/** GET /health: the process is alive. */
+export function health() {
+  return function healthHandler(c: Context) {
+    return c.json({ status: 'ok' });
+  };
+}
+
+/** GET /ready: the model is loaded, the engine runs and the server takes requests. */
+export function ready(deps: ServerDeps) {
+  return function readyHandler(c: Context) {
+    if (!deps.state.ready || deps.state.draining) return c.json({ status: deps.state.draining ? 'draining' : 'loading' }, 503);
+    return c.json({ status: 'ready', model: deps.modelName });
+  };
+}
+
+/** GET /metrics (Prometheus text format). */
+export function metrics(deps: ServerDeps) {
+  return async function metricsHandler(c: Context) {
+    return c.body(await deps.metrics.registry.metrics(), 200, { 'Content-Type': deps.metrics.registry.contentType });
+  };
+}

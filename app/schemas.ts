@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/**
+ * Request bodies, as OpenAI defines them. Parameters this server cannot
+ * honour are accepted only at their no-op values; anything else is a 400 that
+ * names them (unsupported() below), never silently ignored.
+ */
+const unsupported = (why: string) =>
+  z
+    .any()
+    .refine((v) => v === undefined || v === null || v === 0 || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0), {
+      message: `is not supported by this server (${why})`,
+    })
+    .optional();
+
+const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]).nullish();
+
+const sampling = {
+  model: z.string(),
+  max_tokens: z.number().int().min(1).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  seed: z.number().int().nullish(),
+  stop,
+  n: z.number().int().min(1).max(16).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).strict().nullish(),
+  ignore_eos: z.boolean().nullish(),
+  user: z.string().nullish(),
+  presence_penalty: unsupported('penalties are not implemented'),
+  frequency_penalty: unsupported('penalties are not implemented'),
+  repetition_penalty: z.literal(1).nullish(),
+  logit_bias: unsupported('logit bias is not implemented'),
+};
+
+/** Only text parts: an image or audio part fails on its type, named in the error. */
+const textPart = z.object({ type: z.literal('text'), text: z.string() }).strict();
+
+const message = z
+  .object({
+    role: z.enum(['system', 'developer', 'user', 'assistant']),
+    content: z.union([z.string(), z.array(textPart)]).nullable(),
+    name: z.string().nullish(),
+  })
+  .strict();
+
+export const ChatRequest = z
+  .object({
+    ...sampling,
+    messages: z.array(message).min(1, 'must hold at least one message'),
+    max_completion_tokens: z.number().int().min(1).nullish(),
+    logprobs: z.boolean().nullish(),
+    top_logprobs: z.number().int().min(0).max(20).nullish(),
+    tools: unsupported('tool calling is not implemented'),
+    tool_choice: z.union([z.literal('none'), unsupported('tool calling is not implemented')]),
+    parallel_tool_calls: z.any().optional(),
+    functions: unsupported('function calling is not implemented'),
+    function_call: unsupported('function calling is not implemented'),
+    response_format: z.union([z.object({ type: z.literal('text') }).strict(), unsupported('structured output is not implemented')]),
+    add_generation_prompt: z.boolean().nullish(),
+  })
+  .strict();
+
+export const CompletionRequest = z
+  .object({
+    ...sampling,
+    prompt: z.union([
+      z.string(),
+      z.array(z.string()).min(1),
+      z.array(z.number().int().min(0)).min(1),
+      z.array(z.array(z.number().int().min(0)).min(1)).min(1),
+    ]),
+    logprobs: z.number().int().min(0).max(20).nullish(),
+    echo: unsupported('echo is not implemented'),
+    best_of: z.literal(1).nullish(),
+    suffix: unsupported('suffix is not implemented'),
+  })
+  .strict();
+
+export const TokenizeRequest = z.union([
+  z.object({ model: z.string().nullish(), prompt: z.string(), add_special_tokens: z.boolean().nullish() }).strict(),
+  z.object({ model: z.string().nullish(), messages: z.array(message).min(1), add_generation_prompt: z.boolean().nullish(), add_special_tokens: z.boolean().nullish() }).strict(),
+]);
+
+export const DetokenizeRequest = z.object({ model: z.string().nullish(), tokens: z.array(z.number().int()) }).strict();
+
+export type ChatRequest = z.infer<typeof ChatRequest>;
+export type CompletionRequest = z.infer<typeof CompletionRequest>;
+export type ChatMessageIn = z.infer<typeof message>;

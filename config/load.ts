@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+
+import { z } from 'zod';
+
+import { ConfigSchema, type Config } from './schema.js';
+
+/** --kv-cache-bytes <-> kvCacheBytes <-> TACHYON_KV_CACHE_BYTES */
+const toFlag = (key: string) => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+const toEnv = (key: string) => 'TACHYON_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+const fromFlag = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export class ConfigError extends Error {}
+
+const KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];
+
+function parseFlags(argv: string[]): { values: Record<string, string>; configFile?: string; help: boolean } {
+  const values: Record<string, string> = {};
+  let configFile: string | undefined;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (options start with --; see --help)`);
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+    if (name === 'config') configFile = value;
+    else if (KEYS.includes(fromFlag(name) as keyof Config)) values[fromFlag(name)] = value;
+    else throw new ConfigError(`unknown option --${name} (see --help)`);
+  }
+  return { values, configFile, help };
+}
+
+function readFile(path: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`config file ${path} is not a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/**
+ * Defaults, then the JSON config file (--config or TACHYON_CONFIG), then
+ * TACHYON_* environment variables, then flags: later wins.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): { config: Config; help: boolean } {
+  const flags = parseFlags(argv);
+  const file = flags.configFile ?? env.TACHYON_CONFIG;
+  const merged: Record<string, unknown> = file ? readFile(file) : {};
+  for (const key of KEYS) if (env[toEnv(key)] !== undefined) merged[key] = env[toEnv(key)];
+  Object.assign(merged, flags.values);
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue.path[0] ?? (issue as { keys?: string[] }).keys?.[0] ?? '');
+    throw new ConfigError(`invalid setting ${key ? `--${toFlag(key)}` : ''}: ${issue.message}`.trim());
+  }
+  return { config: parsed.data, help: flags.help };
+}
+
+/** The --help text: every option with its environment variable, default and meaning. */
+export function helpText(): string {
+  const defaults = ConfigSchema.parse({});
+  const rows = KEYS.map((key) => {
+    const field = ConfigSchema.shape[key] as z.ZodType;
+    const d = (defaults as Record<string, unknown>)[key];
+    const shown = d === undefined ? '-' : Array.isArray(d) ? (d.length ? d.join(',') : '(none)') : String(d);
+    return `  --${toFlag(key).padEnd(24)} ${toEnv(key).padEnd(32)} default: ${shown}\n      ${field.description ?? ''}`;
+  });
+  return [
+    'tachyon: an OpenAI-compatible LLM server',
+    '',
+    'usage: npm start -- [options]     (or: node dist/app/main.js [options])',
+    '',
+    'Settings come from defaults, then a JSON file (--config FILE or TACHYON_CONFIG),',
+    'then TACHYON_* environment variables, then these flags; later wins.',
+    '',
+    ...rows,
+    '  --config FILE                 TACHYON_CONFIG                   a JSON file of settings (keys as camelCase names)',
+    '  --help                        this text',
+  ].join('\n');
+}
+
+export { toEnv, toFlag };

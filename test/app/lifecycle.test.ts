@@ -1,0 +1,78 @@
+// What happens around requests: a client that disconnects mid-stream frees
+// its KV blocks at once; SIGTERM lets running streams finish, then exits 0.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { packageRoot } from '../../native/binding.js';
+import { postJson, startTestServer } from '../helpers/server.js';
+
+const long = (stream: boolean) => ({ model: 'tiny-shakespeare', prompt: 'ROMEO:\n', max_tokens: 400, ignore_eos: true, stream });
+
+test('a client that disconnects mid-stream frees every KV block of its request', async () => {
+  const server = await startTestServer();
+  try {
+    const abort = new AbortController();
+    const res = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long(true)), signal: abort.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.read();
+    assert.ok(server.deps.engine.stats().kvBlocksUsed > 0, 'the request holds blocks while it streams');
+    abort.abort();
+    const deadline = Date.now() + 2000;
+    while ((server.deps.engine.stats().kvBlocksUsed > 0 || server.deps.engine.stats().running > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(server.deps.engine.stats().kvBlocksUsed, 0);
+    assert.equal(server.deps.engine.stats().running, 0);
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
+test('a client that disconnects from a non-streamed request cancels it too', async () => {
+  const server = await startTestServer();
+  try {
+    const abort = new AbortController();
+    const pending = fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long(false)), signal: abort.signal }).catch(() => null);
+    while (server.deps.engine.stats().running === 0) await new Promise((r) => setTimeout(r, 2));
+    abort.abort();
+    await pending;
+    const deadline = Date.now() + 2000;
+    while (server.deps.engine.stats().running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(server.deps.engine.stats().running, 0);
+    assert.equal(server.deps.engine.stats().kvBlocksUsed, 0);
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
+test('SIGTERM during a stream: the stream completes, new requests are refused, the process exits 0', async () => {
+  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'app', 'main.js'), '--port', '0', '--kv-cache-bytes', String(64 << 20)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      log += d.toString();
+      const m = /serving \S+ at (http:\/\/\S+)/.exec(log);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${log}`)));
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const res = await postJson(`${url}/v1/completions`, { ...long(true), max_tokens: 60 });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = decoder.decode((await reader.read()).value, { stream: true });
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 50));
+  const refused = await postJson(`${url}/v1/completions`, long(false)).then((r) => r.status, () => 'connection refused');
+  assert.ok(refused === 503 || refused === 'connection refused', `new request got ${refused}`);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  assert.match(text, /"finish_reason":"length"/);
+  assert.ok(text.trimEnd().endsWith('data: [DONE]'));
+  assert.equal(await exited, 0);
+  assert.match(log, /SIGTERM/);
+});
