@@ -62,18 +62,12 @@ export interface StepBatch {
   returnLogits?: boolean;
 }
 
-/** Rows of sequences that did not sample hold token -1 and NaN. */
-export interface StepResult {
-  tokens: Int32Array;
-  /** Logprob of the chosen token under the raw (unscaled) logits. */
-  logprobs: Float32Array;
-  /** Stride of topIds/topLogprobs: the largest numLogprobs among sampled rows. */
-  topN: number;
-  topIds: Int32Array;
-  topLogprobs: Float32Array;
-  /** [S, vocab] when returnLogits was set. */
-  logits?: Float32Array;
-}
+/**
+ * Rows of sequences that did not sample hold token -1 and NaN. logprobs are
+ * those of the chosen tokens under the raw (unscaled) logits; topIds /
+ * topLogprobs are [S, topN]; logits is [S, vocab] when returnLogits was set.
+ */
+export type StepResult = NativeStepResult;
 
 const DEFAULTS = { blockSize: 16, kvCacheBytes: 256 * 1024 * 1024, maxNumTokens: 2048, maxNumSeqs: 256 };
 
