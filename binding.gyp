@@ -5,11 +5,13 @@
       "sources": [
         "native/addon/addon.cc",
         "native/addon/runtime_wrap.cc",
+        "native/addon/gpu_loader.cc",
         "native/cpu/thread_pool.cc",
         "native/cpu/weights.cc",
         "native/cpu/kernels.cc",
         "native/cpu/attention.cc",
         "native/cpu/kv_cache.cc",
+        "native/cpu/rope_freq.cc",
         "native/cpu/sampler.cc",
         "native/cpu/model.cc",
         "native/cpu/batch.cc"
@@ -20,6 +22,7 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-O3", "-march=<!(node -p \"process.env.TACHYON_MARCH || 'native'\")", "-fno-math-errno", "-pthread"],
       "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3"]

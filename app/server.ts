@@ -32,11 +32,14 @@ function readChatTemplate(dir: string): ChatTemplate | null {
 
 /** Loads the model, starts the engine and serves the API. */
 export async function startServer(config: Config, log: Log = consoleLog(config.logLevel)): Promise<RunningServer> {
-  if (config.device !== 'cpu') throw new Error(`device '${config.device}' is not available in this build (the CUDA backend is not built yet)`);
-  if (config.dtype !== 'auto') throw new Error(`dtype '${config.dtype}' is not available on the CPU backend, which computes in float32 from the checkpoint's weights; use 'auto'`);
+  if (config.device === 'cpu' && config.dtype !== 'auto')
+    throw new Error(`dtype '${config.dtype}' is not available on the CPU backend, which computes in float32 from the checkpoint's weights; use 'auto'`);
   const t0 = performance.now();
   const runtime = await Runtime.load({
     modelDir: config.model,
+    device: config.device,
+    dtype: config.dtype === 'auto' ? undefined : config.dtype,
+    gpuMemoryFraction: config.gpuMemoryFraction,
     blockSize: config.blockSize,
     kvCacheBytes: config.kvCacheBytes,
     maxNumTokens: config.maxNumBatchedTokens,

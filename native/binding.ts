@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 /** The addon's raw surface; only native/index.ts uses it. */
 export interface NativeRuntimeHandle {
   load(): Promise<void>;
-  info(): { numBlocks: number; blockSize: number; bytesPerBlock: number; numThreads: number };
+  info(): { numBlocks: number; blockSize: number; bytesPerBlock: number; numThreads: number; deviceName: string; deviceBytesUsed: number; weightDtype: string };
   step(batch: object): Promise<NativeStepResult>;
   close(): void;
 }

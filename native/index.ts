@@ -1,6 +1,9 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 
-import { loadAddon, type NativeRuntimeHandle, type NativeStepResult } from './binding.js';
+import { loadAddon, packageRoot, type NativeRuntimeHandle, type NativeStepResult } from './binding.js';
+import { DUMMY_SHAPES } from './dummy-shapes.js';
 import { readCheckpoint } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, type ModelConfig } from './model-config.js';
 
@@ -9,12 +12,16 @@ export type { ModelConfig } from './model-config.js';
 export interface RuntimeOptions {
   /** A HF checkpoint directory (config.json + safetensors). */
   modelDir?: string;
-  /** Random weights of the shape this HF-style config describes (benchmarks), instead of modelDir. */
-  dummy?: { config: Record<string, unknown>; seed?: number };
-  device?: 'cpu';
+  /** Random weights of a named shape ('llama-3-8b', 'llama-2-7b') or of an HF-style config (benchmarks), instead of modelDir. */
+  dummy?: { config: Record<string, unknown> | string; seed?: number };
+  device?: 'cpu' | 'cuda';
+  /** cuda: what the GEMMs read. Default 'bf16'. (The CPU backend computes in float32 from the checkpoint.) */
+  dtype?: 'bf16' | 'fp8';
+  /** cuda: share of the card for weights, workspace and KV pool. Default 0.9. */
+  gpuMemoryFraction?: number;
   /** Tokens per KV block. */
   blockSize?: number;
-  /** Bytes of KV cache; the pool holds as many blocks as fit. */
+  /** Bytes of KV cache; the pool holds as many blocks as fit (cuda: at most this, 0 = what the memory fraction leaves). */
   kvCacheBytes?: number;
   /** Most tokens one step may carry. */
   maxNumTokens?: number;
@@ -25,7 +32,11 @@ export interface RuntimeOptions {
 }
 
 export interface RuntimeInfo extends ModelConfig {
-  device: 'cpu';
+  device: 'cpu' | 'cuda';
+  deviceName: string;
+  /** GPU bytes held: weights, workspace and KV pool (0 on CPU). */
+  deviceBytesUsed: number;
+  weightDtype: string;
   blockSize: number;
   numBlocks: number;
   bytesPerBlock: number;
@@ -78,9 +89,9 @@ export class Runtime {
   private constructor(private readonly handle: NativeRuntimeHandle, readonly info: RuntimeInfo) {}
 
   static async load(options: RuntimeOptions): Promise<Runtime> {
-    if ((options.device ?? 'cpu') !== 'cpu') throw new Error(`device '${options.device}' is not available in this build`);
+    const device = options.device ?? 'cpu';
     if (!options.modelDir === !options.dummy) throw new Error('give exactly one of modelDir and dummy');
-    const config = options.modelDir ? readModelConfig(options.modelDir) : parseModelConfig(options.dummy!.config, 'dummy config');
+    const config = options.modelDir ? readModelConfig(options.modelDir) : parseModelConfig(dummyShape(options.dummy!.config), 'dummy config');
     const weights = options.modelDir
       ? readCheckpoint(options.modelDir)
       : { dummySeed: options.dummy!.seed ?? 0 };
@@ -91,12 +102,14 @@ export class Runtime {
       maxNumSeqs: options.maxNumSeqs ?? DEFAULTS.maxNumSeqs,
       numThreads: options.threads ?? availableParallelism(),
     };
-    const handle = new (loadAddon().NativeRuntime)({ config, ...weights, ...sizes });
+    const gpu = device === 'cuda' ? { device, cudaLibrary: cudaLibrary(), dtype: options.dtype ?? 'bf16', gpuMemoryFraction: options.gpuMemoryFraction ?? 0.9 } : { device };
+    if (device === 'cuda' && options.kvCacheBytes === undefined) sizes.kvCacheBytes = 0;
+    const handle = new (loadAddon().NativeRuntime)({ config, ...weights, ...sizes, ...gpu });
     await handle.load();
     const native = handle.info();
     return new Runtime(handle, {
       ...config,
-      device: 'cpu',
+      device,
       ...native,
       maxNumTokens: sizes.maxNumTokens,
       maxNumSeqs: sizes.maxNumSeqs,
@@ -115,4 +128,19 @@ export class Runtime {
     await this.inFlight;
     this.handle.close();
   }
+}
+
+function dummyShape(config: Record<string, unknown> | string): Record<string, unknown> {
+  if (typeof config !== 'string') return config;
+  const shape = DUMMY_SHAPES[config];
+  if (!shape) throw new Error(`unknown dummy shape '${config}' (known: ${Object.keys(DUMMY_SHAPES).join(', ')})`);
+  return shape;
+}
+
+/** The CUDA backend library, built by scripts/build-cuda.mjs where nvcc and cuBLASLt exist. */
+export function cudaLibrary(): string {
+  const path = join(packageRoot(), 'build', 'cuda', 'libtachyon_cuda.so');
+  if (!existsSync(path))
+    throw new Error(`the CUDA backend is not built (${path} is missing); it builds during npm install where nvcc and cuBLASLt are found (npm run build:cuda)`);
+  return path;
 }

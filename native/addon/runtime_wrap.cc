@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "addon/gpu_loader.h"
 #include "addon/js_fields.h"
 #include "cpu/error.h"
 
@@ -108,6 +109,13 @@ class LoadWorker : public PromiseWorker {
  protected:
   void run() override {
     RuntimeWrap& r = *runtime;
+    if (r.device_ == "cuda") {
+      // The GPU backend draws its own dummy weights on the device; real ones are read from the mapping.
+      std::unique_ptr<ModelWeights> w;
+      if (!r.dummy_) w = std::make_unique<ModelWeights>(load_weights(r.config_, r.files_, r.tensors_));
+      model = create_gpu_backend(r.gpu_library_, r.config_, w.get(), r.gpu_);
+      return;
+    }
     ModelWeights w = r.dummy_ ? make_dummy_weights(r.config_, r.dummy_seed_)
                               : load_weights(r.config_, r.files_, r.tensors_);
     model = std::make_unique<CpuModel>(r.config_, std::move(w), r.options_);
@@ -120,7 +128,7 @@ class LoadWorker : public PromiseWorker {
   }
 
  private:
-  std::unique_ptr<CpuModel> model;
+  std::unique_ptr<Backend> model;
 };
 
 class StepWorker : public PromiseWorker {
@@ -169,9 +177,24 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   options_.max_num_tokens = int_field(o, "maxNumTokens", 1, 1 << 20);
   options_.max_num_seqs = int_field(o, "maxNumSeqs", 1, 1 << 16);
   options_.num_threads = int_field(o, "numThreads", 1, 1024);
+  if (o.Has("device") && !o.Get("device").IsUndefined()) device_ = string_field(o, "device");
+  if (device_ != "cpu" && device_ != "cuda") throw Napi::RangeError::New(env, "device must be 'cpu' or 'cuda'");
+  if (device_ == "cuda") {
+    gpu_library_ = string_field(o, "cudaLibrary");
+    gpu_.dtype = string_field(o, "dtype");
+    if (gpu_.dtype != "bf16" && gpu_.dtype != "fp8") throw Napi::RangeError::New(env, "dtype on cuda must be 'bf16' or 'fp8'");
+    gpu_.memory_fraction = number_field(o, "gpuMemoryFraction");
+    if (!(gpu_.memory_fraction > 0 && gpu_.memory_fraction <= 1)) throw Napi::RangeError::New(env, "gpuMemoryFraction must be in (0, 1]");
+    gpu_.kv_cache_bytes = options_.kv_cache_bytes;
+    gpu_.block_size = options_.block_size;
+    gpu_.max_num_tokens = options_.max_num_tokens;
+    gpu_.max_num_seqs = options_.max_num_seqs;
+  }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {
     dummy_ = true;
     dummy_seed_ = static_cast<uint64_t>(number_field(o, "dummySeed"));
+    gpu_.dummy = true;
+    gpu_.dummy_seed = dummy_seed_;
   } else {
     Napi::Array files = field(o, "files").As<Napi::Array>();
     for (uint32_t i = 0; i < files.Length(); ++i) files_.push_back(files.Get(i).As<Napi::String>().Utf8Value());
@@ -197,12 +220,15 @@ Napi::Value RuntimeWrap::Load(const Napi::CallbackInfo& info) {
 Napi::Value RuntimeWrap::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!model_) throw Napi::Error::New(env, "the runtime is not loaded");
-  const KvCache& kv = model_->kv_cache();
+  const BackendInfo i = model_->info();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("numBlocks", kv.num_blocks());
-  out.Set("blockSize", kv.block_size());
-  out.Set("bytesPerBlock", static_cast<double>(kv.bytes_per_block()));
-  out.Set("numThreads", model_->num_threads());
+  out.Set("numBlocks", i.num_blocks);
+  out.Set("blockSize", i.block_size);
+  out.Set("bytesPerBlock", static_cast<double>(i.bytes_per_block));
+  out.Set("numThreads", i.num_threads);
+  out.Set("deviceName", i.device_name);
+  out.Set("deviceBytesUsed", static_cast<double>(i.device_bytes_used));
+  out.Set("weightDtype", i.weight_dtype);
   return out;
 }
 

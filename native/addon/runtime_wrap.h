@@ -35,7 +35,10 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   bool dummy_ = false;
   uint64_t dummy_seed_ = 0;
 
-  std::unique_ptr<CpuModel> model_;
+  std::unique_ptr<Backend> model_;
+  std::string device_ = "cpu";
+  std::string gpu_library_;
+  GpuOptions gpu_;
   StepBatch batch_;
   StepOutput output_;
   bool busy_ = false;

@@ -1,5 +1,6 @@
 #include "cpu/kernels.h"
 
+#include "cpu/rope_freq.h"
 #include "cpu/simd.h"
 
 #include <algorithm>
@@ -86,31 +87,7 @@ void silu_mul(ThreadPool& pool, float* gate, const float* up, int num_tokens, in
   });
 }
 
-Rope::Rope(const ModelConfig& c) : head_dim_(c.head_dim), inv_freq_(c.head_dim / 2) {
-  const int half = c.head_dim / 2;
-  for (int i = 0; i < half; ++i) {
-    // transformers computes base^(2i/d) in float32
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
-    inv_freq_[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), exponent);
-  }
-  if (c.rope_scaling == RopeScaling::kLinear) {
-    for (auto& f : inv_freq_) f = static_cast<float>(f / c.rope_factor);
-  } else if (c.rope_scaling == RopeScaling::kLlama3) {
-    const double old_ctx = c.rope_original_max_positions;
-    const double low_wavelen = old_ctx / c.rope_low_freq_factor;
-    const double high_wavelen = old_ctx / c.rope_high_freq_factor;
-    for (auto& f : inv_freq_) {
-      const double wavelen = 2.0 * M_PI / f;
-      if (wavelen > low_wavelen) {
-        f = static_cast<float>(f / c.rope_factor);
-      } else if (wavelen >= high_wavelen) {
-        const double smooth = (old_ctx / wavelen - c.rope_low_freq_factor) /
-                              (c.rope_high_freq_factor - c.rope_low_freq_factor);
-        f = static_cast<float>((1.0 - smooth) * f / c.rope_factor + smooth * f);
-      }
-    }
-  }
-}
+Rope::Rope(const ModelConfig& c) : head_dim_(c.head_dim), inv_freq_(rope_inv_freq(c)) {}
 
 void Rope::prepare(const int* positions, int num_tokens) {
   const int half = head_dim_ / 2;

@@ -35,6 +35,17 @@ CpuModel::CpuModel(const ModelConfig& c, ModelWeights weights, const RuntimeOpti
   }
 }
 
+BackendInfo CpuModel::info() const {
+  BackendInfo i;
+  i.num_blocks = kv_.num_blocks();
+  i.block_size = kv_.block_size();
+  i.bytes_per_block = kv_.bytes_per_block();
+  i.num_threads = pool_.size();
+  i.device_name = "cpu";
+  i.weight_dtype = dtype_name(weights_.layers.empty() ? DType::kF32 : weights_.layers[0].wq.dtype);
+  return i;
+}
+
 BatchLimits CpuModel::limits() const {
   return BatchLimits{options_.max_num_tokens, options_.max_num_seqs, kv_.num_blocks(), kv_.block_size()};
 }

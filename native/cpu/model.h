@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend.h"
 #include "cpu/batch.h"
 #include "cpu/kernels.h"
 #include "cpu/kv_cache.h"
@@ -23,27 +24,15 @@ struct RuntimeOptions {
   int num_threads = 1;
 };
 
-// What one step hands back. Rows of sequences that did not sample hold -1 / NaN.
-struct StepOutput {
-  std::vector<int32_t> tokens;          // [S]
-  std::vector<float> logprobs;          // [S]
-  int top_n = 0;
-  std::vector<int32_t> top_ids;         // [S, top_n]
-  std::vector<float> top_logprobs;      // [S, top_n]
-  std::vector<float> logits;            // [S, vocab] when asked for
-};
-
-class CpuModel {
+class CpuModel : public Backend {
  public:
   CpuModel(const ModelConfig& config, ModelWeights weights, const RuntimeOptions& options);
 
-  const ModelConfig& config() const { return config_; }
-  const KvCache& kv_cache() const { return kv_; }
-  BatchLimits limits() const;
-  int num_threads() const { return pool_.size(); }
-
+  const ModelConfig& config() const override { return config_; }
+  BatchLimits limits() const override;
+  BackendInfo info() const override;
   // batch must have passed validate_batch.
-  void step(const StepBatch& batch, StepOutput& out);
+  void step(const StepBatch& batch, StepOutput& out) override;
 
  private:
   void forward_layer(int layer, const StepBatch& batch);

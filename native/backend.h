@@ -1,0 +1,64 @@
+// The contract every backend implements, and the one entry point a backend
+// library exports. The addon drives a Backend through this interface only;
+// the CUDA backend lives in its own shared library (build/cuda), loaded with
+// dlopen when device 'cuda' is asked for, so CPU-only builds never link CUDA.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cpu/batch.h"
+#include "cpu/model_config.h"
+#include "cpu/weights.h"
+
+namespace tachyon {
+
+// What one step hands back. Rows of sequences that did not sample hold -1 / NaN.
+struct StepOutput {
+  std::vector<int32_t> tokens;          // [S]
+  std::vector<float> logprobs;          // [S]
+  int top_n = 0;
+  std::vector<int32_t> top_ids;         // [S, top_n]
+  std::vector<float> top_logprobs;      // [S, top_n]
+  std::vector<float> logits;            // [S, vocab] when asked for
+};
+
+struct BackendInfo {
+  int num_blocks = 0;
+  int block_size = 0;
+  uint64_t bytes_per_block = 0;
+  int num_threads = 1;
+  uint64_t device_bytes_used = 0;  // weights + workspace + KV pool (GPU backends)
+  std::string device_name;
+  std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual BatchLimits limits() const = 0;
+  virtual BackendInfo info() const = 0;
+  // batch has passed validate_batch against config() and limits().
+  virtual void step(const StepBatch& batch, StepOutput& out) = 0;
+};
+
+// Settings a GPU backend reads beside RuntimeOptions.
+struct GpuOptions {
+  int device = 0;
+  std::string dtype = "bf16";          // bf16 | fp8
+  double memory_fraction = 0.9;        // of the card, for weights + workspace + KV pool
+  uint64_t kv_cache_bytes = 0;         // 0: everything the fraction leaves
+  int block_size = 16;
+  int max_num_tokens = 2048;
+  int max_num_seqs = 256;
+  bool dummy = false;                  // random weights of the config's shape
+  uint64_t dummy_seed = 0;
+};
+
+// Exported (extern "C") by the CUDA library. Returns nullptr and fills error on failure.
+using CreateGpuBackendFn = Backend* (*)(const ModelConfig& config, const ModelWeights* weights, const GpuOptions& options,
+                                        char* error, size_t error_len);
+constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
+
+}  // namespace tachyon

@@ -1,0 +1,33 @@
+#include "cpu/rope_freq.h"
+
+#include <cmath>
+
+namespace tachyon {
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const int half = c.head_dim / 2;
+  std::vector<float> inv_freq(half);
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    inv_freq[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), exponent);
+  }
+  if (c.rope_scaling == RopeScaling::kLinear) {
+    for (auto& f : inv_freq) f = static_cast<float>(f / c.rope_factor);
+  } else if (c.rope_scaling == RopeScaling::kLlama3) {
+    const double old_ctx = c.rope_original_max_positions;
+    const double low_wavelen = old_ctx / c.rope_low_freq_factor;
+    const double high_wavelen = old_ctx / c.rope_high_freq_factor;
+    for (auto& f : inv_freq) {
+      const double wavelen = 2.0 * M_PI / f;
+      if (wavelen > low_wavelen) {
+        f = static_cast<float>(f / c.rope_factor);
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (old_ctx / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+        f = static_cast<float>((1.0 - smooth) * f / c.rope_factor + smooth * f);
+      }
+    }
+  }
+  return inv_freq;
+}
+
+}  // namespace tachyon

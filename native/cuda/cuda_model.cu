@@ -1,0 +1,308 @@
+#include "cuda/cuda_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "cpu/rope_freq.h"
+#include "cuda/kernels.h"
+
+namespace tachyon {
+
+namespace {
+
+template <typename T>
+DeviceBuffer upload(const std::vector<T>& host, const char* what) {
+  DeviceBuffer d(host.size() * sizeof(T), what);
+  if (!host.empty()) CUDA_CHECK(cudaMemcpy(d.as<void>(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+// Rows of one or more host matrices stacked and rounded to bf16.
+DeviceBuffer upload_bf16(const std::vector<const Matrix*>& parts, const char* what) {
+  size_t rows = 0;
+  const int cols = parts[0]->cols;
+  for (auto* m : parts) rows += m->rows;
+  std::vector<__nv_bfloat16> host(rows * cols);
+  std::vector<float> row(cols);
+  size_t r = 0;
+  for (auto* m : parts)
+    for (int i = 0; i < m->rows; ++i, ++r) {
+      widen_row(*m, i, row.data());
+      for (int j = 0; j < cols; ++j) host[r * cols + j] = __float2bfloat16(row[j]);
+    }
+  return upload(host, what);
+}
+
+std::vector<float> concat(const std::vector<const std::vector<float>*>& parts) {
+  std::vector<float> out;
+  for (auto* p : parts) out.insert(out.end(), p->begin(), p->end());
+  return out;
+}
+
+}  // namespace
+
+CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptions& o) : config_(c), options_(o) {
+  CUDA_CHECK(cudaSetDevice(o.device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  q_dim_ = c.num_heads * c.head_dim;
+  kv_dim_ = c.num_kv_heads * c.head_dim;
+  qkv_dim_ = q_dim_ + 2 * kv_dim_;
+  if (o.dtype != "bf16") fail("dtype '", o.dtype, "' is not implemented on the CUDA backend yet (bf16 is)");
+  if (w) upload_weights(*w);
+  else make_dummy_weights(o.dummy_seed);
+  inv_freq_ = upload(rope_inv_freq(c), "rotary frequencies");
+  gemm_ = std::make_unique<Gemm>(64u << 20);
+  allocate_workspace();
+  tune_gemms();
+  allocate_kv_cache();
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  info_.device_name = prop.name;
+  info_.device_bytes_used = total_b - free_b;
+  info_.weight_dtype = "bf16";
+  info_.num_threads = 1;
+}
+
+CudaModel::~CudaModel() {
+  if (stream_) {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+}
+
+void CudaModel::upload_weights(const ModelWeights& w) {
+  const ModelConfig& c = config_;
+  embed_ = upload_bf16({&w.embed}, "embeddings");
+  if (!c.tie_word_embeddings) lm_head_ = upload_bf16({&w.lm_head}, "LM head");
+  final_norm_ = upload(w.final_norm, "final norm");
+  for (const LayerWeights& l : w.layers) {
+    Layer d;
+    d.w_qkv = upload_bf16({&l.wq, &l.wk, &l.wv}, "QKV weights");
+    d.w_o = upload_bf16({&l.wo}, "attention output weights");
+    d.w_gate_up = upload_bf16({&l.w_gate, &l.w_up}, "gate/up weights");
+    d.w_down = upload_bf16({&l.w_down}, "down weights");
+    d.attn_norm = upload(l.attn_norm, "norm weights");
+    d.mlp_norm = upload(l.mlp_norm, "norm weights");
+    if (!l.bq.empty()) d.b_qkv = upload(concat({&l.bq, &l.bk, &l.bv}), "QKV bias");
+    if (!l.bo.empty()) d.b_o = upload(l.bo, "output bias");
+    if (!l.b_gate.empty()) d.b_gate_up = upload(concat({&l.b_gate, &l.b_up}), "gate/up bias");
+    if (!l.b_down.empty()) d.b_down = upload(l.b_down, "down bias");
+    layers_.push_back(std::move(d));
+  }
+}
+
+void CudaModel::make_dummy_weights(uint64_t seed) {
+  const ModelConfig& c = config_;
+  auto random = [&](size_t rows, size_t cols, const char* what) {
+    DeviceBuffer d(rows * cols * sizeof(__nv_bfloat16), what);
+    // Uniform with standard deviation 1/sqrt(fan_in).
+    launch_fill_random(d.as<__nv_bfloat16>(), rows * cols, std::sqrt(3.0f / static_cast<float>(cols)), seed++, stream_);
+    return d;
+  };
+  const std::vector<float> ones(c.hidden_size, 1.0f);
+  embed_ = random(c.vocab_size, c.hidden_size, "embeddings");
+  if (!c.tie_word_embeddings) lm_head_ = random(c.vocab_size, c.hidden_size, "LM head");
+  final_norm_ = upload(ones, "final norm");
+  for (int i = 0; i < c.num_layers; ++i) {
+    Layer d;
+    d.w_qkv = random(qkv_dim_, c.hidden_size, "QKV weights");
+    d.w_o = random(c.hidden_size, q_dim_, "attention output weights");
+    d.w_gate_up = random(2 * static_cast<size_t>(c.intermediate_size), c.hidden_size, "gate/up weights");
+    d.w_down = random(c.hidden_size, c.intermediate_size, "down weights");
+    d.attn_norm = upload(ones, "norm weights");
+    d.mlp_norm = upload(ones, "norm weights");
+    layers_.push_back(std::move(d));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaModel::allocate_workspace() {
+  const ModelConfig& c = config_;
+  const size_t T = options_.max_num_tokens, S = options_.max_num_seqs, H = c.hidden_size, I = c.intermediate_size;
+  x_ = DeviceBuffer(T * H * 4, "activations");
+  h_ = DeviceBuffer(T * H * 2, "activations");
+  qkv_ = DeviceBuffer(T * qkv_dim_ * 4, "activations");
+  attn_ = DeviceBuffer(T * q_dim_ * 2, "activations");
+  tmp_ = DeviceBuffer(T * H * 4, "activations");
+  gate_up_ = DeviceBuffer(T * 2 * I * 4, "activations");
+  act_ = DeviceBuffer(T * I * 2, "activations");
+  h_last_ = DeviceBuffer(S * H * 2, "activations");
+  logits_ = DeviceBuffer(S * c.vocab_size * 4, "logits");
+  max_table_stride_ = (c.max_positions + options_.block_size - 1) / options_.block_size;
+  d_tokens_ = DeviceBuffer(T * 4, "step inputs");
+  d_positions_ = DeviceBuffer(T * 4, "step inputs");
+  d_token_seq_ = DeviceBuffer(T * 4, "step inputs");
+  d_tables_ = DeviceBuffer(S * max_table_stride_ * 4, "block tables");
+  d_rows_ = DeviceBuffer(S * 4, "step inputs");
+  d_params_ = DeviceBuffer(S * sizeof(DeviceSamplingParams), "sampling parameters");
+  d_out_tokens_ = DeviceBuffer(S * 4, "step outputs");
+  d_out_logprobs_ = DeviceBuffer(S * 4, "step outputs");
+  d_top_ids_ = DeviceBuffer(S * kMaxLogprobs * 4, "step outputs");
+  d_top_logprobs_ = DeviceBuffer(S * kMaxLogprobs * 4, "step outputs");
+}
+
+// Each weight shape gets its algorithm now, timed on random activations of a typical step.
+void CudaModel::tune_gemms() {
+  const ModelConfig& c = config_;
+  const int M = std::min(options_.max_num_tokens, 256);
+  launch_fill_random(h_.as<__nv_bfloat16>(), static_cast<size_t>(M) * c.hidden_size, 1.0f, 7, stream_);
+  launch_fill_random(attn_.as<__nv_bfloat16>(), static_cast<size_t>(M) * q_dim_, 1.0f, 8, stream_);
+  launch_fill_random(act_.as<__nv_bfloat16>(), static_cast<size_t>(M) * c.intermediate_size, 1.0f, 9, stream_);
+  const Layer& l = layers_[0];
+  gemm_->tune(h_.as<__nv_bfloat16>(), l.w_qkv.as<__nv_bfloat16>(), qkv_.as<float>(), M, qkv_dim_, c.hidden_size, stream_);
+  gemm_->tune(attn_.as<__nv_bfloat16>(), l.w_o.as<__nv_bfloat16>(), tmp_.as<float>(), M, c.hidden_size, q_dim_, stream_);
+  gemm_->tune(h_.as<__nv_bfloat16>(), l.w_gate_up.as<__nv_bfloat16>(), gate_up_.as<float>(), M, 2 * c.intermediate_size, c.hidden_size, stream_);
+  gemm_->tune(act_.as<__nv_bfloat16>(), l.w_down.as<__nv_bfloat16>(), tmp_.as<float>(), M, c.hidden_size, c.intermediate_size, stream_);
+  const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
+  const int S = std::min(options_.max_num_seqs, M);
+  gemm_->tune(h_.as<__nv_bfloat16>(), head, logits_.as<float>(), S, c.vocab_size, c.hidden_size, stream_);
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaModel::allocate_kv_cache() {
+  const ModelConfig& c = config_;
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const double used = static_cast<double>(total_b - free_b);
+  double budget = options_.memory_fraction * static_cast<double>(total_b) - used;
+  if (options_.kv_cache_bytes > 0) budget = std::min(budget, static_cast<double>(options_.kv_cache_bytes));
+  const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * c.head_dim * options_.block_size * sizeof(__nv_bfloat16);
+  const double blocks = budget > 0 ? std::floor(budget / static_cast<double>(per_block)) : 0;
+  if (blocks < 1)
+    fail("no GPU memory left for the KV cache: weights and workspace use ", total_b - free_b, " of ", total_b,
+         " bytes and the memory fraction is ", options_.memory_fraction, " (one block needs ", per_block, " bytes)");
+  info_.num_blocks = static_cast<int>(std::min(blocks, 1.0e9));
+  info_.block_size = options_.block_size;
+  info_.bytes_per_block = per_block;
+  layer_kv_elems_ = static_cast<size_t>(info_.num_blocks) * c.num_kv_heads * options_.block_size * c.head_dim;
+  k_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * sizeof(__nv_bfloat16), "KV cache");
+  v_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * sizeof(__nv_bfloat16), "KV cache");
+}
+
+BatchLimits CudaModel::limits() const {
+  return BatchLimits{options_.max_num_tokens, options_.max_num_seqs, info_.num_blocks, info_.block_size};
+}
+
+void CudaModel::step(const StepBatch& b, StepOutput& out) {
+  CUDA_CHECK(cudaSetDevice(options_.device));
+  const int T = b.num_tokens(), S = b.num_seqs(), V = config_.vocab_size;
+  if (b.table_stride > max_table_stride_) fail("block table stride ", b.table_stride, " exceeds ", max_table_stride_);
+  table_stride_ = b.table_stride;
+  // Sampled rows: the last token of each sequence that samples.
+  h_rows_.clear();
+  h_sampled_seq_.clear();
+  h_params_.clear();
+  for (int s = 0; s < S; ++s) {
+    if (!b.sample[s]) continue;
+    const int last = b.seq_start[s] + b.query_lens[s] - 1;
+    const SamplingParams& p = b.params[s];
+    h_rows_.push_back(last);
+    h_sampled_seq_.push_back(s);
+    h_params_.push_back(DeviceSamplingParams{p.temperature, p.top_k, p.top_p, p.min_p, p.seed,
+                                             p.num_logprobs, static_cast<uint64_t>(b.positions[last]) + 1});
+  }
+  const int n = static_cast<int>(h_rows_.size());
+  auto copy = [&](DeviceBuffer& d, const void* src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(d.as<void>(), src, bytes, cudaMemcpyHostToDevice, stream_));
+  };
+  copy(d_tokens_, b.token_ids.data(), T * 4);
+  copy(d_positions_, b.positions.data(), T * 4);
+  copy(d_token_seq_, b.token_seq.data(), T * 4);
+  copy(d_tables_, b.block_tables.data(), b.block_tables.size() * 4);
+  copy(d_rows_, h_rows_.data(), n * 4);
+  copy(d_params_, h_params_.data(), n * sizeof(DeviceSamplingParams));
+  forward(T, n);
+  if (n > 0)
+    launch_sample(logits_.as<float>(), n, V, d_params_.as<DeviceSamplingParams>(), std::max(1, b.max_logprobs),
+                  d_out_tokens_.as<int32_t>(), d_out_logprobs_.as<float>(), d_top_ids_.as<int32_t>(),
+                  d_top_logprobs_.as<float>(), stream_);
+  const int top_n = b.max_logprobs;
+  h_tokens_.resize(n);
+  h_logprobs_.resize(n);
+  h_top_ids_.resize(static_cast<size_t>(n) * std::max(1, top_n));
+  h_top_lps_.resize(h_top_ids_.size());
+  auto back = [&](void* dst, const DeviceBuffer& src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src.as<void>(), bytes, cudaMemcpyDeviceToHost, stream_));
+  };
+  back(h_tokens_.data(), d_out_tokens_, n * 4);
+  back(h_logprobs_.data(), d_out_logprobs_, n * 4);
+  if (top_n > 0) {
+    back(h_top_ids_.data(), d_top_ids_, static_cast<size_t>(n) * top_n * 4);
+    back(h_top_lps_.data(), d_top_logprobs_, static_cast<size_t>(n) * top_n * 4);
+  }
+  if (b.return_logits) {
+    h_logits_.resize(static_cast<size_t>(n) * V);
+    back(h_logits_.data(), logits_, static_cast<size_t>(n) * V * 4);
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+
+  out.tokens.assign(S, -1);
+  out.logprobs.assign(S, NAN);
+  out.top_n = top_n;
+  out.top_ids.assign(static_cast<size_t>(S) * top_n, -1);
+  out.top_logprobs.assign(static_cast<size_t>(S) * top_n, NAN);
+  out.logits.clear();
+  if (b.return_logits) out.logits.assign(static_cast<size_t>(S) * V, NAN);
+  for (int i = 0; i < n; ++i) {
+    const int s = h_sampled_seq_[i];
+    out.tokens[s] = h_tokens_[i];
+    out.logprobs[s] = h_logprobs_[i];
+    const int want = b.params[s].num_logprobs;
+    for (int k = 0; k < want; ++k) {
+      out.top_ids[static_cast<size_t>(s) * top_n + k] = h_top_ids_[static_cast<size_t>(i) * top_n + k];
+      out.top_logprobs[static_cast<size_t>(s) * top_n + k] = h_top_lps_[static_cast<size_t>(i) * top_n + k];
+    }
+    if (b.return_logits) std::memcpy(&out.logits[static_cast<size_t>(s) * V], &h_logits_[static_cast<size_t>(i) * V], V * 4);
+  }
+}
+
+void CudaModel::forward(int T, int sampled) {
+  const ModelConfig& c = config_;
+  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
+  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
+  const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
+  const float* pending_bias = nullptr;
+  for (int li = 0; li < c.num_layers; ++li) {
+    const Layer& l = layers_[li];
+    __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
+    __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
+    launch_add_rmsnorm(x_.as<float>(), pending, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps, h_.as<__nv_bfloat16>(),
+                       nullptr, T, H, stream_);
+    gemm_->run(h_.as<__nv_bfloat16>(), l.w_qkv.as<__nv_bfloat16>(), qkv_.as<float>(), T, qkv_dim_, H, stream_);
+    launch_rope_kv_write(qkv_.as<float>(), l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
+                         d_tables_.as<int32_t>(), table_stride_, inv_freq_.as<float>(), kc, vc, T, c.num_heads,
+                         c.num_kv_heads, D, B, stream_);
+    launch_paged_attention(qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
+                           table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), T, c.num_heads, c.num_kv_heads, D, B, stream_);
+    gemm_->run(attn_.as<__nv_bfloat16>(), l.w_o.as<__nv_bfloat16>(), tmp_.as<float>(), T, H, q_dim_, stream_);
+    launch_add_rmsnorm(x_.as<float>(), tmp_.as<float>(), l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
+    gemm_->run(h_.as<__nv_bfloat16>(), l.w_gate_up.as<__nv_bfloat16>(), gate_up_.as<float>(), T, 2 * I, H, stream_);
+    launch_silu_mul(gate_up_.as<float>(), l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_);
+    gemm_->run(act_.as<__nv_bfloat16>(), l.w_down.as<__nv_bfloat16>(), tmp_.as<float>(), T, H, I, stream_);
+    pending = tmp_.as<float>();
+    pending_bias = l.b_down.as<float>();
+  }
+  if (sampled == 0) return;
+  // The last residual add and the final norm, for the sampled rows only.
+  launch_add_rmsnorm(x_.as<float>(), pending, pending_bias, final_norm_.as<float>(), c.rms_norm_eps,
+                     h_last_.as<__nv_bfloat16>(), d_rows_.as<int32_t>(), sampled, H, stream_);
+  const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
+  gemm_->run(h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
+}
+
+}  // namespace tachyon
+
+extern "C" tachyon::Backend* tachyon_create_cuda_backend(const tachyon::ModelConfig& config, const tachyon::ModelWeights* weights,
+                                                        const tachyon::GpuOptions& options, char* error, size_t error_len) {
+  try {
+    return new tachyon::CudaModel(config, weights, options);
+  } catch (const std::exception& e) {
+    std::snprintf(error, error_len, "%s", e.what());
+    return nullptr;
+  }
+}

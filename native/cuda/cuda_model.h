@@ -1,0 +1,66 @@
+// The CUDA backend: the runtime contract on an NVIDIA GPU. BF16 weights read
+// by cuBLASLt, a float32 residual stream, a bf16 paged KV cache, own kernels
+// for norms, RoPE + KV write, paged attention, SwiGLU, and sampling.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "cuda/device_buffer.h"
+#include "cuda/gemm.h"
+#include "cuda/sampling.h"
+
+namespace tachyon {
+
+class CudaModel : public Backend {
+ public:
+  CudaModel(const ModelConfig& config, const ModelWeights* weights, const GpuOptions& options);
+  ~CudaModel() override;
+
+  const ModelConfig& config() const override { return config_; }
+  BatchLimits limits() const override;
+  BackendInfo info() const override { return info_; }
+  void step(const StepBatch& batch, StepOutput& out) override;
+
+ private:
+  struct Layer {
+    DeviceBuffer w_qkv, w_o, w_gate_up, w_down;  // bf16 [out, in]
+    DeviceBuffer attn_norm, mlp_norm;            // f32 [hidden]
+    DeviceBuffer b_qkv, b_o, b_gate_up, b_down;  // f32, empty when absent
+  };
+
+  void upload_weights(const ModelWeights& w);
+  void make_dummy_weights(uint64_t seed);
+  void allocate_workspace();
+  void tune_gemms();
+  void allocate_kv_cache();
+  void forward(int T, int sampled);
+
+  ModelConfig config_;
+  GpuOptions options_;
+  BackendInfo info_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Gemm> gemm_;
+  int q_dim_, kv_dim_, qkv_dim_;
+
+  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
+  std::vector<Layer> layers_;
+  DeviceBuffer k_cache_, v_cache_;  // bf16 [layer][block][kv_head][slot][head_dim]
+  size_t layer_kv_elems_ = 0;
+
+  // Activations sized for max_num_tokens / max_num_seqs.
+  DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, h_last_, logits_;
+  // Step inputs and outputs.
+  DeviceBuffer d_tokens_, d_positions_, d_token_seq_, d_tables_, d_rows_, d_params_;
+  DeviceBuffer d_out_tokens_, d_out_logprobs_, d_top_ids_, d_top_logprobs_;
+  int max_table_stride_ = 0;
+  int table_stride_ = 0;  // this step's
+  std::vector<int32_t> h_rows_, h_sampled_seq_, h_tokens_;
+  std::vector<DeviceSamplingParams> h_params_;
+  std::vector<float> h_logprobs_, h_top_lps_, h_logits_;
+  std::vector<int32_t> h_top_ids_;
+};
+
+}  // namespace tachyon

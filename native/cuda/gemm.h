@@ -1,0 +1,44 @@
+// GEMMs through cuBLASLt: D[M, N] (float32) = A[M, K] (bf16) · W[N, K]^T (bf16),
+// row-major. One algorithm per weight shape (N, K), chosen at load by timing
+// the heuristic's candidates and kept for every M: the same kernel whatever
+// the batch size, so a row's result does not depend on the batch (no split-K).
+#pragma once
+#include <cuda_bf16.h>
+
+#include <map>
+#include <utility>
+
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+
+namespace tachyon {
+
+class Gemm {
+ public:
+  explicit Gemm(size_t workspace_bytes);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // Times the candidates for (N, K) on the given buffers at M rows; A and D must hold M rows.
+  void tune(const __nv_bfloat16* A, const __nv_bfloat16* W, float* D, int M, int N, int K, cudaStream_t s);
+  void run(const __nv_bfloat16* A, const __nv_bfloat16* W, float* D, int M, int N, int K, cudaStream_t s);
+
+  // What tuning chose, for the log: (N, K) -> (microseconds at the tuning M, candidates timed).
+  const std::map<std::pair<int, int>, std::pair<float, int>>& report() const { return report_; }
+
+ private:
+  struct Descs {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    ~Descs();
+  };
+  void describe(Descs& ds, int M, int N, int K) const;
+
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer workspace_;
+  std::map<std::pair<int, int>, cublasLtMatmulAlgo_t> algos_;
+  std::map<std::pair<int, int>, std::pair<float, int>> report_;
+};
+
+}  // namespace tachyon

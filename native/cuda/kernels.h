@@ -1,0 +1,39 @@
+// The CUDA backend's own kernels. Every output row is computed by one fixed
+// sequence of operations that depends only on that row's inputs, so a
+// sequence's results do not depend on the batch it runs in.
+#pragma once
+#include <cuda_bf16.h>
+#include <cstdint>
+
+namespace tachyon {
+
+struct StepArgs;  // device-side per-step arrays (cuda_model.cu)
+
+// x[T, H] = float(embed[token[t]])
+void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s);
+
+// x += delta (+ bias) when delta is given, then out = bf16(rmsnorm(x) * w); one block per row.
+// rows: optional row index list (gather), else rows 0..n-1.
+void launch_add_rmsnorm(float* x, const float* delta, const float* bias, const float* w, float eps, __nv_bfloat16* out,
+                        const int32_t* rows, int n, int H, cudaStream_t s);
+
+// x += delta (+ bias) over all rows.
+void launch_add_residual(float* x, const float* delta, const float* bias, int T, int H, cudaStream_t s);
+
+// qkv[T, (heads + 2 kv) * D] (+ bias): RoPE on q and k in place, k and v written to the paged cache as bf16.
+void launch_rope_kv_write(float* qkv, const float* bias, const int32_t* positions, const int32_t* token_seq,
+                          const int32_t* block_tables, int table_stride, const float* inv_freq, __nv_bfloat16* k_cache,
+                          __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
+
+// out[T, heads * D] = causal attention of each token over its sequence's cache, positions 0..pos.
+void launch_paged_attention(const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables,
+                            int table_stride, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out,
+                            int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
+
+// act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
+void launch_silu_mul(const float* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s);
+
+// Random values uniform in [-scale, scale] from a counter hash (dummy weights).
+void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s);
+
+}  // namespace tachyon

@@ -1,0 +1,26 @@
+// Token sampling on the GPU with the CPU backend's semantics: temperature,
+// then top-k, top-p and min-p, then a draw whose uniform number is the same
+// (seed, position) hash the CPU uses. Only chosen tokens and requested
+// logprobs are copied back.
+#pragma once
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+namespace tachyon {
+
+struct DeviceSamplingParams {
+  float temperature;
+  int32_t top_k;
+  float top_p;
+  float min_p;
+  uint64_t seed;
+  int32_t num_logprobs;
+  uint64_t counter;  // position the new token will take
+};
+
+// One row per sampled sequence: logits [rows, V]; params [rows]; outputs [rows] and [rows, top_n].
+void launch_sample(const float* logits, int rows, int V, const DeviceSamplingParams* params, int top_n, int32_t* tokens,
+                   float* logprobs, int32_t* top_ids, float* top_logprobs, cudaStream_t s);
+
+}  // namespace tachyon

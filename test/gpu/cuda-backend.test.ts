@@ -1,0 +1,165 @@
+// The CUDA backend against transformers and the CPU backend on the parity
+// fixtures, and its batch / chunking invariance. Runs with npm run test:gpu.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { Engine } from '../../engine/engine.js';
+import { Runtime } from '../../native/index.js';
+import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
+import { request, run, testTokenizer } from '../helpers/engine.js';
+import { loadReference, MODELS_DIR, PARITY_MODELS } from '../helpers/fixtures.js';
+import { gpuSkipReason } from '../helpers/gpu.js';
+
+const skip = gpuSkipReason();
+const gpu = (modelDir: string, extra = {}) =>
+  Runtime.load({ modelDir, device: 'cuda', kvCacheBytes: 64 << 20, maxNumTokens: 1024, maxNumSeqs: 64, ...extra });
+
+async function logitsAtEveryPosition(rt: Runtime, tokens: number[]): Promise<Float32Array> {
+  const V = rt.info.vocabSize;
+  const out = new Float32Array(tokens.length * V);
+  const blocks = blockRange(0, Math.ceil(tokens.length / rt.info.blockSize));
+  for (let i = 0; i < tokens.length; i++) {
+    const r = await rt.step(makeBatch([{ tokens: [tokens[i]], start: i, blocks }], true));
+    out.set(r.logits!, i * V);
+  }
+  return out;
+}
+
+async function greedy(rt: Runtime, prompt: number[], n: number): Promise<number[]> {
+  const blocks = blockRange(0, Math.ceil((prompt.length + n) / rt.info.blockSize));
+  const out: number[] = [];
+  let r = await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks }]));
+  for (let i = 0; i < n; i++) {
+    out.push(r.tokens[0]);
+    if (i + 1 < n) r = await rt.step(makeBatch([{ tokens: [r.tokens[0]], start: prompt.length + i, blocks }]));
+  }
+  return out;
+}
+
+/** Top-2 logit margin at each step of a given continuation (F32 CPU reference). */
+async function topTwoMargins(rt: Runtime, prompt: number[], continuation: number[]): Promise<number[]> {
+  const blocks = blockRange(0, Math.ceil((prompt.length + continuation.length) / rt.info.blockSize));
+  const margins: number[] = [];
+  let r = await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks }], true));
+  for (let i = 0; i < continuation.length; i++) {
+    const sorted = [...r.logits!].sort((a, b) => b - a);
+    margins.push(sorted[0] - sorted[1]);
+    r = await rt.step(makeBatch([{ tokens: [continuation[i]], start: prompt.length + i, blocks }], true));
+  }
+  return margins;
+}
+
+const worstRowError = (a: Float32Array, b: Float32Array, V: number) => {
+  let worst = 0;
+  for (let i = 0; i < b.length / V; i++) worst = Math.max(worst, relativeError(a.subarray(i * V, (i + 1) * V), b.subarray(i * V, (i + 1) * V)));
+  return worst;
+};
+
+for (const model of PARITY_MODELS) {
+  describe(`CUDA backend parity: ${model}`, { skip }, () => {
+    let cuda: Runtime;
+    let cpu: Runtime;
+    before(async () => {
+      cuda = await gpu(join(MODELS_DIR, `${model}-bf16`));
+      cpu = await Runtime.load({ modelDir: join(MODELS_DIR, `${model}-bf16`), kvCacheBytes: 8 << 20 });
+    });
+    after(async () => {
+      await cuda?.close();
+      await cpu?.close();
+    });
+
+    test('BF16 logits within 2e-2 of transformers in BF16, and of the CPU backend', async () => {
+      for (const p of loadReference(model)) {
+        const ours = await logitsAtEveryPosition(cuda, p.tokens);
+        const V = cuda.info.vocabSize;
+        const vsHf = worstRowError(ours, p.logitsBf16, V);
+        const vsCpu = worstRowError(ours, await logitsAtEveryPosition(cpu, p.tokens), V);
+        console.log(`${model} len ${p.tokens.length}: vs transformers ${vsHf.toExponential(2)}, vs CPU ${vsCpu.toExponential(2)}`);
+        assert.ok(vsHf < 2e-2, `vs transformers ${vsHf}`);
+        assert.ok(vsCpu < 2e-2, `vs CPU ${vsCpu}`);
+      }
+    });
+
+    // BF16 activations move logits by about 1e-2 relative; where transformers' own
+    // top-2 margin is smaller than that, either token is a faithful answer.
+    test('greedy continuations match transformers while its top-2 margin exceeds BF16 noise', async () => {
+      for (const p of loadReference(model)) {
+        const ours = await greedy(cuda, p.tokens, p.greedy.length);
+        const f32 = await Runtime.load({ modelDir: join(MODELS_DIR, model), kvCacheBytes: 8 << 20 });
+        const margins = await topTwoMargins(f32, p.tokens, p.greedy);
+        await f32.close();
+        const firstClose = margins.findIndex((m) => m < 0.05);
+        const checked = firstClose < 0 ? p.greedy.length : firstClose + 1;
+        console.log(`${model} len ${p.tokens.length}: ${checked} of ${p.greedy.length} tokens above the margin`);
+        assert.deepEqual(ours.slice(0, checked), p.greedy.slice(0, checked));
+      }
+    });
+  });
+}
+
+describe('CUDA backend invariance and sampling', { skip }, () => {
+  let rt: Runtime;
+  before(async () => {
+    rt = await gpu(join(MODELS_DIR, 'llama3-scaled'));
+  });
+  after(() => rt?.close());
+
+  test('greedy tokens do not depend on batch composition or chunking', async () => {
+    const tokenizer = testTokenizer();
+    let seed = 99;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const prompts = Array.from({ length: 24 }, () => Array.from({ length: 3 + rand(80) }, () => 3 + rand(397)));
+    const solo = new Engine(rt, tokenizer, { enablePrefixCache: false });
+    const alone: number[][] = [];
+    for (const p of prompts) alone.push((await run(solo, request(p, 20, { stop: { maxTokens: 20, ignoreEos: true } }))).tokens);
+    for (const [budget, chunk] of [[64, 7], [256, 32], [1024, 1024]]) {
+      const engine = new Engine(rt, tokenizer, { maxNumBatchedTokens: budget, maxPrefillChunk: chunk });
+      const outs = await Promise.all(prompts.map((p) => run(engine, request(p, 20, { stop: { maxTokens: 20, ignoreEos: true } }))));
+      outs.forEach((o, i) => assert.deepEqual(o.tokens, alone[i], `budget ${budget} chunk ${chunk} request ${i}`));
+    }
+    tokenizer.free();
+  });
+
+  test('the same seed draws the same tokens beside other requests; logprobs are log-softmax', async () => {
+    const sampled = async (neighbours: number) => {
+      const chunks: Chunk[] = Array.from({ length: neighbours }, (_, i) => ({ tokens: [5 + i], start: 0, blocks: [10 + i], temperature: 1, seed: BigInt(i) }));
+      chunks.push({ tokens: [1, 57, 200], start: 0, blocks: [0], temperature: 0.9, topP: 0.9, topK: 50, minP: 0.01, seed: 1234n, numLogprobs: 3 });
+      const r = await rt.step(makeBatch(chunks, true));
+      return { token: r.tokens[neighbours], logprob: r.logprobs[neighbours], top: [...r.topIds.subarray(neighbours * r.topN, neighbours * r.topN + 3)], logits: r.logits!.subarray(neighbours * rt.info.vocabSize, (neighbours + 1) * rt.info.vocabSize) };
+    };
+    const a = await sampled(0);
+    const b = await sampled(7);
+    assert.equal(a.token, b.token);
+    const m = Math.max(...a.logits);
+    const lse = m + Math.log(a.logits.reduce((s, x) => s + Math.exp(x - m), 0));
+    assert.ok(Math.abs(a.logprob - (a.logits[a.token] - lse)) < 1e-3);
+    const order = [...a.logits.keys()].sort((x, y) => a.logits[y] - a.logits[x]);
+    assert.deepEqual(a.top, order.slice(0, 3));
+  });
+
+  test('draws follow the filtered softmax (top-k 12, T 0.8)', async () => {
+    const counts = new Map<number, number>();
+    let logits: Float32Array | undefined;
+    const SEQS = 64;
+    for (let step = 0; step < 32; step++) {
+      const chunks: Chunk[] = Array.from({ length: SEQS }, (_, s) => ({ tokens: [1, 57, 200], start: 0, blocks: [s], temperature: 0.8, topK: 12, seed: BigInt(step * SEQS + s + 7) }));
+      const r = await rt.step(makeBatch(chunks, step === 0));
+      if (step === 0) logits = r.logits!.slice(0, rt.info.vocabSize);
+      for (const t of r.tokens) counts.set(t, (counts.get(t) ?? 0) + 1);
+    }
+    const order = [...logits!.keys()].sort((x, y) => logits![y] - logits![x]).slice(0, 12);
+    const w = order.map((i) => Math.exp((logits![i] - logits![order[0]]) / 0.8));
+    const total = w.reduce((s, x) => s + x, 0);
+    for (const t of counts.keys()) assert.ok(order.includes(t), `token ${t} outside the top 12 was drawn`);
+    let x2 = 0;
+    order.forEach((t, i) => {
+      const e = (2048 * w[i]) / total;
+      if (e >= 5) x2 += ((counts.get(t) ?? 0) - e) ** 2 / e;
+    });
+    assert.ok(x2 < 50, `X² ${x2.toFixed(1)} over at most 11 degrees of freedom`);
+  });
+});
