@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cpu/rope_freq.h"
+#include "cuda/fp8.h"
 #include "cuda/kernels.h"
 
 namespace tachyon {
@@ -49,9 +50,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   q_dim_ = c.num_heads * c.head_dim;
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
-  if (o.dtype != "bf16") fail("dtype '", o.dtype, "' is not implemented on the CUDA backend yet (bf16 is)");
+  fp8_ = o.dtype == "fp8";
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
+  if (fp8_) quantize_weights();
   inv_freq_ = upload(rope_inv_freq(c), "rotary frequencies");
   gemm_ = std::make_unique<Gemm>(64u << 20);
   allocate_workspace();
@@ -63,7 +65,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   info_.device_name = prop.name;
   info_.device_bytes_used = total_b - free_b;
-  info_.weight_dtype = "bf16";
+  info_.weight_dtype = fp8_ ? "fp8" : "bf16";
   info_.num_threads = 1;
 }
 
@@ -81,10 +83,10 @@ void CudaModel::upload_weights(const ModelWeights& w) {
   final_norm_ = upload(w.final_norm, "final norm");
   for (const LayerWeights& l : w.layers) {
     Layer d;
-    d.w_qkv = upload_bf16({&l.wq, &l.wk, &l.wv}, "QKV weights");
-    d.w_o = upload_bf16({&l.wo}, "attention output weights");
-    d.w_gate_up = upload_bf16({&l.w_gate, &l.w_up}, "gate/up weights");
-    d.w_down = upload_bf16({&l.w_down}, "down weights");
+    d.qkv = {upload_bf16({&l.wq, &l.wk, &l.wv}, "QKV weights"), {}, qkv_dim_, c.hidden_size};
+    d.o = {upload_bf16({&l.wo}, "attention output weights"), {}, c.hidden_size, q_dim_};
+    d.gate_up = {upload_bf16({&l.w_gate, &l.w_up}, "gate/up weights"), {}, 2 * c.intermediate_size, c.hidden_size};
+    d.down = {upload_bf16({&l.w_down}, "down weights"), {}, c.hidden_size, c.intermediate_size};
     d.attn_norm = upload(l.attn_norm, "norm weights");
     d.mlp_norm = upload(l.mlp_norm, "norm weights");
     if (!l.bq.empty()) d.b_qkv = upload(concat({&l.bq, &l.bk, &l.bv}), "QKV bias");
@@ -109,15 +111,49 @@ void CudaModel::make_dummy_weights(uint64_t seed) {
   final_norm_ = upload(ones, "final norm");
   for (int i = 0; i < c.num_layers; ++i) {
     Layer d;
-    d.w_qkv = random(qkv_dim_, c.hidden_size, "QKV weights");
-    d.w_o = random(c.hidden_size, q_dim_, "attention output weights");
-    d.w_gate_up = random(2 * static_cast<size_t>(c.intermediate_size), c.hidden_size, "gate/up weights");
-    d.w_down = random(c.hidden_size, c.intermediate_size, "down weights");
+    d.qkv = {random(qkv_dim_, c.hidden_size, "QKV weights"), {}, qkv_dim_, c.hidden_size};
+    d.o = {random(c.hidden_size, q_dim_, "attention output weights"), {}, c.hidden_size, q_dim_};
+    d.gate_up = {random(2 * static_cast<size_t>(c.intermediate_size), c.hidden_size, "gate/up weights"), {}, 2 * c.intermediate_size, c.hidden_size};
+    d.down = {random(c.hidden_size, c.intermediate_size, "down weights"), {}, c.hidden_size, c.intermediate_size};
     d.attn_norm = upload(ones, "norm weights");
     d.mlp_norm = upload(ones, "norm weights");
     layers_.push_back(std::move(d));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+// E4M3 with a scale per output channel; embeddings and the LM head stay bf16.
+void CudaModel::quantize_weights() {
+  for (Layer& l : layers_) {
+    for (Linear* lin : {&l.qkv, &l.o, &l.gate_up, &l.down}) {
+      if (lin->K % 16 != 0) fail("fp8 needs in-features divisible by 16, got ", lin->K);
+      DeviceBuffer q(static_cast<size_t>(lin->N) * lin->K, "fp8 weights");
+      DeviceBuffer scale(static_cast<size_t>(lin->N) * 4, "fp8 weight scales");
+      launch_quantize_weight(lin->w.as<__nv_bfloat16>(), q.as<__nv_fp8_e4m3>(), scale.as<float>(), lin->N, lin->K, stream_);
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      lin->w = std::move(q);  // frees the bf16 copy
+      lin->scale = std::move(scale);
+    }
+  }
+}
+
+Dequant CudaModel::linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s) {
+  if (!fp8_) {
+    gemm_->run(Operand::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, s);
+    return Dequant{};
+  }
+  launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
+  gemm_->run(Operand::kFp8, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K, s);
+  return Dequant{in_scale_.as<float>(), w.scale.as<float>()};
+}
+
+void CudaModel::tune_linear(const __nv_bfloat16* in, const Linear& w, float* out, int M) {
+  if (!fp8_) {
+    gemm_->tune(Operand::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, stream_);
+    return;
+  }
+  launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, stream_);
+  gemm_->tune(Operand::kFp8, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K, stream_);
 }
 
 void CudaModel::allocate_workspace() {
@@ -131,6 +167,10 @@ void CudaModel::allocate_workspace() {
   gate_up_ = DeviceBuffer(T * 2 * I * 4, "activations");
   act_ = DeviceBuffer(T * I * 2, "activations");
   h_last_ = DeviceBuffer(S * H * 2, "activations");
+  if (fp8_) {
+    in_q_ = DeviceBuffer(T * std::max<size_t>({H, static_cast<size_t>(q_dim_), I}), "fp8 activations");
+    in_scale_ = DeviceBuffer(T * 4, "fp8 activation scales");
+  }
   logits_ = DeviceBuffer(S * c.vocab_size * 4, "logits");
   max_table_stride_ = (c.max_positions + options_.block_size - 1) / options_.block_size;
   d_tokens_ = DeviceBuffer(T * 4, "step inputs");
@@ -153,13 +193,13 @@ void CudaModel::tune_gemms() {
   launch_fill_random(attn_.as<__nv_bfloat16>(), static_cast<size_t>(M) * q_dim_, 1.0f, 8, stream_);
   launch_fill_random(act_.as<__nv_bfloat16>(), static_cast<size_t>(M) * c.intermediate_size, 1.0f, 9, stream_);
   const Layer& l = layers_[0];
-  gemm_->tune(h_.as<__nv_bfloat16>(), l.w_qkv.as<__nv_bfloat16>(), qkv_.as<float>(), M, qkv_dim_, c.hidden_size, stream_);
-  gemm_->tune(attn_.as<__nv_bfloat16>(), l.w_o.as<__nv_bfloat16>(), tmp_.as<float>(), M, c.hidden_size, q_dim_, stream_);
-  gemm_->tune(h_.as<__nv_bfloat16>(), l.w_gate_up.as<__nv_bfloat16>(), gate_up_.as<float>(), M, 2 * c.intermediate_size, c.hidden_size, stream_);
-  gemm_->tune(act_.as<__nv_bfloat16>(), l.w_down.as<__nv_bfloat16>(), tmp_.as<float>(), M, c.hidden_size, c.intermediate_size, stream_);
+  tune_linear(h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), M);
+  tune_linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), M);
+  tune_linear(h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), M);
+  tune_linear(act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), M);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
   const int S = std::min(options_.max_num_seqs, M);
-  gemm_->tune(h_.as<__nv_bfloat16>(), head, logits_.as<float>(), S, c.vocab_size, c.hidden_size, stream_);
+  gemm_->tune(Operand::kBf16, h_.as<__nv_bfloat16>(), head, logits_.as<float>(), S, c.vocab_size, c.hidden_size, stream_);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
@@ -266,33 +306,34 @@ void CudaModel::forward(int T, int sampled) {
   launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
   const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
+  Dequant pending_dq;
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
-    launch_add_rmsnorm(x_.as<float>(), pending, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps, h_.as<__nv_bfloat16>(),
-                       nullptr, T, H, stream_);
-    gemm_->run(h_.as<__nv_bfloat16>(), l.w_qkv.as<__nv_bfloat16>(), qkv_.as<float>(), T, qkv_dim_, H, stream_);
-    launch_rope_kv_write(qkv_.as<float>(), l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
+    launch_add_rmsnorm(x_.as<float>(), pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
+    const Dequant qkv_dq = linear(h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
+    launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
                          d_tables_.as<int32_t>(), table_stride_, inv_freq_.as<float>(), kc, vc, T, c.num_heads,
                          c.num_kv_heads, D, B, stream_);
     launch_paged_attention(qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
                            table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), T, c.num_heads, c.num_kv_heads, D, B, stream_);
-    gemm_->run(attn_.as<__nv_bfloat16>(), l.w_o.as<__nv_bfloat16>(), tmp_.as<float>(), T, H, q_dim_, stream_);
-    launch_add_rmsnorm(x_.as<float>(), tmp_.as<float>(), l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
+    const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
+    launch_add_rmsnorm(x_.as<float>(), tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
                        h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
-    gemm_->run(h_.as<__nv_bfloat16>(), l.w_gate_up.as<__nv_bfloat16>(), gate_up_.as<float>(), T, 2 * I, H, stream_);
-    launch_silu_mul(gate_up_.as<float>(), l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_);
-    gemm_->run(act_.as<__nv_bfloat16>(), l.w_down.as<__nv_bfloat16>(), tmp_.as<float>(), T, H, I, stream_);
+    const Dequant gu_dq = linear(h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
+    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_);
+    pending_dq = linear(act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
     pending = tmp_.as<float>();
     pending_bias = l.b_down.as<float>();
   }
   if (sampled == 0) return;
   // The last residual add and the final norm, for the sampled rows only.
-  launch_add_rmsnorm(x_.as<float>(), pending, pending_bias, final_norm_.as<float>(), c.rms_norm_eps,
+  launch_add_rmsnorm(x_.as<float>(), pending, pending_dq, pending_bias, final_norm_.as<float>(), c.rms_norm_eps,
                      h_last_.as<__nv_bfloat16>(), d_rows_.as<int32_t>(), sampled, H, stream_);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
-  gemm_->run(h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
+  gemm_->run(Operand::kBf16, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
 }
 
 }  // namespace tachyon

@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
+#include "cuda/kernels.h"
 #include "cuda/sampling.h"
 
 namespace tachyon {
@@ -25,8 +26,13 @@ class CudaModel : public Backend {
   void step(const StepBatch& batch, StepOutput& out) override;
 
  private:
+  // A projection's weight: bf16 [N, K], or E4M3 [N, K] with per-row scales [N] (fp8).
+  struct Linear {
+    DeviceBuffer w, scale;
+    int N = 0, K = 0;
+  };
   struct Layer {
-    DeviceBuffer w_qkv, w_o, w_gate_up, w_down;  // bf16 [out, in]
+    Linear qkv, o, gate_up, down;
     DeviceBuffer attn_norm, mlp_norm;            // f32 [hidden]
     DeviceBuffer b_qkv, b_o, b_gate_up, b_down;  // f32, empty when absent
   };
@@ -37,6 +43,11 @@ class CudaModel : public Backend {
   void tune_gemms();
   void allocate_kv_cache();
   void forward(int T, int sampled);
+  void quantize_weights();
+  // out[M, N] = in[M, K] · W^T: bf16 directly, or quantized per token to E4M3 first.
+  // Returns the scales the reader of `out` applies.
+  struct Dequant linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s);
+  void tune_linear(const __nv_bfloat16* in, const Linear& w, float* out, int M);
 
   ModelConfig config_;
   GpuOptions options_;
@@ -50,8 +61,10 @@ class CudaModel : public Backend {
   DeviceBuffer k_cache_, v_cache_;  // bf16 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;
 
+  bool fp8_ = false;
   // Activations sized for max_num_tokens / max_num_seqs.
   DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, h_last_, logits_;
+  DeviceBuffer in_q_, in_scale_;  // fp8: the current GEMM input, quantized per token
   // Step inputs and outputs.
   DeviceBuffer d_tokens_, d_positions_, d_token_seq_, d_tables_, d_rows_, d_params_;
   DeviceBuffer d_out_tokens_, d_out_logprobs_, d_top_ids_, d_top_logprobs_;

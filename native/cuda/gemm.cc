@@ -20,21 +20,22 @@ Gemm::~Gemm() {
 }
 
 // Column-major view of the row-major product: D^T[N, M] = W[K, N]^T · A^T[K, M].
-void Gemm::describe(Descs& ds, int M, int N, int K) const {
+void Gemm::describe(Descs& ds, Operand type, int M, int N, int K) const {
+  const cudaDataType_t in = type == Operand::kFp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.a, CUDA_R_16BF, K, N, K));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.b, CUDA_R_16BF, K, M, K));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.a, in, K, N, K));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.b, in, K, M, K));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.d, CUDA_R_32F, N, M, N));
 }
 
-void Gemm::tune(const __nv_bfloat16* A, const __nv_bfloat16* W, float* D, int M, int N, int K, cudaStream_t s) {
-  const auto key = std::make_pair(N, K);
+void Gemm::tune(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
+  const Key key{N, K, static_cast<int>(type)};
   if (algos_.count(key)) return;
   Descs ds;
-  describe(ds, M, N, K);
+  describe(ds, type, M, N, K);
   cublasLtMatmulPreference_t pref;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const size_t ws = workspace_.bytes();
@@ -44,7 +45,8 @@ void Gemm::tune(const __nv_bfloat16* A, const __nv_bfloat16* W, float* D, int M,
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, ds.op, ds.a, ds.b, ds.d, ds.d, pref,
                                                            static_cast<int>(results.size()), results.data(), &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  if (st != CUBLAS_STATUS_SUCCESS || found == 0) fail("cuBLASLt has no algorithm for a ", M, "x", N, "x", K, " bf16 GEMM");
+  const char* name = type == Operand::kFp8 ? " fp8" : " bf16";
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) fail("cuBLASLt has no algorithm for a ", M, "x", N, "x", K, name, " GEMM");
   cudaEvent_t start, stop;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
@@ -76,16 +78,16 @@ void Gemm::tune(const __nv_bfloat16* A, const __nv_bfloat16* W, float* D, int M,
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  if (best < 0) fail("no cuBLASLt algorithm without split-K ran for a ", M, "x", N, "x", K, " bf16 GEMM");
+  if (best < 0) fail("no cuBLASLt algorithm without split-K ran for a ", M, "x", N, "x", K, name, " GEMM");
   algos_[key] = results[best].algo;
-  report_[key] = {best_us, timed};
+  report_[std::make_pair(N, K)] = {best_us, timed};
 }
 
-void Gemm::run(const __nv_bfloat16* A, const __nv_bfloat16* W, float* D, int M, int N, int K, cudaStream_t s) {
-  auto it = algos_.find(std::make_pair(N, K));
+void Gemm::run(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
+  auto it = algos_.find(Key{N, K, static_cast<int>(type)});
   if (it == algos_.end()) fail("GEMM shape ", N, "x", K, " was not tuned at load");
   Descs ds;
-  describe(ds, M, N, K);
+  describe(ds, type, M, N, K);
   const float one = 1.0f, zero = 0.0f;
   CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &it->second,
                               workspace_.as<void>(), workspace_.bytes(), s));

@@ -5,6 +5,12 @@ namespace tachyon {
 
 namespace {
 
+__device__ __forceinline__ float dequant(float v, Dequant d, size_t row, int col) {
+  if (d.row) v *= d.row[row];
+  if (d.col) v *= d.col[col];
+  return v;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -28,7 +34,7 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
   for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
 }
 
-__global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* bias, const float* w, float eps,
+__global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H) {
   __shared__ float scratch[32];
   const int b = blockIdx.x;
@@ -38,7 +44,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* bi
   for (int i = threadIdx.x; i < H; i += blockDim.x) {
     float v = xr[i];
     if (delta) {
-      v += delta[static_cast<size_t>(r) * H + i] + (bias ? bias[i] : 0.0f);
+      v += dequant(delta[static_cast<size_t>(r) * H + i], dq, r, i) + (bias ? bias[i] : 0.0f);
       xr[i] = v;
     }
     ss += v * v;
@@ -48,12 +54,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* bi
   for (int i = threadIdx.x; i < H; i += blockDim.x) out[static_cast<size_t>(b) * H + i] = __float2bfloat16(w[i] * (xr[i] * inv));
 }
 
-__global__ void add_residual_kernel(float* x, const float* delta, const float* bias, size_t n, int H) {
-  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) x[i] += delta[i] + (bias ? bias[i % H] : 0.0f);
-}
-
-__global__ void rope_kv_write_kernel(float* qkv, const float* bias, const int32_t* positions, const int32_t* token_seq,
+__global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
                                      const int32_t* block_tables, int table_stride, const float* inv_freq,
                                      __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads, int kv_heads, int D,
                                      int block_size) {
@@ -68,8 +69,8 @@ __global__ void rope_kv_write_kernel(float* qkv, const float* bias, const int32_
   for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
     const int head = p / half, i = p % half;
     const int c0 = head * D + i, c1 = c0 + half;
-    const float a = row[c0] + (bias ? bias[c0] : 0.0f);
-    const float b = row[c1] + (bias ? bias[c1] : 0.0f);
+    const float a = dequant(row[c0], dq, t, c0) + (bias ? bias[c0] : 0.0f);
+    const float b = dequant(row[c1], dq, t, c1) + (bias ? bias[c1] : 0.0f);
     const float angle = static_cast<float>(pos) * inv_freq[i];
     const float cs = static_cast<float>(cos(static_cast<double>(angle)));
     const float sn = static_cast<float>(sin(static_cast<double>(angle)));
@@ -87,7 +88,7 @@ __global__ void rope_kv_write_kernel(float* qkv, const float* bias, const int32_
   const int v0 = (heads + kv_heads) * D;
   for (int e = threadIdx.x; e < kv_heads * D; e += blockDim.x) {
     const int kvh = e / D, d = e % D;
-    const float v = row[v0 + e] + (bias ? bias[v0 + e] : 0.0f);
+    const float v = dequant(row[v0 + e], dq, t, v0 + e) + (bias ? bias[v0 + e] : 0.0f);
     v_cache[((static_cast<size_t>(block) * kv_heads + kvh) * block_size + slot) * D + d] = __float2bfloat16(v);
   }
 }
@@ -139,13 +140,13 @@ __global__ void paged_attention_kernel(const float* qkv, const int32_t* position
   }
 }
 
-__global__ void silu_mul_kernel(const float* gate_up, const float* bias, __nv_bfloat16* act, size_t n, int I) {
+__global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, size_t n, int I) {
   const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n) return;
   const size_t t = idx / I;
   const int i = static_cast<int>(idx % I);
-  const float g = gate_up[t * 2 * I + i] + (bias ? bias[i] : 0.0f);
-  const float u = gate_up[t * 2 * I + I + i] + (bias ? bias[I + i] : 0.0f);
+  const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
+  const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
   act[idx] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
 }
 
@@ -169,23 +170,17 @@ void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, i
   CUDA_CHECK_LAUNCH("embed_kernel");
 }
 
-void launch_add_rmsnorm(float* x, const float* delta, const float* bias, const float* w, float eps, __nv_bfloat16* out,
-                        const int32_t* rows, int n, int H, cudaStream_t s) {
+void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
+                        __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s) {
   if (n == 0) return;
-  add_rmsnorm_kernel<<<n, 256, 0, s>>>(x, delta, bias, w, eps, out, rows, H);
+  add_rmsnorm_kernel<<<n, 256, 0, s>>>(x, delta, dq, bias, w, eps, out, rows, H);
   CUDA_CHECK_LAUNCH("add_rmsnorm_kernel");
 }
 
-void launch_add_residual(float* x, const float* delta, const float* bias, int T, int H, cudaStream_t s) {
-  const size_t n = static_cast<size_t>(T) * H;
-  add_residual_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, delta, bias, n, H);
-  CUDA_CHECK_LAUNCH("add_residual_kernel");
-}
-
-void launch_rope_kv_write(float* qkv, const float* bias, const int32_t* positions, const int32_t* token_seq,
+void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
                           const int32_t* block_tables, int table_stride, const float* inv_freq, __nv_bfloat16* k_cache,
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
-  rope_kv_write_kernel<<<T, 256, 0, s>>>(qkv, bias, positions, token_seq, block_tables, table_stride, inv_freq, k_cache,
+  rope_kv_write_kernel<<<T, 256, 0, s>>>(qkv, dq, bias, positions, token_seq, block_tables, table_stride, inv_freq, k_cache,
                                          v_cache, heads, kv_heads, D, block_size);
   CUDA_CHECK_LAUNCH("rope_kv_write_kernel");
 }
@@ -202,9 +197,9 @@ void launch_paged_attention(const float* qkv, const int32_t* positions, const in
   CUDA_CHECK_LAUNCH("paged_attention_kernel");
 }
 
-void launch_silu_mul(const float* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s) {
+void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s) {
   const size_t n = static_cast<size_t>(T) * I;
-  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, s>>>(gate_up, bias, act, n, I);
+  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, s>>>(gate_up, dq, bias, act, n, I);
   CUDA_CHECK_LAUNCH("silu_mul_kernel");
 }
 

@@ -7,21 +7,22 @@
 
 namespace tachyon {
 
-struct StepArgs;  // device-side per-step arrays (cuda_model.cu)
+// Scales of an FP8 GEMM's float32 output: value = out[r][c] * row[r] * col[c]; null pointers mean 1.
+struct Dequant {
+  const float* row = nullptr;
+  const float* col = nullptr;
+};
 
 // x[T, H] = float(embed[token[t]])
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s);
 
 // x += delta (+ bias) when delta is given, then out = bf16(rmsnorm(x) * w); one block per row.
 // rows: optional row index list (gather), else rows 0..n-1.
-void launch_add_rmsnorm(float* x, const float* delta, const float* bias, const float* w, float eps, __nv_bfloat16* out,
-                        const int32_t* rows, int n, int H, cudaStream_t s);
-
-// x += delta (+ bias) over all rows.
-void launch_add_residual(float* x, const float* delta, const float* bias, int T, int H, cudaStream_t s);
+void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
+                        __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s);
 
 // qkv[T, (heads + 2 kv) * D] (+ bias): RoPE on q and k in place, k and v written to the paged cache as bf16.
-void launch_rope_kv_write(float* qkv, const float* bias, const int32_t* positions, const int32_t* token_seq,
+void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
                           const int32_t* block_tables, int table_stride, const float* inv_freq, __nv_bfloat16* k_cache,
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
@@ -31,7 +32,7 @@ void launch_paged_attention(const float* qkv, const int32_t* positions, const in
                             int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
 // act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
-void launch_silu_mul(const float* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s);
+void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s);
 
 // Random values uniform in [-scale, scale] from a counter hash (dummy weights).
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s);
