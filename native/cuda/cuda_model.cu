@@ -1,9 +1,12 @@
 #include "cuda/cuda_model.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "cpu/rope_freq.h"
 #include "cuda/fp8.h"
@@ -51,6 +54,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
+  timing_ = std::getenv("TACHYON_CUDA_TIMING") != nullptr;
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
@@ -229,6 +233,11 @@ BatchLimits CudaModel::limits() const {
 
 void CudaModel::step(const StepBatch& b, StepOutput& out) {
   CUDA_CHECK(cudaSetDevice(options_.device));
+  const auto host_start = std::chrono::steady_clock::now();
+  if (timing_ && !events_[0]) {
+    for (auto& e : events_) CUDA_CHECK(cudaEventCreate(&e));
+    for (auto& e : op_events_) CUDA_CHECK(cudaEventCreate(&e));
+  }
   const int T = b.num_tokens(), S = b.num_seqs(), V = config_.vocab_size;
   if (b.table_stride > max_table_stride_) fail("block table stride ", b.table_stride, " exceeds ", max_table_stride_);
   table_stride_ = b.table_stride;
@@ -255,7 +264,9 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   copy(d_tables_, b.block_tables.data(), b.block_tables.size() * 4);
   copy(d_rows_, h_rows_.data(), n * 4);
   copy(d_params_, h_params_.data(), n * sizeof(DeviceSamplingParams));
+  if (timing_) CUDA_CHECK(cudaEventRecord(events_[0], stream_));
   forward(T, n);
+  if (timing_) CUDA_CHECK(cudaEventRecord(events_[1], stream_));
   if (n > 0)
     launch_sample(logits_.as<float>(), n, V, d_params_.as<DeviceSamplingParams>(), std::max(1, b.max_logprobs),
                   d_out_tokens_.as<int32_t>(), d_out_logprobs_.as<float>(), d_top_ids_.as<int32_t>(),
@@ -278,7 +289,10 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
     h_logits_.resize(static_cast<size_t>(n) * V);
     back(h_logits_.data(), logits_, static_cast<size_t>(n) * V * 4);
   }
+  if (timing_) CUDA_CHECK(cudaEventRecord(events_[2], stream_));
+  const auto enqueued = std::chrono::steady_clock::now();
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (timing_) report_timing(T, S, host_start, enqueued);
 
   out.tokens.assign(S, -1);
   out.logprobs.assign(S, NAN);
@@ -300,6 +314,25 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   }
 }
 
+// TACHYON_CUDA_TIMING=1: one line per step on stderr (host enqueue, GPU forward, GPU sampling + copies).
+void CudaModel::report_timing(int T, int S, std::chrono::steady_clock::time_point start,
+                              std::chrono::steady_clock::time_point enqueued) {
+  float fwd = 0, rest = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&fwd, events_[0], events_[1]));
+  CUDA_CHECK(cudaEventElapsedTime(&rest, events_[1], events_[2]));
+  const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double host = std::chrono::duration<double, std::milli>(enqueued - start).count();
+  static const char* names[] = {"norm", "qkv", "rope+kv", "attn", "o", "norm", "gate_up", "silu", "down"};
+  std::string ops;
+  for (int i = 0; i + 1 < kOpEvents; ++i) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, op_events_[i], op_events_[i + 1]));
+    ops += std::string(" ") + names[i] + " " + std::to_string(static_cast<int>(ms * 1000)) + "us";
+  }
+  std::fprintf(stderr, "cuda step: %d tokens %d seqs: host enqueue %.2f ms, gpu forward %.2f ms, gpu sample+copy %.2f ms, wall %.2f ms; layer 0:%s\n",
+               T, S, host, fwd, rest, wall, ops.c_str());
+}
+
 void CudaModel::forward(int T, int sampled) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
@@ -307,24 +340,40 @@ void CudaModel::forward(int T, int sampled) {
   const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
   Dequant pending_dq;
+  // TACHYON_CUDA_TIMING: events between the ops of layer 0.
+  const bool mark_ops = timing_;
+  int mark = 0;
+  auto tick = [&](int li) {
+    if (mark_ops && li == 0) CUDA_CHECK(cudaEventRecord(op_events_[mark++], stream_));
+  };
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
+    tick(li);
     __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     launch_add_rmsnorm(x_.as<float>(), pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
                        h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
+    tick(li);
     const Dequant qkv_dq = linear(h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
+    tick(li);
     launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
                          d_tables_.as<int32_t>(), table_stride_, inv_freq_.as<float>(), kc, vc, T, c.num_heads,
                          c.num_kv_heads, D, B, stream_);
+    tick(li);
     launch_paged_attention(qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
                            table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), T, c.num_heads, c.num_kv_heads, D, B, stream_);
+    tick(li);
     const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
+    tick(li);
     launch_add_rmsnorm(x_.as<float>(), tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
                        h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
+    tick(li);
     const Dequant gu_dq = linear(h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
+    tick(li);
     launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_);
+    tick(li);
     pending_dq = linear(act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
+    tick(li);
     pending = tmp_.as<float>();
     pending_bias = l.b_down.as<float>();
   }

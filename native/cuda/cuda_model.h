@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda_bf16.h>
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -62,6 +63,11 @@ class CudaModel : public Backend {
   size_t layer_kv_elems_ = 0;
 
   bool fp8_ = false;
+  bool timing_ = false;
+  cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
+  static constexpr int kOpEvents = 10;
+  cudaEvent_t op_events_[kOpEvents] = {};
+  void report_timing(int T, int S, std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point enqueued);
   // Activations sized for max_num_tokens / max_num_seqs.
   DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, h_last_, logits_;
   DeviceBuffer in_q_, in_scale_;  // fp8: the current GEMM input, quantized per token

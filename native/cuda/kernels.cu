@@ -1,6 +1,8 @@
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
 
+#include <type_traits>
+
 namespace tachyon {
 
 namespace {
@@ -94,49 +96,103 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
 }
 
 constexpr int kMaxHeadDim = 256;
+constexpr int kAttnWarps = 4;
+constexpr int kMaxGroup = 8;  // query heads per KV head
 
-// One warp per (token, head): an online softmax over positions 0..pos, in order.
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// q · k for one cached key row, by one lane over the whole head (16-byte loads when D % 8 == 0).
+__device__ __forceinline__ float dot_row(const float* q, const __nv_bfloat16* k, int D) {
+  float s = 0.0f;
+  if ((D & 7) == 0) {
+    for (int d = 0; d < D; d += 8) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(k + d);
+      const __nv_bfloat162* pair = reinterpret_cast<const __nv_bfloat162*>(&raw);
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __bfloat1622float2(pair[j]);
+        s += q[d + 2 * j] * f.x + q[d + 2 * j + 1] * f.y;
+      }
+    }
+  } else {
+    for (int d = 0; d < D; ++d) s += q[d] * __bfloat162float(k[d]);
+  }
+  return s;
+}
+
+// One warp per (token, KV head), serving the group of query heads that share
+// it, so each cached K and V row is read once per token. Positions 0..pos go
+// in tiles of 32, one position per lane for the scores, then the warp
+// accumulates V with each lane owning head dimensions; an online softmax
+// across tiles. Every sum's order is fixed by (token, head, position), never
+// by the batch.
+// GROUP query heads per KV head and PER_LANE = ceil(D / 32) are template
+// arguments so the accumulators stay in registers.
+template <int GROUP, int PER_LANE>
 __global__ void paged_attention_kernel(const float* qkv, const int32_t* positions, const int32_t* token_seq,
                                        const int32_t* block_tables, int table_stride, const __nv_bfloat16* k_cache,
                                        const __nv_bfloat16* v_cache, __nv_bfloat16* out, int T, int heads, int kv_heads,
                                        int D, int block_size, float scale) {
-  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  extern __shared__ float q_shared[];  // [warps][group][D]
+  constexpr int group = GROUP;
+  constexpr int per_lane = PER_LANE;
+  const int warp_in_block = threadIdx.x >> 5;
+  const int warp = blockIdx.x * kAttnWarps + warp_in_block;
   const int lane = threadIdx.x & 31;
-  if (warp >= T * heads) return;
-  const int t = warp / heads, h = warp % heads, kvh = h / (heads / kv_heads);
-  const int per_lane = (D + 31) / 32;
-  const float* q = qkv + static_cast<size_t>(t) * (heads + 2 * kv_heads) * D + h * D;
-  float qv[kMaxHeadDim / 32], acc[kMaxHeadDim / 32];
-  for (int j = 0; j < per_lane; ++j) {
-    const int e = lane + 32 * j;
-    qv[j] = e < D ? q[e] : 0.0f;
-    acc[j] = 0.0f;
+  if (warp >= T * kv_heads) return;
+  const int t = warp / kv_heads, kvh = warp % kv_heads;
+  const float* q = qkv + static_cast<size_t>(t) * (heads + 2 * kv_heads) * D + static_cast<size_t>(kvh) * group * D;
+  float* qs = q_shared + static_cast<size_t>(warp_in_block) * group * D;
+  for (int e = lane; e < group * D; e += 32) qs[e] = q[e];
+  __syncwarp();
+  float acc[GROUP][PER_LANE];
+  float m[GROUP], l[GROUP];
+  for (int g = 0; g < group; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+    for (int j = 0; j < per_lane; ++j) acc[g][j] = 0.0f;
   }
   const int pos = positions[t];
   const int32_t* table = block_tables + static_cast<size_t>(token_seq[t]) * table_stride;
-  float m = -INFINITY, l = 0.0f;
-  for (int p = 0; p <= pos; ++p) {
-    const size_t base = ((static_cast<size_t>(table[p / block_size]) * kv_heads + kvh) * block_size + p % block_size) * D;
-    float dot = 0.0f;
-    for (int j = 0; j < per_lane; ++j) {
-      const int e = lane + 32 * j;
-      if (e < D) dot += qv[j] * __bfloat162float(k_cache[base + e]);
+  auto row = [&](const __nv_bfloat16* cache, int p) {
+    return cache + ((static_cast<size_t>(table[p / block_size]) * kv_heads + kvh) * block_size + p % block_size) * D;
+  };
+  for (int base = 0; base <= pos; base += 32) {
+    const int p = base + lane;
+    const bool valid = p <= pos;
+    float w[GROUP];
+#pragma unroll
+    for (int g = 0; g < group; ++g) {
+      const float s = valid ? dot_row(qs + g * D, row(k_cache, p), D) * scale : -INFINITY;
+      const float m_new = fmaxf(m[g], warp_max(s));
+      const float corr = __expf(m[g] - m_new);
+      w[g] = valid ? __expf(s - m_new) : 0.0f;
+      l[g] = l[g] * corr + warp_sum(w[g]);
+      for (int j = 0; j < per_lane; ++j) acc[g][j] *= corr;
+      m[g] = m_new;
     }
-    const float s = warp_sum(dot) * scale;
-    const float m_new = fmaxf(m, s);
-    const float corr = __expf(m - m_new);
-    const float w = __expf(s - m_new);
-    l = l * corr + w;
-    for (int j = 0; j < per_lane; ++j) {
-      const int e = lane + 32 * j;
-      acc[j] = acc[j] * corr + (e < D ? w * __bfloat162float(v_cache[base + e]) : 0.0f);
+    const int count = min(32, pos - base + 1);
+    for (int jj = 0; jj < count; ++jj) {
+      const __nv_bfloat16* v = row(v_cache, base + jj);
+      float vv[PER_LANE];
+      for (int j = 0; j < per_lane; ++j) {
+        const int e = lane + 32 * j;
+        vv[j] = e < D ? __bfloat162float(v[e]) : 0.0f;
+      }
+      for (int g = 0; g < group; ++g) {
+        const float wj = __shfl_sync(0xffffffffu, w[g], jj);
+        for (int j = 0; j < per_lane; ++j) acc[g][j] += wj * vv[j];
+      }
     }
-    m = m_new;
   }
-  __nv_bfloat16* o = out + static_cast<size_t>(t) * heads * D + h * D;
-  for (int j = 0; j < per_lane; ++j) {
-    const int e = lane + 32 * j;
-    if (e < D) o[e] = __float2bfloat16(acc[j] / l);
+  for (int g = 0; g < group; ++g) {
+    __nv_bfloat16* o = out + static_cast<size_t>(t) * heads * D + (static_cast<size_t>(kvh) * group + g) * D;
+    for (int j = 0; j < per_lane; ++j) {
+      const int e = lane + 32 * j;
+      if (e < D) o[e] = __float2bfloat16(acc[g][j] / l[g]);
+    }
   }
 }
 
@@ -159,6 +215,18 @@ __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, ui
   z ^= z >> 31;
   const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
   out[i] = __float2bfloat16((2.0f * u - 1.0f) * scale);
+}
+
+template <typename F>
+void for_each_group(F&& f) {
+  f(std::integral_constant<int, 1>{});
+  f(std::integral_constant<int, 2>{});
+  f(std::integral_constant<int, 3>{});
+  f(std::integral_constant<int, 4>{});
+  f(std::integral_constant<int, 5>{});
+  f(std::integral_constant<int, 6>{});
+  f(std::integral_constant<int, 7>{});
+  f(std::integral_constant<int, 8>{});
 }
 
 unsigned blocks_for(size_t n, unsigned threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
@@ -189,11 +257,28 @@ void launch_paged_attention(const float* qkv, const int32_t* positions, const in
                             int table_stride, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out,
                             int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
   if (D > kMaxHeadDim) fail("head_dim ", D, " is larger than the attention kernel's ", kMaxHeadDim);
-  const int warps_per_block = 4;
-  const unsigned grid = blocks_for(static_cast<size_t>(T) * heads, warps_per_block);
-  paged_attention_kernel<<<grid, 32 * warps_per_block, 0, s>>>(qkv, positions, token_seq, block_tables, table_stride, k_cache,
-                                                                v_cache, out, T, heads, kv_heads, D, block_size,
-                                                                1.0f / sqrtf(static_cast<float>(D)));
+  if (heads / kv_heads > kMaxGroup) fail(heads / kv_heads, " query heads per KV head is more than the attention kernel's ", kMaxGroup);
+  const unsigned grid = blocks_for(static_cast<size_t>(T) * kv_heads, kAttnWarps);
+  const size_t shared = static_cast<size_t>(kAttnWarps) * heads / kv_heads * D * sizeof(float);
+  const int group = heads / kv_heads, per_lane = (D + 31) / 32;
+  const float scale = 1.0f / sqrtf(static_cast<float>(D));
+  bool launched = false;
+  auto try_launch = [&](auto g, auto pl) {
+    constexpr int G = decltype(g)::value, PL = decltype(pl)::value;
+    if (launched || G != group || PL < per_lane || (PL > 1 && PL / 2 >= per_lane)) return;
+    paged_attention_kernel<G, PL><<<grid, 32 * kAttnWarps, shared, s>>>(qkv, positions, token_seq, block_tables, table_stride,
+                                                                        k_cache, v_cache, out, T, heads, kv_heads, D,
+                                                                        block_size, scale);
+    launched = true;
+  };
+  auto each_lane = [&](auto g) {
+    try_launch(g, std::integral_constant<int, 1>{});
+    try_launch(g, std::integral_constant<int, 2>{});
+    try_launch(g, std::integral_constant<int, 4>{});
+    try_launch(g, std::integral_constant<int, 8>{});
+  };
+  for_each_group(each_lane);
+  if (!launched) fail("no attention kernel for ", group, " query heads per KV head and head_dim ", D);
   CUDA_CHECK_LAUNCH("paged_attention_kernel");
 }
 
