@@ -104,6 +104,23 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// PER_LANE consecutive bf16 values from row[first..] as floats (zeros past D).
+template <int PER_LANE>
+__device__ __forceinline__ void load_bf16(const __nv_bfloat16* row, int first, int D, float* out) {
+  if (first + PER_LANE <= D && PER_LANE % 2 == 0) {
+    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(row + first);
+#pragma unroll
+    for (int j = 0; j < PER_LANE / 2; ++j) {
+      const float2 f = __bfloat1622float2(pairs[j]);
+      out[2 * j] = f.x;
+      out[2 * j + 1] = f.y;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < PER_LANE; ++j) out[j] = first + j < D ? __bfloat162float(row[first + j]) : 0.0f;
+  }
+}
+
 // q · k for one cached key row, by one lane over the whole head (16-byte loads when D % 8 == 0).
 __device__ __forceinline__ float dot_row(const float* q, const __nv_bfloat16* k, int D) {
   float s = 0.0f;
@@ -174,23 +191,28 @@ __global__ void paged_attention_kernel(const float* qkv, const int32_t* position
       m[g] = m_new;
     }
     const int count = min(32, pos - base + 1);
-    for (int jj = 0; jj < count; ++jj) {
-      const __nv_bfloat16* v = row(v_cache, base + jj);
+    // Lane owns head dimensions [lane * PER_LANE, lane * PER_LANE + PER_LANE): one vector load per V row.
+    auto accumulate = [&](int jj) {
       float vv[PER_LANE];
-      for (int j = 0; j < per_lane; ++j) {
-        const int e = lane + 32 * j;
-        vv[j] = e < D ? __bfloat162float(v[e]) : 0.0f;
-      }
+      load_bf16<PER_LANE>(row(v_cache, base + jj), lane * PER_LANE, D, vv);
+#pragma unroll
       for (int g = 0; g < group; ++g) {
         const float wj = __shfl_sync(0xffffffffu, w[g], jj);
+#pragma unroll
         for (int j = 0; j < per_lane; ++j) acc[g][j] += wj * vv[j];
       }
+    };
+    if (count == 32) {
+#pragma unroll 8
+      for (int jj = 0; jj < 32; ++jj) accumulate(jj);
+    } else {
+      for (int jj = 0; jj < count; ++jj) accumulate(jj);
     }
   }
   for (int g = 0; g < group; ++g) {
     __nv_bfloat16* o = out + static_cast<size_t>(t) * heads * D + (static_cast<size_t>(kvh) * group + g) * D;
     for (int j = 0; j < per_lane; ++j) {
-      const int e = lane + 32 * j;
+      const int e = lane * PER_LANE + j;
       if (e < D) o[e] = __float2bfloat16(acc[g][j] / l[g]);
     }
   }
