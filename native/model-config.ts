@@ -105,6 +105,13 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
   if (arch === 'Qwen2ForCausalLM' && c.use_sliding_window === true) r.fail('use_sliding_window', 'true is not supported');
   if (arch === 'MistralForCausalLM' && c.sliding_window != null) r.fail('sliding_window', 'is not supported; it must be null');
 
+  const quant = c.quantization_config as Json | undefined;
+  if (quant != null) {
+    const method = quant.quant_method;
+    // FP8 exports: E4M3 weights with weight_scale (per channel or per tensor); other schemes are not read.
+    if (!['fp8', 'compressed-tensors', 'fbgemm_fp8'].includes(method as string))
+      r.fail('quantization_config.quant_method', `${JSON.stringify(method)} is not supported (supported: FP8 checkpoints with weight_scale)`);
+  }
   const hiddenSize = r.int('hidden_size', 1, 65536);
   const numHeads = r.int('num_attention_heads', 1, 1024);
   const numKvHeads = r.int('num_key_value_heads', 1, 1024, numHeads);

@@ -50,6 +50,7 @@ void read_dtype(const std::string& s, TensorEntry& e) {
   if (s == "F32") e.dtype = DType::kF32;
   else if (s == "F16") e.dtype = DType::kF16;
   else if (s == "BF16") e.dtype = DType::kBF16;
+  else if (s == "F8_E4M3") e.dtype = DType::kF8E4M3;
   else e.dtype_supported = false;  // an error only if the model needs this tensor
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -20,11 +21,19 @@ const char* dtype_name(DType dtype) {
     case DType::kF32: return "F32";
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
+    case DType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }
 
-size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : dtype == DType::kF8E4M3 ? 1 : 2; }
+
+float fp8_e4m3_to_float(uint8_t v) {
+  const int sign = v >> 7, exp = (v >> 3) & 0xf, mant = v & 0x7;
+  if (exp == 0xf && mant == 0x7) return NAN;  // E4M3 has no infinities
+  const float mag = exp == 0 ? std::ldexp(static_cast<float>(mant), -9) : std::ldexp(1.0f + mant / 8.0f, exp - 7);
+  return sign ? -mag : mag;
+}
 
 static float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
@@ -76,6 +85,12 @@ void widen_row(const Matrix& m, int row, float* out) {
       }
       return;
     }
+    case DType::kF8E4M3: {
+      const auto* src = base + offset;
+      const float s = m.scale[row];
+      for (int i = 0; i < m.cols; ++i) out[i] = fp8_e4m3_to_float(src[i]) * s;
+      return;
+    }
   }
 }
 
@@ -117,33 +132,59 @@ class TensorTable {
 
   Matrix matrix(const std::string& name, int rows, int cols) const {
     const TensorEntry& e = find(name, {rows, cols});
-    return Matrix{files_[e.file]->data() + e.begin, e.dtype, rows, cols};
+    Matrix m{files_[e.file]->data() + e.begin, e.dtype, rows, cols, {}};
+    if (e.dtype == DType::kF8E4M3) m.scale = row_scales(name, rows);
+    return m;
+  }
+
+  // An FP8 weight's scales: <name>_scale per row ([rows, 1] or [rows]) or per tensor ([1] or []).
+  std::vector<float> row_scales(const std::string& name, int rows) const {
+    const std::string scale_name = name + "_scale";
+    auto it = by_name_.find(scale_name);
+    if (it == by_name_.end()) fail("FP8 tensor ", name, " has no ", scale_name);
+    const TensorEntry& e = *it->second;
+    uint64_t n = 1;
+    for (auto d : e.shape) n *= static_cast<uint64_t>(d);
+    if (n != 1 && n != static_cast<uint64_t>(rows))
+      fail(scale_name, " has ", n, " values; expected 1 (per tensor) or ", rows, " (per output channel)");
+    const std::vector<float> values = vector_of(scale_name, e, static_cast<int>(n));
+    return n == 1 ? std::vector<float>(rows, values[0]) : values;
   }
 
   std::vector<float> vector(const std::string& name, int n) const {
     const TensorEntry& e = find(name, {n});
-    Matrix m{files_[e.file]->data() + e.begin, e.dtype, 1, n};
+    return vector_of(name, e, n);
+  }
+
+ private:
+  std::vector<float> vector_of(const std::string& name, const TensorEntry& e, int n) const {
+    if (!e.dtype_supported || e.dtype == DType::kF8E4M3) fail("tensor ", name, " has dtype ", e.dtype_text, "; scales must be F32, F16 or BF16");
+    check_span(name, e, static_cast<uint64_t>(n), e.shape);
+    Matrix m{files_[e.file]->data() + e.begin, e.dtype, 1, n, {}};
     std::vector<float> out(n);
     widen_row(m, 0, out.data());
     return out;
   }
 
- private:
-  const TensorEntry& find(const std::string& name, const std::vector<int64_t>& shape) const {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) fail("checkpoint is missing tensor ", name);
-    const TensorEntry& e = *it->second;
-    if (!e.dtype_supported) fail("tensor ", name, " has dtype ", e.dtype_text, "; weights must be F32, F16 or BF16");
-    if (e.shape != shape) fail("tensor ", name, " has shape ", shape_str(e.shape), ", expected ", shape_str(shape));
+  void check_span(const std::string& name, const TensorEntry& e, uint64_t numel, const std::vector<int64_t>& shape) const {
     if (e.file < 0 || e.file >= static_cast<int>(files_.size())) fail("tensor ", name, " names no file");
-    uint64_t numel = 1;
-    for (auto d : shape) numel *= static_cast<uint64_t>(d);
     const MappedFile& f = *files_[e.file];
     if (e.end < e.begin || e.end - e.begin != numel * dtype_size(e.dtype))
       fail("tensor ", name, " in ", f.path(), " spans ", e.end - e.begin, " bytes, but ", shape_str(shape), " ",
            dtype_name(e.dtype), " needs ", numel * dtype_size(e.dtype));
     if (e.end > f.size())
       fail("tensor ", name, " ends at byte ", e.end, " past the end of ", f.path(), " (", f.size(), " bytes)");
+  }
+
+  const TensorEntry& find(const std::string& name, const std::vector<int64_t>& shape) const {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) fail("checkpoint is missing tensor ", name);
+    const TensorEntry& e = *it->second;
+    if (!e.dtype_supported) fail("tensor ", name, " has dtype ", e.dtype_text, "; weights must be F32, F16, BF16 or F8_E4M3");
+    if (e.shape != shape) fail("tensor ", name, " has shape ", shape_str(e.shape), ", expected ", shape_str(shape));
+    uint64_t numel = 1;
+    for (auto d : shape) numel *= static_cast<uint64_t>(d);
+    check_span(name, e, numel, shape);
     return e;
   }
 
@@ -207,7 +248,7 @@ struct DummyMaker {
     std::normal_distribution<float> dist(0.0f, 1.0f / std::sqrt(static_cast<float>(cols)));
     w.owned.emplace_back(static_cast<size_t>(rows) * cols);
     for (auto& v : w.owned.back()) v = dist(rng);
-    return Matrix{w.owned.back().data(), DType::kF32, rows, cols};
+    return Matrix{w.owned.back().data(), DType::kF32, rows, cols, {}};
   }
   std::vector<float> ones(int n) { return std::vector<float>(n, 1.0f); }
 };

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #include "cpu/rope_freq.h"
 #include "cuda/fp8.h"
@@ -37,6 +38,24 @@ DeviceBuffer upload_bf16(const std::vector<const Matrix*>& parts, const char* wh
       for (int j = 0; j < cols; ++j) host[r * cols + j] = __float2bfloat16(row[j]);
     }
   return upload(host, what);
+}
+
+// Rows of FP8 matrices stacked as they are, with their per-row scales.
+std::pair<DeviceBuffer, DeviceBuffer> upload_fp8(const std::vector<const Matrix*>& parts, const char* what) {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  for (auto* m : parts) {
+    const auto* b = static_cast<const uint8_t*>(m->data);
+    bytes.insert(bytes.end(), b, b + static_cast<size_t>(m->rows) * m->cols);
+    scales.insert(scales.end(), m->scale.begin(), m->scale.end());
+  }
+  return {upload(bytes, what), upload(scales, "fp8 weight scales")};
+}
+
+bool all_fp8(const std::vector<const Matrix*>& parts) {
+  for (auto* m : parts)
+    if (m->dtype != DType::kF8E4M3) return false;
+  return true;
 }
 
 std::vector<float> concat(const std::vector<const std::vector<float>*>& parts) {
@@ -87,10 +106,19 @@ void CudaModel::upload_weights(const ModelWeights& w) {
   final_norm_ = upload(w.final_norm, "final norm");
   for (const LayerWeights& l : w.layers) {
     Layer d;
-    d.qkv = {upload_bf16({&l.wq, &l.wk, &l.wv}, "QKV weights"), {}, qkv_dim_, c.hidden_size};
-    d.o = {upload_bf16({&l.wo}, "attention output weights"), {}, c.hidden_size, q_dim_};
-    d.gate_up = {upload_bf16({&l.w_gate, &l.w_up}, "gate/up weights"), {}, 2 * c.intermediate_size, c.hidden_size};
-    d.down = {upload_bf16({&l.w_down}, "down weights"), {}, c.hidden_size, c.intermediate_size};
+    // FP8 checkpoint weights go up as they are when serving FP8; otherwise as bf16 (dequantized if need be).
+    auto linear_of = [&](const std::vector<const Matrix*>& parts, int N, int K, const char* what) {
+      Linear lin;
+      lin.N = N;
+      lin.K = K;
+      if (fp8_ && all_fp8(parts)) std::tie(lin.w, lin.scale) = upload_fp8(parts, what);
+      else lin.w = upload_bf16(parts, what);
+      return lin;
+    };
+    d.qkv = linear_of({&l.wq, &l.wk, &l.wv}, qkv_dim_, c.hidden_size, "QKV weights");
+    d.o = linear_of({&l.wo}, c.hidden_size, q_dim_, "attention output weights");
+    d.gate_up = linear_of({&l.w_gate, &l.w_up}, 2 * c.intermediate_size, c.hidden_size, "gate/up weights");
+    d.down = linear_of({&l.w_down}, c.hidden_size, c.intermediate_size, "down weights");
     d.attn_norm = upload(l.attn_norm, "norm weights");
     d.mlp_norm = upload(l.mlp_norm, "norm weights");
     if (!l.bq.empty()) d.b_qkv = upload(concat({&l.bq, &l.bk, &l.bv}), "QKV bias");
@@ -130,6 +158,7 @@ void CudaModel::make_dummy_weights(uint64_t seed) {
 void CudaModel::quantize_weights() {
   for (Layer& l : layers_) {
     for (Linear* lin : {&l.qkv, &l.o, &l.gate_up, &l.down}) {
+      if (lin->scale.bytes() > 0) continue;  // already FP8 in the checkpoint
       if (lin->K % 16 != 0) fail("fp8 needs in-features divisible by 16, got ", lin->K);
       DeviceBuffer q(static_cast<size_t>(lin->N) * lin->K, "fp8 weights");
       DeviceBuffer scale(static_cast<size_t>(lin->N) * 4, "fp8 weight scales");
