@@ -175,7 +175,8 @@ Dequant CudaModel::linear(const __nv_bfloat16* in, const Linear& w, float* out, 
     gemm_->run(Operand::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, s);
     return Dequant{};
   }
-  launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
+  // in == nullptr: the producing kernel already wrote in_q_ / in_scale_ (fused quantization).
+  if (in) launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
   gemm_->run(Operand::kFp8, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K, s);
   return Dequant{in_scale_.as<float>(), w.scale.as<float>()};
 }
@@ -381,9 +382,9 @@ void CudaModel::forward(int T, int sampled) {
     __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     launch_add_rmsnorm(x_.as<float>(), pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
-                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
     tick(li);
-    const Dequant qkv_dq = linear(h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
+    const Dequant qkv_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
     tick(li);
     launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
                          d_tables_.as<int32_t>(), table_stride_, inv_freq_.as<float>(), kc, vc, T, c.num_heads,
@@ -395,13 +396,13 @@ void CudaModel::forward(int T, int sampled) {
     const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
     tick(li);
     launch_add_rmsnorm(x_.as<float>(), tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
-                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_);
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
     tick(li);
-    const Dequant gu_dq = linear(h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
+    const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
     tick(li);
-    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_);
+    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     tick(li);
-    pending_dq = linear(act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
+    pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
     tick(li);
     pending = tmp_.as<float>();
     pending_bias = l.b_down.as<float>();

@@ -3,6 +3,7 @@
 // for norms, RoPE + KV write, paged attention, SwiGLU, and sampling.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <chrono>
 #include <memory>
@@ -71,6 +72,8 @@ class CudaModel : public Backend {
   // Activations sized for max_num_tokens / max_num_seqs.
   DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, h_last_, logits_;
   DeviceBuffer in_q_, in_scale_;  // fp8: the current GEMM input, quantized per token
+  __nv_fp8_e4m3* q_out() const { return fp8_ ? in_q_.as<__nv_fp8_e4m3>() : nullptr; }
+  float* q_scale() const { return fp8_ ? in_scale_.as<float>() : nullptr; }
   // Step inputs and outputs.
   DeviceBuffer d_tokens_, d_positions_, d_token_seq_, d_tables_, d_rows_, d_params_;
   DeviceBuffer d_out_tokens_, d_out_logprobs_, d_top_ids_, d_top_logprobs_;

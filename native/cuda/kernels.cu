@@ -36,8 +36,22 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
   for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
 }
 
+// The largest |v| over the block.
+__device__ float block_absmax(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float m = 0.0f;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, scratch[w]);
+  __syncthreads();
+  return m;
+}
+
+// E4M3 scale of a row whose largest magnitude is m (as fp8.cu's quantize_rows).
+__device__ __forceinline__ float fp8_scale(float m) { return m > 0.0f ? m / 448.0f : 1.0f; }
+
 __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
-                                   __nv_bfloat16* out, const int32_t* rows, int H) {
+                                   __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale) {
   __shared__ float scratch[32];
   const int b = blockIdx.x;
   const int r = rows ? rows[b] : b;
@@ -53,7 +67,18 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, con
   }
   const float total = block_sum(ss, scratch);
   const float inv = 1.0f / sqrtf(total / static_cast<float>(H) + eps);
-  for (int i = threadIdx.x; i < H; i += blockDim.x) out[static_cast<size_t>(b) * H + i] = __float2bfloat16(w[i] * (xr[i] * inv));
+  if (!q_out) {
+    for (int i = threadIdx.x; i < H; i += blockDim.x) out[static_cast<size_t>(b) * H + i] = __float2bfloat16(w[i] * (xr[i] * inv));
+    return;
+  }
+  // The values the bf16 path would write, then E4M3 with this row's scale.
+  float m = 0.0f;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(__float2bfloat16(w[i] * (xr[i] * inv)))));
+  const float s = fp8_scale(block_absmax(m, scratch));
+  const float qinv = 1.0f / s;
+  for (int i = threadIdx.x; i < H; i += blockDim.x)
+    q_out[static_cast<size_t>(b) * H + i] = __nv_fp8_e4m3(__bfloat162float(__float2bfloat16(w[i] * (xr[i] * inv))) * qinv);
+  if (threadIdx.x == 0) q_scale[b] = s;
 }
 
 __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
@@ -228,6 +253,24 @@ __global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* b
   act[idx] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
 }
 
+// One block per token row: SwiGLU rounded as the bf16 path would, then E4M3 with the row's scale.
+__global__ void silu_mul_quant_kernel(const float* gate_up, Dequant dq, const float* bias, int I, __nv_fp8_e4m3* q_out,
+                                      float* q_scale) {
+  __shared__ float scratch[32];
+  const size_t t = blockIdx.x;
+  auto act = [&](int i) {
+    const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
+    const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
+    return __bfloat162float(__float2bfloat16(g / (1.0f + __expf(-g)) * u));
+  };
+  float m = 0.0f;
+  for (int i = threadIdx.x; i < I; i += blockDim.x) m = fmaxf(m, fabsf(act(i)));
+  const float s = fp8_scale(block_absmax(m, scratch));
+  const float inv = 1.0f / s;
+  for (int i = threadIdx.x; i < I; i += blockDim.x) q_out[t * I + i] = __nv_fp8_e4m3(act(i) * inv);
+  if (threadIdx.x == 0) q_scale[t] = s;
+}
+
 __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, uint64_t seed) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -261,9 +304,10 @@ void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, i
 }
 
 void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
-                        __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s) {
+                        __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
+                        float* q_scale) {
   if (n == 0) return;
-  add_rmsnorm_kernel<<<n, 256, 0, s>>>(x, delta, dq, bias, w, eps, out, rows, H);
+  add_rmsnorm_kernel<<<n, 256, 0, s>>>(x, delta, dq, bias, w, eps, out, rows, H, q_out, q_scale);
   CUDA_CHECK_LAUNCH("add_rmsnorm_kernel");
 }
 
@@ -304,7 +348,13 @@ void launch_paged_attention(const float* qkv, const int32_t* positions, const in
   CUDA_CHECK_LAUNCH("paged_attention_kernel");
 }
 
-void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s) {
+void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
+                     __nv_fp8_e4m3* q_out, float* q_scale) {
+  if (q_out) {
+    if (T > 0) silu_mul_quant_kernel<<<T, 256, 0, s>>>(gate_up, dq, bias, I, q_out, q_scale);
+    CUDA_CHECK_LAUNCH("silu_mul_quant_kernel");
+    return;
+  }
   const size_t n = static_cast<size_t>(T) * I;
   silu_mul_kernel<<<blocks_for(n, 256), 256, 0, s>>>(gate_up, dq, bias, act, n, I);
   CUDA_CHECK_LAUNCH("silu_mul_kernel");

@@ -3,6 +3,7 @@
 // sequence's results do not depend on the batch it runs in.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cstdint>
 
 namespace tachyon {
@@ -18,8 +19,10 @@ void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, i
 
 // x += delta (+ bias) when delta is given, then out = bf16(rmsnorm(x) * w); one block per row.
 // rows: optional row index list (gather), else rows 0..n-1.
+// With q_out, the output goes out as E4M3 with a per-row scale instead (out unused): the FP8 GEMM input.
 void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
-                        __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s);
+                        __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s,
+                        __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
 
 // qkv[T, (heads + 2 kv) * D] (+ bias): RoPE on q and k in place, k and v written to the paged cache as bf16.
 void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
@@ -32,7 +35,9 @@ void launch_paged_attention(const float* qkv, const int32_t* positions, const in
                             int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
 // act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
-void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s);
+// With q_out, act goes out as E4M3 with a per-row scale instead (act unused).
+void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
+                     __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
 
 // Random values uniform in [-scale, scale] from a counter hash (dummy weights).
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s);
