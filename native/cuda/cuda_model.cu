@@ -74,6 +74,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
   timing_ = std::getenv("TACHYON_CUDA_TIMING") != nullptr;
+  const char* graphs = std::getenv("TACHYON_CUDA_GRAPHS");
+  use_graphs_ = !(graphs && std::string(graphs) == "0");
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
@@ -93,6 +95,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
 }
 
 CudaModel::~CudaModel() {
+  for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
   if (stream_) {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
@@ -249,10 +252,13 @@ void CudaModel::allocate_kv_cache() {
   if (blocks < 1)
     fail("no GPU memory left for the KV cache: weights and workspace use ", total_b - free_b, " of ", total_b,
          " bytes and the memory fraction is ", options_.memory_fraction, " (one block needs ", per_block, " bytes)");
-  info_.num_blocks = static_cast<int>(std::min(blocks, 1.0e9));
+  if (blocks < 2) fail("the KV cache budget holds ", blocks, " blocks; at least 2 are needed (one is kept for padding)");
+  // The last block takes the KV writes of padding rows in graph-replayed steps.
+  info_.num_blocks = static_cast<int>(std::min(blocks, 1.0e9)) - 1;
+  scratch_block_ = info_.num_blocks;
   info_.block_size = options_.block_size;
   info_.bytes_per_block = per_block;
-  layer_kv_elems_ = static_cast<size_t>(info_.num_blocks) * c.num_kv_heads * options_.block_size * c.head_dim;
+  layer_kv_elems_ = static_cast<size_t>(info_.num_blocks + 1) * c.num_kv_heads * options_.block_size * c.head_dim;
   k_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * sizeof(__nv_bfloat16), "KV cache");
   v_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * sizeof(__nv_bfloat16), "KV cache");
 }
@@ -288,14 +294,16 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   auto copy = [&](DeviceBuffer& d, const void* src, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemcpyAsync(d.as<void>(), src, bytes, cudaMemcpyHostToDevice, stream_));
   };
-  copy(d_tokens_, b.token_ids.data(), T * 4);
-  copy(d_positions_, b.positions.data(), T * 4);
-  copy(d_token_seq_, b.token_seq.data(), T * 4);
-  copy(d_tables_, b.block_tables.data(), b.block_tables.size() * 4);
-  copy(d_rows_, h_rows_.data(), n * 4);
   copy(d_params_, h_params_.data(), n * sizeof(DeviceSamplingParams));
   if (timing_) CUDA_CHECK(cudaEventRecord(events_[0], stream_));
-  forward(T, n);
+  if (!forward_decode_graph(b)) {
+    copy(d_tokens_, b.token_ids.data(), T * 4);
+    copy(d_positions_, b.positions.data(), T * 4);
+    copy(d_token_seq_, b.token_seq.data(), T * 4);
+    copy(d_tables_, b.block_tables.data(), b.block_tables.size() * 4);
+    copy(d_rows_, h_rows_.data(), n * 4);
+    forward(T, n);
+  }
   if (timing_) CUDA_CHECK(cudaEventRecord(events_[1], stream_));
   if (n > 0)
     launch_sample(logits_.as<float>(), n, V, d_params_.as<DeviceSamplingParams>(), std::max(1, b.max_logprobs),
@@ -344,6 +352,64 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   }
 }
 
+int CudaModel::bucket_for(int S) const {
+  int bucket = 1;
+  while (bucket < S) bucket = bucket < 64 ? bucket * 2 : bucket + 64;
+  return bucket;
+}
+
+bool CudaModel::forward_decode_graph(const StepBatch& b) {
+  const int S = b.num_seqs();
+  if (!use_graphs_ || b.num_tokens() != S) return false;
+  for (int s = 0; s < S; ++s)
+    if (!b.sample[s]) return false;
+  const int B = bucket_for(S);
+  if (B > options_.max_num_seqs || B > options_.max_num_tokens) return false;
+  const int stride = max_table_stride_;
+  // Inputs padded to the bucket; padding rows read and write only the scratch block.
+  g_tokens_.assign(B, 0);
+  g_positions_.assign(B, 0);
+  g_seq_.resize(B);
+  g_rows_.resize(B);
+  g_tables_.assign(static_cast<size_t>(B) * stride, scratch_block_);
+  for (int i = 0; i < B; ++i) g_seq_[i] = g_rows_[i] = i;
+  for (int s = 0; s < S; ++s) {
+    g_tokens_[s] = b.token_ids[s];
+    g_positions_[s] = b.positions[s];
+    std::copy(b.table(s), b.table(s) + b.table_stride, g_tables_.begin() + static_cast<size_t>(s) * stride);
+  }
+  auto copy = [&](DeviceBuffer& d, const std::vector<int32_t>& v) {
+    CUDA_CHECK(cudaMemcpyAsync(d.as<void>(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream_));
+  };
+  copy(d_tokens_, g_tokens_);
+  copy(d_positions_, g_positions_);
+  copy(d_token_seq_, g_seq_);
+  copy(d_tables_, g_tables_);
+  copy(d_rows_, g_rows_);
+  table_stride_ = stride;
+  auto it = graphs_.find(B);
+  if (it == graphs_.end()) {
+    cudaGraph_t graph;
+    capturing_ = true;
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      forward(B, B);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      capturing_ = false;
+      throw;
+    }
+    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    capturing_ = false;
+    cudaGraphExec_t exec;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    it = graphs_.emplace(B, exec).first;
+  }
+  CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  return true;
+}
+
 // TACHYON_CUDA_TIMING=1: one line per step on stderr (host enqueue, GPU forward, GPU sampling + copies).
 void CudaModel::report_timing(int T, int S, std::chrono::steady_clock::time_point start,
                               std::chrono::steady_clock::time_point enqueued) {
@@ -370,8 +436,8 @@ void CudaModel::forward(int T, int sampled) {
   const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
   Dequant pending_dq;
-  // TACHYON_CUDA_TIMING: events between the ops of layer 0.
-  const bool mark_ops = timing_;
+  // TACHYON_CUDA_TIMING: events between the ops of layer 0 (not inside a graph capture).
+  const bool mark_ops = timing_ && !capturing_;
   int mark = 0;
   auto tick = [&](int li) {
     if (mark_ops && li == 0) CUDA_CHECK(cudaEventRecord(op_events_[mark++], stream_));

@@ -6,6 +6,7 @@
 #include <cuda_fp8.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,11 @@ class CudaModel : public Backend {
   void tune_gemms();
   void allocate_kv_cache();
   void forward(int T, int sampled);
+  // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
+  // once per batch-size bucket; padding rows use a reserved KV block. Returns false when
+  // the step does not qualify.
+  bool forward_decode_graph(const StepBatch& b);
+  int bucket_for(int S) const;
   void quantize_weights();
   // out[M, N] = in[M, K] · W^T: bf16 directly, or quantized per token to E4M3 first.
   // Returns the scales the reader of `out` applies.
@@ -64,6 +70,11 @@ class CudaModel : public Backend {
   size_t layer_kv_elems_ = 0;
 
   bool fp8_ = false;
+  bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
+  bool capturing_ = false;
+  int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
+  std::map<int, cudaGraphExec_t> graphs_;
+  std::vector<int32_t> g_tokens_, g_positions_, g_seq_, g_tables_, g_rows_;
   bool timing_ = false;
   cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
   static constexpr int kOpEvents = 10;
