@@ -163,3 +163,20 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
     assert.ok(x2 < 50, `X² ${x2.toFixed(1)} over at most 11 degrees of freedom`);
   });
 });
+
+describe('CUDA backend errors', { skip }, () => {
+  test('a memory fraction too small for the KV cache is an Error saying how much is used', async () => {
+    await assert.rejects(
+      Runtime.load({ dummy: { config: 'llama-2-7b' }, device: 'cuda', gpuMemoryFraction: 0.05 }),
+      /no GPU memory left for the KV cache: weights and workspace use \d+ of \d+ bytes/,
+    );
+  });
+
+  test('a batch past the runtime limits is refused before it reaches the GPU', async () => {
+    const rt = await gpu(join(MODELS_DIR, 'qwen2-bias'), { maxNumTokens: 8 });
+    await assert.rejects(rt.step(makeBatch([{ tokens: Array(9).fill(1), start: 0, blocks: [0] }])), /more than the runtime's max_num_tokens of 8/);
+    const ok = await rt.step(makeBatch([{ tokens: [1, 2], start: 0, blocks: [0] }]));
+    assert.ok(ok.tokens[0] >= 0);
+    await rt.close();
+  });
+});
