@@ -1,19 +1,10 @@
 #include "cuda/cuda_check.h"
 #include "cuda/fp8.h"
+#include "cuda/reduce.cuh"
 
 namespace tachyon {
 
 namespace {
-
-__device__ float block_max(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float m = 0.0f;
-  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, scratch[w]);
-  __syncthreads();
-  return m;
-}
 
 // One block per row: absmax, then scaled E4M3 (saturating).
 __global__ void quantize_rows_kernel(const __nv_bfloat16* x, __nv_fp8_e4m3* q, float* scale, int K) {

@@ -1,5 +1,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
+#include "cuda/reduce.cuh"
 
 #include <type_traits>
 
@@ -13,38 +14,10 @@ __device__ __forceinline__ float dequant(float v, Dequant d, size_t row, int col
   return v;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Sum over the block in a fixed order: warps by shuffle, then warp totals in order.
-__device__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-  v = warp_sum(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < warps; ++w) total += scratch[w];
-  __syncthreads();
-  return total;
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H) {
   const int t = blockIdx.x;
   const __nv_bfloat16* row = embed + static_cast<size_t>(tokens[t]) * H;
   for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
-}
-
-// The largest |v| over the block.
-__device__ float block_absmax(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float m = 0.0f;
-  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, scratch[w]);
-  __syncthreads();
-  return m;
 }
 
 // E4M3 scale of a row whose largest magnitude is m (as fp8.cu's quantize_rows).
@@ -74,7 +47,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, con
   // The values the bf16 path would write, then E4M3 with this row's scale.
   float m = 0.0f;
   for (int i = threadIdx.x; i < H; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(__float2bfloat16(w[i] * (xr[i] * inv)))));
-  const float s = fp8_scale(block_absmax(m, scratch));
+  const float s = fp8_scale(block_max(m, scratch));
   const float qinv = 1.0f / s;
   for (int i = threadIdx.x; i < H; i += blockDim.x)
     q_out[static_cast<size_t>(b) * H + i] = __nv_fp8_e4m3(__bfloat162float(__float2bfloat16(w[i] * (xr[i] * inv))) * qinv);
@@ -123,11 +96,6 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
 constexpr int kMaxHeadDim = 256;
 constexpr int kAttnWarps = 4;
 constexpr int kMaxGroup = 8;  // query heads per KV head
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 // PER_LANE consecutive bf16 values from row[first..] as floats (zeros past D).
 template <int PER_LANE>
@@ -265,7 +233,7 @@ __global__ void silu_mul_quant_kernel(const float* gate_up, Dequant dq, const fl
   };
   float m = 0.0f;
   for (int i = threadIdx.x; i < I; i += blockDim.x) m = fmaxf(m, fabsf(act(i)));
-  const float s = fp8_scale(block_absmax(m, scratch));
+  const float s = fp8_scale(block_max(m, scratch));
   const float inv = 1.0f / s;
   for (int i = threadIdx.x; i < I; i += blockDim.x) q_out[t * I + i] = __nv_fp8_e4m3(act(i) * inv);
   if (threadIdx.x == 0) q_scale[t] = s;

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Engine } from '../../engine/engine.js';
 import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
+import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { request, run, testTokenizer } from '../helpers/engine.js';
 import { loadReference, MODELS_DIR, PARITY_MODELS } from '../helpers/fixtures.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
@@ -14,28 +15,6 @@ import { gpuSkipReason } from '../helpers/gpu.js';
 const skip = gpuSkipReason();
 const gpu = (modelDir: string, extra = {}) =>
   Runtime.load({ modelDir, device: 'cuda', kvCacheBytes: 64 << 20, maxNumTokens: 1024, maxNumSeqs: 64, ...extra });
-
-async function logitsAtEveryPosition(rt: Runtime, tokens: number[]): Promise<Float32Array> {
-  const V = rt.info.vocabSize;
-  const out = new Float32Array(tokens.length * V);
-  const blocks = blockRange(0, Math.ceil(tokens.length / rt.info.blockSize));
-  for (let i = 0; i < tokens.length; i++) {
-    const r = await rt.step(makeBatch([{ tokens: [tokens[i]], start: i, blocks }], true));
-    out.set(r.logits!, i * V);
-  }
-  return out;
-}
-
-async function greedy(rt: Runtime, prompt: number[], n: number): Promise<number[]> {
-  const blocks = blockRange(0, Math.ceil((prompt.length + n) / rt.info.blockSize));
-  const out: number[] = [];
-  let r = await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks }]));
-  for (let i = 0; i < n; i++) {
-    out.push(r.tokens[0]);
-    if (i + 1 < n) r = await rt.step(makeBatch([{ tokens: [r.tokens[0]], start: prompt.length + i, blocks }]));
-  }
-  return out;
-}
 
 /** Top-2 logit margin at each step of a given continuation (F32 CPU reference). */
 async function topTwoMargins(rt: Runtime, prompt: number[], continuation: number[]): Promise<number[]> {
@@ -85,7 +64,7 @@ for (const model of PARITY_MODELS) {
     // top-2 margin is smaller than that, either token is a faithful answer.
     test('greedy continuations match transformers while its top-2 margin exceeds BF16 noise', async () => {
       for (const p of loadReference(model)) {
-        const ours = await greedy(cuda, p.tokens, p.greedy.length);
+        const ours = await greedyContinuation(cuda, p.tokens, p.greedy.length);
         const f32 = await Runtime.load({ modelDir: join(MODELS_DIR, model), kvCacheBytes: 8 << 20 });
         const margins = await topTwoMargins(f32, p.tokens, p.greedy);
         await f32.close();

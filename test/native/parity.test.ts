@@ -6,32 +6,10 @@ import { after, before, describe, test } from 'node:test';
 
 import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError } from '../helpers/batch.js';
+import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { loadReference, MODELS_DIR, PARITY_MODELS, type ReferencePrompt } from '../helpers/fixtures.js';
 
 const KV_BYTES = 8 * 1024 * 1024;
-
-/** Feeds the prompt one token per step and returns the logits at every position, [len, vocab]. */
-async function logitsAtEveryPosition(rt: Runtime, tokens: number[]): Promise<Float32Array> {
-  const V = rt.info.vocabSize;
-  const blocks = blockRange(0, Math.ceil(tokens.length / rt.info.blockSize));
-  const out = new Float32Array(tokens.length * V);
-  for (let i = 0; i < tokens.length; i++) {
-    const r = await rt.step(makeBatch([{ tokens: [tokens[i]], start: i, blocks }], true));
-    out.set(r.logits!, i * V);
-  }
-  return out;
-}
-
-async function greedyContinuation(rt: Runtime, prompt: number[], n: number): Promise<number[]> {
-  const blocks = blockRange(0, Math.ceil((prompt.length + n) / rt.info.blockSize));
-  const out: number[] = [];
-  let r = await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks }]));
-  for (let i = 0; i < n; i++) {
-    out.push(r.tokens[0]);
-    if (i + 1 < n) r = await rt.step(makeBatch([{ tokens: [r.tokens[0]], start: prompt.length + i, blocks }]));
-  }
-  return out;
-}
 
 function rowErrors(ours: Float32Array, ref: Float32Array, vocab: number): number[] {
   const errs: number[] = [];
