@@ -1,0 +1,93 @@
+// Offline throughput through the real engine and the CUDA backend, counted as
+// trtllm-bench counts it: N requests of fixed input/output length queued at
+// once, EOS ignored, output tokens over the wall time from the first request's
+// start to the last one's end. Random weights of a named shape, random prompts.
+//   node dist/bench/throughput.js [--only NAME] [--scale 0.25]
+// bench/run-throughput.sh runs this beside the transformers baseline.
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { Engine } from '../engine/engine.js';
+import type { StepRuntime } from '../engine/types.js';
+import { packageRoot } from '../native/binding.js';
+import { Runtime, type StepBatch } from '../native/index.js';
+import { loadTokenizer } from '../tokenizers/tokenizer.js';
+
+interface Workload {
+  name: string;
+  shape: string;
+  dtype: 'fp8' | 'bf16';
+  requests: number;
+  input: number;
+  output: number;
+  maxSeqs: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: 'llama-3-8b fp8 128/128', shape: 'llama-3-8b', dtype: 'fp8', requests: 8192, input: 128, output: 128, maxSeqs: 512 },
+  { name: 'llama-3-8b fp8 2048/128', shape: 'llama-3-8b', dtype: 'fp8', requests: 1024, input: 2048, output: 128, maxSeqs: 256 },
+  { name: 'llama-2-7b fp8 128/128', shape: 'llama-2-7b', dtype: 'fp8', requests: 2048, input: 128, output: 128, maxSeqs: 512 },
+  { name: 'llama-3-8b fp8 batch 1', shape: 'llama-3-8b', dtype: 'fp8', requests: 1, input: 128, output: 256, maxSeqs: 512 },
+];
+
+const { values } = parseArgs({ options: { only: { type: 'string' }, scale: { type: 'string', default: '1' } } });
+const scale = Number(values.scale);
+const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k'));
+
+async function run(w: Workload) {
+  const requests = Math.max(1, Math.round(w.requests * (w.requests > 1 ? scale : 1)));
+  const rt = await Runtime.load({ dummy: { config: w.shape, seed: 1 }, device: 'cuda', dtype: w.dtype, maxNumSeqs: w.maxSeqs, maxNumTokens: 8192 });
+  const steps: { ms: number; seqs: number; tokens: number }[] = [];
+  const timed: StepRuntime = {
+    info: rt.info,
+    async step(b: StepBatch) {
+      const t0 = performance.now();
+      const r = await rt.step(b);
+      steps.push({ ms: performance.now() - t0, seqs: b.queryLens.length, tokens: b.tokenIds.length });
+      return r;
+    },
+  };
+  const engine = new Engine(timed, tokenizer, { maxNumBatchedTokens: 8192 });
+  let seed = 11;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % rt.info.vocabSize);
+  let peakBlocks = 0;
+  const sampler = setInterval(() => (peakBlocks = Math.max(peakBlocks, engine.stats().kvBlocksUsed)), 10);
+  let produced = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: requests }, async (_, i) => {
+      const prompt = Array.from({ length: w.input }, rand);
+      for await (const d of engine.submit({ id: `r${i}`, promptTokens: prompt, sampling: { temperature: 0 }, stop: { maxTokens: w.output, ignoreEos: true } }))
+        produced += d.tokenIds.length;
+    }),
+  );
+  const wall = (performance.now() - start) / 1000;
+  clearInterval(sampler);
+  const decode = steps.filter((s) => s.tokens === s.seqs).map((s) => s.ms).sort((a, b) => a - b);
+  const all = steps.map((s) => s.ms).sort((a, b) => a - b);
+  const result = {
+    name: w.name,
+    requests,
+    outputTps: produced / wall,
+    totalTps: ((w.input + w.output) * requests) / wall,
+    wall,
+    steps: steps.length,
+    medianStepMs: all[Math.floor(all.length / 2)],
+    medianDecodeStepMs: decode.length ? decode[Math.floor(decode.length / 2)] : NaN,
+    meanBatch: steps.reduce((s, x) => s + x.seqs, 0) / steps.length,
+    kvPeak: `${peakBlocks} of ${rt.info.numBlocks} blocks`,
+    gpuGiB: rt.info.deviceBytesUsed / 2 ** 30,
+  };
+  await rt.close();
+  return result;
+}
+
+const rows = [];
+for (const w of WORKLOADS) if (!values.only || w.name.includes(values.only)) rows.push(await run(w));
+console.log('| workload | requests | output tok/s | total tok/s | wall s | steps | median step ms | median decode step ms | mean seqs/step | KV peak |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+for (const r of rows)
+  console.log(`| ${r.name} | ${r.requests} | ${r.outputTps.toFixed(0)} | ${r.totalTps.toFixed(0)} | ${r.wall.toFixed(1)} | ${r.steps} | ${r.medianStepMs.toFixed(1)} | ${r.medianDecodeStepMs.toFixed(2)} | ${r.meanBatch.toFixed(0)} | ${r.kvPeak} |`);
+const single = rows.find((r) => r.requests === 1);
+if (single) console.log(`batch 1: ${single.medianDecodeStepMs.toFixed(2)} ms per output token (median decode step)`);
+tokenizer.free();
