@@ -215,6 +215,7 @@ void CudaModel::allocate_workspace() {
   d_token_seq_ = DeviceBuffer(T * 4, "step inputs");
   d_tables_ = DeviceBuffer(S * max_table_stride_ * 4, "block tables");
   d_rows_ = DeviceBuffer(S * 4, "step inputs");
+  d_tiles_ = DeviceBuffer(T * sizeof(int2), "attention tiles");
   d_params_ = DeviceBuffer(S * sizeof(DeviceSamplingParams), "sampling parameters");
   d_out_tokens_ = DeviceBuffer(S * 4, "step outputs");
   d_out_logprobs_ = DeviceBuffer(S * 4, "step outputs");
@@ -302,6 +303,8 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
     copy(d_token_seq_, b.token_seq.data(), T * 4);
     copy(d_tables_, b.block_tables.data(), b.block_tables.size() * 4);
     copy(d_rows_, h_rows_.data(), n * 4);
+    make_tiles(b);
+    copy(d_tiles_, h_tiles_.data(), h_tiles_.size() * sizeof(int2));
     forward(T, n);
   }
   if (timing_) CUDA_CHECK(cudaEventRecord(events_[1], stream_));
@@ -352,6 +355,18 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   }
 }
 
+// One query token per tile when every sequence brings one token (decode); else runs of up to
+// kAttnTileTokens consecutive tokens of a sequence share each K/V load.
+void CudaModel::make_tiles(const StepBatch& b) {
+  bool decode = true;
+  for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1;
+  tile_tokens_ = decode ? 1 : kAttnTileTokens;
+  h_tiles_.clear();
+  for (int s = 0; s < b.num_seqs(); ++s)
+    for (int i = 0; i < b.query_lens[s]; i += tile_tokens_)
+      h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(tile_tokens_, b.query_lens[s] - i)));
+}
+
 int CudaModel::bucket_for(int S) const {
   int bucket = 1;
   while (bucket < S) bucket = bucket < 64 ? bucket * 2 : bucket + 64;
@@ -386,6 +401,10 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   copy(d_token_seq_, g_seq_);
   copy(d_tables_, g_tables_);
   copy(d_rows_, g_rows_);
+  h_tiles_.resize(B);
+  for (int i = 0; i < B; ++i) h_tiles_[i] = make_int2(i, 1);
+  tile_tokens_ = 1;
+  CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), h_tiles_.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
   table_stride_ = stride;
   auto it = graphs_.find(B);
   if (it == graphs_.end()) {
@@ -457,7 +476,8 @@ void CudaModel::forward(int T, int sampled) {
                          c.num_kv_heads, D, B, stream_);
     tick(li);
     launch_paged_attention(qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
-                           table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), T, c.num_heads, c.num_kv_heads, D, B, stream_);
+                           table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
+                           static_cast<int>(h_tiles_.size()), tile_tokens_, c.num_heads, c.num_kv_heads, D, B, stream_);
     tick(li);
     const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
     tick(li);

@@ -90,6 +90,11 @@ class CudaModel : public Backend {
   DeviceBuffer d_out_tokens_, d_out_logprobs_, d_top_ids_, d_top_logprobs_;
   int max_table_stride_ = 0;
   int table_stride_ = 0;  // this step's
+  // Attention tiles of this step: runs of consecutive query tokens of one sequence.
+  DeviceBuffer d_tiles_;
+  std::vector<int2> h_tiles_;
+  int tile_tokens_ = 1;
+  void make_tiles(const StepBatch& b);
   std::vector<int32_t> h_rows_, h_sampled_seq_, h_tokens_;
   std::vector<DeviceSamplingParams> h_params_;
   std::vector<float> h_logprobs_, h_top_lps_, h_logits_;

@@ -94,7 +94,6 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
 }
 
 constexpr int kMaxHeadDim = 256;
-constexpr int kAttnWarps = 4;
 constexpr int kMaxGroup = 8;  // query heads per KV head
 
 // PER_LANE consecutive bf16 values from row[first..] as floats (zeros past D).
@@ -140,23 +139,24 @@ __device__ __forceinline__ float dot_row(const float* q, const __nv_bfloat16* k,
 // by the batch.
 // GROUP query heads per KV head and PER_LANE = ceil(D / 32) are template
 // arguments so the accumulators stay in registers.
-template <int GROUP, int PER_LANE>
-__global__ void paged_attention_kernel(const float* qkv, const int32_t* positions, const int32_t* token_seq,
-                                       const int32_t* block_tables, int table_stride, const __nv_bfloat16* k_cache,
-                                       const __nv_bfloat16* v_cache, __nv_bfloat16* out, int T, int heads, int kv_heads,
-                                       int D, int block_size, float scale) {
-  extern __shared__ float q_shared[];  // [warps][group][D]
+template <int GROUP, int PER_LANE, int QT>
+__global__ void __launch_bounds__(32 * QT) paged_attention_kernel(
+    const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables, int table_stride,
+    const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out, const int2* tiles, int heads,
+    int kv_heads, int D, int block_size, float scale) {
+  extern __shared__ float shared[];  // q [QT][GROUP][D] floats, then K and V tiles [32][D] bf16 each
   constexpr int group = GROUP;
   constexpr int per_lane = PER_LANE;
-  const int warp_in_block = threadIdx.x >> 5;
-  const int warp = blockIdx.x * kAttnWarps + warp_in_block;
-  const int lane = threadIdx.x & 31;
-  if (warp >= T * kv_heads) return;
-  const int t = warp / kv_heads, kvh = warp % kv_heads;
+  __nv_bfloat16* k_tile = reinterpret_cast<__nv_bfloat16*>(shared + QT * GROUP * D);
+  __nv_bfloat16* v_tile = k_tile + 32 * D;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int2 tile = tiles[blockIdx.x / kv_heads];  // (first token, count): consecutive tokens of one sequence
+  const int kvh = blockIdx.x % kv_heads;
+  const bool active = warp < tile.y;
+  const int t = tile.x + (active ? warp : 0);
   const float* q = qkv + static_cast<size_t>(t) * (heads + 2 * kv_heads) * D + static_cast<size_t>(kvh) * group * D;
-  float* qs = q_shared + static_cast<size_t>(warp_in_block) * group * D;
+  float* qs = shared + static_cast<size_t>(warp) * group * D;
   for (int e = lane; e < group * D; e += 32) qs[e] = q[e];
-  __syncwarp();
   float acc[GROUP][PER_LANE];
   float m[GROUP], l[GROUP];
   for (int g = 0; g < group; ++g) {
@@ -165,17 +165,29 @@ __global__ void paged_attention_kernel(const float* qkv, const int32_t* position
     for (int j = 0; j < per_lane; ++j) acc[g][j] = 0.0f;
   }
   const int pos = positions[t];
-  const int32_t* table = block_tables + static_cast<size_t>(token_seq[t]) * table_stride;
+  const int last = positions[tile.x + tile.y - 1];
+  const int32_t* table = block_tables + static_cast<size_t>(token_seq[tile.x]) * table_stride;
   auto row = [&](const __nv_bfloat16* cache, int p) {
     return cache + ((static_cast<size_t>(table[p / block_size]) * kv_heads + kvh) * block_size + p % block_size) * D;
   };
-  for (int base = 0; base <= pos; base += 32) {
+  for (int base = 0; base <= last; base += 32) {
+    // The block loads each K and V row of this tile of positions once, for all its query tokens.
+    const int rows = min(32, last - base + 1);
+    const int chunks = D / 8;
+    __syncthreads();
+    for (int c = threadIdx.x; c < rows * chunks; c += blockDim.x) {
+      const int r = c / chunks, d = (c % chunks) * 8;
+      *reinterpret_cast<uint4*>(k_tile + r * D + d) = *reinterpret_cast<const uint4*>(row(k_cache, base + r) + d);
+      *reinterpret_cast<uint4*>(v_tile + r * D + d) = *reinterpret_cast<const uint4*>(row(v_cache, base + r) + d);
+    }
+    __syncthreads();
+    if (!active || base > pos) continue;
     const int p = base + lane;
     const bool valid = p <= pos;
     float w[GROUP];
 #pragma unroll
     for (int g = 0; g < group; ++g) {
-      const float s = valid ? dot_row(qs + g * D, row(k_cache, p), D) * scale : -INFINITY;
+      const float s = valid ? dot_row(qs + g * D, k_tile + lane * D, D) * scale : -INFINITY;
       const float m_new = fmaxf(m[g], warp_max(s));
       const float corr = __expf(m[g] - m_new);
       w[g] = valid ? __expf(s - m_new) : 0.0f;
@@ -184,10 +196,10 @@ __global__ void paged_attention_kernel(const float* qkv, const int32_t* position
       m[g] = m_new;
     }
     const int count = min(32, pos - base + 1);
-    // Lane owns head dimensions [lane * PER_LANE, lane * PER_LANE + PER_LANE): one vector load per V row.
+    // Lane owns head dimensions [lane * PER_LANE, lane * PER_LANE + PER_LANE).
     auto accumulate = [&](int jj) {
       float vv[PER_LANE];
-      load_bf16<PER_LANE>(row(v_cache, base + jj), lane * PER_LANE, D, vv);
+      load_bf16<PER_LANE>(v_tile + jj * D, lane * PER_LANE, D, vv);
 #pragma unroll
       for (int g = 0; g < group; ++g) {
         const float wj = __shfl_sync(0xffffffffu, w[g], jj);
@@ -202,6 +214,7 @@ __global__ void paged_attention_kernel(const float* qkv, const int32_t* position
       for (int jj = 0; jj < count; ++jj) accumulate(jj);
     }
   }
+  if (!active) return;
   for (int g = 0; g < group; ++g) {
     __nv_bfloat16* o = out + static_cast<size_t>(t) * heads * D + (static_cast<size_t>(kvh) * group + g) * D;
     for (int j = 0; j < per_lane; ++j) {
@@ -251,6 +264,14 @@ __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, ui
 }
 
 template <typename F>
+void for_each_lane_count(F&& f) {
+  f(std::integral_constant<int, 1>{});
+  f(std::integral_constant<int, 2>{});
+  f(std::integral_constant<int, 4>{});
+  f(std::integral_constant<int, 8>{});
+}
+
+template <typename F>
 void for_each_group(F&& f) {
   f(std::integral_constant<int, 1>{});
   f(std::integral_constant<int, 2>{});
@@ -289,29 +310,34 @@ void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32
 
 void launch_paged_attention(const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables,
                             int table_stride, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out,
-                            int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
-  if (D > kMaxHeadDim) fail("head_dim ", D, " is larger than the attention kernel's ", kMaxHeadDim);
+                            const int2* tiles, int num_tiles, int tile_tokens, int heads, int kv_heads, int D, int block_size,
+                            cudaStream_t s) {
+  if (D > kMaxHeadDim || D % 8 != 0) fail("head_dim ", D, " is not supported by the attention kernel (a multiple of 8 up to ", kMaxHeadDim, ")");
   if (heads / kv_heads > kMaxGroup) fail(heads / kv_heads, " query heads per KV head is more than the attention kernel's ", kMaxGroup);
-  const unsigned grid = blocks_for(static_cast<size_t>(T) * kv_heads, kAttnWarps);
-  const size_t shared = static_cast<size_t>(kAttnWarps) * heads / kv_heads * D * sizeof(float);
+  if (num_tiles == 0) return;
+  const unsigned grid = static_cast<unsigned>(num_tiles) * kv_heads;
   const int group = heads / kv_heads, per_lane = (D + 31) / 32;
   const float scale = 1.0f / sqrtf(static_cast<float>(D));
   bool launched = false;
-  auto try_launch = [&](auto g, auto pl) {
-    constexpr int G = decltype(g)::value, PL = decltype(pl)::value;
-    if (launched || G != group || PL < per_lane || (PL > 1 && PL / 2 >= per_lane)) return;
-    paged_attention_kernel<G, PL><<<grid, 32 * kAttnWarps, shared, s>>>(qkv, positions, token_seq, block_tables, table_stride,
-                                                                        k_cache, v_cache, out, T, heads, kv_heads, D,
-                                                                        block_size, scale);
+  auto try_launch = [&](auto g, auto pl, auto qt) {
+    constexpr int G = decltype(g)::value, PL = decltype(pl)::value, QT = decltype(qt)::value;
+    if (launched || G != group || QT != tile_tokens || PL < per_lane || (PL > 1 && PL / 2 >= per_lane)) return;
+    const size_t shared = static_cast<size_t>(QT) * G * D * sizeof(float) + 2 * 32 * D * sizeof(__nv_bfloat16);
+    if (shared > 48 * 1024)
+      CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<G, PL, QT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(shared)));
+    paged_attention_kernel<G, PL, QT><<<grid, 32 * QT, shared, s>>>(qkv, positions, token_seq, block_tables, table_stride,
+                                                                    k_cache, v_cache, out, tiles, heads, kv_heads, D,
+                                                                    block_size, scale);
     launched = true;
   };
-  auto each_lane = [&](auto g) {
-    try_launch(g, std::integral_constant<int, 1>{});
-    try_launch(g, std::integral_constant<int, 2>{});
-    try_launch(g, std::integral_constant<int, 4>{});
-    try_launch(g, std::integral_constant<int, 8>{});
+  auto each = [&](auto g) {
+    for_each_lane_count([&](auto pl) {
+      try_launch(g, pl, std::integral_constant<int, 1>{});
+      try_launch(g, pl, std::integral_constant<int, kAttnTileTokens>{});
+    });
   };
-  for_each_group(each_lane);
+  for_each_group(each);
   if (!launched) fail("no attention kernel for ", group, " query heads per KV head and head_dim ", D);
   CUDA_CHECK_LAUNCH("paged_attention_kernel");
 }

@@ -29,10 +29,16 @@ void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32
                           const int32_t* block_tables, int table_stride, const float* inv_freq, __nv_bfloat16* k_cache,
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
+// Query tokens per attention block in steps with prompt chunks; decode-only steps use 1.
+constexpr int kAttnTileTokens = 8;
+
 // out[T, heads * D] = causal attention of each token over its sequence's cache, positions 0..pos.
+// tiles: (first token, count <= tile_tokens) runs of consecutive tokens of one sequence, covering the batch;
+// a block serves one tile and one KV head, loading each K/V row once for the tile.
 void launch_paged_attention(const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables,
                             int table_stride, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out,
-                            int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
+                            const int2* tiles, int num_tiles, int tile_tokens, int heads, int kv_heads, int D, int block_size,
+                            cudaStream_t s);
 
 // act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
 // With q_out, act goes out as E4M3 with a per-row scale instead (act unused).
