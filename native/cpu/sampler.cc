@@ -6,17 +6,6 @@
 
 namespace tachyon {
 
-static uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-double uniform_from(uint64_t seed, uint64_t counter) {
-  const uint64_t z = mix64(mix64(seed + 0x9E3779B97F4A7C15ull) ^ (counter * 0xD1B54A32D192ED03ull));
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
-
 // Higher logit first, lower id on ties; NaN ranks last so sorting stays a
 // strict weak order whatever the model produced.
 static bool ranks_before(const float* logits, int32_t a, int32_t b) {

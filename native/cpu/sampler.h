@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/batch.h"
+#include "cpu/seeded_uniform.h"
 
 namespace tachyon {
 
@@ -13,9 +14,6 @@ struct SampleResult {
   int token;
   float logprob;  // log_softmax of the raw logits at token
 };
-
-// Uniform in [0, 1) from a counter-based hash of (seed, counter).
-double uniform_from(uint64_t seed, uint64_t counter);
 
 class Sampler {
  public:

@@ -14,7 +14,7 @@ __global__ void quantize_rows_kernel(const __nv_bfloat16* x, __nv_fp8_e4m3* q, f
   float m = 0.0f;
   for (int i = threadIdx.x; i < K; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(xr[i])));
   m = block_max(m, scratch);
-  const float s = m > 0.0f ? m / kFp8Max : 1.0f;
+  const float s = fp8_scale(m);
   const float inv = 1.0f / s;
   for (int i = threadIdx.x; i < K; i += blockDim.x) q[row * K + i] = __nv_fp8_e4m3(__bfloat162float(xr[i]) * inv);
   if (threadIdx.x == 0) scale[row] = s;

@@ -12,6 +12,9 @@ namespace tachyon {
 
 constexpr float kFp8Max = 448.0f;  // largest finite E4M3
 
+// The E4M3 scale of a row whose largest magnitude is m.
+__device__ __forceinline__ float fp8_scale(float m) { return m > 0.0f ? m / kFp8Max : 1.0f; }
+
 // w[N, K] bf16 -> q[N, K] e4m3 and scale[N] (absmax / 448 per row).
 void launch_quantize_weight(const __nv_bfloat16* w, __nv_fp8_e4m3* q, float* scale, int N, int K, cudaStream_t s);
 

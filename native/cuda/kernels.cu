@@ -1,4 +1,5 @@
 #include "cuda/cuda_check.h"
+#include "cuda/fp8.h"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
 
@@ -20,8 +21,6 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
   for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
 }
 
-// E4M3 scale of a row whose largest magnitude is m (as fp8.cu's quantize_rows).
-__device__ __forceinline__ float fp8_scale(float m) { return m > 0.0f ? m / 448.0f : 1.0f; }
 
 __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale) {

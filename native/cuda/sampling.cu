@@ -1,6 +1,8 @@
 #include <cfloat>
 
 #include "cuda/cuda_check.h"
+#include "cpu/seeded_uniform.h"
+#include "cuda/reduce.cuh"
 #include "cuda/sampling.h"
 
 namespace tachyon {
@@ -37,32 +39,10 @@ __device__ Best block_best(Best b, Best* scratch) {
   return r;
 }
 
-__device__ float block_sum(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < kWarps; ++w) total += scratch[w];
-  __syncthreads();
-  return total;
-}
-
 // Order-preserving map of floats onto unsigned ints (for threshold searches).
 __device__ __forceinline__ uint32_t key_of(float f) {
   const uint32_t b = __float_as_uint(f);
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// The CPU sampler's uniform_from(seed, counter), bit for bit.
-__device__ double uniform_from(uint64_t seed, uint64_t counter) {
-  const uint64_t z = mix64(mix64(seed + 0x9E3779B97F4A7C15ull) ^ (counter * 0xD1B54A32D192ED03ull));
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, int V, const DeviceSamplingParams* params,
