@@ -49,10 +49,14 @@ export class Engine {
   private loop: Promise<void> | null = null;
   private steps = 0;
   private readonly maxWaiting: number;
-  /** Engine-side milliseconds of the last step (schedule, build, process), excluding the runtime. */
-  lastStepOverheadMs = 0;
-  /** The same, by phase. */
+  /** Engine-side milliseconds of the last step by phase, excluding the runtime. */
   lastPhaseMs = { schedule: 0, build: 0, process: 0 };
+
+  /** Engine-side milliseconds of the last step (schedule + build + process). */
+  get lastStepOverheadMs(): number {
+    const p = this.lastPhaseMs;
+    return p.schedule + p.build + p.process;
+  }
 
   constructor(private readonly runtime: StepRuntime, private readonly tokenizer: Tokenizer, config: EngineConfig = {}) {
     const info = runtime.info;
@@ -171,7 +175,6 @@ export class Engine {
       this.steps++;
       const t3 = performance.now();
       this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2 };
-      this.lastStepOverheadMs = t1 - t0 + (t3 - t2);
     }
   }
 

@@ -1,3 +1,5 @@
+import { byteTokenName } from './decoders.js';
+
 /**
  * Merge-rule BPE exactly as Hugging Face tokenizers applies it to one word:
  * repeatedly merge the adjacent pair with the lowest merge index (the
@@ -94,7 +96,7 @@ function initialSymbols(model: BpeModel, word: string): number[] {
       continue;
     }
     if (model.byteFallback) {
-      const bytes = [...Buffer.from(ch, 'utf8')].map((b) => model.vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`));
+      const bytes = [...Buffer.from(ch, 'utf8')].map((b) => model.vocab.get(byteTokenName(b)));
       if (bytes.every((b) => b !== undefined)) {
         ids.push(...(bytes as number[]));
         lastWasUnk = false;

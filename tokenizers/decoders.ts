@@ -8,6 +8,13 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 export type DecodeStep = (tokens: string[]) => string[];
 
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
+
+/** SentencePiece's byte-fallback token for a byte, and back (null for other tokens). */
+export const byteTokenName = (b: number) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+export function byteOfToken(token: string): number | null {
+  const m = BYTE_TOKEN.exec(token);
+  return m ? parseInt(m[1], 16) : null;
+}
 const UTF8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -29,8 +36,8 @@ function byteFallback(tokens: string[]): string[] {
     bytes = [];
   };
   for (const t of tokens) {
-    const m = BYTE_TOKEN.exec(t);
-    if (m) bytes.push(parseInt(m[1], 16));
+    const b = byteOfToken(t);
+    if (b !== null) bytes.push(b);
     else {
       flush();
       out.push(t);

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { AddedTokenSplitter, type AddedToken, type SplitOptions } from './added-tokens.js';
 import { fromByteLevel } from './byte-alphabet.js';
 import { buildMerges, type BpeModel } from './bpe.js';
-import { parseDecoder, runDecoder, type DecodeStep } from './decoders.js';
+import { byteOfToken, parseDecoder, runDecoder, type DecodeStep } from './decoders.js';
 import { parseNormalizer, parsePreTokenizer } from './pipeline.js';
 import { NotTiktokenExpressible, toTiktokenRanks } from './tiktoken-ranks.js';
 import { ByteLevelBpeEncoder, SentencePieceEncoder, TiktokenEncoder, type SegmentEncoder } from './word-encoders.js';
@@ -161,11 +161,9 @@ function decoderKind(d: Json | null): 'byte-level' | 'sentencepiece' | null {
   return llama2 ? 'sentencepiece' : null;
 }
 
-const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
-
 function sentencePieceBytes(token: string): Uint8Array {
-  const m = BYTE_TOKEN.exec(token);
-  return m ? Uint8Array.of(parseInt(m[1], 16)) : Buffer.from(token.split('▁').join(' '), 'utf8');
+  const b = byteOfToken(token);
+  return b !== null ? Uint8Array.of(b) : Buffer.from(token.split('▁').join(' '), 'utf8');
 }
 
 function parseAdded(list: Json[] | undefined): AddedToken[] {
