@@ -73,14 +73,22 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
+  check_attention_shape(c.num_heads, c.num_kv_heads, c.head_dim);
+  {
+    int sms = 1;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, o.device));
+    sm_count_ = sms;
+  }
   timing_ = std::getenv("TACHYON_CUDA_TIMING") != nullptr;
   const char* graphs = std::getenv("TACHYON_CUDA_GRAPHS");
   use_graphs_ = !(graphs && std::string(graphs) == "0");
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
-  inv_freq_ = upload(rope_inv_freq(c), "rotary frequencies");
-  gemm_ = std::make_unique<Gemm>(64u << 20);
+  rope_cos_sin_ = upload(rope_cos_sin(rope_inv_freq(c), c.max_positions), "rotary table");
+  const char* invariant = std::getenv("TACHYON_BATCH_INVARIANT");
+  batch_invariant_ = invariant && std::string(invariant) == "1";
+  gemm_ = std::make_unique<Gemm>(64u << 20, batch_invariant_);
   allocate_workspace();
   tune_gemms();
   allocate_kv_cache();
@@ -202,6 +210,7 @@ void CudaModel::allocate_workspace() {
   attn_ = DeviceBuffer(T * q_dim_ * 2, "activations");
   tmp_ = DeviceBuffer(T * H * 4, "activations");
   gate_up_ = DeviceBuffer(T * 2 * I * 4, "activations");
+  act_max_ = DeviceBuffer(T * silu_partials(static_cast<int>(I)) * 4, "activations");
   act_ = DeviceBuffer(T * I * 2, "activations");
   h_last_ = DeviceBuffer(S * H * 2, "activations");
   if (fp8_) {
@@ -216,6 +225,7 @@ void CudaModel::allocate_workspace() {
   d_tables_ = DeviceBuffer(S * max_table_stride_ * 4, "block tables");
   d_rows_ = DeviceBuffer(S * 4, "step inputs");
   d_tiles_ = DeviceBuffer(T * sizeof(int2), "attention tiles");
+  d_attn_partial_ = DeviceBuffer(attention_partial_bytes(c.num_heads, c.num_kv_heads, c.head_dim), "attention partial states");
   d_params_ = DeviceBuffer(S * sizeof(DeviceSamplingParams), "sampling parameters");
   d_out_tokens_ = DeviceBuffer(S * 4, "step outputs");
   d_out_logprobs_ = DeviceBuffer(S * 4, "step outputs");
@@ -223,10 +233,10 @@ void CudaModel::allocate_workspace() {
   d_top_logprobs_ = DeviceBuffer(S * kMaxLogprobs * 4, "step outputs");
 }
 
-// Each weight shape gets its algorithm now, timed on random activations of a typical step.
+// Each weight shape gets its kernels now, timed on random activations at every row bucket up to the step budget.
 void CudaModel::tune_gemms() {
   const ModelConfig& c = config_;
-  const int M = std::min(options_.max_num_tokens, 256);
+  const int M = options_.max_num_tokens;
   launch_fill_random(h_.as<__nv_bfloat16>(), static_cast<size_t>(M) * c.hidden_size, 1.0f, 7, stream_);
   launch_fill_random(attn_.as<__nv_bfloat16>(), static_cast<size_t>(M) * q_dim_, 1.0f, 8, stream_);
   launch_fill_random(act_.as<__nv_bfloat16>(), static_cast<size_t>(M) * c.intermediate_size, 1.0f, 9, stream_);
@@ -239,6 +249,8 @@ void CudaModel::tune_gemms() {
   const int S = std::min(options_.max_num_seqs, M);
   gemm_->tune(Operand::kBf16, h_.as<__nv_bfloat16>(), head, logits_.as<float>(), S, c.vocab_size, c.hidden_size, stream_);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (timing_)
+    for (const std::string& line : gemm_->report()) std::fprintf(stderr, "cuda gemm: %s\n", line.c_str());
 }
 
 void CudaModel::allocate_kv_cache() {
@@ -355,16 +367,20 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   }
 }
 
-// One query token per tile when every sequence brings one token (decode); else runs of up to
-// kAttnTileTokens consecutive tokens of a sequence share each K/V load.
+// One query token per tile when every sequence brings one token (decode); else runs of
+// consecutive tokens of a sequence, as many as the attention kernel serves in one block.
 void CudaModel::make_tiles(const StepBatch& b) {
   bool decode = true;
+  int max_position = 0;
   for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1;
-  tile_tokens_ = decode ? 1 : kAttnTileTokens;
+  for (int t = 0; t < b.num_tokens(); ++t) max_position = std::max(max_position, b.positions[t]);
+  decode_step_ = decode;
+  const int per_tile = attention_tile_tokens(config_.num_heads, config_.num_kv_heads, decode);
   h_tiles_.clear();
   for (int s = 0; s < b.num_seqs(); ++s)
-    for (int i = 0; i < b.query_lens[s]; i += tile_tokens_)
-      h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(tile_tokens_, b.query_lens[s] - i)));
+    for (int i = 0; i < b.query_lens[s]; i += per_tile)
+      h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));
+  attn_splits_ = decode ? attention_parallel_splits(static_cast<int>(h_tiles_.size()), config_.num_kv_heads, max_position, sm_count_) : 0;
 }
 
 int CudaModel::bucket_for(int S) const {
@@ -403,7 +419,8 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   copy(d_rows_, g_rows_);
   h_tiles_.resize(B);
   for (int i = 0; i < B; ++i) h_tiles_[i] = make_int2(i, 1);
-  tile_tokens_ = 1;
+  decode_step_ = true;
+  attn_splits_ = attention_parallel_splits(B, config_.num_kv_heads, config_.max_positions - 1, sm_count_);
   CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), h_tiles_.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
   table_stride_ = stride;
   auto it = graphs_.find(B);
@@ -456,10 +473,11 @@ void CudaModel::forward(int T, int sampled) {
   const float* pending_bias = nullptr;
   Dequant pending_dq;
   // TACHYON_CUDA_TIMING: events between the ops of layer 0 (not inside a graph capture).
-  const bool mark_ops = timing_ && !capturing_;
+  const bool mark_ops = timing_;
   int mark = 0;
   auto tick = [&](int li) {
-    if (mark_ops && li == 0) CUDA_CHECK(cudaEventRecord(op_events_[mark++], stream_));
+    // Inside a graph capture the events become timed nodes of the graph (external records).
+    if (mark_ops && li == 0) CUDA_CHECK(cudaEventRecordWithFlags(op_events_[mark++], stream_, capturing_ ? cudaEventRecordExternal : 0));
   };
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
@@ -472,12 +490,13 @@ void CudaModel::forward(int T, int sampled) {
     const Dequant qkv_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
     tick(li);
     launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
-                         d_tables_.as<int32_t>(), table_stride_, inv_freq_.as<float>(), kc, vc, T, c.num_heads,
+                         d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kc, vc, T, c.num_heads,
                          c.num_kv_heads, D, B, stream_);
     tick(li);
-    launch_paged_attention(qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
-                           table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
-                           static_cast<int>(h_tiles_.size()), tile_tokens_, c.num_heads, c.num_kv_heads, D, B, stream_);
+    AttentionArgs attn{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
+                       table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(), static_cast<int>(h_tiles_.size()),
+                       c.num_heads, c.num_kv_heads, D, B, d_attn_partial_.as<float>()};
+    launch_paged_attention(attn, decode_step_, attn_splits_, stream_);
     tick(li);
     const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
     tick(li);
@@ -486,7 +505,8 @@ void CudaModel::forward(int T, int sampled) {
     tick(li);
     const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
     tick(li);
-    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
+    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale(),
+                    act_max_.as<float>());
     tick(li);
     pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
     tick(li);

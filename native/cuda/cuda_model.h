@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cuda/attention.h"
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
@@ -64,12 +65,13 @@ class CudaModel : public Backend {
   std::unique_ptr<Gemm> gemm_;
   int q_dim_, kv_dim_, qkv_dim_;
 
-  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_;
+  DeviceBuffer embed_, lm_head_, final_norm_, rope_cos_sin_;
   std::vector<Layer> layers_;
   DeviceBuffer k_cache_, v_cache_;  // bf16 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;
 
   bool fp8_ = false;
+  bool batch_invariant_ = false;  // TACHYON_BATCH_INVARIANT=1: one GEMM kernel per shape for every batch size
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
@@ -81,7 +83,7 @@ class CudaModel : public Backend {
   cudaEvent_t op_events_[kOpEvents] = {};
   void report_timing(int T, int S, std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point enqueued);
   // Activations sized for max_num_tokens / max_num_seqs.
-  DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, h_last_, logits_;
+  DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, act_max_, h_last_, logits_;
   DeviceBuffer in_q_, in_scale_;  // fp8: the current GEMM input, quantized per token
   __nv_fp8_e4m3* q_out() const { return fp8_ ? in_q_.as<__nv_fp8_e4m3>() : nullptr; }
   float* q_scale() const { return fp8_ ? in_scale_.as<float>() : nullptr; }
@@ -91,9 +93,11 @@ class CudaModel : public Backend {
   int max_table_stride_ = 0;
   int table_stride_ = 0;  // this step's
   // Attention tiles of this step: runs of consecutive query tokens of one sequence.
-  DeviceBuffer d_tiles_;
+  DeviceBuffer d_tiles_, d_attn_partial_;
   std::vector<int2> h_tiles_;
-  int tile_tokens_ = 1;
+  bool decode_step_ = false;  // every tile one token
+  int attn_splits_ = 0;       // split-parallel decode attention (0: off)
+  int sm_count_ = 1;
   void make_tiles(const StepBatch& b);
   std::vector<int32_t> h_rows_, h_sampled_seq_, h_tokens_;
   std::vector<DeviceSamplingParams> h_params_;

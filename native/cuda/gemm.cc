@@ -1,8 +1,36 @@
 #include "cuda/gemm.h"
 
-#include <vector>
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+#include "cuda/gemv.h"
 
 namespace tachyon {
+
+namespace {
+
+constexpr int kInvariantRows = 256;  // batch-invariant mode tunes here, for every M
+
+// Mean microseconds of one call, over repeated calls after a warm-up.
+float time_us(const std::function<bool()>& call, cudaStream_t s) {
+  if (!call()) return -1.0f;
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  constexpr int kReps = 10;
+  CUDA_CHECK(cudaEventRecord(start, s));
+  for (int r = 0; r < kReps; ++r) call();
+  CUDA_CHECK(cudaEventRecord(stop, s));
+  CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms * 1000.0f / kReps;
+}
+
+}  // namespace
 
 Gemm::Descs::~Descs() {
   if (a) cublasLtMatrixLayoutDestroy(a);
@@ -11,7 +39,8 @@ Gemm::Descs::~Descs() {
   if (op) cublasLtMatmulDescDestroy(op);
 }
 
-Gemm::Gemm(size_t workspace_bytes) : workspace_(workspace_bytes, "cuBLASLt workspace") {
+Gemm::Gemm(size_t workspace_bytes, bool batch_invariant)
+    : invariant_(batch_invariant), workspace_(workspace_bytes, "cuBLASLt workspace") {
   CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
@@ -31,65 +60,104 @@ void Gemm::describe(Descs& ds, Operand type, int M, int N, int K) const {
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.d, CUDA_R_32F, N, M, N));
 }
 
-void Gemm::tune(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
-  const Key key{N, K, static_cast<int>(type)};
-  if (algos_.count(key)) return;
+int Gemm::bucket(int M) const {
+  if (invariant_) return 0;
+  int b = 1;
+  while (b < M) b *= 2;
+  return b;
+}
+
+Gemm::Choice Gemm::tune_at(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
+  const bool fp8 = type == Operand::kFp8;
+  const char* name = fp8 ? " fp8" : " bf16";
   Descs ds;
   describe(ds, type, M, N, K);
-  cublasLtMatmulPreference_t pref;
-  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  // cuBLASLt's candidates for this row count, and those for 256 rows (which serve any count; at a few
+  // rows the heuristic may offer only split-K kernels).
+  std::vector<cublasLtMatmulHeuristicResult_t> results;
+  for (const int rows : {M, kInvariantRows}) {
+    if (rows == kInvariantRows && M == kInvariantRows && !results.empty()) break;
+    Descs q;
+    describe(q, type, rows, N, K);
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = workspace_.bytes();
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    std::vector<cublasLtMatmulHeuristicResult_t> found_here(16);
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(handle_, q.op, q.a, q.b, q.d, q.d, pref, static_cast<int>(found_here.size()),
+                                       found_here.data(), &found) != CUBLAS_STATUS_SUCCESS)
+      found = 0;
+    cublasLtMatmulPreferenceDestroy(pref);
+    results.insert(results.end(), found_here.begin(), found_here.begin() + found);
+  }
+  const int found = static_cast<int>(results.size());
   const size_t ws = workspace_.bytes();
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  std::vector<cublasLtMatmulHeuristicResult_t> results(16);
-  int found = 0;
-  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, ds.op, ds.a, ds.b, ds.d, ds.d, pref,
-                                                           static_cast<int>(results.size()), results.data(), &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  const char* name = type == Operand::kFp8 ? " fp8" : " bf16";
-  if (st != CUBLAS_STATUS_SUCCESS || found == 0) fail("cuBLASLt has no algorithm for a ", M, "x", N, "x", K, name, " GEMM");
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
   const float one = 1.0f, zero = 0.0f;
+  Choice best;
   float best_us = 1e30f;
-  int best = -1, timed = 0;
+  int timed = 0;
   for (int i = 0; i < found; ++i) {
     int split_k = 1;
     size_t written = 0;
     cublasLtMatmulAlgoConfigGetAttribute(&results[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split_k, sizeof(split_k), &written);
-    if (split_k > 1) continue;  // split-K reduction order would depend on the shape
-    auto launch = [&] {
+    if (invariant_ && split_k > 1) continue;  // its reduction order would depend on the shape
+    const float us = time_us([&] {
       return cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &results[i].algo,
-                            workspace_.as<void>(), ws, s);
-    };
-    if (launch() != CUBLAS_STATUS_SUCCESS) continue;
-    constexpr int kReps = 10;
-    CUDA_CHECK(cudaEventRecord(start, s));
-    for (int r = 0; r < kReps; ++r) launch();
-    CUDA_CHECK(cudaEventRecord(stop, s));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+                            workspace_.as<void>(), ws, s) == CUBLAS_STATUS_SUCCESS;
+    }, s);
+    if (us < 0) continue;
     ++timed;
-    if (ms * 1000.0f / kReps < best_us) {
-      best_us = ms * 1000.0f / kReps;
-      best = i;
+    if (us < best_us) {
+      best_us = us;
+      best = Choice{false, results[i].algo};
     }
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  if (best < 0) fail("no cuBLASLt algorithm without split-K ran for a ", M, "x", N, "x", K, name, " GEMM");
-  algos_[key] = results[best].algo;
-  report_[std::make_pair(N, K)] = {best_us, timed};
+  bool gemv = false;
+  if (!invariant_ && gemv_supports(fp8, M, K)) {
+    const float us = time_us([&] {
+      launch_gemv(fp8, A, W, D, M, N, K, s);
+      return true;
+    }, s);
+    ++timed;
+    if (us < best_us) {
+      best_us = us;
+      best = Choice{true, {}};
+      gemv = true;
+    }
+  }
+  if (timed == 0 || best_us >= 1e30f) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
+  char line[160];
+  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows: %s, %.1f us (%d candidates)", name + 1, N, K, M,
+                gemv ? "gemv" : "cuBLASLt", best_us, timed);
+  report_.push_back(line);
+  return best;
+}
+
+void Gemm::tune(Operand type, const void* A, const void* W, float* D, int max_m, int N, int K, cudaStream_t s) {
+  const int t = static_cast<int>(type);
+  if (invariant_) {
+    if (!choices_.count(Key{t, N, K, 0})) choices_[Key{t, N, K, 0}] = tune_at(type, A, W, D, std::min(max_m, kInvariantRows), N, K, s);
+    return;
+  }
+  for (int b = 1;; b *= 2) {
+    if (!choices_.count(Key{t, N, K, b})) choices_[Key{t, N, K, b}] = tune_at(type, A, W, D, std::min(b, max_m), N, K, s);
+    if (b >= max_m) break;
+  }
 }
 
 void Gemm::run(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
-  auto it = algos_.find(Key{N, K, static_cast<int>(type)});
-  if (it == algos_.end()) fail("GEMM shape ", N, "x", K, " was not tuned at load");
+  if (M == 0) return;
+  auto it = choices_.find(Key{static_cast<int>(type), N, K, bucket(M)});
+  if (it == choices_.end()) fail("GEMM shape ", N, "x", K, " at ", M, " rows was not tuned at load");
+  if (it->second.gemv) {
+    launch_gemv(type == Operand::kFp8, A, W, D, M, N, K, s);
+    return;
+  }
   Descs ds;
   describe(ds, type, M, N, K);
   const float one = 1.0f, zero = 0.0f;
-  CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &it->second,
+  CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &it->second.algo,
                               workspace_.as<void>(), workspace_.bytes(), s));
 }
 

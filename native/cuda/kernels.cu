@@ -3,7 +3,6 @@
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
 
-#include <type_traits>
 
 namespace tachyon {
 
@@ -54,7 +53,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, con
 }
 
 __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
-                                     const int32_t* block_tables, int table_stride, const float* inv_freq,
+                                     const int32_t* block_tables, int table_stride, const float2* cos_sin,
                                      __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads, int kv_heads, int D,
                                      int block_size) {
   const int t = blockIdx.x;
@@ -70,9 +69,8 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
     const int c0 = head * D + i, c1 = c0 + half;
     const float a = dequant(row[c0], dq, t, c0) + (bias ? bias[c0] : 0.0f);
     const float b = dequant(row[c1], dq, t, c1) + (bias ? bias[c1] : 0.0f);
-    const float angle = static_cast<float>(pos) * inv_freq[i];
-    const float cs = static_cast<float>(cos(static_cast<double>(angle)));
-    const float sn = static_cast<float>(sin(static_cast<double>(angle)));
+    const float2 rot = cos_sin[static_cast<size_t>(pos) * half + i];
+    const float cs = rot.x, sn = rot.y;
     const float ra = a * cs - b * sn, rb = b * cs + a * sn;
     if (head < heads) {
       row[c0] = ra;
@@ -92,137 +90,6 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
   }
 }
 
-constexpr int kMaxHeadDim = 256;
-constexpr int kMaxGroup = 8;  // query heads per KV head
-
-// PER_LANE consecutive bf16 values from row[first..] as floats (zeros past D).
-template <int PER_LANE>
-__device__ __forceinline__ void load_bf16(const __nv_bfloat16* row, int first, int D, float* out) {
-  if (first + PER_LANE <= D && PER_LANE % 2 == 0) {
-    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(row + first);
-#pragma unroll
-    for (int j = 0; j < PER_LANE / 2; ++j) {
-      const float2 f = __bfloat1622float2(pairs[j]);
-      out[2 * j] = f.x;
-      out[2 * j + 1] = f.y;
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < PER_LANE; ++j) out[j] = first + j < D ? __bfloat162float(row[first + j]) : 0.0f;
-  }
-}
-
-// q · k for one cached key row, by one lane over the whole head (16-byte loads when D % 8 == 0).
-__device__ __forceinline__ float dot_row(const float* q, const __nv_bfloat16* k, int D) {
-  float s = 0.0f;
-  if ((D & 7) == 0) {
-    for (int d = 0; d < D; d += 8) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(k + d);
-      const __nv_bfloat162* pair = reinterpret_cast<const __nv_bfloat162*>(&raw);
-      for (int j = 0; j < 4; ++j) {
-        const float2 f = __bfloat1622float2(pair[j]);
-        s += q[d + 2 * j] * f.x + q[d + 2 * j + 1] * f.y;
-      }
-    }
-  } else {
-    for (int d = 0; d < D; ++d) s += q[d] * __bfloat162float(k[d]);
-  }
-  return s;
-}
-
-// One warp per (token, KV head), serving the group of query heads that share
-// it, so each cached K and V row is read once per token. Positions 0..pos go
-// in tiles of 32, one position per lane for the scores, then the warp
-// accumulates V with each lane owning head dimensions; an online softmax
-// across tiles. Every sum's order is fixed by (token, head, position), never
-// by the batch.
-// GROUP query heads per KV head and PER_LANE = ceil(D / 32) are template
-// arguments so the accumulators stay in registers.
-template <int GROUP, int PER_LANE, int QT>
-__global__ void __launch_bounds__(32 * QT) paged_attention_kernel(
-    const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables, int table_stride,
-    const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out, const int2* tiles, int heads,
-    int kv_heads, int D, int block_size, float scale) {
-  extern __shared__ float shared[];  // q [QT][GROUP][D] floats, then K and V tiles [32][D] bf16 each
-  constexpr int group = GROUP;
-  constexpr int per_lane = PER_LANE;
-  __nv_bfloat16* k_tile = reinterpret_cast<__nv_bfloat16*>(shared + QT * GROUP * D);
-  __nv_bfloat16* v_tile = k_tile + 32 * D;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int2 tile = tiles[blockIdx.x / kv_heads];  // (first token, count): consecutive tokens of one sequence
-  const int kvh = blockIdx.x % kv_heads;
-  const bool active = warp < tile.y;
-  const int t = tile.x + (active ? warp : 0);
-  const float* q = qkv + static_cast<size_t>(t) * (heads + 2 * kv_heads) * D + static_cast<size_t>(kvh) * group * D;
-  float* qs = shared + static_cast<size_t>(warp) * group * D;
-  for (int e = lane; e < group * D; e += 32) qs[e] = q[e];
-  float acc[GROUP][PER_LANE];
-  float m[GROUP], l[GROUP];
-  for (int g = 0; g < group; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
-    for (int j = 0; j < per_lane; ++j) acc[g][j] = 0.0f;
-  }
-  const int pos = positions[t];
-  const int last = positions[tile.x + tile.y - 1];
-  const int32_t* table = block_tables + static_cast<size_t>(token_seq[tile.x]) * table_stride;
-  auto row = [&](const __nv_bfloat16* cache, int p) {
-    return cache + ((static_cast<size_t>(table[p / block_size]) * kv_heads + kvh) * block_size + p % block_size) * D;
-  };
-  for (int base = 0; base <= last; base += 32) {
-    // The block loads each K and V row of this tile of positions once, for all its query tokens.
-    const int rows = min(32, last - base + 1);
-    const int chunks = D / 8;
-    __syncthreads();
-    for (int c = threadIdx.x; c < rows * chunks; c += blockDim.x) {
-      const int r = c / chunks, d = (c % chunks) * 8;
-      *reinterpret_cast<uint4*>(k_tile + r * D + d) = *reinterpret_cast<const uint4*>(row(k_cache, base + r) + d);
-      *reinterpret_cast<uint4*>(v_tile + r * D + d) = *reinterpret_cast<const uint4*>(row(v_cache, base + r) + d);
-    }
-    __syncthreads();
-    if (!active || base > pos) continue;
-    const int p = base + lane;
-    const bool valid = p <= pos;
-    float w[GROUP];
-#pragma unroll
-    for (int g = 0; g < group; ++g) {
-      const float s = valid ? dot_row(qs + g * D, k_tile + lane * D, D) * scale : -INFINITY;
-      const float m_new = fmaxf(m[g], warp_max(s));
-      const float corr = __expf(m[g] - m_new);
-      w[g] = valid ? __expf(s - m_new) : 0.0f;
-      l[g] = l[g] * corr + warp_sum(w[g]);
-      for (int j = 0; j < per_lane; ++j) acc[g][j] *= corr;
-      m[g] = m_new;
-    }
-    const int count = min(32, pos - base + 1);
-    // Lane owns head dimensions [lane * PER_LANE, lane * PER_LANE + PER_LANE).
-    auto accumulate = [&](int jj) {
-      float vv[PER_LANE];
-      load_bf16<PER_LANE>(v_tile + jj * D, lane * PER_LANE, D, vv);
-#pragma unroll
-      for (int g = 0; g < group; ++g) {
-        const float wj = __shfl_sync(0xffffffffu, w[g], jj);
-#pragma unroll
-        for (int j = 0; j < per_lane; ++j) acc[g][j] += wj * vv[j];
-      }
-    };
-    if (count == 32) {
-#pragma unroll 8
-      for (int jj = 0; jj < 32; ++jj) accumulate(jj);
-    } else {
-      for (int jj = 0; jj < count; ++jj) accumulate(jj);
-    }
-  }
-  if (!active) return;
-  for (int g = 0; g < group; ++g) {
-    __nv_bfloat16* o = out + static_cast<size_t>(t) * heads * D + (static_cast<size_t>(kvh) * group + g) * D;
-    for (int j = 0; j < per_lane; ++j) {
-      const int e = lane * PER_LANE + j;
-      if (e < D) o[e] = __float2bfloat16(acc[g][j] / l[g]);
-    }
-  }
-}
-
 __global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, size_t n, int I) {
   const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n) return;
@@ -233,22 +100,36 @@ __global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* b
   act[idx] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
 }
 
-// One block per token row: SwiGLU rounded as the bf16 path would, then E4M3 with the row's scale.
-__global__ void silu_mul_quant_kernel(const float* gate_up, Dequant dq, const float* bias, int I, __nv_fp8_e4m3* q_out,
-                                      float* q_scale) {
+constexpr int kSiluSlice = 2048;  // activations per block of the quantizing SwiGLU (256 threads x 8)
+
+// SwiGLU rounded as the bf16 path would, into act; each block's largest magnitude into act_max[t][slice].
+__global__ void silu_act_kernel(const float* gate_up, Dequant dq, const float* bias, int I, __nv_bfloat16* act,
+                                float* act_max) {
   __shared__ float scratch[32];
-  const size_t t = blockIdx.x;
-  auto act = [&](int i) {
+  const size_t t = blockIdx.y;
+  float m = 0.0f;
+  for (int i = blockIdx.x * kSiluSlice + threadIdx.x; i < min(I, (blockIdx.x + 1) * kSiluSlice); i += blockDim.x) {
     const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
     const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
-    return __bfloat162float(__float2bfloat16(g / (1.0f + __expf(-g)) * u));
-  };
+    const __nv_bfloat16 v = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+    act[t * I + i] = v;
+    m = fmaxf(m, fabsf(__bfloat162float(v)));
+  }
+  m = block_max(m, scratch);
+  if (threadIdx.x == 0) act_max[t * gridDim.x + blockIdx.x] = m;
+}
+
+// act -> E4M3 with the row's scale (from the slices' maxima, the same in every block).
+__global__ void quantize_act_kernel(const __nv_bfloat16* act, const float* act_max, int I, __nv_fp8_e4m3* q_out,
+                                    float* q_scale) {
+  const size_t t = blockIdx.y;
   float m = 0.0f;
-  for (int i = threadIdx.x; i < I; i += blockDim.x) m = fmaxf(m, fabsf(act(i)));
-  const float s = fp8_scale(block_max(m, scratch));
+  for (int j = 0; j < gridDim.x; ++j) m = fmaxf(m, act_max[t * gridDim.x + j]);
+  const float s = fp8_scale(m);
   const float inv = 1.0f / s;
-  for (int i = threadIdx.x; i < I; i += blockDim.x) q_out[t * I + i] = __nv_fp8_e4m3(act(i) * inv);
-  if (threadIdx.x == 0) q_scale[t] = s;
+  for (int i = blockIdx.x * kSiluSlice + threadIdx.x; i < min(I, (blockIdx.x + 1) * kSiluSlice); i += blockDim.x)
+    q_out[t * I + i] = __nv_fp8_e4m3(__bfloat162float(act[t * I + i]) * inv);
+  if (blockIdx.x == 0 && threadIdx.x == 0) q_scale[t] = s;
 }
 
 __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, uint64_t seed) {
@@ -260,26 +141,6 @@ __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, ui
   z ^= z >> 31;
   const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
   out[i] = __float2bfloat16((2.0f * u - 1.0f) * scale);
-}
-
-template <typename F>
-void for_each_lane_count(F&& f) {
-  f(std::integral_constant<int, 1>{});
-  f(std::integral_constant<int, 2>{});
-  f(std::integral_constant<int, 4>{});
-  f(std::integral_constant<int, 8>{});
-}
-
-template <typename F>
-void for_each_group(F&& f) {
-  f(std::integral_constant<int, 1>{});
-  f(std::integral_constant<int, 2>{});
-  f(std::integral_constant<int, 3>{});
-  f(std::integral_constant<int, 4>{});
-  f(std::integral_constant<int, 5>{});
-  f(std::integral_constant<int, 6>{});
-  f(std::integral_constant<int, 7>{});
-  f(std::integral_constant<int, 8>{});
 }
 
 unsigned blocks_for(size_t n, unsigned threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
@@ -300,52 +161,24 @@ void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* b
 }
 
 void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
-                          const int32_t* block_tables, int table_stride, const float* inv_freq, __nv_bfloat16* k_cache,
+                          const int32_t* block_tables, int table_stride, const float2* cos_sin, __nv_bfloat16* k_cache,
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
-  rope_kv_write_kernel<<<T, 256, 0, s>>>(qkv, dq, bias, positions, token_seq, block_tables, table_stride, inv_freq, k_cache,
+  rope_kv_write_kernel<<<T, 256, 0, s>>>(qkv, dq, bias, positions, token_seq, block_tables, table_stride, cos_sin, k_cache,
                                          v_cache, heads, kv_heads, D, block_size);
   CUDA_CHECK_LAUNCH("rope_kv_write_kernel");
 }
 
-void launch_paged_attention(const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables,
-                            int table_stride, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out,
-                            const int2* tiles, int num_tiles, int tile_tokens, int heads, int kv_heads, int D, int block_size,
-                            cudaStream_t s) {
-  if (D > kMaxHeadDim || D % 8 != 0) fail("head_dim ", D, " is not supported by the attention kernel (a multiple of 8 up to ", kMaxHeadDim, ")");
-  if (heads / kv_heads > kMaxGroup) fail(heads / kv_heads, " query heads per KV head is more than the attention kernel's ", kMaxGroup);
-  if (num_tiles == 0) return;
-  const unsigned grid = static_cast<unsigned>(num_tiles) * kv_heads;
-  const int group = heads / kv_heads, per_lane = (D + 31) / 32;
-  const float scale = 1.0f / sqrtf(static_cast<float>(D));
-  bool launched = false;
-  auto try_launch = [&](auto g, auto pl, auto qt) {
-    constexpr int G = decltype(g)::value, PL = decltype(pl)::value, QT = decltype(qt)::value;
-    if (launched || G != group || QT != tile_tokens || PL < per_lane || (PL > 1 && PL / 2 >= per_lane)) return;
-    const size_t shared = static_cast<size_t>(QT) * G * D * sizeof(float) + 2 * 32 * D * sizeof(__nv_bfloat16);
-    if (shared > 48 * 1024)
-      CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<G, PL, QT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(shared)));
-    paged_attention_kernel<G, PL, QT><<<grid, 32 * QT, shared, s>>>(qkv, positions, token_seq, block_tables, table_stride,
-                                                                    k_cache, v_cache, out, tiles, heads, kv_heads, D,
-                                                                    block_size, scale);
-    launched = true;
-  };
-  auto each = [&](auto g) {
-    for_each_lane_count([&](auto pl) {
-      try_launch(g, pl, std::integral_constant<int, 1>{});
-      try_launch(g, pl, std::integral_constant<int, kAttnTileTokens>{});
-    });
-  };
-  for_each_group(each);
-  if (!launched) fail("no attention kernel for ", group, " query heads per KV head and head_dim ", D);
-  CUDA_CHECK_LAUNCH("paged_attention_kernel");
-}
+int silu_partials(int I) { return (I + kSiluSlice - 1) / kSiluSlice; }
 
 void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
-                     __nv_fp8_e4m3* q_out, float* q_scale) {
+                     __nv_fp8_e4m3* q_out, float* q_scale, float* act_max) {
+  if (T == 0) return;
   if (q_out) {
-    if (T > 0) silu_mul_quant_kernel<<<T, 256, 0, s>>>(gate_up, dq, bias, I, q_out, q_scale);
-    CUDA_CHECK_LAUNCH("silu_mul_quant_kernel");
+    const dim3 grid(silu_partials(I), T);
+    silu_act_kernel<<<grid, 256, 0, s>>>(gate_up, dq, bias, I, act, act_max);
+    CUDA_CHECK_LAUNCH("silu_act_kernel");
+    quantize_act_kernel<<<grid, 256, 0, s>>>(act, act_max, I, q_out, q_scale);
+    CUDA_CHECK_LAUNCH("quantize_act_kernel");
     return;
   }
   const size_t n = static_cast<size_t>(T) * I;

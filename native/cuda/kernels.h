@@ -25,25 +25,17 @@ void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* b
                         __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
 
 // qkv[T, (heads + 2 kv) * D] (+ bias): RoPE on q and k in place, k and v written to the paged cache as bf16.
+// cos_sin[position][D / 2]: the rotation of each pair (rope_cos_sin).
 void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
-                          const int32_t* block_tables, int table_stride, const float* inv_freq, __nv_bfloat16* k_cache,
+                          const int32_t* block_tables, int table_stride, const float2* cos_sin, __nv_bfloat16* k_cache,
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
-// Query tokens per attention block in steps with prompt chunks; decode-only steps use 1.
-constexpr int kAttnTileTokens = 8;
-
-// out[T, heads * D] = causal attention of each token over its sequence's cache, positions 0..pos.
-// tiles: (first token, count <= tile_tokens) runs of consecutive tokens of one sequence, covering the batch;
-// a block serves one tile and one KV head, loading each K/V row once for the tile.
-void launch_paged_attention(const float* qkv, const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables,
-                            int table_stride, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache, __nv_bfloat16* out,
-                            const int2* tiles, int num_tiles, int tile_tokens, int heads, int kv_heads, int D, int block_size,
-                            cudaStream_t s);
-
 // act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
-// With q_out, act goes out as E4M3 with a per-row scale instead (act unused).
+// With q_out, act is also quantized: E4M3 with a per-row scale into q_out / q_scale, the
+// row maxima gathered per slice in act_max[T, silu_partials(I)] (any number of blocks per row).
 void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
-                     __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
+                     __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr, float* act_max = nullptr);
+int silu_partials(int I);
 
 // Random values uniform in [-scale, scale] from a counter hash (dummy weights).
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s);

@@ -80,7 +80,14 @@ for (const model of PARITY_MODELS) {
 describe('CUDA backend invariance and sampling', { skip }, () => {
   let rt: Runtime;
   before(async () => {
-    rt = await gpu(join(MODELS_DIR, 'llama3-scaled'));
+    // Batch-invariant mode: one GEMM kernel per shape whatever the row count. Attention is
+    // batch-invariant in every mode (split-parallel decode folds as the sequential kernel does).
+    process.env.TACHYON_BATCH_INVARIANT = '1';
+    try {
+      rt = await gpu(join(MODELS_DIR, 'llama3-scaled'));
+    } finally {
+      delete process.env.TACHYON_BATCH_INVARIANT;
+    }
   });
   after(() => rt?.close());
 

@@ -15,41 +15,51 @@ import { writeFp8Checkpoint } from '../helpers/fp8-checkpoint.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
 
 const CORPUS = process.env.TACHYON_SHAKESPEARE ?? join(packageRoot(), '..', 'shared', 'data', 'tinyshakespeare.txt');
+// Three windows of 800 tokens (the model's context is 1,024), 2,397 predicted positions: with
+// agreement near 97%, one window's 799 left a binomial standard error of 0.6 points, enough for
+// a 3-token swing to decide the test.
+const WINDOW = 800;
+const WINDOWS = 3;
 const skip = gpuSkipReason() || (existsSync(CORPUS) ? false : `no ${CORPUS} (set TACHYON_SHAKESPEARE)`);
 
-/** Logits after each prefix of the text, one token per step (teacher forcing). */
-async function teacherForced(dtype: 'bf16' | 'fp8', tokens: number[], modelDir = DEFAULT_MODEL_DIR) {
+/** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
+async function teacherForced(dtype: 'bf16' | 'fp8', windows: number[][], modelDir = DEFAULT_MODEL_DIR) {
   const rt = await Runtime.load({ modelDir, device: 'cuda', dtype, kvCacheBytes: 64 << 20 });
   const V = rt.info.vocabSize;
-  const blocks = blockRange(0, Math.ceil(tokens.length / rt.info.blockSize));
-  const top1: number[] = [];
+  const perWindow = Math.ceil(WINDOW / rt.info.blockSize);
+  const top1: number[][] = windows.map(() => []);
   let nll = 0;
-  for (let i = 0; i + 1 < tokens.length; i++) {
-    const r = await rt.step(makeBatch([{ tokens: [tokens[i]], start: i, blocks }], true));
-    const l = r.logits!;
-    let best = 0;
-    for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
-    const m = l[best];
-    let s = 0;
-    for (let v = 0; v < V; v++) s += Math.exp(l[v] - m);
-    nll -= l[tokens[i + 1]] - m - Math.log(s);
-    top1.push(best);
+  let count = 0;
+  for (let i = 0; i + 1 < WINDOW; i++) {
+    const chunks = windows.map((w, k) => ({ tokens: [w[i]], start: i, blocks: blockRange(k * perWindow, perWindow) }));
+    const r = await rt.step(makeBatch(chunks, true));
+    windows.forEach((w, k) => {
+      const l = r.logits!.subarray(k * V, (k + 1) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
+      const m = l[best];
+      let s = 0;
+      for (let v = 0; v < V; v++) s += Math.exp(l[v] - m);
+      nll -= l[w[i + 1]] - m - Math.log(s);
+      count++;
+      top1[k].push(best);
+    });
   }
   const info = rt.info;
   await rt.close();
-  return { top1, ppl: Math.exp(nll / (tokens.length - 1)), info };
+  return { top1: top1.flat(), ppl: Math.exp(nll / count), info };
 }
 
-function heldOutTokens(): number[] {
+function heldOutWindows(): number[][] {
   // Held-out speeches from the last 10% (the model never trained on them), in its
   // training format: each speech followed by <|end_of_text|>.
   const text = readFileSync(CORPUS, 'utf8');
   const speeches = text.slice(Math.floor(text.length * 0.95)).split('\n\n').map((p) => p.trim()).filter(Boolean);
   const tok = loadTokenizer(DEFAULT_MODEL_DIR);
   const eot = tok.tokenToId('<|end_of_text|>')!;
-  const tokens = speeches.flatMap((p) => [...tok.encode(p + '\n'), eot]).slice(0, 800);
+  const tokens = speeches.flatMap((p) => [...tok.encode(p + '\n'), eot]).slice(0, WINDOWS * WINDOW);
   tok.free();
-  return tokens;
+  return Array.from({ length: WINDOWS }, (_, k) => tokens.slice(k * WINDOW, (k + 1) * WINDOW));
 }
 
 function compare(name: string, bf16: { top1: number[]; ppl: number }, fp8: { top1: number[]; ppl: number }, minAgreement = 0.97) {
@@ -61,7 +71,7 @@ function compare(name: string, bf16: { top1: number[]; ppl: number }, fp8: { top
 }
 
 test('FP8 agrees with BF16 on the default model', { skip }, async () => {
-  const tokens = heldOutTokens();
+  const tokens = heldOutWindows();
   const bf16 = await teacherForced('bf16', tokens);
   const fp8 = await teacherForced('fp8', tokens);
   assert.equal(fp8.info.weightDtype, 'fp8');
@@ -72,10 +82,10 @@ test('an FP8 checkpoint (E4M3 + weight_scale) is served as it is', { skip }, asy
   const dir = mkdtempSync(join(tmpdir(), 'tachyon-fp8-'));
   try {
     writeFp8Checkpoint(DEFAULT_MODEL_DIR, join(dir, 'm'));
-    const tokens = heldOutTokens();
+    const tokens = heldOutWindows();
     // Its scales come from the F32 weights (load-time quantization starts from BF16), so it lands a
-    // few near-tie positions differently: 97.00% (775 of 799) when measured; the bound leaves one
-    // percent for that, and the perplexity bound is the issue's.
+    // few near-tie positions differently: 97.00% (775 of 799) when first measured on one window; the
+    // bound leaves one percent for that, and the perplexity bound is the issue's.
     compare('fp8 checkpoint', await teacherForced('bf16', tokens), await teacherForced('fp8', tokens, join(dir, 'm')), 0.96);
   } finally {
     rmSync(dir, { recursive: true, force: true });

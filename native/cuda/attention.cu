@@ -1,0 +1,346 @@
+#include "cuda/attention.h"
+#include "cuda/cuda_check.h"
+#include "cuda/mma.cuh"
+
+#include <cmath>
+#include <type_traits>
+
+namespace tachyon {
+
+namespace {
+
+constexpr int kTile = 16;                          // positions per K/V tile
+constexpr int kSplitTiles = kAttnSplit / kTile;    // tiles per split
+constexpr int kRows = 16;                          // query rows per warp (one mma row block)
+constexpr int kPrefillWarps = 4;
+constexpr int kMaxPartialBlocks = 4096;            // split-parallel decode: blocks with a partial state
+
+// Online-softmax state of one query row, in the log2 domain (scores times log2(e) / sqrt(D)).
+// Folding b into a: explicit roundings so both kernels that fold produce the same bits.
+__device__ __forceinline__ void fold_weights(float ma, float mb, float& wa, float& wb, float& m) {
+  m = fmaxf(ma, mb);
+  wa = ma == -INFINITY ? 0.0f : exp2f(__fsub_rn(ma, m));
+  wb = mb == -INFINITY ? 0.0f : exp2f(__fsub_rn(mb, m));
+}
+__device__ __forceinline__ float fold_value(float a, float wa, float b, float wb) {
+  return __fmaf_rn(b, wb, __fmul_rn(a, wa));
+}
+
+template <int D>
+struct Smem {
+  static constexpr int kStride = D + 8;  // bf16 per K/V row in shared memory: rows 16 bytes apart in banks
+  static constexpr int kTileElems = kTile * kStride;
+  static constexpr int kStageBytes = 2 * kTileElems * 2;  // K and V tiles
+  static constexpr int kMergedFloats = D / 2 * 32;        // per warp: each lane's folded accumulators
+  static constexpr size_t bytes(int warps, bool split) {
+    return 2 * kStageBytes + (split ? 0 : static_cast<size_t>(warps) * kMergedFloats * 4);
+  }
+};
+
+// grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
+template <int D, int WARPS, bool SPLIT>
+__global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_kernel(AttentionArgs a, float scale_log2) {
+  using S = Smem<D>;
+  constexpr int KC = D / 16;  // k-chunks of the QK^T product
+  constexpr int DN = D / 8;   // 8-wide output column tiles
+  extern __shared__ __align__(16) unsigned char smem[];
+  __nv_bfloat16* stages = reinterpret_cast<__nv_bfloat16*>(smem);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int kvh = blockIdx.y;
+  const int2 tile = a.tiles[blockIdx.x];
+  const int group = a.heads / a.kv_heads;
+  const int per_warp = kRows / group;  // tokens per warp
+  const int first = tile.x + warp * per_warp;
+  const int count = max(0, min(per_warp, tile.y - warp * per_warp));
+  const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[tile.x]) * a.table_stride;
+  const int block_last = a.positions[tile.x + tile.y - 1];
+  const int warp_last = count > 0 ? a.positions[first + count - 1] : -1;
+  const int tiles_total = block_last / kTile + 1;
+  const int begin = SPLIT ? blockIdx.z * kSplitTiles : 0;
+  const int end = SPLIT ? min(begin + kSplitTiles, tiles_total) : tiles_total;
+  if (begin >= end) return;  // split past this sequence's context (the whole block agrees)
+
+  // Rows lane/4 and lane/4 + 8: token row / group, query head kvh * group + row % group.
+  int row_pos[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = lane / 4 + 8 * h, tk = r / group;
+    row_pos[h] = tk < count ? a.positions[first + tk] : -1;
+  }
+  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
+  uint32_t qf[KC][4];
+#pragma unroll
+  for (int kc = 0; kc < KC; ++kc)
+#pragma unroll
+    for (int f = 0; f < 4; ++f) {
+      const int r = lane / 4 + (f & 1) * 8, col = kc * 16 + (f >> 1) * 8 + (lane % 4) * 2;
+      const int tk = r / group;
+      float2 v = make_float2(0.0f, 0.0f);
+      if (tk < count)
+        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(first + tk) * qkv_width +
+                                             static_cast<size_t>(kvh * group + r % group) * D + col);
+      qf[kc][f] = pack_bf16(v.x, v.y);
+    }
+
+  auto load_tile = [&](int i, int stage) {
+    __nv_bfloat16* ks = stages + stage * 2 * S::kTileElems;
+    __nv_bfloat16* vs = ks + S::kTileElems;
+    constexpr int chunks = D / 8;  // 16-byte pieces per row
+    for (int c = threadIdx.x; c < kTile * chunks; c += 32 * WARPS) {
+      const int r = c / chunks, d = (c % chunks) * 8, p = i * kTile + r;
+      const bool valid = p <= block_last;  // rows past the context are zeros, never garbage
+      const size_t off = valid
+          ? ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D + d
+          : 0;
+      cp_async_16(ks + r * S::kStride + d, a.k_cache + off, valid);
+      cp_async_16(vs + r * S::kStride + d, a.v_cache + off, valid);
+    }
+    cp_async_commit();
+  };
+
+  float acc[DN][4];
+  float m[2], l[2];
+  auto reset = [&] {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      m[h] = -INFINITY;
+      l[h] = 0.0f;
+    }
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[dn][c] = 0.0f;
+  };
+  // Folded splits (all but split-parallel mode): m and l in registers, accumulators in shared memory.
+  float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.0f, 0.0f};
+  float* merged = reinterpret_cast<float*>(smem + 2 * S::kStageBytes) + warp * S::kMergedFloats;
+  if (!SPLIT)
+    for (int e = 0; e < DN * 4; ++e) merged[e * 32 + lane] = 0.0f;
+  auto fold = [&] {
+    float wa[2], wb[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      fold_weights(mm[h], m[h], wa[h], wb[h], mm[h]);
+      ll[h] = fold_value(ll[h], wa[h], l[h], wb[h]);
+    }
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        float& x = merged[(dn * 4 + c) * 32 + lane];
+        x = fold_value(x, wa[c >> 1], acc[dn][c], wb[c >> 1]);
+      }
+  };
+
+  // One tile of 16 positions: scores, online softmax, P · V.
+  auto attend = [&](int i, const __nv_bfloat16* ks, const __nv_bfloat16* vs) {
+    float s[2][4] = {};
+#pragma unroll
+    for (int kc = 0; kc < KC; ++kc) {
+      uint32_t b[4];
+      // Matrices: positions 0-7 / 8-15 (lane / 16) x columns kc*16 + 0-7 / 8-15 ((lane / 8) % 2).
+      ldmatrix_x4(b, ks + ((lane >> 4) * 8 + (lane & 7)) * S::kStride + kc * 16 + ((lane >> 3) & 1) * 8);
+      mma_bf16_16816(s[0], qf[kc], b[0], b[1]);
+      mma_bf16_16816(s[1], qf[kc], b[2], b[3]);
+    }
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e >> 1, p = i * kTile + j * 8 + (lane & 3) * 2 + (e & 1);
+        s[j][e] = p <= row_pos[h] ? __fmul_rn(s[j][e], scale_log2) : -INFINITY;
+        tile_max[h] = fmaxf(tile_max[h], s[j][e]);
+      }
+    float corr[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+      const float m_new = fmaxf(m[h], tile_max[h]);
+      corr[h] = m_new == -INFINITY ? 1.0f : exp2f(__fsub_rn(m[h], m_new));
+      m[h] = m_new;
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e >> 1;
+        s[j][e] = m[h] == -INFINITY ? 0.0f : exp2f(__fsub_rn(s[j][e], m[h]));
+      }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float sum = __fadd_rn(__fadd_rn(s[0][2 * h], s[0][2 * h + 1]), __fadd_rn(s[1][2 * h], s[1][2 * h + 1]));
+      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 1));
+      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 2));
+      l[h] = __fmaf_rn(l[h], corr[h], sum);
+    }
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[dn][c] = __fmul_rn(acc[dn][c], corr[c >> 1]);
+    // The score accumulators are the A operand of P · V as they stand (rows, then positions 0-7 / 8-15).
+    const uint32_t pf[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
+                            pack_bf16(s[1][2], s[1][3])};
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      uint32_t b[4];
+      // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x columns (2dp + lane / 16) * 8, transposed.
+      ldmatrix_x4_trans(b, vs + (((lane >> 3) & 1) * 8 + (lane & 7)) * S::kStride + (dp * 2 + (lane >> 4)) * 8);
+      mma_bf16_16816(acc[2 * dp], pf, b[0], b[1]);
+      mma_bf16_16816(acc[2 * dp + 1], pf, b[2], b[3]);
+    }
+  };
+
+  reset();
+  load_tile(begin, 0);
+  for (int i = begin; i < end; ++i) {
+    const int stage = (i - begin) & 1;
+    if (i + 1 < end) {
+      load_tile(i + 1, stage ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const __nv_bfloat16* ks = stages + stage * 2 * S::kTileElems;
+    // Tiles wholly past this warp's last position would change nothing; skip them.
+    if (i * kTile <= warp_last) attend(i, ks, ks + S::kTileElems);
+    __syncthreads();
+    if (!SPLIT && ((i + 1) % kSplitTiles == 0 || i + 1 == end)) {
+      if ((i / kSplitTiles) * kAttnSplit <= warp_last) fold();
+      reset();
+    }
+  }
+  if (count == 0) return;
+
+  if constexpr (SPLIT) {
+    // This split's state, for merge_splits_kernel: [group][D] accumulators, then m[group], l[group].
+    float* part = a.partial + ((static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh) * gridDim.z + blockIdx.z) * group * (D + 2);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = lane / 4 + 8 * h;
+      if (r >= group) continue;
+#pragma unroll
+      for (int dn = 0; dn < DN; ++dn) {
+        const int col = dn * 8 + (lane % 4) * 2;
+        part[r * D + col] = acc[dn][2 * h];
+        part[r * D + col + 1] = acc[dn][2 * h + 1];
+      }
+      if ((lane & 3) == 0) {
+        part[group * D + r] = m[h];
+        part[group * D + group + r] = l[h];
+      }
+    }
+  } else {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = lane / 4 + 8 * h, tk = r / group;
+    if (tk >= count) continue;
+    __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn) {
+      const int col = dn * 8 + (lane % 4) * 2;
+      const float x0 = __fdiv_rn(merged[(dn * 4 + 2 * h) * 32 + lane], ll[h]);
+      const float x1 = __fdiv_rn(merged[(dn * 4 + 2 * h + 1) * 32 + lane], ll[h]);
+      *reinterpret_cast<__nv_bfloat162*>(o + col) = __floats2bfloat162_rn(x0, x1);
+    }
+  }
+  }
+}
+
+// Split-parallel decode, second half: fold each row's split states in position order, as the kernel above does.
+template <int D>
+__global__ void merge_splits_kernel(AttentionArgs a, int splits) {
+  const int kvh = blockIdx.y;
+  const int t = a.tiles[blockIdx.x].x;
+  const int group = a.heads / a.kv_heads;
+  const int used = a.positions[t] / kAttnSplit + 1;
+  const float* base = a.partial + (static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh) * splits * group * (D + 2);
+  for (int e = threadIdx.x; e < group * D; e += blockDim.x) {
+    const int r = e / D, d = e % D;
+    float mm = -INFINITY, ll = 0.0f, acc = 0.0f;
+    for (int sp = 0; sp < used; ++sp) {
+      const float* part = base + static_cast<size_t>(sp) * group * (D + 2);
+      float wa, wb;
+      fold_weights(mm, part[group * D + r], wa, wb, mm);
+      ll = fold_value(ll, wa, part[group * D + group + r], wb);
+      acc = fold_value(acc, wa, part[r * D + d], wb);
+    }
+    a.out[static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * group + r) * D + d] =
+        __float2bfloat16(__fdiv_rn(acc, ll));
+  }
+}
+
+template <int D, int WARPS, bool SPLIT>
+void launch(const AttentionArgs& a, dim3 grid, float scale_log2, cudaStream_t s) {
+  const size_t shared = Smem<D>::bytes(WARPS, SPLIT);
+  static bool configured = false;  // per instantiation; the attribute is per device function
+  if (!configured) {
+    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(shared)));
+    configured = true;
+  }
+  attention_kernel<D, WARPS, SPLIT><<<grid, 32 * WARPS, shared, s>>>(a, scale_log2);
+  CUDA_CHECK_LAUNCH("attention_kernel");
+}
+
+template <typename F>
+bool with_head_dim(int D, F&& f) {
+  switch (D) {
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 48: f(std::integral_constant<int, 48>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 80: f(std::integral_constant<int, 80>{}); return true;
+    case 96: f(std::integral_constant<int, 96>{}); return true;
+    case 112: f(std::integral_constant<int, 112>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+void check_attention_shape(int heads, int kv_heads, int head_dim) {
+  if (head_dim % 16 != 0 || head_dim > 128)
+    fail("head_dim ", head_dim, " is not supported by the CUDA attention kernel (a multiple of 16 up to 128)");
+  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kRows)
+    fail(heads, " query heads over ", kv_heads, " KV heads is not supported by the CUDA attention kernel (at most ", kRows,
+         " query heads per KV head)");
+}
+
+int attention_tile_tokens(int heads, int kv_heads, bool decode) {
+  return decode ? 1 : kPrefillWarps * (kRows / (heads / kv_heads));
+}
+
+int attention_parallel_splits(int num_tiles, int kv_heads, int max_position, int sm_count) {
+  const int splits = max_position / kAttnSplit + 1;
+  const long blocks = static_cast<long>(num_tiles) * kv_heads;
+  if (splits < 2 || blocks >= 2L * sm_count || blocks * splits > kMaxPartialBlocks) return 0;
+  return splits;
+}
+
+size_t attention_partial_bytes(int heads, int kv_heads, int head_dim) {
+  return static_cast<size_t>(kMaxPartialBlocks) * (heads / kv_heads) * (head_dim + 2) * sizeof(float);
+}
+
+void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, cudaStream_t s) {
+  if (a.num_tiles == 0) return;
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim));
+  const bool ok = with_head_dim(a.head_dim, [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    if (!decode) {
+      launch<D, kPrefillWarps, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, s);
+    } else if (splits == 0) {
+      launch<D, 1, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, s);
+    } else {
+      launch<D, 1, true>(a, dim3(a.num_tiles, a.kv_heads, splits), scale_log2, s);
+      merge_splits_kernel<D><<<dim3(a.num_tiles, a.kv_heads), 128, 0, s>>>(a, splits);
+      CUDA_CHECK_LAUNCH("merge_splits_kernel");
+    }
+  });
+  if (!ok) fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
+}
+
+}  // namespace tachyon

@@ -1,0 +1,53 @@
+// Paged causal attention on tensor cores (mma.m16n8k16, bf16 in, float32 out).
+//
+// A warp serves 16 query rows: whole tokens of one sequence times the query
+// heads that share one KV head (GQA), so each cached K/V row is read once for
+// all of them. Positions go in tiles of 16 through shared memory, and in
+// splits of kAttnSplit positions: each split gets a fresh online-softmax state,
+// and the splits are folded into the result one after another, always in
+// position order. A query row's arithmetic therefore depends only on its own
+// position and its sequence's cache, never on the batch: small decode batches
+// may run the splits in parallel blocks and fold them in a second kernel, and
+// the result is the same to the bit.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tachyon {
+
+constexpr int kAttnSplit = 64;  // positions per split
+
+struct AttentionArgs {
+  const float* qkv;  // [T, (heads + 2 kv_heads) * D], q after RoPE
+  const int32_t* positions;
+  const int32_t* token_seq;
+  const int32_t* block_tables;
+  int table_stride;
+  const __nv_bfloat16* k_cache;  // this layer's: [block][kv_head][slot][D]
+  const __nv_bfloat16* v_cache;
+  __nv_bfloat16* out;  // [T, heads * D]
+  const int2* tiles;   // (first token, count): consecutive tokens of one sequence
+  int num_tiles;
+  int heads, kv_heads, head_dim, block_size;
+  float* partial;  // split-parallel decode: per (tile, KV head, split) state
+};
+
+// Throws unless the kernel serves this head layout (head_dim a multiple of 16 up to 128; at most 16 query heads per KV head).
+void check_attention_shape(int heads, int kv_heads, int head_dim);
+
+// Query tokens per tile: 1 in decode-only steps, else as many as four warps of 16 rows hold.
+int attention_tile_tokens(int heads, int kv_heads, bool decode);
+
+// Splits a decode step may run in parallel blocks: those of its longest context, or 0 (one block per tile
+// and KV head walks every split) when the step has blocks enough or the partial buffer is too small.
+int attention_parallel_splits(int num_tiles, int kv_heads, int max_position, int sm_count);
+
+// Bytes of the partial-state buffer split-parallel decode needs.
+size_t attention_partial_bytes(int heads, int kv_heads, int head_dim);
+
+// decode: every tile is one token. splits > 0 (decode only): run that many splits per tile in parallel.
+void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, cudaStream_t s);
+
+}  // namespace tachyon
