@@ -1,6 +1,7 @@
 #include "cuda/attention.h"
 #include "cuda/cuda_check.h"
 #include "cuda/mma.cuh"
+#include "cuda/pdl.cuh"
 
 #include <cmath>
 #include <type_traits>
@@ -32,9 +33,11 @@ struct Smem {
   static constexpr int kTileElems = kTile * kStride;
   static constexpr int kStageBytes = 2 * kTileElems * 2;  // K and V tiles
   static constexpr int kMergedFloats = D / 2 * 32;        // per warp: each lane's folded accumulators
-  static constexpr size_t bytes(int warps, bool split) {
-    return 2 * kStageBytes + (split ? 0 : static_cast<size_t>(warps) * kMergedFloats * 4);
+  __host__ __device__ static constexpr size_t bytes(int warps, bool split) {
+    return stages(split) * kStageBytes + (split ? 0 : static_cast<size_t>(warps) * kMergedFloats * 4);
   }
+  // Tiles in flight: a split-parallel block loads its whole split at once.
+  __host__ __device__ static constexpr int stages(bool split) { return split ? kSplitTiles : 2; }
 };
 
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
@@ -44,6 +47,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
   constexpr int KC = D / 16;  // k-chunks of the QK^T product
   constexpr int DN = D / 8;   // 8-wide output column tiles
   extern __shared__ __align__(16) unsigned char smem[];
+  pdl_wait();
   __nv_bfloat16* stages = reinterpret_cast<__nv_bfloat16*>(smem);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = blockIdx.y;
@@ -113,7 +117,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
   };
   // Folded splits (all but split-parallel mode): m and l in registers, accumulators in shared memory.
   float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.0f, 0.0f};
-  float* merged = reinterpret_cast<float*>(smem + 2 * S::kStageBytes) + warp * S::kMergedFloats;
+  constexpr int STAGES = S::stages(SPLIT);
+  float* merged = reinterpret_cast<float*>(smem + STAGES * S::kStageBytes) + warp * S::kMergedFloats;
   if (!SPLIT)
     for (int e = 0; e < DN * 4; ++e) merged[e * 32 + lane] = 0.0f;
   auto fold = [&] {
@@ -193,15 +198,16 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
   };
 
   reset();
-  load_tile(begin, 0);
+  // A ring of STAGES tiles: one commit group per tile (empty past the end) so the wait count is fixed.
+  for (int k = 0; k < STAGES - 1; ++k) {
+    if (begin + k < end) load_tile(begin + k, k);
+    else cp_async_commit();
+  }
   for (int i = begin; i < end; ++i) {
-    const int stage = (i - begin) & 1;
-    if (i + 1 < end) {
-      load_tile(i + 1, stage ^ 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    const int stage = (i - begin) % STAGES;
+    if (i + STAGES - 1 < end) load_tile(i + STAGES - 1, (i - begin + STAGES - 1) % STAGES);
+    else cp_async_commit();
+    cp_async_wait<STAGES - 1>();
     __syncthreads();
     const __nv_bfloat16* ks = stages + stage * 2 * S::kTileElems;
     // Tiles wholly past this warp's last position would change nothing; skip them.
@@ -252,6 +258,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
 // Split-parallel decode, second half: fold each row's split states in position order, as the kernel above does.
 template <int D>
 __global__ void merge_splits_kernel(AttentionArgs a, int splits) {
+  pdl_wait();
   const int kvh = blockIdx.y;
   const int t = a.tiles[blockIdx.x].x;
   const int group = a.heads / a.kv_heads;
@@ -281,8 +288,7 @@ void launch(const AttentionArgs& a, dim3 grid, float scale_log2, cudaStream_t s)
                                     static_cast<int>(shared)));
     configured = true;
   }
-  attention_kernel<D, WARPS, SPLIT><<<grid, 32 * WARPS, shared, s>>>(a, scale_log2);
-  CUDA_CHECK_LAUNCH("attention_kernel");
+  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT>, grid, 32 * WARPS, shared, s, a, scale_log2);
 }
 
 template <typename F>
@@ -336,8 +342,7 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, cud
       launch<D, 1, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, s);
     } else {
       launch<D, 1, true>(a, dim3(a.num_tiles, a.kv_heads, splits), scale_log2, s);
-      merge_splits_kernel<D><<<dim3(a.num_tiles, a.kv_heads), 128, 0, s>>>(a, splits);
-      CUDA_CHECK_LAUNCH("merge_splits_kernel");
+      launch_pdl("merge_splits_kernel", merge_splits_kernel<D>, dim3(a.num_tiles, a.kv_heads), 128, 0, s, a, splits);
     }
   });
   if (!ok) fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");

@@ -12,6 +12,7 @@
 #include "cpu/rope_freq.h"
 #include "cuda/fp8.h"
 #include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
 
 namespace tachyon {
 
@@ -78,6 +79,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     int sms = 1;
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, o.device));
     sm_count_ = sms;
+    int major = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, o.device));
+    const char* pdl = std::getenv("TACHYON_PDL");
+    pdl_enabled() = major >= 9 && !(pdl && std::string(pdl) == "0");
   }
   timing_ = std::getenv("TACHYON_CUDA_TIMING") != nullptr;
   const char* graphs = std::getenv("TACHYON_CUDA_GRAPHS");

@@ -1,5 +1,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/gemv.h"
+#include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
 
 #include <cuda_bf16.h>
@@ -44,6 +45,7 @@ __device__ __forceinline__ void widen(const uint4& raw, float* out) {
 template <int M, bool FP8>
 __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const uint4* A, const uint4* W, float* out, int N, int chunks) {
   constexpr int kPer = FP8 ? 16 : 8;
+  pdl_wait();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n = blockIdx.x * kWarps + warp;
   if (n >= N) return;
@@ -82,10 +84,11 @@ template <int M>
 void launch_rows(bool fp8, const void* A, const void* W, float* out, int N, int K, cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
   if (fp8)
-    gemv_kernel<M, true><<<grid, 32 * kWarps, 0, s>>>(static_cast<const uint4*>(A), static_cast<const uint4*>(W), out, N, K / 16);
+    launch_pdl("gemv_kernel", gemv_kernel<M, true>, grid, 32 * kWarps, 0, s, static_cast<const uint4*>(A),
+               static_cast<const uint4*>(W), out, N, K / 16);
   else
-    gemv_kernel<M, false><<<grid, 32 * kWarps, 0, s>>>(static_cast<const uint4*>(A), static_cast<const uint4*>(W), out, N, K / 8);
-  CUDA_CHECK_LAUNCH("gemv_kernel");
+    launch_pdl("gemv_kernel", gemv_kernel<M, false>, grid, 32 * kWarps, 0, s, static_cast<const uint4*>(A),
+               static_cast<const uint4*>(W), out, N, K / 8);
 }
 
 }  // namespace

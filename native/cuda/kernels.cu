@@ -1,6 +1,9 @@
+#include <algorithm>
+
 #include "cuda/cuda_check.h"
 #include "cuda/fp8.h"
 #include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
 
 
@@ -15,6 +18,7 @@ __device__ __forceinline__ float dequant(float v, Dequant d, size_t row, int col
 }
 
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H) {
+  pdl_wait();
   const int t = blockIdx.x;
   const __nv_bfloat16* row = embed + static_cast<size_t>(tokens[t]) * H;
   for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
@@ -23,6 +27,7 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
 
 __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale) {
+  pdl_wait();
   __shared__ float scratch[32];
   const int b = blockIdx.x;
   const int r = rows ? rows[b] : b;
@@ -56,6 +61,7 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
                                      const int32_t* block_tables, int table_stride, const float2* cos_sin,
                                      __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads, int kv_heads, int D,
                                      int block_size) {
+  pdl_wait();
   const int t = blockIdx.x;
   const int half = D / 2;
   const int width = (heads + 2 * kv_heads) * D;
@@ -91,6 +97,7 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
 }
 
 __global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, size_t n, int I) {
+  pdl_wait();
   const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n) return;
   const size_t t = idx / I;
@@ -105,6 +112,7 @@ constexpr int kSiluSlice = 2048;  // activations per block of the quantizing Swi
 // SwiGLU rounded as the bf16 path would, into act; each block's largest magnitude into act_max[t][slice].
 __global__ void silu_act_kernel(const float* gate_up, Dequant dq, const float* bias, int I, __nv_bfloat16* act,
                                 float* act_max) {
+  pdl_wait();
   __shared__ float scratch[32];
   const size_t t = blockIdx.y;
   float m = 0.0f;
@@ -122,6 +130,7 @@ __global__ void silu_act_kernel(const float* gate_up, Dequant dq, const float* b
 // act -> E4M3 with the row's scale (from the slices' maxima, the same in every block).
 __global__ void quantize_act_kernel(const __nv_bfloat16* act, const float* act_max, int I, __nv_fp8_e4m3* q_out,
                                     float* q_scale) {
+  pdl_wait();
   const size_t t = blockIdx.y;
   float m = 0.0f;
   for (int j = 0; j < gridDim.x; ++j) m = fmaxf(m, act_max[t * gridDim.x + j]);
@@ -147,25 +156,30 @@ unsigned blocks_for(size_t n, unsigned threads) { return static_cast<unsigned>((
 
 }  // namespace
 
+bool& pdl_enabled() {
+  static bool on = false;
+  return on;
+}
+
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s) {
-  embed_kernel<<<T, 256, 0, s>>>(embed, tokens, x, H);
-  CUDA_CHECK_LAUNCH("embed_kernel");
+  launch_pdl("embed_kernel", embed_kernel, T, 256, 0, s, embed, tokens, x, H);
 }
 
 void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
                         float* q_scale) {
   if (n == 0) return;
-  add_rmsnorm_kernel<<<n, 256, 0, s>>>(x, delta, dq, bias, w, eps, out, rows, H, q_out, q_scale);
-  CUDA_CHECK_LAUNCH("add_rmsnorm_kernel");
+  // Wide rows get wide blocks (a decode step at small batch waits on one row). By H alone, so the
+  // order of the sums, and so the result, never depends on the batch.
+  const int threads = std::min(1024, std::max(32, (H / 4 + 31) / 32 * 32));
+  launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, threads, 0, s, x, delta, dq, bias, w, eps, out, rows, H, q_out, q_scale);
 }
 
 void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
                           const int32_t* block_tables, int table_stride, const float2* cos_sin, __nv_bfloat16* k_cache,
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
-  rope_kv_write_kernel<<<T, 256, 0, s>>>(qkv, dq, bias, positions, token_seq, block_tables, table_stride, cos_sin, k_cache,
-                                         v_cache, heads, kv_heads, D, block_size);
-  CUDA_CHECK_LAUNCH("rope_kv_write_kernel");
+  launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel, T, T < 64 ? 1024 : 256, 0, s, qkv, dq, bias, positions, token_seq,
+             block_tables, table_stride, cos_sin, k_cache, v_cache, heads, kv_heads, D, block_size);
 }
 
 int silu_partials(int I) { return (I + kSiluSlice - 1) / kSiluSlice; }
@@ -175,15 +189,12 @@ void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_b
   if (T == 0) return;
   if (q_out) {
     const dim3 grid(silu_partials(I), T);
-    silu_act_kernel<<<grid, 256, 0, s>>>(gate_up, dq, bias, I, act, act_max);
-    CUDA_CHECK_LAUNCH("silu_act_kernel");
-    quantize_act_kernel<<<grid, 256, 0, s>>>(act, act_max, I, q_out, q_scale);
-    CUDA_CHECK_LAUNCH("quantize_act_kernel");
-    return;
+    launch_pdl("silu_act_kernel", silu_act_kernel, grid, 256, 0, s, gate_up, dq, bias, I, act, act_max);
+      launch_pdl("quantize_act_kernel", quantize_act_kernel, grid, 256, 0, s, act, act_max, I, q_out, q_scale);
+      return;
   }
   const size_t n = static_cast<size_t>(T) * I;
-  silu_mul_kernel<<<blocks_for(n, 256), 256, 0, s>>>(gate_up, dq, bias, act, n, I);
-  CUDA_CHECK_LAUNCH("silu_mul_kernel");
+  launch_pdl("silu_mul_kernel", silu_mul_kernel, blocks_for(n, 256), 256, 0, s, gate_up, dq, bias, act, n, I);
 }
 
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s) {

@@ -1,0 +1,43 @@
+// Programmatic dependent launch (sm_90): a kernel launched with launch_pdl may
+// be scheduled while the kernel before it in the stream is still running, and
+// waits in pdl_wait() until that kernel has finished and its writes are
+// visible. It hides the launch gap between the many small kernels of a decode
+// step. Every kernel launched this way calls pdl_wait() before it touches
+// global memory; elsewhere (older GPUs, TACHYON_PDL=0) launches are ordinary.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "cuda/cuda_check.h"
+
+namespace tachyon {
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Whether launches use it: set once by the backend from the device and the environment.
+bool& pdl_enabled();
+
+template <typename... Params, typename... Args>
+void launch_pdl(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s,
+                Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = s;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (err != cudaSuccess) fail(name, " launch failed: ", cudaGetErrorString(err));
+}
+
+}  // namespace tachyon
