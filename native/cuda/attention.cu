@@ -3,6 +3,7 @@
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -42,7 +43,7 @@ struct Smem {
 
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
 template <int D, int WARPS, bool SPLIT>
-__global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_kernel(AttentionArgs a, float scale_log2) {
+__global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_kernel(AttentionArgs a, float scale_log2, int splits) {
   using S = Smem<D>;
   constexpr int KC = D / 16;  // k-chunks of the QK^T product
   constexpr int DN = D / 8;   // 8-wide output column tiles
@@ -60,9 +61,6 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
   const int block_last = a.positions[tile.x + tile.y - 1];
   const int warp_last = count > 0 ? a.positions[first + count - 1] : -1;
   const int tiles_total = block_last / kTile + 1;
-  const int begin = SPLIT ? blockIdx.z * kSplitTiles : 0;
-  const int end = SPLIT ? min(begin + kSplitTiles, tiles_total) : tiles_total;
-  if (begin >= end) return;  // split past this sequence's context (the whole block agrees)
 
   // Rows lane/4 and lane/4 + 8: token row / group, query head kvh * group + row % group.
   int row_pos[2];
@@ -197,6 +195,11 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
     }
   };
 
+  // Split-parallel blocks take splits z, z + gridDim.z, ... (each from a fresh state); others the whole context.
+  for (int split = SPLIT ? blockIdx.z : 0;; split += gridDim.z) {
+  const int begin = SPLIT ? split * kSplitTiles : 0;
+  const int end = SPLIT ? min(begin + kSplitTiles, tiles_total) : tiles_total;
+  if (begin >= end) return;  // past this sequence's context (the whole block agrees)
   reset();
   // A ring of STAGES tiles: one commit group per tile (empty past the end) so the wait count is fixed.
   for (int k = 0; k < STAGES - 1; ++k) {
@@ -222,7 +225,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
 
   if constexpr (SPLIT) {
     // This split's state, for merge_splits_kernel: [group][D] accumulators, then m[group], l[group].
-    float* part = a.partial + ((static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh) * gridDim.z + blockIdx.z) * group * (D + 2);
+    float* part = a.partial + ((static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh) * splits + split) * group * (D + 2);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = lane / 4 + 8 * h;
@@ -238,6 +241,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
         part[group * D + group + r] = l[h];
       }
     }
+    continue;
   } else {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -251,6 +255,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 16 : 4) attention_ker
       const float x1 = __fdiv_rn(merged[(dn * 4 + 2 * h + 1) * 32 + lane], ll[h]);
       *reinterpret_cast<__nv_bfloat162*>(o + col) = __floats2bfloat162_rn(x0, x1);
     }
+  }
+  return;
   }
   }
 }
@@ -280,7 +286,7 @@ __global__ void merge_splits_kernel(AttentionArgs a, int splits) {
 }
 
 template <int D, int WARPS, bool SPLIT>
-void launch(const AttentionArgs& a, dim3 grid, float scale_log2, cudaStream_t s) {
+void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cudaStream_t s) {
   const size_t shared = Smem<D>::bytes(WARPS, SPLIT);
   static bool configured = false;  // per instantiation; the attribute is per device function
   if (!configured) {
@@ -288,7 +294,7 @@ void launch(const AttentionArgs& a, dim3 grid, float scale_log2, cudaStream_t s)
                                     static_cast<int>(shared)));
     configured = true;
   }
-  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT>, grid, 32 * WARPS, shared, s, a, scale_log2);
+  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
 }
 
 template <typename F>
@@ -331,17 +337,20 @@ size_t attention_partial_bytes(int heads, int kv_heads, int head_dim) {
   return static_cast<size_t>(kMaxPartialBlocks) * (heads / kv_heads) * (head_dim + 2) * sizeof(float);
 }
 
-void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, cudaStream_t s) {
+void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim));
   const bool ok = with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (!decode) {
-      launch<D, kPrefillWarps, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, s);
+      launch<D, kPrefillWarps, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
     } else if (splits == 0) {
-      launch<D, 1, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, s);
+      launch<D, 1, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
     } else {
-      launch<D, 1, true>(a, dim3(a.num_tiles, a.kv_heads, splits), scale_log2, s);
+      // About two blocks per SM; each takes every z-th split.
+      const int blocks = a.num_tiles * a.kv_heads;
+      const int z = std::min(splits, std::max(1, (2 * sm_count + blocks - 1) / blocks));
+      launch<D, 1, true>(a, dim3(a.num_tiles, a.kv_heads, z), scale_log2, splits, s);
       launch_pdl("merge_splits_kernel", merge_splits_kernel<D>, dim3(a.num_tiles, a.kv_heads), 128, 0, s, a, splits);
     }
   });

@@ -48,6 +48,6 @@ int attention_parallel_splits(int num_tiles, int kv_heads, int max_position, int
 size_t attention_partial_bytes(int heads, int kv_heads, int head_dim);
 
 // decode: every tile is one token. splits > 0 (decode only): run that many splits per tile in parallel.
-void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, cudaStream_t s);
+void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s);
 
 }  // namespace tachyon

@@ -187,11 +187,11 @@ int silu_partials(int I) { return (I + kSiluSlice - 1) / kSiluSlice; }
 void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
                      __nv_fp8_e4m3* q_out, float* q_scale, float* act_max) {
   if (T == 0) return;
-  if (q_out) {
+  if (act_max) {
     const dim3 grid(silu_partials(I), T);
     launch_pdl("silu_act_kernel", silu_act_kernel, grid, 256, 0, s, gate_up, dq, bias, I, act, act_max);
-      launch_pdl("quantize_act_kernel", quantize_act_kernel, grid, 256, 0, s, act, act_max, I, q_out, q_scale);
-      return;
+    if (q_out) launch_pdl("quantize_act_kernel", quantize_act_kernel, grid, 256, 0, s, act, act_max, I, q_out, q_scale);
+    return;
   }
   const size_t n = static_cast<size_t>(T) * I;
   launch_pdl("silu_mul_kernel", silu_mul_kernel, blocks_for(n, 256), 256, 0, s, gate_up, dq, bias, act, n, I);

@@ -31,8 +31,9 @@ void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32
                           __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
 // act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
-// With q_out, act is also quantized: E4M3 with a per-row scale into q_out / q_scale, the
-// row maxima gathered per slice in act_max[T, silu_partials(I)] (any number of blocks per row).
+// With act_max, each row's largest magnitude per slice goes to act_max[T, silu_partials(I)] (any
+// number of blocks per row); with q_out too, act is also quantized: E4M3 with a per-row scale into
+// q_out / q_scale.
 void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
                      __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr, float* act_max = nullptr);
 int silu_partials(int I);
