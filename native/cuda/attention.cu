@@ -199,7 +199,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   for (int split = SPLIT ? blockIdx.z : 0;; split += gridDim.z) {
   const int begin = SPLIT ? split * kSplitTiles : 0;
   const int end = SPLIT ? min(begin + kSplitTiles, tiles_total) : tiles_total;
-  if (begin >= end) return;  // past this sequence's context (the whole block agrees)
+  if (begin >= end) break;  // past this sequence's context (the whole block agrees)
   reset();
   // A ring of STAGES tiles: one commit group per tile (empty past the end) so the wait count is fixed.
   for (int k = 0; k < STAGES - 1; ++k) {
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   if (count == 0) return;
 
   if constexpr (SPLIT) {
-    // This split's state, for merge_splits_kernel: [group][D] accumulators, then m[group], l[group].
+    // This split's state for the folding block: [group][D] accumulators, then m[group], l[group].
     float* part = a.partial + ((static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh) * splits + split) * group * (D + 2);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -259,29 +259,30 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   return;
   }
   }
-}
-
-// Split-parallel decode, second half: fold each row's split states in position order, as the kernel above does.
-template <int D>
-__global__ void merge_splits_kernel(AttentionArgs a, int splits) {
-  pdl_wait();
-  const int kvh = blockIdx.y;
-  const int t = a.tiles[blockIdx.x].x;
-  const int group = a.heads / a.kv_heads;
-  const int used = a.positions[t] / kAttnSplit + 1;
-  const float* base = a.partial + (static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh) * splits * group * (D + 2);
-  for (int e = threadIdx.x; e < group * D; e += blockDim.x) {
-    const int r = e / D, d = e % D;
-    float mm = -INFINITY, ll = 0.0f, acc = 0.0f;
-    for (int sp = 0; sp < used; ++sp) {
-      const float* part = base + static_cast<size_t>(sp) * group * (D + 2);
-      float wa, wb;
-      fold_weights(mm, part[group * D + r], wa, wb, mm);
-      ll = fold_value(ll, wa, part[group * D + group + r], wb);
-      acc = fold_value(acc, wa, part[r * D + d], wb);
+  if constexpr (SPLIT) {
+    // The block that finishes last for this (tile, KV head) folds every split's state in position order.
+    __threadfence();
+    const size_t pair = static_cast<size_t>(blockIdx.x) * a.kv_heads + kvh;
+    int last = 0;
+    if (lane == 0) last = atomicAdd(a.split_counters + pair, 1) == static_cast<int>(gridDim.z) - 1;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    __threadfence();
+    if (lane == 0) a.split_counters[pair] = 0;  // ready for the next launch
+    const int used = a.positions[tile.x] / kAttnSplit + 1;
+    const float* base = a.partial + pair * splits * group * (D + 2);
+    for (int e = lane; e < group * D; e += 32) {
+      const int r = e / D, d = e % D;
+      float mm = -INFINITY, ll = 0.0f, acc = 0.0f;
+      for (int sp = 0; sp < used; ++sp) {
+        const float* part = base + static_cast<size_t>(sp) * group * (D + 2);
+        float wa, wb;
+        fold_weights(mm, __ldcg(part + group * D + r), wa, wb, mm);
+        ll = fold_value(ll, wa, __ldcg(part + group * D + group + r), wb);
+        acc = fold_value(acc, wa, __ldcg(part + r * D + d), wb);
+      }
+      a.out[static_cast<size_t>(tile.x) * a.heads * D + static_cast<size_t>(kvh * group + r) * D + d] =
+          __float2bfloat16(__fdiv_rn(acc, ll));
     }
-    a.out[static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * group + r) * D + d] =
-        __float2bfloat16(__fdiv_rn(acc, ll));
   }
 }
 
@@ -337,6 +338,8 @@ size_t attention_partial_bytes(int heads, int kv_heads, int head_dim) {
   return static_cast<size_t>(kMaxPartialBlocks) * (heads / kv_heads) * (head_dim + 2) * sizeof(float);
 }
 
+size_t attention_counter_bytes() { return static_cast<size_t>(kMaxPartialBlocks) * sizeof(int); }
+
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim));
@@ -351,7 +354,6 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
       const int blocks = a.num_tiles * a.kv_heads;
       const int z = std::min(splits, std::max(1, (2 * sm_count + blocks - 1) / blocks));
       launch<D, 1, true>(a, dim3(a.num_tiles, a.kv_heads, z), scale_log2, splits, s);
-      launch_pdl("merge_splits_kernel", merge_splits_kernel<D>, dim3(a.num_tiles, a.kv_heads), 128, 0, s, a, splits);
     }
   });
   if (!ok) fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");

@@ -7,8 +7,8 @@
 // and the splits are folded into the result one after another, always in
 // position order. A query row's arithmetic therefore depends only on its own
 // position and its sequence's cache, never on the batch: small decode batches
-// may run the splits in parallel blocks and fold them in a second kernel, and
-// the result is the same to the bit.
+// may run the splits in parallel blocks, the last of which folds them, and the
+// result is the same to the bit.
 #pragma once
 #include <cuda_bf16.h>
 
@@ -31,7 +31,8 @@ struct AttentionArgs {
   const int2* tiles;   // (first token, count): consecutive tokens of one sequence
   int num_tiles;
   int heads, kv_heads, head_dim, block_size;
-  float* partial;  // split-parallel decode: per (tile, KV head, split) state
+  float* partial;       // split-parallel decode: per (tile, KV head, split) state
+  int* split_counters;  // split-parallel decode: blocks finished per (tile, KV head); zero between launches
 };
 
 // Throws unless the kernel serves this head layout (head_dim a multiple of 16 up to 128; at most 16 query heads per KV head).
@@ -44,8 +45,9 @@ int attention_tile_tokens(int heads, int kv_heads, bool decode);
 // and KV head walks every split) when the step has blocks enough or the partial buffer is too small.
 int attention_parallel_splits(int num_tiles, int kv_heads, int max_position, int sm_count);
 
-// Bytes of the partial-state buffer split-parallel decode needs.
+// Bytes of the partial-state buffer and of the (zero-filled) counters split-parallel decode needs.
 size_t attention_partial_bytes(int heads, int kv_heads, int head_dim);
+size_t attention_counter_bytes();
 
 // decode: every tile is one token. splits > 0 (decode only): run that many splits per tile in parallel.
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s);

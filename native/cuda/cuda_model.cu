@@ -237,6 +237,8 @@ void CudaModel::allocate_workspace() {
   d_rows_ = DeviceBuffer(S * 4, "step inputs");
   d_tiles_ = DeviceBuffer(T * sizeof(int2), "attention tiles");
   d_attn_partial_ = DeviceBuffer(attention_partial_bytes(c.num_heads, c.num_kv_heads, c.head_dim), "attention partial states");
+  d_attn_counters_ = DeviceBuffer(attention_counter_bytes(), "attention split counters");
+  CUDA_CHECK(cudaMemset(d_attn_counters_.as<void>(), 0, d_attn_counters_.bytes()));
   d_params_ = DeviceBuffer(S * sizeof(DeviceSamplingParams), "sampling parameters");
   d_out_tokens_ = DeviceBuffer(S * 4, "step outputs");
   d_out_logprobs_ = DeviceBuffer(S * 4, "step outputs");
@@ -420,7 +422,7 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
     g_positions_[s] = b.positions[s];
     std::copy(b.table(s), b.table(s) + b.table_stride, g_tables_.begin() + static_cast<size_t>(s) * stride);
   }
-  auto copy = [&](DeviceBuffer& d, const std::vector<int32_t>& v) {
+  auto copy = [&](DeviceBuffer& d, const PinnedVector<int32_t>& v) {
     CUDA_CHECK(cudaMemcpyAsync(d.as<void>(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream_));
   };
   copy(d_tokens_, g_tokens_);
@@ -506,7 +508,7 @@ void CudaModel::forward(int T, int sampled) {
     tick(li);
     AttentionArgs attn{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
                        table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(), static_cast<int>(h_tiles_.size()),
-                       c.num_heads, c.num_kv_heads, D, B, d_attn_partial_.as<float>()};
+                       c.num_heads, c.num_kv_heads, D, B, d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
     launch_paged_attention(attn, decode_step_, attn_splits_, sm_count_, stream_);
     tick(li);
     const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);

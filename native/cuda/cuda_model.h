@@ -15,6 +15,7 @@
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels.h"
+#include "cuda/pinned.h"
 #include "cuda/sampling.h"
 
 namespace tachyon {
@@ -79,7 +80,7 @@ class CudaModel : public Backend {
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
   std::map<int, cudaGraphExec_t> graphs_;
-  std::vector<int32_t> g_tokens_, g_positions_, g_seq_, g_tables_, g_rows_;
+  PinnedVector<int32_t> g_tokens_, g_positions_, g_seq_, g_tables_, g_rows_;
   bool timing_ = false;
   cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
   static constexpr int kOpEvents = 10;
@@ -96,16 +97,17 @@ class CudaModel : public Backend {
   int max_table_stride_ = 0;
   int table_stride_ = 0;  // this step's
   // Attention tiles of this step: runs of consecutive query tokens of one sequence.
-  DeviceBuffer d_tiles_, d_attn_partial_;
-  std::vector<int2> h_tiles_;
+  DeviceBuffer d_tiles_, d_attn_partial_, d_attn_counters_;
+  PinnedVector<int2> h_tiles_;
   bool decode_step_ = false;  // every tile one token
   int attn_splits_ = 0;       // split-parallel decode attention (0: off)
   int sm_count_ = 1;
   void make_tiles(const StepBatch& b);
-  std::vector<int32_t> h_rows_, h_sampled_seq_, h_tokens_;
-  std::vector<DeviceSamplingParams> h_params_;
-  std::vector<float> h_logprobs_, h_top_lps_, h_logits_;
-  std::vector<int32_t> h_top_ids_;
+  std::vector<int32_t> h_sampled_seq_;
+  PinnedVector<int32_t> h_rows_, h_tokens_, h_top_ids_;
+  PinnedVector<DeviceSamplingParams> h_params_;
+  PinnedVector<float> h_logprobs_, h_top_lps_;
+  std::vector<float> h_logits_;
 };
 
 }  // namespace tachyon
