@@ -11,7 +11,6 @@
 
 #include "cpu/rope_freq.h"
 #include "cuda/fp8.h"
-#include "cuda/gemv.h"
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
 
@@ -187,15 +186,10 @@ void CudaModel::quantize_weights() {
   }
 }
 
-Dequant CudaModel::linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s,
-                          const float* amax_parts, int parts) {
+Dequant CudaModel::linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s) {
   if (!fp8_) {
     gemm_->run(Operand::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, s);
     return Dequant{};
-  }
-  if (in && gemv_quantizes(w, M)) {
-    launch_gemv_quantizing(in, amax_parts, parts, w.w.as<void>(), out, in_scale_.as<float>(), M, w.N, w.K, s);
-    return Dequant{in_scale_.as<float>(), w.scale.as<float>()};
   }
   // in == nullptr: the producing kernel already wrote in_q_ / in_scale_ (fused quantization).
   if (in) launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
@@ -518,13 +512,11 @@ void CudaModel::forward(int T, int sampled) {
     tick(li);
     const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
     tick(li);
-    // FP8: SwiGLU quantizes its output for the down GEMM, unless the GEMV kernel does it on the way in.
-    const bool gemv_down = gemv_quantizes(l.down, T);
-    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_,
-                    gemv_down ? nullptr : q_out(), q_scale(), fp8_ ? act_max_.as<float>() : nullptr);
+    // FP8: SwiGLU quantizes its output for the down GEMM.
+    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(),
+                    q_scale(), fp8_ ? act_max_.as<float>() : nullptr);
     tick(li);
-    pending_dq = linear(fp8_ && !gemv_down ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_,
-                        act_max_.as<float>(), silu_partials(I));
+    pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
     tick(li);
     pending = tmp_.as<float>();
     pending_bias = l.b_down.as<float>();

@@ -56,10 +56,7 @@ class CudaModel : public Backend {
   void quantize_weights();
   // out[M, N] = in[M, K] · W^T: bf16 directly, or quantized per token to E4M3 first.
   // Returns the scales the reader of `out` applies.
-  // With few rows the GEMV kernel quantizes in itself (amax_parts: the SwiGLU's row slice maxima, if any).
-  struct Dequant linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s,
-                        const float* amax_parts = nullptr, int parts = 0);
-  bool gemv_quantizes(const Linear& w, int M) const { return fp8_ && gemm_->uses_gemv(Operand::kFp8, M, w.N, w.K); }
+  struct Dequant linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s);
   void tune_linear(const __nv_bfloat16* in, const Linear& w, float* out, int M);
 
   ModelConfig config_;

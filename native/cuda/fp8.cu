@@ -1,5 +1,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/fp8.h"
+#include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
 
 namespace tachyon {
@@ -9,6 +10,7 @@ namespace {
 // One block per row: absmax, then scaled E4M3 (saturating).
 __global__ void quantize_rows_kernel(const __nv_bfloat16* x, __nv_fp8_e4m3* q, float* scale, int K) {
   __shared__ float scratch[32];
+  pdl_wait();
   const size_t row = blockIdx.x;
   const __nv_bfloat16* xr = x + row * K;
   float m = 0.0f;
@@ -29,8 +31,8 @@ void launch_quantize_weight(const __nv_bfloat16* w, __nv_fp8_e4m3* q, float* sca
 
 void launch_quantize_rows(const __nv_bfloat16* x, __nv_fp8_e4m3* q, float* scale, int T, int K, cudaStream_t s) {
   if (T == 0) return;
-  quantize_rows_kernel<<<T, 256, 0, s>>>(x, q, scale, K);
-  CUDA_CHECK_LAUNCH("quantize_rows_kernel");
+  // A few rows (decode at small batch) get wide blocks; the result does not depend on the width.
+  launch_pdl("quantize_rows_kernel", quantize_rows_kernel, T, T < 64 ? 1024 : 256, 0, s, x, q, scale, K);
 }
 
 }  // namespace tachyon

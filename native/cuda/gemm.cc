@@ -146,11 +146,6 @@ void Gemm::tune(Operand type, const void* A, const void* W, float* D, int max_m,
   }
 }
 
-bool Gemm::uses_gemv(Operand type, int M, int N, int K) const {
-  auto it = choices_.find(Key{static_cast<int>(type), N, K, bucket(M)});
-  return it != choices_.end() && it->second.gemv;
-}
-
 void Gemm::run(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
   if (M == 0) return;
   auto it = choices_.find(Key{static_cast<int>(type), N, K, bucket(M)});

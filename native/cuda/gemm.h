@@ -33,8 +33,6 @@ class Gemm {
   // Chooses the kernels for (type, N, K) for every bucket up to max_m rows; A and D must hold max_m rows.
   void tune(Operand type, const void* A, const void* W, float* D, int max_m, int N, int K, cudaStream_t s);
   void run(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s);
-  // Whether run() at M rows takes the GEMV kernel (the caller may then use its quantizing form).
-  bool uses_gemv(Operand type, int M, int N, int K) const;
 
   // One line per (shape, bucket): what tuning chose and how long it took, for the log.
   const std::vector<std::string>& report() const { return report_; }

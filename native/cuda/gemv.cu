@@ -1,5 +1,4 @@
 #include "cuda/cuda_check.h"
-#include "cuda/fp8.h"
 #include "cuda/gemv.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
@@ -42,45 +41,16 @@ __device__ __forceinline__ void widen(const uint4& raw, float* out) {
   }
 }
 
-// A row's E4M3 scale and its reciprocal, as quantize_rows_kernel / quantize_act_kernel compute them: from
-// the maxima of the row's slices when given, else the warp reads the whole bf16 row.
-template <int M>
-__device__ __forceinline__ void row_scales(const uint4* A16, int chunks16, const float* amax_parts, int parts, float* inv,
-                                           float* q_scale, bool writer) {
-  const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    float mx = 0.0f;
-    if (parts > 0) {
-      for (int j = 0; j < parts; ++j) mx = fmaxf(mx, amax_parts[m * parts + j]);
-    } else {
-      for (int c = lane; c < chunks16; c += 32) {
-        float v[8];
-        widen<false>(__ldg(A16 + static_cast<size_t>(m) * chunks16 + c), v);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) mx = fmaxf(mx, fabsf(v[i]));
-      }
-      mx = warp_max(mx);
-    }
-    const float s = fp8_scale(mx);
-    inv[m] = 1.0f / s;
-    if (writer && lane == 0) q_scale[m] = s;
-  }
-}
-
 // One warp per output column n; lane j takes chunks j, j + 32, ... in order, then a butterfly sum.
-// QUANT (FP8 weights only): A is bf16, quantized per row on the way in exactly as the separate
-// quantization kernels would (the row scales go to q_scale), which saves that kernel at small batch.
-template <int M, bool FP8, bool QUANT>
-__global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const uint4* A, const uint4* W, float* out, int N, int chunks,
-                                                           const float* amax_parts, int parts, float* q_scale) {
+// (Quantizing a bf16 A on the way in, to save the quantization kernel at batch 1, was tried: each
+// warp then needs the row's maximum first, and the step got 0.45 ms slower.)
+template <int M, bool FP8>
+__global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const uint4* A, const uint4* W, float* out, int N, int chunks) {
   constexpr int kPer = FP8 ? 16 : 8;
   pdl_wait();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n = blockIdx.x * kWarps + warp;
   if (n >= N) return;
-  float inv[M];
-  if constexpr (QUANT) row_scales<M>(A, 2 * chunks, amax_parts, parts, inv, q_scale, n == 0);
   const uint4* w = W + static_cast<size_t>(n) * chunks;
   float acc[M];
 #pragma unroll
@@ -91,14 +61,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const uint4* A, const
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float av[kPer];
-      if constexpr (QUANT) {
-        widen<false>(__ldg(A + (static_cast<size_t>(m) * chunks + c) * 2), av);
-        widen<false>(__ldg(A + (static_cast<size_t>(m) * chunks + c) * 2 + 1), av + 8);
-#pragma unroll
-        for (int i = 0; i < kPer; ++i) av[i] = static_cast<float>(__nv_fp8_e4m3(av[i] * inv[m]));
-      } else {
-        widen<FP8>(__ldg(A + static_cast<size_t>(m) * chunks + c), av);
-      }
+      widen<FP8>(__ldg(A + static_cast<size_t>(m) * chunks + c), av);
 #pragma unroll
       for (int i = 0; i < kPer; ++i) acc[m] = fmaf(wv[i], av[i], acc[m]);
     }
@@ -120,17 +83,12 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const uint4* A, const
 }
 
 template <int M>
-void launch_rows(bool fp8, const void* A, const void* W, float* out, int N, int K, const float* amax_parts, int parts,
-                 float* q_scale, bool quant, cudaStream_t s) {
+void launch_rows(bool fp8, const void* A, const void* W, float* out, int N, int K, cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
   const auto* a = static_cast<const uint4*>(A);
   const auto* w = static_cast<const uint4*>(W);
-  if (quant)
-    launch_pdl("gemv_kernel", gemv_kernel<M, true, true>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 16, amax_parts, parts, q_scale);
-  else if (fp8)
-    launch_pdl("gemv_kernel", gemv_kernel<M, true, false>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 16, amax_parts, parts, q_scale);
-  else
-    launch_pdl("gemv_kernel", gemv_kernel<M, false, false>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 8, amax_parts, parts, q_scale);
+  if (fp8) launch_pdl("gemv_kernel", gemv_kernel<M, true>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 16);
+  else launch_pdl("gemv_kernel", gemv_kernel<M, false>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 8);
 }
 
 template <typename F>
@@ -155,13 +113,7 @@ bool gemv_supports(bool fp8, int M, int K) {
 
 void launch_gemv(bool fp8, const void* A, const void* W, float* out, int M, int N, int K, cudaStream_t s) {
   if (!gemv_supports(fp8, M, K)) fail("no GEMV kernel for ", M, " rows of ", K);
-  with_rows(M, [&](auto m) { launch_rows<decltype(m)::value>(fp8, A, W, out, N, K, nullptr, 0, nullptr, false, s); });
-}
-
-void launch_gemv_quantizing(const __nv_bfloat16* A, const float* amax_parts, int parts, const void* W, float* out,
-                            float* q_scale, int M, int N, int K, cudaStream_t s) {
-  if (!gemv_supports(true, M, K)) fail("no GEMV kernel for ", M, " rows of ", K);
-  with_rows(M, [&](auto m) { launch_rows<decltype(m)::value>(true, A, W, out, N, K, amax_parts, parts, q_scale, true, s); });
+  with_rows(M, [&](auto m) { launch_rows<decltype(m)::value>(fp8, A, W, out, N, K, s); });
 }
 
 }  // namespace tachyon

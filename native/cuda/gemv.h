@@ -3,7 +3,6 @@
 // both bf16. Reading W once is the whole cost, so a warp streams one row of W
 // with 16-byte loads and all M rows of A ride along.
 #pragma once
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace tachyon {
@@ -15,10 +14,5 @@ bool gemv_supports(bool fp8, int M, int K);
 
 void launch_gemv(bool fp8, const void* A, const void* W, float* out, int M, int N, int K, cudaStream_t s);
 
-// The FP8 product from a bf16 A, each row quantized to E4M3 on the way in as launch_quantize_rows
-// (amax_parts null) or the SwiGLU quantization (the row's slice maxima, amax_parts[M, parts]) would;
-// the row scales go to q_scale[M].
-void launch_gemv_quantizing(const __nv_bfloat16* A, const float* amax_parts, int parts, const void* W, float* out,
-                            float* q_scale, int M, int N, int K, cudaStream_t s);
 
 }  // namespace tachyon
