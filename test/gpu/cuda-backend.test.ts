@@ -150,6 +150,38 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
   });
 });
 
+describe('CUDA attention: split-parallel and whole-context decode agree to the bit', { skip }, () => {
+  test('a decode token gets the same logits alone (splits in parallel blocks) and beside 20 or 149 others', async () => {
+    process.env.TACHYON_BATCH_INVARIANT = '1';
+    let rt: Runtime;
+    try {
+      rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 256 });
+    } finally {
+      delete process.env.TACHYON_BATCH_INVARIANT;
+    }
+    try {
+      // 150 prompt positions: the decode token at 150 attends over three 64-position splits.
+      const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 390));
+      const main = { start: 150, tokens: [77], blocks: blockRange(0, 10) };
+      await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks: main.blocks }]));
+      const others = (n: number) => Array.from({ length: n }, (_, k) => ({ tokens: [5 + (k % 300)], start: 0, blocks: [20 + k] }));
+      const logitsBeside = async (n: number) => {
+        const r = await rt.step(makeBatch([main, ...others(n)], true));
+        return Array.from(r.logits!.subarray(0, rt.info.vocabSize));
+      };
+      // Alone: 2 blocks (one per KV head), far fewer than the SMs, so the splits run in parallel
+      // blocks and the last one folds them; 21 sequences: a different spread of splits over
+      // blocks; 150: one block per (token, KV head) walks every split. The token's K/V write is
+      // the same each time, so the cache stays as it was.
+      const alone = await logitsBeside(0);
+      assert.deepEqual(await logitsBeside(20), alone);
+      assert.deepEqual(await logitsBeside(149), alone);
+    } finally {
+      await rt.close();
+    }
+  });
+});
+
 describe('CUDA backend errors', { skip }, () => {
   test('a memory fraction too small for the KV cache is an Error saying how much is used', async () => {
     await assert.rejects(
