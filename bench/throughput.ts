@@ -10,8 +10,10 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine.js';
 import type { StepRuntime } from '../engine/types.js';
 import { packageRoot } from '../native/binding.js';
+import { DUMMY_SHAPES } from '../native/dummy-shapes.js';
 import { Runtime, type StepBatch } from '../native/index.js';
 import { loadTokenizer } from '../tokenizers/tokenizer.js';
+import { weightBytesPerToken } from './weight-bytes.js';
 
 interface Workload {
   name: string;
@@ -89,5 +91,10 @@ console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---
 for (const r of rows)
   console.log(`| ${r.name} | ${r.requests} | ${r.outputTps.toFixed(0)} | ${r.totalTps.toFixed(0)} | ${r.wall.toFixed(1)} | ${r.steps} | ${r.medianStepMs.toFixed(1)} | ${r.medianDecodeStepMs.toFixed(2)} | ${r.meanBatch.toFixed(0)} | ${r.kvPeak} |`);
 const single = rows.find((r) => r.requests === 1);
-if (single) console.log(`batch 1: ${single.medianDecodeStepMs.toFixed(2)} ms per output token (median decode step)`);
+if (single) {
+  console.log(`batch 1: ${single.medianDecodeStepMs.toFixed(2)} ms per output token (median decode step)`);
+  // For bench/run-throughput.sh, which sets it beside the bandwidth the transformers script measures.
+  const w = WORKLOADS.find((x) => x.requests === 1)!;
+  console.log(JSON.stringify({ batch1_ms_per_token: single.medianDecodeStepMs, weight_bytes_per_token: weightBytesPerToken(DUMMY_SHAPES[w.shape], w.dtype) }));
+}
 tokenizer.free();
