@@ -94,11 +94,8 @@ void Rope::prepare(const int* positions, int num_tokens) {
   cos_.resize(static_cast<size_t>(num_tokens) * half);
   sin_.resize(cos_.size());
   for (int t = 0; t < num_tokens; ++t) {
-    for (int i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
-      cos_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      sin_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
-    }
+    for (int i = 0; i < half; ++i)
+      rope_rotation(positions[t], inv_freq_[i], cos_[static_cast<size_t>(t) * half + i], sin_[static_cast<size_t>(t) * half + i]);
   }
 }
 

@@ -34,11 +34,7 @@ std::vector<float> rope_cos_sin(const std::vector<float>& inv_freq, int position
   const size_t half = inv_freq.size();
   std::vector<float> table(static_cast<size_t>(positions) * half * 2);
   for (int p = 0; p < positions; ++p)
-    for (size_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(p) * inv_freq[i];
-      table[(p * half + i) * 2] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      table[(p * half + i) * 2 + 1] = static_cast<float>(std::sin(static_cast<double>(angle)));
-    }
+    for (size_t i = 0; i < half; ++i) rope_rotation(p, inv_freq[i], table[(p * half + i) * 2], table[(p * half + i) * 2 + 1]);
   return table;
 }
 

@@ -18,7 +18,8 @@ constexpr int kPrefillWarps = 4;
 constexpr int kMaxPartialBlocks = 4096;            // split-parallel decode: blocks with a partial state
 
 // Online-softmax state of one query row, in the log2 domain (scores times log2(e) / sqrt(D)).
-// Folding b into a: explicit roundings so both kernels that fold produce the same bits.
+// Folding b into a: explicit roundings, so the in-block fold of the sequential walk and the last
+// block's fold of split-parallel states produce the same bits.
 __device__ __forceinline__ void fold_weights(float ma, float mb, float& wa, float& wb, float& m) {
   m = fmaxf(ma, mb);
   wa = ma == -INFINITY ? 0.0f : exp2f(__fsub_rn(ma, m));

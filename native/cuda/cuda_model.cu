@@ -53,6 +53,12 @@ std::pair<DeviceBuffer, DeviceBuffer> upload_fp8(const std::vector<const Matrix*
   return {upload(bytes, what), upload(scales, "fp8 weight scales")};
 }
 
+// Whether environment variable `name` is set to exactly `value`.
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, value) == 0;
+}
+
 bool all_fp8(const std::vector<const Matrix*>& parts) {
   for (auto* m : parts)
     if (m->dtype != DType::kF8E4M3) return false;
@@ -81,19 +87,16 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     sm_count_ = sms;
     int major = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, o.device));
-    const char* pdl = std::getenv("TACHYON_PDL");
-    pdl_enabled() = major >= 9 && !(pdl && std::string(pdl) == "0");
+    pdl_enabled() = major >= 9 && !env_is("TACHYON_PDL", "0");
   }
   timing_ = std::getenv("TACHYON_CUDA_TIMING") != nullptr;
-  const char* graphs = std::getenv("TACHYON_CUDA_GRAPHS");
-  use_graphs_ = !(graphs && std::string(graphs) == "0");
+  use_graphs_ = !env_is("TACHYON_CUDA_GRAPHS", "0");
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
   rope_cos_sin_ = upload(rope_cos_sin(rope_inv_freq(c), c.max_positions), "rotary table");
-  const char* invariant = std::getenv("TACHYON_BATCH_INVARIANT");
-  batch_invariant_ = invariant && std::string(invariant) == "1";
-  gemm_ = std::make_unique<Gemm>(64u << 20, batch_invariant_);
+  // TACHYON_BATCH_INVARIANT=1: one GEMM kernel per shape for every batch size.
+  gemm_ = std::make_unique<Gemm>(64u << 20, env_is("TACHYON_BATCH_INVARIANT", "1"));
   allocate_workspace();
   tune_gemms();
   allocate_kv_cache();
@@ -479,12 +482,11 @@ void CudaModel::forward(int T, int sampled) {
   const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
   Dequant pending_dq;
-  // TACHYON_CUDA_TIMING: events between the ops of layer 0 (not inside a graph capture).
-  const bool mark_ops = timing_;
+  // TACHYON_CUDA_TIMING: events between the ops of layer 0; inside a graph capture they become
+  // timed nodes of the graph (external records).
   int mark = 0;
   auto tick = [&](int li) {
-    // Inside a graph capture the events become timed nodes of the graph (external records).
-    if (mark_ops && li == 0) CUDA_CHECK(cudaEventRecordWithFlags(op_events_[mark++], stream_, capturing_ ? cudaEventRecordExternal : 0));
+    if (timing_ && li == 0) CUDA_CHECK(cudaEventRecordWithFlags(op_events_[mark++], stream_, capturing_ ? cudaEventRecordExternal : 0));
   };
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];

@@ -72,7 +72,6 @@ class CudaModel : public Backend {
   size_t layer_kv_elems_ = 0;
 
   bool fp8_ = false;
-  bool batch_invariant_ = false;  // TACHYON_BATCH_INVARIANT=1: one GEMM kernel per shape for every batch size
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine

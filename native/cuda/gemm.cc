@@ -74,9 +74,10 @@ Gemm::Choice Gemm::tune_at(Operand type, const void* A, const void* W, float* D,
   describe(ds, type, M, N, K);
   // cuBLASLt's candidates for this row count, and those for 256 rows (which serve any count; at a few
   // rows the heuristic may offer only split-K kernels).
+  std::vector<int> row_counts{M};
+  if (M != kInvariantRows) row_counts.push_back(kInvariantRows);
   std::vector<cublasLtMatmulHeuristicResult_t> results;
-  for (const int rows : {M, kInvariantRows}) {
-    if (rows == kInvariantRows && M == kInvariantRows && !results.empty()) break;
+  for (const int rows : row_counts) {
     Descs q;
     describe(q, type, rows, N, K);
     cublasLtMatmulPreference_t pref;
@@ -126,7 +127,7 @@ Gemm::Choice Gemm::tune_at(Operand type, const void* A, const void* W, float* D,
       gemv = true;
     }
   }
-  if (timed == 0 || best_us >= 1e30f) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
+  if (timed == 0) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
   char line[160];
   std::snprintf(line, sizeof(line), "%s %dx%d at %d rows: %s, %.1f us (%d candidates)", name + 1, N, K, M,
                 gemv ? "gemv" : "cuBLASLt", best_us, timed);

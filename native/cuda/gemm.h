@@ -2,12 +2,12 @@
 // or both E4M3 (the FP8 product is unscaled; the reader applies the scales).
 //
 // The kernel for each weight shape is chosen at load by timing cuBLASLt's
-// candidates (never split-K) and, for a few rows, the GEMV kernel, once per
-// bucket of row counts (1, 2, 4, ... up to the step's token budget): decode at
-// batch 1 and prefill at 8,192 rows want different kernels.
-// Batch-invariant mode keeps one cuBLASLt algorithm, tuned at 256 rows, for
-// every M instead: a row's result then never depends on how many rows ran
-// beside it (at the cost of small-batch speed).
+// candidates and, for a few rows, the GEMV kernel, once per bucket of row
+// counts (1, 2, 4, ... up to the step's token budget): decode at batch 1 and
+// prefill at 8,192 rows want different kernels.
+// Batch-invariant mode keeps one cuBLASLt algorithm without split-K, tuned at
+// 256 rows, for every M instead: a row's result then never depends on how
+// many rows ran beside it (at the cost of small-batch speed).
 #pragma once
 #include <cuda_bf16.h>
 

@@ -96,15 +96,19 @@ __global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, 
   }
 }
 
+// silu(gate) * up of row t, column i of gate_up[T, 2I], dequantized (+ bias), in float32.
+__device__ __forceinline__ float swiglu(const float* gate_up, Dequant dq, const float* bias, size_t t, int i, int I) {
+  const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
+  const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
+  return g / (1.0f + __expf(-g)) * u;
+}
+
 __global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, size_t n, int I) {
   pdl_wait();
   const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n) return;
   const size_t t = idx / I;
-  const int i = static_cast<int>(idx % I);
-  const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
-  const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
-  act[idx] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+  act[idx] = __float2bfloat16(swiglu(gate_up, dq, bias, t, static_cast<int>(idx % I), I));
 }
 
 constexpr int kSiluSlice = 2048;  // activations per block of the quantizing SwiGLU (256 threads x 8)
@@ -117,9 +121,7 @@ __global__ void silu_act_kernel(const float* gate_up, Dequant dq, const float* b
   const size_t t = blockIdx.y;
   float m = 0.0f;
   for (int i = blockIdx.x * kSiluSlice + threadIdx.x; i < min(I, (blockIdx.x + 1) * kSiluSlice); i += blockDim.x) {
-    const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
-    const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
-    const __nv_bfloat16 v = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+    const __nv_bfloat16 v = __float2bfloat16(swiglu(gate_up, dq, bias, t, i, I));
     act[t * I + i] = v;
     m = fmaxf(m, fabsf(__bfloat162float(v)));
   }
