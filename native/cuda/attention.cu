@@ -16,6 +16,7 @@ constexpr int kSplitTiles = kAttnSplit / kTile;    // tiles per split
 constexpr int kRows = 16;                          // query rows per warp (one mma row block)
 constexpr int kPrefillWarps = 4;
 constexpr int kMaxPartialBlocks = 4096;            // split-parallel decode: blocks with a partial state
+constexpr int kFoldChunk = 16;                     // splits the folding block takes at a time
 
 // Online-softmax state of one query row, in the log2 domain (scores times log2(e) / sqrt(D)).
 // Folding b into a: explicit roundings, so the in-block fold of the sequential walk and the last
@@ -35,8 +36,11 @@ struct Smem {
   static constexpr int kTileElems = kTile * kStride;
   static constexpr int kStageBytes = 2 * kTileElems * 2;  // K and V tiles
   static constexpr int kMergedFloats = D / 2 * 32;        // per warp: each lane's folded accumulators
+  // Split-parallel blocks reuse their stages for the fold's per-split m, l and weights.
+  static constexpr size_t kFoldBytes = 4 * kFoldChunk * kRows * sizeof(float);
   __host__ __device__ static constexpr size_t bytes(int warps, bool split) {
-    return stages(split) * kStageBytes + (split ? 0 : static_cast<size_t>(warps) * kMergedFloats * 4);
+    return split ? std::max<size_t>(stages(split) * kStageBytes, kFoldBytes)
+                 : stages(split) * kStageBytes + static_cast<size_t>(warps) * kMergedFloats * 4;
   }
   // Tiles in flight: a split-parallel block loads its whole split at once.
   __host__ __device__ static constexpr int stages(bool split) { return split ? kSplitTiles : 2; }
@@ -271,18 +275,55 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     if (lane == 0) a.split_counters[pair] = 0;  // ready for the next launch
     const int used = a.positions[tile.x] / kAttnSplit + 1;
     const float* base = a.partial + pair * splits * group * (D + 2);
-    for (int e = lane; e < group * D; e += 32) {
-      const int r = e / D, d = e % D;
-      float mm = -INFINITY, ll = 0.0f, acc = 0.0f;
-      for (int sp = 0; sp < used; ++sp) {
-        const float* part = base + static_cast<size_t>(sp) * group * (D + 2);
-        float wa, wb;
-        fold_weights(mm, __ldcg(part + group * D + r), wa, wb, mm);
-        ll = fold_value(ll, wa, __ldcg(part + group * D + group + r), wb);
-        acc = fold_value(acc, wa, __ldcg(part + r * D + d), wb);
+    // Splits in chunks: their m and l into shared memory at once, each row's fold weights from them
+    // (lane r walks row r), then every lane's accumulator elements with all their loads in flight.
+    // Each element sees the same fold_weights / fold_value sequence as the in-block fold.
+    constexpr int kPer = (kRows * D + 31) / 32;  // accumulator elements per lane
+    float out[kPer];
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) out[j] = 0.0f;
+    float* fm = reinterpret_cast<float*>(smem);  // [chunk split][row] m, l, then the weights wa, wb
+    float* fl = fm + kFoldChunk * kRows;
+    float* fwa = fl + kFoldChunk * kRows;
+    float* fwb = fwa + kFoldChunk * kRows;
+    float row_m = -INFINITY, row_l = 0.0f;
+    for (int c0 = 0; c0 < used; c0 += kFoldChunk) {
+      const int n = min(kFoldChunk, used - c0);
+      __syncwarp();
+      for (int e = lane; e < n * group; e += 32) {
+        const float* part = base + static_cast<size_t>(c0 + e / group) * group * (D + 2);
+        fm[e] = __ldcg(part + group * D + e % group);
+        fl[e] = __ldcg(part + group * D + group + e % group);
       }
+      __syncwarp();
+      if (lane < group)
+        for (int sp = 0; sp < n; ++sp) {
+          float wa, wb;
+          fold_weights(row_m, fm[sp * group + lane], wa, wb, row_m);
+          row_l = fold_value(row_l, wa, fl[sp * group + lane], wb);
+          fwa[sp * group + lane] = wa;
+          fwb[sp * group + lane] = wb;
+        }
+      __syncwarp();
+      for (int sp = 0; sp < n; ++sp) {
+        const float* part = base + static_cast<size_t>(c0 + sp) * group * (D + 2);
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) {
+          const int e = lane + 32 * j;
+          if (e < group * D) out[j] = fold_value(out[j], fwa[sp * group + e / D], __ldcg(part + e), fwb[sp * group + e / D]);
+        }
+      }
+    }
+    __syncwarp();
+    if (lane < group) fl[lane] = row_l;
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e >= group * D) continue;
+      const int r = e / D, d = e % D;
       a.out[static_cast<size_t>(tile.x) * a.heads * D + static_cast<size_t>(kvh * group + r) * D + d] =
-          __float2bfloat16(__fdiv_rn(acc, ll));
+          __float2bfloat16(__fdiv_rn(out[j], fl[r]));
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "cpu/rope_freq.h"
 #include "cuda/fp8.h"
@@ -96,8 +97,23 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   if (fp8_) quantize_weights();
   rope_cos_sin_ = upload(rope_cos_sin(rope_inv_freq(c), c.max_positions), "rotary table");
   // TACHYON_BATCH_INVARIANT=1: one GEMM kernel per shape for every batch size.
-  gemm_ = std::make_unique<Gemm>(64u << 20, env_is("TACHYON_BATCH_INVARIANT", "1"));
+  const bool invariant = env_is("TACHYON_BATCH_INVARIANT", "1");
+  gemm_ = std::make_unique<Gemm>(64u << 20, invariant);
   allocate_workspace();
+  // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
+  // result would depend on its batch size: not in batch-invariant mode.
+  few_rows_ = !invariant && !env_is("TACHYON_FUSED_GEMV", "0");
+  if (few_rows_) {
+    const Layer& l = layers_[0];
+    const __nv_bfloat16* in = h_.as<__nv_bfloat16>();
+    FusedGemv qkv = projection(l.qkv, l.b_qkv, in), o = projection(l.o, l.b_o, in);
+    FusedGemv gate_up = projection(l.gate_up, l.b_gate_up, in), down = projection(l.down, l.b_down, in);
+    qkv.epilogue = GemvEpilogue::kRopeKv;
+    qkv.rope.head_dim = c.head_dim;
+    gate_up.epilogue = GemvEpilogue::kSwiGLU;
+    for (FusedGemv* g : {&qkv, &o, &gate_up, &down})
+      few_rows_ = few_rows_ && fused_gemv_supports(*g, 1) && fused_gemv_supports(*g, kGemvMaxRows);
+  }
   tune_gemms();
   allocate_kv_cache();
   cudaDeviceProp prop;
@@ -451,7 +467,9 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     CUDA_CHECK(cudaGraphDestroy(graph));
     it = graphs_.emplace(B, exec).first;
+    graph_op_marks_[B] = op_marks_;
   }
+  op_marks_ = graph_op_marks_[B];
   CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   return true;
 }
@@ -464,72 +482,153 @@ void CudaModel::report_timing(int T, int S, std::chrono::steady_clock::time_poin
   CUDA_CHECK(cudaEventElapsedTime(&rest, events_[1], events_[2]));
   const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const double host = std::chrono::duration<double, std::milli>(enqueued - start).count();
-  static const char* names[] = {"norm", "qkv", "rope+kv", "attn", "o", "norm", "gate_up", "silu", "down"};
   std::string ops;
-  for (int i = 0; i + 1 < kOpEvents; ++i) {
+  for (int i = 0; i + 1 < op_marks_; ++i) {
     float ms = 0;
     CUDA_CHECK(cudaEventElapsedTime(&ms, op_events_[i], op_events_[i + 1]));
-    ops += std::string(" ") + names[i] + " " + std::to_string(static_cast<int>(ms * 1000)) + "us";
+    ops += std::string(" ") + op_names_[i] + " " + std::to_string(static_cast<int>(ms * 1000)) + "us";
   }
   std::fprintf(stderr, "cuda step: %d tokens %d seqs: host enqueue %.2f ms, gpu forward %.2f ms, gpu sample+copy %.2f ms, wall %.2f ms; layer 0:%s\n",
                T, S, host, fwd, rest, wall, ops.c_str());
 }
 
+// TACHYON_CUDA_TIMING: events between the ops of layer 0; inside a graph capture they become
+// timed nodes of the graph (external records).
+#define TICK(li, name)                                                                                         \
+  do {                                                                                                         \
+    if (timing_ && (li) == 0 && op_marks_ < kOpEvents) {                                                       \
+      op_names_[op_marks_] = name;                                                                             \
+      CUDA_CHECK(cudaEventRecordWithFlags(op_events_[op_marks_++], stream_, capturing_ ? cudaEventRecordExternal : 0)); \
+    }                                                                                                          \
+  } while (0)
+
 void CudaModel::forward(int T, int sampled) {
   const ModelConfig& c = config_;
-  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
+  const int H = c.hidden_size;
   launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
-  const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
-  const float* pending_bias = nullptr;
-  Dequant pending_dq;
-  // TACHYON_CUDA_TIMING: events between the ops of layer 0; inside a graph capture they become
-  // timed nodes of the graph (external records).
-  int mark = 0;
-  auto tick = [&](int li) {
-    if (timing_ && li == 0) CUDA_CHECK(cudaEventRecordWithFlags(op_events_[mark++], stream_, capturing_ ? cudaEventRecordExternal : 0));
-  };
-  for (int li = 0; li < c.num_layers; ++li) {
-    const Layer& l = layers_[li];
-    tick(li);
-    __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
-    __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
-    launch_add_rmsnorm(x_.as<float>(), pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
-                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
-    tick(li);
-    const Dequant qkv_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
-    tick(li);
-    launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
-                         d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kc, vc, T, c.num_heads,
-                         c.num_kv_heads, D, B, stream_);
-    tick(li);
-    AttentionArgs attn{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
-                       table_stride_, kc, vc, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(), static_cast<int>(h_tiles_.size()),
-                       c.num_heads, c.num_kv_heads, D, B, d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
-    launch_paged_attention(attn, decode_step_, attn_splits_, sm_count_, stream_);
-    tick(li);
-    const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
-    tick(li);
-    launch_add_rmsnorm(x_.as<float>(), tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
-                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
-    tick(li);
-    const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
-    tick(li);
-    // FP8: SwiGLU quantizes its output for the down GEMM.
-    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(),
-                    q_scale(), fp8_ ? act_max_.as<float>() : nullptr);
-    tick(li);
-    pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
-    tick(li);
-    pending = tmp_.as<float>();
-    pending_bias = l.b_down.as<float>();
-  }
+  op_marks_ = 0;
+  const Residual r = few_rows(T) ? layers_few(T) : layers_batched(T);
   if (sampled == 0) return;
   // The last residual add and the final norm, for the sampled rows only.
-  launch_add_rmsnorm(x_.as<float>(), pending, pending_dq, pending_bias, final_norm_.as<float>(), c.rms_norm_eps,
-                     h_last_.as<__nv_bfloat16>(), d_rows_.as<int32_t>(), sampled, H, stream_);
+  launch_add_rmsnorm(r.x, r.delta, r.dq, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
+                     d_rows_.as<int32_t>(), sampled, H, stream_);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
   gemm_->run(Operand::kBf16, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
 }
+
+CudaModel::Residual CudaModel::layers_batched(int T) {
+  const ModelConfig& c = config_;
+  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
+  float* x = x_.as<float>();
+  const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
+  const float* pending_bias = nullptr;
+  Dequant pending_dq;
+  for (int li = 0; li < c.num_layers; ++li) {
+    const Layer& l = layers_[li];
+    TICK(li, "norm");
+    __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
+    __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
+    launch_add_rmsnorm(x, pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
+    TICK(li, "qkv");
+    const Dequant qkv_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
+    TICK(li, "rope+kv");
+    launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
+                         d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kc, vc, T, c.num_heads,
+                         c.num_kv_heads, D, B, stream_);
+    TICK(li, "attn");
+    launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
+    TICK(li, "o");
+    const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
+    TICK(li, "norm");
+    launch_add_rmsnorm(x, tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
+    TICK(li, "gate_up");
+    const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
+    TICK(li, "silu");
+    // FP8: SwiGLU quantizes its output for the down GEMM.
+    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(),
+                    q_scale(), fp8_ ? act_max_.as<float>() : nullptr);
+    TICK(li, "down");
+    pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
+    TICK(li, "end");
+    pending = tmp_.as<float>();
+    pending_bias = l.b_down.as<float>();
+  }
+  return Residual{x, pending, pending_dq, pending_bias};
+}
+
+bool CudaModel::few_rows(int T) const {
+  return few_rows_ && T <= std::min(kGemvMaxRows, kFewAttentionTokens) &&
+         static_cast<size_t>(T) * config_.num_kv_heads <= attention_counter_bytes() / sizeof(int);
+}
+
+FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const {
+  FusedGemv g;
+  g.rows = in;
+  g.W = w.w.as<void>();
+  g.w_fp8 = w.scale.bytes() > 0;
+  g.scale = w.scale.as<float>();
+  g.bias = bias.as<float>();
+  g.N = w.N;
+  g.K = w.K;
+  return g;
+}
+
+CudaModel::Residual CudaModel::layers_few(int T) {
+  const ModelConfig& c = config_;
+  const int H = c.hidden_size;
+  float* x = x_.as<float>();
+  __nv_bfloat16* h = h_.as<__nv_bfloat16>();
+  const float* delta = nullptr;  // the last projection's output (scaled, biased), not yet in x
+  for (int li = 0; li < c.num_layers; ++li) {
+    const Layer& l = layers_[li];
+    TICK(li, "norm");
+    launch_add_rmsnorm(x, delta, Dequant{}, nullptr, l.attn_norm.as<float>(), c.rms_norm_eps, h, nullptr, T, H, stream_);
+    TICK(li, "qkv+rope+kv");
+    FusedGemv qkv = projection(l.qkv, l.b_qkv, h);
+    qkv.epilogue = GemvEpilogue::kRopeKv;
+    qkv.out = qkv_.as<float>();
+    qkv.rope = RopeKvTarget{d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(), table_stride_,
+                            rope_cos_sin_.as<float2>(), k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_,
+                            v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_, c.num_heads, c.num_kv_heads, c.head_dim,
+                            options_.block_size};
+    launch_fused_gemv(qkv, T, stream_);
+    TICK(li, "attn");
+    AttentionArgs attn = attention_args(li);
+    attn.num_tiles = T;  // a token per block row, whatever the step's tiles
+    launch_few_attention(attn, stream_);
+    TICK(li, "o");
+    FusedGemv o = projection(l.o, l.b_o, attn_.as<__nv_bfloat16>());
+    o.out = tmp_.as<float>();
+    launch_fused_gemv(o, T, stream_);
+    TICK(li, "norm");
+    launch_add_rmsnorm(x, tmp_.as<float>(), Dequant{}, nullptr, l.mlp_norm.as<float>(), c.rms_norm_eps, h, nullptr, T, H, stream_);
+    TICK(li, "gate_up+silu");
+    FusedGemv gate_up = projection(l.gate_up, l.b_gate_up, h);
+    gate_up.epilogue = GemvEpilogue::kSwiGLU;
+    gate_up.act = act_.as<__nv_bfloat16>();
+    launch_fused_gemv(gate_up, T, stream_);
+    TICK(li, "down");
+    FusedGemv down = projection(l.down, l.b_down, act_.as<__nv_bfloat16>());
+    down.out = tmp_.as<float>();
+    launch_fused_gemv(down, T, stream_);
+    TICK(li, "end");
+    delta = tmp_.as<float>();
+  }
+  return Residual{x, delta, Dequant{}, nullptr};
+}
+
+AttentionArgs CudaModel::attention_args(int li) const {
+  const ModelConfig& c = config_;
+  return AttentionArgs{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
+                       table_stride_, k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_,
+                       v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
+                       static_cast<int>(h_tiles_.size()), c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
+                       d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
+}
+
+#undef TICK
 
 }  // namespace tachyon
 

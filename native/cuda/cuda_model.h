@@ -14,6 +14,7 @@
 #include "cuda/attention.h"
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
+#include "cuda/gemv.h"
 #include "cuda/kernels.h"
 #include "cuda/pinned.h"
 #include "cuda/sampling.h"
@@ -48,6 +49,20 @@ class CudaModel : public Backend {
   void tune_gemms();
   void allocate_kv_cache();
   void forward(int T, int sampled);
+  // The residual stream after the layers: x plus the last projection's output, not yet added.
+  struct Residual {
+    float* x;
+    const float* delta;
+    Dequant dq;
+    const float* bias;
+  };
+  Residual layers_batched(int T);
+  // At most kGemvMaxRows tokens: seven kernels a layer, the GEMVs doing RoPE + KV write and SwiGLU
+  // on the side with weight-only FP8 arithmetic (gemv.h), few-token attention (attention_few.cu).
+  Residual layers_few(int T);
+  bool few_rows(int T) const;
+  AttentionArgs attention_args(int layer) const;
+  FusedGemv projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const;
   // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
   // once per batch-size bucket; padding rows use a reserved KV block. Returns false when
   // the step does not qualify.
@@ -72,6 +87,7 @@ class CudaModel : public Backend {
   size_t layer_kv_elems_ = 0;
 
   bool fp8_ = false;
+  bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
@@ -79,8 +95,11 @@ class CudaModel : public Backend {
   PinnedVector<int32_t> g_tokens_, g_positions_, g_seq_, g_tables_, g_rows_;
   bool timing_ = false;
   cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
-  static constexpr int kOpEvents = 10;
+  static constexpr int kOpEvents = 12;
   cudaEvent_t op_events_[kOpEvents] = {};
+  const char* op_names_[kOpEvents] = {};
+  int op_marks_ = 0;                  // events the last forward recorded
+  std::map<int, int> graph_op_marks_;  // ... and each graph's
   void report_timing(int T, int S, std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point enqueued);
   // Activations sized for max_num_tokens / max_num_seqs.
   DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, act_max_, h_last_, logits_;

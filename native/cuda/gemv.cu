@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -13,8 +14,11 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kWarps = 8;   // output rows per block
-constexpr int kUnroll = 4;  // 16-byte loads of W in flight per lane
+constexpr int kWarps = 8;   // warps per block; each takes a pair of W rows at a time
+constexpr int kUnroll = 4;  // 16-byte loads per W row in flight per lane
+constexpr int kPrefetchBytes = 8192;  // of each first row, past the loads already in flight
+
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // The 16 E4M3 (or 8 bf16) values of a 16-byte chunk, as floats.
 template <bool FP8>
@@ -41,54 +45,163 @@ __device__ __forceinline__ void widen(const uint4& raw, float* out) {
   }
 }
 
-// One warp per output column n; lane j takes chunks j, j + 32, ... in order, then a butterfly sum.
-// (Quantizing a bf16 A on the way in, to save the quantization kernel at batch 1, was tried: each
-// warp then needs the row's maximum first, and the step got 0.45 ms slower.)
-template <int M, bool FP8>
-__global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const uint4* A, const uint4* W, float* out, int N, int chunks) {
-  constexpr int kPer = FP8 ? 16 : 8;
-  pdl_wait();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int n = blockIdx.x * kWarps + warp;
-  if (n >= N) return;
-  const uint4* w = W + static_cast<size_t>(n) * chunks;
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  auto consume = [&](const uint4& raw, int c) {
-    float wv[kPer];
-    widen<FP8>(raw, wv);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float av[kPer];
-      widen<FP8>(__ldg(A + static_cast<size_t>(m) * chunks + c), av);
-#pragma unroll
-      for (int i = 0; i < kPer; ++i) acc[m] = fmaf(wv[i], av[i], acc[m]);
+// Row pairs: kStore (2u, 2u + 1); kSwiGLU (gate u, up u + N/2); kRopeKv the rotation pair
+// (i, i + D/2) of a q or k head, then consecutive v columns.
+template <GemvEpilogue E>
+__device__ __forceinline__ void unit_rows(const FusedGemv& g, int u, int& r0, int& r1) {
+  if constexpr (E == GemvEpilogue::kSwiGLU) {
+    r0 = u;
+    r1 = u + g.N / 2;
+  } else if constexpr (E == GemvEpilogue::kRopeKv) {
+    const int D = g.rope.head_dim, half = D / 2, rotated = (g.rope.heads + g.rope.kv_heads) * half;
+    if (u < rotated) {
+      r0 = (u / half) * D + u % half;
+      r1 = r0 + half;
+    } else {
+      r0 = (g.rope.heads + g.rope.kv_heads) * D + 2 * (u - rotated);
+      r1 = r0 + 1;
     }
-  };
-  int c = lane;
-  for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
-    uint4 raw[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) raw[u] = __ldcs(w + c + 32 * u);  // streamed once: keep it out of L1
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) consume(raw[u], c + 32 * u);
-  }
-  for (; c < chunks; c += 32) consume(__ldcs(w + c), c);
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float total = warp_sum(acc[m]);
-    if (lane == 0) out[static_cast<size_t>(m) * N + n] = total;
+  } else {
+    r0 = 2 * u;
+    r1 = 2 * u + 1;
   }
 }
 
-template <int M>
-void launch_rows(bool fp8, const void* A, const void* W, float* out, int N, int K, cudaStream_t s) {
-  const unsigned grid = static_cast<unsigned>((N + kWarps - 1) / kWarps);
-  const auto* a = static_cast<const uint4*>(A);
-  const auto* w = static_cast<const uint4*>(W);
-  if (fp8) launch_pdl("gemv_kernel", gemv_kernel<M, true>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 16);
-  else launch_pdl("gemv_kernel", gemv_kernel<M, false>, grid, 32 * kWarps, 0, s, a, w, out, N, K / 8);
+template <GemvEpilogue E>
+__device__ __forceinline__ int units_of(const FusedGemv& g) {
+  return E == GemvEpilogue::kStore ? (g.N + 1) / 2 : g.N / 2;
+}
+
+// Token row m's results for W rows r0 and r1 (r1 absent past N): scaled, biased, and handed on.
+template <GemvEpilogue E>
+__device__ __forceinline__ void finish(const FusedGemv& g, int m, int u, int r0, int r1, float v0, float v1) {
+  const bool has1 = r1 < g.N;
+  if (g.scale) {
+    v0 *= g.scale[r0];
+    if (has1) v1 *= g.scale[r1];
+  }
+  if (g.bias) {
+    v0 += g.bias[r0];
+    if (has1) v1 += g.bias[r1];
+  }
+  const size_t row = static_cast<size_t>(m) * g.N;
+  if constexpr (E == GemvEpilogue::kStore) {
+    g.out[row + r0] = v0;
+    if (has1) g.out[row + r1] = v1;
+  } else if constexpr (E == GemvEpilogue::kSwiGLU) {
+    // The same value as the SwiGLU kernels' (kernels.cu swiglu), then bf16.
+    g.act[static_cast<size_t>(m) * (g.N / 2) + u] = __float2bfloat16(v0 / (1.0f + __expf(-v0)) * v1);
+  } else {
+    const RopeKvTarget& t = g.rope;
+    const int D = t.head_dim, half = D / 2;
+    const int pos = t.positions[m];
+    const int block = t.block_tables[static_cast<size_t>(t.token_seq[m]) * t.table_stride + pos / t.block_size];
+    const size_t slot = pos % t.block_size;
+    const int head = r0 / D;
+    auto cache_row = [&](__nv_bfloat16* cache, int kvh) {
+      return cache + ((static_cast<size_t>(block) * t.kv_heads + kvh) * t.block_size + slot) * D;
+    };
+    if (head < t.heads + t.kv_heads) {
+      // As rope_kv_write_kernel: (a, b) -> (a cos - b sin, b cos + a sin).
+      const float2 rot = t.cos_sin[static_cast<size_t>(pos) * half + r0 % D];
+      const float ra = v0 * rot.x - v1 * rot.y, rb = v1 * rot.x + v0 * rot.y;
+      if (head < t.heads) {
+        g.out[row + r0] = ra;
+        g.out[row + r1] = rb;
+      } else {
+        __nv_bfloat16* dst = cache_row(t.k_cache, head - t.heads);
+        dst[r0 % D] = __float2bfloat16(ra);
+        dst[r1 % D] = __float2bfloat16(rb);
+      }
+    } else {
+      __nv_bfloat16* dst = cache_row(t.v_cache, head - t.heads - t.kv_heads);
+      dst[r0 % D] = __float2bfloat16(v0);
+      dst[r1 % D] = __float2bfloat16(v1);
+    }
+  }
+}
+
+// Lane j takes chunks j, j + 32, ... of both rows in order, then a butterfly sum: a row's result
+// depends only on K, never on M or the grid. A_FP8: A is E4M3 (plain FP8 product); else bf16.
+template <int M, bool W_FP8, bool A_FP8, GemvEpilogue E>
+__global__ void __launch_bounds__(32 * kWarps) gemv_kernel(FusedGemv g, const uint4* A) {
+  constexpr int kPer = W_FP8 ? 16 : 8;                 // K values per 16-byte W chunk
+  constexpr int kAPer = (W_FP8 && !A_FP8) ? 2 : 1;     // 16-byte A chunks per W chunk
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int chunks = g.K / kPer;
+  const uint4* W = static_cast<const uint4*>(g.W);
+  const int units = units_of<E>(g);
+  const int first_unit = blockIdx.x * kWarps + warp;
+  int r0 = 0, r1 = 0;
+  const uint4 *w0 = W, *w1 = W;
+  auto select = [&](int u) {
+    unit_rows<E>(g, u, r0, r1);
+    w0 = W + static_cast<size_t>(r0) * chunks;
+    w1 = W + static_cast<size_t>(r1 < g.N ? r1 : r0) * chunks;
+  };
+  uint4 raw0[kUnroll], raw1[kUnroll];
+  auto load_batch = [&](int c) {
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      raw0[k] = __ldcs(w0 + c + 32 * k);  // streamed once: keep it out of L1
+      raw1[k] = __ldcs(w1 + c + 32 * k);
+    }
+  };
+  // The weights never depend on the kernels before: while those finish (programmatic dependent
+  // launch), the first batch of this warp's loads goes out and the rest of its first row pair is
+  // prefetched into L2 (a 128-byte line per lane at a time, at most kPrefetchBytes a row).
+  bool preloaded = first_unit < units && chunks >= 32 * kUnroll;
+  if (preloaded) {
+    select(first_unit);
+    load_batch(lane);
+    const int stop = min(chunks, 32 * kUnroll + kPrefetchBytes / 16);
+    for (int c = 32 * kUnroll + 8 * lane; c < stop; c += 8 * 32) {
+      prefetch_l2(w0 + c);
+      prefetch_l2(w1 + c);
+    }
+  }
+  pdl_wait();
+  const size_t a_stride = static_cast<size_t>(chunks) * kAPer;
+  auto a_values = [&](int m, int c, float* av) {
+    const uint4* p = A + m * a_stride + static_cast<size_t>(c) * kAPer;
+    widen<A_FP8>(__ldg(p), av);
+    if constexpr (kAPer == 2) widen<false>(__ldg(p + 1), av + 8);
+  };
+  for (int u = first_unit; u < units; u += gridDim.x * kWarps) {
+    select(u);
+    float acc0[M], acc1[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc0[m] = acc1[m] = 0.0f;
+    auto consume = [&](const uint4& raw_0, const uint4& raw_1, int c) {
+      float wv0[kPer], wv1[kPer];
+      widen<W_FP8>(raw_0, wv0);
+      widen<W_FP8>(raw_1, wv1);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float av[kPer];
+        a_values(m, c, av);
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) {
+          acc0[m] = fmaf(wv0[i], av[i], acc0[m]);
+          acc1[m] = fmaf(wv1[i], av[i], acc1[m]);
+        }
+      }
+    };
+    int c = lane;
+    for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
+      if (!preloaded) load_batch(c);
+      preloaded = false;
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) consume(raw0[k], raw1[k], c + 32 * k);
+    }
+    for (; c < chunks; c += 32) consume(__ldcs(w0 + c), __ldcs(w1 + c), c);
+    // Every lane holds the sums after the butterfly; lane m finishes token row m.
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float t0 = warp_sum(acc0[m]), t1 = warp_sum(acc1[m]);
+      if (lane == m) finish<E>(g, m, u, r0, r1, t0, t1);
+    }
+  }
 }
 
 template <typename F>
@@ -105,6 +218,19 @@ void with_rows(int M, F&& f) {
   }
 }
 
+template <int M, bool W_FP8, bool A_FP8, GemvEpilogue E>
+void launch_one(const FusedGemv& g, const void* A, cudaStream_t s) {
+  const int units = E == GemvEpilogue::kStore ? (g.N + 1) / 2 : g.N / 2;
+  const unsigned grid = static_cast<unsigned>((units + kWarps - 1) / kWarps);
+  launch_pdl("gemv_kernel", gemv_kernel<M, W_FP8, A_FP8, E>, grid, 32 * kWarps, 0, s, g, static_cast<const uint4*>(A));
+}
+
+template <int M, GemvEpilogue E>
+void launch_fused(const FusedGemv& g, cudaStream_t s) {
+  if (g.w_fp8) launch_one<M, true, false, E>(g, g.rows, s);
+  else launch_one<M, false, false, E>(g, g.rows, s);
+}
+
 }  // namespace
 
 bool gemv_supports(bool fp8, int M, int K) {
@@ -113,7 +239,35 @@ bool gemv_supports(bool fp8, int M, int K) {
 
 void launch_gemv(bool fp8, const void* A, const void* W, float* out, int M, int N, int K, cudaStream_t s) {
   if (!gemv_supports(fp8, M, K)) fail("no GEMV kernel for ", M, " rows of ", K);
-  with_rows(M, [&](auto m) { launch_rows<decltype(m)::value>(fp8, A, W, out, N, K, s); });
+  FusedGemv g;
+  g.W = W;
+  g.w_fp8 = fp8;
+  g.N = N;
+  g.K = K;
+  g.out = out;
+  with_rows(M, [&](auto m) {
+    constexpr int kM = decltype(m)::value;
+    if (fp8) launch_one<kM, true, true, GemvEpilogue::kStore>(g, A, s);
+    else launch_one<kM, false, false, GemvEpilogue::kStore>(g, A, s);
+  });
+}
+
+bool fused_gemv_supports(const FusedGemv& f, int M) {
+  return f.rows && gemv_supports(f.w_fp8, M, f.K) && f.N % 2 == 0 &&
+         (f.epilogue != GemvEpilogue::kRopeKv || f.rope.head_dim % 2 == 0);
+}
+
+void launch_fused_gemv(const FusedGemv& f, int M, cudaStream_t s) {
+  if (M == 0) return;
+  if (!fused_gemv_supports(f, M)) fail("no fused GEMV kernel for ", M, " rows of ", f.N, "x", f.K);
+  with_rows(M, [&](auto m) {
+    constexpr int kM = decltype(m)::value;
+    switch (f.epilogue) {
+      case GemvEpilogue::kStore: return launch_fused<kM, GemvEpilogue::kStore>(f, s);
+      case GemvEpilogue::kSwiGLU: return launch_fused<kM, GemvEpilogue::kSwiGLU>(f, s);
+      case GemvEpilogue::kRopeKv: return launch_fused<kM, GemvEpilogue::kRopeKv>(f, s);
+    }
+  });
 }
 
 }  // namespace tachyon

@@ -80,8 +80,9 @@ for (const model of PARITY_MODELS) {
 describe('CUDA backend invariance and sampling', { skip }, () => {
   let rt: Runtime;
   before(async () => {
-    // Batch-invariant mode: one GEMM kernel per shape whatever the row count. Attention is
-    // batch-invariant in every mode (split-parallel decode folds as the sequential kernel does).
+    // Batch-invariant mode: one GEMM kernel per shape whatever the row count, and no few-row path
+    // (its GEMVs and attention round differently). Split-parallel decode attention folds as the
+    // sequential kernel does.
     process.env.TACHYON_BATCH_INVARIANT = '1';
     try {
       rt = await gpu(join(MODELS_DIR, 'llama3-scaled'));
@@ -179,6 +180,44 @@ describe('CUDA attention: split-parallel and whole-context decode agree to the b
     } finally {
       await rt.close();
     }
+  });
+});
+
+describe('CUDA few-row path (steps of at most 8 tokens)', { skip }, () => {
+  test('logits match the batched kernels: one and three decode tokens, a 5-token chunk, contexts of several 64-position ranges', async () => {
+    const load = async (fewRows: boolean) => {
+      if (!fewRows) process.env.TACHYON_FUSED_GEMV = '0';
+      try {
+        return await gpu(join(MODELS_DIR, 'llama3-scaled'));
+      } finally {
+        delete process.env.TACHYON_FUSED_GEMV;
+      }
+    };
+    const prompts = [300, 150, 90].map((n, k) => Array.from({ length: n }, (_, i) => 3 + ((i * 31 + k * 7) % 390)));
+    const blocks = (k: number) => blockRange(k * 32, 32); // the model's 512 positions
+    const steps: Chunk[][] = [
+      prompts.map((p, k) => ({ tokens: p, start: 0, blocks: blocks(k) })), // 540 tokens: the batched path in both
+      [{ tokens: [77], start: 300, blocks: blocks(0) }], // alone: the norm inside the GEMVs, 5 attention ranges
+      prompts.map((p, k) => ({ tokens: [5 + k], start: p.length + (k === 0 ? 1 : 0), blocks: blocks(k) })),
+      [{ tokens: [11, 12, 13, 14, 15], start: 91, blocks: blocks(2) }], // a prefill chunk on the few-row path
+    ];
+    const logits: Float32Array[][] = [];
+    for (const fewRows of [true, false]) {
+      const rt = await load(fewRows);
+      try {
+        const out: Float32Array[] = [];
+        for (const chunks of steps) out.push((await rt.step(makeBatch(chunks, true))).logits!);
+        logits.push(out);
+      } finally {
+        await rt.close();
+      }
+    }
+    const V = logits[0][0].length / steps[0].length;
+    steps.forEach((_, i) => {
+      const err = worstRowError(logits[0][i], logits[1][i], V);
+      console.log(`few-row vs batched, step ${i}: worst row ${err.toExponential(2)}`);
+      assert.ok(err < 1e-2, `step ${i}: ${err}`);
+    });
   });
 });
 

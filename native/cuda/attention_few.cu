@@ -1,0 +1,207 @@
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/attention.h"
+#include "cuda/cuda_check.h"
+#include "cuda/mma.cuh"
+#include "cuda/pdl.cuh"
+#include "cuda/reduce.cuh"
+
+namespace tachyon {
+
+namespace {
+
+constexpr int kChunk = 64;          // positions staged in shared memory at a time
+constexpr int kWarps = 4;
+constexpr int kMaxGroup = 16;       // query heads per KV head (check_attention_shape)
+constexpr int kHeadsPerWarp = kMaxGroup / kWarps;
+constexpr int kMaxRanges = 64;      // parallel blocks per (token, KV head)
+constexpr int kPartialSlots = 4096;  // (token, KV head, range) states attention_partial_bytes holds
+
+// grid: (token, KV head, range). Block z takes positions [z * per, (z + 1) * per) of the token's
+// context, per a multiple of kChunk chosen from the context length at run time (so one CUDA
+// graph serves every length); blocks past the context return at once.
+template <int D>
+__global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArgs a, float scale_log2) {
+  constexpr int kStride = D + 8;                    // bf16 per staged row: 16-byte rows spread over banks
+  constexpr int kDimsPerLane = (D + 31) / 32;
+  // K and V rows of a chunk; the folding block reuses it for per-range weights ([range][head] + [head]).
+  constexpr int kStageBytes = 2 * kChunk * kStride * 2, kFoldBytes = (kMaxRanges + 1) * kMaxGroup * 4;
+  __shared__ __align__(16) unsigned char stage[kStageBytes > kFoldBytes ? kStageBytes : kFoldBytes];
+  __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(stage);
+  __nv_bfloat16* vs = ks + kChunk * kStride;
+  __shared__ float qs[kMaxGroup * D];
+  __shared__ float ps[kWarps][kChunk];
+  __shared__ int last_block;
+  pdl_wait();
+  const int t = blockIdx.x, kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int G = a.heads / a.kv_heads;
+  const int ctx = a.positions[t] + 1;
+  const int ranges = gridDim.z;
+  const int per = max(kChunk, (ctx + ranges * kChunk - 1) / (ranges * kChunk) * kChunk);
+  const int used = (ctx + per - 1) / per;
+  const int begin = blockIdx.z * per, end = min(ctx, begin + per);
+  if (begin >= ctx) return;
+  const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
+  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x)
+    qs[i] = a.qkv[t * qkv_width + static_cast<size_t>(kvh * G) * D + i] * scale_log2;
+
+  // Per head of this warp (warp, warp + 4, ...): online-softmax state in the log2 domain.
+  float m[kHeadsPerWarp], l[kHeadsPerWarp], acc[kHeadsPerWarp][kDimsPerLane];
+#pragma unroll
+  for (int j = 0; j < kHeadsPerWarp; ++j) {
+    m[j] = -INFINITY;
+    l[j] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kDimsPerLane; ++k) acc[j][k] = 0.0f;
+  }
+  for (int c0 = begin; c0 < end; c0 += kChunk) {
+    const int n = min(kChunk, end - c0);
+    __syncthreads();  // the last chunk is consumed
+    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    for (int c = threadIdx.x; c < n * kPieces; c += blockDim.x) {
+      const int r = c / kPieces, d = (c % kPieces) * 8, p = c0 + r;
+      const size_t off = ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D + d;
+      cp_async_16(ks + r * kStride + d, a.k_cache + off, true);
+      cp_async_16(vs + r * kStride + d, a.v_cache + off, true);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kHeadsPerWarp; ++j) {
+      const int h = warp + kWarps * j;
+      if (h >= G) break;
+      // Scores: lane takes positions lane and lane + 32 of the chunk.
+      float s[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int r = lane + 32 * k;
+        s[k] = -INFINITY;
+        if (r >= n) continue;
+        float dot = 0.0f;
+#pragma unroll
+        for (int d = 0; d < D; d += 8) {
+          const uint4 raw = *reinterpret_cast<const uint4*>(ks + r * kStride + d);
+          const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            dot = fmaf(__uint_as_float(w[i] << 16), qs[h * D + d + 2 * i], dot);
+            dot = fmaf(__uint_as_float(w[i] & 0xffff0000u), qs[h * D + d + 2 * i + 1], dot);
+          }
+        }
+        s[k] = dot;
+      }
+      const float m_new = fmaxf(m[j], warp_max(fmaxf(s[0], s[1])));  // finite: the chunk has a position
+      const float corr = exp2f(m[j] - m_new);                          // 0 on the first chunk
+      const float e0 = exp2f(s[0] - m_new), e1 = exp2f(s[1] - m_new);
+      l[j] = l[j] * corr + warp_sum(e0 + e1);
+      m[j] = m_new;
+      ps[warp][lane] = e0;
+      ps[warp][lane + 32] = e1;
+      __syncwarp();
+#pragma unroll
+      for (int k = 0; k < kDimsPerLane; ++k) acc[j][k] *= corr;
+      for (int r = 0; r < n; ++r) {
+        const float e = ps[warp][r];
+#pragma unroll
+        for (int k = 0; k < kDimsPerLane; ++k) {
+          const int d = lane + 32 * k;
+          if (d < D) acc[j][k] = fmaf(e, __bfloat162float(vs[r * kStride + d]), acc[j][k]);
+        }
+      }
+      __syncwarp();
+    }
+  }
+
+  __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * G) * D;
+  if (used == 1) {  // the whole context in this block
+#pragma unroll
+    for (int j = 0; j < kHeadsPerWarp; ++j) {
+      const int h = warp + kWarps * j;
+      if (h >= G) break;
+#pragma unroll
+      for (int k = 0; k < kDimsPerLane; ++k)
+        if (lane + 32 * k < D) out[h * D + lane + 32 * k] = __float2bfloat16(acc[j][k] / l[j]);
+    }
+    return;
+  }
+  // This range's state: [G][D] accumulators, then m[G], l[G].
+  const size_t pair = static_cast<size_t>(t) * a.kv_heads + kvh;
+  const size_t state = static_cast<size_t>(G) * (D + 2);
+  float* base = a.partial + pair * ranges * state;
+  float* part = base + blockIdx.z * state;
+#pragma unroll
+  for (int j = 0; j < kHeadsPerWarp; ++j) {
+    const int h = warp + kWarps * j;
+    if (h >= G) break;
+#pragma unroll
+    for (int k = 0; k < kDimsPerLane; ++k)
+      if (lane + 32 * k < D) part[h * D + lane + 32 * k] = acc[j][k];
+    if (lane == 0) {
+      part[G * D + h] = m[j];
+      part[G * D + G + h] = l[j];
+    }
+  }
+  // The last of the used blocks to finish folds every range.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_block = atomicAdd(a.split_counters + pair, 1) == used - 1;
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  if (threadIdx.x == 0) a.split_counters[pair] = 0;  // ready for the next launch
+  // Per (range, head): its weight exp2(m - max m) into shared memory (reusing the staging area).
+  float* weight = reinterpret_cast<float*>(stage);  // [range][head]
+  float* total = weight + kMaxRanges * kMaxGroup;  // [head]: sum of weighted l
+  for (int h = threadIdx.x; h < G; h += blockDim.x) {
+    float mx = -INFINITY;
+    for (int z = 0; z < used; ++z) mx = fmaxf(mx, __ldcg(base + z * state + G * D + h));
+    float sum = 0.0f;
+    for (int z = 0; z < used; ++z) {
+      const float w = exp2f(__ldcg(base + z * state + G * D + h) - mx);
+      weight[z * kMaxGroup + h] = w;
+      sum = fmaf(__ldcg(base + z * state + G * D + G + h), w, sum);
+    }
+    total[h] = sum;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
+    const int h = e / D;
+    float v = 0.0f;
+#pragma unroll 8
+    for (int z = 0; z < used; ++z) v = fmaf(__ldcg(base + z * state + e), weight[z * kMaxGroup + h], v);
+    out[e] = __float2bfloat16(v / total[h]);
+  }
+}
+
+template <int D>
+void launch_d(const AttentionArgs& a, cudaStream_t s) {
+  const int ranges = std::max(1, std::min(kMaxRanges, kPartialSlots / (a.num_tiles * a.kv_heads)));
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
+  launch_pdl("few_attention_kernel", few_attention_kernel<D>, dim3(a.num_tiles, a.kv_heads, ranges), 32 * kWarps, 0, s, a,
+             scale_log2);
+}
+
+}  // namespace
+
+void launch_few_attention(const AttentionArgs& a, cudaStream_t s) {
+  if (a.num_tiles == 0) return;
+  if (a.num_tiles > kFewAttentionTokens) fail("few-token attention takes at most ", kFewAttentionTokens, " tokens, got ", a.num_tiles);
+  if (static_cast<size_t>(a.num_tiles) * a.kv_heads > static_cast<size_t>(kPartialSlots))
+    fail("few-token attention: ", a.num_tiles, " tokens x ", a.kv_heads, " KV heads exceed the partial-state buffer");
+  switch (a.head_dim) {
+    case 16: return launch_d<16>(a, s);
+    case 32: return launch_d<32>(a, s);
+    case 48: return launch_d<48>(a, s);
+    case 64: return launch_d<64>(a, s);
+    case 80: return launch_d<80>(a, s);
+    case 96: return launch_d<96>(a, s);
+    case 112: return launch_d<112>(a, s);
+    case 128: return launch_d<128>(a, s);
+    default: fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
+  }
+}
+
+}  // namespace tachyon
