@@ -33,16 +33,34 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
   __shared__ float qs[kMaxGroup * D];
   __shared__ float ps[kWarps][kChunk];
   __shared__ int last_block;
-  pdl_wait();
+  // The step's positions and block tables come from the host before the first kernel, and K/V of
+  // positions before this step's tokens from earlier steps: all of that is read before waiting on
+  // the QKV projection (programmatic dependent launch). Only q and this step's K/V rows wait.
   const int t = blockIdx.x, kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int G = a.heads / a.kv_heads;
   const int ctx = a.positions[t] + 1;
+  const int settled = ctx - 1 - static_cast<int>(gridDim.x);  // this step's tokens sit past it
   const int ranges = gridDim.z;
   const int per = max(kChunk, (ctx + ranges * kChunk - 1) / (ranges * kChunk) * kChunk);
   const int used = (ctx + per - 1) / per;
   const int begin = blockIdx.z * per, end = min(ctx, begin + per);
   if (begin >= ctx) return;
   const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
+  // Rows [c0, c0 + n) of the chunk whose positions lie in [lo, hi].
+  auto stage_rows = [&](int c0, int n, int lo, int hi) {
+    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    for (int c = threadIdx.x; c < n * kPieces; c += blockDim.x) {
+      const int r = c / kPieces, d = (c % kPieces) * 8, p = c0 + r;
+      if (p < lo || p > hi) continue;
+      const size_t off = ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D + d;
+      cp_async_16(ks + r * kStride + d, a.k_cache + off, true);
+      cp_async_16(vs + r * kStride + d, a.v_cache + off, true);
+    }
+    cp_async_commit();
+  };
+  stage_rows(begin, min(kChunk, end - begin), 0, settled);
+  pdl_wait();
+  stage_rows(begin, min(kChunk, end - begin), settled + 1, ctx - 1);
   const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
   for (int i = threadIdx.x; i < G * D; i += blockDim.x)
     qs[i] = a.qkv[t * qkv_width + static_cast<size_t>(kvh * G) * D + i] * scale_log2;
@@ -58,15 +76,10 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
   }
   for (int c0 = begin; c0 < end; c0 += kChunk) {
     const int n = min(kChunk, end - c0);
-    __syncthreads();  // the last chunk is consumed
-    constexpr int kPieces = D / 8;  // 16-byte pieces per row
-    for (int c = threadIdx.x; c < n * kPieces; c += blockDim.x) {
-      const int r = c / kPieces, d = (c % kPieces) * 8, p = c0 + r;
-      const size_t off = ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D + d;
-      cp_async_16(ks + r * kStride + d, a.k_cache + off, true);
-      cp_async_16(vs + r * kStride + d, a.v_cache + off, true);
+    if (c0 != begin) {
+      __syncthreads();  // the last chunk is consumed
+      stage_rows(c0, n, 0, ctx - 1);
     }
-    cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
 #pragma unroll

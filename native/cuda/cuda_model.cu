@@ -111,6 +111,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     qkv.epilogue = GemvEpilogue::kRopeKv;
     qkv.rope.head_dim = c.head_dim;
     gate_up.epilogue = GemvEpilogue::kSwiGLU;
+    few_rows_ = rmsnorm_supports(c.hidden_size);
     for (FusedGemv* g : {&qkv, &o, &gate_up, &down})
       few_rows_ = few_rows_ && fused_gemv_supports(*g, 1) && fused_gemv_supports(*g, kGemvMaxRows);
   }
@@ -253,6 +254,7 @@ void CudaModel::allocate_workspace() {
   d_attn_counters_ = DeviceBuffer(attention_counter_bytes(), "attention split counters");
   CUDA_CHECK(cudaMemset(d_attn_counters_.as<void>(), 0, d_attn_counters_.bytes()));
   d_params_ = DeviceBuffer(S * sizeof(DeviceSamplingParams), "sampling parameters");
+  d_sample_ws_ = DeviceBuffer(sample_workspace_bytes(static_cast<int>(S), c.vocab_size), "sampling workspace");
   d_out_tokens_ = DeviceBuffer(S * 4, "step outputs");
   d_out_logprobs_ = DeviceBuffer(S * 4, "step outputs");
   d_top_ids_ = DeviceBuffer(S * kMaxLogprobs * 4, "step outputs");
@@ -349,7 +351,7 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   if (n > 0)
     launch_sample(logits_.as<float>(), n, V, d_params_.as<DeviceSamplingParams>(), std::max(1, b.max_logprobs),
                   d_out_tokens_.as<int32_t>(), d_out_logprobs_.as<float>(), d_top_ids_.as<int32_t>(),
-                  d_top_logprobs_.as<float>(), stream_);
+                  d_top_logprobs_.as<float>(), d_sample_ws_.as<void>(), stream_);
   const int top_n = b.max_logprobs;
   h_tokens_.resize(n);
   h_logprobs_.resize(n);
@@ -578,13 +580,12 @@ FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const
 CudaModel::Residual CudaModel::layers_few(int T) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size;
-  float* x = x_.as<float>();
+  float* x = x_.as<float>();  // the O and down projections add into it
   __nv_bfloat16* h = h_.as<__nv_bfloat16>();
-  const float* delta = nullptr;  // the last projection's output (scaled, biased), not yet in x
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
-    launch_add_rmsnorm(x, delta, Dequant{}, nullptr, l.attn_norm.as<float>(), c.rms_norm_eps, h, nullptr, T, H, stream_);
+    launch_rmsnorm(x, l.attn_norm.as<float>(), c.rms_norm_eps, h, T, H, stream_);
     TICK(li, "qkv+rope+kv");
     FusedGemv qkv = projection(l.qkv, l.b_qkv, h);
     qkv.epilogue = GemvEpilogue::kRopeKv;
@@ -598,25 +599,24 @@ CudaModel::Residual CudaModel::layers_few(int T) {
     AttentionArgs attn = attention_args(li);
     attn.num_tiles = T;  // a token per block row, whatever the step's tiles
     launch_few_attention(attn, stream_);
-    TICK(li, "o");
+    TICK(li, "o+residual");
     FusedGemv o = projection(l.o, l.b_o, attn_.as<__nv_bfloat16>());
-    o.out = tmp_.as<float>();
+    o.residual = x;
     launch_fused_gemv(o, T, stream_);
     TICK(li, "norm");
-    launch_add_rmsnorm(x, tmp_.as<float>(), Dequant{}, nullptr, l.mlp_norm.as<float>(), c.rms_norm_eps, h, nullptr, T, H, stream_);
+    launch_rmsnorm(x, l.mlp_norm.as<float>(), c.rms_norm_eps, h, T, H, stream_);
     TICK(li, "gate_up+silu");
     FusedGemv gate_up = projection(l.gate_up, l.b_gate_up, h);
     gate_up.epilogue = GemvEpilogue::kSwiGLU;
     gate_up.act = act_.as<__nv_bfloat16>();
     launch_fused_gemv(gate_up, T, stream_);
-    TICK(li, "down");
+    TICK(li, "down+residual");
     FusedGemv down = projection(l.down, l.b_down, act_.as<__nv_bfloat16>());
-    down.out = tmp_.as<float>();
+    down.residual = x;
     launch_fused_gemv(down, T, stream_);
     TICK(li, "end");
-    delta = tmp_.as<float>();
   }
-  return Residual{x, delta, Dequant{}, nullptr};
+  return Residual{x, nullptr, Dequant{}, nullptr};
 }
 
 AttentionArgs CudaModel::attention_args(int li) const {

@@ -57,8 +57,9 @@ class CudaModel : public Backend {
     const float* bias;
   };
   Residual layers_batched(int T);
-  // At most kGemvMaxRows tokens: seven kernels a layer, the GEMVs doing RoPE + KV write and SwiGLU
-  // on the side with weight-only FP8 arithmetic (gemv.h), few-token attention (attention_few.cu).
+  // At most kGemvMaxRows tokens: seven kernels a layer, the GEMVs doing the residual adds, RoPE +
+  // KV write and SwiGLU on the side with weight-only FP8 arithmetic (gemv.h), and the few-token
+  // attention (attention_few.cu).
   Residual layers_few(int T);
   bool few_rows(int T) const;
   AttentionArgs attention_args(int layer) const;
@@ -108,7 +109,7 @@ class CudaModel : public Backend {
   float* q_scale() const { return fp8_ ? in_scale_.as<float>() : nullptr; }
   // Step inputs and outputs.
   DeviceBuffer d_tokens_, d_positions_, d_token_seq_, d_tables_, d_rows_, d_params_;
-  DeviceBuffer d_out_tokens_, d_out_logprobs_, d_top_ids_, d_top_logprobs_;
+  DeviceBuffer d_out_tokens_, d_out_logprobs_, d_top_ids_, d_top_logprobs_, d_sample_ws_;
   int max_table_stride_ = 0;
   int table_stride_ = 0;  // this step's
   // Attention tiles of this step: runs of consecutive query tokens of one sequence.

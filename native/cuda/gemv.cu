@@ -86,8 +86,10 @@ __device__ __forceinline__ void finish(const FusedGemv& g, int m, int u, int r0,
   }
   const size_t row = static_cast<size_t>(m) * g.N;
   if constexpr (E == GemvEpilogue::kStore) {
-    g.out[row + r0] = v0;
-    if (has1) g.out[row + r1] = v1;
+    // Each element has one writer, and this kernel reads only A: the residual is updated in place.
+    float* out = g.residual ? g.residual : g.out;
+    out[row + r0] = g.residual ? out[row + r0] + v0 : v0;
+    if (has1) out[row + r1] = g.residual ? out[row + r1] + v1 : v1;
   } else if constexpr (E == GemvEpilogue::kSwiGLU) {
     // The same value as the SwiGLU kernels' (kernels.cu swiglu), then bf16.
     g.act[static_cast<size_t>(m) * (g.N / 2) + u] = __float2bfloat16(v0 / (1.0f + __expf(-v0)) * v1);

@@ -7,10 +7,11 @@
 //    bf16 or both E4M3, unscaled: one of the kernels Gemm times at load.
 //  - launch_fused_gemv: the decode path's projections with the small kernels
 //    after them folded in. A is bf16 (weight-only arithmetic: FP8 weights are
-//    widened and multiplied by the bf16 activations, nothing is quantized), the
-//    weight scale and bias are applied on the way out, and the epilogue is a
-//    plain float32 store, SwiGLU of a gate row and its up row into bf16, or
-//    RoPE of a q/k pair with k and v written to the paged KV cache.
+//    widened and multiplied by the bf16 activations, nothing is quantized),
+//    the weight scale and bias are applied on the way out, and the epilogue
+//    is a float32 store or an add into the residual stream, SwiGLU of a gate
+//    row and its up row into bf16, or RoPE of a q/k pair with k and v written
+//    to the paged KV cache.
 // Weights never depend on the kernels before, so each warp issues its first
 // loads before waiting on them (programmatic dependent launch).
 #pragma once
@@ -52,6 +53,7 @@ struct FusedGemv {
   const __nv_bfloat16* rows = nullptr;  // A: [M, K]
   GemvEpilogue epilogue = GemvEpilogue::kStore;
   float* out = nullptr;            // kStore: [M, N]; kRopeKv: q columns of [M, N] (rotated)
+  float* residual = nullptr;        // kStore into the residual stream: residual[M, N] += value (out unused)
   __nv_bfloat16* act = nullptr;    // kSwiGLU: [M, N / 2] = silu(rows [0, N/2)) * rows [N/2, N)
   RopeKvTarget rope;
 };

@@ -24,6 +24,39 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
   for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
 }
 
+// One row per block, kNormVecs float4 per thread at most: the weights are read before waiting on the
+// kernel that wrote x, and the row stays in registers between the sum of squares and the output.
+constexpr int kNormVecs = 4;
+__global__ void rmsnorm_kernel(const float* x, const float* w, float eps, __nv_bfloat16* out, int H) {
+  __shared__ float scratch[32];
+  const int n4 = H / 4;
+  float4 wv[kNormVecs], xv[kNormVecs];
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < n4) wv[k] = __ldg(reinterpret_cast<const float4*>(w) + i);
+  }
+  pdl_wait();
+  const size_t t = blockIdx.x;
+  const float4* xr = reinterpret_cast<const float4*>(x + t * H);
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i >= n4) continue;
+    xv[k] = xr[i];
+    ss += xv[k].x * xv[k].x + xv[k].y * xv[k].y + xv[k].z * xv[k].z + xv[k].w * xv[k].w;
+  }
+  const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / static_cast<float>(H) + eps);
+#pragma unroll
+  for (int k = 0; k < kNormVecs; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i >= n4) continue;
+    __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out + t * H) + 2 * i;
+    o[0] = __floats2bfloat162_rn(wv[k].x * (xv[k].x * inv), wv[k].y * (xv[k].y * inv));
+    o[1] = __floats2bfloat162_rn(wv[k].z * (xv[k].z * inv), wv[k].w * (xv[k].w * inv));
+  }
+}
 
 __global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale) {
@@ -165,6 +198,15 @@ bool& pdl_enabled() {
 
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s) {
   launch_pdl("embed_kernel", embed_kernel, T, 256, 0, s, embed, tokens, x, H);
+}
+
+bool rmsnorm_supports(int H) { return H % 4 == 0 && H <= 4 * kNormVecs * 1024; }
+
+void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* out, int T, int H, cudaStream_t s) {
+  if (T == 0) return;
+  if (!rmsnorm_supports(H)) fail("no RMS norm kernel for rows of ", H);
+  const int threads = std::min(1024, std::max(32, (H / 4 / kNormVecs + 31) / 32 * 32));
+  launch_pdl("rmsnorm_kernel", rmsnorm_kernel, T, threads, 0, s, x, w, eps, out, H);
 }
 
 void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,

@@ -17,6 +17,10 @@ struct Dequant {
 // x[T, H] = float(embed[token[t]])
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s);
 
+// out = bf16(rmsnorm(x) * w), x unchanged (the few-row path, whose projections add into x themselves).
+bool rmsnorm_supports(int H);
+void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* out, int T, int H, cudaStream_t s);
+
 // x += delta (+ bias) when delta is given, then out = bf16(rmsnorm(x) * w); one block per row.
 // rows: optional row index list (gather), else rows 0..n-1.
 // With q_out, the output goes out as E4M3 with a per-row scale instead (out unused): the FP8 GEMM input.

@@ -2,6 +2,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cpu/seeded_uniform.h"
+#include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
 #include "cuda/sampling.h"
 
@@ -11,6 +12,8 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
+constexpr int kStatsThreads = 256;
+constexpr int kSlice = 4096;  // logits per block of the first pass
 
 struct Best {
   float v;
@@ -33,7 +36,7 @@ __device__ Best block_best(Best b, Best* scratch) {
   if (lane == 0) scratch[warp] = b;
   __syncthreads();
   Best r = scratch[0];
-  for (int w = 1; w < kWarps; ++w)
+  for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w)
     if (better(scratch[w], r)) r = scratch[w];
   __syncthreads();
   return r;
@@ -45,25 +48,54 @@ __device__ __forceinline__ uint32_t key_of(float f) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+// A row's slice of kSlice logits: its best (value, index) and the sum of exp(logit - best).
+struct SliceStats {
+  float best;
+  int index;
+  float sum;
+};
+
+// grid (slice, row): the first pass over the logits spread over many blocks, so a few rows do not
+// leave most of the GPU idle while one block per row walks 128K logits twice.
+__global__ void __launch_bounds__(kStatsThreads) slice_stats_kernel(const float* logits, int V, SliceStats* stats) {
+  __shared__ Best best_scratch[kStatsThreads / 32];
+  __shared__ float sum_scratch[32];
+  pdl_wait();
+  const float* l = logits + static_cast<size_t>(blockIdx.y) * V;
+  const int begin = blockIdx.x * kSlice, end = min(V, begin + kSlice);
+  Best b{-INFINITY, -1};
+  for (int i = begin + threadIdx.x; i < end; i += blockDim.x)
+    if (better(Best{clean(l[i]), i}, b)) b = Best{clean(l[i]), i};
+  const Best top = block_best(b, best_scratch);
+  float s = 0.0f;
+  if (top.v > -INFINITY)
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) s += __expf(clean(l[i]) - top.v);
+  s = block_sum(s, sum_scratch);
+  if (threadIdx.x == 0) stats[static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x] = SliceStats{top.v, top.i, s};
+}
+
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, int V, const DeviceSamplingParams* params,
                                                           int top_n, int32_t* tokens, float* logprobs, int32_t* top_ids,
-                                                          float* top_logprobs) {
+                                                          float* top_logprobs, const SliceStats* stats, int slices) {
   __shared__ Best best_scratch[kWarps];
   __shared__ float sum_scratch[kWarps];
   __shared__ float chunk_prefix[kThreads];
   __shared__ int chosen;
+  pdl_wait();
   const int row = blockIdx.x, tid = threadIdx.x;
   const float* l = logits + static_cast<size_t>(row) * V;
   const DeviceSamplingParams p = params[row];
 
-  Best b{-INFINITY, -1};
-  for (int i = tid; i < V; i += kThreads)
-    if (better(Best{clean(l[i]), i}, b)) b = Best{clean(l[i]), i};
-  const Best top = block_best(b, best_scratch);
+  // The best logit and the log of the sum of exps, from the slices in order.
+  const SliceStats* st = stats + static_cast<size_t>(row) * slices;
+  Best top{-INFINITY, -1};
+  for (int j = 0; j < slices; ++j)
+    if (better(Best{st[j].best, st[j].index}, top)) top = Best{st[j].best, st[j].index};
   const float m = top.v;
   float s = 0.0f;
-  for (int i = tid; i < V; i += kThreads) s += __expf(clean(l[i]) - m);
-  const float lse = m + logf(block_sum(s, sum_scratch));
+  for (int j = 0; j < slices; ++j)
+    if (st[j].best > -INFINITY) s += st[j].sum * __expf(st[j].best - m);
+  const float lse = m + logf(s);
 
   // Top logprobs: repeatedly the best element ranked after the previous one.
   Best prev{INFINITY, -1};
@@ -158,11 +190,18 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
 
 }  // namespace
 
+size_t sample_workspace_bytes(int rows, int V) {
+  return static_cast<size_t>(rows) * ((V + kSlice - 1) / kSlice) * sizeof(SliceStats);
+}
+
 void launch_sample(const float* logits, int rows, int V, const DeviceSamplingParams* params, int top_n, int32_t* tokens,
-                   float* logprobs, int32_t* top_ids, float* top_logprobs, cudaStream_t s) {
+                   float* logprobs, int32_t* top_ids, float* top_logprobs, void* workspace, cudaStream_t s) {
   if (rows == 0) return;
-  sample_kernel<<<rows, kThreads, 0, s>>>(logits, V, params, top_n, tokens, logprobs, top_ids, top_logprobs);
-  CUDA_CHECK_LAUNCH("sample_kernel");
+  const int slices = (V + kSlice - 1) / kSlice;
+  auto* stats = static_cast<SliceStats*>(workspace);
+  launch_pdl("slice_stats_kernel", slice_stats_kernel, dim3(slices, rows), kStatsThreads, 0, s, logits, V, stats);
+  launch_pdl("sample_kernel", sample_kernel, rows, kThreads, 0, s, logits, V, params, top_n, tokens, logprobs, top_ids,
+             top_logprobs, static_cast<const SliceStats*>(stats), slices);
 }
 
 }  // namespace tachyon

@@ -20,7 +20,9 @@ struct DeviceSamplingParams {
 };
 
 // One row per sampled sequence: logits [rows, V]; params [rows]; outputs [rows] and [rows, top_n].
+// workspace: sample_workspace_bytes(rows, V) of device memory.
+size_t sample_workspace_bytes(int rows, int V);
 void launch_sample(const float* logits, int rows, int V, const DeviceSamplingParams* params, int top_n, int32_t* tokens,
-                   float* logprobs, int32_t* top_ids, float* top_logprobs, cudaStream_t s);
+                   float* logprobs, int32_t* top_ids, float* top_logprobs, void* workspace, cudaStream_t s);
 
 }  // namespace tachyon
