@@ -26,7 +26,7 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
   constexpr int kStride = D + 8;                    // bf16 per staged row: 16-byte rows spread over banks
   constexpr int kDimsPerLane = (D + 31) / 32;
   // K and V rows of a chunk; the folding block reuses it for per-range weights ([range][head] + [head]).
-  constexpr int kStageBytes = 2 * kChunk * kStride * 2, kFoldBytes = (kMaxRanges + 1) * kMaxGroup * 4;
+  constexpr int kStageBytes = 2 * kChunk * kStride * 2, kFoldBytes = (3 * kMaxRanges + 1) * kMaxGroup * 4;
   __shared__ __align__(16) unsigned char stage[kStageBytes > kFoldBytes ? kStageBytes : kFoldBytes];
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(stage);
   __nv_bfloat16* vs = ks + kChunk * kStride;
@@ -165,17 +165,26 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
   if (!last_block) return;
   __threadfence();
   if (threadIdx.x == 0) a.split_counters[pair] = 0;  // ready for the next launch
-  // Per (range, head): its weight exp2(m - max m) into shared memory (reusing the staging area).
+  // Every range's m and l into shared memory at once (reusing the staging area), then per (range,
+  // head) its weight exp2(m - max m) and per head the weighted sum of l.
   float* weight = reinterpret_cast<float*>(stage);  // [range][head]
-  float* total = weight + kMaxRanges * kMaxGroup;  // [head]: sum of weighted l
+  float* ms = weight + kMaxRanges * kMaxGroup;      // [range][head]
+  float* ls = ms + kMaxRanges * kMaxGroup;          // [range][head]
+  float* total = ls + kMaxRanges * kMaxGroup;       // [head]
+  for (int i = threadIdx.x; i < used * G; i += blockDim.x) {
+    const float* ml = base + (i / G) * state + G * D + i % G;
+    ms[i / G * kMaxGroup + i % G] = __ldcg(ml);
+    ls[i / G * kMaxGroup + i % G] = __ldcg(ml + G);
+  }
+  __syncthreads();
   for (int h = threadIdx.x; h < G; h += blockDim.x) {
     float mx = -INFINITY;
-    for (int z = 0; z < used; ++z) mx = fmaxf(mx, __ldcg(base + z * state + G * D + h));
+    for (int z = 0; z < used; ++z) mx = fmaxf(mx, ms[z * kMaxGroup + h]);
     float sum = 0.0f;
     for (int z = 0; z < used; ++z) {
-      const float w = exp2f(__ldcg(base + z * state + G * D + h) - mx);
+      const float w = exp2f(ms[z * kMaxGroup + h] - mx);
       weight[z * kMaxGroup + h] = w;
-      sum = fmaf(__ldcg(base + z * state + G * D + G + h), w, sum);
+      sum = fmaf(ls[z * kMaxGroup + h], w, sum);
     }
     total[h] = sum;
   }

@@ -72,18 +72,51 @@ __device__ __forceinline__ int units_of(const FusedGemv& g) {
   return E == GemvEpilogue::kStore ? (g.N + 1) / 2 : g.N / 2;
 }
 
-// Token row m's results for W rows r0 and r1 (r1 absent past N): scaled, biased, and handed on.
+// What a unit's epilogue reads besides its sums, for token row m. None of it depends on the kernels
+// before (weights, the step's positions and block tables), so it is read before waiting on them.
+struct EpilogueInputs {
+  float scale0 = 1.0f, scale1 = 1.0f, bias0 = 0.0f, bias1 = 0.0f;
+  float cos = 1.0f, sin = 0.0f;  // kRopeKv, q and k rows: the pair's rotation
+  size_t cache_row = 0;          // kRopeKv, k and v rows: the token's row of this head in the cache
+};
+
 template <GemvEpilogue E>
-__device__ __forceinline__ void finish(const FusedGemv& g, int m, int u, int r0, int r1, float v0, float v1) {
+__device__ __forceinline__ EpilogueInputs epilogue_inputs(const FusedGemv& g, int m, int r0, int r1) {
+  EpilogueInputs in;
   const bool has1 = r1 < g.N;
   if (g.scale) {
-    v0 *= g.scale[r0];
-    if (has1) v1 *= g.scale[r1];
+    in.scale0 = g.scale[r0];
+    if (has1) in.scale1 = g.scale[r1];
   }
   if (g.bias) {
-    v0 += g.bias[r0];
-    if (has1) v1 += g.bias[r1];
+    in.bias0 = g.bias[r0];
+    if (has1) in.bias1 = g.bias[r1];
   }
+  if constexpr (E == GemvEpilogue::kRopeKv) {
+    const RopeKvTarget& t = g.rope;
+    const int D = t.head_dim, head = r0 / D;
+    const int pos = t.positions[m];
+    if (head < t.heads + t.kv_heads) {
+      const float2 rot = t.cos_sin[static_cast<size_t>(pos) * (D / 2) + r0 % D];
+      in.cos = rot.x;
+      in.sin = rot.y;
+    }
+    if (head >= t.heads) {
+      const int kvh = head < t.heads + t.kv_heads ? head - t.heads : head - t.heads - t.kv_heads;
+      const int block = t.block_tables[static_cast<size_t>(t.token_seq[m]) * t.table_stride + pos / t.block_size];
+      in.cache_row = ((static_cast<size_t>(block) * t.kv_heads + kvh) * t.block_size + pos % t.block_size) * D;
+    }
+  }
+  return in;
+}
+
+// Token row m's results for W rows r0 and r1 (r1 absent past N): scaled, biased, and handed on.
+template <GemvEpilogue E>
+__device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs& in, int m, int u, int r0, int r1, float v0,
+                                       float v1) {
+  const bool has1 = r1 < g.N;
+  v0 = v0 * in.scale0 + in.bias0;
+  v1 = v1 * in.scale1 + in.bias1;
   const size_t row = static_cast<size_t>(m) * g.N;
   if constexpr (E == GemvEpilogue::kStore) {
     // Each element has one writer, and this kernel reads only A: the residual is updated in place.
@@ -95,30 +128,20 @@ __device__ __forceinline__ void finish(const FusedGemv& g, int m, int u, int r0,
     g.act[static_cast<size_t>(m) * (g.N / 2) + u] = __float2bfloat16(v0 / (1.0f + __expf(-v0)) * v1);
   } else {
     const RopeKvTarget& t = g.rope;
-    const int D = t.head_dim, half = D / 2;
-    const int pos = t.positions[m];
-    const int block = t.block_tables[static_cast<size_t>(t.token_seq[m]) * t.table_stride + pos / t.block_size];
-    const size_t slot = pos % t.block_size;
-    const int head = r0 / D;
-    auto cache_row = [&](__nv_bfloat16* cache, int kvh) {
-      return cache + ((static_cast<size_t>(block) * t.kv_heads + kvh) * t.block_size + slot) * D;
-    };
+    const int D = t.head_dim, head = r0 / D;
     if (head < t.heads + t.kv_heads) {
       // As rope_kv_write_kernel: (a, b) -> (a cos - b sin, b cos + a sin).
-      const float2 rot = t.cos_sin[static_cast<size_t>(pos) * half + r0 % D];
-      const float ra = v0 * rot.x - v1 * rot.y, rb = v1 * rot.x + v0 * rot.y;
+      const float ra = v0 * in.cos - v1 * in.sin, rb = v1 * in.cos + v0 * in.sin;
       if (head < t.heads) {
         g.out[row + r0] = ra;
         g.out[row + r1] = rb;
       } else {
-        __nv_bfloat16* dst = cache_row(t.k_cache, head - t.heads);
-        dst[r0 % D] = __float2bfloat16(ra);
-        dst[r1 % D] = __float2bfloat16(rb);
+        t.k_cache[in.cache_row + r0 % D] = __float2bfloat16(ra);
+        t.k_cache[in.cache_row + r1 % D] = __float2bfloat16(rb);
       }
     } else {
-      __nv_bfloat16* dst = cache_row(t.v_cache, head - t.heads - t.kv_heads);
-      dst[r0 % D] = __float2bfloat16(v0);
-      dst[r1 % D] = __float2bfloat16(v1);
+      t.v_cache[in.cache_row + r0 % D] = __float2bfloat16(v0);
+      t.v_cache[in.cache_row + r1 % D] = __float2bfloat16(v1);
     }
   }
 }
@@ -153,8 +176,12 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(FusedGemv g, const ui
   // launch), the first batch of this warp's loads goes out and the rest of its first row pair is
   // prefetched into L2 (a 128-byte line per lane at a time, at most kPrefetchBytes a row).
   bool preloaded = first_unit < units && chunks >= 32 * kUnroll;
-  if (preloaded) {
+  EpilogueInputs epi;  // lane m < M: token row m's, for the unit at hand
+  if (first_unit < units) {
     select(first_unit);
+    if (lane < M) epi = epilogue_inputs<E>(g, lane, r0, r1);
+  }
+  if (preloaded) {
     load_batch(lane);
     const int stop = min(chunks, 32 * kUnroll + kPrefetchBytes / 16);
     for (int c = 32 * kUnroll + 8 * lane; c < stop; c += 8 * 32) {
@@ -170,7 +197,10 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(FusedGemv g, const ui
     if constexpr (kAPer == 2) widen<false>(__ldg(p + 1), av + 8);
   };
   for (int u = first_unit; u < units; u += gridDim.x * kWarps) {
-    select(u);
+    if (u != first_unit) {
+      select(u);
+      if (lane < M) epi = epilogue_inputs<E>(g, lane, r0, r1);
+    }
     float acc0[M], acc1[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc0[m] = acc1[m] = 0.0f;
@@ -201,7 +231,7 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(FusedGemv g, const ui
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float t0 = warp_sum(acc0[m]), t1 = warp_sum(acc1[m]);
-      if (lane == m) finish<E>(g, m, u, r0, r1, t0, t1);
+      if (lane == m) finish<E>(g, epi, m, u, r0, r1, t0, t1);
     }
   }
 }
