@@ -53,7 +53,7 @@ size_t attention_counter_bytes();
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s);
 
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
-// ranges of whole 64-position chunks that run in parallel blocks of four warps, and the last block
+// ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block
 // of a token and KV head folds them. Latency over batch invariance: the ranges follow the context
 // length, so the rounding differs from launch_paged_attention's. a.tiles is unused; num_tiles is
 // the step's token count, at most kFewAttentionTokens.

@@ -509,11 +509,16 @@ void CudaModel::forward(int T, int sampled) {
   const int H = c.hidden_size;
   launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
   op_marks_ = 0;
-  const Residual r = few_rows(T) ? layers_few(T) : layers_batched(T);
+  const bool few = few_rows(T);
+  const Residual r = few ? layers_few(T) : layers_batched(T);
   if (sampled == 0) return;
-  // The last residual add and the final norm, for the sampled rows only.
-  launch_add_rmsnorm(r.x, r.delta, r.dq, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
-                     d_rows_.as<int32_t>(), sampled, H, stream_);
+  // The last residual add and the final norm, for the sampled rows only (every row when each
+  // token samples: decode, where the few-row path's residual is already complete).
+  if (few && sampled == T)
+    launch_rmsnorm(r.x, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
+  else
+    launch_add_rmsnorm(r.x, r.delta, r.dq, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
+                       d_rows_.as<int32_t>(), sampled, H, stream_);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
   gemm_->run(Operand::kBf16, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
 }

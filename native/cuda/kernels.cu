@@ -21,7 +21,20 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
   pdl_wait();
   const int t = blockIdx.x;
   const __nv_bfloat16* row = embed + static_cast<size_t>(tokens[t]) * H;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) x[static_cast<size_t>(t) * H + i] = __bfloat162float(row[i]);
+  float* out = x + static_cast<size_t>(t) * H;
+  if (H % 8 == 0) {  // 16-byte pieces: 8 bf16 in, 8 floats out
+    for (int i = threadIdx.x; i < H / 8; i += blockDim.x) {
+      const uint4 raw = reinterpret_cast<const uint4*>(row)[i];
+      const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+      float4* o = reinterpret_cast<float4*>(out) + 2 * i;
+      o[0] = make_float4(__uint_as_float(w[0] << 16), __uint_as_float(w[0] & 0xffff0000u), __uint_as_float(w[1] << 16),
+                         __uint_as_float(w[1] & 0xffff0000u));
+      o[1] = make_float4(__uint_as_float(w[2] << 16), __uint_as_float(w[2] & 0xffff0000u), __uint_as_float(w[3] << 16),
+                         __uint_as_float(w[3] & 0xffff0000u));
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < H; i += blockDim.x) out[i] = __bfloat162float(row[i]);
 }
 
 // One row per block, kNormVecs float4 per thread at most: the weights are read before waiting on the

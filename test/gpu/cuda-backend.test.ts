@@ -184,7 +184,7 @@ describe('CUDA attention: split-parallel and whole-context decode agree to the b
 });
 
 describe('CUDA few-row path (steps of at most 8 tokens)', { skip }, () => {
-  test('logits match the batched kernels: one and three decode tokens, a 5-token chunk, contexts of several 64-position ranges', async () => {
+  test('logits match the batched kernels: one and three decode tokens, a 5-token chunk, contexts over several attention ranges', async () => {
     const load = async (fewRows: boolean) => {
       if (!fewRows) process.env.TACHYON_FUSED_GEMV = '0';
       try {
