@@ -138,16 +138,20 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
     }
   }
 
-  __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * G) * D;
-  if (used == 1) {  // the whole context in this block
+  // Each of this warp's heads' accumulator elements: f(j, h, k, d).
+  auto each_element = [&](auto&& f) {
 #pragma unroll
     for (int j = 0; j < kHeadsPerWarp; ++j) {
       const int h = warp + kWarps * j;
       if (h >= G) break;
 #pragma unroll
       for (int k = 0; k < kDimsPerLane; ++k)
-        if (lane + 32 * k < D) out[h * D + lane + 32 * k] = __float2bfloat16(acc[j][k] / l[j]);
+        if (lane + 32 * k < D) f(j, h, k, lane + 32 * k);
     }
+  };
+  __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * G) * D;
+  if (used == 1) {  // the whole context in this block
+    each_element([&](int j, int h, int k, int d) { out[h * D + d] = __float2bfloat16(acc[j][k] / l[j]); });
     return;
   }
   // This range's state: [G][D] accumulators, then m[G], l[G].
@@ -155,18 +159,13 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
   const size_t state = static_cast<size_t>(G) * (D + 2);
   float* base = a.partial + pair * ranges * state;
   float* part = base + blockIdx.z * state;
-#pragma unroll
-  for (int j = 0; j < kHeadsPerWarp; ++j) {
-    const int h = warp + kWarps * j;
-    if (h >= G) break;
-#pragma unroll
-    for (int k = 0; k < kDimsPerLane; ++k)
-      if (lane + 32 * k < D) part[h * D + lane + 32 * k] = acc[j][k];
-    if (lane == 0) {
+  each_element([&](int j, int h, int k, int d) {
+    part[h * D + d] = acc[j][k];
+    if (lane == 0 && k == 0) {
       part[G * D + h] = m[j];
       part[G * D + G + h] = l[j];
     }
-  }
+  });
   // The last of the used blocks to finish folds every range.
   __threadfence();
   __syncthreads();

@@ -218,7 +218,9 @@ bool rmsnorm_supports(int H) { return H % 4 == 0 && H <= 4 * kNormVecs * 1024; }
 void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* out, int T, int H, cudaStream_t s) {
   if (T == 0) return;
   if (!rmsnorm_supports(H)) fail("no RMS norm kernel for rows of ", H);
-  const int threads = std::min(1024, std::max(32, (H / 4 / kNormVecs + 31) / 32 * 32));
+  // Enough threads that kNormVecs float4 each cover the row (rounded up: H / 4 need not divide).
+  const int per_thread = (H / 4 + kNormVecs - 1) / kNormVecs;
+  const int threads = std::min(1024, std::max(32, (per_thread + 31) / 32 * 32));
   launch_pdl("rmsnorm_kernel", rmsnorm_kernel, T, threads, 0, s, x, w, eps, out, H);
 }
 
