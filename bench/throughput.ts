@@ -23,6 +23,7 @@ interface Workload {
   input: number;
   output: number;
   maxSeqs: number;
+  latency?: boolean;
 }
 
 const WORKLOADS: Workload[] = [
@@ -30,6 +31,10 @@ const WORKLOADS: Workload[] = [
   { name: 'llama-3-8b fp8 2048/128', shape: 'llama-3-8b', dtype: 'fp8', requests: 1024, input: 2048, output: 128, maxSeqs: 256 },
   { name: 'llama-2-7b fp8 128/128', shape: 'llama-2-7b', dtype: 'fp8', requests: 2048, input: 128, output: 128, maxSeqs: 512 },
   { name: 'llama-3-8b fp8 batch 1', shape: 'llama-3-8b', dtype: 'fp8', requests: 1, input: 128, output: 256, maxSeqs: 512 },
+  // Small-batch latency (steps of at most 4 tokens take the few-row path); --scale leaves these alone.
+  { name: 'llama-3-8b fp8 batch 2', shape: 'llama-3-8b', dtype: 'fp8', requests: 2, input: 128, output: 256, maxSeqs: 512, latency: true },
+  { name: 'llama-3-8b fp8 batch 4', shape: 'llama-3-8b', dtype: 'fp8', requests: 4, input: 128, output: 256, maxSeqs: 512, latency: true },
+  { name: 'llama-3-8b fp8 batch 8', shape: 'llama-3-8b', dtype: 'fp8', requests: 8, input: 128, output: 256, maxSeqs: 512, latency: true },
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, scale: { type: 'string', default: '1' } } });
@@ -37,7 +42,7 @@ const scale = Number(values.scale);
 const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k'));
 
 async function run(w: Workload) {
-  const requests = Math.max(1, Math.round(w.requests * (w.requests > 1 ? scale : 1)));
+  const requests = Math.max(1, Math.round(w.requests * (w.requests > 1 && !w.latency ? scale : 1)));
   const rt = await Runtime.load({ dummy: { config: w.shape, seed: 1 }, device: 'cuda', dtype: w.dtype, maxNumSeqs: w.maxSeqs, maxNumTokens: 8192 });
   const steps: { ms: number; seqs: number; tokens: number }[] = [];
   const timed: StepRuntime = {

@@ -113,7 +113,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     gate_up.epilogue = GemvEpilogue::kSwiGLU;
     few_rows_ = rmsnorm_supports(c.hidden_size);
     for (FusedGemv* g : {&qkv, &o, &gate_up, &down})
-      few_rows_ = few_rows_ && fused_gemv_supports(*g, 1) && fused_gemv_supports(*g, kGemvMaxRows);
+      few_rows_ = few_rows_ && fused_gemv_supports(*g, 1) && fused_gemv_supports(*g, kFewRows);
   }
   tune_gemms();
   allocate_kv_cache();
@@ -566,7 +566,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
 }
 
 bool CudaModel::few_rows(int T) const {
-  return few_rows_ && T <= std::min(kGemvMaxRows, kFewAttentionTokens) &&
+  return few_rows_ && T <= kFewRows &&
          static_cast<size_t>(T) * config_.num_kv_heads <= attention_counter_bytes() / sizeof(int);
 }
 

@@ -1,5 +1,5 @@
 // FP8 on the embedded default model against BF16 on held-out Shakespeare:
-// top-1 agreement of at least 97% of positions, perplexity within 3%. The few-row path (at most 8
+// top-1 agreement of at least 97% of positions, perplexity within 3%. The few-row path (at most 4
 // tokens a step: weight-only FP8 in the GEMV kernels) and the batched path (FP8 activations through
 // cuBLASLt) are each held to these bounds.
 import assert from 'node:assert/strict';
@@ -26,7 +26,7 @@ const skip = gpuSkipReason() || (existsSync(CORPUS) ? false : `no ${CORPUS} (set
 
 /** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
 async function teacherForced(dtype: 'bf16' | 'fp8', windows: number[][], modelDir = DEFAULT_MODEL_DIR, batchedPath = false) {
-  // batchedPath: the kernels steps of more than 8 tokens take (FP8 activations, cuBLASLt), even for these few rows.
+  // batchedPath: the kernels steps of more than 4 tokens take (FP8 activations, cuBLASLt), even for these few rows.
   if (batchedPath) process.env.TACHYON_FUSED_GEMV = '0';
   let rt: Runtime;
   try {
