@@ -13,9 +13,9 @@ namespace {
 
 constexpr int kTile = 16;                          // positions per K/V tile
 constexpr int kSplitTiles = kAttnSplit / kTile;    // tiles per split
-constexpr int kRows = 16;                          // query rows per warp (one mma row block)
+constexpr int kRows = kAttnMaxGroup;               // query rows per warp (one mma row block): a whole group fits
 constexpr int kPrefillWarps = 4;
-constexpr int kMaxPartialBlocks = 4096;            // split-parallel decode: blocks with a partial state
+constexpr int kMaxPartialBlocks = kAttnPartialSlots;  // split-parallel decode: blocks with a partial state
 constexpr int kFoldChunk = 16;                     // splits the folding block takes at a time
 
 // Online-softmax state of one query row, in the log2 domain (scores times log2(e) / sqrt(D)).
@@ -39,7 +39,7 @@ struct Smem {
   // Split-parallel blocks reuse their stages for the fold's per-split m, l and weights.
   static constexpr size_t kFoldBytes = 4 * kFoldChunk * kRows * sizeof(float);
   __host__ __device__ static constexpr size_t bytes(int warps, bool split) {
-    return split ? std::max<size_t>(stages(split) * kStageBytes, kFoldBytes)
+    return split ? (stages(split) * kStageBytes > kFoldBytes ? stages(split) * kStageBytes : kFoldBytes)
                  : stages(split) * kStageBytes + static_cast<size_t>(warps) * kMergedFloats * 4;
   }
   // Tiles in flight: a split-parallel block loads its whole split at once.
@@ -340,28 +340,13 @@ void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cud
   launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
 }
 
-template <typename F>
-bool with_head_dim(int D, F&& f) {
-  switch (D) {
-    case 16: f(std::integral_constant<int, 16>{}); return true;
-    case 32: f(std::integral_constant<int, 32>{}); return true;
-    case 48: f(std::integral_constant<int, 48>{}); return true;
-    case 64: f(std::integral_constant<int, 64>{}); return true;
-    case 80: f(std::integral_constant<int, 80>{}); return true;
-    case 96: f(std::integral_constant<int, 96>{}); return true;
-    case 112: f(std::integral_constant<int, 112>{}); return true;
-    case 128: f(std::integral_constant<int, 128>{}); return true;
-    default: return false;
-  }
-}
-
 }  // namespace
 
 void check_attention_shape(int heads, int kv_heads, int head_dim) {
   if (head_dim % 16 != 0 || head_dim > 128)
     fail("head_dim ", head_dim, " is not supported by the CUDA attention kernel (a multiple of 16 up to 128)");
-  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kRows)
-    fail(heads, " query heads over ", kv_heads, " KV heads is not supported by the CUDA attention kernel (at most ", kRows,
+  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kAttnMaxGroup)
+    fail(heads, " query heads over ", kv_heads, " KV heads is not supported by the CUDA attention kernel (at most ", kAttnMaxGroup,
          " query heads per KV head)");
 }
 

@@ -14,10 +14,30 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace tachyon {
 
 constexpr int kAttnSplit = 64;  // positions per split
+constexpr int kAttnMaxGroup = 16;        // query heads per KV head both attention kernels serve
+constexpr int kAttnPartialSlots = 4096;  // per-(tile or token, KV head, split or range) states the partial buffer holds
+
+// Calls f(std::integral_constant<int, D>) for a head_dim the kernels are built for (multiples of 16 up
+// to 128); false for any other.
+template <typename F>
+bool with_head_dim(int D, F&& f) {
+  switch (D) {
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 48: f(std::integral_constant<int, 48>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 80: f(std::integral_constant<int, 80>{}); return true;
+    case 96: f(std::integral_constant<int, 96>{}); return true;
+    case 112: f(std::integral_constant<int, 112>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    default: return false;
+  }
+}
 
 struct AttentionArgs {
   const float* qkv;  // [T, (heads + 2 kv_heads) * D], q after RoPE

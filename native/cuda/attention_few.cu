@@ -15,10 +15,9 @@ namespace {
 // token at batch 1 against 3.84 for 64 (fewer positions per block, more blocks).
 constexpr int kChunk = 32;
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 16;       // query heads per KV head (check_attention_shape)
+constexpr int kMaxGroup = kAttnMaxGroup;  // query heads per KV head (check_attention_shape)
 constexpr int kHeadsPerWarp = kMaxGroup / kWarps;
 constexpr int kMaxRanges = 64;      // parallel blocks per (token, KV head)
-constexpr int kPartialSlots = 4096;  // (token, KV head, range) states attention_partial_bytes holds
 
 // grid: (token, KV head, range). Block z takes positions [z * per, (z + 1) * per) of the token's
 // context, per a multiple of kChunk chosen from the context length at run time (so one CUDA
@@ -209,7 +208,7 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
 
 template <int D>
 void launch_d(const AttentionArgs& a, cudaStream_t s) {
-  const int ranges = std::max(1, std::min(kMaxRanges, kPartialSlots / (a.num_tiles * a.kv_heads)));
+  const int ranges = std::max(1, std::min(kMaxRanges, kAttnPartialSlots / (a.num_tiles * a.kv_heads)));
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
   launch_pdl("few_attention_kernel", few_attention_kernel<D>, dim3(a.num_tiles, a.kv_heads, ranges), 32 * kWarps, 0, s, a,
              scale_log2);
@@ -220,19 +219,10 @@ void launch_d(const AttentionArgs& a, cudaStream_t s) {
 void launch_few_attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   if (a.num_tiles > kFewAttentionTokens) fail("few-token attention takes at most ", kFewAttentionTokens, " tokens, got ", a.num_tiles);
-  if (static_cast<size_t>(a.num_tiles) * a.kv_heads > static_cast<size_t>(kPartialSlots))
+  if (static_cast<size_t>(a.num_tiles) * a.kv_heads > static_cast<size_t>(kAttnPartialSlots))
     fail("few-token attention: ", a.num_tiles, " tokens x ", a.kv_heads, " KV heads exceed the partial-state buffer");
-  switch (a.head_dim) {
-    case 16: return launch_d<16>(a, s);
-    case 32: return launch_d<32>(a, s);
-    case 48: return launch_d<48>(a, s);
-    case 64: return launch_d<64>(a, s);
-    case 80: return launch_d<80>(a, s);
-    case 96: return launch_d<96>(a, s);
-    case 112: return launch_d<112>(a, s);
-    case 128: return launch_d<128>(a, s);
-    default: fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
-  }
+  if (!with_head_dim(a.head_dim, [&](auto d) { launch_d<decltype(d)::value>(a, s); }))
+    fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
 }
 
 }  // namespace tachyon

@@ -111,7 +111,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     qkv.epilogue = GemvEpilogue::kRopeKv;
     qkv.rope.head_dim = c.head_dim;
     gate_up.epilogue = GemvEpilogue::kSwiGLU;
-    few_rows_ = rmsnorm_supports(c.hidden_size);
+    // The few-token attention keeps a partial state per (token, KV head) at least.
+    few_rows_ = rmsnorm_supports(c.hidden_size) && kFewRows * c.num_kv_heads <= kAttnPartialSlots;
     for (FusedGemv* g : {&qkv, &o, &gate_up, &down})
       few_rows_ = few_rows_ && fused_gemv_supports(*g, 1) && fused_gemv_supports(*g, kFewRows);
   }
@@ -565,10 +566,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
   return Residual{x, pending, pending_dq, pending_bias};
 }
 
-bool CudaModel::few_rows(int T) const {
-  return few_rows_ && T <= kFewRows &&
-         static_cast<size_t>(T) * config_.num_kv_heads <= attention_counter_bytes() / sizeof(int);
-}
+bool CudaModel::few_rows(int T) const { return few_rows_ && T <= kFewRows; }
 
 FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const {
   FusedGemv g;
