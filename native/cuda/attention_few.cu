@@ -6,6 +6,7 @@
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/widen.cuh"
 
 namespace tachyon {
 
@@ -98,13 +99,10 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
         float dot = 0.0f;
 #pragma unroll
         for (int d = 0; d < D; d += 8) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(ks + r * kStride + d);
-          const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+          float kv[8];
+          widen<false>(*reinterpret_cast<const uint4*>(ks + r * kStride + d), kv);
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            dot = fmaf(__uint_as_float(w[i] << 16), qs[h * D + d + 2 * i], dot);
-            dot = fmaf(__uint_as_float(w[i] & 0xffff0000u), qs[h * D + d + 2 * i + 1], dot);
-          }
+          for (int i = 0; i < 8; ++i) dot = fmaf(kv[i], qs[h * D + d + i], dot);
         }
         s[k] = dot;
       }

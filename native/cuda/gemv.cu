@@ -2,6 +2,7 @@
 #include "cuda/gemv.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/widen.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -19,31 +20,6 @@ constexpr int kUnroll = 4;  // 16-byte loads per W row in flight per lane
 constexpr int kPrefetchBytes = 8192;  // of each first row, past the loads already in flight
 
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
-
-// The 16 E4M3 (or 8 bf16) values of a 16-byte chunk, as floats.
-template <bool FP8>
-__device__ __forceinline__ void widen(const uint4& raw, float* out) {
-  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-  if constexpr (FP8) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const __half2_raw lo = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[i] & 0xffff), __NV_E4M3);
-      const __half2_raw hi = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(words[i] >> 16), __NV_E4M3);
-      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&lo));
-      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&hi));
-      out[4 * i] = a.x;
-      out[4 * i + 1] = a.y;
-      out[4 * i + 2] = b.x;
-      out[4 * i + 3] = b.y;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      out[2 * i] = __uint_as_float(words[i] << 16);
-      out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-    }
-  }
-}
 
 // Row pairs: kStore (2u, 2u + 1); kSwiGLU (gate u, up u + N/2); kRopeKv the rotation pair
 // (i, i + D/2) of a q or k head, then consecutive v columns.
@@ -67,8 +43,9 @@ __device__ __forceinline__ void unit_rows(const FusedGemv& g, int u, int& r0, in
   }
 }
 
+// Row pairs (warp tasks) of a product.
 template <GemvEpilogue E>
-__device__ __forceinline__ int units_of(const FusedGemv& g) {
+__host__ __device__ __forceinline__ int units_of(const FusedGemv& g) {
   return E == GemvEpilogue::kStore ? (g.N + 1) / 2 : g.N / 2;
 }
 
@@ -252,8 +229,7 @@ void with_rows(int M, F&& f) {
 
 template <int M, bool W_FP8, bool A_FP8, GemvEpilogue E>
 void launch_one(const FusedGemv& g, const void* A, cudaStream_t s) {
-  const int units = E == GemvEpilogue::kStore ? (g.N + 1) / 2 : g.N / 2;
-  const unsigned grid = static_cast<unsigned>((units + kWarps - 1) / kWarps);
+  const unsigned grid = static_cast<unsigned>((units_of<E>(g) + kWarps - 1) / kWarps);
   launch_pdl("gemv_kernel", gemv_kernel<M, W_FP8, A_FP8, E>, grid, 32 * kWarps, 0, s, g, static_cast<const uint4*>(A));
 }
 

@@ -5,6 +5,7 @@
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/widen.cuh"
 
 
 namespace tachyon {
@@ -24,13 +25,11 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
   float* out = x + static_cast<size_t>(t) * H;
   if (H % 8 == 0) {  // 16-byte pieces: 8 bf16 in, 8 floats out
     for (int i = threadIdx.x; i < H / 8; i += blockDim.x) {
-      const uint4 raw = reinterpret_cast<const uint4*>(row)[i];
-      const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+      float v[8];
+      widen<false>(reinterpret_cast<const uint4*>(row)[i], v);
       float4* o = reinterpret_cast<float4*>(out) + 2 * i;
-      o[0] = make_float4(__uint_as_float(w[0] << 16), __uint_as_float(w[0] & 0xffff0000u), __uint_as_float(w[1] << 16),
-                         __uint_as_float(w[1] & 0xffff0000u));
-      o[1] = make_float4(__uint_as_float(w[2] << 16), __uint_as_float(w[2] & 0xffff0000u), __uint_as_float(w[3] << 16),
-                         __uint_as_float(w[3] & 0xffff0000u));
+      o[0] = make_float4(v[0], v[1], v[2], v[3]);
+      o[1] = make_float4(v[4], v[5], v[6], v[7]);
     }
     return;
   }
