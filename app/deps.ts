@@ -1,4 +1,4 @@
-import type { Config } from '../config/schema.js';
+import type { ResolvedConfig } from '../config/schema.js';
 import type { Engine } from '../engine/engine.js';
 import type { ChatTemplate } from '../tokenizers/chat-template.js';
 import type { TokenizerService } from '../tokenizers/tokenizer-service.js';
@@ -6,7 +6,7 @@ import type { Metrics } from './metrics.js';
 
 /** Everything the HTTP layer uses; built once by main.ts (or a test). */
 export interface ServerDeps {
-  config: Config;
+  config: ResolvedConfig;
   modelName: string;
   maxModelLen: number;
   engine: Engine;

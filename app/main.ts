@@ -1,7 +1,7 @@
 // The server's entry point: npm start, or node dist/app/main.js [options].
 import { ConfigError, helpText, loadConfig } from '../config/load.js';
 import { consoleLog } from './logger.js';
-import { startServer } from './server.js';
+import { ListenError, startServer } from './server.js';
 
 async function main(): Promise<void> {
   let loaded;
@@ -17,10 +17,17 @@ async function main(): Promise<void> {
     return;
   }
   const log = consoleLog(loaded.config.logLevel);
-  const server = await startServer(loaded.config, log);
+  let server;
+  try {
+    server = await startServer(loaded.config, log);
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    log.error(`tachyon failed to start: ${e.message}`);
+    process.exit(1);
+  }
   log.info(`serving ${server.deps.modelName} at ${server.url} (OpenAI API under ${server.url}/v1)`);
   const stop = (signal: string) => {
-    log.info(`${signal}: finishing running requests (up to ${loaded.config.shutdownGraceMs} ms), taking no new ones`);
+    log.info(`${signal}: draining: finishing running requests (up to ${loaded.config.shutdownGraceMs} ms), refusing new ones`);
     server.shutdown().then(
       () => {
         log.info('stopped');

@@ -1,99 +1,107 @@
-import { readFileSync, existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 
 import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
 
 import type { Config } from '../config/schema.js';
-import { Engine } from '../engine/engine.js';
-import type { StepRuntime } from '../engine/types.js';
-import { Runtime } from '../native/index.js';
-import { ChatTemplate, chatTemplateSource } from '../tokenizers/chat-template.js';
-import { TokenizerService } from '../tokenizers/tokenizer-service.js';
 import { createApp } from './app.js';
 import type { ServerDeps } from './deps.js';
+import { ApiError } from './errors.js';
+import { loadModel } from './load-model.js';
 import { consoleLog, type Log } from './logger.js';
 import { Metrics } from './metrics.js';
 
 export interface RunningServer {
   url: string;
   deps: ServerDeps;
-  /** Stops taking requests, lets running ones finish for up to graceMs, then frees everything. */
+  /**
+   * Drains: the listener stays up, /ready answers 503 and new work 503, while
+   * running requests finish for up to graceMs; those still running then end
+   * with an error (never as finished). Then frees everything.
+   */
   shutdown(graceMs?: number): Promise<void>;
 }
 
-function readChatTemplate(dir: string): ChatTemplate | null {
-  const path = join(dir, 'tokenizer_config.json');
-  if (!existsSync(path)) return null;
-  const source = chatTemplateSource(JSON.parse(readFileSync(path, 'utf8')));
-  return source === null ? null : new ChatTemplate(source);
+/** A port that cannot be listened on; main.ts prints it as one line. */
+export class ListenError extends Error {}
+
+/** Answers /health and a 503 /ready while the model loads; everything else is 503. */
+function loadingApp(): Hono {
+  const app = new Hono();
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.all('*', (c) => {
+    const status = c.req.path === '/ready' ? { status: 'loading' } : new ApiError(503, 'the model is still loading', 'server_error', null, 'model_loading').body();
+    return c.json(status, 503);
+  });
+  return app;
 }
 
-/** Loads the model, starts the engine and serves the API. */
+function listen(config: Config, fetch: (req: Request, env: unknown) => Response | Promise<Response>): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch, hostname: config.host, port: config.port }, () => {
+      s.off('error', onError);
+      resolve(s as Server);
+    }) as Server;
+    const onError = (e: NodeJS.ErrnoException) => {
+      const where = `${config.host}:${config.port}`;
+      const why = e.code === 'EADDRINUSE' ? `${where} is already in use (choose another with --port)` : e.code === 'EACCES' ? `no permission to listen on ${where}` : `cannot listen on ${where}: ${e.message}`;
+      reject(new ListenError(why));
+    };
+    s.once('error', onError);
+  });
+}
+
+/** Listens at once (so a port in use fails before a long load), loads the model, then serves the API. */
 export async function startServer(config: Config, log: Log = consoleLog(config.logLevel)): Promise<RunningServer> {
-  if (config.device === 'cpu' && config.dtype !== 'auto')
-    throw new Error(`dtype '${config.dtype}' is not available on the CPU backend, which computes in float32 from the checkpoint's weights; use 'auto'`);
-  const t0 = performance.now();
-  const runtime = await Runtime.load({
-    modelDir: config.model,
-    device: config.device,
-    dtype: config.dtype === 'auto' ? undefined : config.dtype,
-    gpuMemoryFraction: config.gpuMemoryFraction,
-    blockSize: config.blockSize,
-    kvCacheBytes: config.kvCacheBytes,
-    maxNumTokens: config.maxNumBatchedTokens,
-    maxNumSeqs: config.maxNumSeqs,
-    threads: config.threads,
-  });
-  const tokenizers = await TokenizerService.create({ dir: config.model }, { workers: config.tokenizerWorkers });
-  const maxModelLen = Math.min(config.maxModelLen ?? runtime.info.maxPositions, runtime.info.maxPositions);
-  const stepRuntime: StepRuntime = { info: { ...runtime.info, maxPositions: maxModelLen }, step: (b) => runtime.step(b) };
-  const engine = new Engine(stepRuntime, tokenizers.tokenizer, {
-    maxNumBatchedTokens: config.maxNumBatchedTokens,
-    maxNumSeqs: config.maxNumSeqs,
-    maxPrefillChunk: config.maxPrefillChunk,
-    maxWaiting: config.maxQueue,
-    enablePrefixCache: config.enablePrefixCache,
-  });
+  let fetch = loadingApp().fetch;
+  const server = await listen(config, (req, env) => fetch(req, env));
+  let model;
+  try {
+    const t0 = performance.now();
+    model = await loadModel(config, log);
+    const info = model.runtime.info;
+    log.info(`loaded ${basename(config.model)} in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${info.numLayers} layers on ${info.deviceName || config.device}, ` +
+      `context ${model.maxModelLen}, step budget ${model.config.maxNumBatchedTokens} tokens / ${model.config.maxNumSeqs} sequences, ` +
+      `${info.numThreads} threads, tokenizer on ${model.tokenizers.tokenizer.engine} with ${model.config.tokenizerWorkers} workers`);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
   const deps: ServerDeps = {
-    config,
+    config: model.config,
     modelName: config.servedModelName ?? basename(config.model),
-    maxModelLen,
-    engine,
-    tokenizers,
-    chatTemplate: readChatTemplate(config.model),
-    metrics: new Metrics(engine),
+    maxModelLen: model.maxModelLen,
+    engine: model.engine,
+    tokenizers: model.tokenizers,
+    chatTemplate: model.chatTemplate,
+    metrics: new Metrics(model.engine),
     state: { ready: false, draining: false },
     created: Math.floor(Date.now() / 1000),
   };
-  log.info(`loaded ${deps.modelName} in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${runtime.info.numLayers} layers, ` +
-    `${runtime.info.numBlocks} KV blocks of ${runtime.info.blockSize} tokens, context ${maxModelLen}, ${runtime.info.numThreads} threads, tokenizer on ${tokenizers.tokenizer.engine}`);
-  const app = createApp(deps, log);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s as Server));
-  });
+  fetch = createApp(deps, log).fetch;
   deps.state.ready = true;
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const engine = model.engine;
 
   let stopping: Promise<void> | null = null;
   const shutdown = (graceMs = config.shutdownGraceMs) =>
     (stopping ??= (async () => {
       deps.state.draining = true;
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeIdleConnections();
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
       if ((await Promise.race([engine.idle().then(() => 'idle' as const), timeout])) === 'timeout') {
-        log.warn('grace period over: cancelling the requests still running');
-        engine.cancelAll();
+        log.warn(`grace period over: ending the ${engine.stats().running + engine.stats().waiting} requests still running with an error`);
+        engine.cancelAll(`the server shut down before the request finished (grace period of ${graceMs} ms over)`);
       }
       await engine.idle();
+      // Responses already ended; give their last bytes a moment, then drop what is left.
+      const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
       server.closeAllConnections();
-      await tokenizers.close();
-      await runtime.close();
+      await model.close();
     })());
   return { url, deps, shutdown };
 }

@@ -13,6 +13,26 @@ export class ConfigError extends Error {}
 
 const KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];
 
+/** vLLM's spellings, which users already type, for the same settings. */
+export const VLLM_ALIASES: Record<string, keyof Config> = {
+  'api-key': 'apiKeys',
+  'gpu-memory-utilization': 'gpuMemoryFraction',
+  'enable-prefix-caching': 'enablePrefixCache',
+  'long-prefill-token-threshold': 'maxPrefillChunk',
+  'enable-log-requests': 'logRequests',
+};
+
+/** Settings that may be given bare (--enable-prefix-caching) and negated (--no-enable-prefix-caching). */
+const BOOLEAN_KEYS = new Set<keyof Config>(['enablePrefixCache', 'logRequests']);
+/** Settings that repeat (--api-key a --api-key b) instead of the last one winning. */
+const LIST_KEYS = new Set<keyof Config>(['apiKeys', 'corsOrigins']);
+
+function keyOf(name: string): keyof Config | undefined {
+  if (name in VLLM_ALIASES) return VLLM_ALIASES[name];
+  const key = fromFlag(name) as keyof Config;
+  return KEYS.includes(key) ? key : undefined;
+}
+
 function parseFlags(argv: string[]): { values: Record<string, string>; configFile?: string; help: boolean } {
   const values: Record<string, string> = {};
   let configFile: string | undefined;
@@ -26,11 +46,19 @@ function parseFlags(argv: string[]): { values: Record<string, string>; configFil
     if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (options start with --; see --help)`);
     const eq = arg.indexOf('=');
     const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    const negated = name.startsWith('no-') ? keyOf(name.slice(3)) : undefined;
+    if (negated && BOOLEAN_KEYS.has(negated) && eq < 0) {
+      values[negated] = 'false';
+      continue;
+    }
+    const key = name === 'config' ? undefined : keyOf(name);
+    if (name !== 'config' && key === undefined) throw new ConfigError(`unknown option --${name} (see --help)`);
+    const bare = eq < 0 && key !== undefined && BOOLEAN_KEYS.has(key) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--'));
+    const value = eq > 0 ? arg.slice(eq + 1) : bare ? 'true' : argv[++i];
     if (value === undefined) throw new ConfigError(`--${name} needs a value`);
-    if (name === 'config') configFile = value;
-    else if (KEYS.includes(fromFlag(name) as keyof Config)) values[fromFlag(name)] = value;
-    else throw new ConfigError(`unknown option --${name} (see --help)`);
+    if (key === undefined) configFile = value;
+    else if (LIST_KEYS.has(key) && values[key] !== undefined) values[key] += ',' + value;
+    else values[key] = value;
   }
   return { values, configFile, help };
 }
@@ -72,7 +100,11 @@ export function helpText(): string {
     const field = ConfigSchema.shape[key] as z.ZodType;
     const d = (defaults as Record<string, unknown>)[key];
     const shown = d === undefined ? '-' : Array.isArray(d) ? (d.length ? d.join(',') : '(none)') : String(d);
-    return `  --${toFlag(key).padEnd(24)} ${toEnv(key).padEnd(32)} default: ${shown}\n      ${field.description ?? ''}`;
+    const names = Object.entries(VLLM_ALIASES).filter(([, k]) => k === key).map(([a]) => a);
+    const negations = BOOLEAN_KEYS.has(key) ? [toFlag(key), ...names].map((n) => `no-${n}`) : [];
+    const aliases = [...names, ...negations].map((n) => `--${n}`);
+    const also = aliases.length ? `\n      also: ${aliases.join(', ')}` : '';
+    return `  --${toFlag(key).padEnd(32)} ${toEnv(key).padEnd(40)} default: ${shown}\n      ${field.description ?? ''}${also}`;
   });
   return [
     'tachyon: an OpenAI-compatible LLM server',
@@ -83,8 +115,8 @@ export function helpText(): string {
     'then TACHYON_* environment variables, then these flags; later wins.',
     '',
     ...rows,
-    '  --config FILE                 TACHYON_CONFIG                   a JSON file of settings (keys as camelCase names)',
-    '  --help                        this text',
+    `  ${'--config FILE'.padEnd(34)} ${'TACHYON_CONFIG'.padEnd(40)} a JSON file of settings (keys as camelCase names)`,
+    `  ${'--help'.padEnd(34)} this text`,
   ].join('\n');
 }
 

@@ -1,9 +1,9 @@
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 import { z } from 'zod';
 
 import { packageRoot } from '../native/binding.js';
+import { DEVICE_DEFAULTS, RUNTIME_DEFAULTS, defaultThreads, defaultTokenizerWorkers } from './defaults.js';
 
 /** The embedded default model, served when no --model is given. */
 export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'tiny-shakespeare');
@@ -11,8 +11,14 @@ export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'tiny-shakespeare
 const int = (min: number) => z.coerce.number().int().min(min);
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
 const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
+const perDevice = (key: 'kvCacheBytes' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 'maxPrefillTokensWithDecodes') =>
+  `default: cpu ${DEVICE_DEFAULTS.cpu[key] ?? '-'}, cuda ${DEVICE_DEFAULTS.cuda[key] ?? 'what --gpu-memory-fraction leaves'}`;
 
-/** Every server setting, its default and what it means (--help prints this). */
+/**
+ * Every server setting and what it means (--help prints this). Settings whose
+ * default depends on the machine or the device are optional here and filled
+ * by resolveConfig() from config/defaults.ts, their one owner.
+ */
 export const ConfigSchema = z
   .object({
     model: z.string().default(DEFAULT_MODEL_DIR).describe('model directory (HF layout: config.json, *.safetensors, tokenizer.json)'),
@@ -21,23 +27,58 @@ export const ConfigSchema = z
     port: int(0).max(65535).default(8000).describe('port to listen on (0: any free port)'),
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('runtime backend'),
     dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16)"),
-    gpuMemoryFraction: z.coerce.number().gt(0).max(1).default(0.9).describe('cuda: share of the GPU for weights, workspace and KV cache'),
-    threads: int(1).default(availableParallelism()).describe('CPU threads for the forward pass (default: every core)'),
-    blockSize: int(1).max(1024).default(16).describe('tokens per KV cache block'),
-    kvCacheBytes: int(1).default(512 * 1024 * 1024).describe('bytes of KV cache (the pool holds as many blocks as fit)'),
-    maxNumBatchedTokens: int(1).default(2048).describe('most tokens in one engine step (decodes plus prompt chunks)'),
-    maxNumSeqs: int(1).default(64).describe('most sequences in one engine step'),
+    gpuMemoryFraction: z.coerce.number().gt(0).max(1).default(RUNTIME_DEFAULTS.gpuMemoryFraction).describe('cuda: share of the GPU for weights, workspace and KV cache'),
+    tensorParallelSize: int(1).default(1).describe('GPUs to shard the model over (only 1 until tensor parallelism exists)'),
+    threads: int(1).optional().describe('CPU threads for the forward pass (default: every core)'),
+    blockSize: int(1).max(1024).default(RUNTIME_DEFAULTS.blockSize).describe('tokens per KV cache block'),
+    kvCacheBytes: int(1).optional().describe(`bytes of KV cache (the pool holds as many blocks as fit; ${perDevice('kvCacheBytes')})`),
+    maxNumBatchedTokens: int(1).optional().describe(`most tokens in one engine step, decodes plus prompt chunks (${perDevice('maxNumBatchedTokens')})`),
+    maxNumSeqs: int(1).optional().describe(`most sequences in one engine step (${perDevice('maxNumSeqs')})`),
     maxPrefillChunk: int(1).optional().describe('longest prompt chunk per sequence per step (default: the step budget)'),
+    maxPrefillTokensWithDecodes: int(1)
+      .optional()
+      .describe(`most prompt tokens in a step that also carries running decodes, so long prompts never stall streams (${perDevice('maxPrefillTokensWithDecodes')})`),
     maxQueue: int(0).default(256).describe('requests waiting for a slot before new ones get 429'),
     maxModelLen: int(1).optional().describe("context length served (default and upper bound: the model's)"),
     enablePrefixCache: bool.default(true).describe('reuse KV blocks of shared prompt prefixes'),
     apiKeys: list.default([]).describe('accepted API keys (Authorization: Bearer); empty: no auth'),
     corsOrigins: list.default([]).describe("origins allowed by CORS ('*' for any); empty: CORS off"),
     maxBodyBytes: int(1).default(4 * 1024 * 1024).describe('largest request body; larger ones get 413'),
-    tokenizerWorkers: int(0).default(1).describe('worker threads that tokenize long prompts off the event loop'),
+    tokenizerWorkers: int(0).optional().describe('worker threads that tokenize long prompts off the event loop (default: half the cores, 1 to 8)'),
     shutdownGraceMs: int(0).default(30000).describe('on SIGTERM, how long running requests may take to finish'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('log verbosity'),
+    logRequests: bool.default(false).describe('log each request\'s prompt and output text (off: text is never logged)'),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.tensorParallelSize === 1, {
+    message: 'tensor parallelism is not implemented yet; only 1 is accepted',
+    path: ['tensorParallelSize'],
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** A config with every machine- and device-dependent default filled in. */
+export type ResolvedConfig = Omit<Config, 'threads' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 'maxPrefillTokensWithDecodes' | 'tokenizerWorkers'> & {
+  threads: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  maxPrefillTokensWithDecodes: number;
+  tokenizerWorkers: number;
+  /** undefined on cuda: the pool takes what gpuMemoryFraction leaves. */
+  kvCacheBytes: number | undefined;
+};
+
+/** Fills the defaults that depend on the device and the machine (config/defaults.ts). */
+export function resolveConfig(c: Config): ResolvedConfig {
+  const d = DEVICE_DEFAULTS[c.device];
+  const maxNumBatchedTokens = c.maxNumBatchedTokens ?? d.maxNumBatchedTokens;
+  return {
+    ...c,
+    threads: c.threads ?? defaultThreads(),
+    kvCacheBytes: c.kvCacheBytes ?? d.kvCacheBytes,
+    maxNumBatchedTokens,
+    maxNumSeqs: c.maxNumSeqs ?? d.maxNumSeqs,
+    maxPrefillTokensWithDecodes: Math.min(c.maxPrefillTokensWithDecodes ?? d.maxPrefillTokensWithDecodes, maxNumBatchedTokens),
+    tokenizerWorkers: c.tokenizerWorkers ?? defaultTokenizerWorkers(),
+  };
+}

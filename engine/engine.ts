@@ -18,6 +18,8 @@ export interface EngineConfig {
   maxNumSeqs?: number;
   /** Longest prompt chunk per sequence per step. Default: the token budget. */
   maxPrefillChunk?: number;
+  /** Most prompt tokens in a step that also carries decodes. Default: the token budget. */
+  maxPrefillTokensWithDecodes?: number;
   /** Requests waiting for admission before submit refuses (queue_full). Default unbounded. */
   maxWaiting?: number;
   enablePrefixCache?: boolean;
@@ -66,6 +68,7 @@ export class Engine {
       maxNumBatchedTokens,
       maxNumSeqs: Math.min(config.maxNumSeqs ?? info.maxNumSeqs, info.maxNumSeqs),
       maxPrefillChunk: config.maxPrefillChunk ?? maxNumBatchedTokens,
+      maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes ?? maxNumBatchedTokens,
     });
     this.eosIds = new Set(tokenizer.special.eos);
     this.maxWaiting = config.maxWaiting ?? Infinity;
@@ -108,17 +111,22 @@ export class Engine {
     if (this.scheduler.waiting.length >= this.maxWaiting) throw new EngineError('the queue is full', 'queue_full');
   }
 
-  /** Ends a request; its blocks are free by the next step. Unknown ids are ignored. */
-  cancel(id: string): void {
+  /**
+   * Ends a request; its blocks are free by the next step. Unknown ids are
+   * ignored. why, when the server (not the client) cut it off, reaches the
+   * client as the finish's error.
+   */
+  cancel(id: string, why?: string): void {
     const seq = this.live.get(id);
     if (!seq || seq.status === 'finished') return;
     seq.cancelled = true;
-    if (!seq.inFlight) this.finish(seq, 'abort');
+    seq.cancelReason ??= why;
+    if (!seq.inFlight) this.finish(seq, 'abort', seq.cancelReason);
   }
 
-  /** Ends every live request (shutdown after the grace period). */
-  cancelAll(): void {
-    for (const id of [...this.live.keys()]) this.cancel(id);
+  /** Ends every live request (shutdown after the grace period), saying why. */
+  cancelAll(why: string): void {
+    for (const id of [...this.live.keys()]) this.cancel(id, why);
   }
 
   stats(): EngineStats {
@@ -186,7 +194,7 @@ export class Engine {
       seq.numComputedTokens += seq.chunkTokens;
       this.blocks.registerComputed(seq, seq.numComputedTokens);
       if (seq.cancelled) {
-        this.finish(seq, 'abort');
+        this.finish(seq, 'abort', seq.cancelReason);
         continue;
       }
       const token = result.tokens[i];

@@ -8,6 +8,12 @@ export interface SchedulerConfig {
   maxNumSeqs: number;
   /** Longest prompt chunk one sequence gets in a step. */
   maxPrefillChunk: number;
+  /**
+   * Most prompt tokens in a step that also carries decodes: a long prompt is
+   * spread over several steps rather than stalling every running stream for
+   * one long step (vLLM bounds it per request with its long-prefill threshold).
+   */
+  maxPrefillTokensWithDecodes: number;
 }
 
 /** A scheduled sequence; its chunk size for this step is seq.chunkTokens. */
@@ -57,13 +63,15 @@ export class Scheduler {
     const step = ++this.stepNumber;
     const out: Sequence[] = [];
     let tokens = this.config.maxNumBatchedTokens;
+    let prefill = Infinity;
     let preempted = false;
     for (const decoding of [true, false]) {
+      if (!decoding && out.length > 0) prefill = this.config.maxPrefillTokensWithDecodes;
       for (let i = 0; i < this.running.length; i++) {
         const seq = this.running[i];
         if (seq.status !== 'running' || seq.isDecoding !== decoding || seq.scheduledStep === step) continue;
-        if (out.length >= this.config.maxNumSeqs || tokens === 0) break;
-        const n = Math.min(seq.numUncomputed, tokens, this.config.maxPrefillChunk);
+        if (out.length >= this.config.maxNumSeqs || tokens === 0 || prefill === 0) break;
+        const n = Math.min(seq.numUncomputed, tokens, this.config.maxPrefillChunk, prefill);
         if (!this.makeRoom(seq, seq.numComputedTokens + n, step)) {
           preempted = true;
           continue;
@@ -73,12 +81,13 @@ export class Scheduler {
         seq.scheduledStep = step;
         out.push(seq);
         tokens -= n;
+        if (!decoding) prefill -= n;
       }
     }
     if (preempted) return out; // no new admissions while running sequences lack room
-    while (this.waiting.length > 0 && out.length < this.config.maxNumSeqs && tokens > 0) {
+    while (this.waiting.length > 0 && out.length < this.config.maxNumSeqs && tokens > 0 && prefill > 0) {
       const seq = this.waiting[0];
-      const chunkLimit = Math.min(tokens, this.config.maxPrefillChunk);
+      const chunkLimit = Math.min(tokens, this.config.maxPrefillChunk, prefill);
       if (!this.blocks.canAllocate(seq, chunkLimit)) break;
       const cached = this.blocks.allocate(seq, chunkLimit);
       seq.numComputedTokens = cached;
@@ -92,6 +101,7 @@ export class Scheduler {
       this.running.push(seq);
       out.push(seq);
       tokens -= chunk;
+      if (prefill !== Infinity) prefill -= chunk;
     }
     return out;
   }

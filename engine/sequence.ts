@@ -34,6 +34,8 @@ export class Sequence implements BlockOwner {
   admittedAt = 0;
   cachedPromptTokens = 0;
   cancelled = false;
+  /** Why the server (not the client) cancelled it; reaches the client as an error. */
+  cancelReason: string | undefined = undefined;
   /** In the step now running on the runtime. */
   inFlight = false;
   /** Tokens this sequence contributes to the current step, and which step that is. */

@@ -43,15 +43,16 @@ class Backend {
   virtual void step(const StepBatch& batch, StepOutput& out) = 0;
 };
 
-// Settings a GPU backend reads beside RuntimeOptions.
+// Settings a GPU backend reads beside RuntimeOptions. The addon sets every
+// field from the TypeScript options (defaults: config/defaults.ts only).
 struct GpuOptions {
   int device = 0;
-  std::string dtype = "bf16";          // bf16 | fp8
-  double memory_fraction = 0.9;        // of the card, for weights + workspace + KV pool
+  std::string dtype;                   // bf16 | fp8
+  double memory_fraction = 0;          // of the card, for weights + workspace + KV pool
   uint64_t kv_cache_bytes = 0;         // 0: everything the fraction leaves
-  int block_size = 16;
-  int max_num_tokens = 2048;
-  int max_num_seqs = 256;
+  int block_size = 0;
+  int max_num_tokens = 0;
+  int max_num_seqs = 0;
   bool dummy = false;                  // random weights of the config's shape
   uint64_t dummy_seed = 0;
 };

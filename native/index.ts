@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+
+import { DEVICE_DEFAULTS, RUNTIME_DEFAULTS, defaultThreads } from '../config/defaults.js';
 
 import { loadAddon, packageRoot, type NativeRuntimeHandle, type NativeStepResult } from './binding.js';
 import { DUMMY_SHAPES } from './dummy-shapes.js';
@@ -15,21 +16,24 @@ export interface RuntimeOptions {
   /** Random weights of a named shape ('llama-3-8b', 'llama-2-7b') or of an HF-style config (benchmarks), instead of modelDir. */
   dummy?: { config: Record<string, unknown> | string; seed?: number };
   device?: 'cpu' | 'cuda';
-  /** cuda: what the GEMMs read. Default 'bf16'. (The CPU backend computes in float32 from the checkpoint.) */
+  /** cuda: what the GEMMs read. (The CPU backend computes in float32 from the checkpoint.) */
   dtype?: 'bf16' | 'fp8';
-  /** cuda: share of the card for weights, workspace and KV pool. Default 0.9. */
+  /** cuda: share of the card for weights, workspace and KV pool. */
   gpuMemoryFraction?: number;
   /** Tokens per KV block. */
   blockSize?: number;
-  /** Bytes of KV cache; the pool holds as many blocks as fit (cuda: at most this, 0 = what the memory fraction leaves). */
+  /** Bytes of KV cache; the pool holds as many blocks as fit (cuda: at most this; undefined: what the memory fraction leaves). */
   kvCacheBytes?: number;
   /** Most tokens one step may carry. */
   maxNumTokens?: number;
   /** Most sequences one step may carry. */
   maxNumSeqs?: number;
-  /** Worker threads for the forward pass; defaults to every core. */
+  /** Worker threads for the forward pass. */
   threads?: number;
 }
+
+// Every option left out takes its default from config/defaults.ts, the one owner.
+
 
 export interface RuntimeInfo extends ModelConfig {
   device: 'cpu' | 'cuda';
@@ -80,8 +84,6 @@ export interface StepBatch {
  */
 export type StepResult = NativeStepResult;
 
-const DEFAULTS = { blockSize: 16, kvCacheBytes: 256 * 1024 * 1024, maxNumTokens: 2048, maxNumSeqs: 256 };
-
 /** A loaded model on one device; drive it with step(). */
 export class Runtime {
   private inFlight: Promise<unknown> = Promise.resolve();
@@ -95,15 +97,19 @@ export class Runtime {
     const weights = options.modelDir
       ? readCheckpoint(options.modelDir)
       : { dummySeed: options.dummy!.seed ?? 0 };
+    const d = DEVICE_DEFAULTS[device];
     const sizes = {
-      blockSize: options.blockSize ?? DEFAULTS.blockSize,
-      kvCacheBytes: options.kvCacheBytes ?? DEFAULTS.kvCacheBytes,
-      maxNumTokens: options.maxNumTokens ?? DEFAULTS.maxNumTokens,
-      maxNumSeqs: options.maxNumSeqs ?? DEFAULTS.maxNumSeqs,
-      numThreads: options.threads ?? availableParallelism(),
+      blockSize: options.blockSize ?? RUNTIME_DEFAULTS.blockSize,
+      // 0 tells the CUDA backend to take what the memory fraction leaves.
+      kvCacheBytes: options.kvCacheBytes ?? d.kvCacheBytes ?? 0,
+      maxNumTokens: options.maxNumTokens ?? d.maxNumBatchedTokens,
+      maxNumSeqs: options.maxNumSeqs ?? d.maxNumSeqs,
+      numThreads: options.threads ?? defaultThreads(),
     };
-    const gpu = device === 'cuda' ? { device, cudaLibrary: cudaLibrary(), dtype: options.dtype ?? 'bf16', gpuMemoryFraction: options.gpuMemoryFraction ?? 0.9 } : { device };
-    if (device === 'cuda' && options.kvCacheBytes === undefined) sizes.kvCacheBytes = 0;
+    const gpu =
+      device === 'cuda'
+        ? { device, cudaLibrary: cudaLibrary(), dtype: options.dtype ?? RUNTIME_DEFAULTS.cudaDtype, gpuMemoryFraction: options.gpuMemoryFraction ?? RUNTIME_DEFAULTS.gpuMemoryFraction }
+        : { device };
     const handle = new (loadAddon().NativeRuntime)({ config, ...weights, ...sizes, ...gpu });
     await handle.load();
     const native = handle.info();

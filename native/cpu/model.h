@@ -16,12 +16,14 @@
 
 namespace tachyon {
 
+// Every field is set by the addon from the TypeScript options; the defaults
+// have one owner, config/defaults.ts, so none are repeated here.
 struct RuntimeOptions {
-  int block_size = 16;
+  int block_size = 0;
   uint64_t kv_cache_bytes = 0;
-  int max_num_tokens = 2048;
-  int max_num_seqs = 256;
-  int num_threads = 1;
+  int max_num_tokens = 0;
+  int max_num_seqs = 0;
+  int num_threads = 0;
 };
 
 class CpuModel : public Backend {

@@ -10,7 +10,7 @@ import { MODELS_DIR } from '../helpers/fixtures.js';
 
 let rt: Runtime;
 before(async () => {
-  rt = await Runtime.load({ modelDir: join(MODELS_DIR, 'llama-gqa-tied'), kvCacheBytes: 16 * 1024 * 1024 });
+  rt = await Runtime.load({ modelDir: join(MODELS_DIR, 'llama-gqa-tied'), kvCacheBytes: 16 * 1024 * 1024, maxNumSeqs: 256 });
 });
 after(() => rt.close());
 

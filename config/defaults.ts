@@ -1,0 +1,42 @@
+import { availableParallelism } from 'node:os';
+
+export type Device = 'cpu' | 'cuda';
+
+/**
+ * The one owner of every default that depends on the device. The server's
+ * config, Runtime.load and the benchmarks all read this table; the native
+ * backends receive explicit values and hold no defaults of their own.
+ *
+ * cuda figures were measured on one H200 with a Llama-3-8B-shaped FP8 model
+ * (bench/RESULTS.md, "Serving defaults"); cpu figures suit the embedded model.
+ */
+export interface DeviceDefaults {
+  /** Bytes of KV cache; undefined: what gpuMemoryFraction leaves after weights and workspace. */
+  kvCacheBytes: number | undefined;
+  /** Most tokens in one step (decodes plus prompt chunks). */
+  maxNumBatchedTokens: number;
+  /** Most sequences in one step. */
+  maxNumSeqs: number;
+  /** Most prompt tokens in a step that also carries running decodes (bounds inter-token latency). */
+  maxPrefillTokensWithDecodes: number;
+}
+
+export const DEVICE_DEFAULTS: Record<Device, DeviceDefaults> = {
+  cpu: { kvCacheBytes: 512 * 1024 * 1024, maxNumBatchedTokens: 2048, maxNumSeqs: 64, maxPrefillTokensWithDecodes: 2048 },
+  cuda: { kvCacheBytes: undefined, maxNumBatchedTokens: 8192, maxNumSeqs: 512, maxPrefillTokensWithDecodes: 512 },
+};
+
+/** Defaults that do not depend on the device. */
+export const RUNTIME_DEFAULTS = {
+  blockSize: 16,
+  /** cuda: share of the card for weights, workspace and KV pool. */
+  gpuMemoryFraction: 0.9,
+  /** cuda: what the GEMMs read. */
+  cudaDtype: 'bf16' as const,
+};
+
+/** Forward-pass threads on CPU: every core. */
+export const defaultThreads = (): number => availableParallelism();
+
+/** Tokenizer worker threads: half the cores, at least one, at most eight (the rest serve the event loop and the runtime). */
+export const defaultTokenizerWorkers = (): number => Math.max(1, Math.min(8, Math.floor(availableParallelism() / 2)));
