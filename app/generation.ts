@@ -38,6 +38,13 @@ function toApiError(e: unknown): unknown {
 
 /** Submits n choices per prompt; if any cannot start, the ones started are cancelled. */
 export function startChoices(deps: ServerDeps, id: string, prompts: number[][], params: GenerationParams): Choice[] {
+  const total = prompts.length * params.n;
+  if (total > deps.config.maxQueue)
+    throw badRequest(
+      `this request needs ${total} sequences (${prompts.length} prompts x n=${params.n}) but the server queues at most ${deps.config.maxQueue} (--max-queue); split it into smaller requests`,
+      prompts.length > 1 ? 'prompt' : 'n',
+      'too_many_sequences',
+    );
   const choices: Choice[] = [];
   try {
     prompts.forEach((prompt, p) => {
@@ -61,8 +68,9 @@ export function startChoices(deps: ServerDeps, id: string, prompts: number[][], 
   return choices;
 }
 
-export function cancelAll(deps: ServerDeps, choices: Choice[]): void {
-  for (const c of choices) deps.engine.cancel(c.requestId);
+/** Cancels every choice; why (when the server, not the client, ends them) reaches the client as an error. */
+export function cancelAll(deps: ServerDeps, choices: Choice[], why?: string): void {
+  for (const c of choices) deps.engine.cancel(c.requestId, why);
 }
 
 /** Observes a choice's deltas for the latency metrics; returns the deltas unchanged. */
@@ -85,9 +93,19 @@ function record(deps: ServerDeps, f: RequestFinish): void {
   if (f.reason !== 'abort' && f.reason !== 'error') deps.metrics.e2e.observe((f.timing.finished - f.timing.arrival) / 1000);
 }
 
-/** The finish_reason clients see; engine errors surface as errors, not as a reason. */
+/** The finish_reason clients see; only stop and length reach them (see failureOf for the rest). */
 export function finishReason(f: RequestFinish): 'stop' | 'length' {
   return f.reason === 'length' ? 'length' : 'stop';
+}
+
+/**
+ * The error a choice that did not finish gets instead of a finish_reason: a
+ * failed step is a 500; a request the server cut off (shutdown) a 503.
+ */
+export function failureOf(f: RequestFinish): ApiError | null {
+  if (f.reason === 'error') return new ApiError(500, `generation failed: ${f.error ?? 'unknown error'}`, 'server_error', null, 'generation_failed');
+  if (f.reason === 'abort') return new ApiError(503, f.error ?? 'the request was cancelled before it finished', 'server_error', null, 'request_cancelled');
+  return null;
 }
 
 export interface Usage {
@@ -103,8 +121,4 @@ export function usageOf(prompts: number[][], finishes: RequestFinish[], choices:
   const completion = finishes.reduce((s, f) => s + f.completionTokens, 0);
   const cached = finishes.filter((_, i) => choices[i].index % (choices.length / prompts.length) === 0).reduce((s, f) => s + f.cachedPromptTokens, 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
-}
-
-export function engineFailure(f: RequestFinish): ApiError {
-  return new ApiError(500, `generation failed: ${f.error ?? 'unknown error'}`, 'server_error', null, 'generation_failed');
 }

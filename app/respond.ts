@@ -1,10 +1,11 @@
 import type { Context } from 'hono';
-import { streamSSE } from 'hono/streaming';
 
 import type { RequestDelta, RequestFinish, TokenLogprob } from '../engine/types.js';
 import type { ServerDeps } from './deps.js';
-import type { ApiError } from './errors.js';
-import { cancelAll, engineFailure, observed, usageOf, type Choice } from './generation.js';
+import { ApiError } from './errors.js';
+import { cancelAll, failureOf, observed, usageOf, type Choice } from './generation.js';
+import { deferAccessLog, noteOutcome, type RequestOutcome } from './request-log.js';
+import { streamEvents } from './sse.js';
 
 /** How one endpoint shapes its choices; the streaming and collecting logic is shared. */
 export interface ChoiceFormat {
@@ -29,63 +30,96 @@ export interface Generation {
   choices: Choice[];
   stream: boolean;
   includeUsage: boolean;
+  /** The prompt as text, kept only when --log-requests asks for it. */
+  promptText?: string;
 }
 
+/**
+ * Streams the choices as SSE chunks or collects them into one body. A request
+ * that does not finish (a failed step, the server's grace period over) never
+ * looks finished: collected, it is an error response; streamed, an error event
+ * ends the stream without finish_reason and without [DONE].
+ */
 export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFormat): Response | Promise<Response> {
+  const outcome = startOutcome(deps, g);
+  if (!g.stream) return collect(c, deps, g, f, outcome);
+  deferAccessLog(c);
   const envelope = (choices: object[]) => ({ id: g.id, object: f.chunkObject, created: g.created, model: deps.modelName, choices });
-  if (!g.stream) return collect(c, deps, g, f);
-  return streamSSE(c, async (stream) => {
-    stream.onAbort(() => cancelAll(deps, g.choices));
-    const send = async (data: string) => {
-      if (!stream.aborted && !stream.closed) await stream.writeSSE({ data });
-    };
-    for (const ch of g.choices) {
-      const open = f.opening(ch.index);
-      if (open) await send(JSON.stringify(envelope([open])));
+  return streamEvents(c, () => cancelAll(deps, g.choices), async (sink) => {
+    try {
+      for (const ch of g.choices) {
+        const open = f.opening(ch.index);
+        if (open) await sink.send(JSON.stringify(envelope([open])));
+      }
+      const finishes: RequestFinish[] = new Array(g.choices.length);
+      let failure: ApiError | null = null;
+      await Promise.all(
+        g.choices.map(async (ch, k) => {
+          let sent = 0;
+          for await (const d of observed(deps, ch.deltas)) {
+            if (outcome.outputText) outcome.outputText[k] += d.text;
+            if (d.finish) {
+              finishes[k] = d.finish;
+              record(outcome, d.finish, k);
+              const failed = failureOf(d.finish);
+              if (failed) {
+                failure ??= failed;
+                cancelAll(deps, g.choices, failed.message);
+                continue;
+              }
+            }
+            if (failure) continue;
+            if (d.text.length > 0 || (f.wantsLogprobs && d.logprobs?.length)) {
+              await sink.send(JSON.stringify(envelope([f.delta(ch.index, d.text, f.wantsLogprobs ? d.logprobs : undefined, sent)])));
+              sent += d.text.length;
+            }
+            if (d.finish) await sink.send(JSON.stringify(envelope([f.closing(ch.index, d.finish)])));
+          }
+        }),
+      );
+      if (failure) return endWithError(sink, outcome, failure);
+      if (g.includeUsage) await sink.send(JSON.stringify({ ...envelope([]), usage: usageOf(g.prompts, finishes, g.choices) }));
+      await sink.send('[DONE]');
+    } catch (e) {
+      cancelAll(deps, g.choices, 'the server failed while streaming');
+      endWithError(sink, outcome, new ApiError(500, `internal error while streaming: ${(e as Error).message}`, 'server_error', null, 'internal_error'));
+    } finally {
+      noteOutcome(c, outcome);
     }
-    const finishes: RequestFinish[] = new Array(g.choices.length);
-    let failure: ApiError | null = null;
-    await Promise.all(
-      g.choices.map(async (ch, k) => {
-        let sent = 0;
-        for await (const d of observed(deps, ch.deltas)) {
-          if (d.finish?.reason === 'error') failure = engineFailure(d.finish);
-          if (d.text.length > 0 || (f.wantsLogprobs && d.logprobs?.length)) {
-            await send(JSON.stringify(envelope([f.delta(ch.index, d.text, f.wantsLogprobs ? d.logprobs : undefined, sent)])));
-            sent += d.text.length;
-          }
-          if (d.finish) {
-            finishes[k] = d.finish;
-            if (d.finish.reason === 'stop' || d.finish.reason === 'length') await send(JSON.stringify(envelope([f.closing(ch.index, d.finish)])));
-          }
-        }
-      }),
-    );
-    if (failure) await send(JSON.stringify((failure as ApiError).body()));
-    else if (g.includeUsage) await send(JSON.stringify({ ...envelope([]), usage: usageOf(g.prompts, finishes, g.choices) }));
-    await send('[DONE]');
   });
 }
 
-async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFormat): Promise<Response> {
+function endWithError(sink: { send(d: string): unknown }, outcome: RequestOutcome, e: ApiError): void {
+  outcome.error = { status: e.status, message: e.message, code: e.code };
+  sink.send(JSON.stringify(e.body()));
+}
+
+async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFormat, outcome: RequestOutcome): Promise<Response> {
   const onAbort = () => cancelAll(deps, g.choices);
   c.req.raw.signal.addEventListener('abort', onAbort);
   try {
     const results = await Promise.all(
-      g.choices.map(async (ch) => {
+      g.choices.map(async (ch, k) => {
         let text = '';
         const lps: TokenLogprob[] = [];
         let finish: RequestFinish | undefined;
         for await (const d of observed(deps, ch.deltas) as AsyncIterable<RequestDelta>) {
           text += d.text;
           if (d.logprobs) lps.push(...d.logprobs);
-          if (d.finish) finish = d.finish;
+          if (d.finish) {
+            finish = d.finish;
+            record(outcome, d.finish, k);
+            if (outcome.outputText) outcome.outputText[k] = text;
+            // One choice that cannot finish fails the response: stop the others now.
+            const failed = failureOf(d.finish);
+            if (failed) cancelAll(deps, g.choices, failed.message);
+          }
         }
         return { ch, text, lps, finish: finish! };
       }),
     );
-    const failed = results.find((r) => r.finish.reason === 'error');
-    if (failed) throw engineFailure(failed.finish);
+    const failed = results.map((r) => failureOf(r.finish)).find((e) => e !== null);
+    if (failed) throw failed;
     return c.json({
       id: g.id,
       object: f.fullObject,
@@ -96,5 +130,31 @@ async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFor
     });
   } finally {
     c.req.raw.signal.removeEventListener('abort', onAbort);
+    noteOutcome(c, outcome);
+  }
+}
+
+function startOutcome(deps: ServerDeps, g: Generation): RequestOutcome {
+  const o: RequestOutcome = {
+    model: deps.modelName,
+    promptTokens: g.prompts.reduce((s, p) => s + p.length, 0),
+    completionTokens: 0,
+    ttftMs: null,
+    finishReasons: new Array(g.choices.length).fill('abort'),
+  };
+  if (deps.config.logRequests) {
+    o.promptText = g.promptText;
+    o.outputText = new Array(g.choices.length).fill('');
+  }
+  return o;
+}
+
+/** Folds one choice's finish into the outcome. */
+function record(o: RequestOutcome, f: RequestFinish, k: number): void {
+  o.completionTokens += f.completionTokens;
+  o.finishReasons[k] = f.reason;
+  if (f.timing.firstToken !== null) {
+    const ttft = f.timing.firstToken - f.timing.arrival;
+    o.ttftMs = o.ttftMs === null ? ttft : Math.min(o.ttftMs, ttft);
   }
 }

@@ -13,6 +13,20 @@ const unsupported = (why: string) =>
     })
     .optional();
 
+/**
+ * Parameters clients send that change nothing this server does; accepted and
+ * ignored (README lists them). store: true would promise a stored completion,
+ * so only false is accepted.
+ */
+const ignored = {
+  user: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  service_tier: z.string().nullish(),
+  prompt_cache_key: z.string().nullish(),
+  safety_identifier: z.string().nullish(),
+  store: z.literal(false, { error: 'store: true is not supported (this server keeps no completions); send false or leave it out' }).nullish(),
+};
+
 const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]).nullish();
 
 const sampling = {
@@ -28,7 +42,7 @@ const sampling = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).strict().nullish(),
   ignore_eos: z.boolean().nullish(),
-  user: z.string().nullish(),
+  ...ignored,
   presence_penalty: unsupported('penalties are not implemented'),
   frequency_penalty: unsupported('penalties are not implemented'),
   repetition_penalty: z.literal(1).nullish(),
@@ -55,7 +69,8 @@ export const ChatRequest = z
     top_logprobs: z.number().int().min(0).max(20).nullish(),
     tools: unsupported('tool calling is not implemented'),
     tool_choice: z.union([z.literal('none'), unsupported('tool calling is not implemented')]),
-    parallel_tool_calls: z.any().optional(),
+    // Only meaningful with tools, which are refused above; accepted alone.
+    parallel_tool_calls: z.boolean().nullish(),
     functions: unsupported('function calling is not implemented'),
     function_call: unsupported('function calling is not implemented'),
     response_format: z.union([z.object({ type: z.literal('text') }).strict(), unsupported('structured output is not implemented')]),

@@ -38,7 +38,7 @@ export const ConfigSchema = z
     maxPrefillTokensWithDecodes: int(1)
       .optional()
       .describe(`most prompt tokens in a step that also carries running decodes, so long prompts never stall streams (${perDevice('maxPrefillTokensWithDecodes')})`),
-    maxQueue: int(0).default(256).describe('requests waiting for a slot before new ones get 429'),
+    maxQueue: int(1).default(256).describe('requests waiting for a slot before new ones get 429'),
     maxModelLen: int(1).optional().describe("context length served (default and upper bound: the model's)"),
     enablePrefixCache: bool.default(true).describe('reuse KV blocks of shared prompt prefixes'),
     apiKeys: list.default([]).describe('accepted API keys (Authorization: Bearer); empty: no auth'),

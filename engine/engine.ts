@@ -51,6 +51,8 @@ export class Engine {
   private loop: Promise<void> | null = null;
   private steps = 0;
   private readonly maxWaiting: number;
+  /** Called after each step (metrics): runtime milliseconds, sequences and tokens it carried. */
+  onStep: ((runtimeMs: number, seqs: number, tokens: number) => void) | null = null;
   /** Engine-side milliseconds of the last step by phase, excluding the runtime. */
   lastPhaseMs = { schedule: 0, build: 0, process: 0 };
 
@@ -183,6 +185,7 @@ export class Engine {
       this.steps++;
       const t3 = performance.now();
       this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2 };
+      this.onStep?.(t2 - t1, chunks.length, batch.tokenIds.length);
     }
   }
 

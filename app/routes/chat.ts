@@ -29,7 +29,8 @@ export function chatCompletions(deps: ServerDeps) {
     });
     deps.metrics.promptTokens.inc(prompt.length);
     const tok = deps.tokenizers.tokenizer;
-    return respond(c, deps, { id, created: Math.floor(Date.now() / 1000), prompts: [prompt], choices, stream: !!body.stream, includeUsage: !!body.stream_options?.include_usage }, {
+    return respond(c, deps, { id, created: Math.floor(Date.now() / 1000), prompts: [prompt], choices, stream: !!body.stream, includeUsage: !!body.stream_options?.include_usage,
+      promptText: deps.config.logRequests ? JSON.stringify(body.messages) : undefined }, {
       chunkObject: 'chat.completion.chunk',
       fullObject: 'chat.completion',
       wantsLogprobs: numLogprobs !== undefined,

@@ -28,7 +28,8 @@ export function completions(deps: ServerDeps) {
     });
     deps.metrics.promptTokens.inc(prompts.reduce((s, p) => s + p.length, 0));
     const tok = deps.tokenizers.tokenizer;
-    return respond(c, deps, { id, created: Math.floor(Date.now() / 1000), prompts, choices, stream: !!body.stream, includeUsage: !!body.stream_options?.include_usage }, {
+    return respond(c, deps, { id, created: Math.floor(Date.now() / 1000), prompts, choices, stream: !!body.stream, includeUsage: !!body.stream_options?.include_usage,
+      promptText: deps.config.logRequests ? JSON.stringify(body.prompt) : undefined }, {
       chunkObject: 'text_completion',
       fullObject: 'text_completion',
       wantsLogprobs: numLogprobs !== undefined,

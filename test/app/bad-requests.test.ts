@@ -86,14 +86,27 @@ describe('bad requests', () => {
   }
 });
 
-test('a full queue is a 429 with Retry-After', async () => {
-  const busy = await startTestServer({ maxQueue: 0 });
+test('a full queue is a 429 with Retry-After; a request that could never be queued is a 400 saying why', async () => {
+  const busy = await startTestServer({ maxQueue: 2, maxNumSeqs: 1 });
+  const abort = new AbortController();
   try {
+    const never = await postJson(`${busy.url}/v1/completions`, completion({ prompt: ['a', 'b', 'c'] }));
+    assert.equal(never.status, 400, 'three prompts on an idle server whose queue holds two');
+    const body = (await never.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'too_many_sequences');
+    assert.match(body.error.message, /3 sequences.*at most 2 \(--max-queue\)/);
+    assert.equal((await postJson(`${busy.url}/v1/completions`, completion({ n: 3 }))).status, 400);
+
+    // One request runs (one sequence per step), two wait: the queue is full.
+    const long = { ...completion({ max_tokens: 400, ignore_eos: true, stream: true }) };
+    const held = [0, 1, 2].map(() => fetch(`${busy.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long), signal: abort.signal }));
+    await Promise.all(held);
     const res = await postJson(`${busy.url}/v1/completions`, completion({}));
     assert.equal(res.status, 429);
     assert.equal(res.headers.get('retry-after'), '1');
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'queue_full');
   } finally {
+    abort.abort();
     await busy.shutdown(1000);
   }
 });

@@ -76,3 +76,65 @@ test('SIGTERM during a stream: the stream completes, new requests are refused, t
   assert.equal(await exited, 0);
   assert.match(log, /SIGTERM/);
 });
+
+async function readAll(res: Response): Promise<string> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return text;
+    text += decoder.decode(value, { stream: true });
+  }
+}
+
+test('cut off by the grace period, a request never looks finished: 503 body, or an error event without finish_reason or [DONE]', async () => {
+  const server = await startTestServer({ maxNumSeqs: 2 });
+  const streamed = await postJson(`${server.url}/v1/completions`, long(true));
+  const whole = postJson(`${server.url}/v1/completions`, long(false));
+  while (server.deps.engine.stats().running < 2) await new Promise((r) => setTimeout(r, 2));
+  const stopped = server.shutdown(100);
+  const [text, res] = await Promise.all([readAll(streamed), whole]);
+  await stopped;
+  assert.equal(res.status, 503);
+  const body = (await res.json()) as { error: { code: string; message: string; type: string } };
+  assert.equal(body.error.code, 'request_cancelled');
+  assert.match(body.error.message, /grace period/);
+  const events = text.split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+  assert.match(events[events.length - 1], /^\{"error":\{"message":"the server shut down before the request finished/);
+  assert.doesNotMatch(text, /"finish_reason":"(stop|length)"/);
+  assert.doesNotMatch(text, /\[DONE\]/);
+});
+
+test('while draining, /ready is 503, /health answers, new work gets 503 in the OpenAI shape, and running requests finish', async () => {
+  const server = await startTestServer();
+  const streamed = await postJson(`${server.url}/v1/completions`, { ...long(true), max_tokens: 80 });
+  while (server.deps.engine.stats().running < 1) await new Promise((r) => setTimeout(r, 2));
+  const stopped = server.shutdown(20000);
+  assert.equal((await fetch(`${server.url}/ready`)).status, 503);
+  assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  const refused = await postJson(`${server.url}/v1/completions`, long(false));
+  assert.equal(refused.status, 503);
+  assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'shutting_down');
+  const text = await readAll(streamed);
+  assert.match(text, /"finish_reason":"length"/);
+  assert.ok(text.trimEnd().endsWith('data: [DONE]'));
+  await stopped;
+});
+
+test('a port in use: one clear line and a non-zero exit', async () => {
+  const server = await startTestServer();
+  const port = new URL(server.url).port;
+  try {
+    const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'app', 'main.js'), '--port', port], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.notEqual(code, 0);
+    assert.match(log, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+    assert.doesNotMatch(log, /\n\s+at /, 'no stack trace');
+    assert.equal(log.trim().split('\n').length, 1, log);
+  } finally {
+    await server.shutdown(1000);
+  }
+});

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { ConfigError, helpText, loadConfig } from '../../config/load.js';
-import { ConfigSchema, DEFAULT_MODEL_DIR } from '../../config/schema.js';
+import { DEVICE_DEFAULTS } from '../../config/defaults.js';
+import { ConfigSchema, DEFAULT_MODEL_DIR, resolveConfig } from '../../config/schema.js';
 
 test('defaults serve the embedded model on 127.0.0.1:8000', () => {
   const { config, help } = loadConfig([], {});
@@ -49,4 +50,37 @@ test('--help lists every option with its variable and default', () => {
   }
   assert.match(text, /--port\s+TACHYON_PORT\s+default: 8000/);
   assert.equal(loadConfig(['--help'], {}).help, true);
+});
+
+test("vLLM's spellings set the same settings: --api-key repeats, boolean flags stand alone or negated", () => {
+  const { config } = loadConfig(['--api-key', 'k1', '--api-key=k2,k3', '--gpu-memory-utilization', '0.8', '--no-enable-prefix-caching', '--tensor-parallel-size', '1', '--long-prefill-token-threshold', '256'], {});
+  assert.deepEqual(config.apiKeys, ['k1', 'k2', 'k3']);
+  assert.equal(config.gpuMemoryFraction, 0.8);
+  assert.equal(config.enablePrefixCache, false);
+  assert.equal(config.maxPrefillChunk, 256);
+  assert.equal(loadConfig(['--enable-prefix-caching'], { TACHYON_ENABLE_PREFIX_CACHE: 'false' }).config.enablePrefixCache, true);
+  assert.equal(loadConfig(['--enable-log-requests', '--port', '1'], {}).config.logRequests, true);
+  assert.equal(loadConfig(['--enable-prefix-cache', 'false'], {}).config.enablePrefixCache, false, "today's spelling with a value still works");
+});
+
+test('a tensor-parallel size other than 1 is refused until tensor parallelism exists', () => {
+  assert.throws(() => loadConfig(['--tensor-parallel-size', '2'], {}), /--tensor-parallel-size: tensor parallelism is not implemented/);
+});
+
+test('each default that depends on the device comes from one table: cuda sizes the KV pool from the memory fraction', () => {
+  const cpu = resolveConfig(loadConfig([], {}).config);
+  assert.equal(cpu.kvCacheBytes, DEVICE_DEFAULTS.cpu.kvCacheBytes);
+  assert.equal(cpu.maxNumSeqs, DEVICE_DEFAULTS.cpu.maxNumSeqs);
+  const cuda = resolveConfig(loadConfig(['--device', 'cuda'], {}).config);
+  assert.equal(cuda.kvCacheBytes, undefined, 'no byte budget: the pool takes what --gpu-memory-fraction leaves');
+  assert.deepEqual([cuda.maxNumSeqs, cuda.maxNumBatchedTokens, cuda.maxPrefillTokensWithDecodes], [DEVICE_DEFAULTS.cuda.maxNumSeqs, DEVICE_DEFAULTS.cuda.maxNumBatchedTokens, DEVICE_DEFAULTS.cuda.maxPrefillTokensWithDecodes]);
+  const explicit = resolveConfig(loadConfig(['--device', 'cuda', '--kv-cache-bytes', '1000000', '--max-num-seqs', '8'], {}).config);
+  assert.deepEqual([explicit.kvCacheBytes, explicit.maxNumSeqs], [1000000, 8]);
+  assert.ok(cpu.tokenizerWorkers >= 1 && cpu.tokenizerWorkers <= 8);
+});
+
+test('--help shows the vLLM spellings beside each setting', () => {
+  const text = helpText();
+  for (const flag of ['--api-key', '--gpu-memory-utilization', '--enable-prefix-caching', '--no-enable-prefix-caching', '--tensor-parallel-size', '--long-prefill-token-threshold'])
+    assert.ok(text.includes(flag), flag);
 });

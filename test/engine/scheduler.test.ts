@@ -95,3 +95,24 @@ test('a consumer that stops iterating cancels its request and frees its blocks',
   assert.equal(engine.stats().kvBlocksUsed, 0);
   assert.equal(engine.stats().running, 0);
 });
+
+test('while decodes run, a step carries at most the prefill budget of prompt tokens; alone, a prompt takes the whole step', async () => {
+  const rt = new FakeRuntime(FAKE_INFO);
+  const engine = new Engine(rt, tokenizer, { maxNumBatchedTokens: 256, maxPrefillTokensWithDecodes: 40 });
+  const decoders = [0, 1, 2].map((i) => engine.submit(request(prompt(5, i), 60)));
+  const its = decoders.map((d) => d[Symbol.asyncIterator]());
+  await Promise.all(its.map((it) => it.next())); // three requests decoding now
+  const stepsBefore = rt.steps.length;
+  const longs = [run(engine, request(prompt(300, 7), 2)), run(engine, request(prompt(90, 8), 2))];
+  await Promise.all([...longs, ...its.map((it) => collect({ [Symbol.asyncIterator]: () => it }))]);
+  const withDecodes = rt.steps.slice(stepsBefore).filter((s) => s.sample.some((x, k) => x === 1 && s.queryLens[k] === 1));
+  assert.ok(withDecodes.length > 5);
+  for (const s of withDecodes) {
+    const prefill = s.queryLens.filter((q) => q > 1).reduce((a, b) => a + b, 0);
+    assert.ok(prefill <= 40, `a step with decodes carried ${prefill} prompt tokens`);
+  }
+  // With nothing decoding, one prompt fills the step budget.
+  const alone = new FakeRuntime(FAKE_INFO);
+  await run(new Engine(alone, tokenizer, { maxNumBatchedTokens: 256, maxPrefillTokensWithDecodes: 40 }), request(prompt(300, 9), 1));
+  assert.equal(alone.steps[0].numTokens, 256);
+});
