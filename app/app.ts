@@ -5,23 +5,26 @@ import { HTTPException } from 'hono/http-exception';
 
 import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
-import { apiKeyAuth, countRequests, refuseWhileDraining } from './middleware.js';
+import { consoleLog, type Log } from './logger.js';
+import { apiKeyAuth, assignRequestId, countRequests, refuseWhileDraining } from './middleware.js';
+import { accessLog, loggableMessage, requestLogOf } from './request-log.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
 import { getModel, health, listModels, metrics, ready } from './routes/status.js';
 import { detokenize, tokenize } from './routes/tokenize.js';
 
-export interface Logger {
-  error(message: string, detail?: unknown): void;
-}
-
-/** The HTTP app: OpenAI-compatible routes over the engine. */
-export function createApp(deps: ServerDeps, log: Logger = { error: (m, d) => console.error(m, d) }): Hono {
+/**
+ * The HTTP app: OpenAI-compatible routes over the engine. Every response
+ * carries x-request-id; every request gets one access line (app/request-log.ts).
+ */
+export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.logLevel)): Hono {
   const app = new Hono();
+  app.use('*', assignRequestId());
+  app.use('*', accessLog(deps, log));
   app.use('*', countRequests(deps));
   if (deps.config.corsOrigins.length > 0) {
     const origins = deps.config.corsOrigins;
-    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins }));
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, exposeHeaders: ['x-request-id'] }));
   }
   app.use(
     '*',
@@ -47,13 +50,24 @@ export function createApp(deps: ServerDeps, log: Logger = { error: (m, d) => con
   app.post('/detokenize', detokenize(deps));
 
   app.notFound((c) => c.json(new ApiError(404, `no route ${c.req.method} ${c.req.path}`, 'invalid_request_error', null, 'not_found').body(), 404));
+  // Client errors are the client's: debug here (the access line, at info, names their code).
+  // Server errors are logged with their stack; every line carries the request id.
   app.onError((err, c) => {
-    if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
+    const rlog = requestLogOf(c, log);
+    const where = `${c.req.method} ${c.req.path}`;
+    if (err instanceof ApiError) {
+      const detail = { status: err.status, code: err.code, param: err.param };
+      if (err.status < 500) rlog.debug(`${where}: ${err.status} ${loggableMessage(err, deps.config.logRequests)}`, detail);
+      else if (err.status === 503) rlog.warn(`${where}: ${err.status} ${err.message}`, detail);
+      else rlog.error(`${where}: ${err.status} ${err.message}`, { ...detail, err });
+      return c.json(err.body(), err.status, err.headers);
+    }
     if (err instanceof HTTPException && err.status < 500) {
       const e = new ApiError(err.status as 400, err.message || 'bad request');
+      rlog.debug(`${where}: ${e.status} ${e.message}`, { status: e.status });
       return c.json(e.body(), e.status);
     }
-    log.error(`internal error on ${c.req.method} ${c.req.path}`, err);
+    rlog.error(`internal error on ${where}`, err);
     return c.json(new ApiError(500, 'internal server error', 'server_error', null, 'internal_error').body(), 500);
   });
   return app;

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 
 import type { Context, Next } from 'hono';
 
@@ -31,5 +31,28 @@ export function countRequests(deps: ServerDeps) {
   return async function countRequestsMiddleware(c: Context, next: Next) {
     await next();
     deps.metrics.requests.inc({ endpoint: c.req.routePath || c.req.path, status: String(c.res.status) });
+  };
+}
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The client's x-request-id when it is sane (1 to 128 of [A-Za-z0-9._:-]), otherwise a new UUID. */
+export function requestIdFrom(header: string | undefined): string {
+  return header !== undefined && SANE_REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+/**
+ * Gives every request an id (c.get('requestId')) and returns it as
+ * x-request-id on every response: set before the handler runs, so responses
+ * built from the context (errors, 404s, streams written straight to the
+ * socket) carry it, and checked again after, for responses built elsewhere.
+ */
+export function assignRequestId() {
+  return async function requestIdMiddleware(c: Context, next: Next) {
+    const id = requestIdFrom(c.req.header('x-request-id'));
+    c.set('requestId', id);
+    c.header('x-request-id', id);
+    await next();
+    if (c.res.headers.get('x-request-id') !== id && !c.res.headers.has('x-hono-already-sent')) c.header('x-request-id', id);
   };
 }

@@ -10,6 +10,7 @@ import { createApp } from './app.js';
 import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { loadModel } from './load-model.js';
+import { assignRequestId } from './middleware.js';
 import { consoleLog, type Log } from './logger.js';
 import { Metrics } from './metrics.js';
 
@@ -30,6 +31,7 @@ export class ListenError extends Error {}
 /** Answers /health and a 503 /ready while the model loads; everything else is 503. */
 function loadingApp(): Hono {
   const app = new Hono();
+  app.use('*', assignRequestId());
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.all('*', (c) => {
     const status = c.req.path === '/ready' ? { status: 'loading' } : new ApiError(503, 'the model is still loading', 'server_error', null, 'model_loading').body();
@@ -80,6 +82,7 @@ export async function startServer(config: Config, log: Log = consoleLog(config.l
     state: { ready: false, draining: false },
     created: Math.floor(Date.now() / 1000),
   };
+  model.engine.onStep = (ms, seqs, tokens) => deps.metrics.observeStep(ms, seqs, tokens);
   fetch = createApp(deps, log).fetch;
   deps.state.ready = true;
   const { port } = server.address() as AddressInfo;
