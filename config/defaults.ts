@@ -19,11 +19,13 @@ export interface DeviceDefaults {
   maxNumSeqs: number;
   /** Most prompt tokens in a step that also carries running decodes (bounds inter-token latency). */
   maxPrefillTokensWithDecodes: number;
+  /** Requests waiting for a slot before new ones get 429; a GPU serves thousands of concurrent streams. */
+  maxQueue: number;
 }
 
 export const DEVICE_DEFAULTS: Record<Device, DeviceDefaults> = {
-  cpu: { kvCacheBytes: 512 * 1024 * 1024, maxNumBatchedTokens: 2048, maxNumSeqs: 64, maxPrefillTokensWithDecodes: 2048 },
-  cuda: { kvCacheBytes: undefined, maxNumBatchedTokens: 8192, maxNumSeqs: 512, maxPrefillTokensWithDecodes: 512 },
+  cpu: { kvCacheBytes: 512 * 1024 * 1024, maxNumBatchedTokens: 2048, maxNumSeqs: 64, maxPrefillTokensWithDecodes: 2048, maxQueue: 256 },
+  cuda: { kvCacheBytes: undefined, maxNumBatchedTokens: 8192, maxNumSeqs: 512, maxPrefillTokensWithDecodes: 512, maxQueue: 8192 },
 };
 
 /** Defaults that do not depend on the device. */

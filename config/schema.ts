@@ -11,7 +11,7 @@ export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'tiny-shakespeare
 const int = (min: number) => z.coerce.number().int().min(min);
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
 const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
-const perDevice = (key: 'kvCacheBytes' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 'maxPrefillTokensWithDecodes') =>
+const perDevice = (key: 'kvCacheBytes' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 'maxPrefillTokensWithDecodes' | 'maxQueue') =>
   `default: cpu ${DEVICE_DEFAULTS.cpu[key] ?? '-'}, cuda ${DEVICE_DEFAULTS.cuda[key] ?? 'what --gpu-memory-fraction leaves'}`;
 
 /**
@@ -38,7 +38,7 @@ export const ConfigSchema = z
     maxPrefillTokensWithDecodes: int(1)
       .optional()
       .describe(`most prompt tokens in a step that also carries running decodes, so long prompts never stall streams (${perDevice('maxPrefillTokensWithDecodes')})`),
-    maxQueue: int(1).default(256).describe('requests waiting for a slot before new ones get 429'),
+    maxQueue: int(1).optional().describe(`requests waiting for a slot before new ones get 429 (${perDevice('maxQueue')})`),
     maxModelLen: int(1).optional().describe("context length served (default and upper bound: the model's)"),
     enablePrefixCache: bool.default(true).describe('reuse KV blocks of shared prompt prefixes'),
     apiKeys: list.default([]).describe('accepted API keys (Authorization: Bearer); empty: no auth'),
@@ -58,8 +58,9 @@ export const ConfigSchema = z
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** A config with every machine- and device-dependent default filled in. */
-export type ResolvedConfig = Omit<Config, 'threads' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 'maxPrefillTokensWithDecodes' | 'tokenizerWorkers'> & {
+export type ResolvedConfig = Omit<Config, 'threads' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 'maxPrefillTokensWithDecodes' | 'tokenizerWorkers' | 'maxQueue'> & {
   threads: number;
+  maxQueue: number;
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
   maxPrefillTokensWithDecodes: number;
@@ -78,6 +79,7 @@ export function resolveConfig(c: Config): ResolvedConfig {
     kvCacheBytes: c.kvCacheBytes ?? d.kvCacheBytes,
     maxNumBatchedTokens,
     maxNumSeqs: c.maxNumSeqs ?? d.maxNumSeqs,
+    maxQueue: c.maxQueue ?? d.maxQueue,
     maxPrefillTokensWithDecodes: Math.min(c.maxPrefillTokensWithDecodes ?? d.maxPrefillTokensWithDecodes, maxNumBatchedTokens),
     tokenizerWorkers: c.tokenizerWorkers ?? defaultTokenizerWorkers(),
   };

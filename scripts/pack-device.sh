@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine (no Node.js, no network) needs beside the working
+# tree: Node itself (.device/, from ../shared/tools/device-node.sh), the addon
+# built for a portable instruction set, and the production node_modules in
+# .carry/ (tiktoken without its full encoders, which the server never loads).
+# Then carry [".device", "dist", "build/Release", ".carry"] and start each
+# device command with:
+#   source .device/activate; ln -sfn .carry/node_modules node_modules; TACHYON_CUDA_ARCHS=90a node scripts/build-cuda.mjs
+# Rebuild the addon for this machine afterwards (npm run build:native) if -march=native matters here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ../shared/tools/device-node.sh >/dev/null
+grep -qx '/.carry/' .git/info/exclude || echo '/.carry/' >> .git/info/exclude
+TACHYON_MARCH=x86-64-v3 npm run build:native >/dev/null
+npx tsc -p tsconfig.json
+rm -rf .carry && mkdir -p .carry/node_modules
+for p in $(npm ls --omit=dev --all --parseable 2>/dev/null | grep node_modules/ | sed "s|^$PWD/node_modules/||"); do
+  mkdir -p ".carry/node_modules/$(dirname "$p")"
+  cp -r "node_modules/$p" ".carry/node_modules/$p"
+done
+rm -rf .carry/node_modules/tiktoken/encoders .carry/node_modules/tiktoken/tiktoken_bg.wasm
+find .carry -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' | xargs rm -f
+[ -f ../shared/data/tinyshakespeare.txt ] && cp ../shared/data/tinyshakespeare.txt .carry/
+du -sh .device .carry dist build/Release
