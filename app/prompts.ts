@@ -1,4 +1,5 @@
 import { ChatTemplateError } from '../tokenizers/chat-template.js';
+import type { EncodeOptions } from '../tokenizers/tokenizer.js';
 import type { ServerDeps } from './deps.js';
 import { badRequest } from './errors.js';
 import type { ChatMessageIn } from './schemas.js';
@@ -30,7 +31,29 @@ export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn
     if (e instanceof ChatTemplateError) throw badRequest(`the chat template refused the conversation: ${e.message}`, 'messages', 'chat_template_error');
     throw e;
   }
+  // Checked before the content ranges are searched for: that search alone is milliseconds on a multi-megabyte prompt.
+  refuseIfCannotFit(deps, rendered, { parseSpecialTokens: true }, 'messages');
   return deps.tokenizers.encode(rendered, { parseSpecialTokens: true, literalRanges: contentRanges(rendered, plain.map((m) => m.content)) });
+}
+
+/**
+ * 400 context_length_exceeded, before any tokenizing, when the fewest tokens
+ * the text can encode to (Tokenizer.minTokens, from its length in bytes)
+ * already fill the context: a multi-megabyte prompt is refused after a byte
+ * count at most, instead of after seconds on a tokenizer worker (five 3.9 MB
+ * prompts had a 1024-token model's one worker busy for 3.6 s). Texts under
+ * the bound are tokenized and checked exactly by resolveMaxTokens.
+ */
+function refuseIfCannotFit(deps: ServerDeps, text: string, options: EncodeOptions, param: string): void {
+  const atLeast = deps.tokenizers.tokenizer.minTokens(text, options, deps.maxModelLen);
+  if (atLeast < deps.maxModelLen) return;
+  const what = param === 'messages' ? 'messages' : 'prompt';
+  throw badRequest(
+    `This model's maximum context length is ${deps.maxModelLen} tokens. However, your ${what} resulted in at least ${atLeast} tokens. ` +
+      `Please reduce the length of the ${what}.`,
+    param,
+    'context_length_exceeded',
+  );
 }
 
 /** Where each message's content sits in the rendered prompt, searched in order. */
@@ -54,10 +77,17 @@ export async function completionPromptTokens(deps: ServerDeps, prompt: string | 
     for (const id of ids) if (id >= vocab) throw badRequest(`token id ${id} is outside the vocabulary of ${vocab}`, param);
     return ids;
   };
-  if (typeof prompt === 'string') return [await deps.tokenizers.encode(prompt, { addSpecialTokens: true })];
+  const options: EncodeOptions = { addSpecialTokens: true };
+  if (typeof prompt === 'string') {
+    refuseIfCannotFit(deps, prompt, options, 'prompt');
+    return [await deps.tokenizers.encode(prompt, options)];
+  }
   if (prompt.every((p) => typeof p === 'number')) return [checkIds(prompt as number[], 'prompt')];
   if (prompt.every((p) => Array.isArray(p))) return (prompt as number[][]).map((ids, i) => checkIds(ids, `prompt[${i}]`));
-  return Promise.all((prompt as string[]).map((p) => deps.tokenizers.encode(p, { addSpecialTokens: true })));
+  // Every string is checked before any is tokenized. The param names the entry as the exact check does.
+  const texts = prompt as string[];
+  texts.forEach((p, i) => refuseIfCannotFit(deps, p, options, texts.length > 1 ? `prompt[${i}]` : 'prompt'));
+  return Promise.all(texts.map((p) => deps.tokenizers.encode(p, options)));
 }
 
 /** max_tokens, defaulting to what the context leaves; 400 with both numbers when the request cannot fit. */

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
 import { AddedTokenSplitter, type AddedToken, type SplitOptions } from './added-tokens.js';
-import { fromByteLevel } from './byte-alphabet.js';
+import { BYTE_TO_CHAR, CHAR_TO_BYTE, fromByteLevel } from './byte-alphabet.js';
 import { buildMerges, type BpeModel } from './bpe.js';
-import { byteOfToken, parseDecoder, runDecoder, type DecodeStep } from './decoders.js';
+import { byteOfToken, byteTokenName, parseDecoder, runDecoder, type DecodeStep } from './decoders.js';
 import { parseNormalizer, parsePreTokenizer } from './pipeline.js';
 import { NotTiktokenExpressible, toTiktokenRanks } from './tiktoken-ranks.js';
 import { ByteLevelBpeEncoder, SentencePieceEncoder, TiktokenEncoder, type SegmentEncoder } from './word-encoders.js';
@@ -27,6 +27,14 @@ export interface SpecialTokens {
   eos: number[];
 }
 
+/** What the token-count lower bound (Tokenizer.minTokens) needs to know beyond the vocabulary. */
+export interface LengthBoundFacts {
+  /** Most UTF-8 bytes of input per byte of normalized text: 1 when normalizing never shortens text, Infinity when nothing bounds it. */
+  normalizerShrink: number;
+  /** fuse_unk with unknown characters reachable: a run of them of any length becomes one token. */
+  unboundedUnk: boolean;
+}
+
 /** A Hugging Face tokenizer.json, encoding to the same ids HF tokenizers produces. */
 export class Tokenizer {
   readonly vocabSize: number;
@@ -44,6 +52,7 @@ export class Tokenizer {
     private readonly prefix: number[],
     private readonly suffix: number[],
     readonly special: SpecialTokens,
+    private readonly lengthFacts: LengthBoundFacts = { normalizerShrink: 1, unboundedUnk: false },
   ) {
     this.idToToken = new Map([...tokenToIdMap].map(([t, id]) => [id, t]));
     for (const a of added) this.idToToken.set(a.id, a.content);
@@ -67,6 +76,65 @@ export class Tokenizer {
       else for (const id of this.encoder.encode(seg.text, seg.start === 0)) ids.push(id);
     }
     return options.addSpecialTokens ? this.prefix.concat(ids, this.suffix) : ids;
+  }
+
+  /**
+   * The most UTF-8 bytes of input one token can stand for (Infinity when no
+   * bound holds): the longest model token, in bytes of the text it matches
+   * (byte-level tokens as their bytes, SentencePiece tokens as their UTF-8,
+   * which counts '▁' as 3 bytes though it may stand for a 1-byte space),
+   * times the normalizer's shrink factor, or the longest added token's
+   * content (matched on the raw text), whichever is larger. Computed once,
+   * on first use; TokenizerService asks at load.
+   */
+  get maxTokenBytes(): number {
+    return this.bytesPerToken(true);
+  }
+
+  /** maxTokenBytes; without parseSpecial, special added tokens are not matched, so only the others count. */
+  private bytesPerToken(parseSpecial: boolean): number {
+    this.longest ??= this.longestTokens();
+    const { model, added, addedPlain } = this.longest;
+    return Math.max(model, parseSpecial ? added : addedPlain);
+  }
+
+  private longest: { model: number; added: number; addedPlain: number } | undefined;
+
+  private longestTokens(): { model: number; added: number; addedPlain: number } {
+    const { normalizerShrink, unboundedUnk } = this.lengthFacts;
+    if (unboundedUnk || !Number.isFinite(normalizerShrink)) return { model: Infinity, added: 0, addedPlain: 0 };
+    // An unknown token stands for one character: at most 4 bytes.
+    let model = 4;
+    for (const tok of this.tokenToIdMap.keys()) model = Math.max(model, this.byteLevel ? byteLevelLength(tok) : Buffer.byteLength(tok, 'utf8'));
+    let added = 0;
+    let addedPlain = 0;
+    for (const a of this.added) {
+      const n = Buffer.byteLength(a.content, 'utf8');
+      added = Math.max(added, n);
+      if (!a.special) addedPlain = Math.max(addedPlain, n);
+    }
+    return { model: model * normalizerShrink, added, addedPlain };
+  }
+
+  /**
+   * A lower bound on encode(text, options).length, from the text's length
+   * alone: every input byte is matched by some token and no token matches
+   * more than maxTokenBytes of them. Whitespace that an added token with
+   * lstrip/rstrip may swallow is not counted. With `enough`, the bound from
+   * the UTF-16 length (no more than the UTF-8 length, and free to read) is
+   * returned when it already reaches `enough`; otherwise the UTF-8 bytes are
+   * counted (native speed, a few ms for megabytes). A prompt too long for
+   * the context is thus refused without tokenizing it.
+   */
+  minTokens(text: string, options: EncodeOptions = {}, enough = Infinity): number {
+    const around = options.addSpecialTokens ? this.prefix.length + this.suffix.length : 0;
+    const parseSpecial = options.parseSpecialTokens ?? false;
+    const per = this.bytesPerToken(parseSpecial);
+    if (!Number.isFinite(per)) return around;
+    if (this.added.some((a) => (a.lstrip || a.rstrip) && (parseSpecial || !a.special)))
+      return around + Math.ceil((Buffer.byteLength(text, 'utf8') - whitespaceBytes(text)) / per);
+    const quick = around + Math.ceil(text.length / per);
+    return quick >= enough ? quick : around + Math.ceil(Buffer.byteLength(text, 'utf8') / per);
   }
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
@@ -147,6 +215,67 @@ export class Tokenizer {
   free(): void {
     this.encoder.free();
   }
+}
+
+/** Bytes a byte-level token stands for; characters outside the alphabet count their own UTF-8 (as fromByteLevel). */
+function byteLevelLength(token: string): number {
+  let n = 0;
+  for (const ch of token) n += CHAR_TO_BYTE.has(ch) ? 1 : Buffer.byteLength(ch, 'utf8');
+  return n;
+}
+
+/** UTF-8 bytes of the characters an added token's lstrip/rstrip swallows (JavaScript's \s, as added-tokens.ts matches). */
+function whitespaceBytes(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) n += 1;
+    else if (c === 0xa0) n += 2;
+    else if (c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff) n += 3;
+  }
+  return n;
+}
+
+/**
+ * How many times shorter in UTF-8 a normalizer can make text. Unicode forms:
+ * 4, from a 4-byte compatibility letter that becomes one ASCII byte (U+1D7CE
+ * -> '0' under NFKC); canonical composition reaches 3.5 (U+1FBE U+0308 U+0301
+ * -> U+0390, 7 bytes to 2, under NFC), checked over every code point and every
+ * decomposition. Lowercase: 3 (U+212A KELVIN SIGN -> 'k'). Replace: the
+ * pattern's bytes over the content's.
+ */
+function normalizerShrink(n: Json | null): number {
+  if (!n) return 1;
+  switch (n.type) {
+    case 'Sequence':
+      return (n.normalizers as Json[]).reduce((f, step) => f * normalizerShrink(step), 1);
+    case 'NFC':
+    case 'NFD':
+    case 'NFKC':
+    case 'NFKD':
+      return 4;
+    case 'Lowercase':
+      return 3;
+    case 'Prepend':
+      return 1;
+    case 'Replace': {
+      const to = Buffer.byteLength(String(n.content ?? ''), 'utf8');
+      return to === 0 ? Infinity : Math.max(1, Buffer.byteLength(String(n.pattern?.String ?? ''), 'utf8') / to);
+    }
+    default:
+      return Infinity;
+  }
+}
+
+/** Can a run of unknown characters of any length fuse into one unknown token? */
+function unkIsUnbounded(model: BpeModel, encoder: SegmentEncoder): boolean {
+  if (model.unkId === null || !model.fuseUnk) return false;
+  // Byte-level words are byte characters: unknown only when one is missing from the vocabulary.
+  if (!(encoder instanceof SentencePieceEncoder)) return BYTE_TO_CHAR.some((c) => !model.vocab.has(c));
+  // SentencePiece words: a character outside the vocabulary falls back to byte tokens when all of them exist.
+  if (!model.byteFallback) return true;
+  for (let b = 0; b < 256; b++) if (!model.vocab.has(byteTokenName(b))) return true;
+  return false;
 }
 
 /** Decoder chains whose output is a plain concatenation of per-token bytes. */
@@ -262,7 +391,9 @@ export function tokenizerFromJson(j: Json, config: Json = {}, generation: Json =
     prefix = config.add_bos_token === true && special.bos !== null ? [special.bos] : config.add_bos_token === false ? [] : prefix;
     suffix = config.add_eos_token === true && configEos !== null ? [configEos] : config.add_eos_token === false ? [] : suffix;
   }
-  return new Tokenizer(vocab, added, new AddedTokenSplitter(added), makeEncoder(j, model, mergeList, engine), parseDecoder(j.decoder), j.decoder ?? null, prefix, suffix, special);
+  const encoder = makeEncoder(j, model, mergeList, engine);
+  const lengthFacts: LengthBoundFacts = { normalizerShrink: normalizerShrink(j.normalizer ?? null), unboundedUnk: unkIsUnbounded(model, encoder) };
+  return new Tokenizer(vocab, added, new AddedTokenSplitter(added), encoder, parseDecoder(j.decoder), j.decoder ?? null, prefix, suffix, special, lengthFacts);
 }
 
 function readJson(path: string, required: boolean): Json {
