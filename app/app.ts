@@ -1,12 +1,11 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 
 import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { consoleLog, type Log } from './logger.js';
-import { apiKeyAuth, assignRequestId, countRequests, refuseWhileDraining } from './middleware.js';
+import { apiKeyAuth, assignRequestId, countRequests, limitBody, refuseWhileDraining } from './middleware.js';
 import { accessLog, loggableMessage, requestLogOf } from './request-log.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
@@ -28,12 +27,7 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
   }
   app.use(
     '*',
-    bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: () => {
-        throw new ApiError(413, `the request body is larger than ${deps.config.maxBodyBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
-      },
-    }),
+    limitBody(deps.config.maxBodyBytes),
   );
   app.get('/health', health());
   app.get('/ready', ready(deps));

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+
 import type { Context } from 'hono';
 
 import type { RequestDelta, RequestFinish, TokenLogprob } from '../engine/types.js';
@@ -95,8 +97,7 @@ function endWithError(sink: { send(d: string): unknown }, outcome: RequestOutcom
 }
 
 async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFormat, outcome: RequestOutcome): Promise<Response> {
-  const onAbort = () => cancelAll(deps, g.choices);
-  c.req.raw.signal.addEventListener('abort', onAbort);
+  const stopWatching = onClientGone(c, () => cancelAll(deps, g.choices));
   try {
     const results = await Promise.all(
       g.choices.map(async (ch, k) => {
@@ -129,9 +130,28 @@ async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFor
       usage: usageOf(g.prompts, results.map((r) => r.finish), g.choices),
     });
   } finally {
-    c.req.raw.signal.removeEventListener('abort', onAbort);
+    stopWatching();
     noteOutcome(c, outcome);
   }
+}
+
+/**
+ * Calls gone if the client disconnects before the response is sent; returns
+ * the unsubscribe. Under Node the response's own close event is used:
+ * c.req.raw.signal would build the whole Web Request just to watch it.
+ */
+function onClientGone(c: Context, gone: () => void): () => void {
+  const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (res) {
+    const onClose = () => {
+      if (!res.writableFinished) gone();
+    };
+    res.once('close', onClose);
+    return () => res.off('close', onClose);
+  }
+  const signal = c.req.raw.signal;
+  signal.addEventListener('abort', gone);
+  return () => signal.removeEventListener('abort', gone);
 }
 
 function startOutcome(deps: ServerDeps, g: Generation): RequestOutcome {

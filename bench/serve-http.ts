@@ -183,11 +183,31 @@ export async function chatTokenCount(client: HttpClient, model: string, content:
 
 /** process_cpu_seconds_total from GET /metrics, or null when the server does not export it. */
 export async function scrapeCpuSeconds(client: HttpClient): Promise<number | null> {
+  return (await scrapeMetrics(client, ['process_cpu_seconds_total']))[0];
+}
+
+/** Unlabelled sample values from GET /metrics, null for each one the server does not export. */
+export async function scrapeMetrics(client: HttpClient, names: string[]): Promise<(number | null)[]> {
+  try {
+    const r = await call(client, 'GET', '/metrics');
+    if (r.status !== 200) return names.map(() => null);
+    return names.map((name) => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(r.text);
+      return m ? Number(m[1]) : null;
+    });
+  } catch {
+    return names.map(() => null);
+  }
+}
+
+/** A histogram's cumulative buckets [le seconds, count] from GET /metrics, or null. */
+export async function scrapeBuckets(client: HttpClient, name: string): Promise<[number, number][] | null> {
   try {
     const r = await call(client, 'GET', '/metrics');
     if (r.status !== 200) return null;
-    const m = /^process_cpu_seconds_total(?:\{[^}]*\})?\s+(\S+)/m.exec(r.text);
-    return m ? Number(m[1]) : null;
+    const out: [number, number][] = [];
+    for (const m of r.text.matchAll(new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\}\\s+(\\S+)`, 'gm'))) out.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+    return out.length ? out : null;
   } catch {
     return null;
   }

@@ -15,6 +15,11 @@ export interface RunReport {
   stepMedianMs?: number | null;
   decodeStepMedianMs?: number | null;
   steps?: number;
+  /** The server's event-loop delay over the run (its /metrics), HTTP runs only. */
+  eventLoopDelayMs?: { p99: number; max: number } | null;
+  clientEventLoopDelayMs?: { p99: number; max: number };
+  /** The server's own ITL histogram over the run, cumulative [le seconds, count]: ITL before the network and the client. */
+  serverItlBuckets?: [number, number][] | null;
 }
 
 export interface BenchReport {
@@ -33,6 +38,12 @@ export interface BenchReport {
 
 const fmt = (v: number | null | undefined, digits = 2) => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
 
+function serverItlShares(b: [number, number][]): string {
+  const total = b[b.length - 1][1];
+  if (!(total > 0)) return 'n/a';
+  return b.filter(([le]) => le >= 0.02 && le <= 0.2).map(([le, n]) => `${le * 1000} ms ${((100 * n) / total).toFixed(1)}%`).join(', ');
+}
+
 export function formatRun(r: RunReport): string {
   const s = r.stats;
   const row = (label: string, x: string) => `${label.padEnd(34)}${x}`;
@@ -49,6 +60,9 @@ export function formatRun(r: RunReport): string {
     row('prompt / output tokens:', `${s.promptTokens} / ${s.outputTokens}`),
     row(r.name.startsWith('engine') ? 'process CPU (cores):' : 'server CPU (cores):', fmt(r.serverCores)),
     ...(r.name.startsWith('engine') ? [] : [row('client CPU (cores):', fmt(r.clientCores))]),
+    ...(r.clientEventLoopDelayMs ? [row('client event-loop delay p99 / max (ms):', `${fmt(r.clientEventLoopDelayMs.p99, 1)} / ${fmt(r.clientEventLoopDelayMs.max, 1)}`)] : []),
+    ...(r.serverItlBuckets ? [row('server-side ITL, share <= le:', serverItlShares(r.serverItlBuckets))] : []),
+    ...(r.eventLoopDelayMs ? [row('server event-loop delay p99 / max (ms):', `${fmt(r.eventLoopDelayMs.p99, 1)} / ${fmt(r.eventLoopDelayMs.max, 1)}`)] : []),
     ...(r.stepMedianMs === undefined
       ? []
       : [row('median step / decode step (ms):', `${fmt(r.stepMedianMs, 3)} / ${fmt(r.decodeStepMedianMs, 3)} (${r.steps ?? 0} steps)`)]),
@@ -58,6 +72,7 @@ export function formatRun(r: RunReport): string {
     lat('ITL', s.itl),
     lat('E2E', s.e2e),
   ];
+  if (r.streamed) lines.push(`ITL p99 by tenth of the run (ms): ${s.itlP99ByTenth.map((v) => fmt(v, 1)).join(' ')}`);
   if (!r.streamed) lines.push('(not streamed: only E2E is measured; TTFT is reported as E2E, TPOT and ITL are n/a)');
   return lines.join('\n');
 }

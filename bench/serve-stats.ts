@@ -100,6 +100,8 @@ export interface RunStats {
   tpot: Summary;
   itl: Summary;
   e2e: Summary;
+  /** ITL p99 of the gaps ending in each tenth of the run: shows whether the tail is the start-up burst or steady. */
+  itlP99ByTenth: number[];
 }
 
 /** Aggregates a run's records; only completed requests count toward tokens and latencies. */
@@ -127,7 +129,18 @@ export function runStats(records: RequestRecord[], durationMs: number): RunStats
     for (const g of l.itls) itl.push(g);
   }
   const s = durationMs / 1000;
+  let t0 = Infinity;
+  for (const r of records) if (r.ok) t0 = Math.min(t0, r.start);
+  const tenths: number[][] = Array.from({ length: 10 }, () => []);
+  for (const r of records) {
+    if (!r.ok) continue;
+    for (let i = 1; i < r.tokenTimes.length; i++) {
+      const k = Math.min(9, Math.max(0, Math.floor(((r.tokenTimes[i] - t0) / durationMs) * 10)));
+      tenths[k].push(r.tokenTimes[i] - r.tokenTimes[i - 1]);
+    }
+  }
   return {
+    itlP99ByTenth: tenths.map((t) => percentile(t, 99)),
     completed,
     failed: records.length - completed,
     firstError,

@@ -6,6 +6,7 @@
 // this process, so the HTTP figure can be read as a share of the engine's.
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 import type { ServerDeps } from '../app/deps.js';
@@ -17,7 +18,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { readModelConfig } from '../native/model-config.js';
 import { sendToEngine, timeSteps, type EngineWorkload } from './serve-engine.js';
-import { chatTokenCount, httpClient, probeVocab, scrapeCpuSeconds, sendGeneration, servedModel, type HttpClient } from './serve-http.js';
+import { chatTokenCount, httpClient, probeVocab, scrapeBuckets, scrapeCpuSeconds, scrapeMetrics, sendGeneration, servedModel, type HttpClient } from './serve-http.js';
 import { driveLoad } from './serve-load.js';
 import { formatMarkdown, formatRun, type BenchReport, type RunReport } from './serve-report.js';
 import { processCpuSeconds, spawnServer, type SpawnedServer } from './serve-server.js';
@@ -36,6 +37,8 @@ it over HTTP, or benchmarks a running server given with --url.
   --num-prompts N       requests in the measured run (default 1000)
   --concurrency N       most requests in flight (default: no cap)
   --request-rate R      Poisson arrivals, R requests per second (default: all at once)
+  --ramp-up-s S         the first --concurrency requests start evenly over S seconds
+                        (default 0: all at once), to measure the steady state
   --stream, --no-stream stream the responses (default) or not (then only E2E is measured)
   --prompt-kind KIND    tokens: random token ids on /v1/completions (default);
                         text: random words on /v1/chat/completions (length approximate,
@@ -66,6 +69,8 @@ interface Options {
   numPrompts: number;
   concurrency: number;
   requestRate: number;
+  /** Seconds over which the first `concurrency` requests start (0: all at once). */
+  rampUpS: number;
   stream: boolean;
   promptKind: 'tokens' | 'text';
   vocabSize?: number;
@@ -96,6 +101,7 @@ function parseOptions(argv: string[]): { o: Options; serverFlags: string[] } {
         'num-prompts': { type: 'string', default: '1000' },
         concurrency: { type: 'string' },
         'request-rate': { type: 'string' },
+        'ramp-up-s': { type: 'string', default: '0' },
         stream: { type: 'boolean' },
         'no-stream': { type: 'boolean' },
         'prompt-kind': { type: 'string', default: 'tokens' },
@@ -127,6 +133,7 @@ function parseOptions(argv: string[]): { o: Options; serverFlags: string[] } {
     numPrompts: num('num-prompts', values['num-prompts'], 1),
     concurrency: values.concurrency === undefined ? Infinity : num('concurrency', values.concurrency, 1),
     requestRate: values['request-rate'] === undefined ? Infinity : num('request-rate', values['request-rate'], Number.MIN_VALUE, false),
+    rampUpS: num('ramp-up-s', values['ramp-up-s'], 0, false),
     stream: !values['no-stream'],
     promptKind: kind,
     vocabSize: values['vocab-size'] === undefined ? undefined : num('vocab-size', values['vocab-size'], 2),
@@ -162,6 +169,18 @@ interface Workload {
 }
 
 /**
+ * With --ramp-up-s, the first `concurrency` requests start evenly over that
+ * many seconds instead of at once, so a fixed-concurrency run is measured in
+ * its steady state rather than as one synchronized wave (which the closed loop
+ * of equal-length requests would otherwise keep repeating).
+ */
+function rampUp(offsets: number[], o: Options): number[] {
+  if (o.rampUpS <= 0 || !Number.isFinite(o.concurrency)) return offsets;
+  const n = Math.min(o.concurrency, offsets.length);
+  return offsets.map((t, i) => (i < n ? Math.max(t, (i * o.rampUpS * 1000) / n) : t));
+}
+
+/**
  * Draws the run's prompts and arrivals from --seed. Text prompts get the word
  * count that makes the chat-templated prompt about --input-len tokens, from
  * two token counts (1 word and 200 words) of the model's own tokenizer.
@@ -175,7 +194,7 @@ async function buildWorkload(o: Options, vocabSize: number, countChat: (text: st
     return {
       prompts: all.slice(0, o.numPrompts),
       warmup: all.slice(o.numPrompts),
-      offsetsMs: poissonOffsets(rand, o.numPrompts, o.requestRate),
+      offsetsMs: rampUp(poissonOffsets(rand, o.numPrompts, o.requestRate), o),
       describe: { vocabSize, idRange: [range.lo, range.hi] },
     };
   }
@@ -188,7 +207,7 @@ async function buildWorkload(o: Options, vocabSize: number, countChat: (text: st
   return {
     prompts: all.slice(0, o.numPrompts),
     warmup: all.slice(o.numPrompts),
-    offsetsMs: poissonOffsets(rand, o.numPrompts, o.requestRate),
+    offsetsMs: rampUp(poissonOffsets(rand, o.numPrompts, o.requestRate), o),
     describe: { wordsPerPrompt: words, tokensPerWord: perWord, templateTokens: one - perWord },
   };
 }
@@ -273,19 +292,32 @@ async function httpRun(o: Options, client: HttpClient, model: string, w: Workloa
   const promptLen = (p: Prompt) => p.ids?.length ?? 0;
   const warm = await Promise.all(w.warmup.map((p, i) => sendGeneration(target, requestBody(o, model, p, o.numPrompts + i), promptLen(p), signal)));
   if (warm.some((r) => !r.ok)) note(`warmup failed: ${warm.find((r) => !r.ok)!.error}`);
+  // prom-client resets its event-loop delay histogram at each scrape: this one starts the window.
+  await scrapeMetrics(client, ['nodejs_eventloop_lag_max_seconds']);
+  const itl0 = await scrapeBuckets(client, 'tachyon_inter_token_latency_seconds');
   const t0 = performance.now();
   const server0 = await serverCpuS();
   const client0 = process.cpuUsage();
+  // The client's own event-loop delay: a late client reads two tokens at once and reports one long ITL.
+  const clientLag = monitorEventLoopDelay({ resolution: 5 });
+  clientLag.enable();
   const load = await driveLoad(
     { concurrency: o.concurrency, offsetsMs: w.offsetsMs },
     (i) => sendGeneration(target, bodies[i], promptLen(w.prompts[i]), signal),
     signal,
   );
   const clientS = processCpuS(process.cpuUsage(client0));
+  clientLag.disable();
+  // Before any other scrape, which would reset the delay histogram.
+  const [lagP99, lagMax] = await scrapeMetrics(client, ['nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds']);
   const server1 = await serverCpuS();
   const wallMs = performance.now() - t0;
+  const itl1 = await scrapeBuckets(client, 'tachyon_inter_token_latency_seconds');
   return {
     name: 'HTTP',
+    clientEventLoopDelayMs: { p99: clientLag.percentile(99) / 1e6, max: clientLag.max / 1e6 },
+    serverItlBuckets: itl0 && itl1 ? itl1.map(([le, n], i) => [le, n - (itl0[i]?.[1] ?? 0)] as [number, number]) : null,
+    eventLoopDelayMs: lagP99 === null || lagMax === null ? null : { p99: lagP99 * 1000, max: lagMax * 1000 },
     stats: runStats(load.records, load.endMs - load.startMs),
     streamed: o.stream,
     serverCores: server0 === null || server1 === null ? null : cores(server1 - server0, wallMs),
@@ -405,6 +437,7 @@ async function main(): Promise<number> {
       numPrompts: o.numPrompts,
       concurrency: Number.isFinite(o.concurrency) ? o.concurrency : null,
       requestRate: Number.isFinite(o.requestRate) ? o.requestRate : null,
+      rampUpS: o.rampUpS,
       stream: o.stream,
       promptKind: o.promptKind,
       temperature: o.temperature,

@@ -18,7 +18,9 @@ for p in $(npm ls --omit=dev --all --parseable 2>/dev/null | grep node_modules/ 
   mkdir -p ".carry/node_modules/$(dirname "$p")"
   cp -r "node_modules/$p" ".carry/node_modules/$p"
 done
-rm -rf .carry/node_modules/tiktoken/encoders .carry/node_modules/tiktoken/tiktoken_bg.wasm
+# What travels is capped at 64 MiB: drop sources, CommonJS twins and the full tiktoken encoders, which the server never loads.
+rm -rf .carry/node_modules/tiktoken/encoders .carry/node_modules/tiktoken/tiktoken_bg.wasm .carry/node_modules/zod/src \
+  .carry/node_modules/hono/dist/cjs .carry/node_modules/bintrees/test .carry/node_modules/bintrees/dist .carry/node_modules/bintrees/examples .carry/node_modules/node-addon-api
 find .carry -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' | xargs rm -f
 [ -f ../shared/data/tinyshakespeare.txt ] && cp ../shared/data/tinyshakespeare.txt .carry/
 du -sh .device .carry dist build/Release
