@@ -149,8 +149,14 @@ export class Engine {
     while (this.loop) await this.loop;
   }
 
+  /**
+   * Starts the step loop if it is idle. The first step waits one turn of the
+   * event loop: requests that arrive together (a burst of connections read in
+   * one poll) then share it, instead of the first running alone while the
+   * others are parsed and the device waits for them.
+   */
   private kick(): void {
-    if (!this.loop) this.loop = this.run().finally(() => (this.loop = null));
+    if (!this.loop) this.loop = new Promise<void>((r) => setImmediate(r)).then(() => this.run()).finally(() => (this.loop = null));
   }
 
   private async run(): Promise<void> {

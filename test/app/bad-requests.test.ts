@@ -99,8 +99,11 @@ test('a full queue is a 429 with Retry-After; a request that could never be queu
 
     // One request runs (one sequence per step), two wait: the queue is full.
     const long = { ...completion({ max_tokens: 400, ignore_eos: true, stream: true }) };
-    const held = [0, 1, 2].map(() => fetch(`${busy.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long), signal: abort.signal }));
-    await Promise.all(held);
+    const hold = () => fetch(`${busy.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long), signal: abort.signal });
+    await hold();
+    while (busy.deps.engine.stats().running < 1) await new Promise((r) => setTimeout(r, 2));
+    await Promise.all([hold(), hold()]);
+    while (busy.deps.engine.stats().waiting < 2) await new Promise((r) => setTimeout(r, 2));
     const res = await postJson(`${busy.url}/v1/completions`, completion({}));
     assert.equal(res.status, 429);
     assert.equal(res.headers.get('retry-after'), '1');

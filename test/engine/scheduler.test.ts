@@ -65,9 +65,10 @@ test('a request that cannot fit even alone is refused up front', () => {
 });
 
 test('a full queue refuses new requests', async () => {
-  const engine = new Engine(new FakeRuntime(FAKE_INFO), tokenizer, { maxWaiting: 1, maxNumSeqs: 1 });
-  const a = engine.submit(request(prompt(5), 3)); // admitted at once
-  const b = engine.submit(request(prompt(5), 3)); // waits
+  const engine = new Engine(new FakeRuntime(FAKE_INFO), tokenizer, { maxWaiting: 2, maxNumSeqs: 1 });
+  const a = engine.submit(request(prompt(5), 3)); // both wait for the first step, a turn of the event loop away
+  const b = engine.submit(request(prompt(5), 3));
+  assert.equal(engine.stats().waiting, 2);
   assert.throws(() => engine.submit(request(prompt(5), 3)), { code: 'queue_full' });
   await Promise.all([collect(a), collect(b)]);
 });
