@@ -57,8 +57,8 @@ it over HTTP, or benchmarks a running server given with --url.
 
 Flags after -- go to the server (and to the engine-only run), e.g.
   node dist/bench/serve.js --input-len 128 --output-len 128 --concurrency 2048 \\
-    --num-prompts 4096 -- --model DIR --device cuda --dtype fp8 --max-queue 4096
-Mind the server's --max-queue (default 256) and --max-num-seqs: requests beyond
+    --num-prompts 4096 -- --model DIR --device cuda --dtype fp8
+Mind the server's --max-queue (default: cpu 256, cuda 8192) and --max-num-seqs: requests beyond
 both are refused with 429 and count as failed.
 The last line of output is one JSON object with every figure.`;
 

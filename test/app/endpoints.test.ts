@@ -44,3 +44,14 @@ test('CORS answers the configured origin', async () => {
   const res = await fetch(`${server.url}/v1/models`, { method: 'OPTIONS', headers: { origin: 'https://chat.example', 'access-control-request-method': 'POST' } });
   assert.equal(res.headers.get('access-control-allow-origin'), 'https://chat.example');
 });
+
+test('parameters that change nothing here are accepted and ignored; store: true is a 400 naming it', async () => {
+  const ignored = { store: false, metadata: { team: 'a' }, service_tier: 'auto', prompt_cache_key: 'k', safety_identifier: 'u-1', user: 'u', parallel_tool_calls: false };
+  const chat = await postJson(`${server.url}/v1/chat/completions`, { model: 'tiny-shakespeare', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, ...ignored });
+  assert.equal(chat.status, 200, await chat.clone().text());
+  const { parallel_tool_calls: _, ...forCompletions } = ignored;
+  assert.equal((await postJson(`${server.url}/v1/completions`, { model: 'tiny-shakespeare', prompt: 'hi', max_tokens: 3, ...forCompletions })).status, 200);
+  const stored = await postJson(`${server.url}/v1/chat/completions`, { model: 'tiny-shakespeare', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, store: true });
+  assert.equal(stored.status, 400);
+  assert.equal(((await stored.json()) as { error: { param: string } }).error.param, 'store');
+});

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { packageRoot } from '../../native/binding.js';
-import { postJson, startTestServer } from '../helpers/server.js';
+import { postJson, recordingLog, startTestServer } from '../helpers/server.js';
 
 const long = (stream: boolean) => ({ model: 'tiny-shakespeare', prompt: 'ROMEO:\n', max_tokens: 400, ignore_eos: true, stream });
 
@@ -134,6 +134,19 @@ test('a port in use: one clear line and a non-zero exit', async () => {
     assert.match(log, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
     assert.doesNotMatch(log, /\n\s+at /, 'no stack trace');
     assert.equal(log.trim().split('\n').length, 1, log);
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
+test('start-up logs the KV capacity in tokens and warns about a cache too small for one full-context request and a clamped --max-model-len', async () => {
+  const log = recordingLog();
+  const server = await startTestServer({ kvCacheBytes: 256 * 1024, maxModelLen: 100000 }, log);
+  try {
+    const lines = log.records.map((r) => `${r.level} ${r.message}`);
+    assert.ok(lines.some((l) => /^info KV cache: \d+ blocks of 16 tokens = \d+ tokens/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^warn --max-model-len 100000 is longer than the model's context; serving 1024/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /^warn the KV cache holds \d+ tokens, fewer than one full-context request \(1024\)/.test(l)), lines.join('\n'));
   } finally {
     await server.shutdown(1000);
   }
