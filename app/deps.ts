@@ -2,7 +2,8 @@ import type { ResolvedConfig } from '../config/schema.js';
 import type { Engine } from '../engine/engine.js';
 import type { ChatTemplate } from '../tokenizers/chat-template.js';
 import type { TokenizerService } from '../tokenizers/tokenizer-service.js';
-import type { Metrics } from './metrics.js';
+import type { LoadedModel } from './load-model.js';
+import { Metrics } from './metrics.js';
 
 /** Everything the HTTP layer uses; built once by main.ts (or a test). */
 export interface ServerDeps {
@@ -16,4 +17,19 @@ export interface ServerDeps {
   state: { ready: boolean; draining: boolean };
   /** Unix seconds the model was loaded. */
   created: number;
+}
+
+/** The HTTP layer's view of a loaded model, not yet ready (the server flips state.ready once it serves). */
+export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
+  return {
+    config: model.config,
+    modelName,
+    maxModelLen: model.maxModelLen,
+    engine: model.engine,
+    tokenizers: model.tokenizers,
+    chatTemplate: model.chatTemplate,
+    metrics: new Metrics(model.engine),
+    state: { ready: false, draining: false },
+    created: Math.floor(Date.now() / 1000),
+  };
 }

@@ -7,12 +7,11 @@ import { Hono } from 'hono';
 
 import type { Config } from '../config/schema.js';
 import { createApp } from './app.js';
-import type { ServerDeps } from './deps.js';
+import { depsOf, type ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { loadModel } from './load-model.js';
 import { assignRequestId } from './middleware.js';
 import { consoleLog, type Log } from './logger.js';
-import { Metrics } from './metrics.js';
 
 export interface RunningServer {
   url: string;
@@ -71,17 +70,7 @@ export async function startServer(config: Config, log: Log = consoleLog(config.l
     server.close();
     throw e;
   }
-  const deps: ServerDeps = {
-    config: model.config,
-    modelName: config.servedModelName ?? basename(config.model),
-    maxModelLen: model.maxModelLen,
-    engine: model.engine,
-    tokenizers: model.tokenizers,
-    chatTemplate: model.chatTemplate,
-    metrics: new Metrics(model.engine),
-    state: { ready: false, draining: false },
-    created: Math.floor(Date.now() / 1000),
-  };
+  const deps = depsOf(model, config.servedModelName ?? basename(config.model));
   model.engine.onStep = (ms, seqs, tokens) => deps.metrics.observeStep(ms, seqs, tokens);
   fetch = createApp(deps, log).fetch;
   deps.state.ready = true;

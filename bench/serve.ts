@@ -9,10 +9,9 @@ import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
-import type { ServerDeps } from '../app/deps.js';
+import { depsOf, type ServerDeps } from '../app/deps.js';
 import { loadModel, type LoadedModel } from '../app/load-model.js';
 import type { Log } from '../app/logger.js';
-import { Metrics } from '../app/metrics.js';
 import { chatPromptTokens } from '../app/prompts.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -220,18 +219,7 @@ let depsOfModel: { model: LoadedModel; deps: ServerDeps } | undefined;
  */
 function serverDeps(model: LoadedModel): ServerDeps {
   if (depsOfModel?.model !== model) {
-    const deps: ServerDeps = {
-      config: model.config,
-      modelName: 'bench',
-      maxModelLen: model.maxModelLen,
-      engine: model.engine,
-      tokenizers: model.tokenizers,
-      chatTemplate: model.chatTemplate,
-      metrics: new Metrics(model.engine),
-      state: { ready: true, draining: false },
-      created: Math.floor(Date.now() / 1000),
-    };
-    depsOfModel = { model, deps };
+    depsOfModel = { model, deps: depsOf(model, 'bench') };
   }
   return depsOfModel.deps;
 }
