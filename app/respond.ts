@@ -71,7 +71,10 @@ export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFo
               }
             }
             if (failure) continue;
-            if (d.text.length > 0 || (f.wantsLogprobs && d.logprobs?.length)) {
+            // One chunk per generated token, as vLLM sends them, even when the token adds no text yet
+            // (an incomplete UTF-8 sequence, a possible stop string): clients see progress at the
+            // token rate. The last token's empty text rides on the closing chunk instead.
+            if (d.text.length > 0 || (d.tokenIds.length > 0 && !d.finish) || (f.wantsLogprobs && d.logprobs?.length)) {
               await sink.send(JSON.stringify(envelope([f.delta(ch.index, d.text, f.wantsLogprobs ? d.logprobs : undefined, sent)])));
               sent += d.text.length;
             }

@@ -25,8 +25,12 @@ const { values } = parseArgs({
     'step-ms': { type: 'string', default: '27' },
     port: { type: 'string', default: '8123' },
     'max-num-seqs': { type: 'string', default: '512' },
+    // A random checkpoint's vocabulary can be larger than its tokenizer's (128,256 against cl100k's
+    // 100,277): this share of sampled ids then decodes to no text, as on the GPU benchmark.
+    'textless-share': { type: 'string', default: '0' },
   },
 });
+const textless = Number(values['textless-share']);
 const stepMs = Number(values['step-ms']);
 const tokenizers = await TokenizerService.create({ dir: join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k') }, { workers: 1 });
 const config = resolveConfig(ConfigSchema.parse({ device: 'cuda', port: Number(values.port), maxNumSeqs: Number(values['max-num-seqs']) }));
@@ -42,7 +46,9 @@ const runtime: StepRuntime = {
     let t = 0;
     for (let s = 0; s < S; s++) {
       t += b.queryLens[s];
-      if (b.sample[s]) tokens[s] = 1000 + ((b.tokenIds[t - 1] * 31 + b.positions[t - 1]) % 15000);
+      if (!b.sample[s]) continue;
+      const h = (b.tokenIds[t - 1] * 31 + b.positions[t - 1] * 7) % 15000;
+      tokens[s] = h < textless * 15000 ? info.vocabSize + h : 1000 + h;
     }
     return { tokens, logprobs: new Float32Array(S), topN: 0, topIds: new Int32Array(0), topLogprobs: new Float32Array(0) };
   },

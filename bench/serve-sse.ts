@@ -75,13 +75,15 @@ const DONE: SseEvent = { kind: 'done' };
 /**
  * What one event's data means to the benchmark. field is where the output
  * text sits: "text" for /v1/completions chunks, "content" for chat deltas.
- * An event whose field holds a non-empty string counts as one token.
+ * A chunk that carries the field and no finish_reason is one token, even with
+ * empty text (the server sends one chunk per token, as vLLM does); chat's
+ * opening role chunk is not.
  */
 export function classifyEvent(data: string, field: 'text' | 'content'): SseEvent {
   if (data === '[DONE]') return DONE;
   const key = field === 'text' ? '"text":"' : '"content":"';
   const at = data.indexOf(key);
-  if (at >= 0) return data.charCodeAt(at + key.length) === 34 /* '"': empty string */ ? OTHER : TOKEN;
+  if (at >= 0) return data.indexOf('"finish_reason":null') >= 0 && data.indexOf('"role":') < 0 ? TOKEN : OTHER;
   if (data.startsWith('{"error"') || (data.indexOf('"choices"') < 0 && data.indexOf('"error"') >= 0)) return { kind: 'error', message: errorMessage(data) };
   if (data.indexOf('"usage":{') >= 0) {
     try {

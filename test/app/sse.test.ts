@@ -52,3 +52,17 @@ test('completion stream without usage ends with the finish chunk and [DONE]', as
   assert.ok(chunks.every((c) => c.object === 'text_completion' && !('usage' in c)));
   assert.equal(chunks.at(-1).choices[0].finish_reason, 'length');
 });
+
+test('a stream sends a chunk for every generated token, even one that adds no text yet (a possible stop string held back)', async () => {
+  // A newline token adds no text while it might begin the stop string; the model writes many.
+  const res = await postJson(`${server.url}/v1/completions`, {
+    model: 'tiny-shakespeare', prompt: 'ROMEO:\n', max_tokens: 80, stream: true, ignore_eos: true, stop: ['\nXQZJ'], stream_options: { include_usage: true },
+  });
+  const chunks = (await events(res)).slice(0, -1).map((e) => JSON.parse(e.data));
+  const usage = chunks.at(-1).usage;
+  const deltas = chunks.slice(0, -2);
+  assert.ok(deltas.length >= usage.completion_tokens - 1, `${deltas.length} chunks for ${usage.completion_tokens} tokens`);
+  const text = deltas.map((c) => c.choices[0].text).join('');
+  assert.ok(deltas.some((c) => c.choices[0].text === ''), 'some token added no text');
+  assert.equal(usage.completion_tokens, 80);
+});

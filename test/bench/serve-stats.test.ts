@@ -132,7 +132,7 @@ test('SSE with CRLF or CR line ends, split anywhere (inside a CRLF too), and mul
   assert.deepEqual(scanInPieces('event: x\ndata: a\ndata:b\n\n', [10]), ['a\nb']);
 });
 
-test('event classes: token, empty text, usage, error, done', () => {
+test('event classes: token (with or without text), finish, usage, error, done', () => {
   const events = scanInPieces(STREAM, [57]).map((d) => classifyEvent(d, 'text'));
   assert.deepEqual(
     events.map((e) => e.kind),
@@ -145,7 +145,9 @@ test('event classes: token, empty text, usage, error, done', () => {
   );
   // Chat: the opening chunk's empty content is no token; an escaped quote in the text does not confuse the search.
   assert.equal(classifyEvent('{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}', 'content').kind, 'other');
-  assert.equal(classifyEvent('{"choices":[{"index":0,"delta":{"content":"\\"text\\":\\""}}]}', 'content').kind, 'token');
+  assert.equal(classifyEvent('{"choices":[{"index":0,"delta":{"content":"\\"text\\":\\""},"finish_reason":null}]}', 'content').kind, 'token');
+  // A token that adds no text yet still has its chunk, and counts.
+  assert.equal(classifyEvent('{"choices":[{"index":0,"text":"","logprobs":null,"finish_reason":null}]}', 'text').kind, 'token');
   assert.equal(classifyEvent('{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}', 'content').kind, 'other');
   assert.equal(classifyEvent('{"choices":[{"index":0,"text":"\\"","finish_reason":null}]}', 'text').kind, 'token');
 });
