@@ -14,7 +14,8 @@ export interface ServerDeps {
   tokenizers: TokenizerService;
   chatTemplate: ChatTemplate | null;
   metrics: Metrics;
-  state: { ready: boolean; draining: boolean };
+  /** inFlight: generation requests admitted and not yet answered (the drain waits for them). */
+  state: { ready: boolean; draining: boolean; inFlight: number };
   /** Unix seconds the model was loaded. */
   created: number;
 }
@@ -29,7 +30,7 @@ export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
     tokenizers: model.tokenizers,
     chatTemplate: model.chatTemplate,
     metrics: new Metrics(model.engine),
-    state: { ready: false, draining: false },
+    state: { ready: false, draining: false, inFlight: 0 },
     created: Math.floor(Date.now() / 1000),
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 
 import type { Context, Next } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -21,9 +22,21 @@ export function apiKeyAuth(keys: string[]) {
 
 /** While shutting down, new generation requests get 503. */
 export function refuseWhileDraining(deps: ServerDeps) {
-  return async function refuseWhileDrainingMiddleware(_c: Context, next: Next) {
+  return async function refuseWhileDrainingMiddleware(c: Context, next: Next) {
     if (deps.state.draining) throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
-    return next();
+    // Counted from admission to the response's end, so a drain also waits for requests still
+    // being read or tokenized, which the engine does not know about yet.
+    deps.state.inFlight++;
+    const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (res) {
+      res.once('close', () => deps.state.inFlight--);
+      return next();
+    }
+    try {
+      return await next();
+    } finally {
+      deps.state.inFlight--;
+    }
   };
 }
 

@@ -47,6 +47,7 @@ export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFo
   if (!g.stream) return collect(c, deps, g, f, outcome);
   deferAccessLog(c);
   const envelope = (choices: object[]) => ({ id: g.id, object: f.chunkObject, created: g.created, model: deps.modelName, choices });
+  let ended = false;
   return streamEvents(c, () => cancelAll(deps, g.choices), async (sink) => {
     try {
       for (const ch of g.choices) {
@@ -70,7 +71,7 @@ export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFo
                 continue;
               }
             }
-            if (failure) continue;
+            if (failure || ended) continue;
             // One chunk per generated token, as vLLM sends them, even when the token adds no text yet
             // (an incomplete UTF-8 sequence, a possible stop string): clients see progress at the
             // token rate. The last token's empty text rides on the closing chunk instead.
@@ -83,9 +84,12 @@ export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFo
         }),
       );
       if (failure) return endWithError(sink, outcome, failure);
+      if (ended) return;
       if (g.includeUsage) await sink.send(JSON.stringify({ ...envelope([]), usage: usageOf(g.prompts, finishes, g.choices) }));
       await sink.send('[DONE]');
     } catch (e) {
+      // The other choices' loops may still be running: nothing more is sent after the error event.
+      ended = true;
       cancelAll(deps, g.choices, 'the server failed while streaming');
       endWithError(sink, outcome, new ApiError(500, `internal error while streaming: ${(e as Error).message}`, 'server_error', null, 'internal_error'));
     } finally {
@@ -100,7 +104,12 @@ function endWithError(sink: { send(d: string): unknown }, outcome: RequestOutcom
 }
 
 async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFormat, outcome: RequestOutcome): Promise<Response> {
-  const stopWatching = onClientGone(c, () => cancelAll(deps, g.choices));
+  let clientGone = false;
+  const stopWatching = onClientGone(c, () => {
+    clientGone = true;
+    cancelAll(deps, g.choices);
+  });
+  let failure: ApiError | null = null;
   try {
     const results = await Promise.all(
       g.choices.map(async (ch, k) => {
@@ -114,16 +123,21 @@ async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFor
             finish = d.finish;
             record(outcome, d.finish, k);
             if (outcome.outputText) outcome.outputText[k] = text;
-            // One choice that cannot finish fails the response: stop the others now.
+            // One choice that cannot finish fails the response: stop the others now. The first
+            // failure to arrive is the cause; the others then end as cancelled by it.
             const failed = failureOf(d.finish);
-            if (failed) cancelAll(deps, g.choices, failed.message);
+            if (failed) {
+              failure ??= failed;
+              cancelAll(deps, g.choices, failed.message);
+            }
           }
         }
         return { ch, text, lps, finish: finish! };
       }),
     );
-    const failed = results.map((r) => failureOf(r.finish)).find((e) => e !== null);
-    if (failed) throw failed;
+    // Nobody reads a response to a client that left; 499 (nginx's "client closed request") keeps it out of the 5xx counts.
+    if (clientGone) return c.body(null, 499 as never);
+    if (failure) throw failure;
     return c.json({
       id: g.id,
       object: f.fullObject,
@@ -149,6 +163,11 @@ function onClientGone(c: Context, gone: () => void): () => void {
     const onClose = () => {
       if (!res.writableFinished) gone();
     };
+    // It may have left while the request was read and tokenized, after 'close' fired.
+    if (res.destroyed || res.socket?.destroyed) {
+      gone();
+      return () => undefined;
+    }
     res.once('close', onClose);
     return () => res.off('close', onClose);
   }

@@ -79,16 +79,20 @@ export async function startServer(config: Config, log: Log = consoleLog(config.l
   const engine = model.engine;
 
   let stopping: Promise<void> | null = null;
+  const settled = () => deps.state.inFlight === 0 && engine.stats().running === 0 && engine.stats().waiting === 0;
   const shutdown = (graceMs = config.shutdownGraceMs) =>
     (stopping ??= (async () => {
       deps.state.draining = true;
-      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-      if ((await Promise.race([engine.idle().then(() => 'idle' as const), timeout])) === 'timeout') {
-        log.warn(`grace period over: ending the ${engine.stats().running + engine.stats().waiting} requests still running with an error`);
-        engine.cancelAll(`the server shut down before the request finished (grace period of ${graceMs} ms over)`);
+      if (!(await until(settled, graceMs))) {
+        const left = Math.max(deps.state.inFlight, engine.stats().running + engine.stats().waiting);
+        log.warn(`grace period over: ending the ${left} requests still running with an error`);
+        const why = `the server shut down before the request finished (grace period of ${graceMs} ms over)`;
+        engine.stopAccepting(why);
+        engine.cancelAll(why);
       }
       await engine.idle();
-      // Responses already ended; give their last bytes a moment, then drop what is left.
+      // Responses end with their requests; give their last bytes a moment, then drop what is left.
+      await until(() => deps.state.inFlight === 0, 1000);
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
@@ -96,4 +100,14 @@ export async function startServer(config: Config, log: Log = consoleLog(config.l
       await model.close();
     })());
   return { url, deps, shutdown };
+}
+
+/** Resolves true once cond() holds (checked every 10 ms), false after ms. */
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10).unref());
+  }
+  return true;
 }

@@ -24,18 +24,28 @@ const HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-con
 export function streamEvents(c: Context, onGone: () => void, run: (sink: SseSink) => Promise<void>): Response {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   const headers: Record<string, string> = { ...Object.fromEntries(c.res.headers), ...HEADERS };
+  // Hono's CORS middleware adds Vary after the handler returns, when these headers are long sent.
+  const origin = headers['access-control-allow-origin'];
+  if (origin !== undefined && origin !== '*') headers.vary = headers.vary ? `${headers.vary}, Origin` : 'Origin';
   return outgoing ? toNode(outgoing, headers, onGone, run) : toWebStream(headers, onGone, run);
 }
 
 function toNode(res: ServerResponse, headers: Record<string, string>, onGone: () => void, run: (sink: SseSink) => Promise<void>): Response {
   let closed = false;
-  let drained: (() => void) | null = null;
-  res.on('close', () => {
+  // Several choices of one response may wait on the same socket at once.
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const w = waiters;
+    waiters = [];
+    for (const r of w) r();
+  };
+  const gone = () => {
     if (!closed) onGone();
     closed = true;
-    drained?.();
-  });
-  res.on('drain', () => drained?.());
+    wake();
+  };
+  res.on('close', gone);
+  res.on('drain', wake);
   res.writeHead(200, headers);
   res.flushHeaders();
   const sink: SseSink = {
@@ -46,13 +56,18 @@ function toNode(res: ServerResponse, headers: Record<string, string>, onGone: ()
       if (sink.closed) return;
       if (res.write(`data: ${data}\n\n`)) return;
       // Back-pressure from a slow client: wait for its socket, not for ever if it leaves.
-      return new Promise<void>((r) => (drained = () => ((drained = null), r())));
+      return new Promise<void>((r) => waiters.push(r));
     },
   };
-  run(sink).finally(() => {
-    closed = true;
-    if (!res.writableEnded) res.end();
-  });
+  // The client may have left while the request was read and tokenized: 'close' has fired already.
+  if (res.destroyed || res.socket?.destroyed) gone();
+  run(sink)
+    // respond() turns its own failures into an error event; what escapes is a logging failure, which must not end the process.
+    .catch(() => undefined)
+    .finally(() => {
+      closed = true;
+      if (!res.writableEnded) res.end();
+    });
   return new Response(null, { headers: RESPONSE_ALREADY_SENT.headers });
 }
 
@@ -69,10 +84,12 @@ function toWebStream(headers: Record<string, string>, onGone: () => void, run: (
           if (!closed) controller.enqueue(encoder.encode(`data: ${data}\n\n`));
         },
       };
-      run(sink).finally(() => {
-        if (!closed) controller.close();
-        closed = true;
-      });
+      run(sink)
+        .catch(() => undefined)
+        .finally(() => {
+          if (!closed) controller.close();
+          closed = true;
+        });
     },
     cancel() {
       if (!closed) onGone();

@@ -61,7 +61,7 @@ const engine = new Engine(runtime, tokenizers.tokenizer, {
 });
 const deps: ServerDeps = {
   config, modelName: 'paced', maxModelLen: info.maxPositions, engine, tokenizers, chatTemplate: null,
-  metrics: new Metrics(engine), state: { ready: true, draining: false }, created: 0,
+  metrics: new Metrics(engine), state: { ready: true, draining: false, inFlight: 0 }, created: 0,
 };
 engine.onStep = (ms, seqs, n) => deps.metrics.observeStep(ms, seqs, n);
 serve({ fetch: createApp(deps, jsonLog('warn')).fetch, port: config.port }, () => process.stderr.write(`paced server (${stepMs} ms steps) at http://127.0.0.1:${config.port}\n`));

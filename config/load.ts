@@ -55,7 +55,12 @@ function parseFlags(argv: string[]): { values: Record<string, string>; configFil
     if (name !== 'config' && key === undefined) throw new ConfigError(`unknown option --${name} (see --help)`);
     const bare = eq < 0 && key !== undefined && BOOLEAN_KEYS.has(key) && (argv[i + 1] === undefined || argv[i + 1].startsWith('--'));
     const value = eq > 0 ? arg.slice(eq + 1) : bare ? 'true' : argv[++i];
-    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+    // `--api-key --port 1` must not make "--port" the key.
+    if (value === undefined || (eq < 0 && !bare && value.startsWith('--'))) throw new ConfigError(`--${name} needs a value`);
+    // An empty key (`--api-key "$UNSET"`) would otherwise leave the server open without a word.
+    if (key === 'apiKeys' && value.trim() === '') throw new ConfigError(`--${name} needs a non-empty key`);
+    // vLLM's --long-prefill-token-threshold 0 means no threshold.
+    if (name === 'long-prefill-token-threshold' && value === '0') continue;
     if (key === undefined) configFile = value;
     else if (LIST_KEYS.has(key) && values[key] !== undefined) values[key] += ',' + value;
     else values[key] = value;

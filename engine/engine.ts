@@ -78,6 +78,7 @@ export class Engine {
 
   /** Starts a request; iterate the result for its deltas. Throws EngineError for requests that can never run. */
   submit(req: EngineRequest): AsyncIterable<RequestDelta> {
+    if (this.refusing !== null) throw new EngineError(this.refusing, 'shutdown');
     this.check(req);
     const stream = new OutputStream<RequestDelta>(() => this.cancel(req.id));
     const seq = new Sequence(
@@ -126,6 +127,13 @@ export class Engine {
     if (!seq.inFlight) this.finish(seq, 'abort', seq.cancelReason);
   }
 
+  private refusing: string | null = null;
+
+  /** From now on submit() throws EngineError('shutdown') with this message (the server is going away). */
+  stopAccepting(why: string): void {
+    this.refusing = why;
+  }
+
   /** Ends every live request (shutdown after the grace period), saying why. */
   cancelAll(why: string): void {
     for (const id of [...this.live.keys()]) this.cancel(id, why);
@@ -156,7 +164,14 @@ export class Engine {
    * others are parsed and the device waits for them.
    */
   private kick(): void {
-    if (!this.loop) this.loop = new Promise<void>((r) => setImmediate(r)).then(() => this.run()).finally(() => (this.loop = null));
+    if (this.loop) return;
+    this.loop = new Promise<void>((r) => setImmediate(r))
+      .then(() => this.run())
+      .finally(() => {
+        this.loop = null;
+        // A request submitted after run() found no work but before this line saw a live loop and did not kick.
+        if (this.scheduler.hasWork) this.kick();
+      });
   }
 
   private async run(): Promise<void> {
@@ -187,11 +202,23 @@ export class Engine {
         continue;
       }
       const t2 = performance.now();
-      this.process(chunks, result, t2);
+      try {
+        this.process(chunks, result, t2);
+      } catch (e) {
+        // A bug on the host side (detokenizer, stop rules) fails this step's requests, never the loop.
+        for (const seq of chunks) {
+          seq.inFlight = false;
+          this.finish(seq, 'error', `the engine failed processing this step: ${(e as Error).message}`);
+        }
+      }
       this.steps++;
       const t3 = performance.now();
       this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2 };
-      this.onStep?.(t2 - t1, chunks.length, batch.tokenIds.length);
+      try {
+        this.onStep?.(t2 - t1, chunks.length, batch.tokenIds.length);
+      } catch {
+        // Metrics must not stop generation.
+      }
     }
   }
 

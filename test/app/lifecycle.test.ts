@@ -2,6 +2,7 @@
 // its KV blocks at once; SIGTERM lets running streams finish, then exits 0.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -90,8 +91,8 @@ async function readAll(res: Response): Promise<string> {
 
 test('cut off by the grace period, a request never looks finished: 503 body, or an error event without finish_reason or [DONE]', async () => {
   const server = await startTestServer({ maxNumSeqs: 2 });
-  const streamed = await postJson(`${server.url}/v1/completions`, long(true));
-  const whole = postJson(`${server.url}/v1/completions`, long(false));
+  const streamed = await postJson(`${server.url}/v1/completions`, { ...long(true), max_tokens: 1000 });
+  const whole = postJson(`${server.url}/v1/completions`, { ...long(false), max_tokens: 1000 });
   while (server.deps.engine.stats().running < 2) await new Promise((r) => setTimeout(r, 2));
   const stopped = server.shutdown(100);
   const [text, res] = await Promise.all([readAll(streamed), whole]);
@@ -108,7 +109,7 @@ test('cut off by the grace period, a request never looks finished: 503 body, or 
 
 test('while draining, /ready is 503, /health answers, new work gets 503 in the OpenAI shape, and running requests finish', async () => {
   const server = await startTestServer();
-  const streamed = await postJson(`${server.url}/v1/completions`, { ...long(true), max_tokens: 80 });
+  const streamed = await postJson(`${server.url}/v1/completions`, { ...long(true), max_tokens: 300 });
   while (server.deps.engine.stats().running < 1) await new Promise((r) => setTimeout(r, 2));
   const stopped = server.shutdown(20000);
   assert.equal((await fetch(`${server.url}/ready`)).status, 503);
@@ -147,6 +148,58 @@ test('start-up logs the KV capacity in tokens and warns about a cache too small 
     assert.ok(lines.some((l) => /^info KV cache: \d+ blocks of 16 tokens = \d+ tokens/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /^warn --max-model-len 100000 is longer than the model's context; serving 1024/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /^warn the KV cache holds \d+ tokens, fewer than one full-context request \(1024\)/.test(l)), lines.join('\n'));
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
+test('a drain waits for a request still being read, which then runs to its end', { timeout: 20000 }, async () => {
+  const server = await startTestServer();
+  const { hostname, port } = new URL(server.url);
+  const body = JSON.stringify({ ...long(false), max_tokens: 900 });
+  const done = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = request({ hostname, port, path: '/v1/completions', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+    (async () => {
+      while (server.deps.state.inFlight === 0) await new Promise((r) => setTimeout(r, 2));
+      stopped = server.shutdown(20000);
+      await new Promise((r) => setTimeout(r, 100));
+      req.end(body);
+    })();
+  });
+  let stopped: Promise<void> | undefined;
+  const res = await done;
+  assert.equal(res.status, 200, res.text);
+  assert.match(res.text, /"finish_reason":"length"/);
+  await stopped;
+});
+
+test('a stream of several choices whose client reads late still ends with [DONE] (back-pressure on every choice)', { timeout: 30000 }, async () => {
+  const server = await startTestServer();
+  try {
+    const { hostname, port } = new URL(server.url);
+    const body = JSON.stringify({ model: 'tiny-shakespeare', prompt: 'ROMEO:\n', n: 16, logprobs: 5, max_tokens: 1000, ignore_eos: true, stream: true });
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = request({ hostname, port, path: '/v1/completions', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.pause();
+        let out = '';
+        // Read nothing until the engine is done, so the server's writes pile up against the socket.
+        (async () => {
+          while (server.deps.engine.stats().running > 0 || server.deps.engine.stats().waiting > 0) await new Promise((r) => setTimeout(r, 10));
+          res.on('data', (c) => (out += c));
+          res.on('end', () => resolve(out));
+          res.resume();
+        })();
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.ok(text.trimEnd().endsWith('data: [DONE]'), text.slice(-200));
   } finally {
     await server.shutdown(1000);
   }

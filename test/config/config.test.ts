@@ -84,3 +84,10 @@ test('--help shows the vLLM spellings beside each setting', () => {
   for (const flag of ['--api-key', '--gpu-memory-utilization', '--enable-prefix-caching', '--no-enable-prefix-caching', '--tensor-parallel-size', '--long-prefill-token-threshold'])
     assert.ok(text.includes(flag), flag);
 });
+
+test('a value-taking flag never swallows the next flag, and an empty API key is refused rather than leaving the server open', () => {
+  assert.throws(() => loadConfig(['--api-key', '--port', '1'], {}), /--api-key needs a value/);
+  assert.throws(() => loadConfig(['--api-key', ''], {}), /--api-key needs a non-empty key/);
+  assert.throws(() => loadConfig(['--api-key='], {}), /--api-key needs a non-empty key/);
+  assert.equal(loadConfig(['--long-prefill-token-threshold', '0'], {}).config.maxPrefillChunk, undefined, "vLLM's 0 means no threshold");
+});

@@ -117,3 +117,12 @@ test('while decodes run, a step carries at most the prefill budget of prompt tok
   await run(new Engine(alone, tokenizer, { maxNumBatchedTokens: 256, maxPrefillTokensWithDecodes: 40 }), request(prompt(300, 9), 1));
   assert.equal(alone.steps[0].numTokens, 256);
 });
+
+test('a request submitted the moment the last one finishes still runs (the loop was winding down)', async () => {
+  const engine = new Engine(new FakeRuntime(FAKE_INFO), tokenizer);
+  let second: Promise<unknown> | null = null;
+  for await (const d of engine.submit(request(prompt(5), 2))) if (d.finish) second = run(engine, request(prompt(6), 2));
+  const out = (await Promise.race([second!, new Promise((r) => setTimeout(() => r('stranded'), 2000))])) as { last: { finish?: { reason: string } } } | string;
+  assert.notEqual(out, 'stranded');
+  assert.equal((out as { last: { finish?: { reason: string } } }).last.finish?.reason, 'length');
+});
