@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import { EngineError, type RequestDelta, type RequestFinish, type SamplingOptions, type StopOptions } from '../engine/types.js';
+import { EngineError, type OutputOptions, type RequestDelta, type RequestFinish, type SamplingOptions, type StopOptions } from '../engine/types.js';
 import type { ServerDeps } from './deps.js';
 import { ApiError, badRequest } from './errors.js';
 
@@ -15,6 +15,7 @@ export interface Choice {
 export interface GenerationParams {
   sampling: SamplingOptions;
   stop: Omit<StopOptions, 'maxTokens'>;
+  output: OutputOptions;
   /** Per prompt. */
   maxTokens: number[];
   n: number;
@@ -57,6 +58,7 @@ export function startChoices(deps: ServerDeps, id: string, prompts: number[][], 
           promptTokens: prompt,
           sampling: { ...params.sampling, seed },
           stop: { ...params.stop, maxTokens: params.maxTokens[p] },
+          output: params.output,
         });
         choices.push({ index, promptIndex: p, requestId, deltas });
       }

@@ -42,6 +42,10 @@ const sampling = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).strict().nullish(),
   ignore_eos: z.boolean().nullish(),
+  // vLLM's extensions for stopping and detokenizing.
+  stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
+  include_stop_str_in_output: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
   ...ignored,
   presence_penalty: unsupported('penalties are not implemented'),
   frequency_penalty: unsupported('penalties are not implemented'),

@@ -87,7 +87,7 @@ export class Engine {
       resolveSampling(req.sampling),
       req.stop,
       new Set(req.stop.stopTokenIds ?? []),
-      new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: true }, req.promptTokens),
+      new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: req.output?.skipSpecialTokens ?? true }, req.promptTokens),
       new StopChecker(req.stop.stop ?? []),
       stream,
       performance.now(),
@@ -105,6 +105,8 @@ export class Engine {
     if (!(req.stop.maxTokens >= 1)) throw new EngineError('max tokens must be at least 1', 'bad_request');
     for (const t of req.promptTokens)
       if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`prompt token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
+    for (const t of req.stop.stopTokenIds ?? [])
+      if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`stop token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
     const total = req.promptTokens.length + req.stop.maxTokens;
     if (req.promptTokens.length >= info.maxPositions)
       throw new EngineError(`the prompt has ${req.promptTokens.length} tokens; the model's context is ${info.maxPositions}`, 'prompt_too_long');
@@ -261,7 +263,10 @@ export class Engine {
       if (seq.stopChecker.active) {
         const { send, matched } = seq.stopChecker.add(piece);
         delta.text = send;
-        if (matched !== undefined) [reason, stopReason] = ['stop', matched];
+        if (matched !== undefined) {
+          [reason, stopReason] = ['stop', matched];
+          if (seq.stop.includeStopStr) delta.text += matched;
+        }
       } else delta.text = piece;
     }
     if (reason === null && (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions)) reason = 'length';

@@ -32,6 +32,14 @@ export interface StopOptions {
   stopTokenIds?: number[];
   /** Generate past EOS (benchmarks). */
   ignoreEos?: boolean;
+  /** Keep the matched stop string at the end of the output (vLLM's include_stop_str_in_output). */
+  includeStopStr?: boolean;
+}
+
+/** How generated tokens become text. */
+export interface OutputOptions {
+  /** Leave special tokens (say <|im_end|> generated past EOS) out of the text. Default true. */
+  skipSpecialTokens?: boolean;
 }
 
 export interface EngineRequest {
@@ -40,6 +48,7 @@ export interface EngineRequest {
   promptTokens: number[];
   sampling?: SamplingOptions;
   stop: StopOptions;
+  output?: OutputOptions;
 }
 
 export interface TokenLogprob {

@@ -8,7 +8,7 @@ import { chatLogprobs } from '../logprobs.js';
 import { chatPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { ChatRequest } from '../schemas.js';
-import { checkModel, samplingOf, stopOf } from './common.js';
+import { checkModel, outputOf, samplingOf, stopOf } from './common.js';
 
 /** POST /v1/chat/completions */
 export function chatCompletions(deps: ServerDeps) {
@@ -23,7 +23,8 @@ export function chatCompletions(deps: ServerDeps) {
     const id = newId('chatcmpl');
     const choices = startChoices(deps, id, [prompt], {
       sampling: samplingOf(body, numLogprobs),
-      stop: stopOf(body),
+      stop: stopOf(deps, body),
+      output: outputOf(body),
       maxTokens: [maxTokens],
       n: body.n ?? 1,
     });

@@ -1,6 +1,6 @@
-import type { SamplingOptions, StopOptions } from '../../engine/types.js';
+import type { OutputOptions, SamplingOptions, StopOptions } from '../../engine/types.js';
 import type { ServerDeps } from '../deps.js';
-import { ApiError } from '../errors.js';
+import { ApiError, badRequest } from '../errors.js';
 
 export function checkModel(deps: ServerDeps, model: string | null | undefined): void {
   if (model != null && model !== deps.modelName)
@@ -27,6 +27,27 @@ export function samplingOf(b: SamplingFields, numLogprobs: number | undefined): 
   };
 }
 
-export function stopOf(b: { stop?: string | string[] | null; ignore_eos?: boolean | null }): Omit<StopOptions, 'maxTokens'> {
-  return { stop: b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop, ignoreEos: !!b.ignore_eos };
+interface StopFields {
+  stop?: string | string[] | null;
+  ignore_eos?: boolean | null;
+  stop_token_ids?: number[] | null;
+  include_stop_str_in_output?: boolean | null;
+}
+
+/** Stop rules; stop token ids outside the vocabulary are a 400 naming the entry. */
+export function stopOf(deps: ServerDeps, b: StopFields): Omit<StopOptions, 'maxTokens'> {
+  const vocab = deps.tokenizers.tokenizer.vocabSize;
+  (b.stop_token_ids ?? []).forEach((id, i) => {
+    if (id >= vocab) throw badRequest(`token id ${id} is outside the vocabulary of ${vocab}`, `stop_token_ids[${i}]`);
+  });
+  return {
+    stop: b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop,
+    ignoreEos: !!b.ignore_eos,
+    stopTokenIds: b.stop_token_ids ?? [],
+    includeStopStr: !!b.include_stop_str_in_output,
+  };
+}
+
+export function outputOf(b: { skip_special_tokens?: boolean | null }): OutputOptions {
+  return { skipSpecialTokens: b.skip_special_tokens ?? true };
 }

@@ -8,7 +8,7 @@ import { completionLogprobs } from '../logprobs.js';
 import { completionPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { CompletionRequest } from '../schemas.js';
-import { checkModel, samplingOf, stopOf } from './common.js';
+import { checkModel, outputOf, samplingOf, stopOf } from './common.js';
 
 /** POST /v1/completions */
 export function completions(deps: ServerDeps) {
@@ -22,7 +22,8 @@ export function completions(deps: ServerDeps) {
     const id = newId('cmpl');
     const choices = startChoices(deps, id, prompts, {
       sampling: samplingOf(body, numLogprobs),
-      stop: stopOf(body),
+      stop: stopOf(deps, body),
+      output: outputOf(body),
       maxTokens,
       n: body.n ?? 1,
     });
