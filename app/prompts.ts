@@ -1,13 +1,48 @@
-import { ChatTemplateError } from '../tokenizers/chat-template.js';
+import { ChatTemplateError, type ChatMessage } from '../tokenizers/chat-template.js';
 import type { EncodeOptions } from '../tokenizers/tokenizer.js';
 import type { ServerDeps } from './deps.js';
 import { badRequest } from './errors.js';
-import type { ChatMessageIn } from './schemas.js';
+import type { ChatMessageIn, ToolIn } from './schemas.js';
 
 /** Message content as text: a string, or text parts joined. */
 export function messageText(m: ChatMessageIn): string {
-  if (m.content === null) return '';
+  if (m.content == null) return '';
   return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
+}
+
+/**
+ * A message as transformers hands it to a template: content as text (null
+ * becomes ''), an assistant's tool_calls with arguments parsed into an object
+ * (the real templates print them with |tojson and expect a dict; text that is
+ * not JSON stays text), a tool message's tool_call_id. Keys a message lacks
+ * stay absent: templates test `'tool_calls' in message` and `is defined`.
+ */
+export function templateMessage(m: ChatMessageIn): ChatMessage {
+  const out: ChatMessage = { role: m.role === 'developer' ? 'system' : m.role, content: messageText(m) };
+  if (m.role === 'assistant' && m.tool_calls?.length)
+    out.tool_calls = m.tool_calls.map((c) => ({ id: c.id, type: c.type, function: { name: c.function.name, arguments: argumentsValue(c.function.arguments) } }));
+  if (m.role === 'tool') {
+    out.tool_call_id = m.tool_call_id;
+    if (m.name) out.name = m.name;
+  }
+  return out;
+}
+
+function argumentsValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Tools as templates read them: {type, function: {name, description?, parameters?}}, unset fields absent. */
+export function templateTools(tools: ToolIn[] | null | undefined): unknown[] | null {
+  if (!tools?.length) return null;
+  return tools.map(({ type, function: f }) => ({
+    type,
+    function: { name: f.name, ...(f.description != null && { description: f.description }), ...(f.parameters != null && { parameters: f.parameters }) },
+  }));
 }
 
 /**
@@ -15,14 +50,15 @@ export function messageText(m: ChatMessageIn): string {
  * are parsed; each message's own text is passed as a literal range, so
  * special-token text a user typed stays text.
  */
-export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn[], addGenerationPrompt: boolean): Promise<number[]> {
+export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn[], addGenerationPrompt: boolean, tools: ToolIn[] | null = null): Promise<number[]> {
   if (!deps.chatTemplate) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
   const tok = deps.tokenizers.tokenizer;
-  const plain = messages.map((m) => ({ role: m.role === 'developer' ? 'system' : m.role, content: messageText(m) }));
+  const plain = messages.map(templateMessage);
   let rendered: string;
   try {
     rendered = deps.chatTemplate.render({
       messages: plain,
+      tools: templateTools(tools),
       addGenerationPrompt,
       bosToken: tok.special.bos === null ? '' : tok.idToTokenString(tok.special.bos),
       eosToken: tok.special.eos.length ? tok.idToTokenString(tok.special.eos[0]) : '',
@@ -33,7 +69,7 @@ export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn
   }
   // Checked before the content ranges are searched for: that search alone is milliseconds on a multi-megabyte prompt.
   refuseIfCannotFit(deps, rendered, { parseSpecialTokens: true }, 'messages');
-  return deps.tokenizers.encode(rendered, { parseSpecialTokens: true, literalRanges: contentRanges(rendered, plain.map((m) => m.content)) });
+  return deps.tokenizers.encode(rendered, { parseSpecialTokens: true, literalRanges: contentRanges(rendered, plain.map((m) => m.content as string)) });
 }
 
 /**

@@ -23,6 +23,14 @@ export interface ChoiceFormat {
   /** A whole choice of a non-streamed response. */
   full(index: number, text: string, logprobs: TokenLogprob[] | undefined, finish: RequestFinish): object;
   wantsLogprobs: boolean;
+  /** Per-choice rewriting of the generated text (chat: tool calls parsed out of it); absent: text as generated. */
+  rewrite?(index: number): TextRewrite;
+}
+
+/** One choice's text rewriter: fed the text as generated; end marks the choice's last text. */
+export interface TextRewrite {
+  /** The text to show, and extra chunk choices (tool-call deltas) to stream after it. */
+  push(text: string, end: boolean): { text: string; chunks: object[] };
 }
 
 export interface Generation {
@@ -59,6 +67,7 @@ export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFo
       await Promise.all(
         g.choices.map(async (ch, k) => {
           let sent = 0;
+          const rewrite = f.rewrite?.(ch.index);
           for await (const d of observed(deps, ch.deltas)) {
             if (outcome.outputText) outcome.outputText[k] += d.text;
             if (d.finish) {
@@ -72,13 +81,17 @@ export function respond(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFo
               }
             }
             if (failure || ended) continue;
+            const shown = rewrite ? rewrite.push(d.text, !!d.finish) : { text: d.text, chunks: [] };
             // One chunk per generated token, as vLLM sends them, even when the token adds no text yet
             // (an incomplete UTF-8 sequence, a possible stop string): clients see progress at the
-            // token rate. The last token's empty text rides on the closing chunk instead.
-            if (d.text.length > 0 || (d.tokenIds.length > 0 && !d.finish) || (f.wantsLogprobs && d.logprobs?.length)) {
-              await sink.send(JSON.stringify(envelope([f.delta(ch.index, d.text, f.wantsLogprobs ? d.logprobs : undefined, sent)])));
-              sent += d.text.length;
+            // token rate. The last token's empty text rides on the closing chunk instead, and a
+            // token that completes a tool call is carried by the call's chunks.
+            const progress = d.tokenIds.length > 0 && !d.finish && shown.chunks.length === 0;
+            if (shown.text.length > 0 || progress || (f.wantsLogprobs && d.logprobs?.length)) {
+              await sink.send(JSON.stringify(envelope([f.delta(ch.index, shown.text, f.wantsLogprobs ? d.logprobs : undefined, sent)])));
+              sent += shown.text.length;
             }
+            for (const chunk of shown.chunks) await sink.send(JSON.stringify(envelope([chunk])));
             if (d.finish) await sink.send(JSON.stringify(envelope([f.closing(ch.index, d.finish)])));
           }
         }),
@@ -138,12 +151,13 @@ async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFor
     // Nobody reads a response to a client that left; 499 (nginx's "client closed request") keeps it out of the 5xx counts.
     if (clientGone) return c.body(null, 499 as never);
     if (failure) throw failure;
+    const shown = (index: number, text: string) => (f.rewrite ? f.rewrite(index).push(text, true).text : text);
     return c.json({
       id: g.id,
       object: f.fullObject,
       created: g.created,
       model: deps.modelName,
-      choices: results.map((r) => f.full(r.ch.index, r.text, f.wantsLogprobs ? r.lps : undefined, r.finish)),
+      choices: results.map((r) => f.full(r.ch.index, shown(r.ch.index, r.text), f.wantsLogprobs ? r.lps : undefined, r.finish)),
       usage: usageOf(g.prompts, results.map((r) => r.finish), g.choices),
     });
   } finally {

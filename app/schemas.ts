@@ -56,13 +56,36 @@ const sampling = {
 /** Only text parts: an image or audio part fails on its type, named in the error. */
 const textPart = z.object({ type: z.literal('text'), text: z.string() }).strict();
 
-const message = z
+const content = z.union([z.string(), z.array(textPart)]);
+
+/** An assistant's earlier call; arguments is the JSON text the model produced. */
+const toolCall = z
+  .object({ id: z.string(), type: z.literal('function'), function: z.object({ name: z.string(), arguments: z.string() }).strict() })
+  .strict();
+
+/** Messages by role: assistants may carry tool_calls (content then null or absent); tool messages answer one by id. */
+const message = z.discriminatedUnion('role', [
+  z.object({ role: z.enum(['system', 'developer', 'user']), content: content.nullable(), name: z.string().nullish() }).strict(),
+  z
+    .object({ role: z.literal('assistant'), content: content.nullish(), name: z.string().nullish(), tool_calls: z.array(toolCall).nullish(), refusal: z.string().nullish() })
+    .strict(),
+  z.object({ role: z.literal('tool'), content, tool_call_id: z.string(), name: z.string().nullish() }).strict(),
+]);
+
+/** A function the model may call; parameters is a JSON schema (strict is accepted: nothing checks arguments against it yet). */
+const tool = z
   .object({
-    role: z.enum(['system', 'developer', 'user', 'assistant']),
-    content: z.union([z.string(), z.array(textPart)]).nullable(),
-    name: z.string().nullish(),
+    type: z.literal('function'),
+    function: z
+      .object({ name: z.string().min(1), description: z.string().nullish(), parameters: z.record(z.string(), z.unknown()).nullish(), strict: z.boolean().nullish() })
+      .strict(),
   })
   .strict();
+
+const toolChoice = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string() }).strict() }).strict(),
+]);
 
 export const ChatRequest = z
   .object({
@@ -71,9 +94,10 @@ export const ChatRequest = z
     max_completion_tokens: z.number().int().min(1).nullish(),
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
-    tools: unsupported('tool calling is not implemented'),
-    tool_choice: z.union([z.literal('none'), unsupported('tool calling is not implemented')]),
-    // Only meaningful with tools, which are refused above; accepted alone.
+    tools: z.array(tool).nullish(),
+    // 'required' and a named function need guided decoding: refused by the chat route (app/tool-calls/request.ts).
+    tool_choice: toolChoice.nullish(),
+    // Accepted; the parsers return every call the model makes either way.
     parallel_tool_calls: z.boolean().nullish(),
     functions: unsupported('function calling is not implemented'),
     function_call: unsupported('function calling is not implemented'),
@@ -100,7 +124,9 @@ export const CompletionRequest = z
 
 export const TokenizeRequest = z.union([
   z.object({ model: z.string().nullish(), prompt: z.string(), add_special_tokens: z.boolean().nullish() }).strict(),
-  z.object({ model: z.string().nullish(), messages: z.array(message).min(1), add_generation_prompt: z.boolean().nullish(), add_special_tokens: z.boolean().nullish() }).strict(),
+  z
+    .object({ model: z.string().nullish(), messages: z.array(message).min(1), tools: z.array(tool).nullish(), add_generation_prompt: z.boolean().nullish(), add_special_tokens: z.boolean().nullish() })
+    .strict(),
 ]);
 
 export const DetokenizeRequest = z.object({ model: z.string().nullish(), tokens: z.array(z.number().int()) }).strict();
@@ -108,3 +134,4 @@ export const DetokenizeRequest = z.object({ model: z.string().nullish(), tokens:
 export type ChatRequest = z.infer<typeof ChatRequest>;
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
 export type ChatMessageIn = z.infer<typeof message>;
+export type ToolIn = z.infer<typeof tool>;

@@ -5,6 +5,9 @@ import { z } from 'zod';
 import { packageRoot } from '../native/binding.js';
 import { DEVICE_DEFAULTS, RUNTIME_DEFAULTS, defaultThreads, defaultTokenizerWorkers } from './defaults.js';
 
+/** vLLM's names for the tool-call formats app/tool-calls/ reads (--tool-call-parser). */
+export const TOOL_CALL_PARSERS = ['hermes', 'llama3_json', 'mistral'] as const;
+
 /** The embedded default model, served when no --model is given. */
 export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'tiny-shakespeare');
 
@@ -47,6 +50,10 @@ export const ConfigSchema = z
     tokenizerWorkers: int(0).optional().describe('worker threads that tokenize long prompts off the event loop (default: half the cores, 1 to 8)'),
     shutdownGraceMs: int(0).default(30000).describe('on SIGTERM, how long running requests may take to finish'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('log verbosity'),
+    toolCallParser: z
+      .enum(TOOL_CALL_PARSERS)
+      .optional()
+      .describe('how tool calls are read out of model output: hermes, llama3_json or mistral (default: detected from the chat template; none found: no tool calls are parsed)'),
     logRequests: bool.default(false).describe('log each request\'s prompt and output text (off: text is never logged)'),
   })
   .strict()

@@ -1,5 +1,7 @@
 import type { Context } from 'hono';
 
+import type { RequestFinish } from '../../engine/types.js';
+
 import { parseBody, readJson } from '../body.js';
 import type { ServerDeps } from '../deps.js';
 import { badRequest } from '../errors.js';
@@ -8,6 +10,8 @@ import { chatLogprobs } from '../logprobs.js';
 import { chatPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { ChatRequest } from '../schemas.js';
+import { ChatToolCalls } from '../tool-calls/chat.js';
+import { checkToolChoice, toolParserFor } from '../tool-calls/request.js';
 import { checkModel, outputOf, samplingOf, stopOf } from './common.js';
 
 /** POST /v1/chat/completions */
@@ -17,7 +21,12 @@ export function chatCompletions(deps: ServerDeps) {
     checkModel(deps, body.model);
     if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
     if (body.stream_options && !body.stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
-    const prompt = await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true);
+    checkToolChoice(body);
+    const prompt = await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true, body.tools);
+    const parser = toolParserFor(deps, body);
+    const tools = parser ? new ChatToolCalls(parser) : null;
+    // Any call parsed makes the finish tool_calls (vLLM does the same, even over length).
+    const reason = (index: number, f: RequestFinish) => (tools?.callsOf(index).length ? 'tool_calls' : finishReason(f));
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
     const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const id = newId('chatcmpl');
@@ -37,14 +46,21 @@ export function chatCompletions(deps: ServerDeps) {
       wantsLogprobs: numLogprobs !== undefined,
       opening: (index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
       delta: (index, text, lps) => ({ index, delta: { content: text }, logprobs: lps ? { content: chatLogprobs(tok, lps) } : null, finish_reason: null }),
-      closing: (index, f) => ({ index, delta: {}, logprobs: null, finish_reason: finishReason(f), stop_reason: f.stopReason ?? null }),
+      closing: (index, f) => ({ index, delta: {}, logprobs: null, finish_reason: reason(index, f), stop_reason: f.stopReason ?? null }),
       full: (index, text, lps, f) => ({
         index,
-        message: { role: 'assistant', content: text },
+        message: messageOf(text, tools?.callsOf(index) ?? []),
         logprobs: lps ? { content: chatLogprobs(tok, lps) } : null,
-        finish_reason: finishReason(f),
+        finish_reason: reason(index, f),
         stop_reason: f.stopReason ?? null,
       }),
+      rewrite: tools ? (index) => tools.rewrite(index) : undefined,
     });
   };
+}
+
+/** The non-streamed message: with calls, tool_calls and content null when nothing else was said. */
+function messageOf(text: string, calls: ReturnType<ChatToolCalls['callsOf']>): object {
+  if (calls.length === 0) return { role: 'assistant', content: text };
+  return { role: 'assistant', content: text.length > 0 ? text : null, tool_calls: calls };
 }

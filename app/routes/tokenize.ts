@@ -15,7 +15,7 @@ export function tokenize(deps: ServerDeps) {
     const tokens =
       'prompt' in body
         ? await deps.tokenizers.encode(body.prompt, { addSpecialTokens: body.add_special_tokens ?? true })
-        : await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true);
+        : await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true, body.tools);
     return c.json({ tokens, count: tokens.length, max_model_len: deps.maxModelLen });
   };
 }

@@ -1,0 +1,45 @@
+import { callOf, parseJson, partialMarker } from './json-scan.js';
+import { ScanningParser } from './scanning-parser.js';
+
+const OPEN = '<tool_call>';
+const CLOSE = '</tool_call>';
+
+/** Hermes / Qwen: `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`, any number, text around them. */
+export class HermesParser extends ScanningParser {
+  private inside = false;
+
+  protected scan(): void {
+    for (;;) {
+      if (!this.inside) {
+        const at = this.buf.indexOf(OPEN);
+        if (at < 0) {
+          const keep = partialMarker(this.buf, OPEN);
+          this.out.text(this.buf.slice(0, this.buf.length - keep));
+          this.buf = this.buf.slice(this.buf.length - keep);
+          break;
+        }
+        this.out.text(this.buf.slice(0, at));
+        this.buf = this.buf.slice(at + OPEN.length);
+        this.inside = true;
+      }
+      const close = this.buf.indexOf(CLOSE);
+      if (close < 0) break;
+      this.settle(this.buf.slice(0, close), CLOSE);
+      this.buf = this.buf.slice(close + CLOSE.length);
+      this.inside = false;
+    }
+  }
+
+  protected finish(): void {
+    // An unclosed block (the model stopped after the JSON) still counts when its JSON is a call.
+    if (this.inside) this.settle(this.buf, '');
+    else this.out.text(this.buf);
+    this.inside = false;
+  }
+
+  private settle(inner: string, close: string): void {
+    const call = callOf(parseJson(inner.trim()), ['arguments', 'parameters']);
+    if (call) this.out.call(call);
+    else this.out.text(OPEN + inner + close);
+  }
+}
