@@ -13,6 +13,8 @@ export interface ServerDeps {
   engine: Engine;
   tokenizers: TokenizerService;
   chatTemplate: ChatTemplate | null;
+  /** For requests with tools ("tool_use" where tokenizer_config names one); absent: chatTemplate. */
+  toolChatTemplate?: ChatTemplate | null;
   metrics: Metrics;
   /** inFlight: generation requests admitted and not yet answered (the drain waits for them). */
   state: { ready: boolean; draining: boolean; inFlight: number };
@@ -29,6 +31,7 @@ export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
     engine: model.engine,
     tokenizers: model.tokenizers,
     chatTemplate: model.chatTemplate,
+    toolChatTemplate: model.toolChatTemplate,
     metrics: new Metrics(model.engine),
     state: { ready: false, draining: false, inFlight: 0 },
     created: Math.floor(Date.now() / 1000),

@@ -16,16 +16,22 @@ export interface LoadedModel {
   tokenizers: TokenizerService;
   engine: Engine;
   chatTemplate: ChatTemplate | null;
+  /** For requests with tools: the "tool_use" template where one is named, else chatTemplate. */
+  toolChatTemplate: ChatTemplate | null;
   /** The context served: --max-model-len clamped to the model's. */
   maxModelLen: number;
   close(): Promise<void>;
 }
 
-function readChatTemplate(dir: string): ChatTemplate | null {
+/** The default chat template, and the one for requests with tools where tokenizer_config names a separate "tool_use" template. */
+function readChatTemplates(dir: string): { chat: ChatTemplate | null; tools: ChatTemplate | null } {
   const path = join(dir, 'tokenizer_config.json');
-  if (!existsSync(path)) return null;
-  const source = chatTemplateSource(JSON.parse(readFileSync(path, 'utf8')));
-  return source === null ? null : new ChatTemplate(source);
+  if (!existsSync(path)) return { chat: null, tools: null };
+  const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const source = chatTemplateSource(config);
+  const toolSource = chatTemplateSource(config, true);
+  const chat = source === null ? null : new ChatTemplate(source);
+  return { chat, tools: toolSource === null || toolSource === source ? chat : new ChatTemplate(toolSource) };
 }
 
 /**
@@ -75,12 +81,14 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     maxWaiting: config.maxQueue,
     enablePrefixCache: config.enablePrefixCache,
   });
+  const templates = readChatTemplates(config.model);
   return {
     config,
     runtime,
     tokenizers,
     engine,
-    chatTemplate: readChatTemplate(config.model),
+    chatTemplate: templates.chat,
+    toolChatTemplate: templates.tools,
     maxModelLen,
     async close() {
       await tokenizers.close();

@@ -45,18 +45,24 @@ export function templateTools(tools: ToolIn[] | null | undefined): unknown[] | n
   }));
 }
 
+/** The template for a request: the "tool_use" one when tools are given and the model names one (transformers' rule). */
+export function templateFor(deps: ServerDeps, tools: ToolIn[] | null | undefined) {
+  return tools?.length ? (deps.toolChatTemplate ?? deps.chatTemplate) : deps.chatTemplate;
+}
+
 /**
  * Renders the chat template and tokenizes it. The template's control tokens
  * are parsed; each message's own text is passed as a literal range, so
  * special-token text a user typed stays text.
  */
 export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn[], addGenerationPrompt: boolean, tools: ToolIn[] | null = null): Promise<number[]> {
-  if (!deps.chatTemplate) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
+  const template = templateFor(deps, tools);
+  if (!template) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
   const tok = deps.tokenizers.tokenizer;
   const plain = messages.map(templateMessage);
   let rendered: string;
   try {
-    rendered = deps.chatTemplate.render({
+    rendered = template.render({
       messages: plain,
       tools: templateTools(tools),
       addGenerationPrompt,

@@ -1,4 +1,5 @@
 import type { ServerDeps } from '../deps.js';
+import { templateFor } from '../prompts.js';
 import { badRequest } from '../errors.js';
 import type { ChatRequest } from '../schemas.js';
 import { detectToolCallParser, type ToolCallParserName } from './index.js';
@@ -29,5 +30,6 @@ export function checkToolChoice(body: Pick<ChatRequest, 'tools' | 'tool_choice'>
  */
 export function toolParserFor(deps: ServerDeps, body: Pick<ChatRequest, 'tools' | 'tool_choice'>): ToolCallParserName | null {
   if (!body.tools?.length || body.tool_choice === 'none') return null;
-  return deps.config.toolCallParser ?? (deps.chatTemplate ? detectToolCallParser(deps.chatTemplate.source) : null);
+  const template = templateFor(deps, body.tools);
+  return deps.config.toolCallParser ?? (template ? detectToolCallParser(template.source) : null);
 }

@@ -2,14 +2,17 @@
 // them, render through the real templates exactly as transformers renders the
 // same conversation (test/fixtures/tokenizers/chat-templates.expected.json).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { templateMessage, templateTools } from '../../app/prompts.js';
 import { ChatRequest, type ChatMessageIn } from '../../app/schemas.js';
+import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { packageRoot } from '../../native/binding.js';
 import { ChatTemplate } from '../../tokenizers/chat-template.js';
+import { postJson, startTestServer } from '../helpers/server.js';
 import { TOKENIZERS_DIR } from '../helpers/tokenizer-fixtures.js';
 
 const TEMPLATES = join(packageRoot(), '..', 'shared', 'data', 'chat-templates');
@@ -53,5 +56,33 @@ describe('tool history renders as transformers renders it', { skip: existsSync(T
       if (c.error) assert.throws(render);
       else assert.equal(render(), c.rendered);
     });
+  }
+});
+
+test('a tokenizer_config that names a "tool_use" template: requests with tools render it, others the default', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tachyon-tool-use-'));
+  try {
+    for (const f of ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']) symlinkSync(join(DEFAULT_MODEL_DIR, f), join(dir, f));
+    const config = JSON.parse(readFileSync(join(DEFAULT_MODEL_DIR, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    config.chat_template = [
+      { name: 'default', template: 'DEFAULT {% for m in messages %}{{ m.content }}{% endfor %}' },
+      { name: 'tool_use', template: 'TOOLS {{ tools | length }} <tool_call> {% for m in messages %}{{ m.content }}{% endfor %}' },
+    ];
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+    const server = await startTestServer({ model: dir });
+    try {
+      const render = async (extra: Record<string, unknown>) => {
+        const r = (await (await postJson(`${server.url}/tokenize`, { messages: [{ role: 'user', content: 'hi' }], add_generation_prompt: false, ...extra })).json()) as { tokens: number[] };
+        return server.deps.tokenizers.tokenizer.decode(r.tokens);
+      };
+      assert.match(await render({}), /^DEFAULT hi$/);
+      assert.match(await render({ tools: [{ type: 'function', function: { name: 'f' } }] }), /^TOOLS 1 <tool_call> hi$/);
+      // The tool template's format decides the parser: it teaches <tool_call>, so hermes.
+      assert.equal(server.deps.toolChatTemplate?.source.includes('<tool_call>'), true);
+    } finally {
+      await server.shutdown(1000);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
