@@ -50,7 +50,8 @@ const sampling = {
   presence_penalty: unsupported('penalties are not implemented'),
   frequency_penalty: unsupported('penalties are not implemented'),
   repetition_penalty: z.literal(1).nullish(),
-  logit_bias: unsupported('logit bias is not implemented'),
+  // Token id (as a string, OpenAI's shape) -> bias; clamped to [-100, 100] (app/routes/common.ts).
+  logit_bias: z.record(z.string().regex(/^\d+$/, 'keys must be token ids'), z.number()).nullish(),
 };
 
 /** Only text parts: an image or audio part fails on its type, named in the error. */

@@ -17,16 +17,23 @@ export class BatchBuilder {
   private minP = new Float32Array(0);
   private seed = new BigUint64Array(0);
   private numLogprobs = new Int32Array(0);
+  private biasStart = new Int32Array(0);
+  private biasIds = new Int32Array(0);
+  private biasValues = new Float32Array(0);
 
   build(chunks: ScheduledChunk[]): StepBatch {
     const S = chunks.length;
     let T = 0;
     let stride = 1;
+    let B = 0;
     for (const seq of chunks) {
       T += seq.chunkTokens;
       if (seq.blockTable.length > stride) stride = seq.blockTable.length;
+      B += seq.sampling.biasIds.length;
     }
     this.reserve(T, S, stride);
+    if (B > 0) this.reserveBias(S, B);
+    let k = 0;
     let t = 0;
     for (let s = 0; s < S; s++) {
       const seq = chunks[s];
@@ -49,8 +56,17 @@ export class BatchBuilder {
       this.minP[s] = p.minP;
       this.seed[s] = p.seed;
       this.numLogprobs[s] = Math.max(0, p.numLogprobs);
+      if (B > 0) {
+        this.biasStart[s] = k;
+        this.biasIds.set(p.biasIds, k);
+        this.biasValues.set(p.biasValues, k);
+        k += p.biasIds.length;
+      }
     }
+    if (B > 0) this.biasStart[S] = k;
+    const bias = B > 0 ? { biasStart: this.biasStart.subarray(0, S + 1), biasIds: this.biasIds.subarray(0, B), biasValues: this.biasValues.subarray(0, B) } : {};
     return {
+      ...bias,
       tokenIds: this.tokenIds.subarray(0, T),
       positions: this.positions.subarray(0, T),
       queryLens: this.queryLens.subarray(0, S),
@@ -64,6 +80,14 @@ export class BatchBuilder {
       seed: this.seed.subarray(0, S),
       numLogprobs: this.numLogprobs.subarray(0, S),
     };
+  }
+
+  private reserveBias(S: number, B: number): void {
+    if (this.biasStart.length < S + 1) this.biasStart = new Int32Array((S + 1) * 2);
+    if (this.biasIds.length < B) {
+      this.biasIds = new Int32Array(B * 2);
+      this.biasValues = new Float32Array(B * 2);
+    }
   }
 
   private reserve(T: number, S: number, stride: number): void {

@@ -105,6 +105,8 @@ export class Engine {
     if (!(req.stop.maxTokens >= 1)) throw new EngineError('max tokens must be at least 1', 'bad_request');
     for (const t of req.promptTokens)
       if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`prompt token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
+    for (const [t] of req.sampling?.logitBias ?? [])
+      if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`logit bias token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
     for (const t of req.stop.stopTokenIds ?? [])
       if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`stop token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
     const total = req.promptTokens.length + req.stop.maxTokens;
@@ -308,5 +310,7 @@ function resolveSampling(s: EngineRequest['sampling'] = {}): ResolvedSampling {
     minP: s.minP ?? 0,
     seed,
     numLogprobs: s.logprobs ?? -1,
+    biasIds: Int32Array.from((s.logitBias ?? []).map(([id]) => id)),
+    biasValues: Float32Array.from((s.logitBias ?? []).map(([, b]) => b)),
   };
 }

@@ -13,6 +13,9 @@ export interface ResolvedSampling {
   seed: bigint;
   /** -1: no logprobs; 0..20: the chosen token's logprob plus this many top ones. */
   numLogprobs: number;
+  /** logit_bias: token ids and the biases added to their logits; empty: none. */
+  biasIds: Int32Array;
+  biasValues: Float32Array;
 }
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';

@@ -21,6 +21,8 @@ export interface SamplingOptions {
   seed?: number | bigint;
   /** Top logprobs per token (0..20); undefined = no logprobs at all. */
   logprobs?: number;
+  /** Added to these tokens' logits before sampling: [token id, bias] pairs. */
+  logitBias?: [number, number][];
 }
 
 export interface StopOptions {

@@ -73,6 +73,15 @@ export interface StepBatch {
   seed: BigUint64Array;
   /** Top logprobs wanted per sequence, 0..20. */
   numLogprobs: Int32Array;
+  /**
+   * logit_bias as CSR (CPU backend only so far): sequence s adds biasValues[k]
+   * to logit biasIds[k] for k in [biasStart[s], biasStart[s + 1]); omitted
+   * when no sequence has biases. Sampling sees the biased logits; returned
+   * logprobs stay those of the raw ones.
+   */
+  biasStart?: Int32Array;
+  biasIds?: Int32Array;
+  biasValues?: Float32Array;
   /** Also return the raw logits of sampled rows (tests, parity). */
   returnLogits?: boolean;
 }

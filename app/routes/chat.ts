@@ -31,7 +31,7 @@ export function chatCompletions(deps: ServerDeps) {
     const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const id = newId('chatcmpl');
     const choices = startChoices(deps, id, [prompt], {
-      sampling: samplingOf(body, numLogprobs),
+      sampling: samplingOf(deps, body, numLogprobs),
       stop: stopOf(deps, body),
       output: outputOf(body),
       maxTokens: [maxTokens],

@@ -13,11 +13,16 @@ interface SamplingFields {
   top_k?: number | null;
   min_p?: number | null;
   seed?: number | null;
+  logit_bias?: Record<string, number> | null;
 }
 
+/** OpenAI's bound on a logit bias: -100 bans a token, 100 all but forces it. */
+const MAX_BIAS = 100;
+
 /** OpenAI defaults: temperature 1, top_p 1; top_k -1 and 0 both mean off. */
-export function samplingOf(b: SamplingFields, numLogprobs: number | undefined): SamplingOptions {
+export function samplingOf(deps: ServerDeps, b: SamplingFields, numLogprobs: number | undefined): SamplingOptions {
   return {
+    logitBias: logitBiasOf(deps, b.logit_bias),
     temperature: b.temperature ?? 1,
     topP: b.top_p ?? 1,
     topK: b.top_k != null && b.top_k > 0 ? b.top_k : 0,
@@ -50,4 +55,17 @@ export function stopOf(deps: ServerDeps, b: StopFields): Omit<StopOptions, 'maxT
 
 export function outputOf(b: { skip_special_tokens?: boolean | null }): OutputOptions {
   return { skipSpecialTokens: b.skip_special_tokens ?? true };
+}
+
+/** logit_bias as [id, bias] pairs: ids checked against the vocabulary (400 naming the key), biases clamped to ±100. */
+function logitBiasOf(deps: ServerDeps, bias: Record<string, number> | null | undefined): [number, number][] | undefined {
+  const entries = Object.entries(bias ?? {});
+  if (entries.length === 0) return undefined;
+  if (deps.config.device === 'cuda') throw badRequest('logit_bias is not implemented on the CUDA backend yet', 'logit_bias');
+  const vocab = deps.tokenizers.tokenizer.vocabSize;
+  return entries.map(([key, value]) => {
+    const id = Number(key);
+    if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`token id ${key} is outside the vocabulary of ${vocab}`, `logit_bias.${key}`);
+    return [id, Math.max(-MAX_BIAS, Math.min(MAX_BIAS, value))];
+  });
 }

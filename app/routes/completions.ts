@@ -21,7 +21,7 @@ export function completions(deps: ServerDeps) {
     const numLogprobs = body.logprobs ?? undefined;
     const id = newId('cmpl');
     const choices = startChoices(deps, id, prompts, {
-      sampling: samplingOf(body, numLogprobs),
+      sampling: samplingOf(deps, body, numLogprobs),
       stop: stopOf(deps, body),
       output: outputOf(body),
       maxTokens,

@@ -258,6 +258,15 @@ void RuntimeWrap::read_batch(const Napi::Object& in) {
   b.params.resize(S);
   for (size_t s = 0; s < S; ++s)
     b.params[s] = SamplingParams{temperature[s], top_k[s], top_p[s], min_p[s], seed[s], num_logprobs[s]};
+  b.bias_start.clear();
+  b.bias_ids.clear();
+  b.bias_values.clear();
+  if (in.Has("biasStart") && !in.Get("biasStart").IsUndefined()) {
+    copy_typed_array(in, "biasStart", napi_int32_array, "Int32Array", b.bias_start);
+    copy_typed_array(in, "biasIds", napi_int32_array, "Int32Array", b.bias_ids);
+    copy_typed_array(in, "biasValues", napi_float32_array, "Float32Array", b.bias_values);
+    if (device_ == "cuda" && !b.bias_ids.empty()) fail("logit_bias is not implemented on the CUDA backend yet");
+  }
 }
 
 Napi::Value RuntimeWrap::Step(const Napi::CallbackInfo& info) {

@@ -15,6 +15,24 @@ static void validate_params(const SamplingParams& p, int seq) {
     fail("sequence ", seq, ": number of top logprobs must be in [0, ", kMaxLogprobs, "], got ", p.num_logprobs);
 }
 
+static void validate_bias(const StepBatch& b, int vocab_size) {
+  const int S = b.num_seqs();
+  if (b.bias_start.empty()) {
+    if (!b.bias_ids.empty() || !b.bias_values.empty()) fail("logit bias ids or values given without bias_start");
+    return;
+  }
+  if (b.bias_start.size() != static_cast<size_t>(S) + 1) fail("bias_start has ", b.bias_start.size(), " entries, expected ", S + 1);
+  if (b.bias_ids.size() != b.bias_values.size()) fail("bias_ids and bias_values differ in length");
+  if (b.bias_start[0] != 0 || b.bias_start[S] != static_cast<int32_t>(b.bias_ids.size()))
+    fail("bias_start must run from 0 to the number of biases, ", b.bias_ids.size());
+  for (int s = 0; s < S; ++s)
+    if (b.bias_start[s + 1] < b.bias_start[s]) fail("bias_start must not decrease (sequence ", s, ")");
+  for (size_t k = 0; k < b.bias_ids.size(); ++k) {
+    if (b.bias_ids[k] < 0 || b.bias_ids[k] >= vocab_size) fail("logit bias token ", b.bias_ids[k], " is outside the vocabulary of ", vocab_size);
+    if (!std::isfinite(b.bias_values[k])) fail("logit bias for token ", b.bias_ids[k], " is not a finite number");
+  }
+}
+
 void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) {
   const int T = b.num_tokens(), S = b.num_seqs();
   if (T < 1) fail("batch has no tokens");
@@ -60,6 +78,7 @@ void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) 
     validate_params(b.params[s], s);
     if (b.sample[s] && b.params[s].num_logprobs > b.max_logprobs) b.max_logprobs = b.params[s].num_logprobs;
   }
+  validate_bias(b, c.vocab_size);
   if (t != T) fail("query lengths add up to ", t, " but the batch has ", T, " tokens");
 }
 

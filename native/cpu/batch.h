@@ -28,6 +28,11 @@ struct StepBatch {
   int table_stride = 0;
   std::vector<uint8_t> sample;        // [S] 1 where this chunk ends the sequence's known tokens
   std::vector<SamplingParams> params; // [S]
+  // logit_bias as CSR: sequence s adds bias_values[k] to logit bias_ids[k] for k in
+  // [bias_start[s], bias_start[s + 1]). Empty bias_start: no biases anywhere.
+  std::vector<int32_t> bias_start;    // [S + 1] or empty
+  std::vector<int32_t> bias_ids;      // [B]
+  std::vector<float> bias_values;     // [B]
   bool return_logits = false;
 
   // Filled by validate_batch:

@@ -17,6 +17,7 @@ CpuModel::CpuModel(const ModelConfig& c, ModelWeights weights, const RuntimeOpti
       rope_(c) {
   const size_t T = o.max_num_tokens;
   for (int i = 0; i < pool_.size(); ++i) samplers_.emplace_back(c.vocab_size);
+  biased_rows_.resize(pool_.size());
   try {
     x_.resize(T * c.hidden_size);
     h_.resize(T * c.hidden_size);
@@ -118,7 +119,19 @@ void CpuModel::sample_tokens(const StepBatch& b, StepOutput& out) {
       const float* row = logits_.data() + static_cast<size_t>(i) * V;
       const SamplingParams& p = b.params[s];
       const int last = b.seq_start[s] + b.query_lens[s] - 1;
-      const SampleResult r = sampler.sample(row, p, static_cast<uint64_t>(b.positions[last]) + 1);
+      const uint64_t counter = static_cast<uint64_t>(b.positions[last]) + 1;
+      const bool biased = !b.bias_start.empty() && b.bias_start[s + 1] > b.bias_start[s];
+      SampleResult r;
+      if (biased) {
+        // Sample from the biased logits; the logprob returned stays that of the raw distribution.
+        std::vector<float>& biased_row = biased_rows_[thread];
+        biased_row.assign(row, row + V);
+        for (int k = b.bias_start[s]; k < b.bias_start[s + 1]; ++k) biased_row[b.bias_ids[k]] += b.bias_values[k];
+        r = sampler.sample(biased_row.data(), p, counter);
+        r.logprob = row[r.token] - sampler.log_sum_exp(row);
+      } else {
+        r = sampler.sample(row, p, counter);
+      }
       out.tokens[s] = r.token;
       out.logprobs[s] = r.logprob;
       if (p.num_logprobs > 0)

@@ -48,6 +48,7 @@ class CpuModel : public Backend {
   KvCache kv_;
   Rope rope_;
   std::vector<Sampler> samplers_;  // one per thread
+  std::vector<std::vector<float>> biased_rows_;  // one [vocab] scratch row per thread, for logit_bias
 
   // Activations, sized for max_num_tokens at load.
   std::vector<float> x_, h_;          // [T, hidden]

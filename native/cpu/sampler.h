@@ -23,10 +23,10 @@ class Sampler {
   SampleResult sample(const float* logits, const SamplingParams& params, uint64_t counter);
   // The n highest raw-logit tokens with their logprobs, best first.
   void top_logprobs(const float* logits, int n, int32_t* ids, float* logprobs);
-
- private:
+  // log(sum(exp(logits))) over the vocabulary.
   float log_sum_exp(const float* logits) const;
 
+ private:
   int vocab_size_;
   std::vector<int32_t> order_;  // [vocab] candidate token ids
   std::vector<float> probs_;    // [vocab]

@@ -60,3 +60,14 @@ test('skip_special_tokens: false shows special tokens generated past EOS; the de
   assert.doesNotMatch(hidden, /<\|im_end\|>|<\|end_of_text\|>/);
   assert.equal(hidden, shown.replace(/<\|im_end\|>|<\|end_of_text\|>/g, ''));
 });
+
+test('logit_bias: +100 forces a token, -100 bans one, through the API (CPU backend)', async () => {
+  const free = (await complete({ logprobs: 0, max_tokens: 8 })) as unknown as { text: string; logprobs: { tokens: string[] } };
+  const tok = server.deps.tokenizers.tokenizer;
+  const firstId = tok.encode(free.logprobs.tokens[0], { addSpecialTokens: false })[0];
+  const banned = (await complete({ logprobs: 0, max_tokens: 8, logit_bias: { [firstId]: -100 } })) as unknown as { logprobs: { tokens: string[] } };
+  assert.notEqual(banned.logprobs.tokens[0], free.logprobs.tokens[0]);
+  const e = tok.encode('e', { addSpecialTokens: false })[0];
+  const forced = await complete({ max_tokens: 8, logit_bias: { [e]: 250 } });
+  assert.equal(forced.text, 'eeeeeeee', 'a bias beyond 100 is clamped, and 100 still wins');
+});

@@ -13,6 +13,8 @@ export interface Chunk {
   minP?: number;
   seed?: bigint;
   numLogprobs?: number;
+  /** logit_bias: [token id, bias] pairs. */
+  bias?: [number, number][];
 }
 
 /** Flattens chunks into the typed arrays the runtime takes. */
@@ -36,8 +38,18 @@ export function makeBatch(chunks: Chunk[], returnLogits = false): StepBatch {
     minP: Float32Array.from(chunks.map((c) => c.minP ?? 0)),
     seed: BigUint64Array.from(chunks.map((c) => c.seed ?? 0n)),
     numLogprobs: Int32Array.from(chunks.map((c) => c.numLogprobs ?? 0)),
+    ...biasArrays(chunks),
     returnLogits,
   };
+}
+
+/** The CSR logit-bias arrays, or nothing when no chunk has biases. */
+function biasArrays(chunks: Chunk[]): Pick<StepBatch, 'biasStart' | 'biasIds' | 'biasValues'> {
+  if (!chunks.some((c) => c.bias?.length)) return {};
+  const start = [0];
+  for (const c of chunks) start.push(start[start.length - 1] + (c.bias?.length ?? 0));
+  const all = chunks.flatMap((c) => c.bias ?? []);
+  return { biasStart: Int32Array.from(start), biasIds: Int32Array.from(all.map(([id]) => id)), biasValues: Float32Array.from(all.map(([, b]) => b)) };
 }
 
 /** Blocks [first, first + n) for a sequence. */

@@ -160,3 +160,25 @@ describe('the empirical distribution of draws matches the filtered softmax', () 
     });
   });
 });
+
+test('logit_bias moves the choice its way, per sequence; returned logprobs stay those of the raw logits', async () => {
+  const plain = await rt.step(makeBatch([{ tokens: PROMPT, start: 0, blocks: [0], numLogprobs: 3 }], true));
+  const lp = logSoftmax(plain.logits!);
+  const ranked = lp.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
+  const [best, second, unlikely] = [ranked[0][1], ranked[1][1], ranked[ranked.length - 1][1]];
+  const res = await rt.step(
+    makeBatch([
+      { tokens: PROMPT, start: 0, blocks: [0], bias: [[unlikely, 100]] },
+      { tokens: PROMPT, start: 0, blocks: [1], bias: [[best, -100]] },
+      { tokens: PROMPT, start: 0, blocks: [2] },
+      { tokens: PROMPT, start: 0, blocks: [3], temperature: 1, seed: 7n, bias: [[best, -100], [second, -100]] },
+    ]),
+  );
+  assert.equal(res.tokens[0], unlikely, '+100 forces the least likely token');
+  assert.equal(res.tokens[1], second, '-100 on the argmax leaves the runner-up');
+  assert.equal(res.tokens[2], best, 'a sequence without biases is untouched');
+  assert.ok(res.tokens[3] !== best && res.tokens[3] !== second, 'sampling never draws a banned token');
+  assert.ok(Math.abs(res.logprobs[0] - lp[unlikely]) < 1e-4, `raw logprob ${lp[unlikely]}, got ${res.logprobs[0]}`);
+  assert.ok(Math.abs(res.logprobs[1] - lp[second]) < 1e-4);
+  await assert.rejects(rt.step(makeBatch([{ tokens: PROMPT, start: 0, blocks: [0], bias: [[1 << 20, 1]] }])), /logit bias token \d+ is outside the vocabulary/);
+});
