@@ -44,6 +44,7 @@ const sampling = {
   ignore_eos: z.boolean().nullish(),
   // vLLM's extensions for stopping and detokenizing.
   stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
+  min_tokens: z.number().int().min(0).nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
   ...ignored,

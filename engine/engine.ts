@@ -45,7 +45,7 @@ export interface EngineStats {
 export class Engine {
   readonly blocks: BlockManager;
   private readonly scheduler: Scheduler;
-  private readonly builder = new BatchBuilder();
+  private readonly builder: BatchBuilder;
   private readonly live = new Map<string, Sequence>();
   private readonly eosIds: Set<number>;
   private loop: Promise<void> | null = null;
@@ -73,6 +73,7 @@ export class Engine {
       maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes ?? maxNumBatchedTokens,
     });
     this.eosIds = new Set(tokenizer.special.eos);
+    this.builder = new BatchBuilder(tokenizer.special.eos);
     this.maxWaiting = config.maxWaiting ?? Infinity;
   }
 
@@ -262,7 +263,7 @@ export class Engine {
     else if (seq.stopIds.has(token)) [reason, stopReason] = ['stop', token];
     else {
       const piece = seq.detokenizer.push(token);
-      if (seq.stopChecker.active) {
+      if (seq.stopChecker.active && seq.numOutputTokens >= (seq.stop.minTokens ?? 0)) {
         const { send, matched } = seq.stopChecker.add(piece);
         delta.text = send;
         if (matched !== undefined) {

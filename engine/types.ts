@@ -36,6 +36,8 @@ export interface StopOptions {
   ignoreEos?: boolean;
   /** Keep the matched stop string at the end of the output (vLLM's include_stop_str_in_output). */
   includeStopStr?: boolean;
+  /** Until this many tokens are out, EOS and stop token ids are never sampled and stop strings do not match (vLLM's min_tokens). */
+  minTokens?: number;
 }
 
 /** How generated tokens become text. */

@@ -12,7 +12,7 @@ import { respond } from '../respond.js';
 import { ChatRequest } from '../schemas.js';
 import { ChatToolCalls } from '../tool-calls/chat.js';
 import { checkToolChoice, toolParserFor } from '../tool-calls/request.js';
-import { checkModel, outputOf, samplingOf, stopOf } from './common.js';
+import { checkMinTokens, checkModel, outputOf, samplingOf, stopOf } from './common.js';
 
 /** POST /v1/chat/completions */
 export function chatCompletions(deps: ServerDeps) {
@@ -28,6 +28,7 @@ export function chatCompletions(deps: ServerDeps) {
     // Any call parsed makes the finish tool_calls (vLLM does the same, even over length).
     const reason = (index: number, f: RequestFinish) => (tools?.callsOf(index).length ? 'tool_calls' : finishReason(f));
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
+    checkMinTokens(body.min_tokens, [maxTokens]);
     const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const id = newId('chatcmpl');
     const choices = startChoices(deps, id, [prompt], {

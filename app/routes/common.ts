@@ -37,6 +37,7 @@ interface StopFields {
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
   include_stop_str_in_output?: boolean | null;
+  min_tokens?: number | null;
 }
 
 /** Stop rules; stop token ids outside the vocabulary are a 400 naming the entry. */
@@ -45,7 +46,11 @@ export function stopOf(deps: ServerDeps, b: StopFields): Omit<StopOptions, 'maxT
   (b.stop_token_ids ?? []).forEach((id, i) => {
     if (id >= vocab) throw badRequest(`token id ${id} is outside the vocabulary of ${vocab}`, `stop_token_ids[${i}]`);
   });
+  const minTokens = b.min_tokens ?? 0;
+  // The ban rides on logit_bias's arrays, which the CUDA sampler does not take yet.
+  if (minTokens > 0 && deps.config.device === 'cuda') throw badRequest('min_tokens is not implemented on the CUDA backend yet', 'min_tokens');
   return {
+    minTokens,
     stop: b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop,
     ignoreEos: !!b.ignore_eos,
     stopTokenIds: b.stop_token_ids ?? [],
@@ -68,4 +73,10 @@ function logitBiasOf(deps: ServerDeps, bias: Record<string, number> | null | und
     if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`token id ${key} is outside the vocabulary of ${vocab}`, `logit_bias.${key}`);
     return [id, Math.max(-MAX_BIAS, Math.min(MAX_BIAS, value))];
   });
+}
+
+/** min_tokens may not exceed what max_tokens (or the context) allows, as vLLM checks. */
+export function checkMinTokens(minTokens: number | null | undefined, maxTokens: number[]): void {
+  const most = Math.min(...maxTokens);
+  if ((minTokens ?? 0) > most) throw badRequest(`min_tokens (${minTokens}) is more than max_tokens allows (${most})`, 'min_tokens');
 }

@@ -8,7 +8,7 @@ import { completionLogprobs } from '../logprobs.js';
 import { completionPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { CompletionRequest } from '../schemas.js';
-import { checkModel, outputOf, samplingOf, stopOf } from './common.js';
+import { checkMinTokens, checkModel, outputOf, samplingOf, stopOf } from './common.js';
 
 /** POST /v1/completions */
 export function completions(deps: ServerDeps) {
@@ -18,6 +18,7 @@ export function completions(deps: ServerDeps) {
     if (body.stream_options && !body.stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
     const prompts = await completionPromptTokens(deps, body.prompt);
     const maxTokens = prompts.map((p, i) => resolveMaxTokens(deps, p.length, body.max_tokens, prompts.length > 1 ? `prompt[${i}]` : 'prompt'));
+    checkMinTokens(body.min_tokens, maxTokens);
     const numLogprobs = body.logprobs ?? undefined;
     const id = newId('cmpl');
     const choices = startChoices(deps, id, prompts, {

@@ -71,3 +71,27 @@ test('logit_bias: +100 forces a token, -100 bans one, through the API (CPU backe
   const forced = await complete({ max_tokens: 8, logit_bias: { [e]: 250 } });
   assert.equal(forced.text, 'eeeeeeee', 'a bias beyond 100 is clamped, and 100 still wins');
 });
+
+test('min_tokens: EOS and stop token ids are never sampled, and stop strings never match, before that many tokens', async () => {
+  const free = (await complete({ logprobs: 0, max_tokens: 30 })) as unknown as { text: string; logprobs: { tokens: string[] } };
+  const tok = server.deps.tokenizers.tokenizer;
+  const stopId = tok.encode(free.logprobs.tokens[1], { addSpecialTokens: false })[0];
+  const early = await complete({ max_tokens: 30, stop_token_ids: [stopId] });
+  assert.equal(early.stop_reason, stopId);
+  const res = await postJson(`${server.url}/v1/completions`, { model: 'tiny-shakespeare', prompt: 'ROMEO:\n', max_tokens: 30, temperature: 0, stop_token_ids: [stopId], min_tokens: 12 });
+  const held = (await res.json()) as Completion;
+  assert.ok(held.usage.completion_tokens >= 12, `${held.usage.completion_tokens} tokens`);
+  // A stop string found in the first tokens only ends generation once min_tokens are out.
+  const stop = free.text.slice(0, 3);
+  const text = (await complete({ max_tokens: 30, stop: [stop], min_tokens: 10 })).text;
+  assert.ok(text.length > 3, 'the early stop string did not end it');
+  // EOS: a chat turn ends early by itself; with min_tokens it cannot.
+  const chat = async (extra: Record<string, unknown>) =>
+    ((await (await postJson(`${server.url}/v1/chat/completions`, { model: 'tiny-shakespeare', messages: [{ role: 'user', content: 'Good morrow.' }], max_tokens: 200, temperature: 0, ...extra })).json()) as Completion).usage.completion_tokens;
+  const natural = await chat({});
+  assert.ok(natural < 150, `the model ends its turn by itself (${natural} tokens)`);
+  assert.ok((await chat({ min_tokens: natural + 20 })) >= natural + 20);
+  const tooMany = await postJson(`${server.url}/v1/completions`, { model: 'tiny-shakespeare', prompt: 'x', max_tokens: 5, min_tokens: 6 });
+  assert.equal(tooMany.status, 400);
+  assert.equal(((await tooMany.json()) as { error: { param: string } }).error.param, 'min_tokens');
+});
