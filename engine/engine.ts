@@ -259,11 +259,15 @@ export class Engine {
     if (logprob) delta.logprobs = [logprob];
     let reason: FinishReason | null = null;
     let stopReason: string | number | undefined;
-    if (this.eosIds.has(token) && !seq.stop.ignoreEos) reason = 'stop';
-    else if (seq.stopIds.has(token)) [reason, stopReason] = ['stop', token];
-    else {
+    const stopToken = this.eosIds.has(token) && !seq.stop.ignoreEos ? 'eos' : seq.stopIds.has(token) ? 'id' : null;
+    if (stopToken !== null) {
+      [reason, stopReason] = ['stop', stopToken === 'id' ? token : undefined];
+      // vLLM shows the stop token's own text only with include_stop_str_in_output (and special tokens unskipped).
+      if (seq.stop.includeStopStr) delta.text = this.passStopChecker(seq, seq.detokenizer.push(token));
+    } else {
       const piece = seq.detokenizer.push(token);
-      if (seq.stopChecker.active && seq.numOutputTokens >= (seq.stop.minTokens ?? 0)) {
+      // vLLM v1: stop strings count only in text after the first min_tokens tokens.
+      if (seq.stopChecker.active && seq.numOutputTokens > (seq.stop.minTokens ?? 0)) {
         const { send, matched } = seq.stopChecker.add(piece);
         delta.text = send;
         if (matched !== undefined) {
@@ -277,8 +281,14 @@ export class Engine {
       seq.stream.push(delta);
       return;
     }
-    if (stopReason === undefined) delta.text += seq.stopChecker.add(seq.detokenizer.flush()).send + seq.stopChecker.flush();
+    // Text held back (a possible stop string, an incomplete character) is released, unless a stop string matched.
+    if (typeof stopReason !== 'string') delta.text += this.passStopChecker(seq, seq.detokenizer.flush()) + seq.stopChecker.flush();
     this.finish(seq, reason, undefined, delta, stopReason);
+  }
+
+  /** Text through the stop checker when it is active (a stop token's own text can complete nothing). */
+  private passStopChecker(seq: Sequence, text: string): string {
+    return seq.stopChecker.active ? seq.stopChecker.add(text).send : text;
   }
 
   /** The one place a request ends, however it ends: blocks freed, last delta sent, stream closed. */

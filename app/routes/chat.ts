@@ -34,7 +34,8 @@ export function chatCompletions(deps: ServerDeps) {
     const choices = startChoices(deps, id, [prompt], {
       sampling: samplingOf(deps, body, numLogprobs),
       stop: stopOf(deps, body),
-      output: outputOf(body),
+      // Hermes' <tool_call> and Mistral's [TOOL_CALLS] are special tokens in some tokenizers: the parser must see them (vLLM does the same).
+      output: parser === 'hermes' || parser === 'mistral' ? { ...outputOf(body), skipSpecialTokens: false } : outputOf(body),
       maxTokens: [maxTokens],
       n: body.n ?? 1,
     });

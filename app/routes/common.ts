@@ -68,11 +68,14 @@ function logitBiasOf(deps: ServerDeps, bias: Record<string, number> | null | und
   if (entries.length === 0) return undefined;
   if (deps.config.device === 'cuda') throw badRequest('logit_bias is not implemented on the CUDA backend yet', 'logit_bias');
   const vocab = deps.tokenizers.tokenizer.vocabSize;
-  return entries.map(([key, value]) => {
+  // "1" and "01" name the same token: one entry each, the last given wins.
+  const byId = new Map<number, number>();
+  for (const [key, value] of entries) {
     const id = Number(key);
     if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`token id ${key} is outside the vocabulary of ${vocab}`, `logit_bias.${key}`);
-    return [id, Math.max(-MAX_BIAS, Math.min(MAX_BIAS, value))];
-  });
+    byId.set(id, Math.max(-MAX_BIAS, Math.min(MAX_BIAS, value)));
+  }
+  return [...byId];
 }
 
 /** min_tokens may not exceed what max_tokens (or the context) allows, as vLLM checks. */

@@ -38,7 +38,8 @@ export class HermesParser extends ScanningParser {
   }
 
   private settle(inner: string, close: string): void {
-    const call = callOf(parseJson(inner.trim()), ['arguments', 'parameters']);
+    // Inside <tool_call> markup a call without arguments is still a call.
+    const call = callOf(parseJson(inner.trim()), ['arguments', 'parameters'], true);
     if (call) this.out.call(call);
     else this.out.text(OPEN + inner + close);
   }

@@ -49,9 +49,11 @@ export function partialMarker(text: string, marker: string): number {
  * given as a JSON string holding an object are accepted too; missing
  * arguments are {}.
  */
-export function callOf(value: unknown, argsKeys: string[]): { name: string; arguments: string } | null {
+export function callOf(value: unknown, argsKeys: string[], argsOptional = false): { name: string; arguments: string } | null {
   if (!isObject(value) || typeof value.name !== 'string' || value.name.length === 0) return null;
   const key = argsKeys.find((k) => k in value);
+  // Outside explicit markup, a JSON answer like {"name": "Alice", "age": 30} is text, not a call.
+  if (key === undefined && !argsOptional) return null;
   let args: unknown = key === undefined ? {} : value[key];
   if (typeof args === 'string') {
     try {

@@ -11,6 +11,7 @@ import { detectToolCallParser, type ToolCallParserName } from './index.js';
  */
 export function checkToolChoice(body: Pick<ChatRequest, 'tools' | 'tool_choice'>): void {
   const choice = body.tool_choice;
+  if (choice != null && choice !== 'none' && !body.tools?.length) throw badRequest('tool_choice needs tools', 'tool_choice');
   if (choice == null || choice === 'none' || choice === 'auto') return;
   if (typeof choice === 'object') {
     const name = choice.function.name;

@@ -28,17 +28,18 @@ struct StepBatch {
   int table_stride = 0;
   std::vector<uint8_t> sample;        // [S] 1 where this chunk ends the sequence's known tokens
   std::vector<SamplingParams> params; // [S]
-  // logit_bias as CSR: sequence s adds bias_values[k] to logit bias_ids[k] for k in
-  // [bias_start[s], bias_start[s + 1]). Empty bias_start: no biases anywhere.
-  std::vector<int32_t> bias_start;    // [S + 1] or empty
-  std::vector<int32_t> bias_ids;      // [B]
-  std::vector<float> bias_values;     // [B]
   bool return_logits = false;
 
   // Filled by validate_batch:
   std::vector<int32_t> token_seq;  // [T] which sequence each token belongs to
   std::vector<int32_t> seq_start;  // [S] index of the sequence's first token
   int max_logprobs = 0;
+
+  // logit_bias as CSR: sequence s adds bias_values[k] to logit bias_ids[k] for k in
+  // [bias_start[s], bias_start[s + 1]). Empty bias_start: no biases anywhere.
+  std::vector<int32_t> bias_start;    // [S + 1] or empty
+  std::vector<int32_t> bias_ids;      // [B]
+  std::vector<float> bias_values;     // [B]
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   int num_seqs() const { return static_cast<int>(query_lens.size()); }

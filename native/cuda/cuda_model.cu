@@ -644,3 +644,6 @@ extern "C" tachyon::Backend* tachyon_create_cuda_backend(const tachyon::ModelCon
     return nullptr;
   }
 }
+
+// Checked by the addon before it creates a backend (backend.h, kBackendAbiVersion).
+extern "C" int tachyon_backend_abi_version() { return tachyon::kBackendAbiVersion; }

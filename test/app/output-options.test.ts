@@ -30,6 +30,12 @@ test('stop_token_ids end generation at that token, which is reported as the stop
   const stopped = await complete({ stop_token_ids: ids });
   assert.deepEqual([stopped.finish_reason, stopped.stop_reason], ['stop', ids[0]]);
   assert.equal(stopped.text, free.logprobs.tokens.slice(0, first).join(''));
+  // include_stop_str_in_output shows the stop token's own text, as vLLM does.
+  const shown = await complete({ stop_token_ids: ids, include_stop_str_in_output: true });
+  assert.equal(shown.text, stopped.text + piece);
+  // Text held back for a possible stop string is released when a stop token ends the request.
+  const held = await complete({ stop_token_ids: ids, stop: [free.logprobs.tokens[first - 1] + 'QQQQ'] });
+  assert.equal(held.text, stopped.text);
   const bad = await postJson(`${server.url}/v1/completions`, { model: 'tiny-shakespeare', prompt: 'x', stop_token_ids: [5, 99999] });
   assert.equal(bad.status, 400);
   assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'stop_token_ids[1]');

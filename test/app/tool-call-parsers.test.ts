@@ -101,3 +101,15 @@ test('the format is detected from the chat template text', () => {
   assert.equal(detectToolCallParser('<|python_tag|>'), 'llama3_json');
   assert.equal(detectToolCallParser('{{ messages }}'), null);
 });
+
+test('a bare JSON answer without arguments is text, not a call (llama3_json, mistral); inside <tool_call> markup it is a call', () => {
+  const whole = (name: 'llama3_json' | 'mistral' | 'hermes', text: string) => {
+    const p = newToolCallParser(name, () => 'call_x');
+    const a = p.feed(text);
+    const b = p.end();
+    return { content: (a.content ?? '') + (b.content ?? ''), calls: [...(a.calls ?? []), ...(b.calls ?? [])] };
+  };
+  assert.deepEqual(whole('llama3_json', '{"name": "Alice", "age": 30}'), { content: '{"name": "Alice", "age": 30}', calls: [] });
+  assert.deepEqual(whole('mistral', '[{"name": "Alice", "age": 30}]'), { content: '[{"name": "Alice", "age": 30}]', calls: [] });
+  assert.equal(whole('hermes', '<tool_call>\n{"name": "ping"}\n</tool_call>').calls[0].name, 'ping');
+});
