@@ -1,4 +1,4 @@
-import { callOf, parseJson, partialMarker } from './json-scan.js';
+import { callOf, jsonEnd, parseJson, partialMarker } from './json-scan.js';
 import { ScanningParser } from './scanning-parser.js';
 
 const OPEN = '<tool_call>';
@@ -22,7 +22,12 @@ export class HermesParser extends ScanningParser {
         this.buf = this.buf.slice(at + OPEN.length);
         this.inside = true;
       }
-      const close = this.buf.indexOf(CLOSE);
+      // The closing tag is looked for after the JSON object, so "</tool_call>" inside a string argument does not end the block.
+      const open = this.buf.search(/\S/);
+      if (open < 0) break;
+      const objectEnd = this.buf[open] === '{' ? jsonEnd(this.buf, open) : open;
+      if (objectEnd === null) break;
+      const close = this.buf.indexOf(CLOSE, objectEnd);
       if (close < 0) break;
       this.settle(this.buf.slice(0, close), CLOSE);
       this.buf = this.buf.slice(close + CLOSE.length);

@@ -38,7 +38,7 @@ const call = (index: number, name: string, args: object) => ({ index, name, argu
 describe('hermes', () => {
   test('text before and after, two calls', () => {
     const text = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call>\nDone.';
-    assert.deepEqual(parse('hermes', text), { content: 'Let me check.Done.', calls: [call(0, 'get_weather', { city: 'Paris' }), call(1, 'get_time', { tz: 'CET' })] });
+    assert.deepEqual(parse('hermes', text), { content: 'Let me check.\nDone.', calls: [call(0, 'get_weather', { city: 'Paris' }), call(1, 'get_time', { tz: 'CET' })] });
   });
   test('only a call: no content; arguments re-serialized', () => {
     assert.deepEqual(parse('hermes', '<tool_call>\n{ "name" : "f", "arguments" : { "a" : [1, 2] } }\n</tool_call>'), { content: '', calls: [call(0, 'f', { a: [1, 2] })] });
@@ -112,4 +112,14 @@ test('a bare JSON answer without arguments is text, not a call (llama3_json, mis
   assert.deepEqual(whole('llama3_json', '{"name": "Alice", "age": 30}'), { content: '{"name": "Alice", "age": 30}', calls: [] });
   assert.deepEqual(whole('mistral', '[{"name": "Alice", "age": 30}]'), { content: '[{"name": "Alice", "age": 30}]', calls: [] });
   assert.equal(whole('hermes', '<tool_call>\n{"name": "ping"}\n</tool_call>').calls[0].name, 'ping');
+});
+
+test('hermes: "</tool_call>" inside a string argument does not end the block; text on both sides of a call stays apart', () => {
+  const p = newToolCallParser('hermes', () => 'call_x');
+  const text = 'Writing it.\n<tool_call>\n{"name": "write", "arguments": {"body": "a </tool_call> b"}}\n</tool_call>\nDone.';
+  const outs = [...[...text].map((ch) => p.feed(ch)), p.end()];
+  const content = outs.map((o) => o.content ?? '').join('');
+  const calls = outs.flatMap((o) => o.calls ?? []);
+  assert.equal(content, 'Writing it.\nDone.');
+  assert.deepEqual(calls.map((c) => [c.name, JSON.parse(c.arguments)]), [['write', { body: 'a </tool_call> b' }]]);
 });
