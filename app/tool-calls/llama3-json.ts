@@ -16,7 +16,9 @@ export class Llama3JsonParser extends ScanningParser {
   private raw = '';
 
   protected finish(): void {
-    this.out.text(this.raw + this.buf);
+    // Separators left after the last call (`; ` or a newline) are not an answer.
+    const rest = this.raw + this.buf;
+    if (!(this.mode === 'calls' && /^[\s;]*$/.test(rest))) this.out.text(rest);
     this.raw = '';
   }
 

@@ -123,3 +123,10 @@ test('hermes: "</tool_call>" inside a string argument does not end the block; te
   assert.equal(content, 'Writing it.\nDone.');
   assert.deepEqual(calls.map((c) => [c.name, JSON.parse(c.arguments)]), [['write', { body: 'a </tool_call> b' }]]);
 });
+
+test('llama3_json: a trailing ";" after the last call is no content', () => {
+  const p = newToolCallParser('llama3_json', () => 'call_x');
+  const outs = [p.feed('{"name": "a", "parameters": {}};'), p.end()];
+  assert.equal(outs.map((o) => o.content ?? '').join(''), '');
+  assert.equal(outs.flatMap((o) => o.calls ?? []).length, 1);
+});
