@@ -1,4 +1,4 @@
-import { callOf, jsonEnd, parseJson, partialMarker } from './json-scan.js';
+import { callOf, jsonEnd, parseJson } from './json-scan.js';
 import { ScanningParser } from './scanning-parser.js';
 
 const OPEN = '<tool_call>';
@@ -8,18 +8,10 @@ const CLOSE = '</tool_call>';
 export class HermesParser extends ScanningParser {
   private inside = false;
 
-  protected scan(): void {
+  protected scan(end: boolean): void {
     for (;;) {
       if (!this.inside) {
-        const at = this.buf.indexOf(OPEN);
-        if (at < 0) {
-          const keep = partialMarker(this.buf, OPEN);
-          this.out.text(this.buf.slice(0, this.buf.length - keep));
-          this.buf = this.buf.slice(this.buf.length - keep);
-          break;
-        }
-        this.out.text(this.buf.slice(0, at));
-        this.buf = this.buf.slice(at + OPEN.length);
+        if (!this.throughMarker(OPEN, end)) break;
         this.inside = true;
       }
       // The closing tag is looked for after the JSON object, so "</tool_call>" inside a string argument does not end the block.

@@ -1,4 +1,4 @@
-import { callOf, jsonEnd, parseJson, partialMarker, startsWithTokens } from './json-scan.js';
+import { callOf, jsonEnd, parseJson, startsWithTokens } from './json-scan.js';
 import { ScanningParser } from './scanning-parser.js';
 
 const MARK = '[TOOL_CALLS]';
@@ -27,15 +27,7 @@ export class MistralParser extends ScanningParser {
         this.mode = bare === 'yes' ? 'calls' : 'text';
       }
       if (this.mode === 'text') {
-        const at = this.buf.indexOf(MARK);
-        if (at < 0) {
-          const keep = end ? 0 : partialMarker(this.buf, MARK);
-          this.out.text(this.buf.slice(0, this.buf.length - keep));
-          this.buf = this.buf.slice(this.buf.length - keep);
-          return;
-        }
-        this.out.text(this.buf.slice(0, at));
-        this.buf = this.buf.slice(at + MARK.length);
+        if (!this.throughMarker(MARK, end)) return;
         this.mark = MARK;
         this.mode = 'calls';
       }

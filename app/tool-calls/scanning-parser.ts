@@ -1,3 +1,4 @@
+import { partialMarker } from './json-scan.js';
 import { ParserOutput } from './output.js';
 import { randomCallId, type NewCallId, type ParsedText, type ToolCallParser } from './types.js';
 
@@ -25,6 +26,23 @@ export abstract class ScanningParser implements ToolCallParser {
     this.finish();
     this.buf = '';
     return this.out.take(true);
+  }
+
+  /**
+   * Sends the text before marker and consumes the marker: true. Without the
+   * marker yet: sends all but a tail that may begin it (everything at the end): false.
+   */
+  protected throughMarker(marker: string, end: boolean): boolean {
+    const at = this.buf.indexOf(marker);
+    if (at < 0) {
+      const keep = end ? 0 : partialMarker(this.buf, marker);
+      this.out.text(this.buf.slice(0, this.buf.length - keep));
+      this.buf = this.buf.slice(this.buf.length - keep);
+      return false;
+    }
+    this.out.text(this.buf.slice(0, at));
+    this.buf = this.buf.slice(at + marker.length);
+    return true;
   }
 
   /** Decides as much of buf as it can; end: no more text will come. */
