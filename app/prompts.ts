@@ -114,9 +114,8 @@ function contentRanges(rendered: string, contents: string[]): [number, number][]
 
 /** A completions prompt: text (special-token text stays text) or token ids; one entry per prompt. */
 export async function completionPromptTokens(deps: ServerDeps, prompt: string | string[] | number[] | number[][]): Promise<number[][]> {
-  const vocab = deps.tokenizers.tokenizer.vocabSize;
   const checkIds = (ids: number[], param: string) => {
-    for (const id of ids) if (id >= vocab) throw badRequest(`token id ${id} is outside the vocabulary of ${vocab}`, param);
+    for (const id of ids) checkTokenId(deps, id, param);
     return ids;
   };
   const options: EncodeOptions = { addSpecialTokens: true };
@@ -130,6 +129,12 @@ export async function completionPromptTokens(deps: ServerDeps, prompt: string | 
   const texts = prompt as string[];
   texts.forEach((p, i) => refuseIfCannotFit(deps, p, options, texts.length > 1 ? `prompt[${i}]` : 'prompt'));
   return Promise.all(texts.map((p) => deps.tokenizers.encode(p, options)));
+}
+
+/** 400 naming param when a token id a request gives (ids are already non-negative integers) is outside the vocabulary; shown: the id as the client wrote it. */
+export function checkTokenId(deps: ServerDeps, id: number, param: string, shown: string | number = id): void {
+  const vocab = deps.tokenizers.tokenizer.vocabSize;
+  if (id >= vocab) throw badRequest(`token id ${shown} is outside the vocabulary of ${vocab}`, param);
 }
 
 /** max_tokens, defaulting to what the context leaves; 400 with both numbers when the request cannot fit. */

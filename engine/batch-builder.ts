@@ -1,15 +1,20 @@
 import type { StepBatch } from '../native/index.js';
 import type { ScheduledChunk } from './scheduler.js';
 
-const NO_BANS: readonly number[] = [];
+/** A bias that bans a token: finite (the runtime checks), and far below any logit. */
+export const BAN = -1e30;
+
+const NO_BANS = new Int32Array(0);
+
+/** Tokens banned for this sequence this step: its min_tokens bans until that many tokens are out. */
+function bansOf(seq: ScheduledChunk): Int32Array {
+  return seq.numOutputTokens < (seq.stop.minTokens ?? 0) ? seq.sampling.minTokensBans : NO_BANS;
+}
 
 /**
  * Builds each step's flat typed arrays in buffers that are reused step to
  * step (they grow, never shrink), so a step allocates only the views.
  */
-/** A bias that bans a token: finite (the runtime checks), and far below any logit. */
-export const BAN = -1e30;
-
 export class BatchBuilder {
   private tokenIds = new Int32Array(0);
   private positions = new Int32Array(0);
@@ -26,16 +31,6 @@ export class BatchBuilder {
   private biasIds = new Int32Array(0);
   private biasValues = new Float32Array(0);
 
-  /** eosIds: the tokens min_tokens keeps from being sampled, beside each request's stop token ids. */
-  constructor(private readonly eosIds: readonly number[] = []) {}
-
-  /** Tokens banned for this sequence this step: EOS and stop ids while min_tokens is not reached. */
-  private bansOf(seq: ScheduledChunk): readonly number[] {
-    const min = seq.stop.minTokens ?? 0;
-    if (min === 0 || seq.numOutputTokens >= min) return NO_BANS;
-    return seq.stop.ignoreEos ? (seq.stop.stopTokenIds ?? NO_BANS) : [...this.eosIds, ...(seq.stop.stopTokenIds ?? [])];
-  }
-
   build(chunks: ScheduledChunk[]): StepBatch {
     const S = chunks.length;
     let T = 0;
@@ -44,7 +39,7 @@ export class BatchBuilder {
     for (const seq of chunks) {
       T += seq.chunkTokens;
       if (seq.blockTable.length > stride) stride = seq.blockTable.length;
-      B += seq.sampling.biasIds.length + this.bansOf(seq).length;
+      B += seq.sampling.biasIds.length + bansOf(seq).length;
     }
     this.reserve(T, S, stride);
     if (B > 0) this.reserveBias(S, B);
@@ -76,10 +71,10 @@ export class BatchBuilder {
         this.biasIds.set(p.biasIds, k);
         this.biasValues.set(p.biasValues, k);
         k += p.biasIds.length;
-        for (const id of this.bansOf(seq)) {
-          this.biasIds[k] = id;
-          this.biasValues[k++] = BAN;
-        }
+        const bans = bansOf(seq);
+        this.biasIds.set(bans, k);
+        this.biasValues.fill(BAN, k, k + bans.length);
+        k += bans.length;
       }
     }
     if (B > 0) this.biasStart[S] = k;

@@ -9,7 +9,7 @@ import { OutputStream } from './output-stream.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type ResolvedSampling } from './sequence.js';
 import { StopChecker } from './stop-checker.js';
-import { EngineError, type EngineRequest, type FinishReason, type RequestDelta, type StepRuntime, type TokenLogprob } from './types.js';
+import { EngineError, type EngineRequest, type StopOptions, type FinishReason, type RequestDelta, type StepRuntime, type TokenLogprob } from './types.js';
 
 export interface EngineConfig {
   /** Token budget of one step. Default: the runtime's maxNumTokens. */
@@ -45,7 +45,7 @@ export interface EngineStats {
 export class Engine {
   readonly blocks: BlockManager;
   private readonly scheduler: Scheduler;
-  private readonly builder: BatchBuilder;
+  private readonly builder = new BatchBuilder();
   private readonly live = new Map<string, Sequence>();
   private readonly eosIds: Set<number>;
   private loop: Promise<void> | null = null;
@@ -73,7 +73,6 @@ export class Engine {
       maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes ?? maxNumBatchedTokens,
     });
     this.eosIds = new Set(tokenizer.special.eos);
-    this.builder = new BatchBuilder(tokenizer.special.eos);
     this.maxWaiting = config.maxWaiting ?? Infinity;
   }
 
@@ -85,7 +84,7 @@ export class Engine {
     const seq = new Sequence(
       req.id,
       req.promptTokens,
-      resolveSampling(req.sampling),
+      resolveSampling(req.sampling, req.stop, this.eosIds),
       req.stop,
       new Set(req.stop.stopTokenIds ?? []),
       new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: req.output?.skipSpecialTokens ?? true }, req.promptTokens),
@@ -104,12 +103,13 @@ export class Engine {
     if (this.live.has(req.id)) throw new EngineError(`request id ${req.id} is already running`, 'duplicate_id');
     if (req.promptTokens.length === 0) throw new EngineError('the prompt is empty', 'bad_request');
     if (!(req.stop.maxTokens >= 1)) throw new EngineError('max tokens must be at least 1', 'bad_request');
-    for (const t of req.promptTokens)
-      if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`prompt token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
-    for (const [t] of req.sampling?.logitBias ?? [])
-      if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`logit bias token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
-    for (const t of req.stop.stopTokenIds ?? [])
-      if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`stop token ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
+    const checkIds = (ids: Iterable<number>, what: string) => {
+      for (const t of ids)
+        if (!Number.isInteger(t) || t < 0 || t >= info.vocabSize) throw new EngineError(`${what} ${t} is outside the vocabulary of ${info.vocabSize}`, 'bad_request');
+    };
+    checkIds(req.promptTokens, 'prompt token');
+    checkIds((req.sampling?.logitBias ?? []).map(([t]) => t), 'logit bias token');
+    checkIds(req.stop.stopTokenIds ?? [], 'stop token');
     const total = req.promptTokens.length + req.stop.maxTokens;
     if (req.promptTokens.length >= info.maxPositions)
       throw new EngineError(`the prompt has ${req.promptTokens.length} tokens; the model's context is ${info.maxPositions}`, 'prompt_too_long');
@@ -312,7 +312,7 @@ export class Engine {
   }
 }
 
-function resolveSampling(s: EngineRequest['sampling'] = {}): ResolvedSampling {
+function resolveSampling(s: EngineRequest['sampling'] = {}, stop: StopOptions, eosIds: Set<number>): ResolvedSampling {
   const seed = s.seed === undefined ? randomBytes(8).readBigUInt64LE(0) : BigInt.asUintN(64, BigInt(s.seed));
   return {
     temperature: s.temperature ?? 1,
@@ -323,5 +323,6 @@ function resolveSampling(s: EngineRequest['sampling'] = {}): ResolvedSampling {
     numLogprobs: s.logprobs ?? -1,
     biasIds: Int32Array.from((s.logitBias ?? []).map(([id]) => id)),
     biasValues: Float32Array.from((s.logitBias ?? []).map(([, b]) => b)),
+    minTokensBans: (stop.minTokens ?? 0) > 0 ? Int32Array.from([...(stop.ignoreEos ? [] : eosIds), ...(stop.stopTokenIds ?? [])]) : new Int32Array(0),
   };
 }

@@ -16,6 +16,8 @@ export interface ResolvedSampling {
   /** logit_bias: token ids and the biases added to their logits; empty: none. */
   biasIds: Int32Array;
   biasValues: Float32Array;
+  /** Banned until min_tokens are out: EOS (unless ignored) and the stop token ids; empty without min_tokens. */
+  minTokensBans: Int32Array;
 }
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';

@@ -1,6 +1,7 @@
 import type { OutputOptions, SamplingOptions, StopOptions } from '../../engine/types.js';
 import type { ServerDeps } from '../deps.js';
 import { ApiError, badRequest } from '../errors.js';
+import { checkTokenId } from '../prompts.js';
 
 export function checkModel(deps: ServerDeps, model: string | null | undefined): void {
   if (model != null && model !== deps.modelName)
@@ -42,10 +43,7 @@ interface StopFields {
 
 /** Stop rules; stop token ids outside the vocabulary are a 400 naming the entry. */
 export function stopOf(deps: ServerDeps, b: StopFields): Omit<StopOptions, 'maxTokens'> {
-  const vocab = deps.tokenizers.tokenizer.vocabSize;
-  (b.stop_token_ids ?? []).forEach((id, i) => {
-    if (id >= vocab) throw badRequest(`token id ${id} is outside the vocabulary of ${vocab}`, `stop_token_ids[${i}]`);
-  });
+  (b.stop_token_ids ?? []).forEach((id, i) => checkTokenId(deps, id, `stop_token_ids[${i}]`));
   const minTokens = b.min_tokens ?? 0;
   // The ban rides on logit_bias's arrays, which the CUDA sampler does not take yet.
   if (minTokens > 0 && deps.config.device === 'cuda') throw badRequest('min_tokens is not implemented on the CUDA backend yet', 'min_tokens');
@@ -67,12 +65,12 @@ function logitBiasOf(deps: ServerDeps, bias: Record<string, number> | null | und
   const entries = Object.entries(bias ?? {});
   if (entries.length === 0) return undefined;
   if (deps.config.device === 'cuda') throw badRequest('logit_bias is not implemented on the CUDA backend yet', 'logit_bias');
-  const vocab = deps.tokenizers.tokenizer.vocabSize;
   // "1" and "01" name the same token: one entry each, the last given wins.
   const byId = new Map<number, number>();
   for (const [key, value] of entries) {
+    // Keys are digits (the schema checks), so a key too long for a safe integer is far past any vocabulary.
     const id = Number(key);
-    if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`token id ${key} is outside the vocabulary of ${vocab}`, `logit_bias.${key}`);
+    checkTokenId(deps, id, `logit_bias.${key}`, key);
     byId.set(id, Math.max(-MAX_BIAS, Math.min(MAX_BIAS, value)));
   }
   return [...byId];
