@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { resolveConfig, type Config, type ResolvedConfig } from '../config/schema.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, type EngineConfig } from '../engine/engine.js';
 import type { StepRuntime } from '../engine/types.js';
 import { Runtime } from '../native/index.js';
 import { ChatTemplate, chatTemplateSource } from '../tokenizers/chat-template.js';
@@ -32,6 +32,18 @@ function readChatTemplates(dir: string): { chat: ChatTemplate | null; tools: Cha
   const toolSource = chatTemplateSource(config, true);
   const chat = source === null ? null : new ChatTemplate(source);
   return { chat, tools: toolSource === null || toolSource === source ? chat : new ChatTemplate(toolSource) };
+}
+
+/** The engine's budgets and switches as the server's config sets them. */
+export function engineConfigOf(config: ResolvedConfig): EngineConfig {
+  return {
+    maxNumBatchedTokens: config.maxNumBatchedTokens,
+    maxNumSeqs: config.maxNumSeqs,
+    maxPrefillChunk: config.maxPrefillChunk,
+    maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes,
+    maxWaiting: config.maxQueue,
+    enablePrefixCache: config.enablePrefixCache,
+  };
 }
 
 /**
@@ -73,14 +85,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     log.warn(`the KV cache holds ${kvTokens} tokens, fewer than one full-context request (${maxModelLen}); ` +
       `longer requests get 400 (raise ${config.device === 'cuda' ? '--gpu-memory-fraction' : '--kv-cache-bytes'} or lower --max-model-len)`);
   const stepRuntime: StepRuntime = { info: { ...info, maxPositions: maxModelLen }, step: (b) => runtime.step(b) };
-  const engine = new Engine(stepRuntime, tokenizers.tokenizer, {
-    maxNumBatchedTokens: config.maxNumBatchedTokens,
-    maxNumSeqs: config.maxNumSeqs,
-    maxPrefillChunk: config.maxPrefillChunk,
-    maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes,
-    maxWaiting: config.maxQueue,
-    enablePrefixCache: config.enablePrefixCache,
-  });
+  const engine = new Engine(stepRuntime, tokenizers.tokenizer, engineConfigOf(config));
   const templates = readChatTemplates(config.model);
   return {
     config,

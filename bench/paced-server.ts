@@ -11,6 +11,7 @@ import { serve } from '@hono/node-server';
 
 import { createApp } from '../app/app.js';
 import type { ServerDeps } from '../app/deps.js';
+import { engineConfigOf } from '../app/load-model.js';
 import { jsonLog } from '../app/logger.js';
 import { Metrics } from '../app/metrics.js';
 import { ConfigSchema, resolveConfig } from '../config/schema.js';
@@ -53,12 +54,7 @@ const runtime: StepRuntime = {
     return { tokens, logprobs: new Float32Array(S), topN: 0, topIds: new Int32Array(0), topLogprobs: new Float32Array(0) };
   },
 };
-const engine = new Engine(runtime, tokenizers.tokenizer, {
-  maxNumBatchedTokens: config.maxNumBatchedTokens,
-  maxNumSeqs: config.maxNumSeqs,
-  maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes,
-  maxWaiting: config.maxQueue,
-});
+const engine = new Engine(runtime, tokenizers.tokenizer, engineConfigOf(config));
 const deps: ServerDeps = {
   config, modelName: 'paced', maxModelLen: info.maxPositions, engine, tokenizers, chatTemplate: null,
   metrics: new Metrics(engine), state: { ready: true, draining: false, inFlight: 0 }, created: 0,
