@@ -13,6 +13,7 @@
         "native/cpu/kv_cache.cc",
         "native/cpu/rope_freq.cc",
         "native/cpu/sampler.cc",
+        "native/cpu/penalties.cc",
         "native/cpu/model.cc",
         "native/cpu/batch.cc"
       ],

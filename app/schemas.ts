@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { samplingFields } from './sampling-params.js';
+
 /**
  * Request bodies, as OpenAI defines them. Parameters this server cannot
  * honour are accepted only at their no-op values; anything else is a 400 that
@@ -27,32 +29,14 @@ const ignored = {
   store: z.literal(false, { error: 'store: true is not supported (this server keeps no completions); send false or leave it out' }).nullish(),
 };
 
-const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(16)]).nullish();
-
 const sampling = {
   model: z.string(),
   max_tokens: z.number().int().min(1).nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().gt(0).max(1).nullish(),
-  top_k: z.number().int().min(-1).nullish(),
-  min_p: z.number().min(0).max(1).nullish(),
-  seed: z.number().int().nullish(),
-  stop,
   n: z.number().int().min(1).max(16).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).strict().nullish(),
-  ignore_eos: z.boolean().nullish(),
-  // vLLM's extensions for stopping and detokenizing.
-  stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
-  min_tokens: z.number().int().min(0).nullish(),
-  include_stop_str_in_output: z.boolean().nullish(),
-  skip_special_tokens: z.boolean().nullish(),
+  ...samplingFields,
   ...ignored,
-  presence_penalty: unsupported('penalties are not implemented'),
-  frequency_penalty: unsupported('penalties are not implemented'),
-  repetition_penalty: z.literal(1).nullish(),
-  // Token id (as a string, OpenAI's shape) -> bias; clamped to [-100, 100] (app/routes/common.ts).
-  logit_bias: z.record(z.string().regex(/^\d+$/, 'keys must be token ids'), z.number()).nullish(),
 };
 
 /** Only text parts: an image or audio part fails on its type, named in the error. */

@@ -5,6 +5,7 @@
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 
+import { uniformColumns } from '../engine/sampling-columns.js';
 import { Runtime } from '../native/index.js';
 
 const SHAPE = {
@@ -34,12 +35,7 @@ function batchOf(seqs: { tokens: number[]; start: number; blocks: number[] }[]) 
     blockTables: tables,
     blockTableStride: stride,
     sample: new Uint8Array(S).fill(1),
-    temperature: new Float32Array(S),
-    topK: new Int32Array(S),
-    topP: new Float32Array(S).fill(1),
-    minP: new Float32Array(S),
-    seed: new BigUint64Array(S),
-    numLogprobs: new Int32Array(S),
+    ...uniformColumns(S, { temperature: 0 }),
   };
 }
 

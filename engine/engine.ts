@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { IncrementalDetokenizer } from '../tokenizers/incremental-detokenizer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import type { StepResult } from '../native/index.js';
+import type { MaskFiller, StepBatch, StepResult } from '../native/index.js';
 import { BatchBuilder } from './batch-builder.js';
 import { BlockManager } from './block-manager.js';
 import { OutputStream } from './output-stream.js';
@@ -71,6 +71,7 @@ export class Engine {
       maxNumSeqs: Math.min(config.maxNumSeqs ?? info.maxNumSeqs, info.maxNumSeqs),
       maxPrefillChunk: config.maxPrefillChunk ?? maxNumBatchedTokens,
       maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes ?? maxNumBatchedTokens,
+      penaltySlots: info.maxNumSeqs,
     });
     this.eosIds = new Set(tokenizer.special.eos);
     this.maxWaiting = config.maxWaiting ?? Infinity;
@@ -91,6 +92,7 @@ export class Engine {
       new StopChecker(req.stop.stop ?? []),
       stream,
       performance.now(),
+      req.guide,
     );
     this.live.set(req.id, seq);
     this.scheduler.add(seq);
@@ -198,7 +200,7 @@ export class Engine {
       const t1 = performance.now();
       let result: StepResult;
       try {
-        result = await this.runtime.step(batch);
+        result = await this.runtime.step(batch, batch.numMaskRows ? this.maskFiller(chunks, batch) : undefined);
       } catch (e) {
         for (const seq of chunks) {
           seq.inFlight = false;
@@ -227,6 +229,17 @@ export class Engine {
     }
   }
 
+  /** Writes the grammar masks of the step's guided sequences, in mask-row order; runs while the forward pass does. */
+  private maskFiller(chunks: ScheduledChunk[], batch: StepBatch): MaskFiller {
+    const words = Math.ceil(this.runtime.info.vocabSize / 32);
+    return (masks) => {
+      for (let s = 0; s < chunks.length; s++) {
+        const row = batch.maskRow[s];
+        if (row >= 0) chunks[s].guide!.fillNextTokenBitmask(masks.subarray(row * words, (row + 1) * words));
+      }
+    };
+  }
+
   private process(chunks: ScheduledChunk[], result: StepResult, now: number): void {
     for (let i = 0; i < chunks.length; i++) {
       const seq = chunks[i];
@@ -253,6 +266,10 @@ export class Engine {
 
   /** A sampled token: append it, run the stop rules, stream the text. */
   private accept(seq: Sequence, token: number, logprob: TokenLogprob | undefined, now: number): void {
+    if (seq.guide && !seq.guide.acceptToken(token)) {
+      this.finish(seq, 'error', `guided decoding: the grammar rejected token ${token}`);
+      return;
+    }
     seq.tokens.push(token);
     seq.timing.firstToken ??= now;
     const delta: RequestDelta = { tokenIds: [token], text: '' };
@@ -295,6 +312,7 @@ export class Engine {
   private finish(seq: Sequence, reason: FinishReason, error?: string, last?: RequestDelta, stopReason?: string | number): void {
     if (seq.status === 'finished') return;
     this.scheduler.remove(seq);
+    seq.guide?.dispose();
     this.live.delete(seq.id);
     seq.timing.finished = performance.now();
     const delta = last ?? { tokenIds: [], text: '' };
@@ -321,6 +339,10 @@ function resolveSampling(s: EngineRequest['sampling'] = {}, stop: StopOptions, e
     minP: s.minP ?? 0,
     seed,
     numLogprobs: s.logprobs ?? -1,
+    presencePenalty: s.presencePenalty ?? 0,
+    frequencyPenalty: s.frequencyPenalty ?? 0,
+    repetitionPenalty: s.repetitionPenalty ?? 1,
+    penalized: (s.presencePenalty ?? 0) !== 0 || (s.frequencyPenalty ?? 0) !== 0 || (s.repetitionPenalty ?? 1) !== 1,
     biasIds: Int32Array.from((s.logitBias ?? []).map(([id]) => id)),
     biasValues: Float32Array.from((s.logitBias ?? []).map(([, b]) => b)),
     minTokensBans: (stop.minTokens ?? 0) > 0 ? Int32Array.from([...(stop.ignoreEos ? [] : eosIds), ...(stop.stopTokenIds ?? [])]) : new Int32Array(0),

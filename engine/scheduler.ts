@@ -1,4 +1,5 @@
 import type { BlockManager } from './block-manager.js';
+import { PenaltySlots } from './penalty-slots.js';
 import type { Sequence } from './sequence.js';
 
 export interface SchedulerConfig {
@@ -14,6 +15,8 @@ export interface SchedulerConfig {
    * one long step (vLLM bounds it per request with its long-prefill threshold).
    */
   maxPrefillTokensWithDecodes: number;
+  /** Penalty slots the runtime keeps (its per-step sequence limit, at least maxNumSeqs). Default maxNumSeqs. */
+  penaltySlots?: number;
 }
 
 /** A scheduled sequence; its chunk size for this step is seq.chunkTokens. */
@@ -30,8 +33,11 @@ export class Scheduler {
   running: Sequence[] = [];
   private admissions = 0;
   preemptions = 0;
+  readonly penaltySlots: PenaltySlots;
 
-  constructor(private readonly blocks: BlockManager, private readonly config: SchedulerConfig) {}
+  constructor(private readonly blocks: BlockManager, private readonly config: SchedulerConfig) {
+    this.penaltySlots = new PenaltySlots(config.penaltySlots ?? config.maxNumSeqs);
+  }
 
   add(seq: Sequence): void {
     this.waiting.push(seq);
@@ -48,6 +54,7 @@ export class Scheduler {
       if (i >= 0) this.waiting.splice(i, 1);
     } else if (seq.status === 'running') this.leftRunning++;
     this.blocks.free(seq);
+    this.penaltySlots.release(seq);
     seq.status = 'finished';
   }
 
@@ -84,8 +91,10 @@ export class Scheduler {
         if (!decoding) prefill -= n;
       }
     }
-    if (preempted) return out; // no new admissions while running sequences lack room
-    while (this.waiting.length > 0 && out.length < this.config.maxNumSeqs && tokens > 0 && prefill > 0) {
+    if (preempted) return this.withSlots(out); // no new admissions while running sequences lack room
+    // At most maxNumSeqs run at once (scheduled or not), so each can hold a penalty slot.
+    let live = this.running.length - this.leftRunning;
+    while (this.waiting.length > 0 && out.length < this.config.maxNumSeqs && live < this.config.maxNumSeqs && tokens > 0 && prefill > 0) {
       const seq = this.waiting[0];
       const chunkLimit = Math.min(tokens, this.config.maxPrefillChunk, prefill);
       if (!this.blocks.canAllocate(seq, chunkLimit)) break;
@@ -99,10 +108,16 @@ export class Scheduler {
       seq.chunkTokens = chunk;
       seq.scheduledStep = step;
       this.running.push(seq);
+      live++;
       out.push(seq);
       tokens -= chunk;
       if (prefill !== Infinity) prefill -= chunk;
     }
+    return this.withSlots(out);
+  }
+
+  private withSlots(out: Sequence[]): Sequence[] {
+    for (const seq of out) this.penaltySlots.take(seq);
     return out;
   }
 
@@ -131,6 +146,7 @@ export class Scheduler {
   private preempt(seq: Sequence): void {
     this.leftRunning++;
     this.blocks.free(seq);
+    this.penaltySlots.release(seq);
     seq.numComputedTokens = 0;
     seq.status = 'waiting';
     this.waiting.unshift(seq);

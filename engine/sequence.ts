@@ -2,17 +2,15 @@ import type { IncrementalDetokenizer } from '../tokenizers/incremental-detokeniz
 import type { BlockOwner } from './block-manager.js';
 import type { OutputStream } from './output-stream.js';
 import type { StopChecker } from './stop-checker.js';
-import type { RequestDelta, RequestTiming, StopOptions } from './types.js';
+import type { SamplingRow } from './sampling-columns.js';
+import type { RequestDelta, RequestTiming, StopOptions, TokenGuide } from './types.js';
 
-/** Sampling settings as the runtime takes them. */
-export interface ResolvedSampling {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  seed: bigint;
+/** A request's sampling settings as the runtime takes them; penaltySlot and maskRow are the step's. */
+export interface ResolvedSampling extends Omit<SamplingRow, 'penaltySlot' | 'maskRow'> {
   /** -1: no logprobs; 0..20: the chosen token's logprob plus this many top ones. */
   numLogprobs: number;
+  /** Any penalty is on: the sequence needs a penalty slot while it runs. */
+  penalized: boolean;
   /** logit_bias: token ids and the biases added to their logits; empty: none. */
   biasIds: Int32Array;
   biasValues: Float32Array;
@@ -46,6 +44,10 @@ export class Sequence implements BlockOwner {
   /** Tokens this sequence contributes to the current step, and which step that is. */
   chunkTokens = 0;
   scheduledStep = 0;
+  /** The runtime's penalty row this sequence holds while running (engine/penalty-slots.ts); -1 = none. */
+  penaltySlot = -1;
+  /** The slot was just taken: the next step sends the history to restart it. */
+  penaltyRestart = false;
   readonly timing: RequestTiming;
 
   constructor(
@@ -58,6 +60,7 @@ export class Sequence implements BlockOwner {
     readonly stopChecker: StopChecker,
     readonly stream: OutputStream<RequestDelta>,
     now: number,
+    readonly guide?: TokenGuide,
   ) {
     this.tokens = prompt.slice();
     this.promptLength = prompt.length;

@@ -8,7 +8,7 @@ export interface StepRuntime {
     maxNumTokens: number;
     maxNumSeqs: number;
   };
-  step(batch: import('../native/index.js').StepBatch): Promise<import('../native/index.js').StepResult>;
+  step(batch: import('../native/index.js').StepBatch, fillMasks?: import('../native/index.js').MaskFiller): Promise<import('../native/index.js').StepResult>;
 }
 
 export interface SamplingOptions {
@@ -23,6 +23,12 @@ export interface SamplingOptions {
   logprobs?: number;
   /** Added to these tokens' logits before sampling: [token id, bias] pairs. */
   logitBias?: [number, number][];
+  /** OpenAI's, over generated tokens: subtracted once from each token already generated. Default 0. */
+  presencePenalty?: number;
+  /** OpenAI's, over generated tokens: subtracted per occurrence. Default 0. */
+  frequencyPenalty?: number;
+  /** vLLM's, over prompt and generated tokens: > 1 discourages repeats. Default 1. */
+  repetitionPenalty?: number;
 }
 
 export interface StopOptions {
@@ -46,6 +52,21 @@ export interface OutputOptions {
   skipSpecialTokens?: boolean;
 }
 
+/**
+ * Constrains what a sequence may generate (guided decoding): a grammar
+ * matcher that says which tokens may come next and follows the tokens chosen.
+ * The engine owns it from submit and disposes of it when the request ends.
+ */
+export interface TokenGuide {
+  /** Writes the tokens allowed next into row: bit (id % 32) of word (id >> 5) set = allowed; row has ceil(vocab / 32) words. */
+  fillNextTokenBitmask(row: Int32Array): void;
+  /** Advances past the sampled token; false when the grammar rejects it. */
+  acceptToken(token: number): boolean;
+  /** The grammar is complete and accepted a stop token: nothing may follow. */
+  isTerminated(): boolean;
+  dispose(): void;
+}
+
 export interface EngineRequest {
   /** Caller's id; must be unique among live requests. */
   id: string;
@@ -53,6 +74,8 @@ export interface EngineRequest {
   sampling?: SamplingOptions;
   stop: StopOptions;
   output?: OutputOptions;
+  /** Guided decoding: only tokens this allows are sampled. */
+  guide?: TokenGuide;
 }
 
 export interface TokenLogprob {

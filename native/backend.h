@@ -65,7 +65,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 2;
+constexpr int kBackendAbiVersion = 3;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DEVICE_DEFAULTS, RUNTIME_DEFAULTS, defaultThreads } from '../config/defaults.js';
 
 import { loadAddon, packageRoot, type NativeRuntimeHandle, type NativeStepResult } from './binding.js';
+import type { SamplingColumns } from '../engine/sampling-columns.js';
 import { DUMMY_SHAPES } from './dummy-shapes.js';
 import { readCheckpoint } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, type ModelConfig } from './model-config.js';
@@ -54,7 +55,7 @@ export interface RuntimeInfo extends ModelConfig {
  * next queryLens[s] entries of tokenIds/positions (consecutive positions), and
  * row s of blockTables ([S, blockTableStride]) maps its positions to KV blocks.
  */
-export interface StepBatch {
+export interface StepBatch extends SamplingColumns {
   tokenIds: Int32Array;
   positions: Int32Array;
   queryLens: Int32Array;
@@ -62,26 +63,26 @@ export interface StepBatch {
   blockTableStride: number;
   /** 1 where the chunk ends the sequence's known tokens and a token is sampled. */
   sample: Uint8Array;
-  /** 0 = greedy. */
-  temperature: Float32Array;
-  /** <= 0 = off. */
-  topK: Int32Array;
-  /** 1 = off. */
-  topP: Float32Array;
-  /** 0 = off. */
-  minP: Float32Array;
-  seed: BigUint64Array;
-  /** Top logprobs wanted per sequence, 0..20. */
-  numLogprobs: Int32Array;
   /**
-   * logit_bias as CSR (CPU backend only so far): sequence s adds biasValues[k]
-   * to logit biasIds[k] for k in [biasStart[s], biasStart[s + 1]); omitted
-   * when no sequence has biases. Sampling sees the biased logits; returned
-   * logprobs stay those of the raw ones.
+   * logit_bias as CSR: sequence s adds biasValues[k] to logit biasIds[k] for
+   * k in [biasStart[s], biasStart[s + 1]); omitted when no sequence has
+   * biases. Sampling sees the biased logits; returned logprobs stay those of
+   * the raw ones.
    */
   biasStart?: Int32Array;
   biasIds?: Int32Array;
   biasValues?: Float32Array;
+  /**
+   * Penalty history as CSR: a sequence with a non-empty range (re)starts its
+   * penalty slot from these tokens (its prompt and output so far; the first
+   * historyPrompt[s] are prompt tokens). The runtime counts sampled tokens
+   * itself after that. Omitted when no slot restarts.
+   */
+  historyStart?: Int32Array;
+  historyTokens?: Int32Array;
+  historyPrompt?: Int32Array;
+  /** Rows of grammar bitmasks the step samples under (maskRow); the masks come from step()'s fillMasks. */
+  numMaskRows?: number;
   /** Also return the raw logits of sampled rows (tests, parity). */
   returnLogits?: boolean;
 }
@@ -92,6 +93,9 @@ export interface StepBatch {
  * topLogprobs are [S, topN]; logits is [S, vocab] when returnLogits was set.
  */
 export type StepResult = NativeStepResult;
+
+/** Writes a step's grammar bitmasks into masks ([rows, ceil(vocab / 32)] words, bit set = allowed). */
+export type MaskFiller = (masks: Int32Array) => void;
 
 /** A loaded model on one device; drive it with step(). */
 export class Runtime {
@@ -131,11 +135,32 @@ export class Runtime {
     });
   }
 
-  /** Runs one forward pass and samples; the work happens off the event loop. */
-  async step(batch: StepBatch): Promise<StepResult> {
+  /**
+   * Runs one forward pass and samples; the work happens off the event loop.
+   * With batch.numMaskRows, fillMasks writes the grammar bitmasks ([rows,
+   * ceil(vocab / 32)] words) while the forward pass runs; the runtime waits
+   * for them only to sample.
+   */
+  async step(batch: StepBatch, fillMasks?: MaskFiller): Promise<StepResult> {
     const result = this.handle.step(batch) as Promise<NativeStepResult>;
     this.inFlight = result.catch(() => undefined);
+    if (batch.numMaskRows) this.provideMasks(batch.numMaskRows, fillMasks);
     return result;
+  }
+
+  private masks = new Int32Array(0);
+
+  private provideMasks(rows: number, fill: MaskFiller | undefined): void {
+    const words = rows * Math.ceil(this.info.vocabSize / 32);
+    if (this.masks.length < words) this.masks = new Int32Array(words * 2);
+    const masks = this.masks.subarray(0, words);
+    try {
+      if (!fill) throw new Error('the batch has mask rows but no mask filler was given');
+      fill(masks);
+      this.handle.provideMasks(masks);
+    } catch (e) {
+      this.handle.provideMasks(null, (e as Error).message);
+    }
   }
 
   /** Frees weights and KV cache once any running step has finished. */

@@ -12,7 +12,8 @@ import { respond } from '../respond.js';
 import { ChatRequest } from '../schemas.js';
 import { ChatToolCalls } from '../tool-calls/chat.js';
 import { checkToolChoice, toolParserFor } from '../tool-calls/request.js';
-import { checkMinTokens, checkModel, outputOf, samplingOf, stopOf } from './common.js';
+import { checkModel } from './common.js';
+import { checkMinTokens, outputOf, samplingOf, stopOf } from '../sampling-params.js';
 
 /** POST /v1/chat/completions */
 export function chatCompletions(deps: ServerDeps) {

@@ -8,7 +8,8 @@ import { completionLogprobs } from '../logprobs.js';
 import { completionPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { CompletionRequest } from '../schemas.js';
-import { checkMinTokens, checkModel, outputOf, samplingOf, stopOf } from './common.js';
+import { checkModel } from './common.js';
+import { checkMinTokens, outputOf, samplingOf, stopOf } from '../sampling-params.js';
 
 /** POST /v1/completions */
 export function completions(deps: ServerDeps) {

@@ -165,7 +165,8 @@ class StepWorker : public PromiseWorker {
 Napi::Function RuntimeWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeRuntime",
                      {InstanceMethod("load", &RuntimeWrap::Load), InstanceMethod("info", &RuntimeWrap::Info),
-                      InstanceMethod("step", &RuntimeWrap::Step), InstanceMethod("close", &RuntimeWrap::Close)});
+                      InstanceMethod("step", &RuntimeWrap::Step), InstanceMethod("close", &RuntimeWrap::Close),
+                      InstanceMethod("provideMasks", &RuntimeWrap::ProvideMasks)});
 }
 
 RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RuntimeWrap>(info) {
@@ -242,22 +243,18 @@ void RuntimeWrap::read_batch(const Napi::Object& in) {
   b.table_stride = int_field(in, "blockTableStride", 1, 1 << 24);
   copy_typed_array(in, "sample", napi_uint8_array, "Uint8Array", b.sample);
   b.return_logits = bool_field(in, "returnLogits", false);
-  std::vector<float> temperature, top_p, min_p;
-  std::vector<int32_t> top_k, num_logprobs;
-  std::vector<uint64_t> seed;
-  copy_typed_array(in, "temperature", napi_float32_array, "Float32Array", temperature);
-  copy_typed_array(in, "topK", napi_int32_array, "Int32Array", top_k);
-  copy_typed_array(in, "topP", napi_float32_array, "Float32Array", top_p);
-  copy_typed_array(in, "minP", napi_float32_array, "Float32Array", min_p);
-  copy_typed_array(in, "seed", napi_biguint64_array, "BigUint64Array", seed);
-  copy_typed_array(in, "numLogprobs", napi_int32_array, "Int32Array", num_logprobs);
   const size_t S = b.query_lens.size();
-  if (temperature.size() != S || top_k.size() != S || top_p.size() != S || min_p.size() != S || seed.size() != S ||
-      num_logprobs.size() != S)
-    fail("sampling arrays must each have ", S, " entries (one per query_lens entry)");
-  b.params.resize(S);
-  for (size_t s = 0; s < S; ++s)
-    b.params[s] = SamplingParams{temperature[s], top_k[s], top_p[s], min_p[s], seed[s], num_logprobs[s]};
+  b.params.assign(S, SamplingParams{});
+  // Every sampling column, off the one list in cpu/sampling_columns.h.
+#define TACHYON_READ_COLUMN(type, member, js, napi, init)                                        \
+  {                                                                                            \
+    std::vector<type> column;                                                                  \
+    copy_typed_array(in, js, napi, #napi, column);                                             \
+    if (column.size() != S) fail("sampling column '", js, "' must have ", S, " entries (one per query_lens entry)"); \
+    for (size_t s = 0; s < S; ++s) b.params[s].member = column[s];                             \
+  }
+  TACHYON_SAMPLING_COLUMNS(TACHYON_READ_COLUMN)
+#undef TACHYON_READ_COLUMN
   b.bias_start.clear();
   b.bias_ids.clear();
   b.bias_values.clear();
@@ -265,8 +262,33 @@ void RuntimeWrap::read_batch(const Napi::Object& in) {
     copy_typed_array(in, "biasStart", napi_int32_array, "Int32Array", b.bias_start);
     copy_typed_array(in, "biasIds", napi_int32_array, "Int32Array", b.bias_ids);
     copy_typed_array(in, "biasValues", napi_float32_array, "Float32Array", b.bias_values);
-    if (device_ == "cuda" && !b.bias_ids.empty()) fail("logit_bias is not implemented on the CUDA backend yet");
   }
+  b.history_start.clear();
+  b.history_tokens.clear();
+  b.history_prompt.clear();
+  if (in.Has("historyStart") && !in.Get("historyStart").IsUndefined()) {
+    copy_typed_array(in, "historyStart", napi_int32_array, "Int32Array", b.history_start);
+    copy_typed_array(in, "historyTokens", napi_int32_array, "Int32Array", b.history_tokens);
+    copy_typed_array(in, "historyPrompt", napi_int32_array, "Int32Array", b.history_prompt);
+  }
+  b.num_mask_rows = in.Has("numMaskRows") ? int_field(in, "numMaskRows", 0, 1 << 20) : 0;
+  b.await_masks = nullptr;
+  if (b.num_mask_rows > 0) {
+    masks_.reset(static_cast<size_t>(b.num_mask_rows) * ((config_.vocab_size + 31) / 32));
+    b.await_masks = [this] { return masks_.wait(); };
+  }
+}
+
+Napi::Value RuntimeWrap::ProvideMasks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() >= 1 && info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    auto masks = info[0].As<Napi::Int32Array>();
+    masks_.deliver(masks.Data(), masks.ElementLength());
+  } else {
+    const std::string why = info.Length() >= 2 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "no masks were given";
+    masks_.deliver_error(why);
+  }
+  return env.Undefined();
 }
 
 Napi::Value RuntimeWrap::Step(const Napi::CallbackInfo& info) {

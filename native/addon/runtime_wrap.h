@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/mask_mailbox.h"
 #include "cpu/model.h"
 
 namespace tachyon {
@@ -24,6 +25,8 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  // provideMasks(masks: Int32Array) or provideMasks(null, why): the grammar masks of the running step.
+  Napi::Value ProvideMasks(const Napi::CallbackInfo& info);
 
   void read_batch(const Napi::Object& input);
   void require_idle(Napi::Env env, const char* what) const;
@@ -41,6 +44,7 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   GpuOptions gpu_;
   StepBatch batch_;
   StepOutput output_;
+  MaskMailbox masks_;
   bool busy_ = false;
   bool closed_ = false;
 };

@@ -13,6 +13,53 @@ static void validate_params(const SamplingParams& p, int seq) {
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) fail("sequence ", seq, ": min_p must be in [0, 1], got ", p.min_p);
   if (p.num_logprobs < 0 || p.num_logprobs > kMaxLogprobs)
     fail("sequence ", seq, ": number of top logprobs must be in [0, ", kMaxLogprobs, "], got ", p.num_logprobs);
+  if (!std::isfinite(p.presence_penalty) || !std::isfinite(p.frequency_penalty))
+    fail("sequence ", seq, ": presence and frequency penalties must be finite");
+  if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty))
+    fail("sequence ", seq, ": repetition penalty must be a finite number > 0, got ", p.repetition_penalty);
+}
+
+// Penalty slots: distinct within a step, inside the pool (one slot per sequence a step may
+// carry), and a penalized sequence must have one; the history CSR covers token ids in the vocabulary.
+static void validate_penalties(const StepBatch& b, int vocab_size, int num_slots) {
+  const int S = b.num_seqs();
+  std::vector<uint8_t> seen(num_slots, 0);
+  for (int s = 0; s < S; ++s) {
+    const SamplingParams& p = b.params[s];
+    if (p.penalty_slot == -1) {
+      if (p.penalized()) fail("sequence ", s, ": penalties need a penalty slot");
+      continue;
+    }
+    if (p.penalty_slot < 0 || p.penalty_slot >= num_slots) fail("sequence ", s, ": penalty slot ", p.penalty_slot, " is outside the pool of ", num_slots);
+    if (seen[p.penalty_slot]++) fail("penalty slot ", p.penalty_slot, " is given to two sequences");
+  }
+  if (b.history_start.empty()) {
+    if (!b.history_tokens.empty() || !b.history_prompt.empty()) fail("penalty history given without history_start");
+    return;
+  }
+  if (b.history_start.size() != static_cast<size_t>(S) + 1 || b.history_prompt.size() != static_cast<size_t>(S))
+    fail("history_start must have ", S + 1, " entries and history_prompt ", S);
+  if (b.history_start[0] != 0 || b.history_start[S] != static_cast<int32_t>(b.history_tokens.size()))
+    fail("history_start must run from 0 to the number of history tokens, ", b.history_tokens.size());
+  for (int s = 0; s < S; ++s) {
+    const int n = b.history_start[s + 1] - b.history_start[s];
+    if (n < 0) fail("history_start must not decrease (sequence ", s, ")");
+    if (n > 0 && b.params[s].penalty_slot < 0) fail("sequence ", s, ": penalty history without a penalty slot");
+    if (b.history_prompt[s] < 0 || b.history_prompt[s] > n) fail("sequence ", s, ": history_prompt must be in [0, ", n, "]");
+  }
+  for (int32_t id : b.history_tokens)
+    if (id < 0 || id >= vocab_size) fail("penalty history token ", id, " is outside the vocabulary of ", vocab_size);
+}
+
+static void validate_masks(const StepBatch& b) {
+  if (b.num_mask_rows < 0) fail("num_mask_rows must be >= 0");
+  if (b.num_mask_rows > 0 && !b.await_masks) fail("grammar mask rows given without a way to receive the masks");
+  for (int s = 0; s < b.num_seqs(); ++s) {
+    const int r = b.params[s].mask_row;
+    if (r == -1) continue;
+    if (r < 0 || r >= b.num_mask_rows) fail("sequence ", s, ": mask row ", r, " is outside the ", b.num_mask_rows, " rows given");
+    if (!b.sample[s]) fail("sequence ", s, ": a mask row on a sequence that does not sample");
+  }
 }
 
 static void validate_bias(const StepBatch& b, int vocab_size) {
@@ -79,6 +126,8 @@ void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) 
     if (b.sample[s] && b.params[s].num_logprobs > b.max_logprobs) b.max_logprobs = b.params[s].num_logprobs;
   }
   validate_bias(b, c.vocab_size);
+  validate_penalties(b, c.vocab_size, lim.max_num_seqs);
+  validate_masks(b);
   if (t != T) fail("query lengths add up to ", t, " but the batch has ", T, " tokens");
 }
 

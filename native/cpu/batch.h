@@ -3,22 +3,13 @@
 // earlier tokens through its block table.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "cpu/model_config.h"
+#include "cpu/sampling_columns.h"
 
 namespace tachyon {
-
-struct SamplingParams {
-  float temperature = 0.0f;  // 0 = greedy
-  int top_k = 0;             // <= 0 = off
-  float top_p = 1.0f;        // 1 = off
-  float min_p = 0.0f;        // 0 = off
-  uint64_t seed = 0;
-  int num_logprobs = 0;      // top logprobs to return, 0..kMaxLogprobs
-};
-
-constexpr int kMaxLogprobs = 20;
 
 struct StepBatch {
   std::vector<int32_t> token_ids;     // [T]
@@ -40,6 +31,19 @@ struct StepBatch {
   std::vector<int32_t> bias_start;    // [S + 1] or empty
   std::vector<int32_t> bias_ids;      // [B]
   std::vector<float> bias_values;     // [B]
+
+  // Penalty history as CSR: a sequence whose row here is non-empty (re)starts its penalty
+  // slot this step from these tokens; the first history_prompt[s] of them are prompt tokens.
+  // Later sampled tokens are counted by the runtime itself. Empty history_start: none.
+  std::vector<int32_t> history_start;   // [S + 1] or empty
+  std::vector<int32_t> history_tokens;  // [H]
+  std::vector<int32_t> history_prompt;  // [S]
+
+  // Grammar bitmasks: num_mask_rows rows of ceil(vocab / 32) words (bit set = allowed),
+  // handed over while the forward pass runs; a backend calls await_masks() once, just
+  // before sampling, and reads row params[s].mask_row for sequence s.
+  int num_mask_rows = 0;
+  std::function<const int32_t*()> await_masks;
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   int num_seqs() const { return static_cast<int>(query_lens.size()); }

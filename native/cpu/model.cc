@@ -14,10 +14,11 @@ CpuModel::CpuModel(const ModelConfig& c, ModelWeights weights, const RuntimeOpti
       options_(o),
       pool_(o.num_threads),
       kv_(c, o.block_size, o.kv_cache_bytes),
-      rope_(c) {
+      rope_(c),
+      penalties_(o.max_num_seqs, c.vocab_size) {
   const size_t T = o.max_num_tokens;
   for (int i = 0; i < pool_.size(); ++i) samplers_.emplace_back(c.vocab_size);
-  biased_rows_.resize(pool_.size());
+  adjusted_rows_.resize(pool_.size());
   try {
     x_.resize(T * c.hidden_size);
     h_.resize(T * c.hidden_size);
@@ -53,13 +54,24 @@ BatchLimits CpuModel::limits() const {
 
 void CpuModel::step(const StepBatch& b, StepOutput& out) {
   const ModelConfig& c = config_;
+  restart_penalty_slots(b);
   const int T = b.num_tokens();
   for (int t = 0; t < T; ++t)
     widen_row(weights_.embed, b.token_ids[t], x_.data() + static_cast<size_t>(t) * c.hidden_size);
   rope_.prepare(b.positions.data(), T);
   for (int layer = 0; layer < c.num_layers; ++layer) forward_layer(layer, b);
   compute_logits(b);
-  sample_tokens(b, out);
+  // The engine computes grammar masks while the forward pass runs; they are needed only now.
+  const int32_t* masks = b.num_mask_rows > 0 ? b.await_masks() : nullptr;
+  sample_tokens(b, masks, out);
+}
+
+void CpuModel::restart_penalty_slots(const StepBatch& b) {
+  if (b.history_start.empty()) return;
+  for (int s = 0; s < b.num_seqs(); ++s) {
+    const int begin = b.history_start[s], n = b.history_start[s + 1] - begin;
+    if (n > 0) penalties_.restart(b.params[s].penalty_slot, b.history_tokens.data() + begin, n, b.history_prompt[s]);
+  }
 }
 
 void CpuModel::forward_layer(int layer, const StepBatch& b) {
@@ -103,7 +115,29 @@ void CpuModel::compute_logits(const StepBatch& b) {
   matmul(pool_, h_.data(), n, weights_.lm_head, {}, logits_.data());
 }
 
-void CpuModel::sample_tokens(const StepBatch& b, StepOutput& out) {
+bool CpuModel::adjust_logits(const StepBatch& b, int s, const float* raw, const int32_t* masks, std::vector<float>& out) const {
+  const SamplingParams& p = b.params[s];
+  const bool biased = !b.bias_start.empty() && b.bias_start[s + 1] > b.bias_start[s];
+  const bool penalized = p.penalty_slot >= 0 && p.penalized();
+  if (!biased && !penalized && p.mask_row < 0) return false;
+  const int V = config_.vocab_size;
+  out.assign(raw, raw + V);
+  if (biased)
+    for (int k = b.bias_start[s]; k < b.bias_start[s + 1]; ++k) out[b.bias_ids[k]] += b.bias_values[k];
+  if (penalized) penalties_.apply(p.penalty_slot, p, out.data());
+  if (p.mask_row >= 0) {
+    const int32_t* mask = masks + static_cast<size_t>(p.mask_row) * ((V + 31) / 32);
+    bool any = false;
+    for (int v = 0; v < V && !any; ++v) any = (mask[v >> 5] >> (v & 31)) & 1;
+    // A mask that allows nothing would leave nothing to sample; it is ignored rather than crash the step.
+    if (any)
+      for (int v = 0; v < V; ++v)
+        if (!((mask[v >> 5] >> (v & 31)) & 1)) out[v] = -INFINITY;
+  }
+  return true;
+}
+
+void CpuModel::sample_tokens(const StepBatch& b, const int32_t* masks, StepOutput& out) {
   const int S = b.num_seqs(), V = config_.vocab_size, n = static_cast<int>(sampled_seqs_.size());
   out.tokens.assign(S, -1);
   out.logprobs.assign(S, NAN);
@@ -120,18 +154,16 @@ void CpuModel::sample_tokens(const StepBatch& b, StepOutput& out) {
       const SamplingParams& p = b.params[s];
       const int last = b.seq_start[s] + b.query_lens[s] - 1;
       const uint64_t counter = static_cast<uint64_t>(b.positions[last]) + 1;
-      const bool biased = !b.bias_start.empty() && b.bias_start[s + 1] > b.bias_start[s];
+      std::vector<float>& adjusted = adjusted_rows_[thread];
       SampleResult r;
-      if (biased) {
-        // Sample from the biased logits; the logprob returned stays that of the raw distribution.
-        std::vector<float>& biased_row = biased_rows_[thread];
-        biased_row.assign(row, row + V);
-        for (int k = b.bias_start[s]; k < b.bias_start[s + 1]; ++k) biased_row[b.bias_ids[k]] += b.bias_values[k];
-        r = sampler.sample(biased_row.data(), p, counter);
-        r.logprob = row[r.token] - sampler.log_sum_exp(row);
+      if (adjust_logits(b, s, row, masks, adjusted)) {
+        r = sampler.sample(adjusted.data(), p, counter);
+        r.logprob = row[r.token] - sampler.log_sum_exp(row);  // the raw distribution's, as documented
       } else {
         r = sampler.sample(row, p, counter);
       }
+      // Slots are distinct within a step, so threads never share a row.
+      if (p.penalty_slot >= 0) penalties_.count(p.penalty_slot, r.token);
       out.tokens[s] = r.token;
       out.logprobs[s] = r.logprob;
       if (p.num_logprobs > 0)

@@ -10,6 +10,7 @@
 #include "cpu/batch.h"
 #include "cpu/kernels.h"
 #include "cpu/kv_cache.h"
+#include "cpu/penalties.h"
 #include "cpu/sampler.h"
 #include "cpu/thread_pool.h"
 #include "cpu/weights.h"
@@ -39,7 +40,12 @@ class CpuModel : public Backend {
  private:
   void forward_layer(int layer, const StepBatch& batch);
   void compute_logits(const StepBatch& batch);
-  void sample_tokens(const StepBatch& batch, StepOutput& out);
+  void restart_penalty_slots(const StepBatch& batch);
+  // masks: the step's grammar bitmask rows, or nullptr.
+  void sample_tokens(const StepBatch& batch, const int32_t* masks, StepOutput& out);
+  // Sampling sees the logits after logit_bias, penalties and the grammar mask (into out);
+  // false when the sequence has none of them and samples the raw row.
+  bool adjust_logits(const StepBatch& batch, int seq, const float* raw, const int32_t* masks, std::vector<float>& out) const;
 
   ModelConfig config_;
   ModelWeights weights_;
@@ -48,7 +54,8 @@ class CpuModel : public Backend {
   KvCache kv_;
   Rope rope_;
   std::vector<Sampler> samplers_;  // one per thread
-  std::vector<std::vector<float>> biased_rows_;  // one [vocab] scratch row per thread, for logit_bias
+  std::vector<std::vector<float>> adjusted_rows_;  // one [vocab] scratch row per thread
+  PenaltyCounts penalties_;                        // one slot per sequence a step may carry
 
   // Activations, sized for max_num_tokens at load.
   std::vector<float> x_, h_;          // [T, hidden]

@@ -17,6 +17,7 @@
 #include "cuda/gemv.h"
 #include "cuda/kernels.h"
 #include "cuda/pinned.h"
+#include "cuda/logit_adjust.h"
 #include "cuda/sampling.h"
 
 namespace tachyon {
@@ -129,6 +130,16 @@ class CudaModel : public Backend {
   PinnedVector<DeviceSamplingParams> h_params_;
   PinnedVector<float> h_logprobs_, h_top_lps_;
   std::vector<float> h_logits_;
+
+  // Logit adjustments (logit_adjust.h). Allocated on first use, from the memory the fraction
+  // leaves outside the KV pool, so servers whose requests never ask pay nothing.
+  void upload_adjustments(const StepBatch& b, bool adjusted);
+  void ensure(DeviceBuffer& d, size_t bytes, const char* what);
+  DeviceBuffer d_pen_counts_, d_pen_prompt_;  // [max_num_seqs, V] int32 / uint8
+  DeviceBuffer d_adjusted_;                   // [max_num_seqs, V] float
+  DeviceBuffer d_bias_ids_, d_bias_values_, d_history_, d_restarts_, d_masks_;
+  PinnedVector<int32_t> h_masks_;
+  PinnedVector<SlotRestart> h_restarts_;
 };
 
 }  // namespace tachyon

@@ -74,35 +74,46 @@ __global__ void __launch_bounds__(kStatsThreads) slice_stats_kernel(const float*
   if (threadIdx.x == 0) stats[static_cast<size_t>(blockIdx.y) * gridDim.x + blockIdx.x] = SliceStats{top.v, top.i, s};
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, int V, const DeviceSamplingParams* params,
-                                                          int top_n, int32_t* tokens, float* logprobs, int32_t* top_ids,
-                                                          float* top_logprobs, const SliceStats* stats, int slices) {
+__global__ void __launch_bounds__(kThreads) sample_kernel(const float* raw, const float* adjusted, int V,
+                                                          const DeviceSamplingParams* params, int top_n, int32_t* tokens,
+                                                          float* logprobs, int32_t* top_ids, float* top_logprobs,
+                                                          const SliceStats* raw_stats, const SliceStats* adjusted_stats,
+                                                          int slices) {
   __shared__ Best best_scratch[kWarps];
   __shared__ float sum_scratch[kWarps];
   __shared__ float chunk_prefix[kThreads];
   __shared__ int chosen;
   pdl_wait();
   const int row = blockIdx.x, tid = threadIdx.x;
-  const float* l = logits + static_cast<size_t>(row) * V;
+  const float* lr = raw + static_cast<size_t>(row) * V;     // logprobs come from these
+  const float* l = adjusted + static_cast<size_t>(row) * V;  // the choice from these
   const DeviceSamplingParams p = params[row];
 
-  // The best logit and the log of the sum of exps, from the slices in order.
-  const SliceStats* st = stats + static_cast<size_t>(row) * slices;
-  Best top{-INFINITY, -1};
+  // The raw distribution's log of the sum of exps, from the slices in order.
+  const SliceStats* st = raw_stats + static_cast<size_t>(row) * slices;
+  Best raw_top{-INFINITY, -1};
   for (int j = 0; j < slices; ++j)
-    if (better(Best{st[j].best, st[j].index}, top)) top = Best{st[j].best, st[j].index};
-  const float m = top.v;
+    if (better(Best{st[j].best, st[j].index}, raw_top)) raw_top = Best{st[j].best, st[j].index};
   float s = 0.0f;
   for (int j = 0; j < slices; ++j)
-    if (st[j].best > -INFINITY) s += st[j].sum * __expf(st[j].best - m);
-  const float lse = m + logf(s);
+    if (st[j].best > -INFINITY) s += st[j].sum * __expf(st[j].best - raw_top.v);
+  const float lse = raw_top.v + logf(s);
+  // The best adjusted logit: the greedy choice and the reference for the filters.
+  Best top = raw_top;
+  if (adjusted != raw) {
+    const SliceStats* sa = adjusted_stats + static_cast<size_t>(row) * slices;
+    top = Best{-INFINITY, -1};
+    for (int j = 0; j < slices; ++j)
+      if (better(Best{sa[j].best, sa[j].index}, top)) top = Best{sa[j].best, sa[j].index};
+  }
+  const float m = top.v;
 
   // Top logprobs: repeatedly the best element ranked after the previous one.
   Best prev{INFINITY, -1};
   for (int r = 0; r < p.num_logprobs; ++r) {
     Best c{-INFINITY, -1};
     for (int i = tid; i < V; i += kThreads) {
-      const float v = clean(l[i]);
+      const float v = clean(lr[i]);
       const bool after = v < prev.v || (v == prev.v && i > prev.i);
       if (after && better(Best{v, i}, c)) c = Best{v, i};
     }
@@ -184,24 +195,29 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
   }
   if (tid == 0) {
     tokens[row] = token;
-    logprobs[row] = clean(l[token]) - lse;
+    logprobs[row] = clean(lr[token]) - lse;
   }
 }
 
 }  // namespace
 
+// Stats of the raw logits, then of the adjusted ones.
 size_t sample_workspace_bytes(int rows, int V) {
-  return static_cast<size_t>(rows) * ((V + kSlice - 1) / kSlice) * sizeof(SliceStats);
+  return 2 * static_cast<size_t>(rows) * ((V + kSlice - 1) / kSlice) * sizeof(SliceStats);
 }
 
-void launch_sample(const float* logits, int rows, int V, const DeviceSamplingParams* params, int top_n, int32_t* tokens,
-                   float* logprobs, int32_t* top_ids, float* top_logprobs, void* workspace, cudaStream_t s) {
+void launch_sample(const float* raw, const float* adjusted, int rows, int V, const DeviceSamplingParams* params, int top_n,
+                   int32_t* tokens, float* logprobs, int32_t* top_ids, float* top_logprobs, void* workspace, cudaStream_t s) {
   if (rows == 0) return;
   const int slices = (V + kSlice - 1) / kSlice;
-  auto* stats = static_cast<SliceStats*>(workspace);
-  launch_pdl("slice_stats_kernel", slice_stats_kernel, dim3(slices, rows), kStatsThreads, 0, s, logits, V, stats);
-  launch_pdl("sample_kernel", sample_kernel, rows, kThreads, 0, s, logits, V, params, top_n, tokens, logprobs, top_ids,
-             top_logprobs, static_cast<const SliceStats*>(stats), slices);
+  auto* raw_stats = static_cast<SliceStats*>(workspace);
+  SliceStats* adjusted_stats = raw_stats + static_cast<size_t>(rows) * slices;
+  launch_pdl("slice_stats_kernel", slice_stats_kernel, dim3(slices, rows), kStatsThreads, 0, s, raw, V, raw_stats);
+  if (adjusted != raw)
+    launch_pdl("slice_stats_kernel", slice_stats_kernel, dim3(slices, rows), kStatsThreads, 0, s, adjusted, V, adjusted_stats);
+  launch_pdl("sample_kernel", sample_kernel, rows, kThreads, 0, s, raw, adjusted, V, params, top_n, tokens, logprobs,
+             top_ids, top_logprobs, static_cast<const SliceStats*>(raw_stats), static_cast<const SliceStats*>(adjusted_stats),
+             slices);
 }
 
 }  // namespace tachyon

@@ -110,7 +110,7 @@ test('errors surface as APIError with the right status', async () => {
     assert.equal(e.param, 'temperature');
     return true;
   });
-  await assert.rejects(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], presence_penalty: 1 }), (e: unknown) => {
+  await assert.rejects(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], presence_penalty: 3 }), (e: unknown) => {
     assert.ok(e instanceof APIError && e.status === 400 && /presence_penalty/.test(e.message));
     return true;
   });

@@ -1,20 +1,27 @@
+import { COLUMN_DEFAULTS, SAMPLING_COLUMNS, SAMPLING_COLUMN_NAMES, type SamplingColumn, type SamplingColumns, type SamplingRow } from '../../engine/sampling-columns.js';
 import type { StepBatch } from '../../native/index.js';
 
 /** One sequence's part of a step, in the shape tests think in. */
-export interface Chunk {
+export interface Chunk extends Partial<SamplingRow> {
   tokens: number[];
   /** Position of tokens[0]. */
   start: number;
   blocks: number[];
   sample?: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  seed?: bigint;
-  numLogprobs?: number;
   /** logit_bias: [token id, bias] pairs. */
   bias?: [number, number][];
+  /** Restarts the penalty slot from these tokens, the first promptLength of them the prompt. */
+  history?: { tokens: number[]; promptLength: number };
+}
+
+/** Every sampling column from the chunks, off where a chunk leaves it out (temperature: greedy). */
+function columnsOf(chunks: Chunk[]): SamplingColumns {
+  const out = {} as Record<SamplingColumn, unknown>;
+  for (const c of SAMPLING_COLUMN_NAMES) {
+    const fallback = c === 'temperature' ? 0 : COLUMN_DEFAULTS[c];
+    out[c] = (SAMPLING_COLUMNS[c] as unknown as { from(v: unknown[]): unknown }).from(chunks.map((ch) => ch[c] ?? fallback));
+  }
+  return out as SamplingColumns;
 }
 
 /** Flattens chunks into the typed arrays the runtime takes. */
@@ -32,13 +39,9 @@ export function makeBatch(chunks: Chunk[], returnLogits = false): StepBatch {
     blockTables: tables,
     blockTableStride: stride,
     sample: Uint8Array.from(chunks.map((c) => (c.sample ?? true ? 1 : 0))),
-    temperature: Float32Array.from(chunks.map((c) => c.temperature ?? 0)),
-    topK: Int32Array.from(chunks.map((c) => c.topK ?? 0)),
-    topP: Float32Array.from(chunks.map((c) => c.topP ?? 1)),
-    minP: Float32Array.from(chunks.map((c) => c.minP ?? 0)),
-    seed: BigUint64Array.from(chunks.map((c) => c.seed ?? 0n)),
-    numLogprobs: Int32Array.from(chunks.map((c) => c.numLogprobs ?? 0)),
+    ...columnsOf(chunks),
     ...biasArrays(chunks),
+    ...historyArrays(chunks),
     returnLogits,
   };
 }
@@ -50,6 +53,18 @@ function biasArrays(chunks: Chunk[]): Pick<StepBatch, 'biasStart' | 'biasIds' | 
   for (const c of chunks) start.push(start[start.length - 1] + (c.bias?.length ?? 0));
   const all = chunks.flatMap((c) => c.bias ?? []);
   return { biasStart: Int32Array.from(start), biasIds: Int32Array.from(all.map(([id]) => id)), biasValues: Float32Array.from(all.map(([, b]) => b)) };
+}
+
+/** The CSR penalty-history arrays, or nothing when no chunk restarts its slot. */
+function historyArrays(chunks: Chunk[]): Pick<StepBatch, 'historyStart' | 'historyTokens' | 'historyPrompt'> {
+  if (!chunks.some((c) => c.history)) return {};
+  const start = [0];
+  for (const c of chunks) start.push(start[start.length - 1] + (c.history?.tokens.length ?? 0));
+  return {
+    historyStart: Int32Array.from(start),
+    historyTokens: Int32Array.from(chunks.flatMap((c) => c.history?.tokens ?? [])),
+    historyPrompt: Int32Array.from(chunks.map((c) => c.history?.promptLength ?? 0)),
+  };
 }
 
 /** Blocks [first, first + n) for a sequence. */
