@@ -1,6 +1,8 @@
 import type { ResolvedConfig } from '../config/schema.js';
 import type { Engine } from '../engine/engine.js';
+import { GrammarService } from '../guided/grammar-service.js';
 import type { ChatTemplate } from '../tokenizers/chat-template.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { TokenizerService } from '../tokenizers/tokenizer-service.js';
 import type { LoadedModel } from './load-model.js';
 import { Metrics } from './metrics.js';
@@ -20,6 +22,8 @@ export interface ServerDeps {
   state: { ready: boolean; draining: boolean; inFlight: number };
   /** Unix seconds the model was loaded. */
   created: number;
+  /** Guided decoding's grammars for this model, made on first use (main.ts starts that once the server is up). */
+  grammars: () => Promise<GrammarService>;
 }
 
 /** The HTTP layer's view of a loaded model, not yet ready (the server flips state.ready once it serves). */
@@ -35,5 +39,12 @@ export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
     metrics: new Metrics(model.engine),
     state: { ready: false, draining: false, inFlight: 0 },
     created: Math.floor(Date.now() / 1000),
+    grammars: lazyGrammars(model.tokenizers.tokenizer, model.engine),
   };
+}
+
+/** ServerDeps.grammars: the first call's promise, kept; a failure (a tokenizer guided decoding cannot use) is the answer every time. */
+export function lazyGrammars(tokenizer: Tokenizer, engine: Engine): () => Promise<GrammarService> {
+  let made: Promise<GrammarService> | undefined;
+  return () => (made ??= GrammarService.create(tokenizer, engine.vocabSize));
 }

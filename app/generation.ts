@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import { EngineError, type OutputOptions, type RequestDelta, type RequestFinish, type SamplingOptions, type StopOptions } from '../engine/types.js';
+import { EngineError, type OutputOptions, type RequestDelta, type RequestFinish, type SamplingOptions, type StopOptions, type TokenGuide } from '../engine/types.js';
 import type { ServerDeps } from './deps.js';
 import { ApiError, badRequest } from './errors.js';
 
@@ -19,6 +19,8 @@ export interface GenerationParams {
   /** Per prompt. */
   maxTokens: number[];
   n: number;
+  /** One per choice (index order) when the output is guided; the engine owns each once its request is submitted. */
+  guides?: TokenGuide[];
 }
 
 export function newId(prefix: string): string {
@@ -59,12 +61,14 @@ export function startChoices(deps: ServerDeps, id: string, prompts: number[][], 
           sampling: { ...params.sampling, seed },
           stop: { ...params.stop, maxTokens: params.maxTokens[p] },
           output: params.output,
+          guide: params.guides?.[index],
         });
         choices.push({ index, promptIndex: p, requestId, deltas });
       }
     });
   } catch (e) {
     cancelAll(deps, choices);
+    params.guides?.slice(choices.length).forEach((g) => g.dispose());
     throw toApiError(e);
   }
   return choices;

@@ -84,7 +84,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
   if (kvTokens < maxModelLen)
     log.warn(`the KV cache holds ${kvTokens} tokens, fewer than one full-context request (${maxModelLen}); ` +
       `longer requests get 400 (raise ${config.device === 'cuda' ? '--gpu-memory-fraction' : '--kv-cache-bytes'} or lower --max-model-len)`);
-  const stepRuntime: StepRuntime = { info: { ...info, maxPositions: maxModelLen }, step: (b) => runtime.step(b) };
+  const stepRuntime: StepRuntime = { info: { ...info, maxPositions: maxModelLen }, step: (b, fillMasks) => runtime.step(b, fillMasks) };
   const engine = new Engine(stepRuntime, tokenizers.tokenizer, engineConfigOf(config));
   const templates = readChatTemplates(config.model);
   return {

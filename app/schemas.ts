@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { guidedFields } from './guided-request.js';
 import { samplingFields } from './sampling-params.js';
 
 /**
@@ -36,6 +37,7 @@ const sampling = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).strict().nullish(),
   ...samplingFields,
+  ...guidedFields,
   ...ignored,
 };
 
@@ -81,13 +83,12 @@ export const ChatRequest = z
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
     tools: z.array(tool).nullish(),
-    // 'required' and a named function need guided decoding: refused by the chat route (app/tool-calls/request.ts).
+    // 'required' and a named function guide the output to a call (app/tool-calls/forced.ts).
     tool_choice: toolChoice.nullish(),
-    // Accepted; the parsers return every call the model makes either way.
+    // false limits a forced call ('required') to one; with 'auto' the parsers return every call the model makes.
     parallel_tool_calls: z.boolean().nullish(),
     functions: unsupported('function calling is not implemented'),
     function_call: unsupported('function calling is not implemented'),
-    response_format: z.union([z.object({ type: z.literal('text') }).strict(), unsupported('structured output is not implemented')]),
     add_generation_prompt: z.boolean().nullish(),
   })
   .strict();

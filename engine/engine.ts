@@ -56,6 +56,11 @@ export class Engine {
   /** Engine-side milliseconds of the last step by phase, excluding the runtime. */
   lastPhaseMs = { schedule: 0, build: 0, process: 0 };
 
+  /** Rows of the model's logits (lm_head), which a grammar's masks cover. */
+  get vocabSize(): number {
+    return this.runtime.info.vocabSize;
+  }
+
   /** Engine-side milliseconds of the last step (schedule + build + process). */
   get lastStepOverheadMs(): number {
     const p = this.lastPhaseMs;
@@ -293,6 +298,8 @@ export class Engine {
         }
       } else delta.text = piece;
     }
+    // A grammar that is complete ends the output even where the stop token is not one the engine stops on (ignore_eos).
+    if (reason === null && seq.guide?.isTerminated()) reason = 'stop';
     if (reason === null && (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions)) reason = 'length';
     if (reason === null) {
       seq.stream.push(delta);

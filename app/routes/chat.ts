@@ -11,7 +11,10 @@ import { chatPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { ChatRequest } from '../schemas.js';
 import { ChatToolCalls } from '../tool-calls/chat.js';
+import { forcedToolCalls } from '../tool-calls/forced.js';
+import { newToolCallParser } from '../tool-calls/index.js';
 import { checkToolChoice, toolParserFor } from '../tool-calls/request.js';
+import { guideRequestOf, guidesFor } from '../guided-request.js';
 import { checkModel } from './common.js';
 import { checkMinTokens, outputOf, samplingOf, stopOf } from '../sampling-params.js';
 
@@ -23,16 +26,22 @@ export function chatCompletions(deps: ServerDeps) {
     if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
     if (body.stream_options && !body.stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
     checkToolChoice(body);
+    const forced = forcedToolCalls(body);
+    const guided = guideRequestOf(body);
+    if (forced && guided) throw badRequest(`tool_choice ${typeof body.tool_choice === 'object' ? 'naming a function' : `'${body.tool_choice}'`} guides the output to a tool call; it cannot also follow ${guided.param}`, 'tool_choice');
     const prompt = await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true, body.tools);
-    const parser = toolParserFor(deps, body);
-    const tools = parser ? new ChatToolCalls(parser) : null;
+    const parser = forced ? null : toolParserFor(deps, body);
+    const tools = forced ? new ChatToolCalls(forced.parser) : parser ? new ChatToolCalls(() => newToolCallParser(parser)) : null;
     // Any call parsed makes the finish tool_calls (vLLM does the same, even over length).
     const reason = (index: number, f: RequestFinish) => (tools?.callsOf(index).length ? 'tool_calls' : finishReason(f));
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
     checkMinTokens(body.min_tokens, [maxTokens]);
     const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const id = newId('chatcmpl');
+    const guide = forced?.guide ?? guided;
+    const guides = guide ? await guidesFor(deps, guide, body.n ?? 1) : undefined;
     const choices = startChoices(deps, id, [prompt], {
+      guides,
       sampling: samplingOf(deps, body, numLogprobs),
       stop: stopOf(deps, body),
       // Hermes' <tool_call> and Mistral's [TOOL_CALLS] are special tokens in some tokenizers: the parser must see them (vLLM does the same).

@@ -9,6 +9,7 @@ import { completionPromptTokens, resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { CompletionRequest } from '../schemas.js';
 import { checkModel } from './common.js';
+import { guideRequestOf, guidesFor } from '../guided-request.js';
 import { checkMinTokens, outputOf, samplingOf, stopOf } from '../sampling-params.js';
 
 /** POST /v1/completions */
@@ -22,7 +23,10 @@ export function completions(deps: ServerDeps) {
     checkMinTokens(body.min_tokens, maxTokens);
     const numLogprobs = body.logprobs ?? undefined;
     const id = newId('cmpl');
+    const guide = guideRequestOf(body);
+    const guides = guide ? await guidesFor(deps, guide, prompts.length * (body.n ?? 1)) : undefined;
     const choices = startChoices(deps, id, prompts, {
+      guides,
       sampling: samplingOf(deps, body, numLogprobs),
       stop: stopOf(deps, body),
       output: outputOf(body),

@@ -1,6 +1,5 @@
 import type { TextRewrite } from '../respond.js';
-import { newToolCallParser, type ToolCallParserName } from './index.js';
-import type { ParsedCall } from './types.js';
+import type { ParsedCall, ToolCallParser } from './types.js';
 
 /**
  * One chat request's tool calls: a parser per choice (respond.ts's rewrite
@@ -9,10 +8,10 @@ import type { ParsedCall } from './types.js';
 export class ChatToolCalls {
   private readonly made = new Map<number, ParsedCall[]>();
 
-  constructor(private readonly format: ToolCallParserName) {}
+  constructor(private readonly newParser: () => ToolCallParser) {}
 
   rewrite(index: number): TextRewrite {
-    const parser = newToolCallParser(this.format);
+    const parser = this.newParser();
     const calls: ParsedCall[] = [];
     this.made.set(index, calls);
     return {

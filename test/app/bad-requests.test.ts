@@ -49,7 +49,7 @@ const cases: Case[] = [
   { name: 'an unknown parameter', body: chat({ temperatur: 1 }), status: 400, param: 'temperatur', code: 'unsupported_parameter' },
   { name: 'a parameter not implemented', body: chat({ functions: [{ name: 'f' }] }), status: 400, param: 'functions', message: /not supported/ },
   { name: 'a penalty out of range', body: chat({ frequency_penalty: 2.5 }), status: 400, param: 'frequency_penalty' },
-  { name: "tool_choice 'required' (needs guided decoding)", body: chat({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'required' }), status: 400, param: 'tool_choice', message: /guided decoding/ },
+  { name: "tool_choice 'required' beside a response_format", body: chat({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'required', response_format: { type: 'json_object' } }), status: 400, param: 'tool_choice', message: /cannot also follow response_format/ },
   { name: 'a tool_choice naming a function not among tools', body: chat({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }), status: 400, param: 'tool_choice' },
   { name: 'a tool without a name', body: chat({ tools: [{ type: 'function', function: {} }] }), status: 400, param: 'tools[0].function.name' },
   { name: 'logit_bias on a token outside the vocabulary', body: chat({ logit_bias: { 99999: 10 } }), status: 400, param: 'logit_bias.99999' },

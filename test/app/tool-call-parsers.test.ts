@@ -4,16 +4,20 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { detectToolCallParser, newToolCallParser, type ToolCallParserName } from '../../app/tool-calls/index.js';
-import type { ParsedCall } from '../../app/tool-calls/types.js';
+import { NamedCallParser, RequiredCallsParser } from '../../app/tool-calls/forced.js';
+import type { NewCallId, ParsedCall, ToolCallParser } from '../../app/tool-calls/types.js';
 
 interface Result {
   content: string;
   calls: Omit<ParsedCall, 'id'>[];
 }
 
-function run(name: ToolCallParserName, pieces: string[]): Result {
+type Make = ToolCallParserName | ((newId: NewCallId) => ToolCallParser);
+
+function run(make: Make, pieces: string[]): Result {
   let n = 0;
-  const p = newToolCallParser(name, () => `call_${n++}`);
+  const newId = () => `call_${n++}`;
+  const p = typeof make === 'string' ? newToolCallParser(make, newId) : make(newId);
   const r: Result = { content: '', calls: [] };
   for (const out of [...pieces.map((t) => p.feed(t)), p.end()]) {
     r.content += out.content ?? '';
@@ -26,7 +30,7 @@ function run(name: ToolCallParserName, pieces: string[]): Result {
 }
 
 /** The result of the whole text, checked to be the same however the text is split. */
-function parse(name: ToolCallParserName, text: string): Result {
+function parse(name: Make, text: string): Result {
   const whole = run(name, [text]);
   for (let i = 0; i <= text.length; i++) assert.deepEqual(run(name, [text.slice(0, i), text.slice(i)]), whole, `split at ${i}`);
   assert.deepEqual(run(name, [...text]), whole, 'char by char');
@@ -129,4 +133,20 @@ test('llama3_json: a trailing ";" after the last call is no content', () => {
   const outs = [p.feed('{"name": "a", "parameters": {}};'), p.end()];
   assert.equal(outs.map((o) => o.content ?? '').join(''), '');
   assert.equal(outs.flatMap((o) => o.calls ?? []).length, 1);
+});
+
+describe('forced calls (guided output)', () => {
+  const required = (newId: NewCallId) => new RequiredCallsParser(newId);
+  test("'required': each element of the array is a call", () => {
+    const text = '[{"name": "get_weather", "parameters": {"city": "Verona"}}, {"name": "summon", "parameters": {"who": "Nurse", "urgent": true}}]';
+    assert.deepEqual(parse(required, text), { content: '', calls: [call(0, 'get_weather', { city: 'Verona' }), call(1, 'summon', { who: 'Nurse', urgent: true })] });
+  });
+  test("'required' cut short: complete calls kept, the open one dropped; nothing complete: the text is content", () => {
+    assert.deepEqual(parse(required, '[{"name": "f", "parameters": {}}, {"name": "g", "param'), { content: '', calls: [call(0, 'f', {})] });
+    assert.deepEqual(parse(required, '[{"name": "f", "par'), { content: '[{"name": "f", "par', calls: [] });
+  });
+  test('a named function: the whole output is its arguments', () => {
+    assert.deepEqual(parse((newId) => new NamedCallParser('summon', newId), '{"who": "Nurse", "urgent": false}'), { content: '', calls: [call(0, 'summon', { who: 'Nurse', urgent: false })] });
+    assert.deepEqual(parse((newId) => new NamedCallParser('summon', newId), '{"who": "Nu'), { content: '{"who": "Nu', calls: [] });
+  });
 });
