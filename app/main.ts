@@ -26,8 +26,12 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   log.info(`serving ${server.deps.modelName} at ${server.url} (OpenAI API under ${server.url}/v1)`);
-  // Guided decoding's vocabulary tables take a moment per model (about 0.3 s at 128k tokens): made now, not on the first request that needs them.
-  server.deps.grammars().catch((e: Error) => log.warn(`guided decoding is not available for this model: ${e.message}`));
+  // Guided decoding's vocabulary tables take a moment per model (about 0.3 s at 128k tokens), and its first compile
+  // is slower than later ones: both done now, not on the first request that needs them.
+  server.deps
+    .grammars()
+    .then((g) => g.warmUp())
+    .catch((e: Error) => log.warn(`guided decoding is not available for this model: ${e.message}`));
   const stop = (signal: string) => {
     log.info(`${signal}: draining: finishing running requests (up to ${loaded.config.shutdownGraceMs} ms), refusing new ones`);
     server.shutdown().then(

@@ -240,7 +240,12 @@ export class Engine {
     return (masks) => {
       for (let s = 0; s < chunks.length; s++) {
         const row = batch.maskRow[s];
-        if (row >= 0) chunks[s].guide!.fillNextTokenBitmask(masks.subarray(row * words, (row + 1) * words));
+        if (row < 0) continue;
+        const mask = masks.subarray(row * words, (row + 1) * words);
+        if (chunks[s].guide!.fillNextTokenBitmask(mask)) continue;
+        // Its last token was refused: any token will do for this step, whose result process() discards.
+        chunks[s].guideRefused = true;
+        mask.fill(-1);
       }
     };
   }
@@ -254,6 +259,10 @@ export class Engine {
       this.blocks.registerComputed(seq, seq.numComputedTokens);
       if (seq.cancelled) {
         this.finish(seq, 'abort', seq.cancelReason);
+        continue;
+      }
+      if (seq.guideRefused) {
+        this.finish(seq, 'error', `guided decoding: the grammar refused token ${seq.tokens.at(-1)}`);
         continue;
       }
       const token = result.tokens[i];
@@ -271,17 +280,15 @@ export class Engine {
 
   /** A sampled token: append it, run the stop rules, stream the text. */
   private accept(seq: Sequence, token: number, logprob: TokenLogprob | undefined, now: number): void {
-    if (seq.guide && !seq.guide.acceptToken(token)) {
-      this.finish(seq, 'error', `guided decoding: the grammar rejected token ${token}`);
-      return;
-    }
+    seq.guide?.advance(token);
     seq.tokens.push(token);
     seq.timing.firstToken ??= now;
     const delta: RequestDelta = { tokenIds: [token], text: '' };
     if (logprob) delta.logprobs = [logprob];
     let reason: FinishReason | null = null;
     let stopReason: string | number | undefined;
-    const stopToken = this.eosIds.has(token) && !seq.stop.ignoreEos ? 'eos' : seq.stopIds.has(token) ? 'id' : null;
+    // Under a grammar, EOS is allowed only where the grammar is complete, and nothing may follow it, ignore_eos or not.
+    const stopToken = this.eosIds.has(token) && (!seq.stop.ignoreEos || seq.guide) ? 'eos' : seq.stopIds.has(token) ? 'id' : null;
     if (stopToken !== null) {
       [reason, stopReason] = ['stop', stopToken === 'id' ? token : undefined];
       // vLLM shows the stop token's own text only with include_stop_str_in_output (and special tokens unskipped).
@@ -298,8 +305,6 @@ export class Engine {
         }
       } else delta.text = piece;
     }
-    // A grammar that is complete ends the output even where the stop token is not one the engine stops on (ignore_eos).
-    if (reason === null && seq.guide?.isTerminated()) reason = 'stop';
     if (reason === null && (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions)) reason = 'length';
     if (reason === null) {
       seq.stream.push(delta);

@@ -48,6 +48,8 @@ export class Sequence implements BlockOwner {
   penaltySlot = -1;
   /** The slot was just taken: the next step sends the history to restart it. */
   penaltyRestart = false;
+  /** Its grammar refused the last token (found while filling masks); the step's result ends it with an error. */
+  guideRefused = false;
   readonly timing: RequestTiming;
 
   constructor(

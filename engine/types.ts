@@ -56,14 +56,20 @@ export interface OutputOptions {
  * Constrains what a sequence may generate (guided decoding): a grammar
  * matcher that says which tokens may come next and follows the tokens chosen.
  * The engine owns it from submit and disposes of it when the request ends.
+ * The sampled token is taken by the grammar at the next fill, which runs
+ * while the forward pass does, so following the grammar adds nothing to the
+ * step between two forward passes.
  */
 export interface TokenGuide {
-  /** Writes the tokens allowed next into row: bit (id % 32) of word (id >> 5) set = allowed; row has ceil(vocab / 32) words. */
-  fillNextTokenBitmask(row: Int32Array): void;
-  /** Advances past the sampled token; false when the grammar rejects it. */
-  acceptToken(token: number): boolean;
-  /** The grammar is complete and accepted a stop token: nothing may follow. */
-  isTerminated(): boolean;
+  /**
+   * Takes the token advance() recorded, then writes the tokens allowed next
+   * into row: bit (id % 32) of word (id >> 5) set = allowed; row has
+   * ceil(vocab / 32) words. False when the grammar refused the recorded token
+   * (the request cannot go on); row is then not written.
+   */
+  fillNextTokenBitmask(row: Int32Array): boolean;
+  /** The token sampled for this sequence. A stop token sampled under a mask ends the grammar: the engine stops there. */
+  advance(token: number): void;
   dispose(): void;
 }
 

@@ -1,7 +1,6 @@
-import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
+import type { CompiledGrammar, Grammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
 
 import type { TokenGuide } from '../engine/types.js';
-import { bytesToByteLevel } from '../tokenizers/byte-alphabet.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { withPlainPropertyNames } from './schema-keys.js';
 import { GuideError, specKey, type GuideSpec } from './spec.js';
@@ -29,39 +28,53 @@ const JSON_INDENT_NONE = -1;
  *
  * Compiles run on the main thread (the WebAssembly engine has one thread), so
  * a new grammar stalls the event loop for its compile time; cached ones cost
- * only the matcher. A spec is first compiled against a 256-token byte
- * vocabulary in a separate, disposable engine, which finds every grammar and
- * schema error cheaply and takes the abort (guided/xgrammar.ts says why that
- * engine cannot be reused after one); only specs that pass reach the engine
- * whose matchers are serving.
+ * only the matcher. A spec is first turned into a grammar (parsed and
+ * converted, not compiled) in a separate, disposable engine, which is where a
+ * bad schema, regex or grammar aborts (guided/xgrammar.ts says why that engine
+ * cannot be reused after one); only specs that pass reach the engine whose
+ * matchers are serving. Should that engine still fail a compile, later
+ * compiles go to a fresh one.
  */
 export class GrammarService {
   private readonly cache = new Map<string, CompiledGrammar>();
   private readonly compiling = new Map<string, Promise<CompiledGrammar>>();
-  private checker: Promise<Checker> | undefined;
+  private checker: Promise<XGrammarEngine> | undefined;
+  private serving: Promise<Serving>;
   /** The last compile of a spec not in the cache, and whether a request found its spec cached. */
   lastCompile: CompileRecord | undefined;
 
   private constructor(
-    private readonly engine: XGrammarEngine,
-    private readonly compiler: GrammarCompiler,
+    serving: Serving,
     readonly vocab: GuideVocab,
     private readonly cacheSize: number,
-  ) {}
+  ) {
+    this.serving = Promise.resolve(serving);
+  }
 
   static async create(tokenizer: Tokenizer, modelVocabSize: number, options: GrammarServiceOptions = {}): Promise<GrammarService> {
     const vocab = guideVocabOf(tokenizer, modelVocabSize);
-    const engine = await createXGrammarEngine();
-    const info = await engine.xg.TokenizerInfo.createTokenizerInfo(vocab.encoded, vocab.vocabType, vocab.prependSpace, vocab.vocabSize, vocab.stopIds);
-    const compiler = await engine.xg.GrammarCompiler.createGrammarCompiler(info);
-    return new GrammarService(engine, compiler, vocab, options.cacheSize ?? 64);
+    return new GrammarService(await Serving.create(vocab), vocab, options.cacheSize ?? 64);
+  }
+
+  /**
+   * Runs one small spec through the whole path (the checking engine, a
+   * compile, a matcher), so the first request's compile does not also pay for
+   * creating the checking engine and for WebAssembly's first, slower tier:
+   * about 200 ms there on the first schema, 30 to 50 ms after.
+   */
+  async warmUp(): Promise<void> {
+    const spec: GuideSpec = { kind: 'json_schema', schema: { type: 'object', properties: { warm: { type: 'integer' }, up: { type: 'string' } } } };
+    (await this.guide(spec)).dispose();
+    this.cache.get(specKey(spec))?.dispose();
+    this.cache.delete(specKey(spec));
   }
 
   /** A fresh guide for one request; GuideError when the spec cannot be compiled. */
   async guide(spec: GuideSpec): Promise<TokenGuide> {
     const compiled = await this.compiled(spec);
-    const matcher = await this.engine.xg.GrammarMatcher.createGrammarMatcher(compiled, this.vocab.stopIds);
-    return new MatcherGuide(matcher, this.engine.binding, this.vocab.vocabSize);
+    const { engine } = await this.serving;
+    const matcher = await engine.xg.GrammarMatcher.createGrammarMatcher(compiled, this.vocab.stopIds);
+    return new MatcherGuide(matcher, engine.binding, this.vocab.vocabSize);
   }
 
   /** Compiles (or finds) the grammar without making a matcher: a check that a spec is valid, and a warm-up. */
@@ -87,24 +100,34 @@ export class GrammarService {
   private async compileNew(spec: GuideSpec): Promise<CompiledGrammar> {
     const t0 = performance.now();
     await this.check(spec);
+    const serving = await this.serving;
     let compiled: CompiledGrammar;
     try {
-      compiled = await compileIn(this.engine.xg, this.compiler, spec);
+      const grammar = await grammarOf(serving.engine.xg, spec);
+      compiled = await serving.compiler.compileGrammar(grammar);
+      grammar.dispose();
     } catch (e) {
-      // The check passed, so this is the engine failing, not the spec; say so rather than blame the request.
-      throw new Error(`the grammar engine failed on a spec it had accepted: ${this.engine.takeError() ?? (e as Error).message}`);
+      // The check passed, so this is the engine failing, not the spec: later compiles get a fresh engine
+      // (matchers made here go on in this one), and the request is not blamed.
+      const reason = serving.engine.takeError() ?? (e as Error).message;
+      this.serving = Serving.create(this.vocab);
+      for (const grammar of this.cache.values()) grammar.dispose();
+      this.cache.clear();
+      throw new Error(`the grammar engine failed on a spec it had accepted: ${reason}`);
     }
     this.lastCompile = { ms: performance.now() - t0, cached: false };
     return compiled;
   }
 
+  /** GuideError when the spec cannot be made into a grammar; the engine that found out is thrown away. */
   private async check(spec: GuideSpec): Promise<void> {
-    this.checker ??= Checker.create();
+    this.checker ??= createXGrammarEngine();
     const checker = await this.checker;
-    const reason = await checker.reject(spec);
-    if (reason !== null) {
+    try {
+      (await grammarOf(checker.xg, spec)).dispose();
+    } catch (e) {
       this.checker = undefined;
-      throw new GuideError(reason);
+      throw new GuideError(checker.takeError() ?? (e instanceof Error ? e.message : String(e)));
     }
   }
 
@@ -120,47 +143,37 @@ export class GrammarService {
   }
 }
 
-/** Compiles specs against a small vocabulary to find the ones the engine refuses; thrown away after a refusal. */
-class Checker {
+/** The engine whose compiled grammars and matchers serve requests, with the vocabulary loaded. */
+class Serving {
   private constructor(
-    private readonly engine: XGrammarEngine,
-    private readonly compiler: GrammarCompiler,
+    readonly engine: XGrammarEngine,
+    readonly compiler: GrammarCompiler,
   ) {}
 
-  static async create(): Promise<Checker> {
+  static async create(vocab: GuideVocab): Promise<Serving> {
     const engine = await createXGrammarEngine();
-    const bytes = Array.from({ length: 256 }, (_, b) => bytesToByteLevel(Uint8Array.of(b)));
-    const info = await engine.xg.TokenizerInfo.createTokenizerInfo(bytes, 'BYTE_LEVEL', false, 256, []);
-    return new Checker(engine, await engine.xg.GrammarCompiler.createGrammarCompiler(info, false));
-  }
-
-  /** Null when the spec compiles; otherwise the engine's reason. */
-  async reject(spec: GuideSpec): Promise<string | null> {
-    try {
-      (await compileIn(this.engine.xg, this.compiler, spec)).dispose();
-      return null;
-    } catch (e) {
-      return this.engine.takeError() ?? (e instanceof Error ? e.message : String(e));
-    }
+    const info = await engine.xg.TokenizerInfo.createTokenizerInfo(vocab.encoded, vocab.vocabType, vocab.prependSpace, vocab.vocabSize, vocab.stopIds);
+    return new Serving(engine, await engine.xg.GrammarCompiler.createGrammarCompiler(info));
   }
 }
 
-async function compileIn(xg: XGrammarModule, compiler: GrammarCompiler, spec: GuideSpec): Promise<CompiledGrammar> {
+/** The spec as a grammar: parsed and converted, not yet compiled against a vocabulary. */
+async function grammarOf(xg: XGrammarModule, spec: GuideSpec): Promise<Grammar> {
   switch (spec.kind) {
     case 'json_object':
       // Not the built-in JSON grammar: that takes any JSON value (an array, a number), and json_object promises an object.
-      return compiler.compileJSONSchema('{"type":"object"}', false, JSON_INDENT_NONE, undefined, false);
+      return xg.Grammar.fromJSONSchema('{"type":"object"}', false, JSON_INDENT_NONE, undefined, false);
     case 'json_schema': {
       const plain = withPlainPropertyNames(spec.schema);
       const ebnf = await xg.Testings._jsonSchemaToEBNF(JSON.stringify(plain.schema), false, JSON_INDENT_NONE, undefined, true);
-      return compiler.compileGrammar(jsonStringsWithoutControlCharacters(plain.restore(ebnf)));
+      return xg.Grammar.fromEBNF(jsonStringsWithoutControlCharacters(plain.restore(ebnf)));
     }
     case 'regex':
-      return compiler.compileStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: spec.pattern } });
+      return xg.Grammar.fromStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: spec.pattern } });
     case 'choice':
-      return compiler.compileStructuralTag({ type: 'structural_tag', format: { type: 'or', elements: spec.choices.map((value) => ({ type: 'const_string', value })) } });
+      return xg.Grammar.fromStructuralTag({ type: 'structural_tag', format: { type: 'or', elements: spec.choices.map((value) => ({ type: 'const_string', value })) } });
     case 'grammar':
-      return compiler.compileGrammar(spec.ebnf);
+      return xg.Grammar.fromEBNF(spec.ebnf);
   }
 }
 
@@ -178,6 +191,9 @@ export function jsonStringsWithoutControlCharacters(ebnf: string): string {
 class MatcherGuide implements TokenGuide {
   private readonly handle: { GetNextTokenBitmask(vocabSize: number): import('./xgrammar.js').NativeIntVector };
   private disposed = false;
+  /** The token advance() recorded, not yet taken by the matcher; -1 = none. */
+  private pending = -1;
+  private refused = false;
 
   constructor(
     private readonly matcher: GrammarMatcher,
@@ -187,7 +203,8 @@ class MatcherGuide implements TokenGuide {
     this.handle = (matcher as unknown as { handle: MatcherGuide['handle'] }).handle;
   }
 
-  fillNextTokenBitmask(row: Int32Array): void {
+  fillNextTokenBitmask(row: Int32Array): boolean {
+    if (!this.takePending()) return false;
     const vec = this.handle.GetNextTokenBitmask(this.vocabSize);
     try {
       const mask = this.binding.vecIntToView(vec);
@@ -196,14 +213,19 @@ class MatcherGuide implements TokenGuide {
     } finally {
       vec.delete();
     }
+    return true;
   }
 
-  acceptToken(token: number): boolean {
-    return this.matcher.acceptToken(token);
+  advance(token: number): void {
+    // Two tokens without a fill between (not a path the engine takes): the first is taken now.
+    if (this.pending >= 0) this.refused ||= !this.matcher.acceptToken(this.pending);
+    this.pending = token;
   }
 
-  isTerminated(): boolean {
-    return this.matcher.isTerminated();
+  private takePending(): boolean {
+    if (this.pending >= 0) this.refused ||= !this.matcher.acceptToken(this.pending);
+    this.pending = -1;
+    return !this.refused;
   }
 
   dispose(): void {

@@ -30,6 +30,7 @@ describe('GrammarService on the default model (byte-level BPE, 1024 tokens)', ()
     tokenizer = loadTokenizer(DEFAULT_MODEL);
     // One more row than the tokenizer has: ids past it must never be allowed.
     service = await GrammarService.create(tokenizer, tokenizer.vocabSize + 40);
+    await service.warmUp();
   });
 
   test('random walks through a JSON schema decode to JSON that validates, and end on the stop token', async () => {

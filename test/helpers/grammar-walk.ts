@@ -3,10 +3,10 @@ import type { GuideSpec } from '../../guided/spec.js';
 import type { TokenGuide } from '../../engine/types.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 
-/** Token ids a guide's next mask allows. */
+/** Token ids a guide's next mask allows (after it takes the token last given to advance()). */
 export function allowedTokens(guide: TokenGuide, vocabSize: number): number[] {
   const row = new Int32Array(Math.ceil(vocabSize / 32));
-  guide.fillNextTokenBitmask(row);
+  if (!guide.fillNextTokenBitmask(row)) throw new Error('the guide refused the token its mask allowed');
   const out: number[] = [];
   for (let id = 0; id < vocabSize; id++) if ((row[id >> 5] >>> (id & 31)) & 1) out.push(id);
   return out;
@@ -14,7 +14,8 @@ export function allowedTokens(guide: TokenGuide, vocabSize: number): number[] {
 
 /**
  * Walks a guide as a sampler would, choosing uniformly among the allowed
- * tokens (a seeded generator), and the stop token as soon as it is allowed.
+ * tokens (a seeded generator), and the stop token as soon as it is allowed
+ * (which ends the walk: the grammar is complete).
  * Returns the text of the tokens before the stop token, decoded by the tokenizer.
  */
 export async function walk(service: GrammarService, tokenizer: Tokenizer, spec: GuideSpec, seed: number, maxTokens = 300): Promise<{ text: string; terminated: boolean }> {
@@ -24,7 +25,8 @@ export async function walk(service: GrammarService, tokenizer: Tokenizer, spec: 
   let state = seed >>> 0 || 1;
   const random = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);
   try {
-    for (let i = 0; i < maxTokens && !guide.isTerminated(); i++) {
+    let terminated = false;
+    for (let i = 0; i < maxTokens && !terminated; i++) {
       const allowed = allowedTokens(guide, service.vocab.vocabSize);
       if (allowed.length === 0) throw new Error(`the grammar allows nothing after ${JSON.stringify(tokenizer.decode(ids))}`);
       const stop = allowed.find((id) => stops.has(id));
@@ -33,10 +35,13 @@ export async function walk(service: GrammarService, tokenizer: Tokenizer, spec: 
       const whole = allowed.filter((id) => tokenizer.decode([id]).indexOf('\uFFFD') < 0);
       const pool = whole.length > 0 ? whole : allowed;
       const token = stop ?? pool[Math.floor(random() * pool.length)];
-      if (!guide.acceptToken(token)) throw new Error(`the guide refused token ${token}, which its mask allowed`);
+      guide.advance(token);
       if (stop === undefined) ids.push(token);
+      else terminated = true;
     }
-    return { text: tokenizer.decode(ids), terminated: guide.isTerminated() };
+    // The last token is taken by the next fill, which must still succeed.
+    if (!terminated) allowedTokens(guide, service.vocab.vocabSize);
+    return { text: tokenizer.decode(ids), terminated };
   } finally {
     guide.dispose();
   }
