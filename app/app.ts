@@ -1,7 +1,8 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 
+import { anthropicErrorBody, isAnthropicPath } from './anthropic/errors.js';
 import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { consoleLog, type Log } from './logger.js';
@@ -9,11 +10,12 @@ import { apiKeyAuth, assignRequestId, countRequests, limitBody, refuseWhileDrain
 import { accessLog, loggableMessage, requestLogOf } from './request-log.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
+import { countTokens, messages } from './routes/messages.js';
 import { getModel, health, listModels, metrics, ready } from './routes/status.js';
 import { detokenize, tokenize } from './routes/tokenize.js';
 
 /**
- * The HTTP app: OpenAI-compatible routes over the engine. Every response
+ * The HTTP app: OpenAI-compatible routes, and Anthropic's Messages API, over the engine. Every response
  * carries x-request-id; every request gets one access line (app/request-log.ts).
  */
 export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.logLevel)): Hono {
@@ -40,10 +42,14 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
   const draining = refuseWhileDraining(deps);
   app.post('/v1/chat/completions', draining, chatCompletions(deps));
   app.post('/v1/completions', draining, completions(deps));
+  app.post('/v1/messages', draining, messages(deps));
+  app.post('/v1/messages/count_tokens', countTokens(deps));
   app.post('/tokenize', tokenize(deps));
   app.post('/detokenize', detokenize(deps));
 
-  app.notFound((c) => c.json(new ApiError(404, `no route ${c.req.method} ${c.req.path}`, 'invalid_request_error', null, 'not_found').body(), 404));
+  // Anthropic's paths answer in Anthropic's error shape, the rest in OpenAI's.
+  const errorBody = (c: Context, e: ApiError) => (isAnthropicPath(c.req.path) ? anthropicErrorBody(e) : e.body());
+  app.notFound((c) => c.json(errorBody(c, new ApiError(404, `no route ${c.req.method} ${c.req.path}`, 'invalid_request_error', null, 'not_found')), 404));
   // Client errors are the client's: debug here (the access line, at info, names their code).
   // Server errors are logged with their stack; every line carries the request id.
   app.onError((err, c) => {
@@ -54,15 +60,15 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
       if (err.status < 500) rlog.debug(`${where}: ${err.status} ${loggableMessage(err, deps.config.logRequests)}`, detail);
       else if (err.status === 503) rlog.warn(`${where}: ${err.status} ${err.message}`, detail);
       else rlog.error(`${where}: ${err.status} ${err.message}`, { ...detail, err });
-      return c.json(err.body(), err.status, err.headers);
+      return c.json(errorBody(c, err), err.status, err.headers);
     }
     if (err instanceof HTTPException && err.status < 500) {
       const e = new ApiError(err.status as 400, err.message || 'bad request');
       rlog.debug(`${where}: ${e.status} ${e.message}`, { status: e.status });
-      return c.json(e.body(), e.status);
+      return c.json(errorBody(c, e), e.status);
     }
     rlog.error(`internal error on ${where}`, err);
-    return c.json(new ApiError(500, 'internal server error', 'server_error', null, 'internal_error').body(), 500);
+    return c.json(errorBody(c, new ApiError(500, 'internal server error', 'server_error', null, 'internal_error')), 500);
   });
   return app;
 }

@@ -7,13 +7,16 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 
-/** Requires `Authorization: Bearer <key>` with one of the keys; no keys configured: open. */
+/**
+ * Requires one of the keys, as `Authorization: Bearer <key>` (OpenAI's
+ * clients) or `x-api-key: <key>` (Anthropic's); no keys configured: open.
+ */
 export function apiKeyAuth(keys: string[]) {
   const accepted = keys.map((k) => Buffer.from(k));
   return async function apiKeyAuthMiddleware(c: Context, next: Next) {
     if (accepted.length === 0) return next();
     const header = c.req.header('authorization') ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : (c.req.header('x-api-key') ?? '').trim());
     if (!accepted.some((k) => k.length === given.length && timingSafeEqual(k, given)))
       throw new ApiError(401, 'Incorrect API key provided.', 'invalid_request_error', null, 'invalid_api_key');
     return next();

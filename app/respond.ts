@@ -171,7 +171,7 @@ async function collect(c: Context, deps: ServerDeps, g: Generation, f: ChoiceFor
  * the unsubscribe. Under Node the response's own close event is used:
  * c.req.raw.signal would build the whole Web Request just to watch it.
  */
-function onClientGone(c: Context, gone: () => void): () => void {
+export function onClientGone(c: Context, gone: () => void): () => void {
   const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (res) {
     const onClose = () => {
@@ -190,7 +190,7 @@ function onClientGone(c: Context, gone: () => void): () => void {
   return () => signal.removeEventListener('abort', gone);
 }
 
-function startOutcome(deps: ServerDeps, g: Generation): RequestOutcome {
+export function startOutcome(deps: ServerDeps, g: Pick<Generation, 'prompts' | 'choices' | 'promptText'>): RequestOutcome {
   const o: RequestOutcome = {
     model: deps.modelName,
     promptTokens: g.prompts.reduce((s, p) => s + p.length, 0),
@@ -206,7 +206,7 @@ function startOutcome(deps: ServerDeps, g: Generation): RequestOutcome {
 }
 
 /** Folds one choice's finish into the outcome. */
-function record(o: RequestOutcome, f: RequestFinish, k: number): void {
+export function record(o: RequestOutcome, f: RequestFinish, k: number): void {
   o.completionTokens += f.completionTokens;
   o.finishReasons[k] = f.reason;
   if (f.timing.firstToken !== null) {

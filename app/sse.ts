@@ -5,8 +5,8 @@ import type { Context } from 'hono';
 
 /** Where a stream's events go; one per response. */
 export interface SseSink {
-  /** Writes `data: <data>\n\n`; the promise settles when the transport takes more (or the client is gone). */
-  send(data: string): Promise<void> | void;
+  /** Writes `data: <data>\n\n` (after `event: <event>\n` when named); the promise settles when the transport takes more (or the client is gone). */
+  send(data: string, event?: string): Promise<void> | void;
   /** True once the client went away or the stream ended. */
   readonly closed: boolean;
 }
@@ -52,9 +52,9 @@ function toNode(res: ServerResponse, headers: Record<string, string>, onGone: ()
     get closed() {
       return closed || res.destroyed;
     },
-    send(data) {
+    send(data, event) {
       if (sink.closed) return;
-      if (res.write(`data: ${data}\n\n`)) return;
+      if (res.write(frame(data, event))) return;
       // Back-pressure from a slow client: wait for its socket, not for ever if it leaves.
       return new Promise<void>((r) => waiters.push(r));
     },
@@ -80,8 +80,8 @@ function toWebStream(headers: Record<string, string>, onGone: () => void, run: (
         get closed() {
           return closed;
         },
-        send(data) {
-          if (!closed) controller.enqueue(encoder.encode(`data: ${data}\n\n`));
+        send(data, event) {
+          if (!closed) controller.enqueue(encoder.encode(frame(data, event)));
         },
       };
       run(sink)
@@ -97,4 +97,8 @@ function toWebStream(headers: Record<string, string>, onGone: () => void, run: (
     },
   });
   return new Response(body, { status: 200, headers });
+}
+
+function frame(data: string, event: string | undefined): string {
+  return event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`;
 }

@@ -17,7 +17,7 @@ const NO_PARAMETERS = { type: 'object', properties: {}, additionalProperties: fa
  *   against the named tool's schema, at least one (exactly one when
  *   parallel_tool_calls is false).
  */
-export function forcedToolCalls(body: ToolBody): { guide: GuideRequest; parser: () => ToolCallParser } | null {
+export function forcedToolCalls(body: ToolBody, newId: NewCallId = randomCallId): { guide: GuideRequest; parser: () => ToolCallParser } | null {
   const choice = body.tool_choice;
   const tools = body.tools ?? [];
   if (choice === 'required') {
@@ -28,11 +28,11 @@ export function forcedToolCalls(body: ToolBody): { guide: GuideRequest; parser: 
       additionalProperties: false,
     }));
     const schema = { type: 'array', items: items.length === 1 ? items[0] : { anyOf: items }, minItems: 1, ...(body.parallel_tool_calls === false ? { maxItems: 1 } : {}) };
-    return { guide: { spec: { kind: 'json_schema', schema }, param: 'tools' }, parser: () => new RequiredCallsParser() };
+    return { guide: { spec: { kind: 'json_schema', schema }, param: 'tools' }, parser: () => new RequiredCallsParser(newId) };
   }
   if (choice != null && typeof choice === 'object') {
     const tool = tools.find((t) => t.function.name === choice.function.name)!;
-    return { guide: { spec: { kind: 'json_schema', schema: tool.function.parameters ?? NO_PARAMETERS }, param: 'tools' }, parser: () => new NamedCallParser(tool.function.name) };
+    return { guide: { spec: { kind: 'json_schema', schema: tool.function.parameters ?? NO_PARAMETERS }, param: 'tools' }, parser: () => new NamedCallParser(tool.function.name, newId) };
   }
   return null;
 }

@@ -1,0 +1,27 @@
+import type { RequestFinish } from '../engine/types.js';
+import type { ServerDeps } from './deps.js';
+import { observed, type Choice } from './generation.js';
+import type { ParsedCall, ToolCallParser } from './tool-calls/types.js';
+
+/** What one choice produced, in the order it happened, in no API's shape. */
+export type ChoiceEvent =
+  /** Text to show (tool-call markup already taken out); tokens: how many generated tokens it came with. */
+  | { kind: 'text'; text: string; tokens: number }
+  | { kind: 'call'; call: ParsedCall }
+  /** The last event; a finish with reason error or abort did not finish (generation.ts failureOf). */
+  | { kind: 'finish'; finish: RequestFinish };
+
+/**
+ * A choice's deltas as events: metrics observed, text passed through the
+ * tool-call parser when there is one. The adapters of the APIs that are not
+ * chat completions (Anthropic's Messages) format these.
+ */
+export async function* choiceEvents(deps: ServerDeps, choice: Choice, parser: ToolCallParser | null): AsyncIterable<ChoiceEvent> {
+  for await (const d of observed(deps, choice.deltas)) {
+    const outs = parser ? (d.finish ? [parser.feed(d.text), parser.end()] : [parser.feed(d.text)]) : [{ content: d.text }];
+    const text = outs.map((o) => o.content ?? '').join('');
+    if (text.length > 0 || d.tokenIds.length > 0) yield { kind: 'text', text, tokens: d.tokenIds.length };
+    for (const o of outs) for (const call of o.calls ?? []) yield { kind: 'call', call };
+    if (d.finish) yield { kind: 'finish', finish: d.finish };
+  }
+}
