@@ -11,6 +11,7 @@ import { accessLog, loggableMessage, requestLogOf } from './request-log.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
 import { countTokens, messages } from './routes/messages.js';
+import { createResponse, deleteResponse, getResponse, listInputItems } from './routes/responses.js';
 import { getModel, health, listModels, metrics, ready } from './routes/status.js';
 import { detokenize, tokenize } from './routes/tokenize.js';
 
@@ -42,6 +43,10 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
   const draining = refuseWhileDraining(deps);
   app.post('/v1/chat/completions', draining, chatCompletions(deps));
   app.post('/v1/completions', draining, completions(deps));
+  app.post('/v1/responses', draining, createResponse(deps));
+  app.get('/v1/responses/:id', getResponse(deps));
+  app.delete('/v1/responses/:id', deleteResponse(deps));
+  app.get('/v1/responses/:id/input_items', listInputItems(deps));
   app.post('/v1/messages', draining, messages(deps));
   app.post('/v1/messages/count_tokens', countTokens(deps));
   app.post('/tokenize', tokenize(deps));

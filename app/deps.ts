@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from '../config/schema.js';
 import type { Engine } from '../engine/engine.js';
 import { GrammarService } from '../guided/grammar-service.js';
+import { ResponseStore } from './responses/store.js';
 import type { ChatTemplate } from '../tokenizers/chat-template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { TokenizerService } from '../tokenizers/tokenizer-service.js';
@@ -24,6 +25,8 @@ export interface ServerDeps {
   created: number;
   /** Guided decoding's grammars for this model, made on first use (main.ts starts that once the server is up). */
   grammars: () => Promise<GrammarService>;
+  /** The Responses API's stored responses. */
+  responses: ResponseStore;
 }
 
 /** The HTTP layer's view of a loaded model, not yet ready (the server flips state.ready once it serves). */
@@ -40,6 +43,7 @@ export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
     state: { ready: false, draining: false, inFlight: 0 },
     created: Math.floor(Date.now() / 1000),
     grammars: lazyGrammars(model.tokenizers.tokenizer, model.engine),
+    responses: responseStoreOf(model.config),
   };
 }
 
@@ -47,4 +51,8 @@ export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
 export function lazyGrammars(tokenizer: Tokenizer, engine: Engine): () => Promise<GrammarService> {
   let made: Promise<GrammarService> | undefined;
   return () => (made ??= GrammarService.create(tokenizer, engine.vocabSize));
+}
+
+export function responseStoreOf(config: ResolvedConfig): ResponseStore {
+  return new ResponseStore({ path: config.responsesStorePath, maxCount: config.responsesStoreMaxCount, maxAgeSeconds: config.responsesStoreMaxAge });
 }

@@ -98,6 +98,7 @@ export async function startServer(config: Config, log: Log = consoleLog(config.l
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
       server.closeAllConnections();
       await model.close();
+      deps.responses.close();
     })());
   return { url, deps, shutdown };
 }

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { serve } from '@hono/node-server';
 
 import { createApp } from '../app/app.js';
-import { lazyGrammars, type ServerDeps } from '../app/deps.js';
+import { lazyGrammars, responseStoreOf, type ServerDeps } from '../app/deps.js';
 import { engineConfigOf } from '../app/load-model.js';
 import { jsonLog } from '../app/logger.js';
 import { Metrics } from '../app/metrics.js';
@@ -57,7 +57,7 @@ const runtime: StepRuntime = {
 const engine = new Engine(runtime, tokenizers.tokenizer, engineConfigOf(config));
 const deps: ServerDeps = {
   config, modelName: 'paced', maxModelLen: info.maxPositions, engine, tokenizers, chatTemplate: null,
-  metrics: new Metrics(engine), state: { ready: true, draining: false, inFlight: 0 }, created: 0, grammars: lazyGrammars(tokenizers.tokenizer, engine),
+  metrics: new Metrics(engine), state: { ready: true, draining: false, inFlight: 0 }, created: 0, grammars: lazyGrammars(tokenizers.tokenizer, engine), responses: responseStoreOf(config),
 };
 engine.onStep = (ms, seqs, n) => deps.metrics.observeStep(ms, seqs, n);
 serve({ fetch: createApp(deps, jsonLog('warn')).fetch, port: config.port }, () => process.stderr.write(`paced server (${stepMs} ms steps) at http://127.0.0.1:${config.port}\n`));

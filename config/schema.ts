@@ -44,7 +44,7 @@ export const ConfigSchema = z
     maxQueue: int(1).optional().describe(`requests waiting for a slot before new ones get 429 (${perDevice('maxQueue')})`),
     maxModelLen: int(1).optional().describe("context length served (default and upper bound: the model's)"),
     enablePrefixCache: bool.default(true).describe('reuse KV blocks of shared prompt prefixes'),
-    apiKeys: list.default([]).describe('accepted API keys (Authorization: Bearer); empty: no auth'),
+    apiKeys: list.default([]).describe('accepted API keys (Authorization: Bearer, or x-api-key); empty: no auth'),
     corsOrigins: list.default([]).describe("origins allowed by CORS ('*' for any); empty: CORS off"),
     maxBodyBytes: int(1).default(4 * 1024 * 1024).describe('largest request body; larger ones get 413'),
     tokenizerWorkers: int(0).optional().describe('worker threads that tokenize long prompts off the event loop (default: half the cores, 1 to 8)'),
@@ -55,6 +55,12 @@ export const ConfigSchema = z
       .optional()
       .describe('how tool calls are read out of model output: hermes, llama3_json or mistral (default: detected from the chat template; none found: no tool calls are parsed)'),
     logRequests: bool.default(false).describe('log each request\'s prompt and output text (off: text is never logged)'),
+    responsesStorePath: z
+      .string()
+      .default(':memory:')
+      .describe("SQLite file for the Responses API's stored responses (store: true, previous_response_id); ':memory:' keeps them for the process's life"),
+    responsesStoreMaxCount: int(1).default(10000).describe('stored responses kept; the oldest are evicted first'),
+    responsesStoreMaxAge: int(1).default(30 * 24 * 3600).describe('seconds a stored response is kept (default 30 days, as OpenAI keeps them)'),
   })
   .strict()
   .refine((c) => c.tensorParallelSize === 1, {

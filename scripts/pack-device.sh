@@ -21,6 +21,9 @@ done
 # What travels is capped at 64 MiB: drop sources, CommonJS twins and the full tiktoken encoders, which the server never loads.
 rm -rf .carry/node_modules/tiktoken/encoders .carry/node_modules/tiktoken/tiktoken_bg.wasm .carry/node_modules/zod/src \
   .carry/node_modules/hono/dist/cjs .carry/node_modules/bintrees/test .carry/node_modules/bintrees/dist .carry/node_modules/bintrees/examples .carry/node_modules/node-addon-api
+# better-sqlite3: only its loader and the built addon travel (the SQLite sources and objects are 27 MB).
+find .carry/node_modules/better-sqlite3/build -mindepth 1 -not -path '*/build/Release' -not -name better_sqlite3.node -delete 2>/dev/null || true
+rm -rf .carry/node_modules/better-sqlite3/deps .carry/node_modules/better-sqlite3/src .carry/node_modules/better-sqlite3/build/Release/test_extension.node
 find .carry -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' | xargs rm -f
 [ -f ../shared/data/tinyshakespeare.txt ] && cp ../shared/data/tinyshakespeare.txt .carry/
 du -sh .device .carry dist build/Release

@@ -7,14 +7,12 @@ import type { ServerDeps } from '../deps.js';
 import { badRequest } from '../errors.js';
 import { finishReason, newId, startChoices } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
-import { chatPromptTokens, resolveMaxTokens } from '../prompts.js';
+import { resolveMaxTokens } from '../prompts.js';
 import { respond } from '../respond.js';
 import { ChatRequest } from '../schemas.js';
 import { ChatToolCalls } from '../tool-calls/chat.js';
-import { forcedToolCalls } from '../tool-calls/forced.js';
-import { newToolCallParser } from '../tool-calls/index.js';
-import { checkToolChoice, toolParserFor } from '../tool-calls/request.js';
-import { guideRequestOf, guidesFor } from '../guided-request.js';
+import { prepareConversation } from '../conversation.js';
+import { guideRequestOf } from '../guided-request.js';
 import { checkModel } from './common.js';
 import { checkMinTokens, outputOf, samplingOf, stopOf } from '../sampling-params.js';
 
@@ -25,27 +23,27 @@ export function chatCompletions(deps: ServerDeps) {
     checkModel(deps, body.model);
     if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
     if (body.stream_options && !body.stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
-    checkToolChoice(body);
-    const forced = forcedToolCalls(body);
-    const guided = guideRequestOf(body);
-    if (forced && guided) throw badRequest(`tool_choice ${typeof body.tool_choice === 'object' ? 'naming a function' : `'${body.tool_choice}'`} guides the output to a tool call; it cannot also follow ${guided.param}`, 'tool_choice');
-    const prompt = await chatPromptTokens(deps, body.messages, body.add_generation_prompt ?? true, body.tools);
-    const parser = forced ? null : toolParserFor(deps, body);
-    const tools = forced ? new ChatToolCalls(forced.parser) : parser ? new ChatToolCalls(() => newToolCallParser(parser)) : null;
+    const conv = await prepareConversation(deps, {
+      messages: body.messages,
+      tools: body.tools ?? null,
+      toolChoice: body.tool_choice,
+      parallelToolCalls: body.parallel_tool_calls,
+      format: guideRequestOf(body),
+      addGenerationPrompt: body.add_generation_prompt ?? true,
+    });
+    const prompt = conv.prompt;
+    const tools = conv.newParser ? new ChatToolCalls(conv.newParser) : null;
     // Any call parsed makes the finish tool_calls (vLLM does the same, even over length).
     const reason = (index: number, f: RequestFinish) => (tools?.callsOf(index).length ? 'tool_calls' : finishReason(f));
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
     checkMinTokens(body.min_tokens, [maxTokens]);
     const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const id = newId('chatcmpl');
-    const guide = forced?.guide ?? guided;
-    const guides = guide ? await guidesFor(deps, guide, body.n ?? 1) : undefined;
     const choices = startChoices(deps, id, [prompt], {
-      guides,
+      guides: await conv.guides(body.n ?? 1),
       sampling: samplingOf(deps, body, numLogprobs),
       stop: stopOf(deps, body),
-      // Hermes' <tool_call> and Mistral's [TOOL_CALLS] are special tokens in some tokenizers: the parser must see them (vLLM does the same).
-      output: parser === 'hermes' || parser === 'mistral' ? { ...outputOf(body), skipSpecialTokens: false } : outputOf(body),
+      output: conv.keepSpecialTokens ? { ...outputOf(body), skipSpecialTokens: false } : outputOf(body),
       maxTokens: [maxTokens],
       n: body.n ?? 1,
     });

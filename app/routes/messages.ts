@@ -7,18 +7,15 @@ import { chatOf } from '../anthropic/convert.js';
 import { MessagesRequest, CountTokensRequest } from '../anthropic/schema.js';
 import { parseBody, readJson } from '../body.js';
 import { choiceEvents } from '../choice-events.js';
+import { collectEvents, prepareConversation } from '../conversation.js';
 import type { ServerDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { cancelAll, failureOf, startChoices } from '../generation.js';
-import { guidesFor } from '../guided-request.js';
-import { chatPromptTokens, resolveMaxTokens } from '../prompts.js';
-import { onClientGone, record, startOutcome } from '../respond.js';
+import { resolveMaxTokens } from '../prompts.js';
+import { record, startOutcome } from '../respond.js';
 import { deferAccessLog, noteOutcome } from '../request-log.js';
-import { outputOf, samplingOf, stopOf } from '../sampling-params.js';
+import { samplingOf, stopOf } from '../sampling-params.js';
 import { streamEvents } from '../sse.js';
-import { forcedToolCalls } from '../tool-calls/forced.js';
-import { newToolCallParser } from '../tool-calls/index.js';
-import { checkToolChoice, toolParserFor } from '../tool-calls/request.js';
 import type { ParsedCall } from '../tool-calls/types.js';
 import { checkModel } from './common.js';
 
@@ -53,52 +50,42 @@ export function messages(deps: ServerDeps) {
     const body = parseBody(MessagesRequest, await readJson(c));
     checkModel(deps, body.model);
     const chat = chatOf(body);
-    const toolBody = { tools: chat.tools, tool_choice: chat.toolChoice, parallel_tool_calls: chat.parallel };
-    checkToolChoice(toolBody);
-    const forced = forcedToolCalls(toolBody, toolUseId);
-    const prompt = await chatPromptTokens(deps, chat.messages, true, chat.tools);
-    const parserName = forced ? null : toolParserFor(deps, toolBody);
-    const newParser = forced ? forced.parser : parserName ? () => newToolCallParser(parserName, toolUseId) : null;
+    const conv = await prepareConversation(deps, { messages: chat.messages, tools: chat.tools, toolChoice: chat.toolChoice, parallelToolCalls: chat.parallel, format: null }, toolUseId);
+    const prompt = conv.prompt;
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_tokens, 'messages');
     const id = `msg_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
-    const guides = forced ? await guidesFor(deps, forced.guide, 1) : undefined;
     const choices = startChoices(deps, id, [prompt], {
-      guides,
+      guides: await conv.guides(1),
       sampling: samplingOf(deps, { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k }, undefined),
       stop: stopOf(deps, { stop: body.stop_sequences }),
-      output: parserName === 'hermes' || parserName === 'mistral' ? { skipSpecialTokens: false } : outputOf({}),
+      output: { skipSpecialTokens: !conv.keepSpecialTokens },
       maxTokens: [maxTokens],
       n: 1,
     });
     deps.metrics.promptTokens.inc(prompt.length);
     const g = { prompts: [prompt], choices, promptText: deps.config.logRequests ? JSON.stringify(body.messages) : undefined };
     const outcome = startOutcome(deps, g);
-    const events = choiceEvents(deps, choices[0], newParser?.() ?? null);
+    const events = choiceEvents(deps, choices[0], conv.newParser?.() ?? null);
     const head = { id, type: 'message', role: 'assistant', model: deps.modelName };
 
     if (!body.stream) {
-      let clientGone = false;
-      const stopWatching = onClientGone(c, () => {
-        clientGone = true;
-        cancelAll(deps, choices);
-      });
       try {
         let text = '';
         const calls: ParsedCall[] = [];
         let finish: RequestFinish | undefined;
-        for await (const e of events) {
+        const ended = await collectEvents(c, deps, choices, events, (e) => {
           if (e.kind === 'text') text += e.text;
           else if (e.kind === 'call') calls.push(e.call);
           else finish = e.finish;
-        }
-        if (clientGone) return c.body(null, 499 as never);
+        });
+        // Nobody reads a response to a client that left; 499 keeps it out of the 5xx counts.
+        if (ended === 'gone') return c.body(null, 499 as never);
         record(outcome, finish!, 0);
         const failed = failureOf(finish!);
         if (failed) throw failed;
         const content = [...(text.length > 0 || calls.length === 0 ? [{ type: 'text', text }] : []), ...calls.map(toolUse)];
         return c.json({ ...head, content, ...stopReasonOf(finish!, calls.length), usage: usageOf(prompt.length, finish) });
       } finally {
-        stopWatching();
         noteOutcome(c, outcome);
       }
     }
@@ -158,8 +145,7 @@ export function countTokens(deps: ServerDeps) {
     const body = parseBody(CountTokensRequest, await readJson(c));
     checkModel(deps, body.model);
     const chat = chatOf(body);
-    checkToolChoice({ tools: chat.tools, tool_choice: chat.toolChoice });
-    const prompt = await chatPromptTokens(deps, chat.messages, true, chat.tools);
+    const { prompt } = await prepareConversation(deps, { messages: chat.messages, tools: chat.tools, toolChoice: chat.toolChoice, parallelToolCalls: chat.parallel, format: null });
     return c.json({ input_tokens: prompt.length });
   };
 }

@@ -56,7 +56,7 @@ test('completion stream without usage ends with the finish chunk and [DONE]', as
 test('a stream sends a chunk for every generated token, even one that adds no text yet (a possible stop string held back)', async () => {
   // A newline token adds no text while it might begin the stop string; the model writes many.
   const res = await postJson(`${server.url}/v1/completions`, {
-    model: 'tiny-shakespeare', prompt: 'ROMEO:\n', max_tokens: 80, stream: true, ignore_eos: true, stop: ['\nXQZJ'], stream_options: { include_usage: true },
+    model: 'tiny-shakespeare', prompt: 'ROMEO:\n', max_tokens: 80, stream: true, ignore_eos: true, stop: ['\nXQZJ'], stream_options: { include_usage: true }, seed: 3,
   });
   const chunks = (await events(res)).slice(0, -1).map((e) => JSON.parse(e.data));
   const usage = chunks.at(-1).usage;

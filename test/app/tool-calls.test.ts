@@ -10,7 +10,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import OpenAI from 'openai';
 
 import { createApp } from '../../app/app.js';
-import { lazyGrammars, type ServerDeps } from '../../app/deps.js';
+import { lazyGrammars, responseStoreOf, type ServerDeps } from '../../app/deps.js';
 import { Metrics } from '../../app/metrics.js';
 import { ConfigSchema, resolveConfig } from '../../config/schema.js';
 import { Engine } from '../../engine/engine.js';
@@ -72,7 +72,7 @@ before(async () => {
   };
   const deps: ServerDeps = {
     config, modelName: 'scripted', maxModelLen: info.maxPositions, engine, tokenizers, chatTemplate: template,
-    metrics: new Metrics(engine), state: { ready: true, draining: false, inFlight: 0 }, created: 0, grammars: lazyGrammars(tok, engine),
+    metrics: new Metrics(engine), state: { ready: true, draining: false, inFlight: 0 }, created: 0, grammars: lazyGrammars(tok, engine), responses: responseStoreOf(config),
   };
   http = serve({ fetch: createApp(deps, quiet).fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise((r) => http.once('listening', r));
