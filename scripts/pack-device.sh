@@ -22,8 +22,12 @@ done
 rm -rf .carry/node_modules/tiktoken/encoders .carry/node_modules/tiktoken/tiktoken_bg.wasm .carry/node_modules/zod/src \
   .carry/node_modules/hono/dist/cjs .carry/node_modules/bintrees/test .carry/node_modules/bintrees/dist .carry/node_modules/bintrees/examples .carry/node_modules/node-addon-api
 # better-sqlite3: only its loader and the built addon travel (the SQLite sources and objects are 27 MB).
-find .carry/node_modules/better-sqlite3/build -mindepth 1 -not -path '*/build/Release' -not -name better_sqlite3.node -delete 2>/dev/null || true
-rm -rf .carry/node_modules/better-sqlite3/deps .carry/node_modules/better-sqlite3/src .carry/node_modules/better-sqlite3/build/Release/test_extension.node
+b=.carry/node_modules/better-sqlite3
+mv "$b/build/Release/better_sqlite3.node" "$b/better_sqlite3.node" && rm -rf "$b/build" "$b/deps" "$b/src" && mkdir -p "$b/build/Release" && mv "$b/better_sqlite3.node" "$b/build/Release/"
+# CommonJS twins, tests and docs nobody loads there.
+rm -rf .carry/node_modules/pino/test .carry/node_modules/pino/docs
+find .carry/node_modules/zod -name '*.cjs' -delete
+find .carry/node_modules -name '*.md' -delete
 find .carry -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' | xargs rm -f
 [ -f ../shared/data/tinyshakespeare.txt ] && cp ../shared/data/tinyshakespeare.txt .carry/
 du -sh .device .carry dist build/Release
