@@ -37,13 +37,23 @@ const WORKLOADS: Workload[] = [
   { name: 'llama-3-8b fp8 batch 8', shape: 'llama-3-8b', dtype: 'fp8', requests: 8, input: 128, output: 256, maxSeqs: 512, latency: true },
 ];
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, scale: { type: 'string', default: '1' } } });
+// --batch-invariant and --profile: the backend knobs of the same names (RuntimeOptions.cuda).
+const { values } = parseArgs({
+  options: { only: { type: 'string' }, scale: { type: 'string', default: '1' }, 'batch-invariant': { type: 'boolean' }, profile: { type: 'boolean' } },
+});
 const scale = Number(values.scale);
 const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k'));
 
 async function run(w: Workload) {
   const requests = Math.max(1, Math.round(w.requests * (w.requests > 1 && !w.latency ? scale : 1)));
-  const rt = await Runtime.load({ dummy: { config: w.shape, seed: 1 }, device: 'cuda', dtype: w.dtype, maxNumSeqs: w.maxSeqs, maxNumTokens: 8192 });
+  const rt = await Runtime.load({
+    dummy: { config: w.shape, seed: 1 },
+    device: 'cuda',
+    dtype: w.dtype,
+    maxNumSeqs: w.maxSeqs,
+    maxNumTokens: 8192,
+    cuda: { batchInvariant: values['batch-invariant'], profile: values.profile },
+  });
   const steps: { ms: number; seqs: number; tokens: number }[] = [];
   const timed: StepRuntime = {
     info: rt.info,

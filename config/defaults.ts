@@ -35,6 +35,8 @@ export const RUNTIME_DEFAULTS = {
   gpuMemoryFraction: 0.9,
   /** cuda: what the GEMMs read. */
   cudaDtype: 'bf16' as const,
+  /** cuda knobs (RuntimeOptions.cuda). */
+  cuda: { batchInvariant: false, cudaGraphs: true, pdl: true, fusedGemv: true, profile: false },
 };
 
 /** Forward-pass threads on CPU: every core. */

@@ -23,7 +23,7 @@ export const VLLM_ALIASES: Record<string, keyof Config> = {
 };
 
 /** Settings that may be given bare (--enable-prefix-caching) and negated (--no-enable-prefix-caching). */
-const BOOLEAN_KEYS = new Set<keyof Config>(['enablePrefixCache', 'logRequests']);
+const BOOLEAN_KEYS = new Set(Object.entries(ConfigSchema.parse({})).flatMap(([k, v]) => (typeof v === 'boolean' ? [k as keyof Config] : [])));
 /** Settings that repeat (--api-key a --api-key b) instead of the last one winning. */
 const LIST_KEYS = new Set<keyof Config>(['apiKeys', 'corsOrigins']);
 

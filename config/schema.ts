@@ -54,6 +54,15 @@ export const ConfigSchema = z
       .enum(TOOL_CALL_PARSERS)
       .optional()
       .describe('how tool calls are read out of model output: hermes, llama3_json or mistral (default: detected from the chat template; none found: no tool calls are parsed)'),
+    batchInvariant: bool
+      .default(RUNTIME_DEFAULTS.cuda.batchInvariant)
+      .describe("cuda: one GEMM kernel per shape whatever the batch, so a request's tokens never depend on what else runs (slower at small batches)"),
+    cudaGraphs: bool.default(RUNTIME_DEFAULTS.cuda.cudaGraphs).describe('cuda: replay decode steps from captured CUDA graphs'),
+    pdl: bool.default(RUNTIME_DEFAULTS.cuda.pdl).describe("cuda: programmatic dependent launch between the backend's kernels (sm_90)"),
+    fusedGemv: bool.default(RUNTIME_DEFAULTS.cuda.fusedGemv).describe('cuda: fused GEMVs for steps of at most 4 tokens (batch 1 latency)'),
+    profile: bool
+      .default(RUNTIME_DEFAULTS.cuda.profile)
+      .describe("cuda: print each step's GPU time and layer 0's ops to stderr, and mark NVTX ranges for nsys"),
     logRequests: bool.default(false).describe('log each request\'s prompt and output text (off: text is never logged)'),
     responsesStorePath: z
       .string()

@@ -31,6 +31,21 @@ export interface RuntimeOptions {
   maxNumSeqs?: number;
   /** Worker threads for the forward pass. */
   threads?: number;
+  /** cuda: backend knobs (defaults: RUNTIME_DEFAULTS.cuda). */
+  cuda?: Partial<CudaKnobs>;
+}
+
+export interface CudaKnobs {
+  /** One GEMM kernel per shape whatever the batch, and no few-row path: a row's logits never depend on its batch. */
+  batchInvariant: boolean;
+  /** Decode steps replayed from captured CUDA graphs. */
+  cudaGraphs: boolean;
+  /** Programmatic dependent launch between the backend's kernels (sm_90). */
+  pdl: boolean;
+  /** Fused GEMVs for steps of at most 4 tokens. */
+  fusedGemv: boolean;
+  /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
+  profile: boolean;
 }
 
 // Every option left out takes its default from config/defaults.ts, the one owner.
@@ -121,7 +136,14 @@ export class Runtime {
     };
     const gpu =
       device === 'cuda'
-        ? { device, cudaLibrary: cudaLibrary(), dtype: options.dtype ?? RUNTIME_DEFAULTS.cudaDtype, gpuMemoryFraction: options.gpuMemoryFraction ?? RUNTIME_DEFAULTS.gpuMemoryFraction }
+        ? {
+            device,
+            cudaLibrary: cudaLibrary(),
+            dtype: options.dtype ?? RUNTIME_DEFAULTS.cudaDtype,
+            gpuMemoryFraction: options.gpuMemoryFraction ?? RUNTIME_DEFAULTS.gpuMemoryFraction,
+            ...RUNTIME_DEFAULTS.cuda,
+            ...Object.fromEntries(Object.entries(options.cuda ?? {}).filter(([, v]) => v !== undefined)),
+          }
         : { device };
     const handle = new (loadAddon().NativeRuntime)({ config, ...weights, ...sizes, ...gpu });
     await handle.load();

@@ -13,6 +13,7 @@
 #include "cpu/rope_freq.h"
 #include "cuda/fp8.h"
 #include "cuda/kernels.h"
+#include "cuda/nvtx_range.h"
 #include "cuda/pdl.cuh"
 
 namespace tachyon {
@@ -54,12 +55,6 @@ std::pair<DeviceBuffer, DeviceBuffer> upload_fp8(const std::vector<const Matrix*
   return {upload(bytes, what), upload(scales, "fp8 weight scales")};
 }
 
-// Whether environment variable `name` is set to exactly `value`.
-bool env_is(const char* name, const char* value) {
-  const char* v = std::getenv(name);
-  return v && std::strcmp(v, value) == 0;
-}
-
 bool all_fp8(const std::vector<const Matrix*>& parts) {
   for (auto* m : parts)
     if (m->dtype != DType::kF8E4M3) return false;
@@ -88,21 +83,21 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     sm_count_ = sms;
     int major = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, o.device));
-    pdl_enabled() = major >= 9 && !env_is("TACHYON_PDL", "0");
+    pdl_enabled() = major >= 9 && o.pdl;
   }
-  timing_ = std::getenv("TACHYON_CUDA_TIMING") != nullptr;
-  use_graphs_ = !env_is("TACHYON_CUDA_GRAPHS", "0");
+  timing_ = o.profile;
+  use_graphs_ = o.cuda_graphs;
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
   rope_cos_sin_ = upload(rope_cos_sin(rope_inv_freq(c), c.max_positions), "rotary table");
-  // TACHYON_BATCH_INVARIANT=1: one GEMM kernel per shape for every batch size.
-  const bool invariant = env_is("TACHYON_BATCH_INVARIANT", "1");
+  // Batch-invariant mode: one GEMM kernel per shape for every batch size.
+  const bool invariant = o.batch_invariant;
   gemm_ = std::make_unique<Gemm>(64u << 20, invariant);
   allocate_workspace();
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode.
-  few_rows_ = !invariant && !env_is("TACHYON_FUSED_GEMV", "0");
+  few_rows_ = !invariant && o.fused_gemv;
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();
@@ -310,6 +305,7 @@ BatchLimits CudaModel::limits() const {
 }
 
 void CudaModel::step(const StepBatch& b, StepOutput& out) {
+  NvtxRange step_range(timing_, "tachyon step");
   CUDA_CHECK(cudaSetDevice(options_.device));
   const auto host_start = std::chrono::steady_clock::now();
   if (timing_ && !events_[0]) {
@@ -361,6 +357,7 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   // The engine computes grammar masks while the GPU runs the forward pass; the host waits
   // for them only now, with the forward already queued.
   if (b.num_mask_rows > 0) {
+    NvtxRange wait_range(timing_, "await grammar masks");
     const int32_t* masks = b.await_masks();
     const size_t words = static_cast<size_t>(b.num_mask_rows) * ((V + 31) / 32);
     h_masks_.assign(masks, masks + words);
@@ -401,7 +398,10 @@ void CudaModel::step(const StepBatch& b, StepOutput& out) {
   }
   if (timing_) CUDA_CHECK(cudaEventRecord(events_[2], stream_));
   const auto enqueued = std::chrono::steady_clock::now();
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  {
+    NvtxRange sync_range(timing_, "wait for the GPU");
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
   if (timing_) report_timing(T, S, host_start, enqueued);
 
   out.tokens.assign(S, -1);
@@ -539,7 +539,7 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   return true;
 }
 
-// TACHYON_CUDA_TIMING=1: one line per step on stderr (host enqueue, GPU forward, GPU sampling + copies).
+// --profile: one line per step on stderr (host enqueue, GPU forward, GPU sampling + copies).
 void CudaModel::report_timing(int T, int S, std::chrono::steady_clock::time_point start,
                               std::chrono::steady_clock::time_point enqueued) {
   float fwd = 0, rest = 0;
@@ -557,7 +557,7 @@ void CudaModel::report_timing(int T, int S, std::chrono::steady_clock::time_poin
                T, S, host, fwd, rest, wall, ops.c_str());
 }
 
-// TACHYON_CUDA_TIMING: events between the ops of layer 0; inside a graph capture they become
+// --profile: events between the ops of layer 0; inside a graph capture they become
 // timed nodes of the graph (external records).
 #define TICK(li, name)                                                                                         \
   do {                                                                                                         \

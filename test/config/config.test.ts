@@ -91,3 +91,9 @@ test('a value-taking flag never swallows the next flag, and an empty API key is 
   assert.throws(() => loadConfig(['--api-key='], {}), /--api-key needs a non-empty key/);
   assert.equal(loadConfig(['--long-prefill-token-threshold', '0'], {}).config.maxPrefillChunk, undefined, "vLLM's 0 means no threshold");
 });
+
+test('every boolean setting may stand alone or be negated: the CUDA knobs too', () => {
+  const { config } = loadConfig(['--profile', '--no-cuda-graphs', '--batch-invariant', '--no-pdl', '--fused-gemv', 'false'], {});
+  assert.deepEqual([config.profile, config.cudaGraphs, config.batchInvariant, config.pdl, config.fusedGemv], [true, false, true, false, false]);
+  assert.equal(loadConfig([], { TACHYON_BATCH_INVARIANT: '1' }).config.batchInvariant, true);
+});

@@ -10,7 +10,7 @@ import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/bat
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { request, run, testTokenizer } from '../helpers/engine.js';
 import { loadReference, MODELS_DIR, PARITY_MODELS } from '../helpers/fixtures.js';
-import { gpuSkipReason, withEnv } from '../helpers/gpu.js';
+import { gpuSkipReason } from '../helpers/gpu.js';
 
 const skip = gpuSkipReason();
 const gpu = (modelDir: string, extra = {}) =>
@@ -83,7 +83,7 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
     // Batch-invariant mode: one GEMM kernel per shape whatever the row count, and no few-row path
     // (its GEMVs and attention round differently). Split-parallel decode attention folds as the
     // sequential kernel does.
-    rt = await withEnv({ TACHYON_BATCH_INVARIANT: '1' }, () => gpu(join(MODELS_DIR, 'llama3-scaled')));
+    rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { cuda: { batchInvariant: true } });
   });
   after(() => rt?.close());
 
@@ -148,7 +148,7 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
 
 describe('CUDA attention: split-parallel and whole-context decode agree to the bit', { skip }, () => {
   test('a decode token gets the same logits alone (splits in parallel blocks) and beside 20 or 149 others', async () => {
-    const rt = await withEnv({ TACHYON_BATCH_INVARIANT: '1' }, () => gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 256 }));
+    const rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 256, cuda: { batchInvariant: true } });
     try {
       // 150 prompt positions: the decode token at 150 attends over three 64-position splits.
       const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 390));
@@ -174,7 +174,7 @@ describe('CUDA attention: split-parallel and whole-context decode agree to the b
 
 describe('CUDA few-row path (steps of at most 4 tokens)', { skip }, () => {
   test('logits match the batched kernels: one and three decode tokens, a 4-token chunk, contexts over several attention ranges', async () => {
-    const load = (fewRows: boolean) => withEnv(fewRows ? {} : { TACHYON_FUSED_GEMV: '0' }, () => gpu(join(MODELS_DIR, 'llama3-scaled')));
+    const load = (fewRows: boolean) => gpu(join(MODELS_DIR, 'llama3-scaled'), { cuda: { fusedGemv: fewRows } });
     const prompts = [300, 150, 90].map((n, k) => Array.from({ length: n }, (_, i) => 3 + ((i * 31 + k * 7) % 390)));
     const blocks = (k: number) => blockRange(k * 32, 32); // the model's 512 positions
     const steps: Chunk[][] = [

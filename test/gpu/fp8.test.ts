@@ -14,7 +14,7 @@ import { Runtime } from '../../native/index.js';
 import { loadTokenizer } from '../../tokenizers/tokenizer.js';
 import { blockRange, makeBatch } from '../helpers/batch.js';
 import { writeFp8Checkpoint } from '../helpers/fp8-checkpoint.js';
-import { gpuSkipReason, withEnv } from '../helpers/gpu.js';
+import { gpuSkipReason } from '../helpers/gpu.js';
 
 const CORPUS = process.env.TACHYON_SHAKESPEARE ?? join(packageRoot(), '..', 'shared', 'data', 'tinyshakespeare.txt');
 // Three windows of 800 tokens (the model's context is 1,024), 2,397 predicted positions: with
@@ -27,9 +27,7 @@ const skip = gpuSkipReason() || (existsSync(CORPUS) ? false : `no ${CORPUS} (set
 /** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
 async function teacherForced(dtype: 'bf16' | 'fp8', windows: number[][], modelDir = DEFAULT_MODEL_DIR, batchedPath = false) {
   // batchedPath: the kernels steps of more than 4 tokens take (FP8 activations, cuBLASLt), even for these few rows.
-  const rt = await withEnv(batchedPath ? { TACHYON_FUSED_GEMV: '0' } : {}, () =>
-    Runtime.load({ modelDir, device: 'cuda', dtype, kvCacheBytes: 64 << 20 }),
-  );
+  const rt = await Runtime.load({ modelDir, device: 'cuda', dtype, kvCacheBytes: 64 << 20, cuda: { fusedGemv: !batchedPath } });
   const V = rt.info.vocabSize;
   const perWindow = Math.ceil(WINDOW / rt.info.blockSize);
   const top1: number[][] = windows.map(() => []);
