@@ -1,0 +1,160 @@
+// CudaModel's forward passes: batched layers (cuBLASLt GEMMs) and the few-row path (fused GEMVs) for steps of at most 4 tokens.
+#include "cuda/cuda_model.h"
+
+#include "cuda/fp8.h"
+
+#include "cuda/kernels.h"
+#include "cuda/pdl.cuh"
+
+namespace tachyon {
+
+Dequant CudaModel::linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s) {
+  if (!fp8_) {
+    gemm_->run(Operand::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, s);
+    return Dequant{};
+  }
+  // in == nullptr: the producing kernel already wrote in_q_ / in_scale_ (fused quantization).
+  if (in) launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
+  gemm_->run(Operand::kFp8, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K, s);
+  return Dequant{in_scale_.as<float>(), w.scale.as<float>()};
+}
+
+// --profile: events between the ops of layer 0; inside a graph capture they become
+// timed nodes of the graph (external records).
+#define TICK(li, name)                                                                                         \
+  do {                                                                                                         \
+    if (timing_ && (li) == 0 && op_marks_ < kOpEvents) {                                                       \
+      op_names_[op_marks_] = name;                                                                             \
+      CUDA_CHECK(cudaEventRecordWithFlags(op_events_[op_marks_++], stream_, capturing_ ? cudaEventRecordExternal : 0)); \
+    }                                                                                                          \
+  } while (0)
+
+void CudaModel::forward(int T, int sampled) {
+  const ModelConfig& c = config_;
+  const int H = c.hidden_size;
+  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
+  op_marks_ = 0;
+  const bool few = few_rows(T);
+  const Residual r = few ? layers_few(T) : layers_batched(T);
+  if (sampled == 0) return;
+  // The last residual add and the final norm, for the sampled rows only (every row when each
+  // token samples: decode, where the few-row path's residual is already complete).
+  if (few && sampled == T)
+    launch_rmsnorm(r.x, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
+  else
+    launch_add_rmsnorm(r.x, r.delta, r.dq, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
+                       d_rows_.as<int32_t>(), sampled, H, stream_);
+  const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
+  gemm_->run(Operand::kBf16, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
+}
+
+CudaModel::Residual CudaModel::layers_batched(int T) {
+  const ModelConfig& c = config_;
+  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
+  float* x = x_.as<float>();
+  const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
+  const float* pending_bias = nullptr;
+  Dequant pending_dq;
+  for (int li = 0; li < c.num_layers; ++li) {
+    const Layer& l = layers_[li];
+    TICK(li, "norm");
+    __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
+    __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
+    launch_add_rmsnorm(x, pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
+    TICK(li, "qkv");
+    const Dequant qkv_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
+    TICK(li, "rope+kv");
+    launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
+                         d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kc, vc, T, c.num_heads,
+                         c.num_kv_heads, D, B, stream_);
+    TICK(li, "attn");
+    launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
+    TICK(li, "o");
+    const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
+    TICK(li, "norm");
+    launch_add_rmsnorm(x, tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
+                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
+    TICK(li, "gate_up");
+    const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
+    TICK(li, "silu");
+    // FP8: SwiGLU quantizes its output for the down GEMM.
+    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(),
+                    q_scale(), fp8_ ? act_max_.as<float>() : nullptr);
+    TICK(li, "down");
+    pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
+    TICK(li, "end");
+    pending = tmp_.as<float>();
+    pending_bias = l.b_down.as<float>();
+  }
+  return Residual{x, pending, pending_dq, pending_bias};
+}
+
+bool CudaModel::few_rows(int T) const { return few_rows_ && T <= kFewRows; }
+
+FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const {
+  FusedGemv g;
+  g.rows = in;
+  g.W = w.w.as<void>();
+  g.w_fp8 = w.scale.bytes() > 0;
+  g.scale = w.scale.as<float>();
+  g.bias = bias.as<float>();
+  g.N = w.N;
+  g.K = w.K;
+  return g;
+}
+
+CudaModel::Residual CudaModel::layers_few(int T) {
+  const ModelConfig& c = config_;
+  const int H = c.hidden_size;
+  float* x = x_.as<float>();  // the O and down projections add into it
+  __nv_bfloat16* h = h_.as<__nv_bfloat16>();
+  for (int li = 0; li < c.num_layers; ++li) {
+    const Layer& l = layers_[li];
+    TICK(li, "norm");
+    launch_rmsnorm(x, l.attn_norm.as<float>(), c.rms_norm_eps, h, T, H, stream_);
+    TICK(li, "qkv+rope+kv");
+    FusedGemv qkv = projection(l.qkv, l.b_qkv, h);
+    qkv.epilogue = GemvEpilogue::kRopeKv;
+    qkv.out = qkv_.as<float>();
+    qkv.rope = RopeKvTarget{d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(), table_stride_,
+                            rope_cos_sin_.as<float2>(), k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_,
+                            v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_, c.num_heads, c.num_kv_heads, c.head_dim,
+                            options_.block_size};
+    launch_fused_gemv(qkv, T, stream_);
+    TICK(li, "attn");
+    AttentionArgs attn = attention_args(li);
+    attn.num_tiles = T;  // a token per block row, whatever the step's tiles
+    launch_few_attention(attn, stream_);
+    TICK(li, "o+residual");
+    FusedGemv o = projection(l.o, l.b_o, attn_.as<__nv_bfloat16>());
+    o.residual = x;
+    launch_fused_gemv(o, T, stream_);
+    TICK(li, "norm");
+    launch_rmsnorm(x, l.mlp_norm.as<float>(), c.rms_norm_eps, h, T, H, stream_);
+    TICK(li, "gate_up+silu");
+    FusedGemv gate_up = projection(l.gate_up, l.b_gate_up, h);
+    gate_up.epilogue = GemvEpilogue::kSwiGLU;
+    gate_up.act = act_.as<__nv_bfloat16>();
+    launch_fused_gemv(gate_up, T, stream_);
+    TICK(li, "down+residual");
+    FusedGemv down = projection(l.down, l.b_down, act_.as<__nv_bfloat16>());
+    down.residual = x;
+    launch_fused_gemv(down, T, stream_);
+    TICK(li, "end");
+  }
+  return Residual{x, nullptr, Dequant{}, nullptr};
+}
+
+AttentionArgs CudaModel::attention_args(int li) const {
+  const ModelConfig& c = config_;
+  return AttentionArgs{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
+                       table_stride_, k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_,
+                       v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
+                       static_cast<int>(h_tiles_.size()), c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
+                       d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
+}
+
+#undef TICK
+
+}  // namespace tachyon

@@ -1,0 +1,71 @@
+// CudaModel's CUDA graphs: decode steps captured once per batch-size bucket and replayed.
+#include "cuda/cuda_model.h"
+
+namespace tachyon {
+
+int CudaModel::bucket_for(int S) const {
+  int bucket = 1;
+  while (bucket < S) bucket = bucket < 64 ? bucket * 2 : bucket + 64;
+  return bucket;
+}
+
+bool CudaModel::forward_decode_graph(const StepBatch& b) {
+  const int S = b.num_seqs();
+  if (!use_graphs_ || b.num_tokens() != S) return false;
+  for (int s = 0; s < S; ++s)
+    if (!b.sample[s]) return false;
+  const int B = bucket_for(S);
+  if (B > options_.max_num_seqs || B > options_.max_num_tokens) return false;
+  const int stride = max_table_stride_;
+  // Inputs padded to the bucket; padding rows read and write only the scratch block.
+  g_tokens_.assign(B, 0);
+  g_positions_.assign(B, 0);
+  g_seq_.resize(B);
+  g_rows_.resize(B);
+  g_tables_.assign(static_cast<size_t>(B) * stride, scratch_block_);
+  for (int i = 0; i < B; ++i) g_seq_[i] = g_rows_[i] = i;
+  for (int s = 0; s < S; ++s) {
+    g_tokens_[s] = b.token_ids[s];
+    g_positions_[s] = b.positions[s];
+    std::copy(b.table(s), b.table(s) + b.table_stride, g_tables_.begin() + static_cast<size_t>(s) * stride);
+  }
+  auto copy = [&](DeviceBuffer& d, const PinnedVector<int32_t>& v) {
+    CUDA_CHECK(cudaMemcpyAsync(d.as<void>(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream_));
+  };
+  copy(d_tokens_, g_tokens_);
+  copy(d_positions_, g_positions_);
+  copy(d_token_seq_, g_seq_);
+  copy(d_tables_, g_tables_);
+  copy(d_rows_, g_rows_);
+  h_tiles_.resize(B);
+  for (int i = 0; i < B; ++i) h_tiles_[i] = make_int2(i, 1);
+  decode_step_ = true;
+  attn_splits_ = attention_parallel_splits(B, config_.num_kv_heads, config_.max_positions - 1, sm_count_);
+  CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), h_tiles_.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
+  table_stride_ = stride;
+  auto it = graphs_.find(B);
+  if (it == graphs_.end()) {
+    cudaGraph_t graph;
+    capturing_ = true;
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      forward(B, B);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      capturing_ = false;
+      throw;
+    }
+    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    capturing_ = false;
+    cudaGraphExec_t exec;
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    it = graphs_.emplace(B, exec).first;
+    graph_op_marks_[B] = op_marks_;
+  }
+  op_marks_ = graph_op_marks_[B];
+  CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  return true;
+}
+
+}  // namespace tachyon
