@@ -2,6 +2,7 @@ import type { CompiledGrammar, Grammar, GrammarCompiler, GrammarMatcher } from '
 
 import type { TokenGuide } from '../engine/types.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { jsonSafeCharacterClasses } from './json-string-classes.js';
 import { withPlainPropertyNames } from './schema-keys.js';
 import { GuideError, specKey, type GuideSpec } from './spec.js';
 import { guideVocabOf, type GuideVocab } from './vocab.js';
@@ -166,7 +167,7 @@ async function grammarOf(xg: XGrammarModule, spec: GuideSpec): Promise<Grammar> 
     case 'json_schema': {
       const plain = withPlainPropertyNames(spec.schema);
       const ebnf = await xg.Testings._jsonSchemaToEBNF(JSON.stringify(plain.schema), false, JSON_INDENT_NONE, undefined, true);
-      return xg.Grammar.fromEBNF(jsonStringsWithoutControlCharacters(plain.restore(ebnf)));
+      return xg.Grammar.fromEBNF(jsonSafeCharacterClasses(plain.restore(ebnf)));
     }
     case 'regex':
       return xg.Grammar.fromStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: spec.pattern } });
@@ -175,16 +176,6 @@ async function grammarOf(xg: XGrammarModule, spec: GuideSpec): Promise<Grammar> 
     case 'grammar':
       return xg.Grammar.fromEBNF(spec.ebnf);
   }
-}
-
-/**
- * xgrammar 0.1.27 writes strings with a length bound (maxLength, minLength)
- * as [^"\\\r\n]{m,n} (EBNF), which lets raw control characters through, and JSON
- * forbids them in strings (its unbounded strings exclude them). A model does
- * write a raw tab. The grammar text is compiled with those classes narrowed.
- */
-export function jsonStringsWithoutControlCharacters(ebnf: string): string {
-  return ebnf.split(String.raw`[^"\\\r\n]`).join(String.raw`[^\0-\x1f"\\]`);
 }
 
 /** A request's matcher: masks written straight from WebAssembly memory into the step's mask row. */

@@ -1,7 +1,7 @@
 // A property: for random bounded JSON schemas (fast-check), a guided answer
 // from the default model through HTTP that ends on its own (finish_reason
-// stop) is JSON valid against the schema. Bounded: strings have maxLength or
-// an enum (the default model never learned to close a double quote), arrays
+// stop) is JSON valid against the schema. Bounded: strings have maxLength,
+// a bounded pattern or an enum (the default model never learned to close a double quote), arrays
 // maxItems, nesting three levels.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -27,6 +27,8 @@ const { schema } = fc.letrec<{ schema: object; leaf: object; object: object; arr
     fc.record({ type: fc.constant('null') }),
     fc.integer({ min: -50, max: 50 }).chain((lo) => fc.record({ type: fc.constant('integer'), minimum: fc.constant(lo), maximum: fc.integer({ min: lo, max: lo + 1000 }) })),
     fc.record({ type: fc.constant('string'), maxLength: fc.integer({ min: 0, max: 8 }) }),
+    // A negated class lets in whatever is not named, quotes and control characters included, unless narrowed.
+    fc.record({ type: fc.constant('string'), pattern: fc.constantFrom('^[^a]{1,3}$', '^[^"x]{0,4}$') }),
     fc.uniqueArray(text, { minLength: 1, maxLength: 4 }).map((e) => ({ enum: e })),
   ),
   object: fc
