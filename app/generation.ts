@@ -42,12 +42,14 @@ function toApiError(e: unknown): unknown {
 /** Submits n choices per prompt; if any cannot start, the ones started are cancelled. */
 export function startChoices(deps: ServerDeps, id: string, prompts: number[][], params: GenerationParams): Choice[] {
   const total = prompts.length * params.n;
-  if (total > deps.config.maxQueue)
+  if (total > deps.config.maxQueue) {
+    params.guides?.forEach((g) => g.dispose());
     throw badRequest(
       `this request needs ${total} sequences (${prompts.length} prompts x n=${params.n}) but the server queues at most ${deps.config.maxQueue} (--max-queue); split it into smaller requests`,
       prompts.length > 1 ? 'prompt' : 'n',
       'too_many_sequences',
     );
+  }
   const choices: Choice[] = [];
   try {
     prompts.forEach((prompt, p) => {

@@ -37,12 +37,14 @@ const JSON_INDENT_NONE = -1;
  * compiles go to a fresh one.
  */
 export class GrammarService {
-  private readonly cache = new Map<string, CompiledGrammar>();
-  private readonly compiling = new Map<string, Promise<CompiledGrammar>>();
+  private readonly cache = new Map<string, Compiled>();
+  private readonly compiling = new Map<string, Promise<Compiled>>();
   private checker: Promise<XGrammarEngine> | undefined;
   private serving: Promise<Serving>;
   /** The last compile of a spec not in the cache, and whether a request found its spec cached. */
   lastCompile: CompileRecord | undefined;
+  /** Guides handed out and not yet disposed (each holds a matcher in WebAssembly memory). */
+  liveGuides = 0;
 
   private constructor(
     serving: Serving,
@@ -66,20 +68,21 @@ export class GrammarService {
   async warmUp(): Promise<void> {
     const spec: GuideSpec = { kind: 'json_schema', schema: { type: 'object', properties: { warm: { type: 'integer' }, up: { type: 'string' } } } };
     (await this.guide(spec)).dispose();
-    this.cache.get(specKey(spec))?.dispose();
+    this.cache.get(specKey(spec))?.grammar.dispose();
     this.cache.delete(specKey(spec));
   }
 
   /** A fresh guide for one request; GuideError when the spec cannot be compiled. */
   async guide(spec: GuideSpec): Promise<TokenGuide> {
-    const compiled = await this.compiled(spec);
-    const { engine } = await this.serving;
-    const matcher = await engine.xg.GrammarMatcher.createGrammarMatcher(compiled, this.vocab.stopIds);
-    return new MatcherGuide(matcher, engine.binding, this.vocab.vocabSize);
+    // The matcher is made by the engine that compiled the grammar (a grammar from one engine means nothing to another).
+    const { grammar, engine } = await this.compiled(spec);
+    const matcher = await engine.xg.GrammarMatcher.createGrammarMatcher(grammar, this.vocab.stopIds);
+    this.liveGuides++;
+    return new MatcherGuide(matcher, engine.binding, this.vocab.vocabSize, () => this.liveGuides--);
   }
 
   /** Compiles (or finds) the grammar without making a matcher: a check that a spec is valid, and a warm-up. */
-  async compiled(spec: GuideSpec): Promise<CompiledGrammar> {
+  async compiled(spec: GuideSpec): Promise<Compiled> {
     const key = specKey(spec);
     const hit = this.cache.get(key);
     if (hit) {
@@ -98,26 +101,31 @@ export class GrammarService {
     return compiled;
   }
 
-  private async compileNew(spec: GuideSpec): Promise<CompiledGrammar> {
+  private async compileNew(spec: GuideSpec): Promise<Compiled> {
     const t0 = performance.now();
     await this.check(spec);
     const serving = await this.serving;
-    let compiled: CompiledGrammar;
+    let grammar: CompiledGrammar;
     try {
-      const grammar = await grammarOf(serving.engine.xg, spec);
-      compiled = await serving.compiler.compileGrammar(grammar);
-      grammar.dispose();
+      const parsed = await grammarOf(serving.engine.xg, spec);
+      grammar = await serving.compiler.compileGrammar(parsed);
+      parsed.dispose();
     } catch (e) {
-      // The check passed, so this is the engine failing, not the spec: later compiles get a fresh engine
-      // (matchers made here go on in this one), and the request is not blamed.
+      // The check passed, so this is the engine failing, not the spec: later compiles go to a fresh engine, and the
+      // request is not blamed. Grammars and matchers made here go on in this one; its cached grammars are dropped
+      // undisposed (a guide() may be about to use one), once per engine failure.
       const reason = serving.engine.takeError() ?? (e as Error).message;
-      this.serving = Serving.create(this.vocab);
-      for (const grammar of this.cache.values()) grammar.dispose();
-      this.cache.clear();
+      if ((await this.serving) === serving) {
+        const fresh = Serving.create(this.vocab);
+        // Nobody may be waiting for it yet: a failure must not be an unhandled rejection.
+        fresh.catch(() => undefined);
+        this.serving = fresh;
+        this.cache.clear();
+      }
       throw new Error(`the grammar engine failed on a spec it had accepted: ${reason}`);
     }
     this.lastCompile = { ms: performance.now() - t0, cached: false };
-    return compiled;
+    return { grammar, engine: serving.engine };
   }
 
   /** GuideError when the spec cannot be made into a grammar; the engine that found out is thrown away. */
@@ -132,16 +140,24 @@ export class GrammarService {
     }
   }
 
-  private remember(key: string, compiled: CompiledGrammar): void {
+  private remember(key: string, compiled: Compiled): void {
     if (this.cache.has(key)) return;
     this.cache.set(key, compiled);
     while (this.cache.size > this.cacheSize) {
-      const [oldest, grammar] = this.cache.entries().next().value as [string, CompiledGrammar];
+      const oldest = this.cache.keys().next().value as string;
+      const { grammar } = this.cache.get(oldest)!;
       this.cache.delete(oldest);
-      // Matchers made from it hold their own reference (the C++ object is shared), so this only drops the cache's.
-      grammar.dispose();
+      // Matchers hold their own reference to the C++ grammar, so disposing drops only the cache's. Deferred a
+      // turn: a guide() that found it cached just before makes its matcher within this one.
+      setImmediate(() => grammar.dispose());
     }
   }
+}
+
+/** A compiled grammar and the engine it lives in. */
+export interface Compiled {
+  grammar: CompiledGrammar;
+  engine: XGrammarEngine;
 }
 
 /** The engine whose compiled grammars and matchers serve requests, with the vocabulary loaded. */
@@ -190,6 +206,7 @@ class MatcherGuide implements TokenGuide {
     private readonly matcher: GrammarMatcher,
     private readonly binding: XGrammarBinding,
     private readonly vocabSize: number,
+    private readonly onDispose: () => void,
   ) {
     this.handle = (matcher as unknown as { handle: MatcherGuide['handle'] }).handle;
   }
@@ -223,5 +240,6 @@ class MatcherGuide implements TokenGuide {
     if (this.disposed) return;
     this.disposed = true;
     this.matcher.dispose();
+    this.onDispose();
   }
 }

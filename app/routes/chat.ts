@@ -39,13 +39,16 @@ export function chatCompletions(deps: ServerDeps) {
     checkMinTokens(body.min_tokens, [maxTokens]);
     const numLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const id = newId('chatcmpl');
+    // Everything that may refuse the request comes before the guides are made: startChoices owns them from there.
+    const sampling = samplingOf(deps, body, numLogprobs);
+    const stop = stopOf(deps, body);
     const choices = startChoices(deps, id, [prompt], {
-      guides: await conv.guides(body.n ?? 1),
-      sampling: samplingOf(deps, body, numLogprobs),
-      stop: stopOf(deps, body),
+      sampling,
+      stop,
       output: conv.keepSpecialTokens ? { ...outputOf(body), skipSpecialTokens: false } : outputOf(body),
       maxTokens: [maxTokens],
       n: body.n ?? 1,
+      guides: await conv.guides(body.n ?? 1),
     });
     deps.metrics.promptTokens.inc(prompt.length);
     const tok = deps.tokenizers.tokenizer;

@@ -24,14 +24,16 @@ export function completions(deps: ServerDeps) {
     const numLogprobs = body.logprobs ?? undefined;
     const id = newId('cmpl');
     const guide = guideRequestOf(body);
-    const guides = guide ? await guidesFor(deps, guide, prompts.length * (body.n ?? 1)) : undefined;
+    // Everything that may refuse the request comes before the guides are made: startChoices owns them from there.
+    const sampling = samplingOf(deps, body, numLogprobs);
+    const stop = stopOf(deps, body);
     const choices = startChoices(deps, id, prompts, {
-      guides,
-      sampling: samplingOf(deps, body, numLogprobs),
-      stop: stopOf(deps, body),
+      sampling,
+      stop,
       output: outputOf(body),
       maxTokens,
       n: body.n ?? 1,
+      guides: guide ? await guidesFor(deps, guide, prompts.length * (body.n ?? 1)) : undefined,
     });
     deps.metrics.promptTokens.inc(prompts.reduce((s, p) => s + p.length, 0));
     const tok = deps.tokenizers.tokenizer;

@@ -55,12 +55,12 @@ export function messages(deps: ServerDeps) {
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_tokens, 'messages');
     const id = `msg_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
     const choices = startChoices(deps, id, [prompt], {
-      guides: await conv.guides(1),
       sampling: samplingOf(deps, { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k }, undefined),
       stop: stopOf(deps, { stop: body.stop_sequences }),
       output: { skipSpecialTokens: !conv.keepSpecialTokens },
       maxTokens: [maxTokens],
       n: 1,
+      guides: await conv.guides(1),
     });
     deps.metrics.promptTokens.inc(prompt.length);
     const g = { prompts: [prompt], choices, promptText: deps.config.logRequests ? JSON.stringify(body.messages) : undefined };
@@ -120,7 +120,7 @@ export function messages(deps: ServerDeps) {
             if (failed) return endWithError(send, outcome, failed);
             if (textOpen) await send('content_block_stop', { index: block });
             const usage = usageOf(prompt.length, e.finish);
-            await send('message_delta', { delta: stopReasonOf(e.finish, calls), usage: { output_tokens: usage.output_tokens } });
+            await send('message_delta', { delta: stopReasonOf(e.finish, calls), usage });
             await send('message_stop', {});
           }
         }

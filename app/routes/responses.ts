@@ -55,18 +55,19 @@ export function createResponse(deps: ServerDeps) {
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_output_tokens, 'input');
     const builder = new ResponseBuilder(itemId('resp'), Math.floor(Date.now() / 1000), deps.modelName, body, prompt.length);
     const choices = startChoices(deps, builder.id, [prompt], {
-      guides: await conv.guides(1),
       sampling: samplingOf(deps, { temperature: body.temperature, top_p: body.top_p }, undefined),
       stop: stopOf(deps, {}),
       output: { skipSpecialTokens: !conv.keepSpecialTokens },
       maxTokens: [maxTokens],
       n: 1,
+      guides: await conv.guides(1),
     });
     deps.metrics.promptTokens.inc(prompt.length);
     const outcome = startOutcome(deps, { prompts: [prompt], choices, promptText: deps.config.logRequests ? JSON.stringify(body.input) : undefined });
     const events = choiceEvents(deps, choices[0], conv.newParser?.() ?? null);
     const save = () => {
-      if (body.store ?? true) deps.responses.put(builder.id, builder.createdAt, { response: builder.snapshot(), input, context });
+      // Aged from when it is stored (a long generation is not born old).
+      if (body.store ?? true) deps.responses.put(builder.id, Math.floor(Date.now() / 1000), { response: builder.snapshot(), input, context });
     };
 
     if (!body.stream) {

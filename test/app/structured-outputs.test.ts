@@ -145,6 +145,17 @@ describe('bad guided requests: 400 naming the parameter, and the server goes on'
       assert.match(e.message, message);
     });
 
+  test('a guided request refused after its grammar compiled (a bad logit_bias, too many choices) leaves no guide behind', async () => {
+    const format = { type: 'json_schema', json_schema: { name: 'v', schema: { type: 'object', properties: { n: { type: 'integer' } } } } };
+    for (const extra of [{ logit_bias: { '999999': 1 }, n: 3 }, { stop_token_ids: [999999] }]) {
+      const r = await postJson(`${server.url}/v1/chat/completions`, { model: MODEL, messages: [{ role: 'user', content: 'x' }], response_format: format, ...extra });
+      assert.equal(r.status, 400);
+    }
+    const ok = await postJson(`${server.url}/v1/chat/completions`, { model: MODEL, messages: [{ role: 'user', content: 'x' }], response_format: format, max_tokens: 30, n: 2 });
+    assert.equal(ok.status, 200);
+    assert.equal((await server.deps.grammars()).liveGuides, 0);
+  });
+
   test('after thirty refused schemas, guided requests still work and the KV cache is whole', async () => {
     for (let i = 0; i < 30; i++) {
       const r = await postJson(`${server.url}/v1/chat/completions`, { model: MODEL, messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: `bad${i}` } } } });
