@@ -23,6 +23,8 @@ export interface Conversation {
   /** A text format the output must follow (response_format, text.format), and the field that asked. */
   format: GuideRequest | null;
   addGenerationPrompt?: boolean;
+  /** The request field errors about the conversation name: messages (chat, Messages) or input (Responses). */
+  param?: string;
 }
 
 /** What the routes need to generate a conversation's answer. */
@@ -52,7 +54,7 @@ export async function prepareConversation(deps: ServerDeps, conv: Conversation, 
     const c = conv.toolChoice;
     throw badRequest(`tool_choice ${typeof c === 'object' ? 'naming a function' : `'${c}'`} guides the output to a tool call; it cannot also follow ${conv.format.param}`, 'tool_choice');
   }
-  const prompt = await chatPromptTokens(deps, conv.messages, conv.addGenerationPrompt ?? true, conv.tools);
+  const prompt = await chatPromptTokens(deps, conv.messages, conv.addGenerationPrompt ?? true, conv.tools, conv.param);
   const parserName = forced ? null : toolParserFor(deps, toolBody);
   const guide = forced?.guide ?? conv.format;
   return {

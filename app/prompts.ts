@@ -55,9 +55,9 @@ export function templateFor(deps: ServerDeps, tools: ToolIn[] | null | undefined
  * are parsed; each message's own text is passed as a literal range, so
  * special-token text a user typed stays text.
  */
-export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn[], addGenerationPrompt: boolean, tools: ToolIn[] | null = null): Promise<number[]> {
+export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn[], addGenerationPrompt: boolean, tools: ToolIn[] | null = null, param = 'messages'): Promise<number[]> {
   const template = templateFor(deps, tools);
-  if (!template) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
+  if (!template) throw badRequest('this model has no chat template; use /v1/completions', param, 'no_chat_template');
   const tok = deps.tokenizers.tokenizer;
   const plain = messages.map(templateMessage);
   let rendered: string;
@@ -70,11 +70,11 @@ export async function chatPromptTokens(deps: ServerDeps, messages: ChatMessageIn
       eosToken: tok.special.eos.length ? tok.idToTokenString(tok.special.eos[0]) : '',
     });
   } catch (e) {
-    if (e instanceof ChatTemplateError) throw badRequest(`the chat template refused the conversation: ${e.message}`, 'messages', 'chat_template_error');
+    if (e instanceof ChatTemplateError) throw badRequest(`the chat template refused the conversation: ${e.message}`, param, 'chat_template_error');
     throw e;
   }
   // Checked before the content ranges are searched for: that search alone is milliseconds on a multi-megabyte prompt.
-  refuseIfCannotFit(deps, rendered, { parseSpecialTokens: true }, 'messages');
+  refuseIfCannotFit(deps, rendered, { parseSpecialTokens: true }, param);
   return deps.tokenizers.encode(rendered, { parseSpecialTokens: true, literalRanges: contentRanges(rendered, plain.map((m) => m.content as string)) });
 }
 

@@ -50,6 +50,7 @@ export function createResponse(deps: ServerDeps) {
       toolChoice,
       parallelToolCalls: body.parallel_tool_calls,
       format: formatGuide(body.text?.format),
+      param: 'input',
     });
     const prompt = conv.prompt;
     const maxTokens = resolveMaxTokens(deps, prompt.length, body.max_output_tokens, 'input');

@@ -152,6 +152,8 @@ describe('conversation state', () => {
     await bad({ input: [{ type: 'input_image', image_url: 'x' }] }, 'input[0].type');
     await bad({ input: [{ type: 'function_call_output', output: 'x' }] }, 'input[0].call_id');
     await bad({ input: 'x', reasoning: { effort: 'high' } }, 'reasoning');
+    // A conversation past the context is the input's fault.
+    await bad({ input: 'ROMEO: '.repeat(2000) }, 'input');
   });
 });
 
