@@ -1,6 +1,7 @@
 import type { RequestFinish } from '../engine/types.js';
 import type { ServerDeps } from './deps.js';
 import { observed, type Choice } from './generation.js';
+import type { RequestOutcome } from './request-log.js';
 import type { ParsedCall, ToolCallParser } from './tool-calls/types.js';
 
 /** What one choice produced, in the order it happened, in no API's shape. */
@@ -13,11 +14,14 @@ export type ChoiceEvent =
 
 /**
  * A choice's deltas as events: metrics observed, text passed through the
- * tool-call parser when there is one. The adapters of the APIs that are not
+ * tool-call parser when there is one, and kept for the access log when the
+ * outcome asks (--log-requests; one choice per request here). The adapters of the APIs that are not
  * chat completions (Anthropic's Messages) format these.
  */
-export async function* choiceEvents(deps: ServerDeps, choice: Choice, parser: ToolCallParser | null): AsyncIterable<ChoiceEvent> {
+export async function* choiceEvents(deps: ServerDeps, choice: Choice, parser: ToolCallParser | null, outcome?: RequestOutcome): AsyncIterable<ChoiceEvent> {
   for await (const d of observed(deps, choice.deltas)) {
+    // --log-requests: the text as generated, markup included, as the chat route logs it.
+    if (outcome?.outputText) outcome.outputText[0] += d.text;
     const outs = parser ? (d.finish ? [parser.feed(d.text), parser.end()] : [parser.feed(d.text)]) : [{ content: d.text }];
     const text = outs.map((o) => o.content ?? '').join('');
     if (text.length > 0 || d.tokenIds.length > 0) yield { kind: 'text', text, tokens: d.tokenIds.length };

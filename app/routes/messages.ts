@@ -65,7 +65,7 @@ export function messages(deps: ServerDeps) {
     deps.metrics.promptTokens.inc(prompt.length);
     const g = { prompts: [prompt], choices, promptText: deps.config.logRequests ? JSON.stringify(body.messages) : undefined };
     const outcome = startOutcome(deps, g);
-    const events = choiceEvents(deps, choices[0], conv.newParser?.() ?? null);
+    const events = choiceEvents(deps, choices[0], conv.newParser?.() ?? null, outcome);
     const head = { id, type: 'message', role: 'assistant', model: deps.modelName };
 
     if (!body.stream) {

@@ -65,7 +65,7 @@ export function createResponse(deps: ServerDeps) {
     });
     deps.metrics.promptTokens.inc(prompt.length);
     const outcome = startOutcome(deps, { prompts: [prompt], choices, promptText: deps.config.logRequests ? JSON.stringify(body.input) : undefined });
-    const events = choiceEvents(deps, choices[0], conv.newParser?.() ?? null);
+    const events = choiceEvents(deps, choices[0], conv.newParser?.() ?? null, outcome);
     const save = () => {
       // Aged from when it is stored (a long generation is not born old).
       if (body.store ?? true) deps.responses.put(builder.id, Math.floor(Date.now() / 1000), { response: builder.snapshot(), input, context });

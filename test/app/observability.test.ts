@@ -199,6 +199,15 @@ test('with logRequests the access line carries the prompt and output text', asyn
   assert.deepEqual(f.output, [streamed]);
 });
 
+test('with logRequests the Responses and Messages routes log their output text too', async () => {
+  const r = await postJson(`${textServer.url}/v1/responses`, { model: 'tiny-shakespeare', input: PROMPT, max_output_tokens: 6, store: false });
+  const text = ((await r.json()) as { output_text: string }).output_text;
+  assert.deepEqual(fields(accessLines(textLog.records, r.headers.get('x-request-id')!)[0]).output, [text]);
+  const m = await postJson(`${textServer.url}/v1/messages`, { model: 'tiny-shakespeare', max_tokens: 6, messages: [{ role: 'user', content: PROMPT }] });
+  const reply = ((await m.json()) as { content: { text: string }[] }).content[0].text;
+  assert.deepEqual(fields(accessLines(textLog.records, m.headers.get('x-request-id')!)[0]).output, [reply]);
+});
+
 test('metrics: engine totals are counters, finish reasons are counted, step and process metrics exist', async () => {
   const scrape = async () => (await fetch(`${server.url}/metrics`)).text();
   const first = await scrape();
