@@ -6,6 +6,7 @@ import type { MaskFiller, StepBatch, StepResult } from '../native/index.js';
 import { BatchBuilder } from './batch-builder.js';
 import { BlockManager } from './block-manager.js';
 import { OutputStream } from './output-stream.js';
+import { COLUMN_DEFAULTS } from './sampling-columns.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type ResolvedSampling } from './sequence.js';
 import { StopChecker } from './stop-checker.js';
@@ -344,17 +345,25 @@ export class Engine {
 
 function resolveSampling(s: EngineRequest['sampling'] = {}, stop: StopOptions, eosIds: Set<number>): ResolvedSampling {
   const seed = s.seed === undefined ? randomBytes(8).readBigUInt64LE(0) : BigInt.asUintN(64, BigInt(s.seed));
+  // A setting left out is off: the column's default (engine/sampling-columns.ts).
+  const off = COLUMN_DEFAULTS;
+  const penalties = {
+    presencePenalty: s.presencePenalty ?? off.presencePenalty,
+    frequencyPenalty: s.frequencyPenalty ?? off.frequencyPenalty,
+    repetitionPenalty: s.repetitionPenalty ?? off.repetitionPenalty,
+  };
   return {
-    temperature: s.temperature ?? 1,
-    topK: s.topK ?? 0,
-    topP: s.topP ?? 1,
-    minP: s.minP ?? 0,
+    temperature: s.temperature ?? off.temperature,
+    topK: s.topK ?? off.topK,
+    topP: s.topP ?? off.topP,
+    minP: s.minP ?? off.minP,
     seed,
     numLogprobs: s.logprobs ?? -1,
-    presencePenalty: s.presencePenalty ?? 0,
-    frequencyPenalty: s.frequencyPenalty ?? 0,
-    repetitionPenalty: s.repetitionPenalty ?? 1,
-    penalized: (s.presencePenalty ?? 0) !== 0 || (s.frequencyPenalty ?? 0) !== 0 || (s.repetitionPenalty ?? 1) !== 1,
+    ...penalties,
+    penalized:
+      penalties.presencePenalty !== off.presencePenalty ||
+      penalties.frequencyPenalty !== off.frequencyPenalty ||
+      penalties.repetitionPenalty !== off.repetitionPenalty,
     biasIds: Int32Array.from((s.logitBias ?? []).map(([id]) => id)),
     biasValues: Float32Array.from((s.logitBias ?? []).map(([, b]) => b)),
     minTokensBans: (stop.minTokens ?? 0) > 0 ? Int32Array.from([...(stop.ignoreEos ? [] : eosIds), ...(stop.stopTokenIds ?? [])]) : new Int32Array(0),

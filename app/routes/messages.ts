@@ -10,9 +10,9 @@ import { choiceEvents } from '../choice-events.js';
 import { collectEvents, prepareConversation } from '../conversation.js';
 import type { ServerDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
-import { cancelAll, failureOf, startChoices } from '../generation.js';
+import { cancelAll, startChoices } from '../generation.js';
 import { resolveMaxTokens } from '../prompts.js';
-import { record, startOutcome } from '../respond.js';
+import { startOutcome } from '../respond.js';
 import { deferAccessLog, noteOutcome } from '../request-log.js';
 import { samplingOf, stopOf } from '../sampling-params.js';
 import { streamEvents } from '../sse.js';
@@ -73,16 +73,15 @@ export function messages(deps: ServerDeps) {
         let text = '';
         const calls: ParsedCall[] = [];
         let finish: RequestFinish | undefined;
+        let failure: ApiError | null = null;
         const ended = await collectEvents(c, deps, choices, events, (e) => {
           if (e.kind === 'text') text += e.text;
           else if (e.kind === 'call') calls.push(e.call);
-          else finish = e.finish;
+          else ({ finish, failure } = e);
         });
         // Nobody reads a response to a client that left; 499 keeps it out of the 5xx counts.
         if (ended === 'gone') return c.body(null, 499 as never);
-        record(outcome, finish!, 0);
-        const failed = failureOf(finish!);
-        if (failed) throw failed;
+        if (failure) throw failure;
         const content = [...(text.length > 0 || calls.length === 0 ? [{ type: 'text', text }] : []), ...calls.map(toolUse)];
         return c.json({ ...head, content, ...stopReasonOf(finish!, calls.length), usage: usageOf(prompt.length, finish) });
       } finally {
@@ -115,9 +114,7 @@ export function messages(deps: ServerDeps) {
             await send('content_block_delta', { index: block, delta: { type: 'input_json_delta', partial_json: e.call.arguments } });
             await send('content_block_stop', { index: block });
           } else {
-            record(outcome, e.finish, 0);
-            const failed = failureOf(e.finish);
-            if (failed) return endWithError(send, outcome, failed);
+            if (e.failure) return endWithError(send, outcome, e.failure);
             if (textOpen) await send('content_block_stop', { index: block });
             const usage = usageOf(prompt.length, e.finish);
             await send('message_delta', { delta: stopReasonOf(e.finish, calls), usage });

@@ -5,10 +5,10 @@ import { choiceEvents } from '../choice-events.js';
 import { collectEvents, prepareConversation } from '../conversation.js';
 import type { ServerDeps } from '../deps.js';
 import { ApiError, badRequest } from '../errors.js';
-import { cancelAll, failureOf, startChoices } from '../generation.js';
+import { cancelAll, startChoices } from '../generation.js';
 import type { GuideRequest } from '../guided-request.js';
 import { resolveMaxTokens } from '../prompts.js';
-import { record, startOutcome } from '../respond.js';
+import { startOutcome } from '../respond.js';
 import { deferAccessLog, noteOutcome } from '../request-log.js';
 import { ResponseBuilder } from '../responses/build.js';
 import { chatMessagesOf, chatToolsOf, itemId, normalizeInput, type Item } from '../responses/convert.js';
@@ -79,8 +79,7 @@ export function createResponse(deps: ServerDeps) {
             if (e.text.length > 0) builder.text(e.text);
           } else if (e.kind === 'call') builder.call(e.call);
           else {
-            record(outcome, e.finish, 0);
-            failed = failureOf(e.finish);
+            failed = e.failure;
             builder.end(e.finish);
           }
         });
@@ -107,8 +106,7 @@ export function createResponse(deps: ServerDeps) {
           if (e.kind === 'text') await sendAll(e.text.length ? builder.text(e.text) : []);
           else if (e.kind === 'call') await sendAll(builder.call(e.call));
           else {
-            record(outcome, e.finish, 0);
-            const failed = failureOf(e.finish);
+            const failed = e.failure;
             if (failed) {
               outcome.error = { status: failed.status, message: failed.message, code: failed.code };
               await send('response.failed', { response: builder.snapshot({ code: 'server_error', message: failed.message }) });

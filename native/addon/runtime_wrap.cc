@@ -191,16 +191,11 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.block_size = options_.block_size;
     gpu_.max_num_tokens = options_.max_num_tokens;
     gpu_.max_num_seqs = options_.max_num_seqs;
-    auto flag = [&](const char* name, bool fallback) {
-      if (!o.Has(name) || o.Get(name).IsUndefined()) return fallback;
-      if (!o.Get(name).IsBoolean()) throw Napi::TypeError::New(env, std::string(name) + " must be a boolean");
-      return o.Get(name).As<Napi::Boolean>().Value();
-    };
-    gpu_.batch_invariant = flag("batchInvariant", gpu_.batch_invariant);
-    gpu_.cuda_graphs = flag("cudaGraphs", gpu_.cuda_graphs);
-    gpu_.pdl = flag("pdl", gpu_.pdl);
-    gpu_.fused_gemv = flag("fusedGemv", gpu_.fused_gemv);
-    gpu_.profile = flag("profile", gpu_.profile);
+    gpu_.batch_invariant = bool_field(o, "batchInvariant", gpu_.batch_invariant);
+    gpu_.cuda_graphs = bool_field(o, "cudaGraphs", gpu_.cuda_graphs);
+    gpu_.pdl = bool_field(o, "pdl", gpu_.pdl);
+    gpu_.fused_gemv = bool_field(o, "fusedGemv", gpu_.fused_gemv);
+    gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {
     dummy_ = true;

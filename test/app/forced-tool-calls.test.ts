@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import { z } from 'zod';
 
 import type { RunningServer } from '../../app/server.js';
-import { startTestServer } from '../helpers/server.js';
+import { openaiClientOf, startTestServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let client: OpenAI;
@@ -20,7 +20,7 @@ const MODEL = 'tiny-shakespeare';
 
 before(async () => {
   server = await startTestServer();
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClientOf(server);
 });
 after(() => server.shutdown(1000));
 

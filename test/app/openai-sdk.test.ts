@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI, { APIError } from 'openai';
 
 import type { RunningServer } from '../../app/server.js';
-import { startTestServer } from '../helpers/server.js';
+import { openaiClientOf, startTestServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let client: OpenAI;
@@ -13,7 +13,7 @@ const MODEL = 'tiny-shakespeare';
 
 before(async () => {
   server = await startTestServer();
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClientOf(server);
 });
 after(() => server.shutdown(1000));
 
@@ -119,9 +119,9 @@ test('errors surface as APIError with the right status', async () => {
 test('with API keys configured, a wrong key is a 401 and the right one works', async () => {
   const secured = await startTestServer({ apiKeys: ['sk-right'] });
   try {
-    const wrong = new OpenAI({ baseURL: `${secured.url}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
+    const wrong = openaiClientOf(secured, 'sk-wrong');
     await assert.rejects(wrong.models.list(), (e: unknown) => e instanceof APIError && e.status === 401);
-    const right = new OpenAI({ baseURL: `${secured.url}/v1`, apiKey: 'sk-right', maxRetries: 0 });
+    const right = openaiClientOf(secured, 'sk-right');
     assert.equal((await right.models.list()).data.length, 1);
     assert.equal((await fetch(`${secured.url}/health`)).status, 200, 'health needs no key');
   } finally {

@@ -12,7 +12,7 @@ import OpenAI, { NotFoundError } from 'openai';
 
 import { ResponseStore } from '../../app/responses/store.js';
 import type { RunningServer } from '../../app/server.js';
-import { postJson, startTestServer } from '../helpers/server.js';
+import { openaiClientOf, postJson, startTestServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let client: OpenAI;
@@ -20,7 +20,7 @@ const MODEL = 'tiny-shakespeare';
 
 before(async () => {
   server = await startTestServer({ responsesStoreMaxCount: 50 });
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClientOf(server);
 });
 after(() => server.shutdown(1000));
 
@@ -161,7 +161,7 @@ describe('the store', () => {
   test('bounded by count: the oldest are evicted first', async () => {
     const small = await startTestServer({ responsesStoreMaxCount: 2 });
     try {
-      const c = new OpenAI({ baseURL: `${small.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const c = openaiClientOf(small);
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) ids.push((await c.responses.create({ model: MODEL, input: `x${i}`, max_output_tokens: 1 })).id);
       await assert.rejects(c.responses.retrieve(ids[0]), NotFoundError);

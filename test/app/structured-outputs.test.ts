@@ -11,7 +11,7 @@ import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 
 import type { RunningServer } from '../../app/server.js';
-import { postJson, startTestServer } from '../helpers/server.js';
+import { openaiClientOf, postJson, startTestServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let client: OpenAI;
@@ -19,7 +19,7 @@ const MODEL = 'tiny-shakespeare';
 
 before(async () => {
   server = await startTestServer();
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClientOf(server);
 });
 after(() => server.shutdown(1000));
 

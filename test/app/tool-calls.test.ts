@@ -19,7 +19,7 @@ import { packageRoot } from '../../native/binding.js';
 import type { StepBatch, StepResult } from '../../native/index.js';
 import { ChatTemplate } from '../../tokenizers/chat-template.js';
 import { TokenizerService } from '../../tokenizers/tokenizer-service.js';
-import { postJson, quiet } from '../helpers/server.js';
+import { openaiClientOf, postJson, quiet } from '../helpers/server.js';
 import { TOKENIZERS_DIR } from '../helpers/tokenizer-fixtures.js';
 
 const HERMES = join(packageRoot(), '..', 'shared', 'data', 'chat-templates', 'hermes-tools.jinja');
@@ -77,7 +77,7 @@ before(async () => {
   http = serve({ fetch: createApp(deps, quiet).fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise((r) => http.once('listening', r));
   base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClientOf({ url: base });
 });
 after(async () => {
   http.close();

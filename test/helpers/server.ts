@@ -1,3 +1,5 @@
+import OpenAI from 'openai';
+
 import { ConfigSchema, type Config } from '../../config/schema.js';
 import type { Log } from '../../app/logger.js';
 import { startServer, type RunningServer } from '../../app/server.js';
@@ -8,6 +10,11 @@ export const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 export function startTestServer(overrides: Partial<Config> = {}, log: Log = quiet): Promise<RunningServer> {
   const config = ConfigSchema.parse({ port: 0, kvCacheBytes: 64 * 1024 * 1024, tokenizerWorkers: 1, ...overrides });
   return startServer(config, log);
+}
+
+/** The openai SDK pointed at a test server; no retries, so a failure shows at once. */
+export function openaiClientOf(server: { url: string }, apiKey = 'unused'): OpenAI {
+  return new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0 });
 }
 
 /** One call to a recording Log. */
