@@ -53,8 +53,7 @@ class CudaModel : public Backend {
   // The residual stream after the layers: x plus the last projection's output, not yet added.
   struct Residual {
     float* x;
-    const float* delta;
-    Dequant dq;
+    const __nv_bfloat16* delta;
     const float* bias;
   };
   Residual layers_batched(int T);
@@ -76,10 +75,10 @@ class CudaModel : public Backend {
   bool forward_decode_graph(const StepBatch& b);
   int bucket_for(int S) const;
   void quantize_weights();
-  // out[M, N] = in[M, K] · W^T: bf16 directly, or quantized per token to E4M3 first.
-  // Returns the scales the reader of `out` applies.
-  struct Dequant linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s);
-  void tune_linear(const __nv_bfloat16* in, const Linear& w, float* out, int M);
+  // proj_[M, N] = in[M, K] · W^T in bf16: bf16 operands, or in quantized per token to E4M3 first
+  // (in == nullptr: in_q_ / in_scale_ already hold it), the scales applied in the GEMM. Returns proj_.
+  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s);
+  void tune_linear(const __nv_bfloat16* in, const Linear& w, int M);
 
   ModelConfig config_;
   GpuOptions options_;
@@ -109,7 +108,9 @@ class CudaModel : public Backend {
   std::map<int, int> graph_op_marks_;  // ... and each graph's
   void report_timing(int T, int S, std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point enqueued);
   // Activations sized for max_num_tokens / max_num_seqs.
-  DeviceBuffer x_, h_, qkv_, attn_, tmp_, gate_up_, act_, act_max_, h_last_, logits_;
+  // qkv_: float32 [T, qkv_dim], the attention kernels' rotated q (q columns only); proj_: bf16
+  // [T, max(qkv_dim, 2I, H)], the output of every batched projection.
+  DeviceBuffer x_, h_, qkv_, attn_, proj_, act_, h_last_, logits_;
   DeviceBuffer in_q_, in_scale_;  // fp8: the current GEMM input, quantized per token
   __nv_fp8_e4m3* q_out() const { return fp8_ ? in_q_.as<__nv_fp8_e4m3>() : nullptr; }
   float* q_scale() const { return fp8_ ? in_scale_.as<float>() : nullptr; }

@@ -1,7 +1,6 @@
 // FP8 (E4M3) weights and activations: per-output-channel weight scales and
-// per-token activation scales, both float32 with value = fp8 * scale. GEMMs
-// on FP8 operands produce unscaled float32; the kernel that reads a GEMM's
-// output multiplies by (row scale x column scale).
+// per-token activation scales, both float32 with value = fp8 * scale. The
+// GEMM applies both in its epilogue (gemm.h) and writes bf16.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>

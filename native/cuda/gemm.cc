@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <functional>
 
-#include "cuda/gemv.h"
 
 namespace tachyon {
 
@@ -48,16 +47,36 @@ Gemm::~Gemm() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-// Column-major view of the row-major product: D^T[N, M] = W[K, N]^T · A^T[K, M].
-void Gemm::describe(Descs& ds, Operand type, int M, int N, int K) const {
+// Column-major view of the row-major product: D^T[N, M] = W[K, N]^T · A^T[K, M]. cuBLASLt's "A" is
+// therefore our W (its scale vector has N entries) and its "B" our activations (M entries).
+void Gemm::describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const {
   const cudaDataType_t in = type == Operand::kFp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  const cudaDataType_t d = out == Output::kBf16 ? CUDA_R_16BF : CUDA_R_32F;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
+  if (type == Operand::kFp8) {
+    // Hopper's FP8 MMA accumulates in reduced precision; without fast accumulation cuBLASLt adds
+    // the partial sums into float32 every few k-steps (slower). vLLM's and TensorRT-LLM's FP8
+    // GEMMs take the fast mode; so do we (accuracy: test/gpu/fp8.test.ts).
+    const int8_t fast = 1;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+#if CUBLAS_VERSION >= 120900
+    const cublasLtMatmulMatrixScale_t vec = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &vec, sizeof(vec)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &vec, sizeof(vec)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sc.cols, sizeof(sc.cols)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sc.rows, sizeof(sc.rows)));
+#else
+    (void)sc;
+    fail("FP8 needs cuBLASLt 12.9 or newer (per-token and per-channel scales in the GEMM epilogue); this build's is ",
+         CUBLAS_VERSION);
+#endif
+  }
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.a, in, K, N, K));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.b, in, K, M, K));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.d, CUDA_R_32F, N, M, N));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.d, d, N, M, N));
 }
 
 int Gemm::bucket(int M) const {
@@ -67,11 +86,12 @@ int Gemm::bucket(int M) const {
   return b;
 }
 
-Gemm::Choice Gemm::tune_at(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
+Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
+                           GemmScales sc, cudaStream_t s) {
   const bool fp8 = type == Operand::kFp8;
   const char* name = fp8 ? " fp8" : " bf16";
   Descs ds;
-  describe(ds, type, M, N, K);
+  describe(ds, type, out, M, N, K, sc);
   // cuBLASLt's candidates for this row count, and those for 256 rows (which serve any count; at a few
   // rows the heuristic may offer only split-K kernels).
   std::vector<int> row_counts{M};
@@ -79,7 +99,7 @@ Gemm::Choice Gemm::tune_at(Operand type, const void* A, const void* W, float* D,
   std::vector<cublasLtMatmulHeuristicResult_t> results;
   for (const int rows : row_counts) {
     Descs q;
-    describe(q, type, rows, N, K);
+    describe(q, type, out, rows, N, K, sc);
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const size_t ws = workspace_.bytes();
@@ -111,52 +131,38 @@ Gemm::Choice Gemm::tune_at(Operand type, const void* A, const void* W, float* D,
     ++timed;
     if (us < best_us) {
       best_us = us;
-      best = Choice{false, results[i].algo};
-    }
-  }
-  bool gemv = false;
-  if (!invariant_ && gemv_supports(fp8, M, K)) {
-    const float us = time_us([&] {
-      launch_gemv(fp8, A, W, D, M, N, K, s);
-      return true;
-    }, s);
-    ++timed;
-    if (us < best_us) {
-      best_us = us;
-      best = Choice{true, {}};
-      gemv = true;
+      best = Choice{results[i].algo};
     }
   }
   if (timed == 0) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
   char line[160];
-  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows: %s, %.1f us (%d candidates)", name + 1, N, K, M,
-                gemv ? "gemv" : "cuBLASLt", best_us, timed);
+  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us (%d candidates)", name + 1, N, K, M,
+                out == Output::kBf16 ? "bf16" : "f32", best_us, timed);
   report_.push_back(line);
   return best;
 }
 
-void Gemm::tune(Operand type, const void* A, const void* W, float* D, int max_m, int N, int K, cudaStream_t s) {
-  const int t = static_cast<int>(type);
+void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D, int max_m, int N, int K, GemmScales sc,
+                cudaStream_t s) {
+  const int t = static_cast<int>(type), o = static_cast<int>(out);
   if (invariant_) {
-    if (!choices_.count(Key{t, N, K, 0})) choices_[Key{t, N, K, 0}] = tune_at(type, A, W, D, std::min(max_m, kInvariantRows), N, K, s);
+    if (!choices_.count(Key{t, o, N, K, 0}))
+      choices_[Key{t, o, N, K, 0}] = tune_at(type, out, A, W, D, std::min(max_m, kInvariantRows), N, K, sc, s);
     return;
   }
   for (int b = 1;; b *= 2) {
-    if (!choices_.count(Key{t, N, K, b})) choices_[Key{t, N, K, b}] = tune_at(type, A, W, D, std::min(b, max_m), N, K, s);
+    if (!choices_.count(Key{t, o, N, K, b})) choices_[Key{t, o, N, K, b}] = tune_at(type, out, A, W, D, std::min(b, max_m), N, K, sc, s);
     if (b >= max_m) break;
   }
 }
 
-void Gemm::run(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s) {
+void Gemm::run(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
+               cudaStream_t s) {
   if (M == 0) return;
-  auto it = choices_.find(Key{static_cast<int>(type), N, K, bucket(M)});
+  auto it = choices_.find(Key{static_cast<int>(type), static_cast<int>(out), N, K, bucket(M)});
   if (it == choices_.end()) fail("GEMM shape ", N, "x", K, " at ", M, " rows was not tuned at load");
-  if (it->second.gemv) {
-    launch_gemv(type == Operand::kFp8, A, W, D, M, N, K, s);
-    return;
-  }
   Descs ds;
-  describe(ds, type, M, N, K);
+  describe(ds, type, out, M, N, K, sc);
   const float one = 1.0f, zero = 0.0f;
   CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &it->second.algo,
                               workspace_.as<void>(), workspace_.bytes(), s));

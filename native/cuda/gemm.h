@@ -1,10 +1,14 @@
-// GEMMs: D[M, N] (float32) = A[M, K] · W[N, K]^T, row-major, A and W both bf16
-// or both E4M3 (the FP8 product is unscaled; the reader applies the scales).
+// GEMMs: D[M, N] = A[M, K] · W[N, K]^T, row-major, A and W both bf16 or both
+// E4M3, D float32 (logits) or bf16 (projections). An FP8 product is scaled in
+// cuBLASLt's epilogue (outer-vector scaling): D[m][n] = rows[m] · cols[n] ·
+// sum_k A[m][k] W[n][k], per-token activation scales times per-channel weight
+// scales, so a projection's reader gets finished bf16 values and never a
+// float32 intermediate (half the bytes written and read back).
 //
 // The kernel for each weight shape is chosen at load by timing cuBLASLt's
-// candidates and, for a few rows, the GEMV kernel, once per bucket of row
-// counts (1, 2, 4, ... up to the step's token budget): decode at batch 1 and
-// prefill at 8,192 rows want different kernels.
+// candidates once per bucket of row counts (1, 2, 4, ... up to the step's
+// token budget): decode at batch 1 and prefill at 8,192 rows want different
+// kernels. (Steps of a few tokens mostly take the fused GEMVs of gemv.h.)
 // Batch-invariant mode keeps one cuBLASLt algorithm without split-K, tuned at
 // 256 rows, for every M instead: a row's result then never depends on how
 // many rows ran beside it (at the cost of small-batch speed).
@@ -22,6 +26,13 @@
 namespace tachyon {
 
 enum class Operand { kBf16, kFp8 };
+enum class Output { kF32, kBf16 };
+
+// kFp8 only: rows[M] (per token) and cols[N] (per weight row), both float32 on the device.
+struct GemmScales {
+  const float* rows = nullptr;
+  const float* cols = nullptr;
+};
 
 class Gemm {
  public:
@@ -30,16 +41,18 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  // Chooses the kernels for (type, N, K) for every bucket up to max_m rows; A and D must hold max_m rows.
-  void tune(Operand type, const void* A, const void* W, float* D, int max_m, int N, int K, cudaStream_t s);
-  void run(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s);
+  // Chooses the kernels for (type, out, N, K) for every bucket up to max_m rows; A, D and the row
+  // scales must hold max_m rows.
+  void tune(Operand type, Output out, const void* A, const void* W, void* D, int max_m, int N, int K, GemmScales sc,
+            cudaStream_t s);
+  void run(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
+           cudaStream_t s);
 
   // One line per (shape, bucket): what tuning chose and how long it took, for the log.
   const std::vector<std::string>& report() const { return report_; }
 
  private:
   struct Choice {
-    bool gemv = false;
     cublasLtMatmulAlgo_t algo{};
   };
   struct Descs {
@@ -47,10 +60,11 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     ~Descs();
   };
-  void describe(Descs& ds, Operand type, int M, int N, int K) const;
-  Choice tune_at(Operand type, const void* A, const void* W, float* D, int M, int N, int K, cudaStream_t s);
+  void describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const;
+  Choice tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
+                 cudaStream_t s);
   int bucket(int M) const;
-  using Key = std::tuple<int, int, int, int>;  // (operand type, N, K, bucket)
+  using Key = std::tuple<int, int, int, int, int>;  // (operand type, output type, N, K, bucket)
 
   bool invariant_;
   cublasLtHandle_t handle_ = nullptr;

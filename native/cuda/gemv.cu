@@ -101,7 +101,7 @@ __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs&
     out[row + r0] = g.residual ? out[row + r0] + v0 : v0;
     if (has1) out[row + r1] = g.residual ? out[row + r1] + v1 : v1;
   } else if constexpr (E == GemvEpilogue::kSwiGLU) {
-    // The same value as the SwiGLU kernels' (kernels.cu swiglu), then bf16.
+    // silu(gate) * up in float32, then bf16, as silu_mul_kernel (kernels.cu) computes it.
     g.act[static_cast<size_t>(m) * (g.N / 2) + u] = __float2bfloat16(v0 / (1.0f + __expf(-v0)) * v1);
   } else {
     const RopeKvTarget& t = g.rope;
@@ -243,21 +243,6 @@ void launch_fused(const FusedGemv& g, cudaStream_t s) {
 
 bool gemv_supports(bool fp8, int M, int K) {
   return M >= 1 && M <= kGemvMaxRows && K % (fp8 ? 16 : 8) == 0;
-}
-
-void launch_gemv(bool fp8, const void* A, const void* W, float* out, int M, int N, int K, cudaStream_t s) {
-  if (!gemv_supports(fp8, M, K)) fail("no GEMV kernel for ", M, " rows of ", K);
-  FusedGemv g;
-  g.W = W;
-  g.w_fp8 = fp8;
-  g.N = N;
-  g.K = K;
-  g.out = out;
-  with_rows(M, [&](auto m) {
-    constexpr int kM = decltype(m)::value;
-    if (fp8) launch_one<kM, true, true, GemvEpilogue::kStore>(g, A, s);
-    else launch_one<kM, false, false, GemvEpilogue::kStore>(g, A, s);
-  });
 }
 
 bool fused_gemv_supports(const FusedGemv& f, int M) {

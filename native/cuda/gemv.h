@@ -2,16 +2,13 @@
 // whole cost: a warp streams two rows of W with 16-byte loads and all M rows
 // of A ride along.
 //
-// Two uses:
-//  - launch_gemv: out[M, N] (float32) = A[M, K] · W[N, K]^T with A and W both
-//    bf16 or both E4M3, unscaled: one of the kernels Gemm times at load.
-//  - launch_fused_gemv: the decode path's projections with the small kernels
-//    after them folded in. A is bf16 (weight-only arithmetic: FP8 weights are
-//    widened and multiplied by the bf16 activations, nothing is quantized),
-//    the weight scale and bias are applied on the way out, and the epilogue
-//    is a float32 store or an add into the residual stream, SwiGLU of a gate
-//    row and its up row into bf16, or RoPE of a q/k pair with k and v written
-//    to the paged KV cache.
+// launch_fused_gemv: the decode path's projections with the small kernels
+// after them folded in. A is bf16 (weight-only arithmetic: FP8 weights are
+// widened and multiplied by the bf16 activations, nothing is quantized), the
+// weight scale and bias are applied on the way out, and the epilogue is a
+// float32 store or an add into the residual stream, SwiGLU of a gate row and
+// its up row into bf16, or RoPE of a q/k pair with k and v written to the
+// paged KV cache.
 // Weights never depend on the kernels before, so each warp issues its first
 // loads before waiting on them (programmatic dependent launch).
 #pragma once
@@ -24,10 +21,8 @@ namespace tachyon {
 
 constexpr int kGemvMaxRows = 8;
 
-// Whether launch_gemv serves this shape (M <= kGemvMaxRows, rows of 16 bytes' multiples).
+// Whether the kernels serve this shape (M <= kGemvMaxRows, rows of 16 bytes' multiples).
 bool gemv_supports(bool fp8, int M, int K);
-
-void launch_gemv(bool fp8, const void* A, const void* W, float* out, int M, int N, int K, cudaStream_t s);
 
 enum class GemvEpilogue { kStore, kSwiGLU, kRopeKv };
 

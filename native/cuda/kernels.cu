@@ -12,12 +12,6 @@ namespace tachyon {
 
 namespace {
 
-__device__ __forceinline__ float dequant(float v, Dequant d, size_t row, int col) {
-  if (d.row) v *= d.row[row];
-  if (d.col) v *= d.col[col];
-  return v;
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H) {
   pdl_wait();
   const int t = blockIdx.x;
@@ -70,122 +64,197 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float eps, __nv_b
   }
 }
 
-__global__ void add_rmsnorm_kernel(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
+// 16-byte pieces of a row: 8 bf16, or 8 floats as two float4.
+constexpr int kPiece = 8;
+__device__ __forceinline__ void load8(const float* p, float* v) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void store8(float* p, const float* v) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ uint4 pack_bf16(const float* v) {
+  uint4 r;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  return r;
+}
+// 8 values times inv as E4M3 (saturating), 8 bytes.
+__device__ __forceinline__ uint2 pack_e4m3(const float* v, float inv) {
+  uint32_t w[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const __nv_fp8x2_storage_t lo = __nv_cvt_float2_to_fp8x2(make_float2(v[4 * i] * inv, v[4 * i + 1] * inv), __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t hi = __nv_cvt_float2_to_fp8x2(make_float2(v[4 * i + 2] * inv, v[4 * i + 3] * inv), __NV_SATFINITE, __NV_E4M3);
+    w[i] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+  }
+  return make_uint2(w[0], w[1]);
+}
+__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+
+// Pieces a thread of the row kernels holds in registers: rows of up to kRowPieces * 8 * 1024 values.
+constexpr int kRowPieces = 4;
+
+// One row per block, its pieces in registers from the load to the store: x += delta (+ bias), then
+// bf16(rmsnorm(x) * w), or those values as E4M3 with the row's scale (the FP8 GEMM input).
+__global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale) {
   pdl_wait();
   __shared__ float scratch[32];
   const int b = blockIdx.x;
-  const int r = rows ? rows[b] : b;
-  float* xr = x + static_cast<size_t>(r) * H;
+  const size_t r = rows ? rows[b] : b;
+  const int pieces = H / kPiece;
+  float v[kRowPieces][kPiece];
   float ss = 0.0f;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) {
-    float v = xr[i];
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= pieces) continue;
+    float* xp = x + r * H + p * kPiece;
+    load8(xp, v[k]);
     if (delta) {
-      v += dequant(delta[static_cast<size_t>(r) * H + i], dq, r, i) + (bias ? bias[i] : 0.0f);
-      xr[i] = v;
+      float d[kPiece];
+      widen<false>(reinterpret_cast<const uint4*>(delta + r * H)[p], d);
+#pragma unroll
+      for (int j = 0; j < kPiece; ++j) v[k][j] += d[j] + (bias ? bias[p * kPiece + j] : 0.0f);
+      store8(xp, v[k]);
     }
-    ss += v * v;
+#pragma unroll
+    for (int j = 0; j < kPiece; ++j) ss += v[k][j] * v[k][j];
   }
-  const float total = block_sum(ss, scratch);
-  const float inv = 1.0f / sqrtf(total / static_cast<float>(H) + eps);
-  if (!q_out) {
-    for (int i = threadIdx.x; i < H; i += blockDim.x) out[static_cast<size_t>(b) * H + i] = __float2bfloat16(w[i] * (xr[i] * inv));
-    return;
-  }
-  // The values the bf16 path would write, then E4M3 with this row's scale.
+  const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / static_cast<float>(H) + eps);
   float m = 0.0f;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(__float2bfloat16(w[i] * (xr[i] * inv)))));
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= pieces) continue;
+    float wv[kPiece];
+    load8(w + p * kPiece, wv);
+#pragma unroll
+    for (int j = 0; j < kPiece; ++j) {
+      v[k][j] = round_bf16(wv[j] * (v[k][j] * inv));  // the values the bf16 path writes
+      m = fmaxf(m, fabsf(v[k][j]));
+    }
+    if (!q_out) reinterpret_cast<uint4*>(out + static_cast<size_t>(b) * H)[p] = pack_bf16(v[k]);
+  }
+  if (!q_out) return;
   const float s = fp8_scale(block_max(m, scratch));
-  const float qinv = 1.0f / s;
-  for (int i = threadIdx.x; i < H; i += blockDim.x)
-    q_out[static_cast<size_t>(b) * H + i] = __nv_fp8_e4m3(__bfloat162float(__float2bfloat16(w[i] * (xr[i] * inv))) * qinv);
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p < pieces) reinterpret_cast<uint2*>(q_out + static_cast<size_t>(b) * H)[p] = pack_e4m3(v[k], 1.0f / s);
+  }
   if (threadIdx.x == 0) q_scale[b] = s;
 }
 
-__global__ void rope_kv_write_kernel(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
-                                     const int32_t* block_tables, int table_stride, const float2* cos_sin,
-                                     __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads, int kv_heads, int D,
-                                     int block_size) {
+// One token per block, a thread per 8 consecutive pairs (i, i + D/2) of a q or k head, or per 8 v
+// values: qkv[t] (bf16, + bias) rotated, q into q_out[t] (float32, the attention kernels' input, at
+// the same columns), k and v into the paged cache.
+__global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
+                                     const int32_t* token_seq, const int32_t* block_tables, int table_stride,
+                                     const float2* cos_sin, __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads,
+                                     int kv_heads, int D, int block_size) {
   pdl_wait();
   const int t = blockIdx.x;
-  const int half = D / 2;
-  const int width = (heads + 2 * kv_heads) * D;
-  float* row = qkv + static_cast<size_t>(t) * width;
+  const int half = D / 2, width = (heads + 2 * kv_heads) * D;
+  const __nv_bfloat16* row = qkv + static_cast<size_t>(t) * width;
   const int pos = positions[t];
   const int block = block_tables[static_cast<size_t>(token_seq[t]) * table_stride + pos / block_size];
-  const int slot = pos % block_size;
-  // Rotate q and k heads: pairs (i, i + D/2) of each head.
-  for (int p = threadIdx.x; p < (heads + kv_heads) * half; p += blockDim.x) {
-    const int head = p / half, i = p % half;
-    const int c0 = head * D + i, c1 = c0 + half;
-    const float a = dequant(row[c0], dq, t, c0) + (bias ? bias[c0] : 0.0f);
-    const float b = dequant(row[c1], dq, t, c1) + (bias ? bias[c1] : 0.0f);
-    const float2 rot = cos_sin[static_cast<size_t>(pos) * half + i];
-    const float cs = rot.x, sn = rot.y;
-    const float ra = a * cs - b * sn, rb = b * cs + a * sn;
-    if (head < heads) {
-      row[c0] = ra;
-      row[c1] = rb;
+  const size_t slot_row = static_cast<size_t>(block) * kv_heads * block_size + pos % block_size;  // + kvh * block_size
+  const int rot_units = (heads + kv_heads) * (half / kPiece), v_units = kv_heads * (D / kPiece);
+  for (int u = threadIdx.x; u < rot_units + v_units; u += blockDim.x) {
+    if (u < rot_units) {
+      const int head = u / (half / kPiece), i = (u % (half / kPiece)) * kPiece;
+      const int c0 = head * D + i, c1 = c0 + half;
+      float a[kPiece], b[kPiece];
+      widen<false>(*reinterpret_cast<const uint4*>(row + c0), a);
+      widen<false>(*reinterpret_cast<const uint4*>(row + c1), b);
+      if (bias) {
+        float ba[kPiece], bb[kPiece];
+        load8(bias + c0, ba);
+        load8(bias + c1, bb);
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) a[j] += ba[j], b[j] += bb[j];
+      }
+      const float2* rot = cos_sin + static_cast<size_t>(pos) * half + i;
+#pragma unroll
+      for (int j = 0; j < kPiece; ++j) {
+        const float2 cs = rot[j];
+        const float ra = a[j] * cs.x - b[j] * cs.y, rb = b[j] * cs.x + a[j] * cs.y;
+        a[j] = ra;
+        b[j] = rb;
+      }
+      if (head < heads) {
+        float* q = q_out + static_cast<size_t>(t) * width;
+        store8(q + c0, a);
+        store8(q + c1, b);
+      } else {
+        __nv_bfloat16* dst = k_cache + (slot_row + static_cast<size_t>(head - heads) * block_size) * D;
+        *reinterpret_cast<uint4*>(dst + i) = pack_bf16(a);
+        *reinterpret_cast<uint4*>(dst + i + half) = pack_bf16(b);
+      }
     } else {
-      const int kvh = head - heads;
-      __nv_bfloat16* dst = k_cache + ((static_cast<size_t>(block) * kv_heads + kvh) * block_size + slot) * D;
-      dst[i] = __float2bfloat16(ra);
-      dst[i + half] = __float2bfloat16(rb);
+      const int e = (u - rot_units) * kPiece, kvh = e / D, d = e % D;
+      const int c = (heads + kv_heads) * D + e;
+      uint4 raw = *reinterpret_cast<const uint4*>(row + c);
+      if (bias) {
+        float v[kPiece], bv[kPiece];
+        widen<false>(raw, v);
+        load8(bias + c, bv);
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) v[j] += bv[j];
+        raw = pack_bf16(v);
+      }
+      *reinterpret_cast<uint4*>(v_cache + (slot_row + static_cast<size_t>(kvh) * block_size) * D + d) = raw;
     }
   }
-  const int v0 = (heads + kv_heads) * D;
-  for (int e = threadIdx.x; e < kv_heads * D; e += blockDim.x) {
-    const int kvh = e / D, d = e % D;
-    const float v = dequant(row[v0 + e], dq, t, v0 + e) + (bias ? bias[v0 + e] : 0.0f);
-    v_cache[((static_cast<size_t>(block) * kv_heads + kvh) * block_size + slot) * D + d] = __float2bfloat16(v);
-  }
 }
 
-// silu(gate) * up of row t, column i of gate_up[T, 2I], dequantized (+ bias), in float32.
-__device__ __forceinline__ float swiglu(const float* gate_up, Dequant dq, const float* bias, size_t t, int i, int I) {
-  const float g = dequant(gate_up[t * 2 * I + i], dq, t, i) + (bias ? bias[i] : 0.0f);
-  const float u = dequant(gate_up[t * 2 * I + I + i], dq, t, I + i) + (bias ? bias[I + i] : 0.0f);
-  return g / (1.0f + __expf(-g)) * u;
-}
-
-__global__ void silu_mul_kernel(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, size_t n, int I) {
-  pdl_wait();
-  const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= n) return;
-  const size_t t = idx / I;
-  act[idx] = __float2bfloat16(swiglu(gate_up, dq, bias, t, static_cast<int>(idx % I), I));
-}
-
-constexpr int kSiluSlice = 2048;  // activations per block of the quantizing SwiGLU (256 threads x 8)
-
-// SwiGLU rounded as the bf16 path would, into act; each block's largest magnitude into act_max[t][slice].
-__global__ void silu_act_kernel(const float* gate_up, Dequant dq, const float* bias, int I, __nv_bfloat16* act,
-                                float* act_max) {
+// One row per block: act = bf16(silu(gate) * up) from gate_up[t] = [gate (I) | up (I)] (bf16, + bias),
+// kept in registers; with q_out, E4M3 with the row's scale instead (the down GEMM's input).
+__global__ void silu_mul_kernel(const __nv_bfloat16* gate_up, const float* bias, int I, __nv_bfloat16* act,
+                                __nv_fp8_e4m3* q_out, float* q_scale) {
   pdl_wait();
   __shared__ float scratch[32];
-  const size_t t = blockIdx.y;
+  const size_t t = blockIdx.x;
+  const uint4* g = reinterpret_cast<const uint4*>(gate_up + t * 2 * I);
+  const uint4* up = reinterpret_cast<const uint4*>(gate_up + t * 2 * I + I);
+  const int pieces = I / kPiece;
+  float v[kRowPieces][kPiece];
   float m = 0.0f;
-  for (int i = blockIdx.x * kSiluSlice + threadIdx.x; i < min(I, (blockIdx.x + 1) * kSiluSlice); i += blockDim.x) {
-    const __nv_bfloat16 v = __float2bfloat16(swiglu(gate_up, dq, bias, t, i, I));
-    act[t * I + i] = v;
-    m = fmaxf(m, fabsf(__bfloat162float(v)));
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= pieces) continue;
+    float gv[kPiece], uv[kPiece];
+    widen<false>(g[p], gv);
+    widen<false>(up[p], uv);
+#pragma unroll
+    for (int j = 0; j < kPiece; ++j) {
+      const float gg = gv[j] + (bias ? bias[p * kPiece + j] : 0.0f);
+      const float uu = uv[j] + (bias ? bias[I + p * kPiece + j] : 0.0f);
+      v[k][j] = round_bf16(gg / (1.0f + __expf(-gg)) * uu);
+      m = fmaxf(m, fabsf(v[k][j]));
+    }
+    if (!q_out) reinterpret_cast<uint4*>(act + t * I)[p] = pack_bf16(v[k]);
   }
-  m = block_max(m, scratch);
-  if (threadIdx.x == 0) act_max[t * gridDim.x + blockIdx.x] = m;
+  if (!q_out) return;
+  const float s = fp8_scale(block_max(m, scratch));
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p < pieces) reinterpret_cast<uint2*>(q_out + t * I)[p] = pack_e4m3(v[k], 1.0f / s);
+  }
+  if (threadIdx.x == 0) q_scale[t] = s;
 }
 
-// act -> E4M3 with the row's scale (from the slices' maxima, the same in every block).
-__global__ void quantize_act_kernel(const __nv_bfloat16* act, const float* act_max, int I, __nv_fp8_e4m3* q_out,
-                                    float* q_scale) {
-  pdl_wait();
-  const size_t t = blockIdx.y;
-  float m = 0.0f;
-  for (int j = 0; j < gridDim.x; ++j) m = fmaxf(m, act_max[t * gridDim.x + j]);
-  const float s = fp8_scale(m);
-  const float inv = 1.0f / s;
-  for (int i = blockIdx.x * kSiluSlice + threadIdx.x; i < min(I, (blockIdx.x + 1) * kSiluSlice); i += blockDim.x)
-    q_out[t * I + i] = __nv_fp8_e4m3(__bfloat162float(act[t * I + i]) * inv);
-  if (blockIdx.x == 0 && threadIdx.x == 0) q_scale[t] = s;
+// Threads for a row kernel over n values: enough that each holds at most kRowPieces pieces, in
+// whole warps. By n alone, so a row's arithmetic never depends on the batch.
+int row_threads(int n) {
+  const int pieces = n / kPiece;
+  return std::min(1024, std::max(32, ((pieces + kRowPieces - 1) / kRowPieces + 31) / 32 * 32));
 }
 
 __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, uint64_t seed) {
@@ -223,36 +292,34 @@ void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* ou
   launch_pdl("rmsnorm_kernel", rmsnorm_kernel, T, threads, 0, s, x, w, eps, out, H);
 }
 
-void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
+bool row_kernels_support(int H, int I) {
+  return H % kPiece == 0 && I % kPiece == 0 && std::max(H, I) <= kRowPieces * kPiece * 1024;
+}
+
+void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
                         float* q_scale) {
   if (n == 0) return;
-  // Wide rows get wide blocks (a decode step at small batch waits on one row). By H alone, so the
-  // order of the sums, and so the result, never depends on the batch.
-  const int threads = std::min(1024, std::max(32, (H / 4 + 31) / 32 * 32));
-  launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, threads, 0, s, x, delta, dq, bias, w, eps, out, rows, H, q_out, q_scale);
+  launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, row_threads(H), 0, s, x, delta, bias, w, eps, out, rows, H, q_out,
+             q_scale);
 }
 
-void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
-                          const int32_t* block_tables, int table_stride, const float2* cos_sin, __nv_bfloat16* k_cache,
-                          __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
-  launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel, T, T < 64 ? 1024 : 256, 0, s, qkv, dq, bias, positions, token_seq,
+void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
+                          const int32_t* token_seq, const int32_t* block_tables, int table_stride, const float2* cos_sin,
+                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D,
+                          int block_size, cudaStream_t s) {
+  if (T == 0) return;
+  // A thread per 8 values: 4,096 threads' worth for Llama-3-8B's 6,144 columns (q and k pairs count once).
+  const int units = (heads + kv_heads) * (D / 2 / kPiece) + kv_heads * (D / kPiece);
+  const int threads = std::min(1024, (units + 31) / 32 * 32);
+  launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel, T, threads, 0, s, qkv, bias, q_out, positions, token_seq,
              block_tables, table_stride, cos_sin, k_cache, v_cache, heads, kv_heads, D, block_size);
 }
 
-int silu_partials(int I) { return (I + kSiluSlice - 1) / kSiluSlice; }
-
-void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
-                     __nv_fp8_e4m3* q_out, float* q_scale, float* act_max) {
+void launch_silu_mul(const __nv_bfloat16* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
+                     __nv_fp8_e4m3* q_out, float* q_scale) {
   if (T == 0) return;
-  if (act_max) {
-    const dim3 grid(silu_partials(I), T);
-    launch_pdl("silu_act_kernel", silu_act_kernel, grid, 256, 0, s, gate_up, dq, bias, I, act, act_max);
-    if (q_out) launch_pdl("quantize_act_kernel", quantize_act_kernel, grid, 256, 0, s, act, act_max, I, q_out, q_scale);
-    return;
-  }
-  const size_t n = static_cast<size_t>(T) * I;
-  launch_pdl("silu_mul_kernel", silu_mul_kernel, blocks_for(n, 256), 256, 0, s, gate_up, dq, bias, act, n, I);
+  launch_pdl("silu_mul_kernel", silu_mul_kernel, T, row_threads(I), 0, s, gate_up, bias, I, act, q_out, q_scale);
 }
 
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s) {

@@ -8,12 +8,6 @@
 
 namespace tachyon {
 
-// Scales of an FP8 GEMM's float32 output: value = out[r][c] * row[r] * col[c]; null pointers mean 1.
-struct Dequant {
-  const float* row = nullptr;
-  const float* col = nullptr;
-};
-
 // x[T, H] = float(embed[token[t]])
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s);
 
@@ -21,26 +15,29 @@ void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, i
 bool rmsnorm_supports(int H);
 void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* out, int T, int H, cudaStream_t s);
 
-// x += delta (+ bias) when delta is given, then out = bf16(rmsnorm(x) * w); one block per row.
-// rows: optional row index list (gather), else rows 0..n-1.
+// The row kernels below hold a row in registers, in pieces of 8: rows of H and I values must be
+// multiples of 8 and at most 32,768 long.
+bool row_kernels_support(int H, int I);
+
+// x += delta (+ bias) when delta is given (a projection's bf16 output), then out = bf16(rmsnorm(x) * w);
+// one block per row. rows: optional row index list (gather), else rows 0..n-1.
 // With q_out, the output goes out as E4M3 with a per-row scale instead (out unused): the FP8 GEMM input.
-void launch_add_rmsnorm(float* x, const float* delta, Dequant dq, const float* bias, const float* w, float eps,
+void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s,
                         __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
 
-// qkv[T, (heads + 2 kv) * D] (+ bias): RoPE on q and k in place, k and v written to the paged cache as bf16.
-// cos_sin[position][D / 2]: the rotation of each pair (rope_cos_sin).
-void launch_rope_kv_write(float* qkv, Dequant dq, const float* bias, const int32_t* positions, const int32_t* token_seq,
-                          const int32_t* block_tables, int table_stride, const float2* cos_sin, __nv_bfloat16* k_cache,
-                          __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
+// qkv[T, (heads + 2 kv) * D] (bf16, + bias): RoPE on q into q_out (float32, the same [T, (heads + 2 kv) * D]
+// layout; only q's columns are written), RoPE on k, and k and v written to the paged cache as bf16.
+// cos_sin[position][D / 2]: the rotation of each pair (rope_cos_sin). D must be a multiple of 16.
+void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
+                          const int32_t* token_seq, const int32_t* block_tables, int table_stride, const float2* cos_sin,
+                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D,
+                          int block_size, cudaStream_t s);
 
-// act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (+ bias).
-// With act_max, each row's largest magnitude per slice goes to act_max[T, silu_partials(I)] (any
-// number of blocks per row); with q_out too, act is also quantized: E4M3 with a per-row scale into
-// q_out / q_scale.
-void launch_silu_mul(const float* gate_up, Dequant dq, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
-                     __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr, float* act_max = nullptr);
-int silu_partials(int I);
+// act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (bf16, + bias); with q_out, those values as
+// E4M3 with a per-row scale into q_out / q_scale instead (act unused).
+void launch_silu_mul(const __nv_bfloat16* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
+                     __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
 
 // Random values uniform in [-scale, scale] from a counter hash (dummy weights).
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s);

@@ -8,15 +8,17 @@
 
 namespace tachyon {
 
-Dequant CudaModel::linear(const __nv_bfloat16* in, const Linear& w, float* out, int M, cudaStream_t s) {
+__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s) {
+  __nv_bfloat16* out = proj_.as<__nv_bfloat16>();
   if (!fp8_) {
-    gemm_->run(Operand::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, s);
-    return Dequant{};
+    gemm_->run(Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
+    return out;
   }
   // in == nullptr: the producing kernel already wrote in_q_ / in_scale_ (fused quantization).
   if (in) launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
-  gemm_->run(Operand::kFp8, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K, s);
-  return Dequant{in_scale_.as<float>(), w.scale.as<float>()};
+  gemm_->run(Operand::kFp8, Output::kBf16, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K,
+             GemmScales{in_scale_.as<float>(), w.scale.as<float>()}, s);
+  return out;
 }
 
 // --profile: events between the ops of layer 0; inside a graph capture they become
@@ -42,52 +44,51 @@ void CudaModel::forward(int T, int sampled) {
   if (few && sampled == T)
     launch_rmsnorm(r.x, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
   else
-    launch_add_rmsnorm(r.x, r.delta, r.dq, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
+    launch_add_rmsnorm(r.x, r.delta, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
                        d_rows_.as<int32_t>(), sampled, H, stream_);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
-  gemm_->run(Operand::kBf16, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H, stream_);
+  gemm_->run(Operand::kBf16, Output::kF32, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H,
+             GemmScales{}, stream_);
 }
 
 CudaModel::Residual CudaModel::layers_batched(int T) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
   float* x = x_.as<float>();
-  const float* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
+  // Every projection writes bf16 into proj_ (scales applied), read once by the kernel after it.
+  const __nv_bfloat16* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
-  Dequant pending_dq;
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
     __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
-    launch_add_rmsnorm(x, pending, pending_dq, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps,
-                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
+    launch_add_rmsnorm(x, pending, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps, h_.as<__nv_bfloat16>(), nullptr, T,
+                       H, stream_, q_out(), q_scale());
     TICK(li, "qkv");
-    const Dequant qkv_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, qkv_.as<float>(), T, stream_);
+    const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_);
     TICK(li, "rope+kv");
-    launch_rope_kv_write(qkv_.as<float>(), qkv_dq, l.b_qkv.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
+    launch_rope_kv_write(qkv, l.b_qkv.as<float>(), qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
                          d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kc, vc, T, c.num_heads,
                          c.num_kv_heads, D, B, stream_);
     TICK(li, "attn");
     launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
     TICK(li, "o");
-    const Dequant o_dq = linear(attn_.as<__nv_bfloat16>(), l.o, tmp_.as<float>(), T, stream_);
+    const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
-    launch_add_rmsnorm(x, tmp_.as<float>(), o_dq, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps,
-                       h_.as<__nv_bfloat16>(), nullptr, T, H, stream_, q_out(), q_scale());
+    launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
+                       stream_, q_out(), q_scale());
     TICK(li, "gate_up");
-    const Dequant gu_dq = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, gate_up_.as<float>(), T, stream_);
+    const __nv_bfloat16* gate_up = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, T, stream_);
     TICK(li, "silu");
     // FP8: SwiGLU quantizes its output for the down GEMM.
-    launch_silu_mul(gate_up_.as<float>(), gu_dq, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(),
-                    q_scale(), fp8_ ? act_max_.as<float>() : nullptr);
+    launch_silu_mul(gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     TICK(li, "down");
-    pending_dq = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, tmp_.as<float>(), T, stream_);
+    pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_);
     TICK(li, "end");
-    pending = tmp_.as<float>();
     pending_bias = l.b_down.as<float>();
   }
-  return Residual{x, pending, pending_dq, pending_bias};
+  return Residual{x, pending, pending_bias};
 }
 
 bool CudaModel::few_rows(int T) const { return few_rows_ && T <= kFewRows; }
@@ -143,7 +144,7 @@ CudaModel::Residual CudaModel::layers_few(int T) {
     launch_fused_gemv(down, T, stream_);
     TICK(li, "end");
   }
-  return Residual{x, nullptr, Dequant{}, nullptr};
+  return Residual{x, nullptr, nullptr};
 }
 
 AttentionArgs CudaModel::attention_args(int li) const {

@@ -12,9 +12,7 @@ void CudaModel::allocate_workspace() {
   h_ = DeviceBuffer(T * H * 2, "activations");
   qkv_ = DeviceBuffer(T * qkv_dim_ * 4, "activations");
   attn_ = DeviceBuffer(T * q_dim_ * 2, "activations");
-  tmp_ = DeviceBuffer(T * H * 4, "activations");
-  gate_up_ = DeviceBuffer(T * 2 * I * 4, "activations");
-  act_max_ = DeviceBuffer(T * silu_partials(static_cast<int>(I)) * 4, "activations");
+  proj_ = DeviceBuffer(T * std::max({static_cast<size_t>(qkv_dim_), 2 * I, H}) * 2, "activations");
   act_ = DeviceBuffer(T * I * 2, "activations");
   h_last_ = DeviceBuffer(S * H * 2, "activations");
   if (fp8_) {
