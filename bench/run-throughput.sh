@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Issue 7's benchmark in one command, on a GPU machine with the CUDA backend built:
-# Tachyon's engine on every workload, then the transformers BF16 peer and the
-# card's copy bandwidth, and batch 1 beside the bound from reading the weights
-# once per token at that bandwidth. SCALE=0.25 runs a quarter of the requests.
+# the transformers BF16 peer and the card's copy bandwidth, then Tachyon's engine on every
+# workload, and batch 1 beside the bound from reading the weights
+# once per token at that bandwidth. SCALE=0.25 runs a quarter of the requests;
+# other arguments go to bench/throughput.ts (--only NAME, --batch-invariant).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-node dist/bench/throughput.js --scale "${SCALE:-1}" | tee "$out/tachyon"
+# The peer first: its bandwidth line is what batch 1 is set against, and it is short.
 python3 bench/transformers_baseline.py | tee "$out/peer"
+node dist/bench/throughput.js --scale "${SCALE:-1}" "$@" | tee "$out/tachyon"
 node -e '
 const fs = require("fs");
 const last = (f) => JSON.parse(fs.readFileSync(f, "utf8").trim().split("\n").filter((l) => l.startsWith("{")).pop());
