@@ -15,6 +15,9 @@
         "native/cpu/sampler.cc",
         "native/cpu/penalties.cc",
         "native/cpu/model.cc",
+        "native/cpu/rank.cc",
+        "native/cpu/tensor_parallel.cc",
+        "native/cpu/all_reduce.cc",
         "native/cpu/batch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],

@@ -66,6 +66,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     maxNumTokens: config.maxNumBatchedTokens,
     maxNumSeqs: config.maxNumSeqs,
     threads: config.threads,
+    tensorParallelSize: config.tensorParallelSize,
     cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, profile: config.profile },
   });
   let tokenizers: TokenizerService;

@@ -65,7 +65,7 @@ export async function startServer(config: Config, log: Log = consoleLog(config.l
     const info = model.runtime.info;
     log.info(`loaded ${basename(config.model)} in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${info.numLayers} layers on ${info.deviceName || config.device}, ` +
       `context ${model.maxModelLen}, step budget ${model.config.maxNumBatchedTokens} tokens / ${model.config.maxNumSeqs} sequences, ` +
-      `${info.numThreads} threads, tokenizer on ${model.tokenizers.tokenizer.engine} with ${model.config.tokenizerWorkers} workers`);
+      `${info.numThreads} threads${config.tensorParallelSize > 1 ? ` over ${config.tensorParallelSize} tensor-parallel ranks` : ''}, tokenizer on ${model.tokenizers.tokenizer.engine} with ${model.config.tokenizerWorkers} workers`);
   } catch (e) {
     server.close();
     throw e;

@@ -31,6 +31,8 @@ export const DEVICE_DEFAULTS: Record<Device, DeviceDefaults> = {
 /** Defaults that do not depend on the device. */
 export const RUNTIME_DEFAULTS = {
   blockSize: 16,
+  /** Ranks the model is cut over (tensor parallelism; cpu: threads of this process). */
+  tensorParallelSize: 1,
   /** cuda: share of the card for weights, workspace and KV pool. */
   gpuMemoryFraction: 0.9,
   /** cuda: what the GEMMs read. */

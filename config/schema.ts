@@ -31,7 +31,10 @@ export const ConfigSchema = z
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('runtime backend'),
     dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16)"),
     gpuMemoryFraction: z.coerce.number().gt(0).max(1).default(RUNTIME_DEFAULTS.gpuMemoryFraction).describe('cuda: share of the GPU for weights, workspace and KV cache'),
-    tensorParallelSize: int(1).default(1).describe('GPUs to shard the model over (only 1 until tensor parallelism exists)'),
+    tensorParallelSize: int(1)
+      .max(64)
+      .default(RUNTIME_DEFAULTS.tensorParallelSize)
+      .describe('ranks to shard the model over, Megatron-style; must divide the attention heads and the MLP width (cpu: threads of this process; cuda: not yet)'),
     threads: int(1).optional().describe('CPU threads for the forward pass (default: every core)'),
     blockSize: int(1).max(1024).default(RUNTIME_DEFAULTS.blockSize).describe('tokens per KV cache block'),
     kvCacheBytes: int(1).optional().describe(`bytes of KV cache (the pool holds as many blocks as fit; ${perDevice('kvCacheBytes')})`),
@@ -72,8 +75,8 @@ export const ConfigSchema = z
     responsesStoreMaxAge: int(1).default(30 * 24 * 3600).describe('seconds a stored response is kept (default 30 days, as OpenAI keeps them)'),
   })
   .strict()
-  .refine((c) => c.tensorParallelSize === 1, {
-    message: 'tensor parallelism is not implemented yet; only 1 is accepted',
+  .refine((c) => c.device === 'cpu' || c.tensorParallelSize === 1, {
+    message: 'tensor parallelism is not available on cuda yet; the CPU backend has it',
     path: ['tensorParallelSize'],
   });
 

@@ -29,8 +29,10 @@ export interface RuntimeOptions {
   maxNumTokens?: number;
   /** Most sequences one step may carry. */
   maxNumSeqs?: number;
-  /** Worker threads for the forward pass. */
+  /** Worker threads for the forward pass (over all ranks). */
   threads?: number;
+  /** Ranks the model is cut over, Megatron-style (cpu only so far: ranks are threads meeting in an in-process all-reduce). */
+  tensorParallelSize?: number;
   /** cuda: backend knobs (defaults: RUNTIME_DEFAULTS.cuda). */
   cuda?: Partial<CudaKnobs>;
 }
@@ -133,6 +135,7 @@ export class Runtime {
       maxNumTokens: options.maxNumTokens ?? d.maxNumBatchedTokens,
       maxNumSeqs: options.maxNumSeqs ?? d.maxNumSeqs,
       numThreads: options.threads ?? defaultThreads(),
+      tensorParallelSize: options.tensorParallelSize ?? RUNTIME_DEFAULTS.tensorParallelSize,
     };
     const gpu =
       device === 'cuda'

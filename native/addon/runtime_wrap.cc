@@ -179,9 +179,12 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   options_.max_num_tokens = int_field(o, "maxNumTokens", 1, 1 << 20);
   options_.max_num_seqs = int_field(o, "maxNumSeqs", 1, 1 << 16);
   options_.num_threads = int_field(o, "numThreads", 1, 1024);
+  options_.tensor_parallel_size = int_field(o, "tensorParallelSize", 1, 64);
   if (o.Has("device") && !o.Get("device").IsUndefined()) device_ = string_field(o, "device");
   if (device_ != "cpu" && device_ != "cuda") throw Napi::RangeError::New(env, "device must be 'cpu' or 'cuda'");
   if (device_ == "cuda") {
+    if (options_.tensor_parallel_size > 1)
+      throw Napi::RangeError::New(env, "tensorParallelSize > 1 is not available on cuda yet (the CPU backend has it)");
     gpu_library_ = string_field(o, "cudaLibrary");
     gpu_.dtype = string_field(o, "dtype");
     if (gpu_.dtype != "bf16" && gpu_.dtype != "fp8") throw Napi::RangeError::New(env, "dtype on cuda must be 'bf16' or 'fp8'");

@@ -1,7 +1,9 @@
 #include "cpu/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "cpu/attention.h"
 #include "cpu/error.h"
@@ -12,58 +14,69 @@ CpuModel::CpuModel(const ModelConfig& c, ModelWeights weights, const RuntimeOpti
     : config_(c),
       weights_(std::move(weights)),
       options_(o),
-      pool_(o.num_threads),
-      kv_(c, o.block_size, o.kv_cache_bytes),
+      plan_(plan_shards(c, std::max(1, o.tensor_parallel_size))),
+      all_reduce_(plan_.size, static_cast<size_t>(o.max_num_tokens) * c.hidden_size),
       rope_(c),
       penalties_(o.max_num_seqs, c.vocab_size) {
-  const size_t T = o.max_num_tokens;
-  for (int i = 0; i < pool_.size(); ++i) samplers_.emplace_back(c.vocab_size);
-  adjusted_rows_.resize(pool_.size());
+  const int n = plan_.size;
+  for (int r = 0; r < n; ++r)
+    ranks_.push_back(std::make_unique<CpuRank>(c, plan_, r, shard_weights(c, weights_, plan_, r),
+                                               std::max(1, o.num_threads / n), o.block_size, o.kv_cache_bytes / n,
+                                               o.max_num_tokens, o.max_num_seqs, all_reduce_));
+  for (int i = 0; i < ranks_[0]->pool().size(); ++i) samplers_.emplace_back(c.vocab_size);
+  adjusted_rows_.resize(ranks_[0]->pool().size());
   try {
-    x_.resize(T * c.hidden_size);
-    h_.resize(T * c.hidden_size);
-    q_.resize(T * c.num_heads * c.head_dim);
-    attn_.resize(q_.size());
-    k_.resize(T * c.num_kv_heads * c.head_dim);
-    v_.resize(k_.size());
-    gate_.resize(T * c.intermediate_size);
-    up_.resize(gate_.size());
-    scores_.resize(static_cast<size_t>(pool_.size()) * c.max_positions);
-    last_hidden_.resize(static_cast<size_t>(o.max_num_seqs) * c.hidden_size);
     logits_.resize(static_cast<size_t>(o.max_num_seqs) * c.vocab_size);
+    sampled_rows_.reserve(o.max_num_seqs);
     sampled_seqs_.reserve(o.max_num_seqs);
   } catch (const std::bad_alloc&) {
-    fail("cannot allocate activations for max_num_tokens ", o.max_num_tokens, " and max_num_seqs ", o.max_num_seqs);
+    fail("cannot allocate logits for max_num_seqs ", o.max_num_seqs);
   }
 }
 
 BackendInfo CpuModel::info() const {
+  const KvCache& kv = ranks_[0]->kv();
   BackendInfo i;
-  i.num_blocks = kv_.num_blocks();
-  i.block_size = kv_.block_size();
-  i.bytes_per_block = kv_.bytes_per_block();
-  i.num_threads = pool_.size();
+  i.num_blocks = kv.num_blocks();
+  i.block_size = kv.block_size();
+  i.bytes_per_block = kv.bytes_per_block() * plan_.size;  // every rank holds its heads of each block
+  i.num_threads = 0;
+  for (const auto& r : ranks_) i.num_threads += r->threads();
   i.device_name = "cpu";
   i.weight_dtype = dtype_name(weights_.layers.empty() ? DType::kF32 : weights_.layers[0].wq.dtype);
   return i;
 }
 
 BatchLimits CpuModel::limits() const {
-  return BatchLimits{options_.max_num_tokens, options_.max_num_seqs, kv_.num_blocks(), kv_.block_size()};
+  const KvCache& kv = ranks_[0]->kv();
+  return BatchLimits{options_.max_num_tokens, options_.max_num_seqs, kv.num_blocks(), kv.block_size()};
 }
 
 void CpuModel::step(const StepBatch& b, StepOutput& out) {
-  const ModelConfig& c = config_;
   restart_penalty_slots(b);
-  const int T = b.num_tokens();
-  for (int t = 0; t < T; ++t)
-    widen_row(weights_.embed, b.token_ids[t], x_.data() + static_cast<size_t>(t) * c.hidden_size);
-  rope_.prepare(b.positions.data(), T);
-  for (int layer = 0; layer < c.num_layers; ++layer) forward_layer(layer, b);
-  compute_logits(b);
+  forward(b);
   // The engine computes grammar masks while the forward pass runs; they are needed only now.
   const int32_t* masks = b.num_mask_rows > 0 ? b.await_masks() : nullptr;
   sample_tokens(b, masks, out);
+}
+
+void CpuModel::forward(const StepBatch& b) {
+  // Logits for the last token of each sequence that samples.
+  sampled_rows_.clear();
+  sampled_seqs_.clear();
+  for (int s = 0; s < b.num_seqs(); ++s) {
+    if (!b.sample[s]) continue;
+    sampled_rows_.push_back(b.seq_start[s] + b.query_lens[s] - 1);
+    sampled_seqs_.push_back(s);
+  }
+  rope_.prepare(b.positions.data(), b.num_tokens());
+  // Ranks 1.. on their own threads for the step; kernels do not throw on a validated batch, so no
+  // rank is left waiting in an all-reduce.
+  std::vector<std::thread> others;
+  for (size_t r = 1; r < ranks_.size(); ++r)
+    others.emplace_back([&, r] { ranks_[r]->forward(b, rope_, sampled_rows_, logits_.data()); });
+  ranks_[0]->forward(b, rope_, sampled_rows_, logits_.data());
+  for (std::thread& t : others) t.join();
 }
 
 void CpuModel::restart_penalty_slots(const StepBatch& b) {
@@ -72,47 +85,6 @@ void CpuModel::restart_penalty_slots(const StepBatch& b) {
     const int begin = b.history_start[s], n = b.history_start[s + 1] - begin;
     if (n > 0) penalties_.restart(b.params[s].penalty_slot, b.history_tokens.data() + begin, n, b.history_prompt[s]);
   }
-}
-
-void CpuModel::forward_layer(int layer, const StepBatch& b) {
-  const ModelConfig& c = config_;
-  const LayerWeights& w = weights_.layers[layer];
-  const int T = b.num_tokens();
-  rms_norm(pool_, x_.data(), T, c.hidden_size, w.attn_norm, c.rms_norm_eps, h_.data());
-  matmul(pool_, h_.data(), T, w.wq, w.bq, q_.data());
-  matmul(pool_, h_.data(), T, w.wk, w.bk, k_.data());
-  matmul(pool_, h_.data(), T, w.wv, w.bv, v_.data());
-  rope_.apply(pool_, q_.data(), T, c.num_heads);
-  rope_.apply(pool_, k_.data(), T, c.num_kv_heads);
-  write_kv(kv_, layer, b, k_.data(), v_.data(), c.num_kv_heads, c.head_dim);
-  paged_attention(pool_, kv_, layer, b, q_.data(), c.num_heads, c.num_kv_heads, c.head_dim, scores_.data(),
-                  c.max_positions, attn_.data());
-  matmul(pool_, attn_.data(), T, w.wo, w.bo, h_.data());
-  add_in_place(x_.data(), h_.data(), static_cast<long>(T) * c.hidden_size);
-
-  rms_norm(pool_, x_.data(), T, c.hidden_size, w.mlp_norm, c.rms_norm_eps, h_.data());
-  matmul(pool_, h_.data(), T, w.w_gate, w.b_gate, gate_.data());
-  matmul(pool_, h_.data(), T, w.w_up, w.b_up, up_.data());
-  silu_mul(pool_, gate_.data(), up_.data(), T, c.intermediate_size);
-  matmul(pool_, gate_.data(), T, w.w_down, w.b_down, h_.data());
-  add_in_place(x_.data(), h_.data(), static_cast<long>(T) * c.hidden_size);
-}
-
-// Final norm and LM head for the last token of each sequence that samples.
-void CpuModel::compute_logits(const StepBatch& b) {
-  const int H = config_.hidden_size;
-  sampled_seqs_.clear();
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    if (!b.sample[s]) continue;
-    const int last = b.seq_start[s] + b.query_lens[s] - 1;
-    std::memcpy(last_hidden_.data() + sampled_seqs_.size() * H, x_.data() + static_cast<size_t>(last) * H,
-                H * sizeof(float));
-    sampled_seqs_.push_back(s);
-  }
-  const int n = static_cast<int>(sampled_seqs_.size());
-  if (n == 0) return;
-  rms_norm(pool_, last_hidden_.data(), n, H, weights_.final_norm, config_.rms_norm_eps, h_.data());
-  matmul(pool_, h_.data(), n, weights_.lm_head, {}, logits_.data());
 }
 
 bool CpuModel::adjust_logits(const StepBatch& b, int s, const float* raw, const int32_t* masks, std::vector<float>& out) const {
@@ -146,7 +118,7 @@ void CpuModel::sample_tokens(const StepBatch& b, const int32_t* masks, StepOutpu
   out.top_logprobs.assign(static_cast<size_t>(S) * out.top_n, NAN);
   out.logits.clear();
   if (b.return_logits) out.logits.assign(static_cast<size_t>(S) * V, NAN);
-  pool_.parallel_for(n, [&](int begin, int end, int thread) {
+  ranks_[0]->pool().parallel_for(n, [&](int begin, int end, int thread) {
     Sampler& sampler = samplers_[thread];
     for (int i = begin; i < end; ++i) {
       const int s = sampled_seqs_[i];

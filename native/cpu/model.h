@@ -1,18 +1,21 @@
 // The CPU backend: one forward pass of a Llama-family model over a flat mixed
 // batch, then sampling. Plain, multi-threaded float32 arithmetic; the
-// reference the other backends are checked against.
+// reference the other backends are checked against. The forward pass runs on
+// tensor_parallel_size ranks (rank.h), threads of this process that each hold
+// a slice of the model and meet in all-reduces: one rank is the plain model.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "backend.h"
+#include "cpu/all_reduce.h"
 #include "cpu/batch.h"
 #include "cpu/kernels.h"
-#include "cpu/kv_cache.h"
 #include "cpu/penalties.h"
+#include "cpu/rank.h"
 #include "cpu/sampler.h"
-#include "cpu/thread_pool.h"
+#include "cpu/tensor_parallel.h"
 #include "cpu/weights.h"
 
 namespace tachyon {
@@ -24,7 +27,8 @@ struct RuntimeOptions {
   uint64_t kv_cache_bytes = 0;
   int max_num_tokens = 0;
   int max_num_seqs = 0;
-  int num_threads = 0;
+  int num_threads = 0;           // over all ranks
+  int tensor_parallel_size = 0;  // ranks the model is cut over
 };
 
 class CpuModel : public Backend {
@@ -38,8 +42,8 @@ class CpuModel : public Backend {
   void step(const StepBatch& batch, StepOutput& out) override;
 
  private:
-  void forward_layer(int layer, const StepBatch& batch);
-  void compute_logits(const StepBatch& batch);
+  // Every rank's forward pass, rank 0 on this thread: logits_ for the sampled rows.
+  void forward(const StepBatch& batch);
   void restart_penalty_slots(const StepBatch& batch);
   // masks: the step's grammar bitmask rows, or nullptr.
   void sample_tokens(const StepBatch& batch, const int32_t* masks, StepOutput& out);
@@ -48,24 +52,19 @@ class CpuModel : public Backend {
   bool adjust_logits(const StepBatch& batch, int seq, const float* raw, const int32_t* masks, std::vector<float>& out) const;
 
   ModelConfig config_;
-  ModelWeights weights_;
+  ModelWeights weights_;  // the whole checkpoint (mapped); ranks view or copy their slices
   RuntimeOptions options_;
-  ThreadPool pool_;
-  KvCache kv_;
+  ShardPlan plan_;
+  AllReduce all_reduce_;
+  std::vector<std::unique_ptr<CpuRank>> ranks_;
   Rope rope_;
-  std::vector<Sampler> samplers_;  // one per thread
+  std::vector<Sampler> samplers_;  // one per thread of rank 0, which samples
   std::vector<std::vector<float>> adjusted_rows_;  // one [vocab] scratch row per thread
   PenaltyCounts penalties_;                        // one slot per sequence a step may carry
 
-  // Activations, sized for max_num_tokens at load.
-  std::vector<float> x_, h_;          // [T, hidden]
-  std::vector<float> q_, attn_;       // [T, heads * head_dim]
-  std::vector<float> k_, v_;          // [T, kv_heads * head_dim]
-  std::vector<float> gate_, up_;      // [T, intermediate]
-  std::vector<float> scores_;         // [threads, max_positions]
-  std::vector<float> last_hidden_;    // [S, hidden] rows that sample
-  std::vector<float> logits_;         // [S, vocab]
-  std::vector<int32_t> sampled_seqs_; // sequence index of each logits row
+  std::vector<int32_t> sampled_rows_;  // token row of each logits row
+  std::vector<int32_t> sampled_seqs_;  // sequence index of each logits row
+  std::vector<float> logits_;          // [S, vocab]
 };
 
 }  // namespace tachyon

@@ -63,8 +63,13 @@ test("vLLM's spellings set the same settings: --api-key repeats, boolean flags s
   assert.equal(loadConfig(['--enable-prefix-cache', 'false'], {}).config.enablePrefixCache, false, "today's spelling with a value still works");
 });
 
-test('a tensor-parallel size other than 1 is refused until tensor parallelism exists', () => {
-  assert.throws(() => loadConfig(['--tensor-parallel-size', '2'], {}), /--tensor-parallel-size: tensor parallelism is not implemented/);
+test('--tensor-parallel-size shards on cpu and is refused on cuda until the CUDA backend has it', () => {
+  assert.equal(loadConfig(['--tensor-parallel-size', '2'], {}).config.tensorParallelSize, 2);
+  assert.throws(
+    () => loadConfig(['--tensor-parallel-size', '2', '--device', 'cuda'], {}),
+    /--tensor-parallel-size: tensor parallelism is not available on cuda yet/,
+  );
+  assert.throws(() => loadConfig(['--tensor-parallel-size', '0'], {}), /--tensor-parallel-size/);
 });
 
 test('each default that depends on the device comes from one table: cuda sizes the KV pool from the memory fraction', () => {

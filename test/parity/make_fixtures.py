@@ -4,7 +4,9 @@ Creates small random-weight Hugging Face checkpoints and records what
 transformers computes on them. Run where Python has torch, transformers and
 safetensors (the H100 machine has all three):
 
-    python3 test/parity/make_fixtures.py test/fixtures/models
+    python3 test/parity/make_fixtures.py test/fixtures/models [NAME ...]
+
+(names: only those models; each keeps its seed, so the others' files stay as they are)
 
 For each model NAME it writes
   NAME/            config.json + safetensors (F32), hand-written config in the
@@ -59,6 +61,16 @@ MODELS = {
         "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
         "tie_word_embeddings": False, "hidden_act": "silu", "use_sliding_window": False,
         "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
+    },
+    # Mistral (no sliding window), 8 heads over 4 KV heads of an explicit head_dim: tensor
+    # parallelism cuts it 2, 4 (whole KV heads) and 8 ways (KV heads replicated)
+    "mistral-tp": {
+        "architectures": ["MistralForCausalLM"], "model_type": "mistral",
+        "vocab_size": 320, "hidden_size": 64, "intermediate_size": 192,
+        "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 4,
+        "head_dim": 16, "max_position_embeddings": 256, "rms_norm_eps": 1e-5,
+        "rope_theta": 1000000.0, "sliding_window": None, "tie_word_embeddings": False,
+        "hidden_act": "silu", "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
     },
 }
 
@@ -129,10 +141,12 @@ def greedy(model, tokens, n):
     return seq[len(tokens):], min(margins)
 
 
-def main(root):
+def main(root, only):
     torch.set_num_threads(8)
     print("torch", torch.__version__, "transformers", transformers.__version__)
     for i, (name, cfg) in enumerate(MODELS.items()):
+        if only and name not in only:
+            continue
         gen = torch.Generator().manual_seed(1234 + i)
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), dtype=torch.float32)
         randomize(model, gen)
@@ -159,4 +173,4 @@ def main(root):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "test/fixtures/models")
+    main(sys.argv[1] if len(sys.argv) > 1 else "test/fixtures/models", sys.argv[2:])
