@@ -5,7 +5,7 @@ import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors
 
 /** Parity fixtures made by test/parity/make_fixtures.py (see there to regenerate). */
 export const MODELS_DIR = join(packageRoot(), 'test', 'fixtures', 'models');
-export const PARITY_MODELS = ['llama-gqa-tied', 'llama3-scaled', 'qwen2-bias'] as const;
+export const PARITY_MODELS = ['llama-gqa-tied', 'llama3-scaled', 'qwen2-bias', 'mistral-tp'] as const;
 
 export interface ReferencePrompt {
   tokens: number[];

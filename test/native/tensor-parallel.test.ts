@@ -15,11 +15,14 @@ const KV_BYTES = 8 * 1024 * 1024;
 
 // Sizes each fixture can be cut into (N divides the heads and the MLP width, and divides the KV heads
 // or is a multiple of them): llama-gqa-tied and qwen2-bias have 4 heads over 2 KV heads, so 4 ranks
-// replicate each KV head twice; llama3-scaled has 6 over 2 (4 does not divide 6; 6 replicates each three times).
+// replicate each KV head twice; llama3-scaled has 6 over 2 (4 does not divide 6; 6 replicates each three times);
+// mistral-tp (a Mistral shape) has 8 over 4.
 const SIZES: Record<(typeof PARITY_MODELS)[number], number[]> = {
   'llama-gqa-tied': [2, 4],
   'llama3-scaled': [2, 6],
   'qwen2-bias': [2, 4],
+  // 8 heads over 4 KV heads: whole KV heads at 2 and 4 ranks, each replicated twice at 8.
+  'mistral-tp': [2, 4, 8],
 };
 
 for (const model of PARITY_MODELS) {

@@ -72,6 +72,24 @@ MODELS = {
         "rope_theta": 1000000.0, "sliding_window": None, "tie_word_embeddings": False,
         "hidden_act": "silu", "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
     },
+    # GPT-2 (issue 17): learned positions, LayerNorm with bias, tanh GELU, fused c_attn in
+    # Conv1D layout ([in, out]), biases everywhere, tied head
+    "gpt2-tiny": {
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+        "vocab_size": 384, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256,
+        "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+        "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
+    },
+    # GPT-J (issue 17): attention and MLP in parallel from one LayerNorm, rotary on the first
+    # rotary_dim dimensions with interleaved pairs, untied head with a bias
+    "gptj-tiny": {
+        "architectures": ["GPTJForCausalLM"], "model_type": "gptj",
+        "vocab_size": 352, "n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8, "n_positions": 256,
+        "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
+    },
 }
 
 PROMPT_LENGTHS = [1, 7, 23]
@@ -82,11 +100,11 @@ def randomize(model, gen):
     # greedy path has clear winners rather than near-ties.
     for name, p in model.named_parameters():
         with torch.no_grad():
-            if name.endswith("norm.weight") or "layernorm" in name:
+            if name.endswith("norm.weight") or "layernorm" in name or (".ln_" in name and name.endswith("weight")):
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            elif "embed_tokens" in name:
+            elif "embed_tokens" in name or ".wte." in name:
                 p.copy_(0.5 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
