@@ -1,9 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The Llama-family model shape the runtime needs, read from a HF config.json. */
+/** The model shape the runtime needs, read from a HF config.json. */
 export interface ModelConfig {
-  architecture: 'LlamaForCausalLM' | 'Qwen2ForCausalLM' | 'MistralForCausalLM';
+  architecture: Architecture;
+  /** Weight names and layout (native/cpu/weights.cc): llama (Llama, Mistral, Qwen2), gpt2, gptj. */
+  family: 'llama' | 'gpt2' | 'gptj';
+  /** RMSNorm (weight) or LayerNorm (weight and bias). */
+  norm: 'rms' | 'layer';
+  /** Rotary on whole heads in halves (Llama), rotary on the first rotaryDim dimensions in pairs (GPT-J), or learned absolute positions (GPT-2). */
+  position: 'rope' | 'rope-interleaved' | 'learned';
+  /** silu(gate) * up -> down, or fc -> GELU (tanh or erf) -> proj. */
+  mlp: 'swiglu' | 'gelu-tanh' | 'gelu';
+  /** Attention and MLP both read one norm of the residual and add into it together (GPT-J). */
+  parallelBlock: boolean;
+  /** Dimensions of each head the rotary embedding turns (headDim unless the family says otherwise). */
+  rotaryDim: number;
+  lmHeadBias: boolean;
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -12,7 +25,8 @@ export interface ModelConfig {
   numKvHeads: number;
   headDim: number;
   maxPositions: number;
-  rmsNormEps: number;
+  /** The norm's epsilon (RMSNorm or LayerNorm). */
+  normEps: number;
   ropeTheta: number;
   ropeScaling: 'none' | 'linear' | 'llama3';
   ropeFactor: number;
@@ -27,7 +41,37 @@ export interface ModelConfig {
   eosTokenIds: number[];
 }
 
-const ARCHITECTURES = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'MistralForCausalLM'] as const;
+/**
+ * What differs between the families the runtime serves, by architecture: the
+ * config.json keys of the shape, and the pieces of the block. Everything not
+ * here (paged attention, sampling, the engine) is shared.
+ */
+const FAMILIES = {
+  LlamaForCausalLM: llamaLike(),
+  MistralForCausalLM: llamaLike(),
+  Qwen2ForCausalLM: llamaLike(),
+  GPT2LMHeadModel: {
+    family: 'gpt2', norm: 'layer', position: 'learned', parallelBlock: false, lmHeadBias: false, tiedByDefault: true,
+    keys: { hidden: 'n_embd', intermediate: 'n_inner', layers: 'n_layer', heads: 'n_head', kvHeads: null, positions: 'n_positions', eps: 'layer_norm_epsilon', act: 'activation_function' },
+  },
+  GPTJForCausalLM: {
+    family: 'gptj', norm: 'layer', position: 'rope-interleaved', parallelBlock: true, lmHeadBias: true, tiedByDefault: false,
+    keys: { hidden: 'n_embd', intermediate: 'n_inner', layers: 'n_layer', heads: 'n_head', kvHeads: null, positions: 'n_positions', eps: 'layer_norm_epsilon', act: 'activation_function' },
+  },
+} as const;
+
+function llamaLike() {
+  return {
+    family: 'llama', norm: 'rms', position: 'rope', parallelBlock: false, lmHeadBias: false, tiedByDefault: false,
+    keys: { hidden: 'hidden_size', intermediate: 'intermediate_size', layers: 'num_hidden_layers', heads: 'num_attention_heads', kvHeads: 'num_key_value_heads', positions: 'max_position_embeddings', eps: 'rms_norm_eps', act: 'hidden_act' },
+  } as const;
+}
+
+export type Architecture = keyof typeof FAMILIES;
+const ARCHITECTURES = Object.keys(FAMILIES) as Architecture[];
+
+// Activations by config value: Llama's SwiGLU reads silu; GPT-2 and GPT-J name their GELU.
+const ACTIVATIONS: Record<string, ModelConfig['mlp']> = { silu: 'swiglu', gelu_new: 'gelu-tanh', gelu_pytorch_tanh: 'gelu-tanh', gelu: 'gelu' };
 
 type Json = Record<string, unknown>;
 
@@ -98,12 +142,21 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
   const c = raw as Json;
   const r = new ConfigReader(c, where);
   const arch = Array.isArray(c.architectures) ? c.architectures[0] : undefined;
-  if (!ARCHITECTURES.includes(arch as (typeof ARCHITECTURES)[number]))
+  if (!ARCHITECTURES.includes(arch as Architecture))
     r.fail('architectures', `${JSON.stringify(c.architectures)} is not supported (supported: ${ARCHITECTURES.join(', ')})`);
-  const act = c.hidden_act ?? 'silu';
-  if (act !== 'silu') r.fail('hidden_act', `'${act}' is not supported (only silu)`);
+  const f = FAMILIES[arch as Architecture];
+  const k = f.keys;
+  const act = (c[k.act] ?? (f.family === 'llama' ? 'silu' : 'gelu_new')) as string;
+  const mlp = ACTIVATIONS[act];
+  if (mlp === undefined || (f.family === 'llama') !== (mlp === 'swiglu'))
+    r.fail(k.act, `'${act}' is not supported (${f.family === 'llama' ? 'only silu' : 'gelu_new, gelu_pytorch_tanh or gelu'})`);
   if (arch === 'Qwen2ForCausalLM' && c.use_sliding_window === true) r.fail('use_sliding_window', 'true is not supported');
   if (arch === 'MistralForCausalLM' && c.sliding_window != null) r.fail('sliding_window', 'is not supported; it must be null');
+  if (f.family === 'gpt2') {
+    if (c.scale_attn_by_inverse_layer_idx === true) r.fail('scale_attn_by_inverse_layer_idx', 'true is not supported');
+    if (c.scale_attn_weights === false) r.fail('scale_attn_weights', 'false is not supported');
+    if (c.add_cross_attention === true) r.fail('add_cross_attention', 'true is not supported');
+  }
 
   const quant = c.quantization_config as Json | undefined;
   if (quant != null) {
@@ -112,33 +165,54 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
     if (!['fp8', 'compressed-tensors', 'fbgemm_fp8'].includes(method as string))
       r.fail('quantization_config.quant_method', `${JSON.stringify(method)} is not supported (supported: FP8 checkpoints with weight_scale)`);
   }
-  const hiddenSize = r.int('hidden_size', 1, 65536);
-  const numHeads = r.int('num_attention_heads', 1, 1024);
-  const numKvHeads = r.int('num_key_value_heads', 1, 1024, numHeads);
+  const hiddenSize = r.int(k.hidden, 1, 65536);
+  const numHeads = r.int(k.heads, 1, 1024);
+  const numKvHeads = k.kvHeads === null ? numHeads : r.int(k.kvHeads, 1, 1024, numHeads);
   if (numHeads % numKvHeads !== 0) r.fail('num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
-  const headDim = r.int('head_dim', 2, 1024, Math.floor(hiddenSize / numHeads));
-  if (headDim % 2 !== 0) r.fail('head_dim', `(${headDim}) must be even for rotary embeddings`);
-  const maxPositions = r.int('max_position_embeddings', 1, 1 << 24);
+  const headDim = f.family === 'llama' ? r.int('head_dim', 2, 1024, Math.floor(hiddenSize / numHeads)) : Math.floor(hiddenSize / numHeads);
+  if (f.family !== 'llama' && headDim * numHeads !== hiddenSize) r.fail(k.heads, `(${numHeads}) must divide ${k.hidden} (${hiddenSize})`);
+  if (f.position !== 'learned' && headDim % 2 !== 0) r.fail('head_dim', `(${headDim}) must be even for rotary embeddings`);
+  let rotaryDim = headDim;
+  if (f.position === 'rope-interleaved') {
+    rotaryDim = c.rotary_dim == null ? headDim : r.int('rotary_dim', 2, headDim);
+    if (rotaryDim % 2 !== 0) r.fail('rotary_dim', `(${rotaryDim}) must be even`);
+  }
+  const maxPositions = r.int(k.positions, 1, 1 << 24);
   const attentionBias = r.bool('attention_bias', false);
+  const gptBiases = f.family === 'gpt2';
   return {
-    architecture: arch as ModelConfig['architecture'],
+    architecture: arch as Architecture,
+    family: f.family,
+    norm: f.norm,
+    position: f.position,
+    mlp,
+    parallelBlock: f.parallelBlock,
+    rotaryDim,
+    lmHeadBias: f.lmHeadBias,
     vocabSize: r.int('vocab_size', 1, 1 << 24),
     hiddenSize,
-    intermediateSize: r.int('intermediate_size', 1, 1 << 18),
-    numLayers: r.int('num_hidden_layers', 1, 1024),
+    // GPT-2 and GPT-J leave n_inner null for 4 x the width.
+    intermediateSize: f.family === 'llama' ? r.int(k.intermediate, 1, 1 << 18) : c[k.intermediate] == null ? 4 * hiddenSize : r.int(k.intermediate, 1, 1 << 18),
+    numLayers: r.int(k.layers, 1, 1024),
     numHeads,
     numKvHeads,
     headDim,
     maxPositions,
-    rmsNormEps: r.num('rms_norm_eps', 0, 1, 1e-6),
-    ...readRope(r, c, maxPositions),
-    tieWordEmbeddings: r.bool('tie_word_embeddings', false),
-    qkvBias: arch === 'Qwen2ForCausalLM' || attentionBias,
-    oBias: arch !== 'Qwen2ForCausalLM' && attentionBias,
-    mlpBias: r.bool('mlp_bias', false),
+    normEps: r.num(k.eps, 0, 1, f.family === 'llama' ? 1e-6 : 1e-5),
+    ...(f.family === 'gptj' ? gptjRope(maxPositions) : readRope(r, c, maxPositions)),
+    tieWordEmbeddings: r.bool('tie_word_embeddings', f.tiedByDefault),
+    // GPT-2 has biases on every projection, GPT-J on its MLP only (and the LM head).
+    qkvBias: arch === 'Qwen2ForCausalLM' || attentionBias || gptBiases,
+    oBias: (f.family === 'llama' && arch !== 'Qwen2ForCausalLM' && attentionBias) || gptBiases,
+    mlpBias: f.family === 'llama' ? r.bool('mlp_bias', false) : true,
     bosTokenId: r.tokenIds('bos_token_id')[0] ?? null,
     eosTokenIds: r.tokenIds('eos_token_id'),
   };
+}
+
+// GPT-J's rotary: base 10,000 over rotaryDim dimensions, no scaling.
+function gptjRope(maxPositions: number) {
+  return { ropeTheta: 10000, ropeScaling: 'none' as const, ropeFactor: 1, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4, ropeOriginalMaxPositions: maxPositions };
 }
 
 export function readModelConfig(modelDir: string): ModelConfig {

@@ -21,7 +21,26 @@ ModelConfig read_config(const Napi::Object& o) {
   c.num_kv_heads = int_field(o, "numKvHeads", 1, 1024);
   c.head_dim = int_field(o, "headDim", 2, 1024);
   c.max_positions = int_field(o, "maxPositions", 1, 1 << 24);
-  c.rms_norm_eps = static_cast<float>(number_field(o, "rmsNormEps"));
+  c.norm_eps = static_cast<float>(number_field(o, "normEps"));
+  const std::string family = string_field(o, "family"), norm = string_field(o, "norm"), position = string_field(o, "position"),
+                    mlp = string_field(o, "mlp");
+  if (family == "llama") c.family = Family::kLlama;
+  else if (family == "gpt2") c.family = Family::kGpt2;
+  else if (family == "gptj") c.family = Family::kGptj;
+  else throw Napi::RangeError::New(env, "unsupported model family '" + family + "'");
+  if (norm == "rms") c.norm = NormKind::kRms;
+  else if (norm == "layer") c.norm = NormKind::kLayer;
+  else throw Napi::RangeError::New(env, "unsupported norm '" + norm + "'");
+  if (position == "rope") c.position = PositionKind::kRope;
+  else if (position == "rope-interleaved") c.position = PositionKind::kRopeInterleaved;
+  else if (position == "learned") c.position = PositionKind::kLearned;
+  else throw Napi::RangeError::New(env, "unsupported position kind '" + position + "'");
+  if (mlp == "swiglu") c.mlp = MlpKind::kSwiGLU;
+  else if (mlp == "gelu-tanh") c.mlp = MlpKind::kGeluTanh;
+  else if (mlp == "gelu") c.mlp = MlpKind::kGelu;
+  else throw Napi::RangeError::New(env, "unsupported MLP '" + mlp + "'");
+  c.parallel_block = bool_field(o, "parallelBlock", false);
+  c.lm_head_bias = bool_field(o, "lmHeadBias", false);
   c.rope_theta = number_field(o, "ropeTheta");
   const std::string scaling = string_field(o, "ropeScaling");
   if (scaling == "none") c.rope_scaling = RopeScaling::kNone;
@@ -36,12 +55,16 @@ ModelConfig read_config(const Napi::Object& o) {
   c.qkv_bias = bool_field(o, "qkvBias", false);
   c.o_bias = bool_field(o, "oBias", false);
   c.mlp_bias = bool_field(o, "mlpBias", false);
+  c.rotary_dim = int_field(o, "rotaryDim", 0, c.head_dim);
   if (c.num_heads % c.num_kv_heads != 0)
     throw Napi::RangeError::New(env, "numHeads must be a multiple of numKvHeads");
-  if (c.head_dim % 2 != 0) throw Napi::RangeError::New(env, "headDim must be even for rotary embeddings");
-  if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0) || !(c.rope_factor > 0) ||
+  if (c.position != PositionKind::kLearned && (c.rotary_dim % 2 != 0 || c.rotary_dim < 2))
+    throw Napi::RangeError::New(env, "rotaryDim must be even and at least 2 for rotary embeddings");
+  if (c.position == PositionKind::kRope && c.rotary_dim != c.head_dim)
+    throw Napi::RangeError::New(env, "rotaryDim must equal headDim for half-rotation rotary embeddings");
+  if (!(c.norm_eps > 0) || !(c.rope_theta > 0) || !(c.rope_factor > 0) ||
       !(c.rope_high_freq_factor > c.rope_low_freq_factor) || !(c.rope_low_freq_factor > 0))
-    throw Napi::RangeError::New(env, "rmsNormEps, ropeTheta and rope scaling factors must be positive");
+    throw Napi::RangeError::New(env, "normEps, ropeTheta and rope scaling factors must be positive");
   return c;
 }
 
@@ -185,6 +208,8 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   if (device_ == "cuda") {
     if (options_.tensor_parallel_size > 1)
       throw Napi::RangeError::New(env, "tensorParallelSize > 1 is not available on cuda yet (the CPU backend has it)");
+    if (config_.family != Family::kLlama)
+      throw Napi::RangeError::New(env, "GPT-2 and GPT-J run on the CPU backend only so far; the CUDA backend serves Llama, Mistral and Qwen2");
     gpu_library_ = string_field(o, "cudaLibrary");
     gpu_.dtype = string_field(o, "dtype");
     if (gpu_.dtype != "bf16" && gpu_.dtype != "fp8") throw Napi::RangeError::New(env, "dtype on cuda must be 'bf16' or 'fp8'");

@@ -74,6 +74,34 @@ void rms_norm(ThreadPool& pool, const float* x, int num_tokens, int hidden, cons
   });
 }
 
+void layer_norm(ThreadPool& pool, const float* x, int num_tokens, int hidden, const std::vector<float>& weight,
+                const std::vector<float>& bias, float eps, float* y) {
+  pool.parallel_for(num_tokens, [&](int begin, int end, int) {
+    for (int t = begin; t < end; ++t) {
+      const float* xt = x + static_cast<size_t>(t) * hidden;
+      float* yt = y + static_cast<size_t>(t) * hidden;
+      float sum = 0.0f;
+      for (int i = 0; i < hidden; ++i) sum += xt[i];
+      const float mean = sum / static_cast<float>(hidden);
+      float var = 0.0f;
+      for (int i = 0; i < hidden; ++i) var += (xt[i] - mean) * (xt[i] - mean);
+      const float inv = 1.0f / std::sqrt(var / static_cast<float>(hidden) + eps);
+      for (int i = 0; i < hidden; ++i) yt[i] = (xt[i] - mean) * inv * weight[i] + (bias.empty() ? 0.0f : bias[i]);
+    }
+  });
+}
+
+void gelu(ThreadPool& pool, float* x, int num_tokens, int inter, bool tanh_approximation) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f, kInvSqrt2 = 0.7071067811865476f;
+  pool.parallel_for(num_tokens, [&](int begin, int end, int) {
+    for (long i = static_cast<long>(begin) * inter; i < static_cast<long>(end) * inter; ++i) {
+      const float v = x[i];
+      x[i] = tanh_approximation ? 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)))
+                                : 0.5f * v * (1.0f + std::erf(v * kInvSqrt2));
+    }
+  });
+}
+
 void add_in_place(float* x, const float* y, long n) {
   for (long i = 0; i < n; ++i) x[i] += y[i];
 }
@@ -87,30 +115,37 @@ void silu_mul(ThreadPool& pool, float* gate, const float* up, int num_tokens, in
   });
 }
 
-Rope::Rope(const ModelConfig& c) : head_dim_(c.head_dim), inv_freq_(rope_inv_freq(c)) {}
+Rope::Rope(const ModelConfig& c)
+    : head_dim_(c.head_dim),
+      pairs_(c.position == PositionKind::kLearned ? 0 : c.rotary_dim / 2),
+      interleaved_(c.position == PositionKind::kRopeInterleaved),
+      inv_freq_(pairs_ > 0 ? rope_inv_freq(c) : std::vector<float>{}) {}
 
 void Rope::prepare(const int* positions, int num_tokens) {
-  const int half = head_dim_ / 2;
-  cos_.resize(static_cast<size_t>(num_tokens) * half);
+  cos_.resize(static_cast<size_t>(num_tokens) * pairs_);
   sin_.resize(cos_.size());
   for (int t = 0; t < num_tokens; ++t) {
-    for (int i = 0; i < half; ++i)
-      rope_rotation(positions[t], inv_freq_[i], cos_[static_cast<size_t>(t) * half + i], sin_[static_cast<size_t>(t) * half + i]);
+    for (int i = 0; i < pairs_; ++i)
+      rope_rotation(positions[t], inv_freq_[i], cos_[static_cast<size_t>(t) * pairs_ + i], sin_[static_cast<size_t>(t) * pairs_ + i]);
   }
 }
 
 void Rope::apply(ThreadPool& pool, float* x, int num_tokens, int num_heads) const {
-  const int half = head_dim_ / 2;
+  if (pairs_ == 0) return;
+  // Pair i: (i, i + D/2), or (2i, 2i + 1).
+  const int stride = interleaved_ ? 1 : head_dim_ / 2, step = interleaved_ ? 2 : 1;
   pool.parallel_for(num_tokens, [&](int begin, int end, int) {
     for (int t = begin; t < end; ++t) {
-      const float* c = cos_.data() + static_cast<size_t>(t) * half;
-      const float* s = sin_.data() + static_cast<size_t>(t) * half;
+      const float* c = cos_.data() + static_cast<size_t>(t) * pairs_;
+      const float* s = sin_.data() + static_cast<size_t>(t) * pairs_;
       for (int h = 0; h < num_heads; ++h) {
         float* v = x + (static_cast<size_t>(t) * num_heads + h) * head_dim_;
-        for (int i = 0; i < half; ++i) {
-          const float a = v[i], b = v[i + half];
-          v[i] = a * c[i] - b * s[i];
-          v[i + half] = b * c[i] + a * s[i];
+        for (int i = 0; i < pairs_; ++i) {
+          float& a = v[i * step];
+          float& b = v[i * step + stride];
+          const float a0 = a, b0 = b;
+          a = a0 * c[i] - b0 * s[i];
+          b = b0 * c[i] + a0 * s[i];
         }
       }
     }

@@ -19,24 +19,34 @@ void matmul(ThreadPool& pool, const float* x, int num_tokens, const Matrix& w, c
 void rms_norm(ThreadPool& pool, const float* x, int num_tokens, int hidden, const std::vector<float>& weight,
               float eps, float* y);
 
+// y[T, H] = (x - mean) / sqrt(var + eps) * weight + bias, per row (GPT-2, GPT-J).
+void layer_norm(ThreadPool& pool, const float* x, int num_tokens, int hidden, const std::vector<float>& weight,
+                const std::vector<float>& bias, float eps, float* y);
+
 // x[T, H] += y[T, H]
 void add_in_place(float* x, const float* y, long n);
 
 // act[T, I] = silu(gate[T, I]) * up[T, I], in place into gate.
 void silu_mul(ThreadPool& pool, float* gate, const float* up, int num_tokens, int inter);
 
-// Rotary embedding in the rotate-half layout transformers uses.
+// x[T, I] = GELU(x), with transformers' tanh approximation (gelu_new) or exactly (erf).
+void gelu(ThreadPool& pool, float* x, int num_tokens, int inter, bool tanh_approximation);
+
+// Rotary embedding as transformers applies it: pairs (i, i + D/2) over the whole head (Llama's
+// rotate-half), or pairs (2i, 2i + 1) over the first rotary_dim dimensions (GPT-J's
+// rotate-every-two). Learned positions: nothing to do.
 class Rope {
  public:
   explicit Rope(const ModelConfig& config);
-  // cos/sin [T, head_dim/2] for this step's positions.
+  // cos/sin [T, rotary_dim/2] for this step's positions.
   void prepare(const int* positions, int num_tokens);
   // Rotates x[T, num_heads * head_dim] in place.
   void apply(ThreadPool& pool, float* x, int num_tokens, int num_heads) const;
 
  private:
-  int head_dim_;
-  std::vector<float> inv_freq_;  // [head_dim/2]
+  int head_dim_, pairs_;
+  bool interleaved_;
+  std::vector<float> inv_freq_;  // [rotary_dim/2]
   std::vector<float> cos_, sin_;
 };
 

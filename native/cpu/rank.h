@@ -31,6 +31,10 @@ class CpuRank {
 
  private:
   void forward_layer(int layer, const StepBatch& batch, const Rope& rope);
+  // The block's pieces, as the model's family has them (model_config.h).
+  void norm(const float* x, int rows, const std::vector<float>& weight, const std::vector<float>& bias, float* y);
+  void attention(int layer, const LayerWeights& w, const StepBatch& batch, const Rope& rope, const float* h, float* out);
+  void mlp(const LayerWeights& w, const float* h, int num_tokens, float* out);
 
   ModelConfig config_;  // the whole model's
   ModelConfig local_;   // this rank's heads, KV heads and MLP width
@@ -42,6 +46,7 @@ class CpuRank {
   AllReduce& all_reduce_;
 
   std::vector<float> x_, h_;         // [T, hidden]: the residual stream (replica), norm output / partial sums
+  std::vector<float> out_;           // [T, hidden]: parallel blocks' attention partial sum
   std::vector<float> q_, attn_;      // [T, local heads * head_dim]
   std::vector<float> k_, v_;         // [T, local KV heads * head_dim]
   std::vector<float> gate_, up_;     // [T, local intermediate]

@@ -5,10 +5,10 @@
 namespace tachyon {
 
 std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  const int half = c.head_dim / 2;
+  const int half = c.rotary_dim / 2;  // head_dim, or GPT-J's leading rotary_dim; 0 for learned positions
   std::vector<float> inv_freq(half);
   for (int i = 0; i < half; ++i) {
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.rotary_dim);
     inv_freq[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), exponent);
   }
   if (c.rope_scaling == RopeScaling::kLinear) {

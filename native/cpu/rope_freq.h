@@ -1,4 +1,4 @@
-// Rotary inverse frequencies [head_dim / 2] as transformers computes them
+// Rotary inverse frequencies [rotary_dim / 2] as transformers computes them
 // (float32 powers, then default, linear or llama3 scaling); shared by the backends.
 #pragma once
 #include <cmath>

@@ -42,6 +42,7 @@ namespace {
 
 // Rows [begin, begin + count) of m, in place.
 Matrix rows_of(const Matrix& m, int begin, int count) {
+  if (m.data == nullptr) return m;  // absent (GELU MLPs have no gate)
   Matrix r;
   r.data = static_cast<const uint8_t*>(m.data) + static_cast<size_t>(begin) * m.cols * dtype_size(m.dtype);
   r.dtype = m.dtype;
@@ -53,7 +54,7 @@ Matrix rows_of(const Matrix& m, int begin, int count) {
 
 // Columns [begin, begin + count) of every row of m: a copy (the whole matrix is kept as a view).
 Matrix cols_of(const Matrix& m, int begin, int count, std::vector<std::vector<uint8_t>>& owned) {
-  if (begin == 0 && count == m.cols) return m;
+  if (m.data == nullptr || (begin == 0 && count == m.cols)) return m;
   const size_t es = dtype_size(m.dtype);
   std::vector<uint8_t>& store = owned.emplace_back(static_cast<size_t>(m.rows) * count * es);
   const uint8_t* src = static_cast<const uint8_t*>(m.data);
@@ -82,7 +83,10 @@ RankWeights shard_weights(const ModelConfig& c, const ModelWeights& full, const 
   RankWeights r;
   r.embed = rows_of(full.embed, v0, nv);
   r.lm_head = rows_of(full.lm_head, v0, nv);
+  r.pos_embed = full.pos_embed;
   r.final_norm = full.final_norm;
+  r.final_norm_bias = full.final_norm_bias;
+  r.lm_head_bias = slice(full.lm_head_bias, v0, nv);
   for (const LayerWeights& l : full.layers) {
     LayerWeights s;
     s.wq = rows_of(l.wq, q0, nq);
@@ -94,6 +98,8 @@ RankWeights shard_weights(const ModelConfig& c, const ModelWeights& full, const 
     s.w_down = cols_of(l.w_down, i0, ni, r.owned);
     s.attn_norm = l.attn_norm;
     s.mlp_norm = l.mlp_norm;
+    s.attn_norm_bias = l.attn_norm_bias;
+    s.mlp_norm_bias = l.mlp_norm_bias;
     s.bq = slice(l.bq, q0, nq);
     s.bk = slice(l.bk, kv0, nkv);
     s.bv = slice(l.bv, kv0, nkv);

@@ -45,7 +45,9 @@ ShardPlan plan_shards(const ModelConfig& config, int size);
 // Row-parallel biases are kept by rank 0 only, so the all-reduce adds them once.
 struct RankWeights {
   Matrix embed, lm_head;  // rows [vocab_begin, vocab_end)
-  std::vector<float> final_norm;
+  Matrix pos_embed;       // whole (learned positions), or empty
+  std::vector<float> final_norm, final_norm_bias;
+  std::vector<float> lm_head_bias;  // [vocab_begin, vocab_end), or empty
   std::vector<LayerWeights> layers;
   std::vector<std::vector<uint8_t>> owned;  // backing store of column slices
 };

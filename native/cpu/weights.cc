@@ -200,11 +200,10 @@ class TensorTable {
 
 }  // namespace
 
-ModelWeights load_weights(const ModelConfig& c, const std::vector<std::string>& paths,
-                          const std::vector<TensorEntry>& entries) {
-  ModelWeights w;
-  for (const auto& p : paths) w.files.push_back(std::make_unique<MappedFile>(p));
-  TensorTable t(w.files, entries);
+namespace {
+
+// Llama, Mistral, Qwen2: model.layers.N.{self_attn,mlp}.*, RMSNorm.
+void load_llama(const ModelConfig& c, const TensorTable& t, ModelWeights& w) {
   const int q_dim = c.num_heads * c.head_dim;
   const int kv_dim = c.num_kv_heads * c.head_dim;
   w.embed = t.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size);
@@ -235,6 +234,101 @@ ModelWeights load_weights(const ModelConfig& c, const std::vector<std::string>& 
     }
     w.layers.push_back(std::move(l));
   }
+}
+
+// [rows, cols] -> [cols, rows], in the stored dtype, into w.owned_bytes.
+Matrix transposed(const Matrix& m, ModelWeights& w, const std::string& name) {
+  if (m.dtype == DType::kF8E4M3) fail("tensor ", name, ": FP8 Conv1D (GPT-2 layout) weights are not read");
+  const size_t es = dtype_size(m.dtype);
+  std::vector<uint8_t>& out = w.owned_bytes.emplace_back(static_cast<size_t>(m.rows) * m.cols * es);
+  const auto* src = static_cast<const uint8_t*>(m.data);
+  for (int r = 0; r < m.rows; ++r)
+    for (int col = 0; col < m.cols; ++col)
+      std::memcpy(out.data() + (static_cast<size_t>(col) * m.rows + r) * es, src + (static_cast<size_t>(r) * m.cols + col) * es, es);
+  return Matrix{out.data(), m.dtype, m.cols, m.rows, {}};
+}
+
+Matrix rows_view(const Matrix& m, int begin, int count) {
+  return Matrix{static_cast<const uint8_t*>(m.data) + static_cast<size_t>(begin) * m.cols * dtype_size(m.dtype), m.dtype, count,
+                m.cols, {}};
+}
+
+// GPT-2: transformer.{wte,wpe,h.N,ln_f}; Conv1D matrices stored [in, out] (transposed here), QKV fused
+// in c_attn, LayerNorm and biases everywhere, the head tied to wte.
+void load_gpt2(const ModelConfig& c, const TensorTable& t, ModelWeights& w) {
+  const int H = c.hidden_size, I = c.intermediate_size;
+  // Saved from GPT2LMHeadModel the names start with "transformer."; OpenAI's own gpt2 files,
+  // saved from GPT2Model, without.
+  const std::string m = t.has("transformer.wte.weight") ? "transformer." : "";
+  w.embed = t.matrix(m + "wte.weight", c.vocab_size, H);
+  w.lm_head = c.tie_word_embeddings ? w.embed : t.matrix("lm_head.weight", c.vocab_size, H);
+  w.pos_embed = t.matrix(m + "wpe.weight", c.max_positions, H);
+  w.final_norm = t.vector(m + "ln_f.weight", H);
+  w.final_norm_bias = t.vector(m + "ln_f.bias", H);
+  w.owned_bytes.reserve(4 * static_cast<size_t>(c.num_layers));  // matrices point into these
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = m + "h." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attn_norm = t.vector(p + "ln_1.weight", H);
+    l.attn_norm_bias = t.vector(p + "ln_1.bias", H);
+    l.mlp_norm = t.vector(p + "ln_2.weight", H);
+    l.mlp_norm_bias = t.vector(p + "ln_2.bias", H);
+    const Matrix qkv = transposed(t.matrix(p + "attn.c_attn.weight", H, 3 * H), w, p + "attn.c_attn.weight");
+    l.wq = rows_view(qkv, 0, H);
+    l.wk = rows_view(qkv, H, H);
+    l.wv = rows_view(qkv, 2 * H, H);
+    const std::vector<float> b_qkv = t.vector(p + "attn.c_attn.bias", 3 * H);
+    l.bq.assign(b_qkv.begin(), b_qkv.begin() + H);
+    l.bk.assign(b_qkv.begin() + H, b_qkv.begin() + 2 * H);
+    l.bv.assign(b_qkv.begin() + 2 * H, b_qkv.end());
+    l.wo = transposed(t.matrix(p + "attn.c_proj.weight", H, H), w, p + "attn.c_proj.weight");
+    l.bo = t.vector(p + "attn.c_proj.bias", H);
+    l.w_up = transposed(t.matrix(p + "mlp.c_fc.weight", H, I), w, p + "mlp.c_fc.weight");
+    l.b_up = t.vector(p + "mlp.c_fc.bias", I);
+    l.w_down = transposed(t.matrix(p + "mlp.c_proj.weight", I, H), w, p + "mlp.c_proj.weight");
+    l.b_down = t.vector(p + "mlp.c_proj.bias", H);
+    w.layers.push_back(std::move(l));
+  }
+}
+
+// GPT-J: transformer.{wte,h.N,ln_f}; one LayerNorm per block feeding attention and MLP in
+// parallel, unbiased attention projections, biased MLP, an untied head with a bias.
+void load_gptj(const ModelConfig& c, const TensorTable& t, ModelWeights& w) {
+  const int H = c.hidden_size, I = c.intermediate_size;
+  w.embed = t.matrix("transformer.wte.weight", c.vocab_size, H);
+  w.lm_head = c.tie_word_embeddings ? w.embed : t.matrix("lm_head.weight", c.vocab_size, H);
+  if (c.lm_head_bias) w.lm_head_bias = t.vector("lm_head.bias", c.vocab_size);
+  w.final_norm = t.vector("transformer.ln_f.weight", H);
+  w.final_norm_bias = t.vector("transformer.ln_f.bias", H);
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string p = "transformer.h." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attn_norm = t.vector(p + "ln_1.weight", H);
+    l.attn_norm_bias = t.vector(p + "ln_1.bias", H);
+    l.wq = t.matrix(p + "attn.q_proj.weight", H, H);
+    l.wk = t.matrix(p + "attn.k_proj.weight", H, H);
+    l.wv = t.matrix(p + "attn.v_proj.weight", H, H);
+    l.wo = t.matrix(p + "attn.out_proj.weight", H, H);
+    l.w_up = t.matrix(p + "mlp.fc_in.weight", I, H);
+    l.b_up = t.vector(p + "mlp.fc_in.bias", I);
+    l.w_down = t.matrix(p + "mlp.fc_out.weight", H, I);
+    l.b_down = t.vector(p + "mlp.fc_out.bias", H);
+    w.layers.push_back(std::move(l));
+  }
+}
+
+}  // namespace
+
+ModelWeights load_weights(const ModelConfig& c, const std::vector<std::string>& paths,
+                          const std::vector<TensorEntry>& entries) {
+  ModelWeights w;
+  for (const auto& p : paths) w.files.push_back(std::make_unique<MappedFile>(p));
+  TensorTable t(w.files, entries);
+  switch (c.family) {
+    case Family::kLlama: load_llama(c, t, w); break;
+    case Family::kGpt2: load_gpt2(c, t, w); break;
+    case Family::kGptj: load_gptj(c, t, w); break;
+  }
   return w;
 }
 
@@ -256,6 +350,7 @@ struct DummyMaker {
 }  // namespace
 
 ModelWeights make_dummy_weights(const ModelConfig& c, uint64_t seed) {
+  if (c.family != Family::kLlama) fail("random (dummy) weights are made for Llama-family shapes only");
   ModelWeights w;
   w.owned.reserve(4 + 7 * static_cast<size_t>(c.num_layers));  // Matrix points into these
   DummyMaker m{w, std::mt19937_64(seed)};

@@ -63,19 +63,25 @@ class MappedFile {
 
 struct LayerWeights {
   Matrix wq, wk, wv, wo;          // [heads*head_dim, hidden], [kv*head_dim, hidden] x2, [hidden, heads*head_dim]
-  Matrix w_gate, w_up, w_down;    // [inter, hidden] x2, [hidden, inter]
-  std::vector<float> attn_norm, mlp_norm;  // [hidden]
+  // SwiGLU: gate, up [inter, hidden] and down [hidden, inter]. GELU MLPs (GPT-2, GPT-J): up is
+  // the fc in, down the projection out, gate empty.
+  Matrix w_gate, w_up, w_down;
+  std::vector<float> attn_norm, mlp_norm;  // [hidden]; mlp_norm empty in parallel blocks (GPT-J)
+  std::vector<float> attn_norm_bias, mlp_norm_bias;  // LayerNorm's [hidden]; empty for RMSNorm
   std::vector<float> bq, bk, bv, bo;       // empty when the model has no such bias
   std::vector<float> b_gate, b_up, b_down;
 };
 
 struct ModelWeights {
-  Matrix embed;    // [vocab, hidden]
-  Matrix lm_head;  // [vocab, hidden]; the embedding itself when tied
-  std::vector<float> final_norm;
+  Matrix embed;      // [vocab, hidden]
+  Matrix lm_head;    // [vocab, hidden]; the embedding itself when tied
+  Matrix pos_embed;  // [max_positions, hidden], learned positions (GPT-2); else empty
+  std::vector<float> final_norm, final_norm_bias;
+  std::vector<float> lm_head_bias;  // [vocab] (GPT-J), else empty
   std::vector<LayerWeights> layers;
   std::vector<std::unique_ptr<MappedFile>> files;
-  std::vector<std::vector<float>> owned;  // backing store of dummy weights
+  std::vector<std::vector<float>> owned;         // backing store of dummy weights
+  std::vector<std::vector<uint8_t>> owned_bytes;  // backing store of matrices transposed at load (GPT-2's Conv1D)
 };
 
 ModelWeights load_weights(const ModelConfig& config, const std::vector<std::string>& paths,

@@ -42,9 +42,9 @@ void CudaModel::forward(int T, int sampled) {
   // The last residual add and the final norm, for the sampled rows only (every row when each
   // token samples: decode, where the few-row path's residual is already complete).
   if (few && sampled == T)
-    launch_rmsnorm(r.x, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
+    launch_rmsnorm(r.x, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
   else
-    launch_add_rmsnorm(r.x, r.delta, r.bias, final_norm_.as<float>(), c.rms_norm_eps, h_last_.as<__nv_bfloat16>(),
+    launch_add_rmsnorm(r.x, r.delta, r.bias, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(),
                        d_rows_.as<int32_t>(), sampled, H, stream_);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
   gemm_->run(Operand::kBf16, Output::kF32, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H,
@@ -63,7 +63,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "norm");
     __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
-    launch_add_rmsnorm(x, pending, pending_bias, l.attn_norm.as<float>(), c.rms_norm_eps, h_.as<__nv_bfloat16>(), nullptr, T,
+    launch_add_rmsnorm(x, pending, pending_bias, l.attn_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T,
                        H, stream_, q_out(), q_scale());
     TICK(li, "qkv");
     const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_);
@@ -76,7 +76,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "o");
     const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
-    launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.rms_norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
+    launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
                        stream_, q_out(), q_scale());
     TICK(li, "gate_up");
     const __nv_bfloat16* gate_up = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, T, stream_);
@@ -113,7 +113,7 @@ CudaModel::Residual CudaModel::layers_few(int T) {
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
-    launch_rmsnorm(x, l.attn_norm.as<float>(), c.rms_norm_eps, h, T, H, stream_);
+    launch_rmsnorm(x, l.attn_norm.as<float>(), c.norm_eps, h, T, H, stream_);
     TICK(li, "qkv+rope+kv");
     FusedGemv qkv = projection(l.qkv, l.b_qkv, h);
     qkv.epilogue = GemvEpilogue::kRopeKv;
@@ -132,7 +132,7 @@ CudaModel::Residual CudaModel::layers_few(int T) {
     o.residual = x;
     launch_fused_gemv(o, T, stream_);
     TICK(li, "norm");
-    launch_rmsnorm(x, l.mlp_norm.as<float>(), c.rms_norm_eps, h, T, H, stream_);
+    launch_rmsnorm(x, l.mlp_norm.as<float>(), c.norm_eps, h, T, H, stream_);
     TICK(li, "gate_up+silu");
     FusedGemv gate_up = projection(l.gate_up, l.b_gate_up, h);
     gate_up.epilogue = GemvEpilogue::kSwiGLU;

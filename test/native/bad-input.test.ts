@@ -144,7 +144,7 @@ describe('a damaged checkpoint is refused with a message naming the problem', ()
 
 describe('a bad config.json is refused naming the field', () => {
   const cases: [string, (c: Record<string, unknown>) => void, RegExp][] = [
-    ['unsupported architecture', (c) => (c.architectures = ['GPT2LMHeadModel']), /architectures .*GPT2LMHeadModel.* is not supported/],
+    ['unsupported architecture', (c) => (c.architectures = ['FalconForCausalLM']), /architectures .*FalconForCausalLM.* is not supported/],
     ['vocab size out of range', (c) => (c.vocab_size = -3), /vocab_size must be an integer in \[1, /],
     ['kv heads that do not divide heads', (c) => (c.num_key_value_heads = 4), /num_key_value_heads \(4\) must divide num_attention_heads \(6\)/],
     ['odd head_dim', (c) => (c.head_dim = 15), /head_dim \(15\) must be even/],

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError } from '../helpers/batch.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
-import { loadReference, MODELS_DIR, PARITY_MODELS, type ReferencePrompt } from '../helpers/fixtures.js';
+import { CPU_PARITY_MODELS, loadReference, MODELS_DIR, type ReferencePrompt } from '../helpers/fixtures.js';
 
 const KV_BYTES = 8 * 1024 * 1024;
 
@@ -18,7 +18,7 @@ function rowErrors(ours: Float32Array, ref: Float32Array, vocab: number): number
   return errs;
 }
 
-for (const model of PARITY_MODELS) {
+for (const model of CPU_PARITY_MODELS) {
   describe(`parity with transformers: ${model}`, () => {
     let f32: Runtime;
     let bf16: Runtime;

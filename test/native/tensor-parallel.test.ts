@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { Runtime } from '../../native/index.js';
 import { relativeError } from '../helpers/batch.js';
-import { loadReference, MODELS_DIR, PARITY_MODELS, type ReferencePrompt } from '../helpers/fixtures.js';
+import { CPU_PARITY_MODELS, loadReference, MODELS_DIR, type ReferencePrompt } from '../helpers/fixtures.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { postJson, startTestServer } from '../helpers/server.js';
 
@@ -17,15 +17,18 @@ const KV_BYTES = 8 * 1024 * 1024;
 // or is a multiple of them): llama-gqa-tied and qwen2-bias have 4 heads over 2 KV heads, so 4 ranks
 // replicate each KV head twice; llama3-scaled has 6 over 2 (4 does not divide 6; 6 replicates each three times);
 // mistral-tp (a Mistral shape) has 8 over 4.
-const SIZES: Record<(typeof PARITY_MODELS)[number], number[]> = {
+const SIZES: Record<(typeof CPU_PARITY_MODELS)[number], number[]> = {
   'llama-gqa-tied': [2, 4],
   'llama3-scaled': [2, 6],
   'qwen2-bias': [2, 4],
   // 8 heads over 4 KV heads: whole KV heads at 2 and 4 ranks, each replicated twice at 8.
   'mistral-tp': [2, 4, 8],
+  // GPT-2 and GPT-J: 4 heads (no GQA), MLP 256 wide; GPT-J's attention and MLP share one all-reduce.
+  'gpt2-tiny': [2, 4],
+  'gptj-tiny': [2, 4],
 };
 
-for (const model of PARITY_MODELS) {
+for (const model of CPU_PARITY_MODELS) {
   describe(`tensor parallelism on cpu: ${model}`, () => {
     let single: Runtime;
     let reference: ReferencePrompt[];
