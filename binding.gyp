@@ -18,6 +18,7 @@
         "native/cpu/rank.cc",
         "native/cpu/tensor_parallel.cc",
         "native/cpu/all_reduce.cc",
+        "native/cpu/int8.cc",
         "native/cpu/batch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],

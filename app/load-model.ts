@@ -67,6 +67,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     maxNumSeqs: config.maxNumSeqs,
     threads: config.threads,
     tensorParallelSize: config.tensorParallelSize,
+    quantization: config.quantization,
     cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, profile: config.profile },
   });
   let tokenizers: TokenizerService;

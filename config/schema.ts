@@ -30,6 +30,10 @@ export const ConfigSchema = z
     port: int(0).max(65535).default(8000).describe('port to listen on (0: any free port)'),
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('runtime backend'),
     dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16)"),
+    quantization: z
+      .enum(['int8'])
+      .optional()
+      .describe("weights quantized at load: 'int8' = weight-only INT8 with per-channel scales (cpu; on cuda use --dtype fp8)"),
     gpuMemoryFraction: z.coerce.number().gt(0).max(1).default(RUNTIME_DEFAULTS.gpuMemoryFraction).describe('cuda: share of the GPU for weights, workspace and KV cache'),
     tensorParallelSize: int(1)
       .max(64)
@@ -75,6 +79,10 @@ export const ConfigSchema = z
     responsesStoreMaxAge: int(1).default(30 * 24 * 3600).describe('seconds a stored response is kept (default 30 days, as OpenAI keeps them)'),
   })
   .strict()
+  .refine((c) => c.device === 'cpu' || c.quantization === undefined, {
+    message: "'int8' runs on the CPU backend only so far; on cuda use --dtype fp8",
+    path: ['quantization'],
+  })
   .refine((c) => c.device === 'cpu' || c.tensorParallelSize === 1, {
     message: 'tensor parallelism is not available on cuda yet; the CPU backend has it',
     path: ['tensorParallelSize'],

@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   maxNumSeqs?: number;
   /** Worker threads for the forward pass (over all ranks). */
   threads?: number;
+  /** 'int8': weight-only INT8 projections with per-channel scales, quantized at load (cpu only so far). */
+  quantization?: 'int8';
   /** Ranks the model is cut over, Megatron-style (cpu only so far: ranks are threads meeting in an in-process all-reduce). */
   tensorParallelSize?: number;
   /** cuda: backend knobs (defaults: RUNTIME_DEFAULTS.cuda). */
@@ -136,6 +138,7 @@ export class Runtime {
       maxNumSeqs: options.maxNumSeqs ?? d.maxNumSeqs,
       numThreads: options.threads ?? defaultThreads(),
       tensorParallelSize: options.tensorParallelSize ?? RUNTIME_DEFAULTS.tensorParallelSize,
+      quantization: options.quantization,
     };
     const gpu =
       device === 'cuda'

@@ -74,6 +74,7 @@ void read_dtype(const std::string& s, TensorEntry& e) {
   else if (s == "F16") e.dtype = DType::kF16;
   else if (s == "BF16") e.dtype = DType::kBF16;
   else if (s == "F8_E4M3") e.dtype = DType::kF8E4M3;
+  else if (s == "I8") e.dtype = DType::kI8;
   else e.dtype_supported = false;  // an error only if the model needs this tensor
 }
 
@@ -203,11 +204,18 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   options_.max_num_seqs = int_field(o, "maxNumSeqs", 1, 1 << 16);
   options_.num_threads = int_field(o, "numThreads", 1, 1024);
   options_.tensor_parallel_size = int_field(o, "tensorParallelSize", 1, 64);
+  if (o.Has("quantization") && !o.Get("quantization").IsUndefined()) {
+    const std::string q = string_field(o, "quantization");
+    if (q != "int8") throw Napi::RangeError::New(env, "quantization must be 'int8' (weight-only) or left out");
+    options_.int8 = true;
+  }
   if (o.Has("device") && !o.Get("device").IsUndefined()) device_ = string_field(o, "device");
   if (device_ != "cpu" && device_ != "cuda") throw Napi::RangeError::New(env, "device must be 'cpu' or 'cuda'");
   if (device_ == "cuda") {
     if (options_.tensor_parallel_size > 1)
       throw Napi::RangeError::New(env, "tensorParallelSize > 1 is not available on cuda yet (the CPU backend has it)");
+    if (options_.int8)
+      throw Napi::RangeError::New(env, "quantization 'int8' runs on the CPU backend only so far; on cuda use dtype 'fp8'");
     if (config_.family != Family::kLlama)
       throw Napi::RangeError::New(env, "GPT-2 and GPT-J run on the CPU backend only so far; the CUDA backend serves Llama, Mistral and Qwen2");
     gpu_library_ = string_field(o, "cudaLibrary");

@@ -7,6 +7,7 @@
 
 #include "cpu/attention.h"
 #include "cpu/error.h"
+#include "cpu/int8.h"
 
 namespace tachyon {
 
@@ -18,6 +19,7 @@ CpuModel::CpuModel(const ModelConfig& c, ModelWeights weights, const RuntimeOpti
       all_reduce_(plan_.size, static_cast<size_t>(o.max_num_tokens) * c.hidden_size),
       rope_(c),
       penalties_(o.max_num_seqs, c.vocab_size) {
+  if (o.int8) quantize_int8(weights_);
   const int n = plan_.size;
   for (int r = 0; r < n; ++r)
     ranks_.push_back(std::make_unique<CpuRank>(c, plan_, r, shard_weights(c, weights_, plan_, r),

@@ -29,6 +29,7 @@ struct RuntimeOptions {
   int max_num_seqs = 0;
   int num_threads = 0;           // over all ranks
   int tensor_parallel_size = 0;  // ranks the model is cut over
+  bool int8 = false;             // weight-only INT8 projections, quantized at load (int8.h)
 };
 
 class CpuModel : public Backend {

@@ -22,11 +22,12 @@ const char* dtype_name(DType dtype) {
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
     case DType::kF8E4M3: return "F8_E4M3";
+    case DType::kI8: return "I8";
   }
   return "?";
 }
 
-size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : dtype == DType::kF8E4M3 ? 1 : 2; }
+size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : dtype == DType::kF8E4M3 || dtype == DType::kI8 ? 1 : 2; }
 
 float fp8_e4m3_to_float(uint8_t v) {
   const int sign = v >> 7, exp = (v >> 3) & 0xf, mant = v & 0x7;
@@ -91,6 +92,12 @@ void widen_row(const Matrix& m, int row, float* out) {
       for (int i = 0; i < m.cols; ++i) out[i] = fp8_e4m3_to_float(src[i]) * s;
       return;
     }
+    case DType::kI8: {
+      const auto* src = reinterpret_cast<const int8_t*>(base + offset);
+      const float s = m.scale[row];
+      for (int i = 0; i < m.cols; ++i) out[i] = static_cast<float>(src[i]) * s;
+      return;
+    }
   }
 }
 
@@ -133,7 +140,7 @@ class TensorTable {
   Matrix matrix(const std::string& name, int rows, int cols) const {
     const TensorEntry& e = find(name, {rows, cols});
     Matrix m{files_[e.file]->data() + e.begin, e.dtype, rows, cols, {}};
-    if (e.dtype == DType::kF8E4M3) m.scale = row_scales(name, rows);
+    if (e.dtype == DType::kF8E4M3 || e.dtype == DType::kI8) m.scale = row_scales(name, rows);
     return m;
   }
 
@@ -141,7 +148,7 @@ class TensorTable {
   std::vector<float> row_scales(const std::string& name, int rows) const {
     const std::string scale_name = name + "_scale";
     auto it = by_name_.find(scale_name);
-    if (it == by_name_.end()) fail("FP8 tensor ", name, " has no ", scale_name);
+    if (it == by_name_.end()) fail(by_name_.at(name)->dtype == DType::kI8 ? "INT8" : "FP8", " tensor ", name, " has no ", scale_name);
     const TensorEntry& e = *it->second;
     uint64_t n = 1;
     for (auto d : e.shape) n *= static_cast<uint64_t>(d);
@@ -158,7 +165,8 @@ class TensorTable {
 
  private:
   std::vector<float> vector_of(const std::string& name, const TensorEntry& e, int n) const {
-    if (!e.dtype_supported || e.dtype == DType::kF8E4M3) fail("tensor ", name, " has dtype ", e.dtype_text, "; scales must be F32, F16 or BF16");
+    if (!e.dtype_supported || e.dtype == DType::kF8E4M3 || e.dtype == DType::kI8)
+      fail("tensor ", name, " has dtype ", e.dtype_text, "; scales and vectors must be F32, F16 or BF16");
     check_span(name, e, static_cast<uint64_t>(n), e.shape);
     Matrix m{files_[e.file]->data() + e.begin, e.dtype, 1, n, {}};
     std::vector<float> out(n);
@@ -180,7 +188,7 @@ class TensorTable {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) fail("checkpoint is missing tensor ", name);
     const TensorEntry& e = *it->second;
-    if (!e.dtype_supported) fail("tensor ", name, " has dtype ", e.dtype_text, "; weights must be F32, F16, BF16 or F8_E4M3");
+    if (!e.dtype_supported) fail("tensor ", name, " has dtype ", e.dtype_text, "; weights must be F32, F16, BF16, F8_E4M3 or I8");
     if (e.shape != shape) fail("tensor ", name, " has shape ", shape_str(e.shape), ", expected ", shape_str(shape));
     uint64_t numel = 1;
     for (auto d : shape) numel *= static_cast<uint64_t>(d);

@@ -12,19 +12,20 @@
 
 namespace tachyon {
 
-enum class DType { kF32, kF16, kBF16, kF8E4M3 };
+enum class DType { kF32, kF16, kBF16, kF8E4M3, kI8 };
 
 const char* dtype_name(DType dtype);
 size_t dtype_size(DType dtype);
 
-// A row-major [rows, cols] matrix in its stored dtype. FP8 (E4M3) matrices
-// carry one scale per row (value = fp8 * scale), from the checkpoint's weight_scale.
+// A row-major [rows, cols] matrix in its stored dtype. FP8 (E4M3) and INT8
+// matrices carry one scale per row (value = stored * scale), from the
+// checkpoint's weight_scale or from quantization at load (int8.h).
 struct Matrix {
   const void* data = nullptr;
   DType dtype = DType::kF32;
   int rows = 0;
   int cols = 0;
-  std::vector<float> scale;  // [rows] for kF8E4M3, else empty
+  std::vector<float> scale;  // [rows] for kF8E4M3 and kI8, else empty
 };
 
 float fp8_e4m3_to_float(uint8_t v);

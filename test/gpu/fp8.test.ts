@@ -3,74 +3,33 @@
 // tokens a step: weight-only FP8 in the GEMV kernels) and the batched path (FP8 activations through
 // cuBLASLt) are each held to these bounds.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
-import { packageRoot } from '../../native/binding.js';
 import { Runtime } from '../../native/index.js';
-import { loadTokenizer } from '../../tokenizers/tokenizer.js';
-import { blockRange, makeBatch } from '../helpers/batch.js';
-import { writeFp8Checkpoint } from '../helpers/fp8-checkpoint.js';
+import { writeFp8Checkpoint } from '../helpers/quantized-checkpoint.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
+import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced as forced, type Prediction } from '../helpers/held-out.js';
 
-const CORPUS = process.env.TACHYON_SHAKESPEARE ?? join(packageRoot(), '..', 'shared', 'data', 'tinyshakespeare.txt');
-// Three windows of 800 tokens (the model's context is 1,024), 2,397 predicted positions: with
-// agreement near 97%, one window's 799 left a binomial standard error of 0.6 points, enough for
-// a 3-token swing to decide the test.
-const WINDOW = 800;
-const WINDOWS = 3;
-const skip = gpuSkipReason() || (existsSync(CORPUS) ? false : `no ${CORPUS} (set TACHYON_SHAKESPEARE)`);
+const skip = gpuSkipReason() || corpusSkipReason();
 
-/** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
 async function teacherForced(dtype: 'bf16' | 'fp8', windows: number[][], modelDir = DEFAULT_MODEL_DIR, batchedPath = false) {
   // batchedPath: the kernels steps of more than 4 tokens take (FP8 activations, cuBLASLt), even for these few rows.
   const rt = await Runtime.load({ modelDir, device: 'cuda', dtype, kvCacheBytes: 64 << 20, cuda: { fusedGemv: !batchedPath } });
-  const V = rt.info.vocabSize;
-  const perWindow = Math.ceil(WINDOW / rt.info.blockSize);
-  const top1: number[][] = windows.map(() => []);
-  let nll = 0;
-  let count = 0;
-  for (let i = 0; i + 1 < WINDOW; i++) {
-    const chunks = windows.map((w, k) => ({ tokens: [w[i]], start: i, blocks: blockRange(k * perWindow, perWindow) }));
-    const r = await rt.step(makeBatch(chunks, true));
-    windows.forEach((w, k) => {
-      const l = r.logits!.subarray(k * V, (k + 1) * V);
-      let best = 0;
-      for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
-      const m = l[best];
-      let s = 0;
-      for (let v = 0; v < V; v++) s += Math.exp(l[v] - m);
-      nll -= l[w[i + 1]] - m - Math.log(s);
-      count++;
-      top1[k].push(best);
-    });
+  try {
+    return { ...(await forced(rt, windows)), info: rt.info };
+  } finally {
+    await rt.close();
   }
-  const info = rt.info;
-  await rt.close();
-  return { top1: top1.flat(), ppl: Math.exp(nll / count), info };
 }
 
-function heldOutWindows(): number[][] {
-  // Held-out speeches from the last 10% (the model never trained on them), in its
-  // training format: each speech followed by <|end_of_text|>.
-  const text = readFileSync(CORPUS, 'utf8');
-  const speeches = text.slice(Math.floor(text.length * 0.95)).split('\n\n').map((p) => p.trim()).filter(Boolean);
-  const tok = loadTokenizer(DEFAULT_MODEL_DIR);
-  const eot = tok.tokenToId('<|end_of_text|>')!;
-  const tokens = speeches.flatMap((p) => [...tok.encode(p + '\n'), eot]).slice(0, WINDOWS * WINDOW);
-  tok.free();
-  return Array.from({ length: WINDOWS }, (_, k) => tokens.slice(k * WINDOW, (k + 1) * WINDOW));
-}
-
-function compare(name: string, bf16: { top1: number[]; ppl: number }, fp8: { top1: number[]; ppl: number }, minAgreement = 0.97) {
-  const agree = bf16.top1.filter((t, i) => t === fp8.top1[i]).length / bf16.top1.length;
-  const pplRatio = fp8.ppl / bf16.ppl;
-  console.log(`${name} vs bf16 over ${bf16.top1.length} positions: top-1 agreement ${(agree * 100).toFixed(2)}%, perplexity ${fp8.ppl.toFixed(3)} vs ${bf16.ppl.toFixed(3)} (${((pplRatio - 1) * 100).toFixed(2)}%)`);
-  assert.ok(agree >= minAgreement, `top-1 agreement ${agree}`);
-  assert.ok(Math.abs(pplRatio - 1) <= 0.03, `perplexity ratio ${pplRatio}`);
+// Perplexity within 3% either way.
+function compare(name: string, bf16: Prediction, fp8: Prediction, minAgreement = 0.97) {
+  compareHeldOut(name, bf16, fp8, minAgreement, 0.03, 'bf16');
+  assert.ok(fp8.ppl / bf16.ppl >= 0.97, `perplexity ratio ${fp8.ppl / bf16.ppl}`);
 }
 
 test('FP8 agrees with BF16 on the default model', { skip }, async () => {

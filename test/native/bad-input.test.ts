@@ -132,7 +132,7 @@ describe('a damaged checkpoint is refused with a message naming the problem', ()
     const t = tensorsOf(dir);
     t['model.norm.weight'] = { ...t['model.norm.weight'], dtype: 'I32' };
     writeSafetensors(join(dir, 'model.safetensors'), t);
-    await rejectsLoad(dir, /tensor model\.norm\.weight has dtype I32; weights must be F32, F16, BF16 or F8_E4M3/);
+    await rejectsLoad(dir, /tensor model\.norm\.weight has dtype I32; weights must be F32, F16, BF16, F8_E4M3 or I8/);
   });
 
   test('no safetensors file at all', async () => {

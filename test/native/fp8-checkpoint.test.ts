@@ -10,7 +10,7 @@ import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime } from '../../native/index.js';
 import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors.js';
 import { blockRange, makeBatch } from '../helpers/batch.js';
-import { toE4M3, writeFp8Checkpoint } from '../helpers/fp8-checkpoint.js';
+import { toE4M3, writeFp8Checkpoint } from '../helpers/quantized-checkpoint.js';
 import { writeSafetensors, type RawTensor } from '../helpers/safetensors-writer.js';
 
 let scratch: string;

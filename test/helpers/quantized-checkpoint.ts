@@ -28,12 +28,29 @@ export function toE4M3(x: number): number {
 
 const PROJECTIONS = /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
 
+/** How a quantized export stores a weight: its dtype, largest code, the encoder, and its config entry. */
+const FORMATS = {
+  fp8: {
+    dtype: 'F8_E4M3', max: 448, encode: toE4M3,
+    config: { quant_method: 'compressed-tensors', format: 'float-quantized', weights: { type: 'float', num_bits: 8, strategy: 'channel' } },
+  },
+  int8: {
+    // Two's complement bytes, rounded to nearest (halves up), clamped to ±127.
+    dtype: 'I8', max: 127, encode: (v: number) => Math.max(-127, Math.min(127, Math.round(v))) & 0xff,
+    config: { quant_method: 'compressed-tensors', format: 'int-quantized', weights: { type: 'int', num_bits: 8, strategy: 'channel', symmetric: true } },
+  },
+} as const;
+
+/** A copy of an F32 checkpoint with every projection weight in E4M3 (see writeQuantizedCheckpoint). */
+export const writeFp8Checkpoint = (source: string, dir: string) => writeQuantizedCheckpoint(source, dir, 'fp8');
+
 /**
- * A copy of an F32 checkpoint with every projection weight in E4M3 and a
- * per-output-channel weight_scale [N, 1] (plus an input_scale, as FP8 exports
- * carry), the layout of compressed-tensors FP8 checkpoints.
+ * A copy of an F32 checkpoint with every projection weight in E4M3 or INT8 and a
+ * per-output-channel weight_scale [N, 1] (plus an input_scale, as exports
+ * carry), the layout of compressed-tensors checkpoints.
  */
-export function writeFp8Checkpoint(source: string, dir: string): void {
+export function writeQuantizedCheckpoint(source: string, dir: string, kind: keyof typeof FORMATS): void {
+  const f = FORMATS[kind];
   cpSync(source, dir, { recursive: true });
   const file = join(dir, 'model.safetensors');
   const h = readSafetensorsHeader(file);
@@ -51,15 +68,15 @@ export function writeFp8Checkpoint(source: string, dir: string): void {
     for (let n = 0; n < N; n++) {
       let max = 0;
       for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(w[n * K + k]));
-      scale[n] = max > 0 ? max / 448 : 1;
-      for (let k = 0; k < K; k++) q[n * K + k] = toE4M3(w[n * K + k] / scale[n]);
+      scale[n] = max > 0 ? max / f.max : 1;
+      for (let k = 0; k < K; k++) q[n * K + k] = f.encode(w[n * K + k] / scale[n]);
     }
-    tensors[t.name] = { dtype: 'F8_E4M3', shape: [N, K], data: q };
+    tensors[t.name] = { dtype: f.dtype, shape: [N, K], data: q };
     tensors[`${t.name}_scale`] = { dtype: 'F32', shape: [N, 1], data: new Uint8Array(scale.buffer) };
     tensors[t.name.replace(/weight$/, 'input_scale')] = { dtype: 'F32', shape: [], data: new Uint8Array(Float32Array.of(1).buffer) };
   }
   writeSafetensors(file, tensors);
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  config.quantization_config = { quant_method: 'compressed-tensors', format: 'float-quantized', weights: { type: 'float', num_bits: 8, strategy: 'channel' } };
+  config.quantization_config = f.config;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
 }

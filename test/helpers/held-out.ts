@@ -1,0 +1,73 @@
+// Held-out Shakespeare for accuracy checks of quantized weights on the embedded
+// default model (FP8 on the GPU, INT8 on the CPU): teacher-forced top-1
+// agreement and perplexity against an unquantized reference.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
+import { packageRoot } from '../../native/binding.js';
+import type { Runtime } from '../../native/index.js';
+import { loadTokenizer } from '../../tokenizers/tokenizer.js';
+import { blockRange, makeBatch } from './batch.js';
+
+export const CORPUS = process.env.TACHYON_SHAKESPEARE ?? join(packageRoot(), '..', 'shared', 'data', 'tinyshakespeare.txt');
+// Three windows of 800 tokens (the model's context is 1,024), 2,397 predicted positions: with
+// agreement near 97%, one window's 799 left a binomial standard error of 0.6 points, enough for
+// a 3-token swing to decide a test.
+const WINDOW = 800;
+const WINDOWS = 3;
+
+/** Why the held-out checks cannot run here, or false. */
+export const corpusSkipReason = (): string | false => (existsSync(CORPUS) ? false : `no ${CORPUS} (set TACHYON_SHAKESPEARE)`);
+
+export function heldOutWindows(): number[][] {
+  // Held-out speeches from the last 10% (the model never trained on them), in its
+  // training format: each speech followed by <|end_of_text|>.
+  const text = readFileSync(CORPUS, 'utf8');
+  const speeches = text.slice(Math.floor(text.length * 0.95)).split('\n\n').map((p) => p.trim()).filter(Boolean);
+  const tok = loadTokenizer(DEFAULT_MODEL_DIR);
+  const eot = tok.tokenToId('<|end_of_text|>')!;
+  const tokens = speeches.flatMap((p) => [...tok.encode(p + '\n'), eot]).slice(0, WINDOWS * WINDOW);
+  tok.free();
+  return Array.from({ length: WINDOWS }, (_, k) => tokens.slice(k * WINDOW, (k + 1) * WINDOW));
+}
+
+export interface Prediction {
+  top1: number[];
+  ppl: number;
+}
+
+/** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
+export async function teacherForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
+  const V = rt.info.vocabSize;
+  const perWindow = Math.ceil(WINDOW / rt.info.blockSize);
+  const top1: number[][] = windows.map(() => []);
+  let nll = 0;
+  let count = 0;
+  for (let i = 0; i + 1 < WINDOW; i++) {
+    const chunks = windows.map((w, k) => ({ tokens: [w[i]], start: i, blocks: blockRange(k * perWindow, perWindow) }));
+    const r = await rt.step(makeBatch(chunks, true));
+    windows.forEach((w, k) => {
+      const l = r.logits!.subarray(k * V, (k + 1) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
+      const m = l[best];
+      let s = 0;
+      for (let v = 0; v < V; v++) s += Math.exp(l[v] - m);
+      nll -= l[w[i + 1]] - m - Math.log(s);
+      count++;
+      top1[k].push(best);
+    });
+  }
+  return { top1: top1.flat(), ppl: Math.exp(nll / count) };
+}
+
+/** Asserts top-1 agreement of at least minAgreement and a perplexity at most maxPplRise above the reference's. */
+export function compareHeldOut(name: string, reference: Prediction, ours: Prediction, minAgreement: number, maxPplRise: number, refName: string) {
+  const agree = reference.top1.filter((t, i) => t === ours.top1[i]).length / reference.top1.length;
+  const pplRatio = ours.ppl / reference.ppl;
+  console.log(`${name} vs ${refName} over ${reference.top1.length} positions: top-1 agreement ${(agree * 100).toFixed(2)}%, perplexity ${ours.ppl.toFixed(3)} vs ${reference.ppl.toFixed(3)} (${((pplRatio - 1) * 100).toFixed(2)}%)`);
+  assert.ok(agree >= minAgreement, `top-1 agreement ${agree}`);
+  assert.ok(pplRatio - 1 <= maxPplRise, `perplexity ratio ${pplRatio}`);
+}

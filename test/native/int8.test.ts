@@ -1,0 +1,71 @@
+// Weight-only INT8 on the CPU backend (--quantization int8): the embedded default
+// model quantized at load against itself in float32 on held-out Shakespeare
+// (issue 17's bounds: top-1 agreement at least 97%, perplexity within +1%), and
+// a pre-quantized INT8 checkpoint (compressed-tensors: I8 + weight_scale) read as it is.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
+import { Runtime, type RuntimeOptions } from '../../native/index.js';
+import { relativeError } from '../helpers/batch.js';
+import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced, type Prediction } from '../helpers/held-out.js';
+import { writeQuantizedCheckpoint } from '../helpers/quantized-checkpoint.js';
+import { logitsAtEveryPosition } from '../helpers/stepping.js';
+
+let scratch: string;
+before(() => (scratch = mkdtempSync(join(tmpdir(), 'tachyon-int8-'))));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+async function run(options: RuntimeOptions, windows: number[][]): Promise<Prediction & { dtype: string }> {
+  const rt = await Runtime.load({ kvCacheBytes: 64 << 20, ...options });
+  try {
+    return { ...(await teacherForced(rt, windows)), dtype: rt.info.weightDtype };
+  } finally {
+    await rt.close();
+  }
+}
+
+test('INT8 weights quantized at load agree with float32 on held-out text', { skip: corpusSkipReason() }, async () => {
+  const windows = heldOutWindows();
+  const f32 = await run({ modelDir: DEFAULT_MODEL_DIR }, windows);
+  const int8 = await run({ modelDir: DEFAULT_MODEL_DIR, quantization: 'int8' }, windows);
+  assert.equal(int8.dtype, 'I8');
+  compareHeldOut('int8 (quantized at load)', f32, int8, 0.97, 0.01, 'f32');
+});
+
+test('an INT8 checkpoint (I8 + weight_scale, compressed-tensors) is read as it is and matches load-time quantization', async () => {
+  const dir = join(scratch, 'tiny-int8');
+  writeQuantizedCheckpoint(DEFAULT_MODEL_DIR, dir, 'int8');
+  const checkpoint = await Runtime.load({ modelDir: dir, kvCacheBytes: 16 << 20 });
+  const atLoad = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, kvCacheBytes: 16 << 20, quantization: 'int8' });
+  const f32 = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, kvCacheBytes: 16 << 20 });
+  try {
+    assert.equal(checkpoint.info.weightDtype, 'I8');
+    const prompt = [0, 40, 112, 9, 301, 77, 5, 260];
+    const V = f32.info.vocabSize;
+    const a = await logitsAtEveryPosition(checkpoint, prompt);
+    const b = await logitsAtEveryPosition(atLoad, prompt);
+    const c = await logitsAtEveryPosition(f32, prompt);
+    for (let r = 0; r < prompt.length; r++) {
+      const row = (x: Float32Array) => x.subarray(r * V, (r + 1) * V);
+      // The same codes and scales up to the last bit of a scale (the writer divides in double): the same logits to 1e-4.
+      assert.ok(relativeError(row(a), row(b)) < 1e-4, `row ${r}: checkpoint vs load-time ${relativeError(row(a), row(b))}`);
+      // And INT8 really is in play: not the float32 logits, but near them.
+      const e = relativeError(row(a), row(c));
+      assert.ok(e > 1e-6 && e < 5e-2, `row ${r}: int8 vs f32 ${e}`);
+    }
+  } finally {
+    await checkpoint.close();
+    await atLoad.close();
+    await f32.close();
+  }
+});
+
+test('--quantization int8 is refused on cuda until the CUDA kernels have it', async () => {
+  const { loadConfig } = await import('../../config/load.js');
+  assert.throws(() => loadConfig(['--quantization', 'int8', '--device', 'cuda'], {}), /--quantization: 'int8' runs on the CPU backend only/);
+  assert.equal(loadConfig(['--quantization', 'int8'], {}).config.quantization, 'int8');
+});
