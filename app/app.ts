@@ -6,6 +6,7 @@ import { anthropicErrorBody, isAnthropicPath } from './anthropic/errors.js';
 import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { consoleLog, type Log } from './logger.js';
+import { isKservePath, kserveErrorBody, kserveRoutes } from './kserve/routes.js';
 import { apiKeyAuth, assignRequestId, countRequests, limitBody, refuseWhileDraining } from './middleware.js';
 import { accessLog, loggableMessage, requestLogOf } from './request-log.js';
 import { chatCompletions } from './routes/chat.js';
@@ -16,7 +17,7 @@ import { getModel, health, listModels, metrics, ready } from './routes/status.js
 import { detokenize, tokenize } from './routes/tokenize.js';
 
 /**
- * The HTTP app: OpenAI-compatible routes, and Anthropic's Messages API, over the engine. Every response
+ * The HTTP app: OpenAI-compatible routes, Anthropic's Messages API and the KServe v2 protocol, over the engine. Every response
  * carries x-request-id; every request gets one access line (app/request-log.ts).
  */
 export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.logLevel)): Hono {
@@ -51,9 +52,11 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
   app.post('/v1/messages/count_tokens', countTokens(deps));
   app.post('/tokenize', tokenize(deps));
   app.post('/detokenize', detokenize(deps));
+  kserveRoutes(app, deps);
 
-  // Anthropic's paths answer in Anthropic's error shape, the rest in OpenAI's.
-  const errorBody = (c: Context, e: ApiError) => (isAnthropicPath(c.req.path) ? anthropicErrorBody(e) : e.body());
+  // Anthropic's paths answer in Anthropic's error shape, KServe's (/v2) in KServe's, the rest in OpenAI's.
+  const errorBody = (c: Context, e: ApiError) =>
+    isAnthropicPath(c.req.path) ? anthropicErrorBody(e) : isKservePath(c.req.path) ? kserveErrorBody(e) : e.body();
   app.notFound((c) => c.json(errorBody(c, new ApiError(404, `no route ${c.req.method} ${c.req.path}`, 'invalid_request_error', null, 'not_found')), 404));
   // Client errors are the client's: debug here (the access line, at info, names their code).
   // Server errors are logged with their stack; every line carries the request id.

@@ -114,6 +114,7 @@ export class BatchBuilder {
       ...history,
       ...(views as SamplingColumns),
       numMaskRows: maskRows,
+      returnLogits: chunks.some((c) => c.returnLogits),
       tokenIds: this.tokenIds.subarray(0, T),
       positions: this.positions.subarray(0, T),
       queryLens: this.queryLens.subarray(0, S),

@@ -100,6 +100,7 @@ export class Engine {
       performance.now(),
       req.guide,
     );
+    seq.returnLogits = req.returnLogits ?? false;
     this.live.set(req.id, seq);
     this.scheduler.add(seq);
     this.kick();
@@ -267,7 +268,9 @@ export class Engine {
         continue;
       }
       const token = result.tokens[i];
-      if (token >= 0) this.accept(seq, token, this.logprobsAt(seq, result, i), now);
+      const V = this.runtime.info.vocabSize;
+      const logits = seq.returnLogits && result.logits ? result.logits.slice(i * V, (i + 1) * V) : undefined;
+      if (token >= 0) this.accept(seq, token, this.logprobsAt(seq, result, i), now, logits);
     }
   }
 
@@ -280,12 +283,13 @@ export class Engine {
   }
 
   /** A sampled token: append it, run the stop rules, stream the text. */
-  private accept(seq: Sequence, token: number, logprob: TokenLogprob | undefined, now: number): void {
+  private accept(seq: Sequence, token: number, logprob: TokenLogprob | undefined, now: number, logits?: Float32Array): void {
     seq.guide?.advance(token);
     seq.tokens.push(token);
     seq.timing.firstToken ??= now;
     const delta: RequestDelta = { tokenIds: [token], text: '' };
     if (logprob) delta.logprobs = [logprob];
+    if (logits) delta.logits = logits;
     let reason: FinishReason | null = null;
     let stopReason: string | number | undefined;
     // Under a grammar, EOS is allowed only where the grammar is complete, and nothing may follow it, ignore_eos or not.

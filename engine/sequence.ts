@@ -50,6 +50,8 @@ export class Sequence implements BlockOwner {
   penaltyRestart = false;
   /** Its grammar refused the last token (found while filling masks); the step's result ends it with an error. */
   guideRefused = false;
+  /** Each delta carries the logits its token was sampled from (EngineRequest.returnLogits). */
+  returnLogits = false;
   readonly timing: RequestTiming;
 
   constructor(

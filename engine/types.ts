@@ -82,6 +82,8 @@ export interface EngineRequest {
   output?: OutputOptions;
   /** Guided decoding: only tokens this allows are sampled. */
   guide?: TokenGuide;
+  /** Each delta carries the raw logits its token was sampled from: the first, those after the last prompt token (KServe's infer). */
+  returnLogits?: boolean;
 }
 
 export interface TokenLogprob {
@@ -97,6 +99,8 @@ export interface RequestDelta {
   tokenIds: number[];
   text: string;
   logprobs?: TokenLogprob[];
+  /** [vocab] raw logits the token was sampled from, when the request asked (returnLogits). */
+  logits?: Float32Array;
   /** Set on the last delta. */
   finish?: RequestFinish;
 }
