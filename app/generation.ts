@@ -27,7 +27,8 @@ export function newId(prefix: string): string {
   return `${prefix}-${randomUUID().replace(/-/g, '')}`;
 }
 
-function toApiError(e: unknown): unknown {
+/** An engine refusal as the API error a client gets (429 queue full, 503 shutdown, else 400); anything else as it is. */
+export function toApiError(e: unknown): unknown {
   if (!(e instanceof EngineError)) return e;
   switch (e.code) {
     case 'queue_full':

@@ -163,7 +163,10 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
     const method = quant.quant_method;
     // FP8 exports: E4M3 weights with weight_scale (per channel or per tensor); other schemes are not read.
     if (!['fp8', 'compressed-tensors', 'fbgemm_fp8'].includes(method as string))
-      r.fail('quantization_config.quant_method', `${JSON.stringify(method)} is not supported (supported: FP8 checkpoints with weight_scale)`);
+      r.fail('quantization_config.quant_method', `${JSON.stringify(method)} is not supported (supported: FP8 and INT8 checkpoints with weight_scale)`);
+    // Asymmetric schemes carry zero points the runtime does not apply.
+    if (JSON.stringify(quant).includes('"symmetric":false'))
+      r.fail('quantization_config', 'has symmetric: false; only symmetric FP8 / INT8 weights (a scale, no zero point) are supported');
   }
   const hiddenSize = r.int(k.hidden, 1, 65536);
   const numHeads = r.int(k.heads, 1, 1024);

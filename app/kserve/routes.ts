@@ -10,7 +10,8 @@ import type { Context, Hono } from 'hono';
 import { readJson, parseBody } from '../body.js';
 import type { ServerDeps } from '../deps.js';
 import { ApiError, badRequest } from '../errors.js';
-import { cancelAll, newId } from '../generation.js';
+import { cancelAll, newId, toApiError } from '../generation.js';
+import { onClientGone } from '../respond.js';
 import { apiKeyAuth, refuseWhileDraining } from '../middleware.js';
 import { streamEvents } from '../sse.js';
 import { InferRequest, intRows, scalars, strings, type Tensor } from './tensors.js';
@@ -80,11 +81,12 @@ async function infer(deps: ServerDeps, c: Context): Promise<Response> {
   const ids = byName.get('input_ids'), text = byName.get('text_input');
   if (!ids === !text) throw badRequest("give exactly one of the inputs 'input_ids' (logits out) and 'text_input' (text_output out)", 'inputs');
   const base = { model_name: name, model_version: VERSION, ...(req.id !== undefined ? { id: req.id } : {}) };
-  if (ids) return c.json({ ...base, outputs: [await logitsOf(deps, ids, req.parameters ?? {})] });
+  if (ids) return c.json({ ...base, outputs: [await logitsOf(deps, c, ids, req.parameters ?? {})] });
   const prompts = strings(text!);
   const jobs = textJobs(byName, prompts);
   const exclude = byName.has('exclude_input_in_output') ? (scalars(byName.get('exclude_input_in_output')!, prompts.length, 'bool') as boolean[]) : prompts.map(() => false);
   const started: Awaited<ReturnType<typeof startText>>[] = [];
+  const stopWatching = onClientGone(c, () => cancelAll(deps, started.map((s) => s.choice), 'the client disconnected'));
   try {
     for (const job of jobs) started.push(await startText(deps, job));
     const texts = await Promise.all(started.map((s) => wholeText(deps, s.choice)));
@@ -94,6 +96,8 @@ async function infer(deps: ServerDeps, c: Context): Promise<Response> {
   } catch (e) {
     cancelAll(deps, started.map((s) => s.choice));
     throw e;
+  } finally {
+    stopWatching();
   }
 }
 
@@ -129,33 +133,37 @@ function textJobs(byName: Map<string, Tensor>, prompts: string[]): TextJob[] {
  * position (the distribution of the next token), or [batch, n, vocab] after every position with
  * parameters.all_positions (each prefix is its own request; shared prefixes come from the KV cache).
  */
-async function logitsOf(deps: ServerDeps, t: Tensor, parameters: Record<string, unknown>) {
+async function logitsOf(deps: ServerDeps, c: Context, t: Tensor, parameters: Record<string, unknown>) {
   const rows = intRows(t, ['INT32', 'INT64']);
+  if (rows.length === 0 || rows[0].length === 0) throw badRequest(`input_ids is empty (shape [${t.shape.join(', ')}])`, 'input_ids');
   const V = deps.engine.vocabSize;
   rows.forEach((row, r) =>
     row.forEach((id, k) => {
       if (id < 0 || id >= V) throw badRequest(`input_ids[${rows.length > 1 ? `${r}, ` : ''}${k}] = ${id} is outside the vocabulary of ${V}`, 'input_ids');
     }),
   );
-  if (rows[0].length === 0) throw badRequest('input_ids is empty', 'input_ids');
   const all = parameters.all_positions === true;
   const prefixes = rows.flatMap((row) => (all ? row.map((_, k) => row.slice(0, k + 1)) : [row]));
   for (const p of prefixes) if (p.length >= deps.maxModelLen) throw badRequest(`input_ids has ${p.length} tokens; this model's context is ${deps.maxModelLen}`, 'input_ids');
+  if (prefixes.length > deps.config.maxQueue)
+    throw badRequest(`this request needs ${prefixes.length} sequences but the server queues at most ${deps.config.maxQueue} (--max-queue); split it`, 'input_ids', 'too_many_sequences');
   const id = newId('infer');
   const started: string[] = [];
-  const runs = prefixes.map((prompt, i) => {
-    const requestId = `${id}-${i}`;
-    const deltas = deps.engine.submit({ id: requestId, promptTokens: prompt, sampling: { temperature: 0 }, stop: { maxTokens: 1, ignoreEos: true }, returnLogits: true });
-    started.push(requestId);
-    return (async () => {
-      for await (const d of deltas) {
-        if (d.logits) return d.logits;
-        if (d.finish && d.finish.reason !== 'length' && d.finish.reason !== 'stop') throw new ApiError(500, `inference failed: ${d.finish.error ?? d.finish.reason}`, 'server_error');
-      }
-      throw new ApiError(500, 'inference returned no logits', 'server_error');
-    })();
-  });
+  const cancel = () => started.forEach((r) => deps.engine.cancel(r));
+  const stopWatching = onClientGone(c, cancel);
   try {
+    const runs = prefixes.map((prompt, i) => {
+      const requestId = `${id}-${i}`;
+      const deltas = deps.engine.submit({ id: requestId, promptTokens: prompt, sampling: { temperature: 0 }, stop: { maxTokens: 1, ignoreEos: true }, returnLogits: true });
+      started.push(requestId);
+      return (async () => {
+        for await (const d of deltas) {
+          if (d.logits) return d.logits;
+          if (d.finish && d.finish.reason !== 'length' && d.finish.reason !== 'stop') throw new ApiError(500, `inference failed: ${d.finish.error ?? d.finish.reason}`, 'server_error');
+        }
+        throw new ApiError(500, 'inference returned no logits', 'server_error');
+      })();
+    });
     const logits = await Promise.all(runs);
     const data = new Array<number>(logits.length * V);
     logits.forEach((l, i) => {
@@ -164,8 +172,10 @@ async function logitsOf(deps: ServerDeps, t: Tensor, parameters: Record<string, 
     const shape = all ? [rows.length, rows[0].length, V] : [rows.length, V];
     return { name: 'logits', datatype: 'FP32', shape, data };
   } catch (e) {
-    for (const r of started) deps.engine.cancel(r);
-    throw e;
+    cancel();
+    throw toApiError(e);
+  } finally {
+    stopWatching();
   }
 }
 
@@ -177,8 +187,12 @@ async function generate(deps: ServerDeps, c: Context, stream: boolean): Promise<
   if (typeof body.text_input !== 'string') throw badRequest("'text_input' (a string) is required", 'text_input');
   // Each field as a one-element tensor of the type the metadata names, so both routes check values alike.
   const byName = new Map<string, Tensor>();
-  for (const [key, value] of Object.entries(body)) {
-    if (key === 'parameters' || key === 'stream' || key === 'text_input' || value === null || value === '') continue;
+  // Triton's generate takes the model's inputs as fields, and its examples put sampling settings in
+  // parameters as well: both are read, a field winning over the same name in parameters.
+  const params = body.parameters ?? {};
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw badRequest("'parameters' must be a JSON object", 'parameters');
+  for (const [key, value] of Object.entries({ ...(params as Record<string, unknown>), ...body })) {
+    if (key === 'parameters' || key === 'stream' || key === 'text_input' || value === null || value === '' || (Array.isArray(value) && value.length === 0)) continue;
     const spec = INPUTS.find((i) => i.name === key) ?? (key === 'seed' ? { datatype: 'UINT64' } : undefined);
     if (!spec || key === 'input_ids') throw badRequest(`unknown field '${key}'`, key);
     const list = Array.isArray(value) ? value : [value];
@@ -189,12 +203,15 @@ async function generate(deps: ServerDeps, c: Context, stream: boolean): Promise<
   const { choice } = await startText(deps, job);
   const base = { model_name: name, model_version: VERSION };
   if (!stream) {
+    const stopWatching = onClientGone(c, () => cancelAll(deps, [choice], 'the client disconnected'));
     try {
       const text = await wholeText(deps, choice);
       return c.json({ ...base, text_output: exclude ? text : body.text_input + text });
     } catch (e) {
       cancelAll(deps, [choice]);
       throw e;
+    } finally {
+      stopWatching();
     }
   }
   // Streamed: one event per piece of new text (the input is not repeated unless exclude_input_in_output is false).

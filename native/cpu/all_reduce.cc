@@ -13,6 +13,7 @@ AllReduce::AllReduce(int size, size_t max_elems) : size_(size), bufs_(size, null
 
 void AllReduce::barrier() {
   std::unique_lock<std::mutex> lock(mutex_);
+  if (aborted_) fail("another tensor-parallel rank failed this step");
   const long gen = generation_;
   if (++waiting_ == size_) {
     waiting_ = 0;
@@ -20,7 +21,20 @@ void AllReduce::barrier() {
     cv_.notify_all();
     return;
   }
-  cv_.wait(lock, [&] { return generation_ != gen; });
+  cv_.wait(lock, [&] { return generation_ != gen || aborted_; });
+  if (generation_ == gen) fail("another tensor-parallel rank failed this step");
+}
+
+void AllReduce::abort() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  aborted_ = true;
+  cv_.notify_all();
+}
+
+void AllReduce::reset() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  aborted_ = false;
+  waiting_ = 0;
 }
 
 void AllReduce::sum(int rank, float* buf, size_t n) {

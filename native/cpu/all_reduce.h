@@ -17,8 +17,12 @@ class AllReduce {
   int size() const { return size_; }
   // Every rank calls with its own buf of n floats (the same n); on return each holds the sum.
   void sum(int rank, float* buf, size_t n);
-  // Every rank calls; returns when all have.
+  // Every rank calls; returns when all have. Throws once abort() was called.
   void barrier();
+  // A rank failed: every rank waiting now or later throws instead of waiting for it.
+  void abort();
+  // Ready for the next step after an abort (no rank may be inside sum or barrier).
+  void reset();
 
  private:
   int size_;
@@ -28,6 +32,7 @@ class AllReduce {
   std::condition_variable cv_;
   int waiting_ = 0;
   long generation_ = 0;
+  bool aborted_ = false;
 };
 
 }  // namespace tachyon

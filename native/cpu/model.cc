@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <thread>
 
 #include "cpu/attention.h"
@@ -72,13 +74,36 @@ void CpuModel::forward(const StepBatch& b) {
     sampled_seqs_.push_back(s);
   }
   rope_.prepare(b.positions.data(), b.num_tokens());
-  // Ranks 1.. on their own threads for the step; kernels do not throw on a validated batch, so no
-  // rank is left waiting in an all-reduce.
+  // Ranks 1.. on their own threads for the step. A rank that fails aborts the all-reduce, so the
+  // others stop waiting for it; the first failure is this step's error.
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto run = [&](size_t r) {
+    try {
+      ranks_[r]->forward(b, rope_, sampled_rows_, logits_.data());
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+      }
+      all_reduce_.abort();
+    }
+  };
   std::vector<std::thread> others;
-  for (size_t r = 1; r < ranks_.size(); ++r)
-    others.emplace_back([&, r] { ranks_[r]->forward(b, rope_, sampled_rows_, logits_.data()); });
-  ranks_[0]->forward(b, rope_, sampled_rows_, logits_.data());
+  try {
+    for (size_t r = 1; r < ranks_.size(); ++r) others.emplace_back(run, r);
+  } catch (...) {
+    all_reduce_.abort();  // ranks already started must not wait for ones that never will
+    for (std::thread& t : others) t.join();
+    all_reduce_.reset();
+    throw;
+  }
+  run(0);
   for (std::thread& t : others) t.join();
+  if (failure) {
+    all_reduce_.reset();
+    std::rethrow_exception(failure);
+  }
 }
 
 void CpuModel::restart_penalty_slots(const StepBatch& b) {

@@ -146,6 +146,8 @@ class TensorTable {
 
   // An FP8 weight's scales: <name>_scale per row ([rows, 1] or [rows]) or per tensor ([1] or []).
   std::vector<float> row_scales(const std::string& name, int rows) const {
+    // Asymmetric INT8 (compressed-tensors with symmetric: false) stores zero points beside the scales.
+    if (by_name_.count(name + "_zero_point")) fail("tensor ", name, " has a zero point: asymmetric quantization is not supported (only symmetric, per channel or per tensor)");
     const std::string scale_name = name + "_scale";
     auto it = by_name_.find(scale_name);
     if (it == by_name_.end()) fail(by_name_.at(name)->dtype == DType::kI8 ? "INT8" : "FP8", " tensor ", name, " has no ", scale_name);
@@ -246,7 +248,8 @@ void load_llama(const ModelConfig& c, const TensorTable& t, ModelWeights& w) {
 
 // [rows, cols] -> [cols, rows], in the stored dtype, into w.owned_bytes.
 Matrix transposed(const Matrix& m, ModelWeights& w, const std::string& name) {
-  if (m.dtype == DType::kF8E4M3) fail("tensor ", name, ": FP8 Conv1D (GPT-2 layout) weights are not read");
+  // Their scales would be per input row of the stored layout; quantize at load instead (--quantization int8).
+  if (m.dtype == DType::kF8E4M3 || m.dtype == DType::kI8) fail("tensor ", name, ": quantized Conv1D (GPT-2 layout) weights are not read");
   const size_t es = dtype_size(m.dtype);
   std::vector<uint8_t>& out = w.owned_bytes.emplace_back(static_cast<size_t>(m.rows) * m.cols * es);
   const auto* src = static_cast<const uint8_t*>(m.data);

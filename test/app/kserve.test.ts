@@ -60,6 +60,19 @@ describe('KServe v2 on a parity fixture: the seed\'s input_ids request', () => {
   });
 });
 
+test('an infer that needs more sequences than the queue holds is a 400 and leaves nothing running', async () => {
+  const server = await startTestServer({ maxQueue: 4 });
+  try {
+    const res = await postJson(`${server.url}/v2/models/tiny-shakespeare/infer`, { ...ids([0, 40, 112, 9, 301, 77], [6]), parameters: { all_positions: true } });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: string }).error, /needs 6 sequences but the server queues at most 4/);
+    assert.equal(server.deps.engine.stats().running + server.deps.engine.stats().waiting, 0);
+    assert.equal((await postJson(`${server.url}/v2/models/tiny-shakespeare/infer`, ids([0, 40], [2]))).status, 200);
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
 describe('KServe v2 on the embedded model', () => {
   let server: Server;
   before(async () => (server = await startTestServer()));
@@ -119,6 +132,7 @@ describe('KServe v2 on the embedded model', () => {
       [{ inputs: [{ name: 'pixels', shape: [1], datatype: 'FP32', data: [0] }] }, /unknown input 'pixels'/],
       [{ inputs: [] }, /inputs/],
       [{ inputs: [{ name: 'text_input', shape: [1], datatype: 'INT32', data: [3] }] }, /input 'text_input' must be BYTES, got INT32/],
+      [ids([], [0, 3]), /input_ids is empty \(shape \[0, 3\]\)/],
     ];
     for (const [body, pattern] of cases) {
       const res = await postJson(url('/v2/models/tiny-shakespeare/infer'), body);
@@ -128,5 +142,13 @@ describe('KServe v2 on the embedded model', () => {
       assert.match(err.error, pattern);
     }
     assert.equal(server.deps.engine.stats().kvBlocksUsed, 0, 'nothing refused holds KV blocks');
+  });
+
+  test('generate reads settings from parameters too, and empty stop_words / bad_words mean none', async () => {
+    const prompt = 'JULIET:';
+    const expected = ((await (await postJson(url('/v1/completions'), { model: 'tiny-shakespeare', prompt, max_tokens: 9, temperature: 0 })).json()) as { choices: { text: string }[] }).choices[0].text;
+    const res = await postJson(url('/v2/models/tiny-shakespeare/generate'), { text_input: prompt, stop_words: [], bad_words: '', parameters: { temperature: 0, max_tokens: 9 } });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { text_output: string }).text_output, prompt + expected);
   });
 });

@@ -3,7 +3,7 @@
 // (issue 17's bounds: top-1 agreement at least 97%, perplexity within +1%), and
 // a pre-quantized INT8 checkpoint (compressed-tensors: I8 + weight_scale) read as it is.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,6 +14,9 @@ import { relativeError } from '../helpers/batch.js';
 import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced, type Prediction } from '../helpers/held-out.js';
 import { writeQuantizedCheckpoint } from '../helpers/quantized-checkpoint.js';
 import { logitsAtEveryPosition } from '../helpers/stepping.js';
+import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors.js';
+import { MODELS_DIR } from '../helpers/fixtures.js';
+import { writeSafetensors, type RawTensor } from '../helpers/safetensors-writer.js';
 
 let scratch: string;
 before(() => (scratch = mkdtempSync(join(tmpdir(), 'tachyon-int8-'))));
@@ -68,4 +71,26 @@ test('--quantization int8 is refused on cuda until the CUDA kernels have it', as
   const { loadConfig } = await import('../../config/load.js');
   assert.throws(() => loadConfig(['--quantization', 'int8', '--device', 'cuda'], {}), /--quantization: 'int8' runs on the CPU backend only/);
   assert.equal(loadConfig(['--quantization', 'int8'], {}).config.quantization, 'int8');
+});
+
+test('quantized checkpoints the runtime cannot apply are refused at load: asymmetric INT8, INT8 in GPT-2\'s Conv1D layout', async () => {
+  const asym = join(scratch, 'asym');
+  writeQuantizedCheckpoint(DEFAULT_MODEL_DIR, asym, 'int8');
+  const config = JSON.parse(readFileSync(join(asym, 'config.json'), 'utf8'));
+  config.quantization_config.weights.symmetric = false;
+  writeFileSync(join(asym, 'config.json'), JSON.stringify(config));
+  await assert.rejects(Runtime.load({ modelDir: asym, kvCacheBytes: 16 << 20 }), /symmetric: false; only symmetric FP8 \/ INT8 weights/);
+
+  const gpt2 = join(scratch, 'gpt2-i8');
+  cpSync(join(MODELS_DIR, 'gpt2-tiny'), gpt2, { recursive: true });
+  const file = join(gpt2, 'model.safetensors');
+  const h = readSafetensorsHeader(file);
+  const tensors: Record<string, RawTensor> = {};
+  for (const t of h.tensors.values()) tensors[t.name] = { dtype: t.dtype, shape: t.shape, data: readTensorBytes(h, t.name) };
+  const name = 'transformer.h.0.attn.c_attn.weight';
+  const [rows, cols] = tensors[name].shape;
+  tensors[name] = { dtype: 'I8', shape: [rows, cols], data: new Uint8Array(rows * cols) };
+  tensors[`${name}_scale`] = { dtype: 'F32', shape: [rows, 1], data: new Uint8Array(new Float32Array(rows).fill(1).buffer) };
+  writeSafetensors(file, tensors);
+  await assert.rejects(Runtime.load({ modelDir: gpt2, kvCacheBytes: 16 << 20 }), /quantized Conv1D \(GPT-2 layout\) weights are not read/);
 });
