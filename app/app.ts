@@ -7,6 +7,7 @@ import type { ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { consoleLog, type Log } from './logger.js';
 import { isKservePath, kserveErrorBody, kserveRoutes } from './kserve/routes.js';
+import { byModel } from './model-routing.js';
 import { apiKeyAuth, assignRequestId, countRequests, limitBody, refuseWhileDraining } from './middleware.js';
 import { accessLog, loggableMessage, requestLogOf } from './request-log.js';
 import { chatCompletions } from './routes/chat.js';
@@ -20,7 +21,9 @@ import { detokenize, tokenize } from './routes/tokenize.js';
  * The HTTP app: OpenAI-compatible routes, Anthropic's Messages API and the KServe v2 protocol, over the engine. Every response
  * carries x-request-id; every request gets one access line (app/request-log.ts).
  */
-export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.logLevel)): Hono {
+export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.logLevel), models: ServerDeps[] = [deps]): Hono {
+  // Several models (--model-repository): deps is the first; the server-wide parts (config, state,
+  // stored responses, access log) are its, and every model route goes to the model its body names.
   const app = new Hono();
   app.use('*', assignRequestId());
   app.use('*', accessLog(deps, log));
@@ -35,24 +38,24 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
   );
   app.get('/health', health());
   app.get('/ready', ready(deps));
-  app.get('/metrics', metrics(deps));
+  app.get('/metrics', metrics(models));
 
   const auth = apiKeyAuth(deps.config.apiKeys);
   for (const path of ['/v1/*', '/tokenize', '/detokenize']) app.use(path, auth);
-  app.get('/v1/models', listModels(deps));
-  app.get('/v1/models/:model', getModel(deps));
+  app.get('/v1/models', listModels(models));
+  app.get('/v1/models/:model', getModel(models));
   const draining = refuseWhileDraining(deps);
-  app.post('/v1/chat/completions', draining, chatCompletions(deps));
-  app.post('/v1/completions', draining, completions(deps));
-  app.post('/v1/responses', draining, createResponse(deps));
+  app.post('/v1/chat/completions', draining, byModel(models, chatCompletions));
+  app.post('/v1/completions', draining, byModel(models, completions));
+  app.post('/v1/responses', draining, byModel(models, createResponse));
   app.get('/v1/responses/:id', getResponse(deps));
   app.delete('/v1/responses/:id', deleteResponse(deps));
   app.get('/v1/responses/:id/input_items', listInputItems(deps));
-  app.post('/v1/messages', draining, messages(deps));
-  app.post('/v1/messages/count_tokens', countTokens(deps));
-  app.post('/tokenize', tokenize(deps));
-  app.post('/detokenize', detokenize(deps));
-  kserveRoutes(app, deps);
+  app.post('/v1/messages', draining, byModel(models, messages));
+  app.post('/v1/messages/count_tokens', byModel(models, countTokens));
+  app.post('/tokenize', byModel(models, tokenize));
+  app.post('/detokenize', byModel(models, detokenize));
+  kserveRoutes(app, models);
 
   // Anthropic's paths answer in Anthropic's error shape, KServe's (/v2) in KServe's, the rest in OpenAI's.
   const errorBody = (c: Context, e: ApiError) =>

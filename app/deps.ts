@@ -30,7 +30,7 @@ export interface ServerDeps {
 }
 
 /** The HTTP layer's view of a loaded model, not yet ready (the server flips state.ready once it serves). */
-export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
+export function depsOf(model: LoadedModel, modelName: string, responses?: ResponseStore): ServerDeps {
   return {
     config: model.config,
     modelName,
@@ -43,7 +43,7 @@ export function depsOf(model: LoadedModel, modelName: string): ServerDeps {
     state: { ready: false, draining: false, inFlight: 0 },
     created: Math.floor(Date.now() / 1000),
     grammars: lazyGrammars(model.tokenizers.tokenizer, model.engine),
-    responses: responseStoreOf(model.config),
+    responses: responses ?? responseStoreOf(model.config),
   };
 }
 

@@ -25,13 +25,13 @@ async function main(): Promise<void> {
     log.error(`tachyon failed to start: ${e.message}`);
     process.exit(1);
   }
-  log.info(`serving ${server.deps.modelName} at ${server.url} (OpenAI API under ${server.url}/v1)`);
+  log.info(`serving ${server.models.map((m) => m.modelName).join(', ')} at ${server.url} (OpenAI API under ${server.url}/v1)`);
   // Guided decoding's vocabulary tables take a moment per model (about 0.3 s at 128k tokens), and its first compile
   // is slower than later ones: both done now, not on the first request that needs them.
-  server.deps
-    .grammars()
-    .then((g) => g.warmUp())
-    .catch((e: Error) => log.warn(`guided decoding is not available for this model: ${e.message}`));
+  for (const m of server.models)
+    m.grammars()
+      .then((g) => g.warmUp())
+      .catch((e: Error) => log.warn(`guided decoding is not available for ${m.modelName}: ${e.message}`));
   const stop = (signal: string) => {
     log.info(`${signal}: draining: finishing running requests (up to ${loaded.config.shutdownGraceMs} ms), refusing new ones`);
     server.shutdown().then(

@@ -5,17 +5,23 @@ import { basename } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 
-import type { Config } from '../config/schema.js';
+import { ZodError } from 'zod';
+
+import { readModelRepository } from '../config/model-repository.js';
+import { ConfigSchema, resolveConfig, type Config } from '../config/schema.js';
 import { createApp } from './app.js';
 import { depsOf, type ServerDeps } from './deps.js';
 import { ApiError } from './errors.js';
-import { loadModel } from './load-model.js';
+import { loadModel, type LoadedModel } from './load-model.js';
 import { assignRequestId } from './middleware.js';
 import { consoleLog, type Log } from './logger.js';
 
 export interface RunningServer {
   url: string;
+  /** The first (or only) model's. */
   deps: ServerDeps;
+  /** Every served model's, in the order they were loaded. */
+  models: ServerDeps[];
   /**
    * Drains: the listener stays up, /ready answers 503 and new work 503, while
    * running requests finish for up to graceMs; those still running then end
@@ -54,53 +60,88 @@ function listen(config: Config, fetch: (req: Request, env: unknown) => Response 
   });
 }
 
-/** Listens at once (so a port in use fails before a long load), loads the model, then serves the API. */
+/** The models a config asks for: its --model, or every folder of --model-repository with the settings its config.pbtxt gives. */
+export function modelConfigs(config: Config, log: Log): { name: string; config: Config }[] {
+  if (config.modelRepository === undefined) return [{ name: config.servedModelName ?? basename(config.model), config }];
+  const found = readModelRepository(config.modelRepository);
+  const n = found.length;
+  const resolved = resolveConfig(config);
+  return found.map((m, k) => {
+    if (m.ignored.length > 0) log.info(`model ${m.name}: config.pbtxt fields not applied: ${m.ignored.join(', ')}`);
+    // Memory split evenly: on cuda each model's pool is what its cumulative share of the card leaves
+    // after the models loaded before it (the backend sizes from used memory); on cpu the KV bytes.
+    const share = config.device === 'cuda' ? { gpuMemoryFraction: (config.gpuMemoryFraction * (k + 1)) / n } : { kvCacheBytes: Math.max(1, Math.floor((resolved.kvCacheBytes ?? 0) / n)) };
+    try {
+      return { name: m.name, config: ConfigSchema.parse({ ...config, ...share, ...m.settings, model: m.dir, servedModelName: m.name, modelRepository: undefined }) };
+    } catch (e) {
+      throw new Error(`model ${m.name}: ${e instanceof ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}`);
+    }
+  });
+}
+
+/** Listens at once (so a port in use fails before a long load), loads the model(s), then serves the API. */
 export async function startServer(config: Config, log: Log = consoleLog(config.logLevel)): Promise<RunningServer> {
   let fetch = loadingApp().fetch;
   const server = await listen(config, (req, env) => fetch(req, env));
-  let model;
+  const loaded: LoadedModel[] = [];
+  let wanted: { name: string; config: Config }[];
   try {
-    const t0 = performance.now();
-    model = await loadModel(config, log);
-    const info = model.runtime.info;
-    log.info(`loaded ${basename(config.model)} in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${info.numLayers} layers on ${info.deviceName || config.device}, ` +
-      `context ${model.maxModelLen}, step budget ${model.config.maxNumBatchedTokens} tokens / ${model.config.maxNumSeqs} sequences, ` +
-      `${info.numThreads} threads${config.tensorParallelSize > 1 ? ` over ${config.tensorParallelSize} tensor-parallel ranks` : ''}, tokenizer on ${model.tokenizers.tokenizer.engine} with ${model.config.tokenizerWorkers} workers`);
+    wanted = modelConfigs(config, log);
+    for (const w of wanted) {
+      const t0 = performance.now();
+      const model = await loadModel(w.config, log);
+      loaded.push(model);
+      const info = model.runtime.info;
+      log.info(`loaded ${w.name} in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${info.numLayers} layers on ${info.deviceName || w.config.device}, ` +
+        `context ${model.maxModelLen}, step budget ${model.config.maxNumBatchedTokens} tokens / ${model.config.maxNumSeqs} sequences, ` +
+        `${info.numThreads} threads${w.config.tensorParallelSize > 1 ? ` over ${w.config.tensorParallelSize} tensor-parallel ranks` : ''}, tokenizer on ${model.tokenizers.tokenizer.engine} with ${model.config.tokenizerWorkers} workers`);
+    }
   } catch (e) {
+    await Promise.all(loaded.map((m) => m.close()));
     server.close();
     throw e;
   }
-  const deps = depsOf(model, config.servedModelName ?? basename(config.model));
-  model.engine.onStep = (ms, seqs, tokens) => deps.metrics.observeStep(ms, seqs, tokens);
-  fetch = createApp(deps, log).fetch;
+  // One state, one response store, one access log for the server; the rest per model.
+  const first = depsOf(loaded[0], wanted[0].name);
+  const models = loaded.map((model, k) => {
+    const deps = k === 0 ? first : { ...depsOf(model, wanted[k].name, first.responses), state: first.state };
+    if (loaded.length > 1) deps.metrics.registry.setDefaultLabels({ model_name: deps.modelName });
+    model.engine.onStep = (ms, seqs, tokens) => deps.metrics.observeStep(ms, seqs, tokens);
+    return deps;
+  });
+  const deps = first;
+  fetch = createApp(deps, log, models).fetch;
   deps.state.ready = true;
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  const engine = model.engine;
+  const engines = loaded.map((m) => m.engine);
+  const queued = () => engines.reduce((sum, e) => sum + e.stats().running + e.stats().waiting, 0);
 
   let stopping: Promise<void> | null = null;
-  const settled = () => deps.state.inFlight === 0 && engine.stats().running === 0 && engine.stats().waiting === 0;
+  const settled = () => deps.state.inFlight === 0 && queued() === 0;
   const shutdown = (graceMs = config.shutdownGraceMs) =>
     (stopping ??= (async () => {
       deps.state.draining = true;
       if (!(await until(settled, graceMs))) {
-        const left = Math.max(deps.state.inFlight, engine.stats().running + engine.stats().waiting);
+        const left = Math.max(deps.state.inFlight, queued());
         log.warn(`grace period over: ending the ${left} requests still running with an error`);
         const why = `the server shut down before the request finished (grace period of ${graceMs} ms over)`;
-        engine.stopAccepting(why);
-        engine.cancelAll(why);
+        for (const engine of engines) {
+          engine.stopAccepting(why);
+          engine.cancelAll(why);
+        }
       }
-      await engine.idle();
+      await Promise.all(engines.map((e) => e.idle()));
       // Responses end with their requests; give their last bytes a moment, then drop what is left.
       await until(() => deps.state.inFlight === 0, 1000);
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
       server.closeAllConnections();
-      await model.close();
+      await Promise.all(loaded.map((m) => m.close()));
       deps.responses.close();
     })());
-  return { url, deps, shutdown };
+  return { url, deps, models, shutdown };
 }
 
 /** Resolves true once cond() holds (checked every 10 ms), false after ms. */

@@ -25,6 +25,10 @@ const perDevice = (key: 'kvCacheBytes' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 
 export const ConfigSchema = z
   .object({
     model: z.string().default(DEFAULT_MODEL_DIR).describe('model directory (HF layout: config.json, *.safetensors, tokenizer.json)'),
+    modelRepository: z
+      .string()
+      .optional()
+      .describe("serve every model folder of this Triton-style repository (the checkpoint in the folder or its highest numeric version; an optional config.pbtxt); instead of --model"),
     servedModelName: z.string().optional().describe("model name clients use (default: the model directory's name)"),
     host: z.string().default('127.0.0.1').describe('address to listen on'),
     port: int(0).max(65535).default(8000).describe('port to listen on (0: any free port)'),

@@ -43,34 +43,37 @@ const OUTPUTS = [
 ];
 const KNOWN = new Set(INPUTS.map((i) => i.name).concat(['seed', 'stream']));
 
-function model(deps: ServerDeps, c: Context): string {
+/** The served model the path names, or a 404. */
+function modelOf(models: ServerDeps[], c: Context): ServerDeps {
   const name = c.req.param('model')!;
-  if (name !== deps.modelName) throw new ApiError(404, `model '${name}' is not served here (this server serves '${deps.modelName}')`, 'invalid_request_error', null, 'model_not_found');
+  const deps = models.find((m) => m.modelName === name);
+  if (!deps) throw new ApiError(404, `model '${name}' is not served here (served: ${models.map((m) => `'${m.modelName}'`).join(', ')})`, 'invalid_request_error', null, 'model_not_found');
   const version = c.req.param('version');
   if (version !== undefined && version !== VERSION) throw new ApiError(404, `model '${name}' has no version '${version}' (versions: ${VERSION})`, 'invalid_request_error', null, 'model_not_found');
-  return name;
+  return deps;
 }
 
-export function kserveRoutes(app: Hono, deps: ServerDeps): void {
+export function kserveRoutes(app: Hono, models: ServerDeps[]): void {
+  const deps = models[0];  // the server-wide parts (config, state) are the first model's
   app.get('/v2', (c) => c.json({ name: 'tachyon', version: serverVersion, extensions: ['generate'] }));
   app.get('/v2/health/live', (c) => c.body(null, 200));
   app.get('/v2/health/ready', (c) => c.body(null, deps.state.ready && !deps.state.draining ? 200 : 503));
   app.use('/v2/models/*', apiKeyAuth(deps.config.apiKeys));
   const draining = refuseWhileDraining(deps);
   for (const base of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
-    app.get(base, (c) => c.json({ name: model(deps, c), versions: [VERSION], platform: 'tachyon', inputs: INPUTS, outputs: OUTPUTS }));
+    app.get(base, (c) => c.json({ name: modelOf(models, c).modelName, versions: [VERSION], platform: 'tachyon', inputs: INPUTS, outputs: OUTPUTS }));
     app.get(`${base}/ready`, (c) => {
-      model(deps, c);
+      modelOf(models, c);
       return c.body(null, deps.state.ready && !deps.state.draining ? 200 : 503);
     });
-    app.post(`${base}/infer`, draining, (c) => infer(deps, c));
-    app.post(`${base}/generate`, draining, (c) => generate(deps, c, false));
-    app.post(`${base}/generate_stream`, draining, (c) => generate(deps, c, true));
+    app.post(`${base}/infer`, draining, (c) => infer(modelOf(models, c), c));
+    app.post(`${base}/generate`, draining, (c) => generate(modelOf(models, c), c, false));
+    app.post(`${base}/generate_stream`, draining, (c) => generate(modelOf(models, c), c, true));
   }
 }
 
 async function infer(deps: ServerDeps, c: Context): Promise<Response> {
-  const name = model(deps, c);
+  const name = deps.modelName;
   const req = parseBody(InferRequest, await readJson(c));
   const byName = new Map<string, Tensor>();
   for (const t of req.inputs) {
@@ -181,7 +184,7 @@ async function logitsOf(deps: ServerDeps, c: Context, t: Tensor, parameters: Rec
 
 /** Triton's generate extension: the model's inputs as top-level JSON fields, text_output back. */
 async function generate(deps: ServerDeps, c: Context, stream: boolean): Promise<Response> {
-  const name = model(deps, c);
+  const name = deps.modelName;
   const body = (await readJson(c)) as Record<string, unknown>;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the body must be a JSON object');
   if (typeof body.text_input !== 'string') throw badRequest("'text_input' (a string) is required", 'text_input');

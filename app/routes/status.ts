@@ -2,19 +2,21 @@ import type { Context } from 'hono';
 
 import type { ServerDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
+import { allMetrics } from '../model-routing.js';
 
-/** GET /v1/models */
-export function listModels(deps: ServerDeps) {
+/** GET /v1/models: every served model. */
+export function listModels(models: ServerDeps[]) {
   return function listModelsHandler(c: Context) {
-    return c.json({ object: 'list', data: [modelCard(deps)] });
+    return c.json({ object: 'list', data: models.map(modelCard) });
   };
 }
 
 /** GET /v1/models/:model */
-export function getModel(deps: ServerDeps) {
+export function getModel(models: ServerDeps[]) {
   return function getModelHandler(c: Context) {
     const name = c.req.param('model');
-    if (name !== deps.modelName) throw new ApiError(404, `The model \`${name}\` does not exist.`, 'invalid_request_error', 'model', 'model_not_found');
+    const deps = models.find((m) => m.modelName === name);
+    if (!deps) throw new ApiError(404, `The model \`${name}\` does not exist.`, 'invalid_request_error', 'model', 'model_not_found');
     return c.json(modelCard(deps));
   };
 }
@@ -38,9 +40,10 @@ export function ready(deps: ServerDeps) {
   };
 }
 
-/** GET /metrics (Prometheus text format). */
-export function metrics(deps: ServerDeps) {
+/** GET /metrics (Prometheus text format; with several models each series carries model_name). */
+export function metrics(models: ServerDeps[]) {
   return async function metricsHandler(c: Context) {
-    return c.body(await deps.metrics.registry.metrics(), 200, { 'Content-Type': deps.metrics.registry.contentType });
+    const { text, contentType } = await allMetrics(models);
+    return c.body(text, 200, { 'Content-Type': contentType });
   };
 }
