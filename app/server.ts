@@ -64,15 +64,27 @@ function listen(config: Config, fetch: (req: Request, env: unknown) => Response 
 export function modelConfigs(config: Config, log: Log): { name: string; config: Config }[] {
   if (config.modelRepository === undefined) return [{ name: config.servedModelName ?? basename(config.model), config }];
   const found = readModelRepository(config.modelRepository);
-  const n = found.length;
   const resolved = resolveConfig(config);
+  // Memory: a model's own gpu_memory_fraction / kv_cache_bytes (config.pbtxt), the rest of the
+  // server's budget split evenly over the models that name none.
+  const budget = config.device === 'cuda' ? config.gpuMemoryFraction : (resolved.kvCacheBytes ?? 0);
+  const key = config.device === 'cuda' ? 'gpuMemoryFraction' : 'kvCacheBytes';
+  const own = found.map((m) => (m.settings[key] === undefined ? undefined : Number(m.settings[key])));
+  const named = own.reduce<number>((sum, v) => sum + (v ?? 0), 0);
+  const rest = own.filter((v) => v === undefined).length;
+  if (!(named <= budget) || (rest > 0 && named >= budget))
+    throw new Error(`the models' own ${config.device === 'cuda' ? 'gpu_memory_fraction' : 'kv_cache_bytes'} add up to ${named}, leaving nothing of the server's ${budget} for the others`);
+  const shares = own.map((v) => v ?? (budget - named) / Math.max(1, rest));
+  let before = 0;
   return found.map((m, k) => {
     if (m.ignored.length > 0) log.info(`model ${m.name}: config.pbtxt fields not applied: ${m.ignored.join(', ')}`);
-    // Memory split evenly: on cuda each model's pool is what its cumulative share of the card leaves
-    // after the models loaded before it (the backend sizes from used memory); on cpu the KV bytes.
-    const share = config.device === 'cuda' ? { gpuMemoryFraction: (config.gpuMemoryFraction * (k + 1)) / n } : { kvCacheBytes: Math.max(1, Math.floor((resolved.kvCacheBytes ?? 0) / n)) };
+    // On cuda the backend sizes a pool from what the fraction leaves after the memory already in use,
+    // so model k is given the sum of the shares up to its own: its pool is its share.
+    const memory = config.device === 'cuda' ? { gpuMemoryFraction: Math.min(1, before + shares[k]) } : { kvCacheBytes: Math.max(1, Math.floor(shares[k])) };
+    before += shares[k];
+    log.info(`model ${m.name}: ${config.device === 'cuda' ? `${(shares[k] * 100).toFixed(1)}% of the GPU` : `${Math.floor(shares[k])} bytes of KV cache`}${m.version ? `, version ${m.version}` : ''}`);
     try {
-      return { name: m.name, config: ConfigSchema.parse({ ...config, ...share, ...m.settings, model: m.dir, servedModelName: m.name, modelRepository: undefined }) };
+      return { name: m.name, config: ConfigSchema.parse({ ...config, ...m.settings, ...memory, model: m.dir, servedModelName: m.name, modelRepository: undefined }) };
     } catch (e) {
       throw new Error(`model ${m.name}: ${e instanceof ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}`);
     }

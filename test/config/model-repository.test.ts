@@ -67,3 +67,22 @@ test('a repository that cannot be served is refused, naming the folder or file',
   writeFileSync(join(root, 'named', 'm', 'config.pbtxt'), 'name: "other"\n');
   assert.throws(() => readModelRepository(join(root, 'named')), /name 'other' does not match its folder 'm'/);
 });
+
+test('memory is split over the models: a model\'s own share from config.pbtxt, the rest evenly; cuda fractions add up in load order', async () => {
+  const { modelConfigs } = await import('../../app/server.js');
+  const { ConfigSchema } = await import('../../config/schema.js');
+  const repo = join(root, 'split');
+  for (const m of ['a', 'b', 'c']) cpSync(join(MODELS_DIR, 'llama-gqa-tied'), join(repo, m), { recursive: true });
+  writeFileSync(join(repo, 'b', 'config.pbtxt'), 'parameters { key: "kv_cache_bytes" value { string_value: "1000000" } }\n');
+  const lines: string[] = [];
+  const log = { debug() {}, info: (m: string) => void lines.push(m), warn() {}, error() {} } as never;
+  const cpu = modelConfigs(ConfigSchema.parse({ modelRepository: repo, kvCacheBytes: 9_000_000 }), log);
+  assert.deepEqual(cpu.map((m) => [m.name, m.config.kvCacheBytes]), [['a', 4_000_000], ['b', 1_000_000], ['c', 4_000_000]]);
+  assert.ok(lines.some((l) => /model b: 1000000 bytes of KV cache/.test(l)), lines.join('\n'));
+  writeFileSync(join(repo, 'b', 'config.pbtxt'), 'parameters { key: "gpu_memory_fraction" value { string_value: "0.3" } }\n');
+  const cuda = modelConfigs(ConfigSchema.parse({ modelRepository: repo, device: 'cuda', gpuMemoryFraction: 0.9 }), log);
+  // Shares 0.3, 0.3, 0.3 given as what each may fill counting the models before it.
+  assert.deepEqual(cuda.map((m) => Number(m.config.gpuMemoryFraction.toFixed(6))), [0.3, 0.6, 0.9]);
+  writeFileSync(join(repo, 'b', 'config.pbtxt'), 'parameters { key: "gpu_memory_fraction" value { string_value: "0.95" } }\n');
+  assert.throws(() => modelConfigs(ConfigSchema.parse({ modelRepository: repo, device: 'cuda', gpuMemoryFraction: 0.9 }), log), /add up to 0.95, leaving nothing/);
+});
