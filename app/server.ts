@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 
 import { ZodError } from 'zod';
 
-import { readModelRepository } from '../config/model-repository.js';
+import { readModelRepository, type RepositoryModel } from '../config/model-repository.js';
 import { ConfigSchema, resolveConfig, type Config } from '../config/schema.js';
 import { createApp } from './app.js';
 import { depsOf, type ServerDeps } from './deps.js';
@@ -62,8 +62,15 @@ function listen(config: Config, fetch: (req: Request, env: unknown) => Response 
 
 /** The models a config asks for: its --model, or every folder of --model-repository with the settings its config.pbtxt gives. */
 export function modelConfigs(config: Config, log: Log): { name: string; config: Config }[] {
-  if (config.modelRepository === undefined) return [{ name: config.servedModelName ?? basename(config.model), config }];
-  const found = readModelRepository(config.modelRepository);
+  if (config.modelRepository === undefined && config.models.length === 0) return [{ name: config.servedModelName ?? basename(config.model), config }];
+  if (config.modelRepository !== undefined && config.models.length > 0) throw new Error('give either --model-repository or several --model, not both');
+  const found: RepositoryModel[] =
+    config.modelRepository !== undefined
+      ? readModelRepository(config.modelRepository)
+      : [config.model, ...config.models].map((dir, k) => ({ name: k === 0 ? (config.servedModelName ?? basename(dir)) : basename(dir), dir, version: null, settings: {}, ignored: [] }));
+  const names = found.map((m) => m.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new Error(`two models are named '${twice}'; give them different folder names (or a --model-repository)`);
   const resolved = resolveConfig(config);
   // Memory: a model's own gpu_memory_fraction / kv_cache_bytes (config.pbtxt), the rest of the
   // server's budget split evenly over the models that name none.
@@ -84,7 +91,7 @@ export function modelConfigs(config: Config, log: Log): { name: string; config: 
     before += shares[k];
     log.info(`model ${m.name}: ${config.device === 'cuda' ? `${(shares[k] * 100).toFixed(1)}% of the GPU` : `${Math.floor(shares[k])} bytes of KV cache`}${m.version ? `, version ${m.version}` : ''}`);
     try {
-      return { name: m.name, config: ConfigSchema.parse({ ...config, ...m.settings, ...memory, model: m.dir, servedModelName: m.name, modelRepository: undefined }) };
+      return { name: m.name, config: ConfigSchema.parse({ ...config, ...m.settings, ...memory, model: m.dir, servedModelName: m.name, modelRepository: undefined, models: [] }) };
     } catch (e) {
       throw new Error(`model ${m.name}: ${e instanceof ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}`);
     }

@@ -63,6 +63,8 @@ function parseFlags(argv: string[]): { values: Record<string, string>; configFil
     if (name === 'long-prefill-token-threshold' && value === '0') continue;
     if (key === undefined) configFile = value;
     else if (LIST_KEYS.has(key) && values[key] !== undefined) values[key] += ',' + value;
+    // --model a --model b: serve both (b and later ones go to --models).
+    else if (key === 'model' && values.model !== undefined) values.models = values.models === undefined ? value : `${values.models},${value}`;
     else values[key] = value;
   }
   return { values, configFile, help };

@@ -25,6 +25,9 @@ const perDevice = (key: 'kvCacheBytes' | 'maxNumBatchedTokens' | 'maxNumSeqs' | 
 export const ConfigSchema = z
   .object({
     model: z.string().default(DEFAULT_MODEL_DIR).describe('model directory (HF layout: config.json, *.safetensors, tokenizer.json)'),
+    models: list
+      .default([])
+      .describe('more model directories served beside --model, each named after its folder (repeating --model adds them here)'),
     modelRepository: z
       .string()
       .optional()

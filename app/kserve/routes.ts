@@ -119,10 +119,13 @@ function textJobs(byName: Map<string, Tensor>, prompts: string[]): TextJob[] {
     return (i: number) => (perItem ? all.slice((i * all.length) / b, ((i + 1) * all.length) / b) : all);
   };
   const stop = words('stop_words'), bad = words('bad_words');
+  // TensorRT-LLM's backend decodes greedily unless asked to sample (its top_k and top_p default to 0):
+  // so do these routes, where /v1 keeps OpenAI's temperature 1.
+  const sampled = temperature !== undefined || topK !== undefined || topP !== undefined;
   return prompts.map((p, i) => ({
     text: p,
     maxTokens: maxTokens?.[i],
-    temperature: temperature?.[i],
+    temperature: sampled ? temperature?.[i] : 0,
     topK: topK?.[i],
     topP: topP?.[i],
     seed: seed?.[i],

@@ -18,6 +18,9 @@ before(async () => {
   // A parity fixture with the default model's tokenizer beside it, in the model's own folder ...
   cpSync(join(MODELS_DIR, 'llama-gqa-tied'), join(repo, 'gqa'), { recursive: true });
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(DEFAULT_MODEL_DIR, f), join(repo, 'gqa', f));
+  // GPT-2 too (CPU backend), in a version folder.
+  cpSync(join(MODELS_DIR, 'gpt2-tiny'), join(repo, 'gpt2', '1'), { recursive: true });
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(DEFAULT_MODEL_DIR, f), join(repo, 'gpt2', '1', f));
   // ... and the embedded model in a version folder with a config.pbtxt.
   mkdirSync(join(repo, 'shakespeare'));
   cpSync(DEFAULT_MODEL_DIR, join(repo, 'shakespeare', '3'), { recursive: true });
@@ -34,8 +37,8 @@ after(async () => {
 
 test('/v1/models lists every model; config.pbtxt set the second one\'s context and batch', async () => {
   const list = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string; max_model_len: number }[] };
-  assert.deepEqual(list.data.map((m) => [m.id, m.max_model_len]), [['gqa', 256], ['shakespeare', 256]]);
-  assert.equal(server.models[1].config.maxNumSeqs, 8);
+  assert.deepEqual(list.data.map((m) => [m.id, m.max_model_len]), [['gpt2', 256], ['gqa', 256], ['shakespeare', 256]]);
+  assert.equal(server.models[2].config.maxNumSeqs, 8);
   assert.equal((await fetch(`${server.url}/v1/models/shakespeare`)).status, 200);
 });
 
@@ -59,7 +62,19 @@ test('OpenAI requests route by model and answer as that model alone would', asyn
   assert.equal(missing.status, 404);
   const err = (await missing.json()) as { error: { message: string; code: string } };
   assert.equal(err.error.code, 'model_not_found');
-  assert.match(err.error.message, /This server serves `gqa`, `shakespeare`/);
+  assert.match(err.error.message, /This server serves `gpt2`, `gqa`, `shakespeare`/);
+});
+
+test('greedy continuations through HTTP equal transformers\' for the Llama and GPT-2 fixtures', async () => {
+  for (const [model, fixture] of [['gqa', 'llama-gqa-tied'], ['gpt2', 'gpt2-tiny']]) {
+    for (const p of loadReference(fixture)) {
+      // Token ids in (the fixtures' vocabularies are smaller than the borrowed tokenizer's), text out,
+      // compared with the text of transformers' greedy tokens.
+      const res = (await (await postJson(`${server.url}/v1/completions`, { model, prompt: p.tokens, max_tokens: p.greedy.length, temperature: 0, ignore_eos: true, skip_special_tokens: false })).json()) as { choices: { text: string }[] };
+      const want = (await (await postJson(`${server.url}/detokenize`, { model, tokens: p.greedy })).json()) as { prompt: string };
+      assert.equal(res.choices[0].text, want.prompt, `${model}, prompt of ${p.tokens.length}`);
+    }
+  }
 });
 
 test('KServe routes by the path: the seed\'s request on the fixture picks transformers\' next token', async () => {

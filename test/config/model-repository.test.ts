@@ -86,3 +86,16 @@ test('memory is split over the models: a model\'s own share from config.pbtxt, t
   writeFileSync(join(repo, 'b', 'config.pbtxt'), 'parameters { key: "gpu_memory_fraction" value { string_value: "0.95" } }\n');
   assert.throws(() => modelConfigs(ConfigSchema.parse({ modelRepository: repo, device: 'cuda', gpuMemoryFraction: 0.9 }), log), /add up to 0.95, leaving nothing/);
 });
+
+test('--model given several times serves each, named after its folder, memory split evenly', async () => {
+  const { loadConfig } = await import('../../config/load.js');
+  const { modelConfigs } = await import('../../app/server.js');
+  const a = join(MODELS_DIR, 'llama-gqa-tied'), b = join(MODELS_DIR, 'qwen2-bias');
+  const { config } = loadConfig(['--model', a, '--model', b, '--kv-cache-bytes', '8000000']);
+  assert.equal(config.model, a);
+  assert.deepEqual(config.models, [b]);
+  const log = { debug() {}, info() {}, warn() {}, error() {} } as never;
+  assert.deepEqual(modelConfigs(config, log).map((m) => [m.name, m.config.model, m.config.kvCacheBytes]), [['llama-gqa-tied', a, 4_000_000], ['qwen2-bias', b, 4_000_000]]);
+  assert.throws(() => modelConfigs(loadConfig(['--model', a, '--model', a]).config, log), /two models are named 'llama-gqa-tied'/);
+  assert.throws(() => modelConfigs(loadConfig(['--model', a, '--model', b, '--model-repository', root]).config, log), /either --model-repository or several --model/);
+});
