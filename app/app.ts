@@ -16,6 +16,7 @@ import { countTokens, messages } from './routes/messages.js';
 import { createResponse, deleteResponse, getResponse, listInputItems } from './routes/responses.js';
 import { getModel, health, listModels, metrics, ready } from './routes/status.js';
 import { detokenize, tokenize } from './routes/tokenize.js';
+import { uiRoutes } from './routes/ui.js';
 
 /**
  * The HTTP app: OpenAI-compatible routes, Anthropic's Messages API and the KServe v2 protocol, over the engine. Every response
@@ -56,6 +57,7 @@ export function createApp(deps: ServerDeps, log: Log = consoleLog(deps.config.lo
   app.post('/tokenize', byModel(models, tokenize));
   app.post('/detokenize', byModel(models, detokenize));
   kserveRoutes(app, models);
+  if (deps.config.ui) uiRoutes(app);
 
   // Anthropic's paths answer in Anthropic's error shape, KServe's (/v2) in KServe's, the rest in OpenAI's.
   const errorBody = (c: Context, e: ApiError) =>

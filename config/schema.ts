@@ -77,6 +77,7 @@ export const ConfigSchema = z
     profile: bool
       .default(RUNTIME_DEFAULTS.cuda.profile)
       .describe("cuda: print each step's GPU time and layer 0's ops to stderr, and mark NVTX ranges for nsys"),
+    ui: bool.default(true).describe('serve the built-in chat page at / and /ui (--no-ui: the API only)'),
     logRequests: bool.default(false).describe('log each request\'s prompt and output text (off: text is never logged)'),
     responsesStorePath: z
       .string()
