@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer, request, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -169,6 +171,49 @@ describe('the chat page with API keys', { skip }, () => {
     assert.match(await page.$eval('.msg.error', (e) => e.textContent ?? ''), /401/);
     assert.deepEqual(errors.filter((e) => !/401/.test(e)), []);
     await page.close();
+  });
+});
+
+/** A reverse proxy that serves `target` under /tachyon/ (the prefix is stripped), as nginx would. */
+async function prefixProxy(target: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const t = new URL(target);
+  const proxy: HttpServer = createServer((req, res) => {
+    if (!req.url?.startsWith('/tachyon/')) {
+      res.writeHead(404).end();
+      return;
+    }
+    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url.slice('/tachyon'.length), headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, close: () => new Promise((r) => {
+    proxy.close(() => r());
+    proxy.closeAllConnections();  // the browser keeps its connections open
+  }) };
+}
+
+describe('the chat page behind a path prefix, on a server with CORS settings', { skip }, () => {
+  test('every request stays under the prefix and a message streams back', async () => {
+    const server = await startTestServer({ corsOrigins: ['https://elsewhere.example'] });
+    const proxy = await prefixProxy(server.url);
+    try {
+      const { page, errors } = await open(`${proxy.url}/tachyon/`);
+      const paths: string[] = [];
+      page.on('request', (r) => void paths.push(new URL(r.url()).pathname));
+      assert.equal(await page.$eval('#model', (s) => (s as HTMLSelectElement).value), 'tiny-shakespeare');
+      await ask(page, 'Hail');
+      await page.waitForFunction(() => document.querySelector('.stats')?.textContent, { timeout: 20000 });
+      assert.ok((await answers(page))[0].length > 0);
+      assert.ok(paths.length > 0 && paths.every((p) => p.startsWith('/tachyon/')), paths.join(' '));
+      assert.deepEqual(errors, []);
+      await page.close();
+    } finally {
+      await proxy.close();
+      await server.shutdown(1000);
+    }
   });
 });
 
