@@ -68,6 +68,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     threads: config.threads,
     tensorParallelSize: config.tensorParallelSize,
     quantization: config.quantization,
+    kvCacheDtype: config.kvCacheDtype,
     cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, profile: config.profile },
   });
   let tokenizers: TokenizerService;

@@ -42,9 +42,20 @@ const WORKLOADS: Workload[] = [
 ];
 
 // --batch-invariant and --profile: the backend knobs of the same names (RuntimeOptions.cuda).
+// --kv-cache-dtype: fp8 by default, as TensorRT-LLM's published FP8 rows run; auto = bf16.
+// --max-num-seqs: every workload's sequences per step instead of its own.
 const { values } = parseArgs({
-  options: { only: { type: 'string' }, scale: { type: 'string', default: '1' }, 'batch-invariant': { type: 'boolean' }, profile: { type: 'boolean' } },
+  options: {
+    only: { type: 'string' },
+    scale: { type: 'string', default: '1' },
+    'batch-invariant': { type: 'boolean' },
+    profile: { type: 'boolean' },
+    'kv-cache-dtype': { type: 'string', default: 'fp8' },
+    'max-num-seqs': { type: 'string' },
+  },
 });
+const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8';
+if (kvCacheDtype !== 'auto' && kvCacheDtype !== 'fp8') throw new Error(`--kv-cache-dtype ${kvCacheDtype}: auto or fp8`);
 const scale = Number(values.scale);
 const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k'));
 
@@ -54,17 +65,23 @@ async function run(w: Workload) {
     dummy: { config: w.shape, seed: 1 },
     device: 'cuda',
     dtype: w.dtype,
-    maxNumSeqs: w.maxSeqs,
+    maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : w.maxSeqs,
     maxNumTokens: 8192,
+    kvCacheDtype,
     cuda: { batchInvariant: values['batch-invariant'], profile: values.profile },
   });
   const steps: { ms: number; seqs: number; tokens: number }[] = [];
+  // Host time: from one step's result to the next step's call (scheduling, batch building, processing).
+  let lastEnd = 0;
+  let hostMs = 0;
   const timed: StepRuntime = {
     info: rt.info,
     async step(b: StepBatch) {
       const t0 = performance.now();
+      if (lastEnd) hostMs += t0 - lastEnd;
       const r = await rt.step(b);
-      steps.push({ ms: performance.now() - t0, seqs: b.queryLens.length, tokens: b.tokenIds.length });
+      lastEnd = performance.now();
+      steps.push({ ms: lastEnd - t0, seqs: b.queryLens.length, tokens: b.tokenIds.length });
       return r;
     },
   };
@@ -96,6 +113,7 @@ async function run(w: Workload) {
     medianStepMs: all[Math.floor(all.length / 2)],
     medianDecodeStepMs: decode.length ? decode[Math.floor(decode.length / 2)] : NaN,
     meanBatch: steps.reduce((s, x) => s + x.seqs, 0) / steps.length,
+    hostMsPerStep: hostMs / Math.max(1, steps.length - 1),
     kvPeak: `${peakBlocks} of ${rt.info.numBlocks} blocks`,
     gpuGiB: rt.info.deviceBytesUsed / 2 ** 30,
   };
@@ -105,10 +123,11 @@ async function run(w: Workload) {
 
 const rows = [];
 for (const w of WORKLOADS) if (!values.only || w.name.includes(values.only)) rows.push(await run(w));
-console.log('| workload | requests | output tok/s | total tok/s | wall s | steps | median step ms | median decode step ms | mean seqs/step | KV peak |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+console.log(`KV cache: ${kvCacheDtype === 'fp8' ? 'fp8 (E4M3)' : 'bf16'}`);
+console.log('| workload | requests | output tok/s | total tok/s | wall s | steps | median step ms | median decode step ms | host ms/step | mean seqs/step | KV peak |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows)
-  console.log(`| ${r.name} | ${r.requests} | ${r.outputTps.toFixed(0)} | ${r.totalTps.toFixed(0)} | ${r.wall.toFixed(1)} | ${r.steps} | ${r.medianStepMs.toFixed(1)} | ${r.medianDecodeStepMs.toFixed(2)} | ${r.meanBatch.toFixed(0)} | ${r.kvPeak} |`);
+  console.log(`| ${r.name} | ${r.requests} | ${r.outputTps.toFixed(0)} | ${r.totalTps.toFixed(0)} | ${r.wall.toFixed(1)} | ${r.steps} | ${r.medianStepMs.toFixed(1)} | ${r.medianDecodeStepMs.toFixed(2)} | ${r.hostMsPerStep.toFixed(2)} | ${r.meanBatch.toFixed(0)} | ${r.kvPeak} |`);
 const single = rows.find((r) => r.requests === 1);
 if (single) {
   console.log(`batch 1: ${single.medianDecodeStepMs.toFixed(2)} ms per output token (median decode step)`);

@@ -32,6 +32,7 @@ const PARAMETERS: Record<string, string> = {
   gpu_memory_fraction: 'gpuMemoryFraction',
   gpu_memory_utilization: 'gpuMemoryFraction',
   kv_cache_bytes: 'kvCacheBytes',
+  kv_cache_dtype: 'kvCacheDtype',
   tensor_parallel_size: 'tensorParallelSize',
   tool_call_parser: 'toolCallParser',
 };

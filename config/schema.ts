@@ -41,6 +41,11 @@ export const ConfigSchema = z
       .enum(['int8'])
       .optional()
       .describe("weights quantized at load: 'int8' = weight-only INT8 with per-channel scales (cpu; on cuda use --dtype fp8)"),
+    kvCacheDtype: z
+      .enum(['auto', 'fp8', 'fp8_e4m3'])
+      .default('auto')
+      .transform((v) => (v === 'fp8_e4m3' ? 'fp8' : v))
+      .describe("KV cache element type: 'auto' = bf16 on cuda, float32 on cpu; 'fp8' (or 'fp8_e4m3') = E4M3 with per-layer scales of 1.0, half the bytes a token (cuda)"),
     gpuMemoryFraction: z.coerce.number().gt(0).max(1).default(RUNTIME_DEFAULTS.gpuMemoryFraction).describe('cuda: share of the GPU for weights, workspace and KV cache'),
     tensorParallelSize: int(1)
       .max(64)
@@ -90,6 +95,10 @@ export const ConfigSchema = z
   .refine((c) => c.device === 'cpu' || c.quantization === undefined, {
     message: "'int8' runs on the CPU backend only so far; on cuda use --dtype fp8",
     path: ['quantization'],
+  })
+  .refine((c) => c.device === 'cuda' || c.kvCacheDtype === 'auto', {
+    message: "an FP8 KV cache runs on cuda only; the CPU backend keeps its KV cache in float32",
+    path: ['kvCacheDtype'],
   })
   .refine((c) => c.device === 'cpu' || c.tensorParallelSize === 1, {
     message: 'tensor parallelism is not available on cuda yet; the CPU backend has it',

@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   maxNumSeqs?: number;
   /** Worker threads for the forward pass (over all ranks). */
   threads?: number;
+  /** 'fp8': an E4M3 KV cache with per-layer scales of 1.0 (cuda only); 'auto' (default): bf16 on cuda, float32 on cpu. */
+  kvCacheDtype?: 'auto' | 'fp8';
   /** 'int8': weight-only INT8 projections with per-channel scales, quantized at load (cpu only so far). */
   quantization?: 'int8';
   /** Ranks the model is cut over, Megatron-style (cpu only so far: ranks are threads meeting in an in-process all-reduce). */
@@ -139,6 +141,7 @@ export class Runtime {
       numThreads: options.threads ?? defaultThreads(),
       tensorParallelSize: options.tensorParallelSize ?? RUNTIME_DEFAULTS.tensorParallelSize,
       quantization: options.quantization,
+      kvCacheDtype: options.kvCacheDtype ?? 'auto',
     };
     const gpu =
       device === 'cuda'

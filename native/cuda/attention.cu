@@ -30,11 +30,13 @@ __device__ __forceinline__ float fold_value(float a, float wa, float b, float wb
   return __fmaf_rn(b, wb, __fmul_rn(a, wa));
 }
 
-template <int D>
+// F8: the cache holds E4M3 (kv_cache.h), staged as it is and widened to f16 on the way into the
+// tensor cores (E4M3 -> f16 is exact; there is no E4M3 -> bf16 conversion on sm_90).
+template <int D, bool F8>
 struct Smem {
-  static constexpr int kStride = D + 8;  // bf16 per K/V row in shared memory: rows 16 bytes apart in banks
-  static constexpr int kTileElems = kTile * kStride;
-  static constexpr int kStageBytes = 2 * kTileElems * 2;  // K and V tiles
+  static constexpr int kRowBytes = D * (F8 ? 1 : 2) + 16;  // a K/V row in shared memory: rows 16 bytes apart in banks
+  static constexpr int kTileBytes = kTile * kRowBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes;  // K and V tiles
   static constexpr int kMergedFloats = D / 2 * 32;        // per warp: each lane's folded accumulators
   // Split-parallel blocks reuse their stages for the fold's per-split m, l and weights.
   static constexpr size_t kFoldBytes = 4 * kFoldChunk * kRows * sizeof(float);
@@ -49,15 +51,30 @@ struct Smem {
   __host__ __device__ static constexpr int stages(bool split, int warps) { return split ? kSplitTiles : warps == 1 ? 2 : 3; }
 };
 
+// The head dimension an accumulator element holds: element e (0-3) of 8-wide output tile dn.
+// bf16: tile dn is dims dn * 8 + 0-7, a lane's pair 2 (lane % 4) + {0, 1}. F8 (see attend): tiles
+// 2c and 2c + 1 share 16 dims, even and odd ones; a lane's four are 16c + 4 (lane % 4) + 0-3.
+template <bool F8>
+__device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
+  return F8 ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
+}
+
+// Two E4M3 in the low (hi: high) 16 bits of x as f16x2.
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t x, bool hi) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(hi ? x >> 16 : x & 0xffffu), __NV_E4M3);
+  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+}
+
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
-template <int D, int WARPS, bool SPLIT>
+template <int D, int WARPS, bool SPLIT, bool F8>
 __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_kernel(AttentionArgs a, float scale_log2, int splits) {
-  using S = Smem<D>;
+  using S = Smem<D, F8>;
   constexpr int KC = D / 16;  // k-chunks of the QK^T product
   constexpr int DN = D / 8;   // 8-wide output column tiles
+  constexpr int EB = F8 ? 1 : 2;  // bytes per cached element
   extern __shared__ __align__(16) unsigned char smem[];
   pdl_wait();
-  __nv_bfloat16* stages = reinterpret_cast<__nv_bfloat16*>(smem);
+  unsigned char* stages = smem;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = blockIdx.y;
   const int2 tile = a.tiles[blockIdx.x];
@@ -83,27 +100,32 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   for (int kc = 0; kc < KC; ++kc)
 #pragma unroll
     for (int f = 0; f < 4; ++f) {
-      const int r = lane / 4 + (f & 1) * 8, col = kc * 16 + (f >> 1) * 8 + (lane % 4) * 2;
+      // F8: k slots 2c + {0, 1} and 2c + 8 + {0, 1} of a chunk are dims 4c + {0, 1} and 4c + {2, 3}, as
+      // the K fragments come out of ldmatrix (attend).
+      const int r = lane / 4 + (f & 1) * 8;
+      const int col = F8 ? kc * 16 + (lane % 4) * 4 + (f >> 1) * 2 : kc * 16 + (f >> 1) * 8 + (lane % 4) * 2;
       const int tk = r / group;
       float2 v = make_float2(0.0f, 0.0f);
       if (tk < count)
         v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(first + tk) * qkv_width +
                                              static_cast<size_t>(kvh * group + r % group) * D + col);
-      qf[kc][f] = pack_bf16(v.x, v.y);
+      qf[kc][f] = F8 ? pack_f16(v.x, v.y) : pack_bf16(v.x, v.y);
     }
 
   auto load_tile = [&](int i, int stage) {
-    __nv_bfloat16* ks = stages + stage * 2 * S::kTileElems;
-    __nv_bfloat16* vs = ks + S::kTileElems;
-    constexpr int chunks = D / 8;  // 16-byte pieces per row
+    unsigned char* ks = stages + stage * S::kStageBytes;
+    unsigned char* vs = ks + S::kTileBytes;
+    constexpr int chunks = D * EB / 16;  // 16-byte pieces per row
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
     for (int c = threadIdx.x; c < kTile * chunks; c += 32 * WARPS) {
-      const int r = c / chunks, d = (c % chunks) * 8, p = i * kTile + r;
+      const int r = c / chunks, b = (c % chunks) * 16, p = i * kTile + r;
       const bool valid = p <= block_last;  // rows past the context are zeros, never garbage
       const size_t off = valid
-          ? ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D + d
+          ? ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D * EB + b
           : 0;
-      cp_async_16(ks + r * S::kStride + d, a.k_cache + off, valid);
-      cp_async_16(vs + r * S::kStride + d, a.v_cache + off, valid);
+      cp_async_16(ks + r * S::kRowBytes + b, kc + off, valid);
+      cp_async_16(vs + r * S::kRowBytes + b, vc + off, valid);
     }
     cp_async_commit();
   };
@@ -144,15 +166,34 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   };
 
   // One tile of 16 positions: scores, online softmax, P · V.
-  auto attend = [&](int i, const __nv_bfloat16* ks, const __nv_bfloat16* vs) {
+  auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
     float s[2][4] = {};
+    if constexpr (F8) {
+      // A 16-byte row piece is 16 dims; read as 8 b16 columns, a lane gets dims 4 (lane % 4) + 0-3 of
+      // position lane / 4: b0 from the first two, b1 from the last two (q's fragments match).
 #pragma unroll
-    for (int kc = 0; kc < KC; ++kc) {
-      uint32_t b[4];
-      // Matrices: positions 0-7 / 8-15 (lane / 16) x columns kc*16 + 0-7 / 8-15 ((lane / 8) % 2).
-      ldmatrix_x4(b, ks + ((lane >> 4) * 8 + (lane & 7)) * S::kStride + kc * 16 + ((lane >> 3) & 1) * 8);
-      mma_bf16_16816(s[0], qf[kc], b[0], b[1]);
-      mma_bf16_16816(s[1], qf[kc], b[2], b[3]);
+      for (int kc = 0; kc < KC; kc += 2) {
+        // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x dims of chunk kc / kc + 1 (lane / 16).
+        uint32_t b[4];
+        const unsigned char* row = ks + (((lane >> 3) & 1) * 8 + (lane & 7)) * S::kRowBytes + (kc + (lane >> 4)) * 16;
+        if (kc + 1 < KC) ldmatrix_x4(b, row);
+        else ldmatrix_x2(b, row);
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          if (kc + k >= KC) break;
+          mma_f16_16816(s[0], qf[kc + k], e4m3x2_to_f16x2(b[2 * k], false), e4m3x2_to_f16x2(b[2 * k], true));
+          mma_f16_16816(s[1], qf[kc + k], e4m3x2_to_f16x2(b[2 * k + 1], false), e4m3x2_to_f16x2(b[2 * k + 1], true));
+        }
+      }
+    } else {
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+        uint32_t b[4];
+        // Matrices: positions 0-7 / 8-15 (lane / 16) x columns kc*16 + 0-7 / 8-15 ((lane / 8) % 2).
+        ldmatrix_x4(b, ks + ((lane >> 4) * 8 + (lane & 7)) * S::kRowBytes + (kc * 16 + ((lane >> 3) & 1) * 8) * 2);
+        mma_bf16_16816(s[0], qf[kc], b[0], b[1]);
+        mma_bf16_16816(s[1], qf[kc], b[2], b[3]);
+      }
     }
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -191,15 +232,39 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[dn][c] = __fmul_rn(acc[dn][c], corr[c >> 1]);
     // The score accumulators are the A operand of P · V as they stand (rows, then positions 0-7 / 8-15).
-    const uint32_t pf[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
-                            pack_bf16(s[1][2], s[1][3])};
+    if constexpr (F8) {
+      const uint32_t pf[4] = {pack_f16(s[0][0], s[0][1]), pack_f16(s[0][2], s[0][3]), pack_f16(s[1][0], s[1][1]),
+                              pack_f16(s[1][2], s[1][3])};
+      // Transposed as b16, a lane gets bytes (p, 2j), (p, 2j + 1), (p + 1, 2j), (p + 1, 2j + 1) for
+      // p = 2 (lane % 4), j = lane / 4 of a 16-dim chunk: regrouped, the even dims' pair feeds output
+      // tile 2c and the odd dims' tile 2c + 1 (acc_dim).
 #pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp) {
-      uint32_t b[4];
-      // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x columns (2dp + lane / 16) * 8, transposed.
-      ldmatrix_x4_trans(b, vs + (((lane >> 3) & 1) * 8 + (lane & 7)) * S::kStride + (dp * 2 + (lane >> 4)) * 8);
-      mma_bf16_16816(acc[2 * dp], pf, b[0], b[1]);
-      mma_bf16_16816(acc[2 * dp + 1], pf, b[2], b[3]);
+      for (int dc = 0; dc < D / 16; dc += 2) {
+        // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x dims of chunk dc / dc + 1 (lane / 16).
+        uint32_t b[4];
+        const unsigned char* row = vs + (((lane >> 3) & 1) * 8 + (lane & 7)) * S::kRowBytes + (dc + (lane >> 4)) * 16;
+        if (dc + 1 < D / 16) ldmatrix_x4_trans(b, row);
+        else ldmatrix_x2_trans(b, row);
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          if (dc + k >= D / 16) break;
+          // Positions 0-7 and 8-15, each as [even dim's pair | odd dim's pair].
+          const uint32_t first8 = __byte_perm(b[2 * k], 0, 0x3120), last8 = __byte_perm(b[2 * k + 1], 0, 0x3120);
+          mma_f16_16816(acc[2 * (dc + k)], pf, e4m3x2_to_f16x2(first8, false), e4m3x2_to_f16x2(last8, false));
+          mma_f16_16816(acc[2 * (dc + k) + 1], pf, e4m3x2_to_f16x2(first8, true), e4m3x2_to_f16x2(last8, true));
+        }
+      }
+    } else {
+      const uint32_t pf[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
+                              pack_bf16(s[1][2], s[1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t b[4];
+        // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x columns (2dp + lane / 16) * 8, transposed.
+        ldmatrix_x4_trans(b, vs + (((lane >> 3) & 1) * 8 + (lane & 7)) * S::kRowBytes + (dp * 2 + (lane >> 4)) * 16);
+        mma_bf16_16816(acc[2 * dp], pf, b[0], b[1]);
+        mma_bf16_16816(acc[2 * dp + 1], pf, b[2], b[3]);
+      }
     }
   };
 
@@ -220,9 +285,9 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     else cp_async_commit();
     cp_async_wait<STAGES - 1>();
     __syncthreads();
-    const __nv_bfloat16* ks = stages + stage * 2 * S::kTileElems;
+    const unsigned char* ks = stages + stage * S::kStageBytes;
     // Tiles wholly past this warp's last position would change nothing; skip them.
-    if (i * kTile <= warp_last) attend(i, ks, ks + S::kTileElems);
+    if (i * kTile <= warp_last) attend(i, ks, ks + S::kTileBytes);
     __syncthreads();
     if (!SPLIT && ((i + 1) % kSplitTiles == 0 || i + 1 == end)) {
       if ((i / kSplitTiles) * kAttnSplit <= warp_last) fold();
@@ -240,9 +305,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
       if (r >= group) continue;
 #pragma unroll
       for (int dn = 0; dn < DN; ++dn) {
-        const int col = dn * 8 + (lane % 4) * 2;
-        part[r * D + col] = acc[dn][2 * h];
-        part[r * D + col + 1] = acc[dn][2 * h + 1];
+        part[r * D + acc_dim<F8>(dn, 0, lane)] = acc[dn][2 * h];
+        part[r * D + acc_dim<F8>(dn, 1, lane)] = acc[dn][2 * h + 1];
       }
       if ((lane & 3) == 0) {
         part[group * D + r] = m[h];
@@ -258,10 +322,14 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
 #pragma unroll
     for (int dn = 0; dn < DN; ++dn) {
-      const int col = dn * 8 + (lane % 4) * 2;
       const float x0 = __fdiv_rn(merged[(dn * 4 + 2 * h) * 32 + lane], ll[h]);
       const float x1 = __fdiv_rn(merged[(dn * 4 + 2 * h + 1) * 32 + lane], ll[h]);
-      *reinterpret_cast<__nv_bfloat162*>(o + col) = __floats2bfloat162_rn(x0, x1);
+      if constexpr (F8) {
+        o[acc_dim<F8>(dn, 0, lane)] = __float2bfloat16(x0 * a.kv.v_scale);
+        o[acc_dim<F8>(dn, 1, lane)] = __float2bfloat16(x1 * a.kv.v_scale);
+      } else {
+        *reinterpret_cast<__nv_bfloat162*>(o + acc_dim<F8>(dn, 0, lane)) = __floats2bfloat162_rn(x0, x1);
+      }
     }
   }
   return;
@@ -325,22 +393,23 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
       const int e = lane + 32 * j;
       if (e >= group * D) continue;
       const int r = e / D, d = e % D;
+      const float x = __fdiv_rn(out[j], fl[r]);
       a.out[static_cast<size_t>(tile.x) * a.heads * D + static_cast<size_t>(kvh * group + r) * D + d] =
-          __float2bfloat16(__fdiv_rn(out[j], fl[r]));
+          __float2bfloat16(F8 ? x * a.kv.v_scale : x);
     }
   }
 }
 
-template <int D, int WARPS, bool SPLIT>
+template <int D, int WARPS, bool SPLIT, bool F8>
 void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cudaStream_t s) {
-  const size_t shared = Smem<D>::bytes(WARPS, SPLIT);
+  const size_t shared = Smem<D, F8>::bytes(WARPS, SPLIT);
   static bool configured = false;  // per instantiation; the attribute is per device function
   if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT, F8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(shared)));
     configured = true;
   }
-  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
+  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT, F8>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
 }
 
 }  // namespace
@@ -372,20 +441,25 @@ size_t attention_counter_bytes() { return static_cast<size_t>(kMaxPartialBlocks)
 
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s) {
   if (a.num_tiles == 0) return;
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim));
-  const bool ok = with_head_dim(a.head_dim, [&](auto d) {
-    constexpr int D = decltype(d)::value;
-    if (!decode) {
-      launch<D, kPrefillWarps, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
-    } else if (splits == 0) {
-      launch<D, 1, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
-    } else {
-      // About two blocks per SM; each takes every z-th split.
-      const int blocks = a.num_tiles * a.kv_heads;
-      const int z = std::min(splits, std::max(1, (2 * sm_count + blocks - 1) / blocks));
-      launch<D, 1, true>(a, dim3(a.num_tiles, a.kv_heads, z), scale_log2, splits, s);
-    }
-  });
+  // The K scale of an E4M3 cache folds into the scores' scale; the V scale multiplies the output.
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.fp8 ? a.kv.k_scale : 1.0f);
+  auto run = [&](auto f8) {
+    constexpr bool F8 = decltype(f8)::value;
+    return with_head_dim(a.head_dim, [&](auto d) {
+      constexpr int D = decltype(d)::value;
+      if (!decode) {
+        launch<D, kPrefillWarps, false, F8>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+      } else if (splits == 0) {
+        launch<D, 1, false, F8>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+      } else {
+        // About two blocks per SM; each takes every z-th split.
+        const int blocks = a.num_tiles * a.kv_heads;
+        const int z = std::min(splits, std::max(1, (2 * sm_count + blocks - 1) / blocks));
+        launch<D, 1, true, F8>(a, dim3(a.num_tiles, a.kv_heads, z), scale_log2, splits, s);
+      }
+    });
+  };
+  const bool ok = a.kv.fp8 ? run(std::true_type{}) : run(std::false_type{});
   if (!ok) fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
 }
 

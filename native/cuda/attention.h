@@ -12,6 +12,8 @@
 #pragma once
 #include <cuda_bf16.h>
 
+#include "cuda/kv_cache.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -45,8 +47,7 @@ struct AttentionArgs {
   const int32_t* token_seq;
   const int32_t* block_tables;
   int table_stride;
-  const __nv_bfloat16* k_cache;  // this layer's: [block][kv_head][slot][D]
-  const __nv_bfloat16* v_cache;
+  KvLayer kv;  // this layer's cache
   __nv_bfloat16* out;  // [T, heads * D]
   const int2* tiles;   // (first token, count): consecutive tokens of one sequence
   int num_tiles;

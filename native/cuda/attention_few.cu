@@ -23,16 +23,29 @@ constexpr int kMaxRanges = 64;      // parallel blocks per (token, KV head)
 // grid: (token, KV head, range). Block z takes positions [z * per, (z + 1) * per) of the token's
 // context, per a multiple of kChunk chosen from the context length at run time (so one CUDA
 // graph serves every length); blocks past the context return at once.
-template <int D>
+// One cached element as float (F8: E4M3, the layer's scale applied by the caller).
+template <bool F8>
+__device__ __forceinline__ float cached(const unsigned char* row, int d) {
+  if constexpr (F8) {
+    const __half_raw h = __nv_cvt_fp8_to_halfraw(row[d], __NV_E4M3);
+    return __half2float(__half(h));
+  } else {
+    return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(row)[d]);
+  }
+}
+
+template <int D, bool F8>
 __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArgs a, float scale_log2) {
-  constexpr int kStride = D + 8;                    // bf16 per staged row: 16-byte rows spread over banks
+  constexpr int EB = F8 ? 1 : 2;                    // bytes per cached element
+  constexpr int kStride = D * EB + 16;              // bytes per staged row: 16-byte rows spread over banks
+  constexpr int kPer16 = 16 / EB;                   // elements per 16-byte piece
   constexpr int kDimsPerLane = (D + 31) / 32;
   constexpr int kLanePositions = kChunk / 32;  // of a chunk's positions, for the scores
   // K and V rows of a chunk; the folding block reuses it for per-range weights ([range][head] + [head]).
-  constexpr int kStageBytes = 2 * kChunk * kStride * 2, kFoldBytes = (3 * kMaxRanges + 1) * kMaxGroup * 4;
+  constexpr int kStageBytes = 2 * kChunk * kStride, kFoldBytes = (3 * kMaxRanges + 1) * kMaxGroup * 4;
   __shared__ __align__(16) unsigned char stage[kStageBytes > kFoldBytes ? kStageBytes : kFoldBytes];
-  __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(stage);
-  __nv_bfloat16* vs = ks + kChunk * kStride;
+  unsigned char* ks = stage;
+  unsigned char* vs = ks + kChunk * kStride;
   __shared__ float qs[kMaxGroup * D];
   __shared__ float ps[kWarps][kChunk];
   __shared__ int last_block;
@@ -51,13 +64,14 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
   const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
   // Rows [c0, c0 + n) of the chunk whose positions lie in [lo, hi].
   auto stage_rows = [&](int c0, int n, int lo, int hi) {
-    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    constexpr int kPieces = D * EB / 16;  // 16-byte pieces per row
     for (int c = threadIdx.x; c < n * kPieces; c += blockDim.x) {
-      const int r = c / kPieces, d = (c % kPieces) * 8, p = c0 + r;
+      const int r = c / kPieces, b = (c % kPieces) * 16, p = c0 + r;
       if (p < lo || p > hi) continue;
-      const size_t off = ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D + d;
-      cp_async_16(ks + r * kStride + d, a.k_cache + off, true);
-      cp_async_16(vs + r * kStride + d, a.v_cache + off, true);
+      const size_t off =
+          ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D * EB + b;
+      cp_async_16(ks + r * kStride + b, static_cast<const unsigned char*>(a.kv.k) + off, true);
+      cp_async_16(vs + r * kStride + b, static_cast<const unsigned char*>(a.kv.v) + off, true);
     }
     cp_async_commit();
   };
@@ -98,11 +112,11 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
         if (r >= n) continue;
         float dot = 0.0f;
 #pragma unroll
-        for (int d = 0; d < D; d += 8) {
-          float kv[8];
-          widen<false>(*reinterpret_cast<const uint4*>(ks + r * kStride + d), kv);
+        for (int d = 0; d < D; d += kPer16) {
+          float kv[kPer16];
+          widen<F8>(*reinterpret_cast<const uint4*>(ks + r * kStride + d * EB), kv);
 #pragma unroll
-          for (int i = 0; i < 8; ++i) dot = fmaf(kv[i], qs[h * D + d + i], dot);
+          for (int i = 0; i < kPer16; ++i) dot = fmaf(kv[i], qs[h * D + d + i], dot);
         }
         s[k] = dot;
       }
@@ -128,7 +142,7 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
 #pragma unroll
         for (int k = 0; k < kDimsPerLane; ++k) {
           const int d = lane + 32 * k;
-          if (d < D) acc[j][k] = fmaf(e, __bfloat162float(vs[r * kStride + d]), acc[j][k]);
+          if (d < D) acc[j][k] = fmaf(e, cached<F8>(vs + r * kStride, d), acc[j][k]);
         }
       }
       __syncwarp();
@@ -147,8 +161,9 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
     }
   };
   __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * G) * D;
+  const float v_scale = F8 ? a.kv.v_scale : 1.0f;
   if (used == 1) {  // the whole context in this block
-    each_element([&](int j, int h, int k, int d) { out[h * D + d] = __float2bfloat16(acc[j][k] / l[j]); });
+    each_element([&](int j, int h, int k, int d) { out[h * D + d] = __float2bfloat16(acc[j][k] / l[j] * v_scale); });
     return;
   }
   // This range's state: [G][D] accumulators, then m[G], l[G].
@@ -200,16 +215,18 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
     float v = 0.0f;
 #pragma unroll 8
     for (int z = 0; z < used; ++z) v = fmaf(__ldcg(base + z * state + e), weight[z * kMaxGroup + h], v);
-    out[e] = __float2bfloat16(v / total[h]);
+    out[e] = __float2bfloat16(v / total[h] * v_scale);
   }
 }
 
 template <int D>
 void launch_d(const AttentionArgs& a, cudaStream_t s) {
   const int ranges = std::max(1, std::min(kMaxRanges, kAttnPartialSlots / (a.num_tiles * a.kv_heads)));
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
-  launch_pdl("few_attention_kernel", few_attention_kernel<D>, dim3(a.num_tiles, a.kv_heads, ranges), 32 * kWarps, 0, s, a,
-             scale_log2);
+  // An E4M3 cache's K scale folds into the scores' scale (its V scale multiplies the output).
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D)) * (a.kv.fp8 ? a.kv.k_scale : 1.0f);
+  const dim3 grid(a.num_tiles, a.kv_heads, ranges);
+  if (a.kv.fp8) launch_pdl("few_attention_kernel", few_attention_kernel<D, true>, grid, 32 * kWarps, 0, s, a, scale_log2);
+  else launch_pdl("few_attention_kernel", few_attention_kernel<D, false>, grid, 32 * kWarps, 0, s, a, scale_log2);
 }
 
 }  // namespace

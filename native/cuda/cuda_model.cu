@@ -20,6 +20,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
+  kv_fp8_ = o.kv_cache_fp8;
   check_attention_shape(c.num_heads, c.num_kv_heads, c.head_dim);
   if (!row_kernels_support(c.hidden_size, c.intermediate_size))
     fail("the CUDA backend needs hidden_size and intermediate_size to be multiples of 8 up to 32,768 (got ", c.hidden_size,

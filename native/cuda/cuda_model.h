@@ -1,5 +1,5 @@
 // The CUDA backend: the runtime contract on an NVIDIA GPU. BF16 weights read
-// by cuBLASLt, a float32 residual stream, a bf16 paged KV cache, own kernels
+// by cuBLASLt, a float32 residual stream, a bf16 or E4M3 paged KV cache, own kernels
 // for norms, RoPE + KV write, paged attention, SwiGLU, and sampling.
 #pragma once
 #include <cuda_bf16.h>
@@ -89,8 +89,10 @@ class CudaModel : public Backend {
 
   DeviceBuffer embed_, lm_head_, final_norm_, rope_cos_sin_;
   std::vector<Layer> layers_;
-  DeviceBuffer k_cache_, v_cache_;  // bf16 [layer][block][kv_head][slot][head_dim]
+  DeviceBuffer k_cache_, v_cache_;  // bf16 or E4M3 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;
+  bool kv_fp8_ = false;  // --kv-cache-dtype fp8
+  KvLayer kv_layer(int li) const;
 
   bool fp8_ = false;
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)

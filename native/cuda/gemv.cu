@@ -87,6 +87,11 @@ __device__ __forceinline__ EpilogueInputs epilogue_inputs(const FusedGemv& g, in
   return in;
 }
 
+__device__ __forceinline__ void cache_write(void* cache, bool fp8, size_t i, float value, float inv_scale) {
+  if (fp8) static_cast<__nv_fp8_e4m3*>(cache)[i] = kv_store<__nv_fp8_e4m3>(value, inv_scale);
+  else static_cast<__nv_bfloat16*>(cache)[i] = kv_store<__nv_bfloat16>(value, inv_scale);
+}
+
 // Token row m's results for W rows r0 and r1 (r1 absent past N): scaled, biased, and handed on.
 template <GemvEpilogue E>
 __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs& in, int m, int u, int r0, int r1, float v0,
@@ -113,12 +118,12 @@ __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs&
         g.out[row + r0] = ra;
         g.out[row + r1] = rb;
       } else {
-        t.k_cache[in.cache_row + r0 % D] = __float2bfloat16(ra);
-        t.k_cache[in.cache_row + r1 % D] = __float2bfloat16(rb);
+        cache_write(t.kv.k, t.kv.fp8, in.cache_row + r0 % D, ra, t.k_inv_scale);
+        cache_write(t.kv.k, t.kv.fp8, in.cache_row + r1 % D, rb, t.k_inv_scale);
       }
     } else {
-      t.v_cache[in.cache_row + r0 % D] = __float2bfloat16(v0);
-      t.v_cache[in.cache_row + r1 % D] = __float2bfloat16(v1);
+      cache_write(t.kv.v, t.kv.fp8, in.cache_row + r0 % D, v0, t.v_inv_scale);
+      cache_write(t.kv.v, t.kv.fp8, in.cache_row + r1 % D, v1, t.v_inv_scale);
     }
   }
 }

@@ -8,7 +8,7 @@
 // weight scale and bias are applied on the way out, and the epilogue is a
 // float32 store or an add into the residual stream, SwiGLU of a gate row and
 // its up row into bf16, or RoPE of a q/k pair with k and v written to the
-// paged KV cache.
+// paged KV cache (bf16 or E4M3).
 // Weights never depend on the kernels before, so each warp issues its first
 // loads before waiting on them (programmatic dependent launch).
 #pragma once
@@ -16,6 +16,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "cuda/kv_cache.h"
 
 namespace tachyon {
 
@@ -34,8 +36,8 @@ struct RopeKvTarget {
   const int32_t* block_tables = nullptr;
   int table_stride = 0;
   const float2* cos_sin = nullptr;  // [position][head_dim / 2]
-  __nv_bfloat16* k_cache = nullptr;  // this layer's: [block][kv_head][slot][head_dim]
-  __nv_bfloat16* v_cache = nullptr;
+  KvLayer kv;  // this layer's cache
+  float k_inv_scale = 1.0f, v_inv_scale = 1.0f;  // E4M3 cache: 1 / kv.k_scale, 1 / kv.v_scale
   int heads = 0, kv_heads = 0, head_dim = 0, block_size = 0;
 };
 

@@ -152,10 +152,23 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
 // One token per block, a thread per 8 consecutive pairs (i, i + D/2) of a q or k head, or per 8 v
 // values: qkv[t] (bf16, + bias) rotated, q into q_out[t] (float32, the attention kernels' input, at
 // the same columns), k and v into the paged cache.
+// Eight values into a cache row: bf16 (16 bytes), or E4M3 of value * inv_scale (8 bytes).
+__device__ __forceinline__ void store_kv8(__nv_bfloat16* dst, const float* v, float) {
+  *reinterpret_cast<uint4*>(dst) = pack_bf16(v);
+}
+__device__ __forceinline__ void store_kv8(__nv_fp8_e4m3* dst, const float* v, float inv_scale) {
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    w[i] = __nv_cvt_float2_to_fp8x2(make_float2(v[2 * i] * inv_scale, v[2 * i + 1] * inv_scale), __NV_SATFINITE, __NV_E4M3);
+  *reinterpret_cast<uint2*>(dst) = make_uint2(w[0] | (w[1] << 16), w[2] | (w[3] << 16));
+}
+
+template <typename C>  // cache element: __nv_bfloat16 or __nv_fp8_e4m3
 __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                                      const int32_t* token_seq, const int32_t* block_tables, int table_stride,
-                                     const float2* cos_sin, __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads,
-                                     int kv_heads, int D, int block_size) {
+                                     const float2* cos_sin, C* k_cache, C* v_cache, float k_inv_scale, float v_inv_scale,
+                                     int heads, int kv_heads, int D, int block_size) {
   pdl_wait();
   const int t = blockIdx.x;
   const int half = D / 2, width = (heads + 2 * kv_heads) * D;
@@ -191,23 +204,28 @@ __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias
         store8(q + c0, a);
         store8(q + c1, b);
       } else {
-        __nv_bfloat16* dst = k_cache + (slot_row + static_cast<size_t>(head - heads) * block_size) * D;
-        *reinterpret_cast<uint4*>(dst + i) = pack_bf16(a);
-        *reinterpret_cast<uint4*>(dst + i + half) = pack_bf16(b);
+        C* dst = k_cache + (slot_row + static_cast<size_t>(head - heads) * block_size) * D;
+        store_kv8(dst + i, a, k_inv_scale);
+        store_kv8(dst + i + half, b, k_inv_scale);
       }
     } else {
       const int e = (u - rot_units) * kPiece, kvh = e / D, d = e % D;
       const int c = (heads + kv_heads) * D + e;
-      uint4 raw = *reinterpret_cast<const uint4*>(row + c);
+      const uint4 raw = *reinterpret_cast<const uint4*>(row + c);
+      C* dst = v_cache + (slot_row + static_cast<size_t>(kvh) * block_size) * D + d;
+      if (!bias && sizeof(C) == 2) {  // bf16 in, bf16 out
+        *reinterpret_cast<uint4*>(dst) = raw;
+        continue;
+      }
+      float v[kPiece];
+      widen<false>(raw, v);
       if (bias) {
-        float v[kPiece], bv[kPiece];
-        widen<false>(raw, v);
+        float bv[kPiece];
         load8(bias + c, bv);
 #pragma unroll
         for (int j = 0; j < kPiece; ++j) v[j] += bv[j];
-        raw = pack_bf16(v);
       }
-      *reinterpret_cast<uint4*>(v_cache + (slot_row + static_cast<size_t>(kvh) * block_size) * D + d) = raw;
+      store_kv8(dst, v, v_inv_scale);
     }
   }
 }
@@ -306,14 +324,19 @@ void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias,
 
 void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                           const int32_t* token_seq, const int32_t* block_tables, int table_stride, const float2* cos_sin,
-                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D,
-                          int block_size, cudaStream_t s) {
+                          const KvLayer& kv, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
   if (T == 0) return;
   // A thread per 8 values: 4,096 threads' worth for Llama-3-8B's 6,144 columns (q and k pairs count once).
   const int units = (heads + kv_heads) * (D / 2 / kPiece) + kv_heads * (D / kPiece);
   const int threads = std::min(1024, (units + 31) / 32 * 32);
-  launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel, T, threads, 0, s, qkv, bias, q_out, positions, token_seq,
-             block_tables, table_stride, cos_sin, k_cache, v_cache, heads, kv_heads, D, block_size);
+  if (kv.fp8)
+    launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_fp8_e4m3>, T, threads, 0, s, qkv, bias, q_out, positions,
+               token_seq, block_tables, table_stride, cos_sin, static_cast<__nv_fp8_e4m3*>(kv.k),
+               static_cast<__nv_fp8_e4m3*>(kv.v), 1.0f / kv.k_scale, 1.0f / kv.v_scale, heads, kv_heads, D, block_size);
+  else
+    launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_bfloat16>, T, threads, 0, s, qkv, bias, q_out, positions,
+               token_seq, block_tables, table_stride, cos_sin, static_cast<__nv_bfloat16*>(kv.k),
+               static_cast<__nv_bfloat16*>(kv.v), 1.0f, 1.0f, heads, kv_heads, D, block_size);
 }
 
 void launch_silu_mul(const __nv_bfloat16* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,

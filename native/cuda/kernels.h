@@ -2,6 +2,7 @@
 // sequence of operations that depends only on that row's inputs, so a
 // sequence's results do not depend on the batch it runs in.
 #pragma once
+#include "cuda/kv_cache.h"
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cstdint>
@@ -27,12 +28,12 @@ void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias,
                         __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr);
 
 // qkv[T, (heads + 2 kv) * D] (bf16, + bias): RoPE on q into q_out (float32, the same [T, (heads + 2 kv) * D]
-// layout; only q's columns are written), RoPE on k, and k and v written to the paged cache as bf16.
-// cos_sin[position][D / 2]: the rotation of each pair (rope_cos_sin). D must be a multiple of 16.
+// layout; only q's columns are written), RoPE on k, and k and v written to the layer's paged cache
+// (bf16, or E4M3 with its scales: kv_cache.h). cos_sin[position][D / 2]: the rotation of each pair
+// (rope_cos_sin). D must be a multiple of 16.
 void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                           const int32_t* token_seq, const int32_t* block_tables, int table_stride, const float2* cos_sin,
-                          __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int T, int heads, int kv_heads, int D,
-                          int block_size, cudaStream_t s);
+                          const KvLayer& kv, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
 
 // act[T, I] = bf16(silu(gate) * up) from gate_up[T, 2I] (bf16, + bias); with q_out, those values as
 // E4M3 with a per-row scale into q_out / q_scale instead (act unused).

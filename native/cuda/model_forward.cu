@@ -61,16 +61,14 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
-    __nv_bfloat16* kc = k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
-    __nv_bfloat16* vc = v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_;
     launch_add_rmsnorm(x, pending, pending_bias, l.attn_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T,
                        H, stream_, q_out(), q_scale());
     TICK(li, "qkv");
     const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_);
     TICK(li, "rope+kv");
     launch_rope_kv_write(qkv, l.b_qkv.as<float>(), qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
-                         d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kc, vc, T, c.num_heads,
-                         c.num_kv_heads, D, B, stream_);
+                         d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kv_layer(li), T,
+                         c.num_heads, c.num_kv_heads, D, B, stream_);
     TICK(li, "attn");
     launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
     TICK(li, "o");
@@ -118,10 +116,10 @@ CudaModel::Residual CudaModel::layers_few(int T) {
     FusedGemv qkv = projection(l.qkv, l.b_qkv, h);
     qkv.epilogue = GemvEpilogue::kRopeKv;
     qkv.out = qkv_.as<float>();
+    const KvLayer kv = kv_layer(li);
     qkv.rope = RopeKvTarget{d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(), table_stride_,
-                            rope_cos_sin_.as<float2>(), k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_,
-                            v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_, c.num_heads, c.num_kv_heads, c.head_dim,
-                            options_.block_size};
+                            rope_cos_sin_.as<float2>(), kv, 1.0f / kv.k_scale, 1.0f / kv.v_scale, c.num_heads,
+                            c.num_kv_heads, c.head_dim, options_.block_size};
     launch_fused_gemv(qkv, T, stream_);
     TICK(li, "attn");
     AttentionArgs attn = attention_args(li);
@@ -150,10 +148,14 @@ CudaModel::Residual CudaModel::layers_few(int T) {
 AttentionArgs CudaModel::attention_args(int li) const {
   const ModelConfig& c = config_;
   return AttentionArgs{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
-                       table_stride_, k_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_,
-                       v_cache_.as<__nv_bfloat16>() + li * layer_kv_elems_, attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
+                       table_stride_, kv_layer(li), attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
                        static_cast<int>(h_tiles_.size()), c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
                        d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
+}
+
+KvLayer CudaModel::kv_layer(int li) const {
+  const size_t offset = li * layer_kv_elems_ * kv_element_bytes(kv_fp8_);
+  return KvLayer{k_cache_.as<unsigned char>() + offset, v_cache_.as<unsigned char>() + offset, kv_fp8_, 1.0f, 1.0f};
 }
 
 #undef TICK

@@ -45,7 +45,7 @@ void CudaModel::allocate_kv_cache() {
   const double used = static_cast<double>(total_b - free_b);
   double budget = options_.memory_fraction * static_cast<double>(total_b) - used;
   if (options_.kv_cache_bytes > 0) budget = std::min(budget, static_cast<double>(options_.kv_cache_bytes));
-  const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * c.head_dim * options_.block_size * sizeof(__nv_bfloat16);
+  const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * c.head_dim * options_.block_size * kv_element_bytes(kv_fp8_);
   const double blocks = budget > 0 ? std::floor(budget / static_cast<double>(per_block)) : 0;
   if (blocks < 1)
     fail("no GPU memory left for the KV cache: weights and workspace use ", total_b - free_b, " of ", total_b,
@@ -57,8 +57,8 @@ void CudaModel::allocate_kv_cache() {
   info_.block_size = options_.block_size;
   info_.bytes_per_block = per_block;
   layer_kv_elems_ = static_cast<size_t>(info_.num_blocks + 1) * c.num_kv_heads * options_.block_size * c.head_dim;
-  k_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * sizeof(__nv_bfloat16), "KV cache");
-  v_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * sizeof(__nv_bfloat16), "KV cache");
+  k_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * kv_element_bytes(kv_fp8_), "KV cache");
+  v_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * kv_element_bytes(kv_fp8_), "KV cache");
 }
 
 void CudaModel::ensure(DeviceBuffer& d, size_t bytes, const char* what) {

@@ -68,8 +68,9 @@ for (const model of PARITY_MODELS) {
         const f32 = await Runtime.load({ modelDir: join(MODELS_DIR, model), kvCacheBytes: 8 << 20 });
         const margins = await topTwoMargins(f32, p.tokens, p.greedy);
         await f32.close();
+        // margins[i] is the margin of greedy[i]: tokens from the first near-tie on may differ.
         const firstClose = margins.findIndex((m) => m < 0.05);
-        const checked = firstClose < 0 ? p.greedy.length : firstClose + 1;
+        const checked = firstClose < 0 ? p.greedy.length : firstClose;
         console.log(`${model} len ${p.tokens.length}: ${checked} of ${p.greedy.length} tokens above the margin`);
         assert.deepEqual(ours.slice(0, checked), p.greedy.slice(0, checked));
       }
@@ -146,9 +147,10 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
   });
 });
 
-describe('CUDA attention: split-parallel and whole-context decode agree to the bit', { skip }, () => {
+for (const kvCacheDtype of ['auto', 'fp8'] as const)
+describe(`CUDA attention (KV cache ${kvCacheDtype}): split-parallel and whole-context decode agree to the bit`, { skip }, () => {
   test('a decode token gets the same logits alone (splits in parallel blocks) and beside 20 or 149 others', async () => {
-    const rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 256, cuda: { batchInvariant: true } });
+    const rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant: true } });
     try {
       // 150 prompt positions: the decode token at 150 attends over three 64-position splits.
       const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 390));
@@ -172,9 +174,10 @@ describe('CUDA attention: split-parallel and whole-context decode agree to the b
   });
 });
 
-describe('CUDA few-row path (steps of at most 4 tokens)', { skip }, () => {
+for (const kvCacheDtype of ['auto', 'fp8'] as const)
+describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype})`, { skip }, () => {
   test('logits match the batched kernels: one and three decode tokens, a 4-token chunk, contexts over several attention ranges', async () => {
-    const load = (fewRows: boolean) => gpu(join(MODELS_DIR, 'llama3-scaled'), { cuda: { fusedGemv: fewRows } });
+    const load = (fewRows: boolean) => gpu(join(MODELS_DIR, 'llama3-scaled'), { kvCacheDtype, cuda: { fusedGemv: fewRows } });
     const prompts = [300, 150, 90].map((n, k) => Array.from({ length: n }, (_, i) => 3 + ((i * 31 + k * 7) % 390)));
     const blocks = (k: number) => blockRange(k * 32, 32); // the model's 512 positions
     const steps: Chunk[][] = [
@@ -197,8 +200,9 @@ describe('CUDA few-row path (steps of at most 4 tokens)', { skip }, () => {
     const V = logits[0][0].length / steps[0].length;
     steps.forEach((_, i) => {
       const err = worstRowError(logits[0][i], logits[1][i], V);
-      console.log(`few-row vs batched, step ${i}: worst row ${err.toExponential(2)}`);
-      assert.ok(err < 1e-2, `step ${i}: ${err}`);
+      console.log(`few-row vs batched (KV ${kvCacheDtype}), step ${i}: worst row ${err.toExponential(2)}`);
+      // E4M3: the two paths' K/V differ in float32 rounding, which can move a value across an E4M3 step (1/16).
+      assert.ok(err < (kvCacheDtype === 'fp8' ? 5e-2 : 1e-2), `step ${i}: ${err}`);
     });
   });
 });
