@@ -37,18 +37,23 @@ struct Smem {
   static constexpr int kRowBytes = D * (F8 ? 1 : 2) + 16;  // a K/V row in shared memory: rows 16 bytes apart in banks
   static constexpr int kTileBytes = kTile * kRowBytes;
   static constexpr int kStageBytes = 2 * kTileBytes;  // K and V tiles
-  static constexpr int kMergedFloats = D / 2 * 32;        // per warp: each lane's folded accumulators
+  // Per warp: each lane's folded accumulators, 4 per output tile, or 2 when only mma rows 0-7 hold
+  // query rows (rows8: a decode token of at most 8 query heads per KV head).
+  __host__ __device__ static constexpr int merged_floats(bool rows8) { return D / 8 * (rows8 ? 2 : 4) * 32; }
   // Split-parallel blocks reuse their stages for the fold's per-split m, l and weights.
   static constexpr size_t kFoldBytes = 4 * kFoldChunk * kRows * sizeof(float);
-  __host__ __device__ static constexpr size_t bytes(int warps, bool split) {
+  __host__ __device__ static constexpr size_t bytes(int warps, bool split, bool rows8) {
     return split ? (stages(split, warps) * kStageBytes > kFoldBytes ? stages(split, warps) * kStageBytes : kFoldBytes)
-                 : stages(split, warps) * kStageBytes + static_cast<size_t>(warps) * kMergedFloats * 4;
+                 : stages(split, warps) * kStageBytes + static_cast<size_t>(warps) * merged_floats(rows8) * 4;
   }
   // Tiles in flight: a split-parallel block loads its whole split at once. Prefill blocks keep
   // three (H200, 8,192 tokens of 2,048-token prompts: 1.84 -> 1.60 ms a layer against two);
   // single-warp decode blocks two, since more blocks per SM beat more bytes per block there
-  // (four stages: 144 -> 203 us a layer at 512 sequences).
-  __host__ __device__ static constexpr int stages(bool split, int warps) { return split ? kSplitTiles : warps == 1 ? 2 : 3; }
+  // (four stages: 144 -> 203 us a layer at 512 sequences); E4M3 tiles are half the bytes, so
+  // three fit in the shared memory two bf16 ones took.
+  __host__ __device__ static constexpr int stages(bool split, int warps) {
+    return split ? kSplitTiles : warps == 1 ? (F8 ? 3 : 2) : 3;
+  }
 };
 
 // The head dimension an accumulator element holds: element e (0-3) of 8-wide output tile dn.
@@ -66,7 +71,9 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t x, bool hi) {
 }
 
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
-template <int D, int WARPS, bool SPLIT, bool F8>
+// ROWS8: the tile's query rows all sit in mma rows 0-7 (one decode token, at most 8 query heads per
+// KV head), so the folded accumulators keep only those rows (half the shared memory: more blocks per SM).
+template <int D, int WARPS, bool SPLIT, bool F8, bool ROWS8>
 __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_kernel(AttentionArgs a, float scale_log2, int splits) {
   using S = Smem<D, F8>;
   constexpr int KC = D / 16;  // k-chunks of the QK^T product
@@ -146,9 +153,10 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   // Folded splits (all but split-parallel mode): m and l in registers, accumulators in shared memory.
   float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.0f, 0.0f};
   constexpr int STAGES = S::stages(SPLIT, WARPS);
-  float* merged = reinterpret_cast<float*>(smem + STAGES * S::kStageBytes) + warp * S::kMergedFloats;
+  constexpr int CPL = ROWS8 ? 2 : 4;  // merged accumulators per output tile and lane
+  float* merged = reinterpret_cast<float*>(smem + STAGES * S::kStageBytes) + warp * S::merged_floats(ROWS8);
   if (!SPLIT)
-    for (int e = 0; e < DN * 4; ++e) merged[e * 32 + lane] = 0.0f;
+    for (int e = 0; e < DN * CPL; ++e) merged[e * 32 + lane] = 0.0f;
   auto fold = [&] {
     float wa[2], wb[2];
 #pragma unroll
@@ -159,8 +167,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
 #pragma unroll
     for (int dn = 0; dn < DN; ++dn)
 #pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        float& x = merged[(dn * 4 + c) * 32 + lane];
+      for (int c = 0; c < CPL; ++c) {
+        float& x = merged[(dn * CPL + c) * 32 + lane];
         x = fold_value(x, wa[c >> 1], acc[dn][c], wb[c >> 1]);
       }
   };
@@ -316,14 +324,14 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     continue;
   } else {
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < (ROWS8 ? 1 : 2); ++h) {
     const int r = lane / 4 + 8 * h, tk = r / group;
     if (tk >= count) continue;
     __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
 #pragma unroll
     for (int dn = 0; dn < DN; ++dn) {
-      const float x0 = __fdiv_rn(merged[(dn * 4 + 2 * h) * 32 + lane], ll[h]);
-      const float x1 = __fdiv_rn(merged[(dn * 4 + 2 * h + 1) * 32 + lane], ll[h]);
+      const float x0 = __fdiv_rn(merged[(dn * CPL + 2 * h) * 32 + lane], ll[h]);
+      const float x1 = __fdiv_rn(merged[(dn * CPL + 2 * h + 1) * 32 + lane], ll[h]);
       if constexpr (F8) {
         o[acc_dim<F8>(dn, 0, lane)] = __float2bfloat16(x0 * a.kv.v_scale);
         o[acc_dim<F8>(dn, 1, lane)] = __float2bfloat16(x1 * a.kv.v_scale);
@@ -400,16 +408,16 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   }
 }
 
-template <int D, int WARPS, bool SPLIT, bool F8>
+template <int D, int WARPS, bool SPLIT, bool F8, bool ROWS8 = false>
 void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cudaStream_t s) {
-  const size_t shared = Smem<D, F8>::bytes(WARPS, SPLIT);
+  const size_t shared = Smem<D, F8>::bytes(WARPS, SPLIT, ROWS8);
   static bool configured = false;  // per instantiation; the attribute is per device function
   if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT, F8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT, F8, ROWS8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(shared)));
     configured = true;
   }
-  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT, F8>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
+  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT, F8, ROWS8>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
 }
 
 }  // namespace
@@ -450,7 +458,8 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
       if (!decode) {
         launch<D, kPrefillWarps, false, F8>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
       } else if (splits == 0) {
-        launch<D, 1, false, F8>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+        if (a.heads / a.kv_heads <= 8) launch<D, 1, false, F8, true>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+        else launch<D, 1, false, F8, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
       } else {
         // About two blocks per SM; each takes every z-th split.
         const int blocks = a.num_tiles * a.kv_heads;
