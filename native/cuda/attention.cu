@@ -1,4 +1,5 @@
 #include "cuda/attention.h"
+#include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
@@ -17,18 +18,6 @@ constexpr int kRows = kAttnMaxGroup;               // query rows per warp (one m
 constexpr int kPrefillWarps = 4;
 constexpr int kMaxPartialBlocks = kAttnPartialSlots;  // split-parallel decode: blocks with a partial state
 constexpr int kFoldChunk = 16;                     // splits the folding block takes at a time
-
-// Online-softmax state of one query row, in the log2 domain (scores times log2(e) / sqrt(D)).
-// Folding b into a: explicit roundings, so the in-block fold of the sequential walk and the last
-// block's fold of split-parallel states produce the same bits.
-__device__ __forceinline__ void fold_weights(float ma, float mb, float& wa, float& wb, float& m) {
-  m = fmaxf(ma, mb);
-  wa = ma == -INFINITY ? 0.0f : exp2f(__fsub_rn(ma, m));
-  wb = mb == -INFINITY ? 0.0f : exp2f(__fsub_rn(mb, m));
-}
-__device__ __forceinline__ float fold_value(float a, float wa, float b, float wb) {
-  return __fmaf_rn(b, wb, __fmul_rn(a, wa));
-}
 
 // F8: the cache holds E4M3 (kv_cache.h), staged as it is and widened to f16 on the way into the
 // tensor cores (E4M3 -> f16 is exact; there is no E4M3 -> bf16 conversion on sm_90).
@@ -62,12 +51,6 @@ struct Smem {
 template <bool F8>
 __device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
   return F8 ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
-}
-
-// Two E4M3 in the low (hi: high) 16 bits of x as f16x2.
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t x, bool hi) {
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(hi ? x >> 16 : x & 0xffffu), __NV_E4M3);
-  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
 }
 
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
@@ -257,7 +240,7 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
         for (int k = 0; k < 2; ++k) {
           if (dc + k >= D / 16) break;
           // Positions 0-7 and 8-15, each as [even dim's pair | odd dim's pair].
-          const uint32_t first8 = __byte_perm(b[2 * k], 0, 0x3120), last8 = __byte_perm(b[2 * k + 1], 0, 0x3120);
+          const uint32_t first8 = split_dim_parity(b[2 * k]), last8 = split_dim_parity(b[2 * k + 1]);
           mma_f16_16816(acc[2 * (dc + k)], pf, e4m3x2_to_f16x2(first8, false), e4m3x2_to_f16x2(last8, false));
           mma_f16_16816(acc[2 * (dc + k) + 1], pf, e4m3x2_to_f16x2(first8, true), e4m3x2_to_f16x2(last8, true));
         }

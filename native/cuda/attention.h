@@ -73,6 +73,12 @@ size_t attention_counter_bytes();
 // decode: every tile is one token. splits > 0 (decode only): run that many splits per tile in parallel.
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s);
 
+// Decode-only steps outside batch-invariant mode (attention_decode.cu): positions in the mma's M,
+// query heads in N. Serves at most 8 query heads per KV head and head_dim a multiple of 16 (32 for
+// an E4M3 cache) up to 128. a.tiles: one token each.
+bool decode_attention_supports(int heads, int kv_heads, int head_dim, bool kv_fp8);
+void launch_decode_attention(const AttentionArgs& a, cudaStream_t s);
+
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
 // ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block
 // of a token and KV head folds them. Latency over batch invariance: the ranges follow the context

@@ -96,6 +96,7 @@ class CudaModel : public Backend {
 
   bool fp8_ = false;
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)
+  bool decode_kernel_ = false;   // attention_decode.cu for decode-only steps without split-parallel blocks (not batch-invariant)
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine

@@ -70,7 +70,8 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
                          d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kv_layer(li), T,
                          c.num_heads, c.num_kv_heads, D, B, stream_);
     TICK(li, "attn");
-    launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
+    if (decode_step_ && attn_splits_ == 0 && decode_kernel_) launch_decode_attention(attention_args(li), stream_);
+    else launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
     TICK(li, "o");
     const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");

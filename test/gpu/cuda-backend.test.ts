@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { Engine } from '../../engine/engine.js';
+import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
@@ -204,6 +205,31 @@ describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype}
       // E4M3: the two paths' K/V differ in float32 rounding, which can move a value across an E4M3 step (1/16).
       assert.ok(err < (kvCacheDtype === 'fp8' ? 5e-2 : 1e-2), `step ${i}: ${err}`);
     });
+  });
+});
+
+for (const kvCacheDtype of ['auto', 'fp8'] as const)
+describe(`CUDA decode attention kernel (KV cache ${kvCacheDtype})`, { skip }, () => {
+  test('a decode-only step of 200 sequences (the decode kernel) matches the same tokens in a mixed step (attention.cu)', async () => {
+    // 200 sequences x 2 KV heads: more blocks than twice the SMs, so no split-parallel decode.
+    const rt = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype });
+    try {
+      const S = 200;
+      const lengths = Array.from({ length: S }, (_, k) => 5 + ((k * 37) % 290));
+      const blocks = (k: number) => blockRange(k * 20, 20); // 320 positions each
+      for (let k0 = 0; k0 < S; k0 += 40)
+        await rt.step(makeBatch(lengths.slice(k0, k0 + 40).map((n, i) => ({ tokens: Array.from({ length: n }, (_, j) => 3 + (((k0 + i) * 31 + j * 7) % 1000)), start: 0, blocks: blocks(k0 + i), sample: false }))));
+      const decode = lengths.map((n, k) => ({ tokens: [5 + (k % 900)], start: n, blocks: blocks(k) }));
+      const alone = (await rt.step(makeBatch(decode, true))).logits!;
+      // The same tokens again (their K/V rewritten as they were) beside a 2-token chunk: attention.cu for every row.
+      const mixed = (await rt.step(makeBatch([...decode, { tokens: [7, 8], start: 0, blocks: blocks(S) }], true))).logits!;
+      const V = rt.info.vocabSize;
+      const err = worstRowError(alone, mixed.subarray(0, S * V), V);
+      console.log(`decode kernel vs attention.cu (KV ${kvCacheDtype}), 200 rows: worst row ${err.toExponential(2)}`);
+      assert.ok(err < 1e-2, `${err}`);
+    } finally {
+      await rt.close();
+    }
   });
 });
 

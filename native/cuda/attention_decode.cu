@@ -1,0 +1,280 @@
+// Decode attention with the positions in the mma's M dimension and the query
+// heads in N (the transpose of attention.cu's layout): S^T = K · q^T and
+// O^T = V^T · P^T. A decode token has at most 8 query heads per KV head, so
+// attention.cu's warp fills 4 of its 16 mma rows for Llama-3 and holds 64
+// accumulators a lane; here the 8 heads of N hold 4 and a lane keeps 32, the
+// mma count halves, and more warps fit an SM (the kernel was latency-bound:
+// H200, 512 sequences, E4M3 cache, 123 us a layer for 200 MB, 1.6 TB/s).
+// P goes from the scores' accumulator layout to the B operand of P·V by an
+// in-register transpose (movmatrix).
+//
+// Same split structure as attention.cu (a fresh online-softmax state per 64
+// positions, folded in position order), but its own rounding: used for
+// decode-only steps outside batch-invariant mode, where attention.cu serves
+// every step.
+#include "cuda/attention.h"
+#include "cuda/attention_parts.cuh"
+#include "cuda/cuda_check.h"
+#include "cuda/mma.cuh"
+#include "cuda/pdl.cuh"
+
+namespace tachyon {
+
+namespace {
+
+constexpr int kTile = 16;                        // positions per K/V tile (the mma's M)
+constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
+constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
+
+template <int D, bool F8>
+struct DecodeSmem {
+  static constexpr int kRowBytes = D * (F8 ? 1 : 2) + 16;  // rows 16 bytes apart in banks
+  static constexpr int kTileBytes = kTile * kRowBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes;  // K and V
+  static constexpr int kStages = F8 ? 3 : 2;          // tiles in flight
+  static constexpr int kBytes = kStages * kStageBytes;
+};
+
+// grid: (decode token, KV head); one warp.
+template <int D, bool F8>
+__global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs a, float scale_log2) {
+  using S = DecodeSmem<D, F8>;
+  constexpr int KC = D / 16;  // 16-dim chunks of K · q^T
+  constexpr int MT = D / 16;  // 16-row output tiles of O^T (F8: tile 2c + parity holds that parity's dims of chunks 2c, 2c + 1)
+  constexpr int EB = F8 ? 1 : 2;
+  constexpr int STAGES = S::kStages;
+  extern __shared__ __align__(16) unsigned char smem[];
+  pdl_wait();
+  const int lane = threadIdx.x;
+  const int kvh = blockIdx.y;
+  const int t = a.tiles[blockIdx.x].x;
+  const int group = a.heads / a.kv_heads;
+  const int pos = a.positions[t];
+  const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
+  const int tiles_total = pos / kTile + 1;
+
+  // q^T as the B operand (k = 16 dims, n = heads): head lane / 4, dims 2 (lane % 4) + {0, 1} and
+  // + 8; F8: dims 4 (lane % 4) + {0, 1} and + {2, 3}, the order K's bytes come out of ldmatrix.
+  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
+  uint32_t qb[KC][2];
+#pragma unroll
+  for (int kc = 0; kc < KC; ++kc)
+#pragma unroll
+    for (int f = 0; f < 2; ++f) {
+      const int col = F8 ? kc * 16 + (lane % 4) * 4 + f * 2 : kc * 16 + f * 8 + (lane % 4) * 2;
+      float2 v = make_float2(0.0f, 0.0f);
+      if (lane / 4 < group)
+        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(t) * qkv_width +
+                                             static_cast<size_t>(kvh * group + lane / 4) * D + col);
+      qb[kc][f] = F8 ? pack_f16(v.x, v.y) : pack_bf16(v.x, v.y);
+    }
+
+  auto load_tile = [&](int i, int stage) {
+    unsigned char* ks = smem + stage * S::kStageBytes;
+    unsigned char* vs = ks + S::kTileBytes;
+    constexpr int chunks = D * EB / 16;  // 16-byte pieces per row
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+    for (int c = lane; c < kTile * chunks; c += 32) {
+      const int r = c / chunks, b = (c % chunks) * 16, p = i * kTile + r;
+      const bool valid = p <= pos;  // rows past the context are zeros, never garbage
+      const size_t off = valid
+          ? ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D * EB + b
+          : 0;
+      cp_async_16(ks + r * S::kRowBytes + b, kc + off, valid);
+      cp_async_16(vs + r * S::kRowBytes + b, vc + off, valid);
+    }
+    cp_async_commit();
+  };
+
+  // O^T accumulators: rows (dims) lane / 4 (c0, c1) and + 8 (c2, c3), heads 2 (lane % 4) + {0, 1}.
+  float acc[MT][4], m[2], l[2];
+  float folded[MT][4], fm[2] = {-INFINITY, -INFINITY}, fl[2] = {0.0f, 0.0f};  // the splits so far
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) folded[mt][c] = 0.0f;
+  auto reset = [&] {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      m[j] = -INFINITY;
+      l[j] = 0.0f;
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[mt][c] = 0.0f;
+  };
+  auto fold = [&] {
+    float wa[2], wb[2];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      fold_weights(fm[j], m[j], wa[j], wb[j], fm[j]);
+      fl[j] = fold_value(fl[j], wa[j], l[j], wb[j]);
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) folded[mt][c] = fold_value(folded[mt][c], wa[c & 1], acc[mt][c], wb[c & 1]);
+  };
+
+  // One tile of 16 positions: scores, online softmax (per head: over the 8 lanes of one lane % 4
+  // and both row halves), P · V.
+  auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // (position lane / 4 [+ 8], head 2 (lane % 4) + {0, 1})
+    const unsigned char* krow = ks + ((lane & 7) + ((lane >> 3) & 1) * 8) * S::kRowBytes;
+    if constexpr (F8) {
+#pragma unroll
+      for (int kc = 0; kc < KC; kc += 2) {
+        // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x the 16 dims of chunk kc / kc + 1 (lane / 16).
+        uint32_t r[4];
+        if (kc + 1 < KC) ldmatrix_x4(r, krow + (kc + (lane >> 4)) * 16);
+        else ldmatrix_x2(r, krow + (kc + (lane >> 4)) * 16);
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          if (kc + k >= KC) break;
+          const uint32_t af[4] = {e4m3x2_to_f16x2(r[2 * k], false), e4m3x2_to_f16x2(r[2 * k + 1], false),
+                                  e4m3x2_to_f16x2(r[2 * k], true), e4m3x2_to_f16x2(r[2 * k + 1], true)};
+          mma_f16_16816(s, af, qb[kc + k][0], qb[kc + k][1]);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+        // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x dims kc * 16 + 0-7 / 8-15 (lane / 16).
+        uint32_t af[4];
+        ldmatrix_x4(af, krow + (kc * 16 + (lane >> 4) * 8) * 2);
+        mma_bf16_16816(s, af, qb[kc][0], qb[kc][1]);
+      }
+    }
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int p = i * kTile + lane / 4 + (e >> 1) * 8;
+      s[e] = p <= pos ? __fmul_rn(s[e], scale_log2) : -INFINITY;
+      tile_max[e & 1] = fmaxf(tile_max[e & 1], s[e]);
+    }
+    float corr[2];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+#pragma unroll
+      for (int x = 4; x < 32; x <<= 1) tile_max[j] = fmaxf(tile_max[j], __shfl_xor_sync(0xffffffffu, tile_max[j], x));
+      const float m_new = fmaxf(m[j], tile_max[j]);  // finite: position i * 16 <= pos
+      corr[j] = m[j] == -INFINITY ? 0.0f : exp2f(__fsub_rn(m[j], m_new));
+      m[j] = m_new;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[e] = exp2f(__fsub_rn(s[e], m[e & 1]));
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      float sum = __fadd_rn(s[j], s[j + 2]);
+#pragma unroll
+      for (int x = 4; x < 32; x <<= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, x));
+      l[j] = __fmaf_rn(l[j], corr[j], sum);
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[mt][c] = __fmul_rn(acc[mt][c], corr[c & 1]);
+    // P^T as the B operand (k = positions, n = heads): each 8x8 half of the scores transposed.
+    const uint32_t pb0 = movmatrix_trans(F8 ? pack_f16(s[0], s[1]) : pack_bf16(s[0], s[1]));
+    const uint32_t pb1 = movmatrix_trans(F8 ? pack_f16(s[2], s[3]) : pack_bf16(s[2], s[3]));
+    // V^T as the A operand (rows = dims, k = positions), V's rows transposed on the way.
+    const unsigned char* vrow = vs + ((lane & 7) + (lane >> 4) * 8) * S::kRowBytes;
+    if constexpr (F8) {
+#pragma unroll
+      for (int cp = 0; cp < D / 32; ++cp) {
+        // Matrices: positions 0-7 / 8-15 (lane / 16) x the 16 dims of chunk 2cp / 2cp + 1 ((lane / 8) % 2).
+        uint32_t r[4];
+        ldmatrix_x4_trans(r, vrow + (2 * cp + ((lane >> 3) & 1)) * 16);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) r[k] = split_dim_parity(r[k]);
+        const uint32_t even[4] = {e4m3x2_to_f16x2(r[0], false), e4m3x2_to_f16x2(r[1], false),
+                                  e4m3x2_to_f16x2(r[2], false), e4m3x2_to_f16x2(r[3], false)};
+        const uint32_t odd[4] = {e4m3x2_to_f16x2(r[0], true), e4m3x2_to_f16x2(r[1], true), e4m3x2_to_f16x2(r[2], true),
+                                 e4m3x2_to_f16x2(r[3], true)};
+        mma_f16_16816(acc[2 * cp], even, pb0, pb1);
+        mma_f16_16816(acc[2 * cp + 1], odd, pb0, pb1);
+      }
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        // Matrices: positions 0-7 / 8-15 (lane / 16) x dims mt * 16 + 0-7 / 8-15 ((lane / 8) % 2).
+        uint32_t av[4];
+        ldmatrix_x4_trans(av, vrow + (mt * 16 + ((lane >> 3) & 1) * 8) * 2);
+        mma_bf16_16816(acc[mt], av, pb0, pb1);
+      }
+    }
+  };
+
+  reset();
+  // A ring of STAGES tiles: one commit group per tile (empty past the end) so the wait count is fixed.
+  for (int k = 0; k < STAGES - 1; ++k) {
+    if (k < tiles_total) load_tile(k, k);
+    else cp_async_commit();
+  }
+  for (int i = 0; i < tiles_total; ++i) {
+    if (i + STAGES - 1 < tiles_total) load_tile(i + STAGES - 1, (i + STAGES - 1) % STAGES);
+    else cp_async_commit();
+    cp_async_wait<STAGES - 1>();
+    __syncwarp();
+    const unsigned char* ks = smem + (i % STAGES) * S::kStageBytes;
+    attend(i, ks, ks + S::kTileBytes);
+    __syncwarp();  // the stage is read before the next load overwrites it
+    if ((i + 1) % kSplitTiles == 0 || i + 1 == tiles_total) {
+      fold();
+      reset();
+    }
+  }
+
+  // Row (dim) and column (head) of accumulator c of tile mt.
+  const float v_scale = F8 ? a.kv.v_scale : 1.0f;
+  __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * group) * D;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int head = (lane % 4) * 2 + (c & 1);
+      if (head >= group) continue;
+      const int dim = F8 ? (mt & ~1) * 16 + (c >> 1) * 16 + (lane / 4) * 2 + (mt & 1) : mt * 16 + (c >> 1) * 8 + lane / 4;
+      out[head * D + dim] = __float2bfloat16(__fdiv_rn(folded[mt][c], fl[c & 1]) * v_scale);
+    }
+}
+
+template <int D, bool F8>
+void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
+  constexpr size_t shared = DecodeSmem<D, F8>::kBytes;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, F8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(shared)));
+    configured = true;
+  }
+  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, F8>, dim3(a.num_tiles, a.kv_heads), 32, shared, s, a,
+             scale_log2);
+}
+
+}  // namespace
+
+bool decode_attention_supports(int heads, int kv_heads, int head_dim, bool kv_fp8) {
+  return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kHeads && head_dim % (kv_fp8 ? 32 : 16) == 0 &&
+         head_dim <= 128;
+}
+
+void launch_decode_attention(const AttentionArgs& a, cudaStream_t s) {
+  if (a.num_tiles == 0) return;
+  if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.fp8))
+    fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
+  // The K scale of an E4M3 cache folds into the scores' scale; the V scale multiplies the output.
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.fp8 ? a.kv.k_scale : 1.0f);
+  with_head_dim(a.head_dim, [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    if (a.kv.fp8) {
+      if constexpr (D % 32 == 0) launch<D, true>(a, scale_log2, s);
+    } else {
+      launch<D, false>(a, scale_log2, s);
+    }
+  });
+}
+
+}  // namespace tachyon
