@@ -2,7 +2,7 @@
 
 The model's forward pass in float64 with K and V (after RoPE) rounded as each cache scheme
 stores them, teacher-forced over the held-out Shakespeare windows that
-test/gpu/kv-cache-fp8.test.ts uses; top-1 agreement and perplexity against the bf16 cache.
+test/gpu/kv-cache-quantized.test.ts uses; top-1 agreement and perplexity against the bf16 cache.
 It answers a design question (which scheme can reach issue 15's 99% top-1), not a parity one:
 the GPU test measures the real kernels.
 

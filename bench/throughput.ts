@@ -56,8 +56,8 @@ const { values } = parseArgs({
     'max-num-seqs': { type: 'string' },
   },
 });
-const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8';
-if (kvCacheDtype !== 'auto' && kvCacheDtype !== 'fp8') throw new Error(`--kv-cache-dtype ${kvCacheDtype}: auto or fp8`);
+const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8' | 'int8';
+if (!['auto', 'fp8', 'int8'].includes(kvCacheDtype)) throw new Error(`--kv-cache-dtype ${kvCacheDtype}: auto, fp8 or int8`);
 const scale = Number(values.scale);
 const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k'));
 
@@ -125,7 +125,7 @@ async function run(w: Workload) {
 
 const rows = [];
 for (const w of WORKLOADS) if (!values.only || w.name.includes(values.only)) rows.push(await run(w));
-console.log(`KV cache: ${kvCacheDtype === 'fp8' ? 'fp8 (E4M3)' : 'bf16'}`);
+console.log(`KV cache: ${{ fp8: 'fp8 (E4M3)', int8: 'int8', auto: 'bf16' }[kvCacheDtype]}`);
 console.log('| workload | requests | output tok/s | total tok/s | wall s | steps | median step ms | median decode step ms | host ms/step | mean seqs/step | KV peak |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows)

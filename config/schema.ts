@@ -42,10 +42,10 @@ export const ConfigSchema = z
       .optional()
       .describe("weights quantized at load: 'int8' = weight-only INT8 with per-channel scales (cpu; on cuda use --dtype fp8)"),
     kvCacheDtype: z
-      .enum(['auto', 'fp8', 'fp8_e4m3'])
+      .enum(['auto', 'fp8', 'fp8_e4m3', 'int8'])
       .default('auto')
       .transform((v) => (v === 'fp8_e4m3' ? 'fp8' : v))
-      .describe("KV cache element type: 'auto' = bf16 on cuda, float32 on cpu; 'fp8' (or 'fp8_e4m3') = E4M3 with per-layer scales of 1.0, half the bytes a token (cuda)"),
+      .describe("KV cache element type: 'auto' = bf16 on cuda, float32 on cpu; 'fp8' (or 'fp8_e4m3') = E4M3 with per-layer scales of 1.0; 'int8' = INT8 with a scale per token and head (no few-row path); both about half the bytes a token (cuda)"),
     gpuMemoryFraction: z.coerce.number().gt(0).max(1).default(RUNTIME_DEFAULTS.gpuMemoryFraction).describe('cuda: share of the GPU for weights, workspace and KV cache'),
     tensorParallelSize: int(1)
       .max(64)
@@ -97,7 +97,7 @@ export const ConfigSchema = z
     path: ['quantization'],
   })
   .refine((c) => c.device === 'cuda' || c.kvCacheDtype === 'auto', {
-    message: "an FP8 KV cache runs on cuda only; the CPU backend keeps its KV cache in float32",
+    message: "a quantized KV cache runs on cuda only; the CPU backend keeps its KV cache in float32",
     path: ['kvCacheDtype'],
   })
   .refine((c) => c.device === 'cpu' || c.tensorParallelSize === 1, {

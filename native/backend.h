@@ -48,7 +48,7 @@ class Backend {
 struct GpuOptions {
   int device = 0;
   std::string dtype;                   // bf16 | fp8
-  bool kv_cache_fp8 = false;           // E4M3 paged KV cache (--kv-cache-dtype fp8), else bf16
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype: auto (bf16) | fp8 (E4M3) | int8
   double memory_fraction = 0;          // of the card, for weights + workspace + KV pool
   uint64_t kv_cache_bytes = 0;         // 0: everything the fraction leaves
   int block_size = 0;
@@ -72,7 +72,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 5;
+constexpr int kBackendAbiVersion = 6;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

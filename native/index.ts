@@ -31,8 +31,8 @@ export interface RuntimeOptions {
   maxNumSeqs?: number;
   /** Worker threads for the forward pass (over all ranks). */
   threads?: number;
-  /** 'fp8': an E4M3 KV cache with per-layer scales of 1.0 (cuda only); 'auto' (default): bf16 on cuda, float32 on cpu. */
-  kvCacheDtype?: 'auto' | 'fp8';
+  /** 'fp8': an E4M3 KV cache with per-layer scales of 1.0; 'int8': INT8 with a scale per token and head (both cuda only); 'auto' (default): bf16 on cuda, float32 on cpu. */
+  kvCacheDtype?: 'auto' | 'fp8' | 'int8';
   /** 'int8': weight-only INT8 projections with per-channel scales, quantized at load (cpu only so far). */
   quantization?: 'int8';
   /** Ranks the model is cut over, Megatron-style (cpu only so far: ranks are threads meeting in an in-process all-reduce). */

@@ -213,10 +213,11 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   if (device_ != "cpu" && device_ != "cuda") throw Napi::RangeError::New(env, "device must be 'cpu' or 'cuda'");
   std::string kv_dtype = "auto";
   if (o.Has("kvCacheDtype") && !o.Get("kvCacheDtype").IsUndefined()) kv_dtype = string_field(o, "kvCacheDtype");
-  if (kv_dtype != "auto" && kv_dtype != "fp8") throw Napi::RangeError::New(env, "kvCacheDtype must be 'auto' or 'fp8'");
-  if (kv_dtype == "fp8" && device_ != "cuda")
-    throw Napi::RangeError::New(env, "kvCacheDtype 'fp8' runs on cuda only; the CPU backend keeps its KV cache in float32");
-  gpu_.kv_cache_fp8 = kv_dtype == "fp8";
+  if (kv_dtype != "auto" && kv_dtype != "fp8" && kv_dtype != "int8")
+    throw Napi::RangeError::New(env, "kvCacheDtype must be 'auto', 'fp8' or 'int8'");
+  if (kv_dtype != "auto" && device_ != "cuda")
+    throw Napi::RangeError::New(env, "kvCacheDtype '" + kv_dtype + "' runs on cuda only; the CPU backend keeps its KV cache in float32");
+  gpu_.kv_cache_dtype = kv_dtype;
   if (device_ == "cuda") {
     if (options_.tensor_parallel_size > 1)
       throw Napi::RangeError::New(env, "tensorParallelSize > 1 is not available on cuda yet (the CPU backend has it)");

@@ -19,13 +19,15 @@ constexpr int kPrefillWarps = 4;
 constexpr int kMaxPartialBlocks = kAttnPartialSlots;  // split-parallel decode: blocks with a partial state
 constexpr int kFoldChunk = 16;                     // splits the folding block takes at a time
 
-// F8: the cache holds E4M3 (kv_cache.h), staged as it is and widened to f16 on the way into the
-// tensor cores (E4M3 -> f16 is exact; there is no E4M3 -> bf16 conversion on sm_90).
-template <int D, bool F8>
+// KV: the cache's element type (kv_cache.h). One-byte caches (E4M3, INT8) are staged as they are
+// and widened to f16 on the way into the tensor cores (both exactly; there is no E4M3 -> bf16
+// conversion on sm_90); an INT8 stage also holds its 16 positions' K and V scales.
+template <int D, KvType KV>
 struct Smem {
-  static constexpr int kRowBytes = D * (F8 ? 1 : 2) + 16;  // a K/V row in shared memory: rows 16 bytes apart in banks
+  static constexpr int kRowBytes = D * (KV == KvType::kBf16 ? 2 : 1) + 16;  // a K/V row in shared memory: rows 16 bytes apart in banks
   static constexpr int kTileBytes = kTile * kRowBytes;
-  static constexpr int kStageBytes = 2 * kTileBytes;  // K and V tiles
+  static constexpr int kScaleBytes = KV == KvType::kInt8 ? 2 * kTile * 4 : 0;  // K then V scales
+  static constexpr int kStageBytes = 2 * kTileBytes + kScaleBytes;  // K and V tiles
   // Per warp: each lane's folded accumulators, 4 per output tile, or 2 when only mma rows 0-7 hold
   // query rows (rows8: a decode token of at most 8 query heads per KV head).
   __host__ __device__ static constexpr int merged_floats(bool rows8) { return D / 8 * (rows8 ? 2 : 4) * 32; }
@@ -41,24 +43,26 @@ struct Smem {
   // (four stages: 144 -> 203 us a layer at 512 sequences); E4M3 tiles are half the bytes, so
   // three fit in the shared memory two bf16 ones took.
   __host__ __device__ static constexpr int stages(bool split, int warps) {
-    return split ? kSplitTiles : warps == 1 ? (F8 ? 3 : 2) : 3;
+    return split ? kSplitTiles : warps == 1 ? (KV == KvType::kBf16 ? 2 : 3) : 3;
   }
 };
 
 // The head dimension an accumulator element holds: element e (0-3) of 8-wide output tile dn.
-// bf16: tile dn is dims dn * 8 + 0-7, a lane's pair 2 (lane % 4) + {0, 1}. F8 (see attend): tiles
-// 2c and 2c + 1 share 16 dims, even and odd ones; a lane's four are 16c + 4 (lane % 4) + 0-3.
-template <bool F8>
+// bf16: tile dn is dims dn * 8 + 0-7, a lane's pair 2 (lane % 4) + {0, 1}. One-byte caches (BYTES,
+// see attend): tiles 2c and 2c + 1 share 16 dims, even and odd ones; a lane's four are 16c + 4 (lane % 4) + 0-3.
+template <bool BYTES>
 __device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
-  return F8 ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
+  return BYTES ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
 }
 
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
 // ROWS8: the tile's query rows all sit in mma rows 0-7 (one decode token, at most 8 query heads per
 // KV head), so the folded accumulators keep only those rows (half the shared memory: more blocks per SM).
-template <int D, int WARPS, bool SPLIT, bool F8, bool ROWS8>
+template <int D, int WARPS, bool SPLIT, KvType KV, bool ROWS8>
 __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_kernel(AttentionArgs a, float scale_log2, int splits) {
-  using S = Smem<D, F8>;
+  using S = Smem<D, KV>;
+  constexpr bool F8 = KV != KvType::kBf16;  // one-byte elements, f16 arithmetic
+  constexpr bool I8 = KV == KvType::kInt8;  // scales per position
   constexpr int KC = D / 16;  // k-chunks of the QK^T product
   constexpr int DN = D / 8;   // 8-wide output column tiles
   constexpr int EB = F8 ? 1 : 2;  // bytes per cached element
@@ -117,6 +121,16 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
       cp_async_16(ks + r * S::kRowBytes + b, kc + off, valid);
       cp_async_16(vs + r * S::kRowBytes + b, vc + off, valid);
     }
+    if constexpr (I8) {
+      // Threads 0-15 the K scales of the tile's positions, 16-31 the V scales.
+      if (threadIdx.x < 2 * kTile) {
+        const int p = i * kTile + threadIdx.x % kTile;
+        const bool valid = p <= block_last;
+        const size_t slot =
+            valid ? (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size : 0;
+        cp_async_4(vs + S::kTileBytes + threadIdx.x * 4, (threadIdx.x < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, valid);
+      }
+    }
     cp_async_commit();
   };
 
@@ -158,6 +172,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
 
   // One tile of 16 positions: scores, online softmax, P · V.
   auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
+    const float* k_scales = reinterpret_cast<const float*>(vs + S::kTileBytes);  // I8: the tile's 16 positions
+    const float* v_scales = k_scales + kTile;
     float s[2][4] = {};
     if constexpr (F8) {
       // A 16-byte row piece is 16 dims; read as 8 b16 columns, a lane gets dims 4 (lane % 4) + 0-3 of
@@ -172,8 +188,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           if (kc + k >= KC) break;
-          mma_f16_16816(s[0], qf[kc + k], e4m3x2_to_f16x2(b[2 * k], false), e4m3x2_to_f16x2(b[2 * k], true));
-          mma_f16_16816(s[1], qf[kc + k], e4m3x2_to_f16x2(b[2 * k + 1], false), e4m3x2_to_f16x2(b[2 * k + 1], true));
+          mma_f16_16816(s[0], qf[kc + k], bytes_to_f16x2<KV>(b[2 * k], false), bytes_to_f16x2<KV>(b[2 * k], true));
+          mma_f16_16816(s[1], qf[kc + k], bytes_to_f16x2<KV>(b[2 * k + 1], false), bytes_to_f16x2<KV>(b[2 * k + 1], true));
         }
       }
     } else {
@@ -191,7 +207,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     for (int j = 0; j < 2; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1, p = i * kTile + j * 8 + (lane & 3) * 2 + (e & 1);
+        const int h = e >> 1, q = j * 8 + (lane & 3) * 2 + (e & 1), p = i * kTile + q;
+        if constexpr (I8) s[j][e] = __fmul_rn(s[j][e], k_scales[q]);
         s[j][e] = p <= row_pos[h] ? __fmul_rn(s[j][e], scale_log2) : -INFINITY;
         tile_max[h] = fmaxf(tile_max[h], s[j][e]);
       }
@@ -224,6 +241,14 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
       for (int c = 0; c < 4; ++c) acc[dn][c] = __fmul_rn(acc[dn][c], corr[c >> 1]);
     // The score accumulators are the A operand of P · V as they stand (rows, then positions 0-7 / 8-15).
     if constexpr (F8) {
+      // I8: V's f16 values times their positions' scales: a lane's B fragments hold positions
+      // 2 (lane % 4) + {0, 1} (b0) and the same + 8 (b1).
+      uint32_t vsc[2] = {0u, 0u};
+      if constexpr (I8) {
+        vsc[0] = pack_f16(v_scales[(lane & 3) * 2], v_scales[(lane & 3) * 2 + 1]);
+        vsc[1] = pack_f16(v_scales[8 + (lane & 3) * 2], v_scales[8 + (lane & 3) * 2 + 1]);
+      }
+      auto vfrag = [&](uint32_t x, bool hi, int half) { return I8 ? mul_f16x2(bytes_to_f16x2<KV>(x, hi), vsc[half]) : bytes_to_f16x2<KV>(x, hi); };
       const uint32_t pf[4] = {pack_f16(s[0][0], s[0][1]), pack_f16(s[0][2], s[0][3]), pack_f16(s[1][0], s[1][1]),
                               pack_f16(s[1][2], s[1][3])};
       // Transposed as b16, a lane gets bytes (p, 2j), (p, 2j + 1), (p + 1, 2j), (p + 1, 2j + 1) for
@@ -241,8 +266,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
           if (dc + k >= D / 16) break;
           // Positions 0-7 and 8-15, each as [even dim's pair | odd dim's pair].
           const uint32_t first8 = split_dim_parity(b[2 * k]), last8 = split_dim_parity(b[2 * k + 1]);
-          mma_f16_16816(acc[2 * (dc + k)], pf, e4m3x2_to_f16x2(first8, false), e4m3x2_to_f16x2(last8, false));
-          mma_f16_16816(acc[2 * (dc + k) + 1], pf, e4m3x2_to_f16x2(first8, true), e4m3x2_to_f16x2(last8, true));
+          mma_f16_16816(acc[2 * (dc + k)], pf, vfrag(first8, false, 0), vfrag(last8, false, 1));
+          mma_f16_16816(acc[2 * (dc + k) + 1], pf, vfrag(first8, true, 0), vfrag(last8, true, 1));
         }
       }
     } else {
@@ -316,8 +341,9 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
       const float x0 = __fdiv_rn(merged[(dn * CPL + 2 * h) * 32 + lane], ll[h]);
       const float x1 = __fdiv_rn(merged[(dn * CPL + 2 * h + 1) * 32 + lane], ll[h]);
       if constexpr (F8) {
-        o[acc_dim<F8>(dn, 0, lane)] = __float2bfloat16(x0 * a.kv.v_scale);
-        o[acc_dim<F8>(dn, 1, lane)] = __float2bfloat16(x1 * a.kv.v_scale);
+        const float vs = I8 ? 1.0f : a.kv.v_scale;
+        o[acc_dim<F8>(dn, 0, lane)] = __float2bfloat16(x0 * vs);
+        o[acc_dim<F8>(dn, 1, lane)] = __float2bfloat16(x1 * vs);
       } else {
         *reinterpret_cast<__nv_bfloat162*>(o + acc_dim<F8>(dn, 0, lane)) = __floats2bfloat162_rn(x0, x1);
       }
@@ -386,21 +412,21 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
       const int r = e / D, d = e % D;
       const float x = __fdiv_rn(out[j], fl[r]);
       a.out[static_cast<size_t>(tile.x) * a.heads * D + static_cast<size_t>(kvh * group + r) * D + d] =
-          __float2bfloat16(F8 ? x * a.kv.v_scale : x);
+          __float2bfloat16(KV == KvType::kE4M3 ? x * a.kv.v_scale : x);
     }
   }
 }
 
-template <int D, int WARPS, bool SPLIT, bool F8, bool ROWS8 = false>
+template <int D, int WARPS, bool SPLIT, KvType KV, bool ROWS8 = false>
 void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cudaStream_t s) {
-  const size_t shared = Smem<D, F8>::bytes(WARPS, SPLIT, ROWS8);
+  const size_t shared = Smem<D, KV>::bytes(WARPS, SPLIT, ROWS8);
   static bool configured = false;  // per instantiation; the attribute is per device function
   if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT, F8, ROWS8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT, KV, ROWS8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(shared)));
     configured = true;
   }
-  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT, F8, ROWS8>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
+  launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT, KV, ROWS8>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
 }
 
 }  // namespace
@@ -433,25 +459,29 @@ size_t attention_counter_bytes() { return static_cast<size_t>(kMaxPartialBlocks)
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   // The K scale of an E4M3 cache folds into the scores' scale; the V scale multiplies the output.
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.fp8 ? a.kv.k_scale : 1.0f);
-  auto run = [&](auto f8) {
-    constexpr bool F8 = decltype(f8)::value;
+  const float scale_log2 =
+      1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.type == KvType::kE4M3 ? a.kv.k_scale : 1.0f);
+  auto run = [&](auto kv) {
+    constexpr KvType KV = decltype(kv)::value;
     return with_head_dim(a.head_dim, [&](auto d) {
       constexpr int D = decltype(d)::value;
       if (!decode) {
-        launch<D, kPrefillWarps, false, F8>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+        launch<D, kPrefillWarps, false, KV>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
       } else if (splits == 0) {
-        if (a.heads / a.kv_heads <= 8) launch<D, 1, false, F8, true>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
-        else launch<D, 1, false, F8, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+        if (a.heads / a.kv_heads <= 8) launch<D, 1, false, KV, true>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
+        else launch<D, 1, false, KV, false>(a, dim3(a.num_tiles, a.kv_heads), scale_log2, 0, s);
       } else {
         // About two blocks per SM; each takes every z-th split.
         const int blocks = a.num_tiles * a.kv_heads;
         const int z = std::min(splits, std::max(1, (2 * sm_count + blocks - 1) / blocks));
-        launch<D, 1, true, F8>(a, dim3(a.num_tiles, a.kv_heads, z), scale_log2, splits, s);
+        launch<D, 1, true, KV>(a, dim3(a.num_tiles, a.kv_heads, z), scale_log2, splits, s);
       }
     });
   };
-  const bool ok = a.kv.fp8 ? run(std::true_type{}) : run(std::false_type{});
+  using Bf16 = std::integral_constant<KvType, KvType::kBf16>;
+  using E4M3 = std::integral_constant<KvType, KvType::kE4M3>;
+  using Int8 = std::integral_constant<KvType, KvType::kInt8>;
+  const bool ok = a.kv.type == KvType::kE4M3 ? run(E4M3{}) : a.kv.type == KvType::kInt8 ? run(Int8{}) : run(Bf16{});
   if (!ok) fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
 }
 

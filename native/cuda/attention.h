@@ -75,8 +75,8 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
 
 // Decode-only steps outside batch-invariant mode (attention_decode.cu): positions in the mma's M,
 // query heads in N. Serves at most 8 query heads per KV head and head_dim a multiple of 16 (32 for
-// an E4M3 cache) up to 128. a.tiles: one token each.
-bool decode_attention_supports(int heads, int kv_heads, int head_dim, bool kv_fp8);
+// a one-byte cache) up to 128. a.tiles: one token each.
+bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
 void launch_decode_attention(const AttentionArgs& a, cudaStream_t s);
 
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into

@@ -26,19 +26,21 @@ constexpr int kTile = 16;                        // positions per K/V tile (the 
 constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
 constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
 
-template <int D, bool F8>
+template <int D, KvType KV>
 struct DecodeSmem {
-  static constexpr int kRowBytes = D * (F8 ? 1 : 2) + 16;  // rows 16 bytes apart in banks
+  static constexpr int kRowBytes = D * (KV == KvType::kBf16 ? 2 : 1) + 16;  // rows 16 bytes apart in banks
   static constexpr int kTileBytes = kTile * kRowBytes;
-  static constexpr int kStageBytes = 2 * kTileBytes;  // K and V
-  static constexpr int kStages = F8 ? 3 : 2;          // tiles in flight
+  static constexpr int kStageBytes = 2 * kTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // K, V (INT8: their scales)
+  static constexpr int kStages = KV == KvType::kBf16 ? 2 : 3;  // tiles in flight
   static constexpr int kBytes = kStages * kStageBytes;
 };
 
 // grid: (decode token, KV head); one warp.
-template <int D, bool F8>
+template <int D, KvType KV>
 __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs a, float scale_log2) {
-  using S = DecodeSmem<D, F8>;
+  using S = DecodeSmem<D, KV>;
+  constexpr bool F8 = KV != KvType::kBf16;  // one-byte elements (E4M3 or INT8), f16 arithmetic
+  constexpr bool I8 = KV == KvType::kInt8;  // scales per position
   constexpr int KC = D / 16;  // 16-dim chunks of K · q^T
   constexpr int MT = D / 16;  // 16-row output tiles of O^T (F8: tile 2c + parity holds that parity's dims of chunks 2c, 2c + 1)
   constexpr int EB = F8 ? 1 : 2;
@@ -84,6 +86,12 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
       cp_async_16(ks + r * S::kRowBytes + b, kc + off, valid);
       cp_async_16(vs + r * S::kRowBytes + b, vc + off, valid);
     }
+    if constexpr (I8) {  // lanes 0-15 the K scales of the tile's positions, 16-31 the V scales
+      const int p = i * kTile + lane % kTile;
+      const bool valid = p <= pos;
+      const size_t slot = valid ? (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size : 0;
+      cp_async_4(vs + S::kTileBytes + lane * 4, (lane < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, valid);
+    }
     cp_async_commit();
   };
 
@@ -121,6 +129,8 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
   // One tile of 16 positions: scores, online softmax (per head: over the 8 lanes of one lane % 4
   // and both row halves), P · V.
   auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
+    const float* k_scales = reinterpret_cast<const float*>(vs + S::kTileBytes);  // I8: the tile's 16 positions
+    const float* v_scales = k_scales + kTile;
     float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // (position lane / 4 [+ 8], head 2 (lane % 4) + {0, 1})
     const unsigned char* krow = ks + ((lane & 7) + ((lane >> 3) & 1) * 8) * S::kRowBytes;
     if constexpr (F8) {
@@ -133,8 +143,8 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           if (kc + k >= KC) break;
-          const uint32_t af[4] = {e4m3x2_to_f16x2(r[2 * k], false), e4m3x2_to_f16x2(r[2 * k + 1], false),
-                                  e4m3x2_to_f16x2(r[2 * k], true), e4m3x2_to_f16x2(r[2 * k + 1], true)};
+          const uint32_t af[4] = {bytes_to_f16x2<KV>(r[2 * k], false), bytes_to_f16x2<KV>(r[2 * k + 1], false),
+                                  bytes_to_f16x2<KV>(r[2 * k], true), bytes_to_f16x2<KV>(r[2 * k + 1], true)};
           mma_f16_16816(s, af, qb[kc + k][0], qb[kc + k][1]);
         }
       }
@@ -150,7 +160,8 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int p = i * kTile + lane / 4 + (e >> 1) * 8;
+      const int q = lane / 4 + (e >> 1) * 8, p = i * kTile + q;
+      if constexpr (I8) s[e] = __fmul_rn(s[e], k_scales[q]);
       s[e] = p <= pos ? __fmul_rn(s[e], scale_log2) : -INFINITY;
       tile_max[e & 1] = fmaxf(tile_max[e & 1], s[e]);
     }
@@ -181,6 +192,11 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
     const uint32_t pb1 = movmatrix_trans(F8 ? pack_f16(s[2], s[3]) : pack_bf16(s[2], s[3]));
     // V^T as the A operand (rows = dims, k = positions), V's rows transposed on the way.
     const unsigned char* vrow = vs + ((lane & 7) + (lane >> 4) * 8) * S::kRowBytes;
+    uint32_t vsc[2] = {0u, 0u};
+    if constexpr (I8) {
+      vsc[0] = pack_f16(v_scales[(lane & 3) * 2], v_scales[(lane & 3) * 2 + 1]);
+      vsc[1] = pack_f16(v_scales[8 + (lane & 3) * 2], v_scales[8 + (lane & 3) * 2 + 1]);
+    }
     if constexpr (F8) {
 #pragma unroll
       for (int cp = 0; cp < D / 32; ++cp) {
@@ -189,10 +205,10 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
         ldmatrix_x4_trans(r, vrow + (2 * cp + ((lane >> 3) & 1)) * 16);
 #pragma unroll
         for (int k = 0; k < 4; ++k) r[k] = split_dim_parity(r[k]);
-        const uint32_t even[4] = {e4m3x2_to_f16x2(r[0], false), e4m3x2_to_f16x2(r[1], false),
-                                  e4m3x2_to_f16x2(r[2], false), e4m3x2_to_f16x2(r[3], false)};
-        const uint32_t odd[4] = {e4m3x2_to_f16x2(r[0], true), e4m3x2_to_f16x2(r[1], true), e4m3x2_to_f16x2(r[2], true),
-                                 e4m3x2_to_f16x2(r[3], true)};
+        // a0, a1 hold positions 2 (lane % 4) + {0, 1}; a2, a3 the same + 8 (I8: times their scales).
+        auto vfrag = [&](uint32_t x, bool hi, int k) { return I8 ? mul_f16x2(bytes_to_f16x2<KV>(x, hi), vsc[k >> 1]) : bytes_to_f16x2<KV>(x, hi); };
+        const uint32_t even[4] = {vfrag(r[0], false, 0), vfrag(r[1], false, 1), vfrag(r[2], false, 2), vfrag(r[3], false, 3)};
+        const uint32_t odd[4] = {vfrag(r[0], true, 0), vfrag(r[1], true, 1), vfrag(r[2], true, 2), vfrag(r[3], true, 3)};
         mma_f16_16816(acc[2 * cp], even, pb0, pb1);
         mma_f16_16816(acc[2 * cp + 1], odd, pb0, pb1);
       }
@@ -228,7 +244,7 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
   }
 
   // Row (dim) and column (head) of accumulator c of tile mt.
-  const float v_scale = F8 ? a.kv.v_scale : 1.0f;
+  const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
   __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * group) * D;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -241,38 +257,40 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
     }
 }
 
-template <int D, bool F8>
+template <int D, KvType KV>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
-  constexpr size_t shared = DecodeSmem<D, F8>::kBytes;
+  constexpr size_t shared = DecodeSmem<D, KV>::kBytes;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, F8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(shared)));
     configured = true;
   }
-  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, F8>, dim3(a.num_tiles, a.kv_heads), 32, shared, s, a,
+  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV>, dim3(a.num_tiles, a.kv_heads), 32, shared, s, a,
              scale_log2);
 }
 
 }  // namespace
 
-bool decode_attention_supports(int heads, int kv_heads, int head_dim, bool kv_fp8) {
-  return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kHeads && head_dim % (kv_fp8 ? 32 : 16) == 0 &&
-         head_dim <= 128;
+bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv) {
+  return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kHeads &&
+         head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && head_dim <= 128;
 }
 
 void launch_decode_attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.num_tiles == 0) return;
-  if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.fp8))
+  if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
   // The K scale of an E4M3 cache folds into the scores' scale; the V scale multiplies the output.
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.fp8 ? a.kv.k_scale : 1.0f);
+  const float scale_log2 =
+      1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.type == KvType::kE4M3 ? a.kv.k_scale : 1.0f);
   with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
-    if (a.kv.fp8) {
-      if constexpr (D % 32 == 0) launch<D, true>(a, scale_log2, s);
-    } else {
-      launch<D, false>(a, scale_log2, s);
+    if (a.kv.type == KvType::kBf16) {
+      launch<D, KvType::kBf16>(a, scale_log2, s);
+    } else if constexpr (D % 32 == 0) {
+      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, s);
+      else launch<D, KvType::kInt8>(a, scale_log2, s);
     }
   });
 }

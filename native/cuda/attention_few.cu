@@ -223,9 +223,10 @@ template <int D>
 void launch_d(const AttentionArgs& a, cudaStream_t s) {
   const int ranges = std::max(1, std::min(kMaxRanges, kAttnPartialSlots / (a.num_tiles * a.kv_heads)));
   // An E4M3 cache's K scale folds into the scores' scale (its V scale multiplies the output).
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D)) * (a.kv.fp8 ? a.kv.k_scale : 1.0f);
+  const bool f8 = a.kv.type == KvType::kE4M3;
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D)) * (f8 ? a.kv.k_scale : 1.0f);
   const dim3 grid(a.num_tiles, a.kv_heads, ranges);
-  if (a.kv.fp8) launch_pdl("few_attention_kernel", few_attention_kernel<D, true>, grid, 32 * kWarps, 0, s, a, scale_log2);
+  if (f8) launch_pdl("few_attention_kernel", few_attention_kernel<D, true>, grid, 32 * kWarps, 0, s, a, scale_log2);
   else launch_pdl("few_attention_kernel", few_attention_kernel<D, false>, grid, 32 * kWarps, 0, s, a, scale_log2);
 }
 
@@ -233,6 +234,8 @@ void launch_d(const AttentionArgs& a, cudaStream_t s) {
 
 void launch_few_attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.num_tiles == 0) return;
+  // The few-row path's QKV GEMV writes K/V element by element; an INT8 row's scale needs the whole row.
+  if (a.kv.type == KvType::kInt8) fail("few-token attention does not read an INT8 KV cache (the few-row path is off with one)");
   if (a.num_tiles > kFewAttentionTokens) fail("few-token attention takes at most ", kFewAttentionTokens, " tokens, got ", a.num_tiles);
   if (static_cast<size_t>(a.num_tiles) * a.kv_heads > static_cast<size_t>(kAttnPartialSlots))
     fail("few-token attention: ", a.num_tiles, " tokens x ", a.kv_heads, " KV heads exceed the partial-state buffer");

@@ -20,7 +20,9 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
-  kv_fp8_ = o.kv_cache_fp8;
+  kv_type_ = o.kv_cache_dtype == "fp8" ? KvType::kE4M3 : o.kv_cache_dtype == "int8" ? KvType::kInt8 : KvType::kBf16;
+  if (kv_type_ == KvType::kInt8 && (c.head_dim % 32 != 0 || c.head_dim > 128))
+    fail("an INT8 KV cache needs head_dim 32, 64, 96 or 128, got ", c.head_dim);
   check_attention_shape(c.num_heads, c.num_kv_heads, c.head_dim);
   if (!row_kernels_support(c.hidden_size, c.intermediate_size))
     fail("the CUDA backend needs hidden_size and intermediate_size to be multiples of 8 up to 32,768 (got ", c.hidden_size,
@@ -45,9 +47,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   allocate_workspace();
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode.
-  few_rows_ = !invariant && o.fused_gemv;
+  // The few-row path writes K/V from its GEMV element by element: not an INT8 cache, whose rows need their absmax.
+  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8;
   // The decode kernel rounds differently from attention.cu, which every other step takes.
-  decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_fp8_);
+  decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();

@@ -91,7 +91,8 @@ class CudaModel : public Backend {
   std::vector<Layer> layers_;
   DeviceBuffer k_cache_, v_cache_;  // bf16 or E4M3 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;
-  bool kv_fp8_ = false;  // --kv-cache-dtype fp8
+  KvType kv_type_ = KvType::kBf16;  // --kv-cache-dtype
+  DeviceBuffer k_scales_, v_scales_;  // INT8 cache: float [layer][block][kv_head][slot]
   KvLayer kv_layer(int li) const;
 
   bool fp8_ = false;

@@ -118,12 +118,12 @@ __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs&
         g.out[row + r0] = ra;
         g.out[row + r1] = rb;
       } else {
-        cache_write(t.kv.k, t.kv.fp8, in.cache_row + r0 % D, ra, t.k_inv_scale);
-        cache_write(t.kv.k, t.kv.fp8, in.cache_row + r1 % D, rb, t.k_inv_scale);
+        cache_write(t.kv.k, t.kv.type == KvType::kE4M3, in.cache_row + r0 % D, ra, t.k_inv_scale);
+        cache_write(t.kv.k, t.kv.type == KvType::kE4M3, in.cache_row + r1 % D, rb, t.k_inv_scale);
       }
     } else {
-      cache_write(t.kv.v, t.kv.fp8, in.cache_row + r0 % D, v0, t.v_inv_scale);
-      cache_write(t.kv.v, t.kv.fp8, in.cache_row + r1 % D, v1, t.v_inv_scale);
+      cache_write(t.kv.v, t.kv.type == KvType::kE4M3, in.cache_row + r0 % D, v0, t.v_inv_scale);
+      cache_write(t.kv.v, t.kv.type == KvType::kE4M3, in.cache_row + r1 % D, v1, t.v_inv_scale);
     }
   }
 }

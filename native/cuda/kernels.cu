@@ -230,6 +230,99 @@ __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias
   }
 }
 
+// Eight values times inv, rounded to INT8 (within +-127 when inv = 127 / absmax), 8 bytes.
+__device__ __forceinline__ uint2 pack_i8(const float* v, float inv) {
+  uint32_t w[2] = {0u, 0u};
+#pragma unroll
+  for (int j = 0; j < kPiece; ++j) {
+    const int q = max(-127, min(127, __float2int_rn(v[j] * inv)));
+    w[j / 4] |= (static_cast<uint32_t>(q) & 0xffu) << (8 * (j % 4));
+  }
+  return make_uint2(w[0], w[1]);
+}
+
+// rope_kv_write_kernel for an INT8 cache (kv_cache.h), in two warp-uniform passes so that the lanes
+// holding one head meet for its absmax: q and k heads (D / 16 lanes a head, each 8 rotation pairs
+// (i, i + D/2)), then v heads (D / 8 lanes, 8 values each). The groups are aligned in the warp as
+// long as D / 8 divides 32 (D = 16, 32, 64, 128, 256).
+__global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
+                                          const int32_t* token_seq, const int32_t* block_tables, int table_stride,
+                                          const float2* cos_sin, int8_t* k_cache, int8_t* v_cache, float* k_scales,
+                                          float* v_scales, int heads, int kv_heads, int D, int block_size) {
+  pdl_wait();
+  const int t = blockIdx.x;
+  const int half = D / 2, width = (heads + 2 * kv_heads) * D;
+  const __nv_bfloat16* row = qkv + static_cast<size_t>(t) * width;
+  const int pos = positions[t];
+  const int block = block_tables[static_cast<size_t>(token_seq[t]) * table_stride + pos / block_size];
+  const size_t slot_row = static_cast<size_t>(block) * kv_heads * block_size + pos % block_size;  // + kvh * block_size
+  const int per_rot = half / kPiece, per_v = D / kPiece;  // lanes per q/k head, per v head
+  const int rot_units = (heads + kv_heads) * per_rot, v_units = kv_heads * per_v;
+  for (int base = 0; base < rot_units; base += blockDim.x) {
+    const int u = base + threadIdx.x;
+    const bool active = u < rot_units;
+    const int head = u / per_rot, i = (u % per_rot) * kPiece;
+    float a[kPiece], b[kPiece], m = 0.0f;
+    if (active) {
+      const int c0 = head * D + i, c1 = c0 + half;
+      widen<false>(*reinterpret_cast<const uint4*>(row + c0), a);
+      widen<false>(*reinterpret_cast<const uint4*>(row + c1), b);
+      if (bias) {
+        float ba[kPiece], bb[kPiece];
+        load8(bias + c0, ba);
+        load8(bias + c1, bb);
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) a[j] += ba[j], b[j] += bb[j];
+      }
+      const float2* rot = cos_sin + static_cast<size_t>(pos) * half + i;
+#pragma unroll
+      for (int j = 0; j < kPiece; ++j) {
+        const float2 cs = rot[j];
+        const float ra = a[j] * cs.x - b[j] * cs.y, rb = b[j] * cs.x + a[j] * cs.y;
+        a[j] = ra;
+        b[j] = rb;
+        m = fmaxf(m, fmaxf(fabsf(ra), fabsf(rb)));
+      }
+      if (head < heads) {
+        float* q = q_out + static_cast<size_t>(t) * width;
+        store8(q + c0, a);
+        store8(q + c1, b);
+      }
+    }
+    for (int x = 1; x < per_rot; x <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, x));
+    if (active && head >= heads) {
+      const size_t slot = slot_row + static_cast<size_t>(head - heads) * block_size;
+      const float inv = m > 0.0f ? 127.0f / m : 0.0f;
+      *reinterpret_cast<uint2*>(k_cache + slot * D + i) = pack_i8(a, inv);
+      *reinterpret_cast<uint2*>(k_cache + slot * D + i + half) = pack_i8(b, inv);
+      if (i == 0) k_scales[slot] = m / 127.0f;
+    }
+  }
+  for (int base = 0; base < v_units; base += blockDim.x) {
+    const int u = base + threadIdx.x;
+    const bool active = u < v_units;
+    const int kvh = u / per_v, d = (u % per_v) * kPiece;
+    float v[kPiece], m = 0.0f;
+    if (active) {
+      const int c = (heads + kv_heads) * D + kvh * D + d;
+      widen<false>(*reinterpret_cast<const uint4*>(row + c), v);
+      float bv[kPiece] = {};
+      if (bias) load8(bias + c, bv);
+#pragma unroll
+      for (int j = 0; j < kPiece; ++j) {
+        v[j] += bv[j];
+        m = fmaxf(m, fabsf(v[j]));
+      }
+    }
+    for (int x = 1; x < per_v; x <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, x));
+    if (active) {
+      const size_t slot = slot_row + static_cast<size_t>(kvh) * block_size;
+      *reinterpret_cast<uint2*>(v_cache + slot * D + d) = pack_i8(v, m > 0.0f ? 127.0f / m : 0.0f);
+      if (d == 0) v_scales[slot] = m / 127.0f;
+    }
+  }
+}
+
 // One row per block: act = bf16(silu(gate) * up) from gate_up[t] = [gate (I) | up (I)] (bf16, + bias),
 // kept in registers; with q_out, E4M3 with the row's scale instead (the down GEMM's input).
 __global__ void silu_mul_kernel(const __nv_bfloat16* gate_up, const float* bias, int I, __nv_bfloat16* act,
@@ -329,7 +422,11 @@ void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_
   // A thread per 8 values: 4,096 threads' worth for Llama-3-8B's 6,144 columns (q and k pairs count once).
   const int units = (heads + kv_heads) * (D / 2 / kPiece) + kv_heads * (D / kPiece);
   const int threads = std::min(1024, (units + 31) / 32 * 32);
-  if (kv.fp8)
+  if (kv.type == KvType::kInt8)
+    launch_pdl("rope_kv_write_int8_kernel", rope_kv_write_int8_kernel, T, threads, 0, s, qkv, bias, q_out, positions,
+               token_seq, block_tables, table_stride, cos_sin, static_cast<int8_t*>(kv.k), static_cast<int8_t*>(kv.v),
+               kv.k_scales, kv.v_scales, heads, kv_heads, D, block_size);
+  else if (kv.type == KvType::kE4M3)
     launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_fp8_e4m3>, T, threads, 0, s, qkv, bias, q_out, positions,
                token_seq, block_tables, table_stride, cos_sin, static_cast<__nv_fp8_e4m3*>(kv.k),
                static_cast<__nv_fp8_e4m3*>(kv.v), 1.0f / kv.k_scale, 1.0f / kv.v_scale, heads, kv_heads, D, block_size);

@@ -155,8 +155,14 @@ AttentionArgs CudaModel::attention_args(int li) const {
 }
 
 KvLayer CudaModel::kv_layer(int li) const {
-  const size_t offset = li * layer_kv_elems_ * kv_element_bytes(kv_fp8_);
-  return KvLayer{k_cache_.as<unsigned char>() + offset, v_cache_.as<unsigned char>() + offset, kv_fp8_, 1.0f, 1.0f};
+  const size_t offset = li * layer_kv_elems_ * kv_element_bytes(kv_type_);
+  KvLayer kv{k_cache_.as<unsigned char>() + offset, v_cache_.as<unsigned char>() + offset, kv_type_, 1.0f, 1.0f};
+  if (kv_type_ == KvType::kInt8) {
+    const size_t slots = layer_kv_elems_ / config_.head_dim;
+    kv.k_scales = k_scales_.as<float>() + li * slots;
+    kv.v_scales = v_scales_.as<float>() + li * slots;
+  }
+  return kv;
 }
 
 #undef TICK

@@ -45,7 +45,9 @@ void CudaModel::allocate_kv_cache() {
   const double used = static_cast<double>(total_b - free_b);
   double budget = options_.memory_fraction * static_cast<double>(total_b) - used;
   if (options_.kv_cache_bytes > 0) budget = std::min(budget, static_cast<double>(options_.kv_cache_bytes));
-  const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * c.head_dim * options_.block_size * kv_element_bytes(kv_fp8_);
+  // INT8: each (layer, kv head, slot) also holds a float32 scale for K and one for V.
+  const uint64_t per_row = c.head_dim * kv_element_bytes(kv_type_) + (kv_type_ == KvType::kInt8 ? 4 : 0);
+  const uint64_t per_block = 2ull * c.num_layers * c.num_kv_heads * options_.block_size * per_row;
   const double blocks = budget > 0 ? std::floor(budget / static_cast<double>(per_block)) : 0;
   if (blocks < 1)
     fail("no GPU memory left for the KV cache: weights and workspace use ", total_b - free_b, " of ", total_b,
@@ -57,8 +59,16 @@ void CudaModel::allocate_kv_cache() {
   info_.block_size = options_.block_size;
   info_.bytes_per_block = per_block;
   layer_kv_elems_ = static_cast<size_t>(info_.num_blocks + 1) * c.num_kv_heads * options_.block_size * c.head_dim;
-  k_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * kv_element_bytes(kv_fp8_), "KV cache");
-  v_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * kv_element_bytes(kv_fp8_), "KV cache");
+  k_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * kv_element_bytes(kv_type_), "KV cache");
+  v_cache_ = DeviceBuffer(layer_kv_elems_ * c.num_layers * kv_element_bytes(kv_type_), "KV cache");
+  if (kv_type_ == KvType::kInt8) {
+    const size_t slots = layer_kv_elems_ / c.head_dim * c.num_layers;
+    k_scales_ = DeviceBuffer(slots * 4, "KV cache scales");
+    v_scales_ = DeviceBuffer(slots * 4, "KV cache scales");
+    // Slots never written (padding rows' reads past a context) must hold a finite scale.
+    CUDA_CHECK(cudaMemset(k_scales_.as<void>(), 0, slots * 4));
+    CUDA_CHECK(cudaMemset(v_scales_.as<void>(), 0, slots * 4));
+  }
 }
 
 void CudaModel::ensure(DeviceBuffer& d, size_t bytes, const char* what) {

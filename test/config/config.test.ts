@@ -63,6 +63,15 @@ test("vLLM's spellings set the same settings: --api-key repeats, boolean flags s
   assert.equal(loadConfig(['--enable-prefix-cache', 'false'], {}).config.enablePrefixCache, false, "today's spelling with a value still works");
 });
 
+test('--kv-cache-dtype: fp8 (fp8_e4m3) and int8 on cuda; refused on cpu, whose cache is float32', () => {
+  assert.equal(loadConfig([], {}).config.kvCacheDtype, 'auto');
+  assert.equal(loadConfig(['--device', 'cuda', '--kv-cache-dtype', 'fp8_e4m3'], {}).config.kvCacheDtype, 'fp8');
+  assert.equal(loadConfig(['--device', 'cuda'], { TACHYON_KV_CACHE_DTYPE: 'int8' }).config.kvCacheDtype, 'int8');
+  for (const dtype of ['fp8', 'int8'])
+    assert.throws(() => loadConfig(['--kv-cache-dtype', dtype], {}), /--kv-cache-dtype: a quantized KV cache runs on cuda only/);
+  assert.throws(() => loadConfig(['--device', 'cuda', '--kv-cache-dtype', 'fp8_e5m2'], {}), /--kv-cache-dtype/);
+});
+
 test('--tensor-parallel-size shards on cpu and is refused on cuda until the CUDA backend has it', () => {
   assert.equal(loadConfig(['--tensor-parallel-size', '2'], {}).config.tensorParallelSize, 2);
   assert.throws(

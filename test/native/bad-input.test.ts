@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime, type StepBatch } from '../../native/index.js';
 import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors.js';
 import { makeBatch, type Chunk } from '../helpers/batch.js';
@@ -216,6 +217,12 @@ describe('a bad step is refused and the runtime keeps working', () => {
     await assert.rejects(rt.step(makeBatch([ok])), /while a load or step is running/);
     await first;
   });
+});
+
+test('a quantized KV cache is refused on the CPU backend, naming the option', async () => {
+  for (const kvCacheDtype of ['fp8', 'int8'] as const)
+    await assert.rejects(Runtime.load({ modelDir: DEFAULT_MODEL_DIR, kvCacheBytes: KV_BYTES, kvCacheDtype }), (e: Error) =>
+      e instanceof RangeError && e.message.includes(`kvCacheDtype '${kvCacheDtype}' runs on cuda only`));
 });
 
 test('a closed runtime refuses steps', async () => {
