@@ -21,8 +21,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
   kv_type_ = o.kv_cache_dtype == "fp8" ? KvType::kE4M3 : o.kv_cache_dtype == "int8" ? KvType::kInt8 : KvType::kBf16;
-  if (kv_type_ == KvType::kInt8 && (c.head_dim % 32 != 0 || c.head_dim > 128))
-    fail("an INT8 KV cache needs head_dim 32, 64, 96 or 128, got ", c.head_dim);
+  // The writer's lanes of one head meet by xor shuffles (D / 8 must divide 32); the attention kernels
+  // read one-byte rows in 32-dim pieces.
+  if (kv_type_ == KvType::kInt8 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
+    fail("an INT8 KV cache needs head_dim 32, 64 or 128, got ", c.head_dim);
   check_attention_shape(c.num_heads, c.num_kv_heads, c.head_dim);
   if (!row_kernels_support(c.hidden_size, c.intermediate_size))
     fail("the CUDA backend needs hidden_size and intermediate_size to be multiples of 8 up to 32,768 (got ", c.hidden_size,
