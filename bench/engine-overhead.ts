@@ -35,7 +35,7 @@ class InstantRuntime implements StepRuntime {
 const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', values.tokenizer!));
 const engine = new Engine(new InstantRuntime(), tokenizer, { maxNumBatchedTokens: SEQS * PROMPT });
 const overheads: number[] = [];
-const phases: { schedule: number; build: number; process: number }[] = [];
+const phases: (typeof engine.lastPhaseMs)[] = [];
 const consumers = Array.from({ length: SEQS }, async (_, i) => {
   const prompt = Array.from({ length: PROMPT }, (_, j) => 300 + ((i * 31 + j) % 600));
   let n = 0;
@@ -56,4 +56,4 @@ const mean = overheads.reduce((s, x) => s + x, 0) / overheads.length;
 // The mean is what throughput pays (garbage collection lands in a few steps); the median, a typical step.
 console.log(`engine overhead per step: median ${q(0.5).toFixed(2)} ms, mean ${mean.toFixed(2)} ms, p90 ${q(0.9).toFixed(2)} ms, max ${q(1).toFixed(2)} ms`);
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-console.log(`by phase (median): schedule ${median(phases.map((p) => p.schedule)).toFixed(2)} ms, build ${median(phases.map((p) => p.build)).toFixed(2)} ms, process ${median(phases.map((p) => p.process)).toFixed(2)} ms`);
+console.log(`by phase (median): schedule ${median(phases.map((p) => p.schedule)).toFixed(2)} ms, build ${median(phases.map((p) => p.build)).toFixed(2)} ms, process ${median(phases.map((p) => p.process)).toFixed(2)} ms; text (while the next step runs) ${median(phases.map((p) => p.text)).toFixed(2)} ms`);

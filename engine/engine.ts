@@ -54,15 +54,20 @@ export class Engine {
   private readonly maxWaiting: number;
   /** Called after each step (metrics): runtime milliseconds, sequences and tokens it carried. */
   onStep: ((runtimeMs: number, seqs: number, tokens: number) => void) | null = null;
-  /** Engine-side milliseconds of the last step by phase, excluding the runtime. */
-  lastPhaseMs = { schedule: 0, build: 0, process: 0 };
+  /**
+   * Engine-side milliseconds of the last step by phase, excluding the runtime. text: detokenizing
+   * and streaming the previous step's tokens, which runs while this step is on the device.
+   */
+  lastPhaseMs = { schedule: 0, build: 0, process: 0, text: 0 };
+  /** Tokens of the last step whose text is not out yet (deferredText). */
+  private deferred: { seq: Sequence; token: number; delta: RequestDelta }[] = [];
 
   /** Rows of the model's logits (lm_head), which a grammar's masks cover. */
   get vocabSize(): number {
     return this.runtime.info.vocabSize;
   }
 
-  /** Engine-side milliseconds of the last step (schedule + build + process). */
+  /** Engine-side milliseconds of the last step between the runtime's steps (schedule + build + process). */
   get lastStepOverheadMs(): number {
     const p = this.lastPhaseMs;
     return p.schedule + p.build + p.process;
@@ -193,6 +198,7 @@ export class Engine {
       const t0 = performance.now();
       const chunks = this.scheduler.schedule();
       if (chunks.length === 0) {
+        this.flushDeferredText();
         // Nothing fits even with every running sequence preempted: the head request can never run.
         const head = this.scheduler.waiting[0];
         if (head) this.finish(head, 'error', 'the request does not fit in the KV cache');
@@ -206,8 +212,14 @@ export class Engine {
       const batch = this.builder.build(chunks);
       const t1 = performance.now();
       let result: StepResult;
+      let tt = 0;
       try {
-        result = await this.runtime.step(batch, batch.numMaskRows ? this.maskFiller(chunks, batch) : undefined);
+        const running = this.runtime.step(batch, batch.numMaskRows ? this.maskFiller(chunks, batch) : undefined);
+        // The last step's text goes out while this one runs: detokenizing is off the path between steps.
+        const t = performance.now();
+        this.flushDeferredText();
+        tt = performance.now() - t;
+        result = await running;
       } catch (e) {
         for (const seq of chunks) {
           seq.inFlight = false;
@@ -227,11 +239,31 @@ export class Engine {
       }
       this.steps++;
       const t3 = performance.now();
-      this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2 };
+      this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2, text: tt };
       try {
         this.onStep?.(t2 - t1, chunks.length, batch.tokenIds.length);
       } catch {
         // Metrics must not stop generation.
+      }
+    }
+    this.flushDeferredText();
+  }
+
+  /**
+   * Detokenizes and streams the tokens process() deferred (the steps' common case: no stop token,
+   * no length limit). A stop string found here ends the request at once; if the step now running
+   * carries it, that step's token for it is dropped (process() skips finished sequences), and its
+   * freed blocks are not handed out before that step returns (scheduling waits for it).
+   */
+  private flushDeferredText(): void {
+    const pending = this.deferred;
+    this.deferred = [];
+    for (const { seq, token, delta } of pending) {
+      if (seq.status === 'finished') continue;
+      try {
+        this.emitText(seq, token, delta);
+      } catch (e) {
+        this.finish(seq, 'error', `the engine failed processing this step: ${(e as Error).message}`);
       }
     }
   }
@@ -299,25 +331,39 @@ export class Engine {
       // vLLM shows the stop token's own text only with include_stop_str_in_output (and special tokens unskipped).
       if (seq.stop.includeStopStr) delta.text = this.passStopChecker(seq, seq.detokenizer.push(token));
     } else {
-      const piece = seq.detokenizer.push(token);
-      // vLLM v1: stop strings count only in text after the first min_tokens tokens.
-      if (seq.stopChecker.active && seq.numOutputTokens > (seq.stop.minTokens ?? 0)) {
-        const { send, matched } = seq.stopChecker.add(piece);
-        delta.text = send;
-        if (matched !== undefined) {
-          [reason, stopReason] = ['stop', matched];
-          if (seq.stop.includeStopStr) delta.text += matched;
-        }
-      } else delta.text = piece;
-    }
-    if (reason === null && (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions)) reason = 'length';
-    if (reason === null) {
-      seq.stream.push(delta);
-      return;
+      if (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions) reason = 'length';
+      // Nothing but a stop string can end it now: its text waits for the next step's launch.
+      if (reason === null) {
+        this.deferred.push({ seq, token, delta });
+        return;
+      }
+      stopReason = this.textOf(seq, token, delta);
+      if (stopReason !== undefined) reason = 'stop';
     }
     // Text held back (a possible stop string, an incomplete character) is released, unless a stop string matched.
     if (typeof stopReason !== 'string') delta.text += this.passStopChecker(seq, seq.detokenizer.flush()) + seq.stopChecker.flush();
     this.finish(seq, reason, undefined, delta, stopReason);
+  }
+
+  /** A deferred token's text: streamed, or the request ended by a stop string it completes. */
+  private emitText(seq: Sequence, token: number, delta: RequestDelta): void {
+    const matched = this.textOf(seq, token, delta);
+    if (matched === undefined) seq.stream.push(delta);
+    else this.finish(seq, 'stop', undefined, delta, matched);
+  }
+
+  /** Sets delta.text to the token's text (through the stop checker); returns the stop string it completes, if any. */
+  private textOf(seq: Sequence, token: number, delta: RequestDelta): string | undefined {
+    const piece = seq.detokenizer.push(token);
+    // vLLM v1: stop strings count only in text after the first min_tokens tokens.
+    if (!seq.stopChecker.active || seq.numOutputTokens <= (seq.stop.minTokens ?? 0)) {
+      delta.text = piece;
+      return undefined;
+    }
+    const { send, matched } = seq.stopChecker.add(piece);
+    delta.text = send;
+    if (matched !== undefined && seq.stop.includeStopStr) delta.text += matched;
+    return matched;
   }
 
   /** Text through the stop checker when it is active (a stop token's own text can complete nothing). */

@@ -25,6 +25,39 @@ test('a stop string spanning tokens ends the request; it and what follows are ne
   assert.ok(out.tokens.length < 40);
 });
 
+test('a stop string found while the next step runs (text goes out during the step after its token) ends the request as it would between steps', async () => {
+  // Steps that take 5 ms, so the text of step N is detokenized while step N + 1 is running.
+  class SlowRuntime extends FakeRuntime {
+    readonly carried: number[] = [];
+    override async step(b: Parameters<FakeRuntime['step']>[0]) {
+      this.carried.push(b.queryLens.length);
+      await new Promise((r) => setTimeout(r, 5));
+      return super.step(b);
+    }
+  }
+  const tokens = expected(40);
+  const text = tokenizer.decode(tokens, { skipSpecialTokens: true });
+  const stop = text.slice(20, 27);
+  const runtime = new SlowRuntime(FAKE_INFO);
+  const engine = new Engine(runtime, tokenizer);
+  const other = [9, 8, 7];
+  const [a, b] = await Promise.all([
+    run(engine, request(PROMPT, 40, { stop: { maxTokens: 40, stop: [stop], ignoreEos: true } })),
+    run(engine, request(other, 60, { stop: { maxTokens: 60, ignoreEos: true } })),
+  ]);
+  assert.equal(a.text, text.slice(0, text.indexOf(stop)));
+  assert.equal(a.last.finish?.reason, 'stop');
+  // The tokens up to the one completing the stop string, not the one the running step made after it.
+  const through = tokens.findIndex((_, i) => tokenizer.decode(tokens.slice(0, i + 1), { skipSpecialTokens: true }).includes(stop)) + 1;
+  assert.equal(a.last.finish?.completionTokens, through);
+  assert.deepEqual(a.tokens, tokens.slice(0, through));
+  // The other request is untouched, and every block comes back.
+  assert.deepEqual(b.tokens, expected(60, other));
+  assert.equal(engine.stats().kvBlocksUsed, 0);
+  // The step running when the stop string was found still carried the request; the one after did not.
+  assert.ok(runtime.carried.filter((n) => n === 2).length === through + 1, JSON.stringify(runtime.carried));
+});
+
 test('the stop checker holds back a possible stop string until it is clearly not one', () => {
   const c = new StopChecker(['</end>']);
   assert.deepEqual(c.add('hello </e'), { send: 'hello ' });
