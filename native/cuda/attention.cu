@@ -12,7 +12,7 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kTile = 16;                          // positions per K/V tile
+constexpr int kTile = kAttnTile;                   // positions per K/V tile
 constexpr int kSplitTiles = kAttnSplit / kTile;    // tiles per split
 constexpr int kRows = kAttnMaxGroup;               // query rows per warp (one mma row block): a whole group fits
 constexpr int kPrefillWarps = 4;
@@ -65,7 +65,6 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   constexpr bool I8 = KV == KvType::kInt8;  // scales per position
   constexpr int KC = D / 16;  // k-chunks of the QK^T product
   constexpr int DN = D / 8;   // 8-wide output column tiles
-  constexpr int EB = F8 ? 1 : 2;  // bytes per cached element
   extern __shared__ __align__(16) unsigned char smem[];
   pdl_wait();
   unsigned char* stages = smem;
@@ -107,31 +106,8 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     }
 
   auto load_tile = [&](int i, int stage) {
-    unsigned char* ks = stages + stage * S::kStageBytes;
-    unsigned char* vs = ks + S::kTileBytes;
-    constexpr int chunks = D * EB / 16;  // 16-byte pieces per row
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
-    for (int c = threadIdx.x; c < kTile * chunks; c += 32 * WARPS) {
-      const int r = c / chunks, b = (c % chunks) * 16, p = i * kTile + r;
-      const bool valid = p <= block_last;  // rows past the context are zeros, never garbage
-      const size_t off = valid
-          ? ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D * EB + b
-          : 0;
-      cp_async_16(ks + r * S::kRowBytes + b, kc + off, valid);
-      cp_async_16(vs + r * S::kRowBytes + b, vc + off, valid);
-    }
-    if constexpr (I8) {
-      // Threads 0-15 the K scales of the tile's positions, 16-31 the V scales.
-      if (threadIdx.x < 2 * kTile) {
-        const int p = i * kTile + threadIdx.x % kTile;
-        const bool valid = p <= block_last;
-        const size_t slot =
-            valid ? (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size : 0;
-        cp_async_4(vs + S::kTileBytes + threadIdx.x * 4, (threadIdx.x < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, valid);
-      }
-    }
-    cp_async_commit();
+    stage_kv_tile<D, KV>(stages + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, block_last,
+                         threadIdx.x, 32 * WARPS);
   };
 
   float acc[DN][4];
@@ -458,9 +434,7 @@ size_t attention_counter_bytes() { return static_cast<size_t>(kMaxPartialBlocks)
 
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s) {
   if (a.num_tiles == 0) return;
-  // The K scale of an E4M3 cache folds into the scores' scale; the V scale multiplies the output.
-  const float scale_log2 =
-      1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.type == KvType::kE4M3 ? a.kv.k_scale : 1.0f);
+  const float scale_log2 = attention_score_scale_log2(a);
   auto run = [&](auto kv) {
     constexpr KvType KV = decltype(kv)::value;
     return with_head_dim(a.head_dim, [&](auto d) {

@@ -14,6 +14,7 @@
 
 #include "cuda/kv_cache.h"
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -55,6 +56,12 @@ struct AttentionArgs {
   float* partial;       // split-parallel decode: per (tile, KV head, split) state
   int* split_counters;  // split-parallel decode: blocks finished per (tile, KV head); zero between launches
 };
+
+// log2(e) / sqrt(head_dim), the scores' scale in the kernels' log2 domain, times an E4M3 cache's K
+// scale (its V scale multiplies the output).
+inline float attention_score_scale_log2(const AttentionArgs& a) {
+  return 1.4426950408889634f / std::sqrt(static_cast<float>(a.head_dim)) * (a.kv.type == KvType::kE4M3 ? a.kv.k_scale : 1.0f);
+}
 
 // Throws unless the kernel serves this head layout (head_dim a multiple of 16 up to 128; at most 16 query heads per KV head).
 void check_attention_shape(int heads, int kv_heads, int head_dim);

@@ -22,7 +22,7 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kTile = 16;                        // positions per K/V tile (the mma's M)
+constexpr int kTile = kAttnTile;                 // positions per K/V tile (the mma's M)
 constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
 constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
 
@@ -43,7 +43,6 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
   constexpr bool I8 = KV == KvType::kInt8;  // scales per position
   constexpr int KC = D / 16;  // 16-dim chunks of K · q^T
   constexpr int MT = D / 16;  // 16-row output tiles of O^T (F8: tile 2c + parity holds that parity's dims of chunks 2c, 2c + 1)
-  constexpr int EB = F8 ? 1 : 2;
   constexpr int STAGES = S::kStages;
   extern __shared__ __align__(16) unsigned char smem[];
   pdl_wait();
@@ -72,27 +71,7 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
     }
 
   auto load_tile = [&](int i, int stage) {
-    unsigned char* ks = smem + stage * S::kStageBytes;
-    unsigned char* vs = ks + S::kTileBytes;
-    constexpr int chunks = D * EB / 16;  // 16-byte pieces per row
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
-    for (int c = lane; c < kTile * chunks; c += 32) {
-      const int r = c / chunks, b = (c % chunks) * 16, p = i * kTile + r;
-      const bool valid = p <= pos;  // rows past the context are zeros, never garbage
-      const size_t off = valid
-          ? ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D * EB + b
-          : 0;
-      cp_async_16(ks + r * S::kRowBytes + b, kc + off, valid);
-      cp_async_16(vs + r * S::kRowBytes + b, vc + off, valid);
-    }
-    if constexpr (I8) {  // lanes 0-15 the K scales of the tile's positions, 16-31 the V scales
-      const int p = i * kTile + lane % kTile;
-      const bool valid = p <= pos;
-      const size_t slot = valid ? (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size : 0;
-      cp_async_4(vs + S::kTileBytes + lane * 4, (lane < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, valid);
-    }
-    cp_async_commit();
+    stage_kv_tile<D, KV>(smem + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32);
   };
 
   // O^T accumulators: rows (dims) lane / 4 (c0, c1) and + 8 (c2, c3), heads 2 (lane % 4) + {0, 1}.
@@ -281,9 +260,7 @@ void launch_decode_attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
-  // The K scale of an E4M3 cache folds into the scores' scale; the V scale multiplies the output.
-  const float scale_log2 =
-      1.4426950408889634f / sqrtf(static_cast<float>(a.head_dim)) * (a.kv.type == KvType::kE4M3 ? a.kv.k_scale : 1.0f);
+  const float scale_log2 = attention_score_scale_log2(a);
   with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (a.kv.type == KvType::kBf16) {

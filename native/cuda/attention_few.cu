@@ -222,9 +222,8 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
 template <int D>
 void launch_d(const AttentionArgs& a, cudaStream_t s) {
   const int ranges = std::max(1, std::min(kMaxRanges, kAttnPartialSlots / (a.num_tiles * a.kv_heads)));
-  // An E4M3 cache's K scale folds into the scores' scale (its V scale multiplies the output).
   const bool f8 = a.kv.type == KvType::kE4M3;
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D)) * (f8 ? a.kv.k_scale : 1.0f);
+  const float scale_log2 = attention_score_scale_log2(a);
   const dim3 grid(a.num_tiles, a.kv_heads, ranges);
   if (f8) launch_pdl("few_attention_kernel", few_attention_kernel<D, true>, grid, 32 * kWarps, 0, s, a, scale_log2);
   else launch_pdl("few_attention_kernel", few_attention_kernel<D, false>, grid, 32 * kWarps, 0, s, a, scale_log2);

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cuda/attention.h"
 #include "cuda/kv_cache.h"
+#include "cuda/mma.cuh"
 
 namespace tachyon {
 
@@ -52,5 +54,40 @@ __device__ __forceinline__ uint32_t mul_f16x2(uint32_t a, uint32_t b) {
 // Bytes of a b16-transposed ldmatrix (p, 2j), (p, 2j + 1), (p + 1, 2j), (p + 1, 2j + 1)
 // regrouped as [even dim's position pair | odd dim's position pair].
 __device__ __forceinline__ uint32_t split_dim_parity(uint32_t x) { return __byte_perm(x, 0, 0x3120); }
+
+// Positions per K/V tile of both tensor-core kernels.
+constexpr int kAttnTile = 16;
+
+// Stages K/V tile i (positions i * 16 ...) of KV head kvh: rows row_bytes apart, V tile_bytes after
+// K; an INT8 cache's 16 K then 16 V scales right after V. Threads tid of n issue the copies; rows
+// past position last are zeros, never garbage. One cp.async group.
+template <int D, KvType KV>
+__device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
+                                              const int32_t* table, int kvh, int i, int last, int tid, int n) {
+  constexpr int EB = KV == KvType::kBf16 ? 2 : 1;  // bytes per cached element
+  constexpr int chunks = D * EB / 16;              // 16-byte pieces per row
+  unsigned char* vs = ks + tile_bytes;
+  const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+  const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+  auto slot = [&](int p) {
+    return (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size;
+  };
+  for (int c = tid; c < kAttnTile * chunks; c += n) {
+    const int r = c / chunks, b = (c % chunks) * 16, p = i * kAttnTile + r;
+    const bool valid = p <= last;
+    const size_t off = valid ? slot(p) * D * EB + b : 0;
+    cp_async_16(ks + r * row_bytes + b, kc + off, valid);
+    cp_async_16(vs + r * row_bytes + b, vc + off, valid);
+  }
+  if constexpr (KV == KvType::kInt8) {
+    // Threads 0-15 the K scales of the tile's positions, 16-31 the V scales.
+    if (tid < 2 * kAttnTile) {
+      const int p = i * kAttnTile + tid % kAttnTile;
+      const bool valid = p <= last;
+      cp_async_4(vs + tile_bytes + tid * 4, (tid < kAttnTile ? a.kv.k_scales : a.kv.v_scales) + (valid ? slot(p) : 0), valid);
+    }
+  }
+  cp_async_commit();
+}
 
 }  // namespace tachyon

@@ -149,9 +149,6 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
   if (threadIdx.x == 0) q_scale[b] = s;
 }
 
-// One token per block, a thread per 8 consecutive pairs (i, i + D/2) of a q or k head, or per 8 v
-// values: qkv[t] (bf16, + bias) rotated, q into q_out[t] (float32, the attention kernels' input, at
-// the same columns), k and v into the paged cache.
 // Eight values into a cache row: bf16 (16 bytes), or E4M3 of value * inv_scale (8 bytes).
 __device__ __forceinline__ void store_kv8(__nv_bfloat16* dst, const float* v, float) {
   *reinterpret_cast<uint4*>(dst) = pack_bf16(v);
@@ -164,6 +161,32 @@ __device__ __forceinline__ void store_kv8(__nv_fp8_e4m3* dst, const float* v, fl
   *reinterpret_cast<uint2*>(dst) = make_uint2(w[0] | (w[1] << 16), w[2] | (w[3] << 16));
 }
 
+// The 8 rotation pairs (c0 + j, c0 + half + j) of a q or k head in a qkv row (bf16, + bias), turned
+// by the position's cos_sin from pair index i: a (first halves) and b (second halves).
+__device__ __forceinline__ void rotated_pairs(const __nv_bfloat16* row, const float* bias, const float2* rot, int c0, int half,
+                                              float* a, float* b) {
+  const int c1 = c0 + half;
+  widen<false>(*reinterpret_cast<const uint4*>(row + c0), a);
+  widen<false>(*reinterpret_cast<const uint4*>(row + c1), b);
+  if (bias) {
+    float ba[kPiece], bb[kPiece];
+    load8(bias + c0, ba);
+    load8(bias + c1, bb);
+#pragma unroll
+    for (int j = 0; j < kPiece; ++j) a[j] += ba[j], b[j] += bb[j];
+  }
+#pragma unroll
+  for (int j = 0; j < kPiece; ++j) {
+    const float2 cs = rot[j];
+    const float ra = a[j] * cs.x - b[j] * cs.y, rb = b[j] * cs.x + a[j] * cs.y;
+    a[j] = ra;
+    b[j] = rb;
+  }
+}
+
+// One token per block, a thread per 8 consecutive pairs (i, i + D/2) of a q or k head, or per 8 v
+// values: qkv[t] (bf16, + bias) rotated, q into q_out[t] (float32, the attention kernels' input, at
+// the same columns), k and v into the paged cache.
 template <typename C>  // cache element: __nv_bfloat16 or __nv_fp8_e4m3
 __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                                      const int32_t* token_seq, const int32_t* block_tables, int table_stride,
@@ -182,23 +205,7 @@ __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias
       const int head = u / (half / kPiece), i = (u % (half / kPiece)) * kPiece;
       const int c0 = head * D + i, c1 = c0 + half;
       float a[kPiece], b[kPiece];
-      widen<false>(*reinterpret_cast<const uint4*>(row + c0), a);
-      widen<false>(*reinterpret_cast<const uint4*>(row + c1), b);
-      if (bias) {
-        float ba[kPiece], bb[kPiece];
-        load8(bias + c0, ba);
-        load8(bias + c1, bb);
-#pragma unroll
-        for (int j = 0; j < kPiece; ++j) a[j] += ba[j], b[j] += bb[j];
-      }
-      const float2* rot = cos_sin + static_cast<size_t>(pos) * half + i;
-#pragma unroll
-      for (int j = 0; j < kPiece; ++j) {
-        const float2 cs = rot[j];
-        const float ra = a[j] * cs.x - b[j] * cs.y, rb = b[j] * cs.x + a[j] * cs.y;
-        a[j] = ra;
-        b[j] = rb;
-      }
+      rotated_pairs(row, bias, cos_sin + static_cast<size_t>(pos) * half + i, c0, half, a, b);
       if (head < heads) {
         float* q = q_out + static_cast<size_t>(t) * width;
         store8(q + c0, a);
@@ -265,24 +272,9 @@ __global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float*
     float a[kPiece], b[kPiece], m = 0.0f;
     if (active) {
       const int c0 = head * D + i, c1 = c0 + half;
-      widen<false>(*reinterpret_cast<const uint4*>(row + c0), a);
-      widen<false>(*reinterpret_cast<const uint4*>(row + c1), b);
-      if (bias) {
-        float ba[kPiece], bb[kPiece];
-        load8(bias + c0, ba);
-        load8(bias + c1, bb);
+      rotated_pairs(row, bias, cos_sin + static_cast<size_t>(pos) * half + i, c0, half, a, b);
 #pragma unroll
-        for (int j = 0; j < kPiece; ++j) a[j] += ba[j], b[j] += bb[j];
-      }
-      const float2* rot = cos_sin + static_cast<size_t>(pos) * half + i;
-#pragma unroll
-      for (int j = 0; j < kPiece; ++j) {
-        const float2 cs = rot[j];
-        const float ra = a[j] * cs.x - b[j] * cs.y, rb = b[j] * cs.x + a[j] * cs.y;
-        a[j] = ra;
-        b[j] = rb;
-        m = fmaxf(m, fmaxf(fabsf(ra), fabsf(rb)));
-      }
+      for (int j = 0; j < kPiece; ++j) m = fmaxf(m, fmaxf(fabsf(a[j]), fabsf(b[j])));
       if (head < heads) {
         float* q = q_out + static_cast<size_t>(t) * width;
         store8(q + c0, a);
