@@ -47,14 +47,6 @@ struct Smem {
   }
 };
 
-// The head dimension an accumulator element holds: element e (0-3) of 8-wide output tile dn.
-// bf16: tile dn is dims dn * 8 + 0-7, a lane's pair 2 (lane % 4) + {0, 1}. One-byte caches (BYTES,
-// see attend): tiles 2c and 2c + 1 share 16 dims, even and odd ones; a lane's four are 16c + 4 (lane % 4) + 0-3.
-template <bool BYTES>
-__device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
-  return BYTES ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
-}
-
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
 // ROWS8: the tile's query rows all sit in mma rows 0-7 (one decode token, at most 8 query heads per
 // KV head), so the folded accumulators keep only those rows (half the shared memory: more blocks per SM).

@@ -86,6 +86,13 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
 void launch_decode_attention(const AttentionArgs& a, cudaStream_t s);
 
+// Multi-token tiles outside batch-invariant mode (attention_prefill.cu): 128 query rows a block, 64
+// positions a tile, one online softmax over the whole context (no splits). Serves what attention.cu
+// serves. a.tiles: runs of prefill_attention_tile_tokens() tokens at most.
+bool prefill_attention_supports(int heads, int kv_heads, int head_dim);
+int prefill_attention_tile_tokens(int heads, int kv_heads);
+void launch_prefill_attention(const AttentionArgs& a, cudaStream_t s);
+
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
 // ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block
 // of a token and KV head folds them. Latency over batch invariance: the ranges follow the context

@@ -58,10 +58,19 @@ __device__ __forceinline__ uint32_t split_dim_parity(uint32_t x) { return __byte
 // Positions per K/V tile of both tensor-core kernels.
 constexpr int kAttnTile = 16;
 
-// Stages K/V tile i (positions i * 16 ...) of KV head kvh: rows row_bytes apart, V tile_bytes after
-// K; an INT8 cache's 16 K then 16 V scales right after V. Threads tid of n issue the copies; rows
-// past position last are zeros, never garbage. One cp.async group.
-template <int D, KvType KV>
+// The head dimension an accumulator element holds (query rows in the mma's M): element e (0-3) of
+// 8-wide output tile dn. bf16: tile dn is dims dn * 8 + 0-7, a lane's pair 2 (lane % 4) + {0, 1}.
+// One-byte caches (BYTES: V read as bytes, see attention.cu's attend): tiles 2c and 2c + 1 share 16
+// dims, even and odd ones; a lane's four are 16c + 4 (lane % 4) + 0-3.
+template <bool BYTES>
+__device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
+  return BYTES ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
+}
+
+// Stages K/V tile i (positions i * TILE ...) of KV head kvh: rows row_bytes apart, V tile_bytes after
+// K; an INT8 cache's TILE K then TILE V scales right after V (n >= 2 * TILE). Threads tid of n issue
+// the copies; rows past position last are zeros, never garbage. One cp.async group.
+template <int D, KvType KV, int TILE = kAttnTile>
 __device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
                                               const int32_t* table, int kvh, int i, int last, int tid, int n) {
   constexpr int EB = KV == KvType::kBf16 ? 2 : 1;  // bytes per cached element
@@ -72,19 +81,19 @@ __device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, 
   auto slot = [&](int p) {
     return (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size;
   };
-  for (int c = tid; c < kAttnTile * chunks; c += n) {
-    const int r = c / chunks, b = (c % chunks) * 16, p = i * kAttnTile + r;
+  for (int c = tid; c < TILE * chunks; c += n) {
+    const int r = c / chunks, b = (c % chunks) * 16, p = i * TILE + r;
     const bool valid = p <= last;
     const size_t off = valid ? slot(p) * D * EB + b : 0;
     cp_async_16(ks + r * row_bytes + b, kc + off, valid);
     cp_async_16(vs + r * row_bytes + b, vc + off, valid);
   }
   if constexpr (KV == KvType::kInt8) {
-    // Threads 0-15 the K scales of the tile's positions, 16-31 the V scales.
-    if (tid < 2 * kAttnTile) {
-      const int p = i * kAttnTile + tid % kAttnTile;
+    // Threads 0 to TILE - 1 the K scales of the tile's positions, the next TILE the V scales.
+    if (tid < 2 * TILE) {
+      const int p = i * TILE + tid % TILE;
       const bool valid = p <= last;
-      cp_async_4(vs + tile_bytes + tid * 4, (tid < kAttnTile ? a.kv.k_scales : a.kv.v_scales) + (valid ? slot(p) : 0), valid);
+      cp_async_4(vs + tile_bytes + tid * 4, (tid < TILE ? a.kv.k_scales : a.kv.v_scales) + (valid ? slot(p) : 0), valid);
     }
   }
   cp_async_commit();

@@ -68,6 +68,7 @@ class CudaModel : public Backend {
   static_assert(kFewRows <= kGemvMaxRows && kFewRows <= kFewAttentionTokens, "the few-row kernels' limits");
   bool few_rows(int T) const;
   AttentionArgs attention_args(int layer) const;
+  void attention(int layer);  // the step's attention kernels for one layer
   FusedGemv projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const;
   // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
   // once per batch-size bucket; padding rows use a reserved KV block. Returns false when
@@ -98,6 +99,7 @@ class CudaModel : public Backend {
   bool fp8_ = false;
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)
   bool decode_kernel_ = false;   // attention_decode.cu for decode-only steps without split-parallel blocks (not batch-invariant)
+  bool prefill_kernel_ = false;  // attention_prefill.cu for the multi-token tiles of other steps (not batch-invariant)
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
@@ -127,6 +129,7 @@ class CudaModel : public Backend {
   DeviceBuffer d_tiles_, d_attn_partial_, d_attn_counters_;
   PinnedVector<int2> h_tiles_;
   bool decode_step_ = false;  // every tile one token
+  int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each
   int attn_splits_ = 0;       // split-parallel decode attention (0: off)
   int sm_count_ = 1;
   void make_tiles(const StepBatch& b);

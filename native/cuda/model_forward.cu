@@ -70,8 +70,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
                          d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kv_layer(li), T,
                          c.num_heads, c.num_kv_heads, D, B, stream_);
     TICK(li, "attn");
-    if (decode_step_ && attn_splits_ == 0 && decode_kernel_) launch_decode_attention(attention_args(li), stream_);
-    else launch_paged_attention(attention_args(li), decode_step_, attn_splits_, sm_count_, stream_);
+    attention(li);
     TICK(li, "o");
     const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
@@ -144,6 +143,24 @@ CudaModel::Residual CudaModel::layers_few(int T) {
     TICK(li, "end");
   }
   return Residual{x, nullptr, nullptr};
+}
+
+void CudaModel::attention(int li) {
+  AttentionArgs a = attention_args(li);
+  if (decode_step_ && attn_splits_ == 0 && decode_kernel_) {
+    launch_decode_attention(a, stream_);
+  } else if (!decode_step_ && prefill_kernel_) {
+    // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel.
+    const int n = a.num_tiles;
+    a.num_tiles = prefill_tiles_;
+    launch_prefill_attention(a, stream_);
+    a.tiles += prefill_tiles_;
+    a.num_tiles = n - prefill_tiles_;
+    if (a.num_tiles > 0) TICK(li, "attn-decode");
+    launch_decode_attention(a, stream_);
+  } else {
+    launch_paged_attention(a, decode_step_, attn_splits_, sm_count_, stream_);
+  }
 }
 
 AttentionArgs CudaModel::attention_args(int li) const {

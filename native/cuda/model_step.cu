@@ -1,6 +1,7 @@
 // CudaModel::step: a batch's inputs to the GPU, the forward (graph or not), grammar masks, logit adjustments, sampling, results back.
 #include "cuda/cuda_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -166,8 +167,26 @@ void CudaModel::make_tiles(const StepBatch& b) {
   for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1;
   for (int t = 0; t < b.num_tokens(); ++t) max_position = std::max(max_position, b.positions[t]);
   decode_step_ = decode;
-  const int per_tile = attention_tile_tokens(config_.num_heads, config_.num_kv_heads, decode);
   h_tiles_.clear();
+  prefill_tiles_ = 0;
+  if (!decode && prefill_kernel_) {
+    // attention_prefill.cu's tiles first, longest context first (a causal prompt's last tiles take
+    // the longest; started first, they do not trail the launch); then the one-token sequences for
+    // attention_decode.cu when it serves this model, else as one-token prefill tiles.
+    const int per_tile = prefill_attention_tile_tokens(config_.num_heads, config_.num_kv_heads);
+    for (int s = 0; s < b.num_seqs(); ++s)
+      if (b.query_lens[s] > 1 || !decode_kernel_)
+        for (int i = 0; i < b.query_lens[s]; i += per_tile)
+          h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));
+    auto last_position = [&](const int2& t) { return b.positions[t.x + t.y - 1]; };
+    std::stable_sort(h_tiles_.begin(), h_tiles_.end(), [&](const int2& x, const int2& y) { return last_position(x) > last_position(y); });
+    prefill_tiles_ = static_cast<int>(h_tiles_.size());
+    for (int s = 0; s < b.num_seqs(); ++s)
+      if (b.query_lens[s] == 1 && decode_kernel_) h_tiles_.push_back(make_int2(b.seq_start[s], 1));
+    attn_splits_ = 0;
+    return;
+  }
+  const int per_tile = attention_tile_tokens(config_.num_heads, config_.num_kv_heads, decode);
   for (int s = 0; s < b.num_seqs(); ++s)
     for (int i = 0; i < b.query_lens[s]; i += per_tile)
       h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));

@@ -1,6 +1,6 @@
 // Quantized KV caches against the bf16 cache on the embedded default model, BF16 weights,
-// held-out Shakespeare, through each attention kernel: the few-row path's, attention.cu's decode
-// and prefill kernels, and attention_decode.cu's.
+// held-out Shakespeare, through each attention kernel: the few-row path's, attention.cu's
+// split-parallel decode, attention_prefill.cu (prompt chunks) and attention_decode.cu.
 // - int8 (a scale per token and head): issue 15's bounds, top-1 agreement at least 99% and
 //   perplexity at most 0.5% higher (bench/kv_cache_quant_sim.py predicts 99.42%, +0.02%). No few-row
 //   path with it.
