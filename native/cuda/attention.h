@@ -84,7 +84,7 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
 // query heads in N. Serves at most 8 query heads per KV head and head_dim a multiple of 16 (32 for
 // a one-byte cache) up to 128. a.tiles: one token each.
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
-void launch_decode_attention(const AttentionArgs& a, cudaStream_t s);
+void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s);
 
 // Multi-token tiles outside batch-invariant mode (attention_prefill.cu): 128 query rows a block, 64
 // positions a tile, one online softmax over the whole context (no splits). Serves what attention.cu

@@ -12,6 +12,8 @@
 // positions, folded in position order), but its own rounding: used for
 // decode-only steps outside batch-invariant mode, where attention.cu serves
 // every step.
+#include <algorithm>
+
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
@@ -32,12 +34,20 @@ struct DecodeSmem {
   static constexpr int kTileBytes = kTile * kRowBytes;
   static constexpr int kStageBytes = 2 * kTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // K, V (INT8: their scales)
   static constexpr int kStages = KV == KvType::kBf16 ? 2 : 3;  // tiles in flight
-  static constexpr int kBytes = kStages * kStageBytes;
+  static constexpr int kWarpBytes = kStages * kStageBytes;  // a warp's ring
+  // A warp's state for the block's fold: [MT][4][32] accumulators, then [4][32] m and l.
+  static constexpr int kStateBytes = (D / 16 * 4 + 4) * 32 * 4;
+  static_assert(kStateBytes <= kWarpBytes, "the fold reuses the rings");
 };
 
-// grid: (decode token, KV head); one warp.
-template <int D, KvType KV>
-__global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs a, float scale_log2) {
+// Decode blocks of WARPS warps: warp w walks tiles w, w + WARPS, ... and the block folds the
+// warps' states. More warps a (token, KV head) when the step has too few of those to fill the SMs
+// (long contexts, fewer sequences: latency-bound, not bandwidth-bound).
+constexpr int kMaxDecodeWarps = 4;
+
+// grid: (decode token, KV head); WARPS warps.
+template <int D, KvType KV, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
   using S = DecodeSmem<D, KV>;
   constexpr bool F8 = KV != KvType::kBf16;  // one-byte elements (E4M3 or INT8), f16 arithmetic
   constexpr bool I8 = KV == KvType::kInt8;  // scales per position
@@ -46,7 +56,8 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
   constexpr int STAGES = S::kStages;
   extern __shared__ __align__(16) unsigned char smem[];
   pdl_wait();
-  const int lane = threadIdx.x;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  unsigned char* ring = smem + warp * S::kWarpBytes;
   const int kvh = blockIdx.y;
   const int t = a.tiles[blockIdx.x].x;
   const int group = a.heads / a.kv_heads;
@@ -71,7 +82,7 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
     }
 
   auto load_tile = [&](int i, int stage) {
-    stage_kv_tile<D, KV>(smem + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32);
+    stage_kv_tile<D, KV>(ring + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32);
   };
 
   // O^T accumulators: rows (dims) lane / 4 (c0, c1) and + 8 (c2, c3), heads 2 (lane % 4) + {0, 1}.
@@ -110,7 +121,9 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
   auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
     const float* k_scales = reinterpret_cast<const float*>(vs + S::kTileBytes);  // I8: the tile's 16 positions
     const float* v_scales = k_scales + kTile;
-    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // (position lane / 4 [+ 8], head 2 (lane % 4) + {0, 1})
+    // (position lane / 4 [+ 8], head 2 (lane % 4) + {0, 1}); even and odd k-chunks apart, so two mma
+    // chains run side by side.
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const unsigned char* krow = ks + ((lane & 7) + ((lane >> 3) & 1) * 8) * S::kRowBytes;
     if constexpr (F8) {
 #pragma unroll
@@ -124,7 +137,7 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
           if (kc + k >= KC) break;
           const uint32_t af[4] = {bytes_to_f16x2<KV>(r[2 * k], false), bytes_to_f16x2<KV>(r[2 * k + 1], false),
                                   bytes_to_f16x2<KV>(r[2 * k], true), bytes_to_f16x2<KV>(r[2 * k + 1], true)};
-          mma_f16_16816(s, af, qb[kc + k][0], qb[kc + k][1]);
+          mma_f16_16816(k == 0 ? s : s2, af, qb[kc + k][0], qb[kc + k][1]);
         }
       }
     } else {
@@ -133,9 +146,11 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
         // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x dims kc * 16 + 0-7 / 8-15 (lane / 16).
         uint32_t af[4];
         ldmatrix_x4(af, krow + (kc * 16 + (lane >> 4) * 8) * 2);
-        mma_bf16_16816(s, af, qb[kc][0], qb[kc][1]);
+        mma_bf16_16816(kc % 2 == 0 ? s : s2, af, qb[kc][0], qb[kc][1]);
       }
     }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[e] += s2[e];
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -203,22 +218,55 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
   };
 
   reset();
-  // A ring of STAGES tiles: one commit group per tile (empty past the end) so the wait count is fixed.
+  // This warp's tiles: i = warp + j * WARPS. A ring of STAGES tiles, one commit group per tile
+  // (empty past the end) so the wait count is fixed; a fresh softmax state per kSplitTiles of them.
+  const int local_total = tiles_total > warp ? (tiles_total - warp + WARPS - 1) / WARPS : 0;
   for (int k = 0; k < STAGES - 1; ++k) {
-    if (k < tiles_total) load_tile(k, k);
+    if (k < local_total) load_tile(warp + k * WARPS, k);
     else cp_async_commit();
   }
-  for (int i = 0; i < tiles_total; ++i) {
-    if (i + STAGES - 1 < tiles_total) load_tile(i + STAGES - 1, (i + STAGES - 1) % STAGES);
+  for (int j = 0; j < local_total; ++j) {
+    if (j + STAGES - 1 < local_total) load_tile(warp + (j + STAGES - 1) * WARPS, (j + STAGES - 1) % STAGES);
     else cp_async_commit();
     cp_async_wait<STAGES - 1>();
     __syncwarp();
-    const unsigned char* ks = smem + (i % STAGES) * S::kStageBytes;
-    attend(i, ks, ks + S::kTileBytes);
+    const unsigned char* ks = ring + (j % STAGES) * S::kStageBytes;
+    attend(warp + j * WARPS, ks, ks + S::kTileBytes);
     __syncwarp();  // the stage is read before the next load overwrites it
-    if ((i + 1) % kSplitTiles == 0 || i + 1 == tiles_total) {
+    if ((j + 1) % kSplitTiles == 0 || j + 1 == local_total) {
       fold();
       reset();
+    }
+  }
+  if constexpr (WARPS > 1) {
+    // Warps 1.. leave their state in their rings; warp 0 folds them in warp order.
+    cp_async_wait<0>();
+    float* state = reinterpret_cast<float*>(ring);
+    if (warp > 0) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) state[(mt * 4 + c) * 32 + lane] = folded[mt][c];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        state[(MT * 4 + j) * 32 + lane] = fm[j];
+        state[(MT * 4 + 2 + j) * 32 + lane] = fl[j];
+      }
+    }
+    __syncthreads();
+    if (warp > 0) return;
+    for (int w = 1; w < WARPS; ++w) {
+      const float* other = reinterpret_cast<const float*>(smem + w * S::kWarpBytes);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[mt][c] = other[(mt * 4 + c) * 32 + lane];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        m[j] = other[(MT * 4 + j) * 32 + lane];
+        l[j] = other[(MT * 4 + 2 + j) * 32 + lane];
+      }
+      fold();
     }
   }
 
@@ -236,17 +284,38 @@ __global__ void __launch_bounds__(32, 16) decode_attention_kernel(AttentionArgs 
     }
 }
 
-template <int D, KvType KV>
+template <int D, KvType KV, int WARPS>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
-  constexpr size_t shared = DecodeSmem<D, KV>::kBytes;
+  constexpr size_t shared = static_cast<size_t>(WARPS) * DecodeSmem<D, KV>::kWarpBytes;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, KV, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(shared)));
     configured = true;
   }
-  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV>, dim3(a.num_tiles, a.kv_heads), 32, shared, s, a,
-             scale_log2);
+  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles, a.kv_heads), 32 * WARPS,
+             shared, s, a, scale_log2);
+}
+
+// Warps a block: as many as keep the step's warps within what the SMs hold at once (16 a SM by
+// registers, fewer where the rings' shared memory runs out first: bf16, D = 128), so a step of
+// few long sequences still fills the SMs.
+int decode_warps(const AttentionArgs& a, int sm_count, int warp_bytes) {
+  constexpr int kSmemPerSm = 227 * 1024;
+  const long resident = static_cast<long>(sm_count) * std::min(16, kSmemPerSm / warp_bytes);
+  const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
+  int w = 1;
+  while (w < kMaxDecodeWarps && blocks * w * 2 <= resident) w *= 2;
+  return w;
+}
+
+template <int D, KvType KV>
+void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s) {
+  switch (decode_warps(a, sm_count, DecodeSmem<D, KV>::kWarpBytes)) {
+    case 1: launch<D, KV, 1>(a, scale_log2, s); break;
+    case 2: launch<D, KV, 2>(a, scale_log2, s); break;
+    default: launch<D, KV, 4>(a, scale_log2, s); break;
+  }
 }
 
 }  // namespace
@@ -256,7 +325,7 @@ bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv)
          head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && head_dim <= 128;
 }
 
-void launch_decode_attention(const AttentionArgs& a, cudaStream_t s) {
+void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
@@ -264,10 +333,10 @@ void launch_decode_attention(const AttentionArgs& a, cudaStream_t s) {
   with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (a.kv.type == KvType::kBf16) {
-      launch<D, KvType::kBf16>(a, scale_log2, s);
+      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s);
     } else if constexpr (D % 32 == 0) {
-      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, s);
-      else launch<D, KvType::kInt8>(a, scale_log2, s);
+      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s);
+      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s);
     }
   });
 }

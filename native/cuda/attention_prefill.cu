@@ -139,10 +139,12 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
   // One tile of 64 positions: scores, online softmax, P · V.
   auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
     float s[NT][4] = {};
+    // k-chunk outer: the tile's 8 score accumulators are independent, so 8 mma are in flight
+    // between two that depend on each other (chunk outer leaves 2: latency-bound at 8 warps an SM).
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c)
+    for (int kc = 0; kc < KC; ++kc)
 #pragma unroll
-      for (int kc = 0; kc < KC; ++kc) {
+      for (int c = 0; c < kChunks; ++c) {
         uint32_t b[4];
         // Matrices: positions 16c + 0-7 / 8-15 (lane / 16) x columns kc*16 + 0-7 / 8-15 ((lane / 8) % 2).
         ldmatrix_x4(b, ks + (c * 16 + (lane >> 4) * 8 + (lane & 7)) * S::kRowBytes + (kc * 16 + ((lane >> 3) & 1) * 8) * 2);
