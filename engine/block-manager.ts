@@ -10,12 +10,12 @@ export interface BlockOwner {
   /** How many leading blocks have been registered in the prefix cache. */
   numHashedBlocks: number;
   /** Hash of the last registered block (the chain's tail). */
-  lastBlockHash: string | null;
+  lastBlockHash: number | null;
 }
 
 interface CachedBlock {
-  hash: string;
-  parent: string | null;
+  hash: number;
+  parent: number | null;
   tokens: Int32Array;
 }
 
@@ -32,7 +32,7 @@ export class BlockManager {
   private readonly unused: number[] = [];
   /** Blocks with no owner whose content is cached, oldest first (Map keeps insertion order). */
   private readonly evictable = new Map<number, true>();
-  private readonly byHash = new Map<string, number>();
+  private readonly byHash = new Map<number, number>();
   private readonly cached: (CachedBlock | null)[];
   private hitTokens = 0;
 
@@ -68,7 +68,7 @@ export class BlockManager {
     const hits: number[] = [];
     const B = this.blockSize;
     const maxBlocks = Math.floor((seq.numTokens - 1) / B);
-    let parent: string | null = null;
+    let parent: number | null = null;
     for (let i = 0; i < maxBlocks; i++) {
       const hash = hashBlock(parent, seq.tokens, i * B, (i + 1) * B);
       const block = this.byHash.get(hash);
@@ -79,7 +79,7 @@ export class BlockManager {
     return hits;
   }
 
-  private sameContent(c: CachedBlock, parent: string | null, tokens: ArrayLike<number>, start: number): boolean {
+  private sameContent(c: CachedBlock, parent: number | null, tokens: ArrayLike<number>, start: number): boolean {
     if (c.parent !== parent) return false;
     for (let j = 0; j < c.tokens.length; j++) if (c.tokens[j] !== tokens[start + j]) return false;
     return true;
@@ -137,7 +137,9 @@ export class BlockManager {
       const hash = hashBlock(seq.lastBlockHash, seq.tokens, i * B, (i + 1) * B);
       if (!this.byHash.has(hash) && this.cached[block] === null) {
         this.byHash.set(hash, block);
-        this.cached[block] = { hash, parent: seq.lastBlockHash, tokens: Int32Array.from({ length: B }, (_, j) => seq.tokens[i * B + j]) };
+        const tokens = new Int32Array(B);
+        for (let j = 0; j < B; j++) tokens[j] = seq.tokens[i * B + j];
+        this.cached[block] = { hash, parent: seq.lastBlockHash, tokens };
       }
       seq.lastBlockHash = hash;
       seq.numHashedBlocks = i + 1;

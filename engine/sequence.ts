@@ -31,7 +31,7 @@ export class Sequence implements BlockOwner {
   numComputedTokens = 0;
   blockTable: number[] = [];
   numHashedBlocks = 0;
-  lastBlockHash: string | null = null;
+  lastBlockHash: number | null = null;
   status: SequenceStatus = 'waiting';
   /** Admission order among running sequences; the newest is preempted first. */
   admittedAt = 0;

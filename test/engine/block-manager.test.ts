@@ -10,7 +10,7 @@ import { BlockManager, type BlockOwner } from '../../engine/block-manager.js';
 class Owner implements BlockOwner {
   blockTable: number[] = [];
   numHashedBlocks = 0;
-  lastBlockHash: string | null = null;
+  lastBlockHash: number | null = null;
   computed = 0;
   constructor(readonly tokens: number[]) {}
   get numTokens() {
