@@ -5,6 +5,7 @@ import { test } from 'node:test';
 
 import fc from 'fast-check';
 
+import { hashBlock } from '../../engine/block-hash.js';
 import { BlockManager, type BlockOwner } from '../../engine/block-manager.js';
 
 class Owner implements BlockOwner {
@@ -122,4 +123,20 @@ test('cached blocks are evicted least recently freed first, only when nothing el
   const d = new Owner([3, 3, 4, 4]);
   assert.equal(bm.allocate(d, 4), 2);
   bm.checkInvariants([c, d]);
+});
+
+test('block hashes are safe integers that depend on the parent chain and on every token', () => {
+  const tokens = Array.from({ length: 32 }, (_, i) => (i * 7919) % 128256);
+  const first = hashBlock(null, tokens, 0, 16);
+  const second = hashBlock(first, tokens, 16, 32);
+  for (const h of [first, second]) assert.ok(Number.isSafeInteger(h) && h >= 0, `${h}`);
+  // The same 16 tokens under another parent, or with one token changed (high bits too), hash apart.
+  assert.notEqual(hashBlock(null, tokens, 16, 32), second);
+  assert.notEqual(hashBlock(first + 1, tokens, 16, 32), second);
+  for (const delta of [1, 1 << 8, 1 << 16]) {
+    const changed = [...tokens];
+    changed[20] ^= delta;
+    assert.notEqual(hashBlock(first, changed, 16, 32), second, `token changed by ${delta}`);
+  }
+  assert.equal(hashBlock(first, tokens, 16, 32), second, 'deterministic');
 });
