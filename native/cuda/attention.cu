@@ -72,30 +72,9 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   const int warp_last = count > 0 ? a.positions[first + count - 1] : -1;
   const int tiles_total = block_last / kTile + 1;
 
-  // Rows lane/4 and lane/4 + 8: token row / group, query head kvh * group + row % group.
   int row_pos[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = lane / 4 + 8 * h, tk = r / group;
-    row_pos[h] = tk < count ? a.positions[first + tk] : -1;
-  }
-  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
   uint32_t qf[KC][4];
-#pragma unroll
-  for (int kc = 0; kc < KC; ++kc)
-#pragma unroll
-    for (int f = 0; f < 4; ++f) {
-      // F8: k slots 2c + {0, 1} and 2c + 8 + {0, 1} of a chunk are dims 4c + {0, 1} and 4c + {2, 3}, as
-      // the K fragments come out of ldmatrix (attend).
-      const int r = lane / 4 + (f & 1) * 8;
-      const int col = F8 ? kc * 16 + (lane % 4) * 4 + (f >> 1) * 2 : kc * 16 + (f >> 1) * 8 + (lane % 4) * 2;
-      const int tk = r / group;
-      float2 v = make_float2(0.0f, 0.0f);
-      if (tk < count)
-        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(first + tk) * qkv_width +
-                                             static_cast<size_t>(kvh * group + r % group) * D + col);
-      qf[kc][f] = F8 ? pack_f16(v.x, v.y) : pack_bf16(v.x, v.y);
-    }
+  load_query_rows<D, F8, F8>(a, first, count, group, kvh, lane, row_pos, qf);
 
   auto load_tile = [&](int i, int stage) {
     stage_kv_tile<D, KV>(stages + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, block_last,

@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kerne
       if (lane / 4 < group)
         v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(t) * qkv_width +
                                              static_cast<size_t>(kvh * group + lane / 4) * D + col);
-      qb[kc][f] = F8 ? pack_f16(v.x, v.y) : pack_bf16(v.x, v.y);
+      qb[kc][f] = pack16<F8>(v.x, v.y);
     }
 
   auto load_tile = [&](int i, int stage) {
@@ -182,8 +182,8 @@ __global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kerne
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[mt][c] = __fmul_rn(acc[mt][c], corr[c & 1]);
     // P^T as the B operand (k = positions, n = heads): each 8x8 half of the scores transposed.
-    const uint32_t pb0 = movmatrix_trans(F8 ? pack_f16(s[0], s[1]) : pack_bf16(s[0], s[1]));
-    const uint32_t pb1 = movmatrix_trans(F8 ? pack_f16(s[2], s[3]) : pack_bf16(s[2], s[3]));
+    const uint32_t pb0 = movmatrix_trans(pack16<F8>(s[0], s[1]));
+    const uint32_t pb1 = movmatrix_trans(pack16<F8>(s[2], s[3]));
     // V^T as the A operand (rows = dims, k = positions), V's rows transposed on the way.
     const unsigned char* vrow = vs + ((lane & 7) + (lane >> 4) * 8) * S::kRowBytes;
     uint32_t vsc[2] = {0u, 0u};

@@ -55,6 +55,34 @@ __device__ __forceinline__ uint32_t mul_f16x2(uint32_t a, uint32_t b) {
 // regrouped as [even dim's position pair | odd dim's position pair].
 __device__ __forceinline__ uint32_t split_dim_parity(uint32_t x) { return __byte_perm(x, 0, 0x3120); }
 
+// A warp's 16 query rows in attention.cu's and attention_prefill.cu's layout (the mma's M = tokens
+// x the query heads of KV head kvh): lane rows lane / 4 and + 8 are token row / group of the warp's
+// count tokens from first, query head kvh * group + row % group. row_pos: their positions (-1 past
+// count); qf: q as A fragments, f16 (F16) or bf16. K_BYTES (K read as bytes): a chunk's k slots 2c + {0, 1} and
+// 2c + 8 + {0, 1} hold dims 4c + {0, 1} and 4c + {2, 3}, as one-byte K fragments come out of ldmatrix.
+template <int D, bool F16, bool K_BYTES>
+__device__ __forceinline__ void load_query_rows(const AttentionArgs& a, int first, int count, int group, int kvh, int lane,
+                                                int (&row_pos)[2], uint32_t (&qf)[D / 16][4]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = lane / 4 + 8 * h, tk = r / group;
+    row_pos[h] = tk < count ? a.positions[first + tk] : -1;
+  }
+  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
+#pragma unroll
+  for (int kc = 0; kc < D / 16; ++kc)
+#pragma unroll
+    for (int f = 0; f < 4; ++f) {
+      const int r = lane / 4 + (f & 1) * 8, tk = r / group;
+      const int col = K_BYTES ? kc * 16 + (lane % 4) * 4 + (f >> 1) * 2 : kc * 16 + (f >> 1) * 8 + (lane % 4) * 2;
+      float2 v = make_float2(0.0f, 0.0f);
+      if (tk < count)
+        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(first + tk) * qkv_width +
+                                             static_cast<size_t>(kvh * group + r % group) * D + col);
+      qf[kc][f] = pack16<F16>(v.x, v.y);
+    }
+}
+
 // Positions per K/V tile of both tensor-core kernels.
 constexpr int kAttnTile = 16;
 

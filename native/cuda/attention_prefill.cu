@@ -74,17 +74,6 @@ __device__ __forceinline__ void widen_tile(const unsigned char* raw, unsigned ch
   }
 }
 
-// c += a · b on f16 (F16) or bf16 fragments.
-template <bool F16>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (F16) mma_f16_16816(c, a, b0, b1);
-  else mma_bf16_16816(c, a, b0, b1);
-}
-template <bool F16>
-__device__ __forceinline__ uint32_t pack16(float lo, float hi) {
-  return F16 ? pack_f16(lo, hi) : pack_bf16(lo, hi);
-}
-
 // grid: (tile, KV head); kWarps warps, each with up to 16 / group tokens of the tile.
 template <int D, KvType KV>
 __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(AttentionArgs a, float scale_log2) {
@@ -109,27 +98,9 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
   const int tiles_total = block_last / kTile + 1;
   unsigned char* wide = smem + STAGES * S::kStageBytes;  // one-byte caches: the widened K and V tiles
 
-  // Rows lane/4 and lane/4 + 8: token row / group, query head kvh * group + row % group.
   int row_pos[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = lane / 4 + 8 * h, tk = r / group;
-    row_pos[h] = tk < count ? a.positions[first + tk] : -1;
-  }
-  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
   uint32_t qf[KC][4];
-#pragma unroll
-  for (int kc = 0; kc < KC; ++kc)
-#pragma unroll
-    for (int f = 0; f < 4; ++f) {
-      const int r = lane / 4 + (f & 1) * 8, tk = r / group;
-      const int col = kc * 16 + (f >> 1) * 8 + (lane % 4) * 2;
-      float2 v = make_float2(0.0f, 0.0f);
-      if (tk < count)
-        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(first + tk) * qkv_width +
-                                             static_cast<size_t>(kvh * group + r % group) * D + col);
-      qf[kc][f] = pack16<F16>(v.x, v.y);
-    }
+  load_query_rows<D, F16, false>(a, first, count, group, kvh, lane, row_pos, qf);
 
   // Online-softmax state: the running maximum of the raw scores (m, times scale_log2 for the
   // exponent), and this lane's part of each row's sum (its quad's four lanes add up at the end).

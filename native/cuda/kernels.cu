@@ -184,6 +184,13 @@ __device__ __forceinline__ void rotated_pairs(const __nv_bfloat16* row, const fl
   }
 }
 
+// The cache slot of position pos of sequence seq for KV head 0 (a block holds [kv_head][slot] rows).
+__device__ __forceinline__ size_t cache_slot_row(const int32_t* block_tables, int table_stride, int seq, int pos, int kv_heads,
+                                                 int block_size) {
+  const int block = block_tables[static_cast<size_t>(seq) * table_stride + pos / block_size];
+  return static_cast<size_t>(block) * kv_heads * block_size + pos % block_size;
+}
+
 // One token per block, a thread per 8 consecutive pairs (i, i + D/2) of a q or k head, or per 8 v
 // values: qkv[t] (bf16, + bias) rotated, q into q_out[t] (float32, the attention kernels' input, at
 // the same columns), k and v into the paged cache.
@@ -197,8 +204,7 @@ __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias
   const int half = D / 2, width = (heads + 2 * kv_heads) * D;
   const __nv_bfloat16* row = qkv + static_cast<size_t>(t) * width;
   const int pos = positions[t];
-  const int block = block_tables[static_cast<size_t>(token_seq[t]) * table_stride + pos / block_size];
-  const size_t slot_row = static_cast<size_t>(block) * kv_heads * block_size + pos % block_size;  // + kvh * block_size
+  const size_t slot_row = cache_slot_row(block_tables, table_stride, token_seq[t], pos, kv_heads, block_size);  // + kvh * block_size
   const int rot_units = (heads + kv_heads) * (half / kPiece), v_units = kv_heads * (D / kPiece);
   for (int u = threadIdx.x; u < rot_units + v_units; u += blockDim.x) {
     if (u < rot_units) {
@@ -261,8 +267,7 @@ __global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float*
   const int half = D / 2, width = (heads + 2 * kv_heads) * D;
   const __nv_bfloat16* row = qkv + static_cast<size_t>(t) * width;
   const int pos = positions[t];
-  const int block = block_tables[static_cast<size_t>(token_seq[t]) * table_stride + pos / block_size];
-  const size_t slot_row = static_cast<size_t>(block) * kv_heads * block_size + pos % block_size;  // + kvh * block_size
+  const size_t slot_row = cache_slot_row(block_tables, table_stride, token_seq[t], pos, kv_heads, block_size);  // + kvh * block_size
   const int per_rot = half / kPiece, per_v = D / kPiece;  // lanes per q/k head, per v head
   const int rot_units = (heads + kv_heads) * per_rot, v_units = kv_heads * per_v;
   for (int base = 0; base < rot_units; base += blockDim.x) {

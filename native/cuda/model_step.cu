@@ -167,29 +167,26 @@ void CudaModel::make_tiles(const StepBatch& b) {
   for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1;
   for (int t = 0; t < b.num_tokens(); ++t) max_position = std::max(max_position, b.positions[t]);
   decode_step_ = decode;
+  // Outside batch-invariant mode a step with prompts takes attention_prefill.cu over its
+  // multi-token tiles, longest context first (a causal prompt's last tiles take the longest; started
+  // first, they do not trail the launch), then attention_decode.cu over its one-token sequences
+  // when it serves this model (else they are one-token prefill tiles).
+  const bool split = !decode && prefill_kernel_;
+  const int per_tile = split ? prefill_attention_tile_tokens(config_.num_heads, config_.num_kv_heads)
+                             : attention_tile_tokens(config_.num_heads, config_.num_kv_heads, decode);
+  auto to_decode_kernel = [&](int s) { return split && decode_kernel_ && b.query_lens[s] == 1; };
   h_tiles_.clear();
-  prefill_tiles_ = 0;
-  if (!decode && prefill_kernel_) {
-    // attention_prefill.cu's tiles first, longest context first (a causal prompt's last tiles take
-    // the longest; started first, they do not trail the launch); then the one-token sequences for
-    // attention_decode.cu when it serves this model, else as one-token prefill tiles.
-    const int per_tile = prefill_attention_tile_tokens(config_.num_heads, config_.num_kv_heads);
-    for (int s = 0; s < b.num_seqs(); ++s)
-      if (b.query_lens[s] > 1 || !decode_kernel_)
-        for (int i = 0; i < b.query_lens[s]; i += per_tile)
-          h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));
+  for (int s = 0; s < b.num_seqs(); ++s)
+    if (!to_decode_kernel(s))
+      for (int i = 0; i < b.query_lens[s]; i += per_tile)
+        h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));
+  if (split) {
     auto last_position = [&](const int2& t) { return b.positions[t.x + t.y - 1]; };
     std::stable_sort(h_tiles_.begin(), h_tiles_.end(), [&](const int2& x, const int2& y) { return last_position(x) > last_position(y); });
-    prefill_tiles_ = static_cast<int>(h_tiles_.size());
-    for (int s = 0; s < b.num_seqs(); ++s)
-      if (b.query_lens[s] == 1 && decode_kernel_) h_tiles_.push_back(make_int2(b.seq_start[s], 1));
-    attn_splits_ = 0;
-    return;
   }
-  const int per_tile = attention_tile_tokens(config_.num_heads, config_.num_kv_heads, decode);
+  prefill_tiles_ = split ? static_cast<int>(h_tiles_.size()) : 0;
   for (int s = 0; s < b.num_seqs(); ++s)
-    for (int i = 0; i < b.query_lens[s]; i += per_tile)
-      h_tiles_.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));
+    if (to_decode_kernel(s)) h_tiles_.push_back(make_int2(b.seq_start[s], 1));
   attn_splits_ = decode ? attention_parallel_splits(static_cast<int>(h_tiles_.size()), config_.num_kv_heads, max_position, sm_count_) : 0;
 }
 
