@@ -43,6 +43,7 @@ export function engineConfigOf(config: ResolvedConfig): EngineConfig {
     maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes,
     maxWaiting: config.maxQueue,
     enablePrefixCache: config.enablePrefixCache,
+    asyncScheduling: config.asyncScheduling,
   };
 }
 

@@ -48,6 +48,7 @@ const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokeniz
 let decodeSteps: number[] = [];
 const timed: StepRuntime = {
   info: rt.info,
+  pipelined: rt.pipelined,
   async step(b: StepBatch) {
     const t0 = performance.now();
     const r = await rt.step(b);

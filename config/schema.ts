@@ -63,6 +63,9 @@ export const ConfigSchema = z
     maxQueue: int(1).optional().describe(`requests waiting for a slot before new ones get 429 (${perDevice('maxQueue')})`),
     maxModelLen: int(1).optional().describe("context length served (default and upper bound: the model's)"),
     enablePrefixCache: bool.default(true).describe('reuse KV blocks of shared prompt prefixes'),
+    asyncScheduling: bool
+      .default(true)
+      .describe('schedule and launch step N + 1 while the device runs step N, its decode tokens fed on the device (off: one step at a time)'),
     apiKeys: list.default([]).describe('accepted API keys (Authorization: Bearer, or x-api-key); empty: no auth'),
     corsOrigins: list.default([]).describe("origins allowed by CORS ('*' for any); empty: CORS off"),
     maxBodyBytes: int(1).default(4 * 1024 * 1024).describe('largest request body; larger ones get 413'),
@@ -81,7 +84,7 @@ export const ConfigSchema = z
     fusedGemv: bool.default(RUNTIME_DEFAULTS.cuda.fusedGemv).describe('cuda: fused GEMVs for steps of at most 4 tokens (batch 1 latency)'),
     profile: bool
       .default(RUNTIME_DEFAULTS.cuda.profile)
-      .describe("cuda: print each step's GPU time and layer 0's ops to stderr, and mark NVTX ranges for nsys"),
+      .describe("cuda: print each step's GPU time and layer 0's ops to stderr, and mark NVTX ranges for nsys (steps then run one at a time)"),
     ui: bool.default(true).describe('serve the built-in chat page at / and /ui (--no-ui: the API only)'),
     logRequests: bool.default(false).describe('log each request\'s prompt and output text (off: text is never logged)'),
     responsesStorePath: z

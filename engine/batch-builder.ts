@@ -13,9 +13,9 @@ const REQUEST_COLUMNS = SAMPLING_COLUMN_NAMES.filter((c) => c !== 'numLogprobs' 
   'numLogprobs' | 'penaltySlot' | 'maskRow'
 >[];
 
-/** Tokens banned for this sequence this step: its min_tokens bans until that many tokens are out. */
+/** Tokens banned for this sequence this step: its min_tokens bans until that many tokens are out (pending ones count). */
 function bansOf(seq: ScheduledChunk): Int32Array {
-  return seq.numOutputTokens < (seq.stop.minTokens ?? 0) ? seq.sampling.minTokensBans : NO_BANS;
+  return seq.numOutputTokens + seq.pending < (seq.stop.minTokens ?? 0) ? seq.sampling.minTokensBans : NO_BANS;
 }
 
 /** Grows a typed array buffer to at least n entries (twice what is asked, so growth is rare). */
@@ -29,6 +29,7 @@ function grown<A extends Int32Array | Float32Array>(a: A, n: number, make: (n: n
  */
 export class BatchBuilder {
   private tokenIds = new Int32Array(0);
+  private feed = new Int32Array(0);
   private positions = new Int32Array(0);
   private queryLens = new Int32Array(0);
   private blockTables = new Int32Array(0);
@@ -61,12 +62,19 @@ export class BatchBuilder {
     let h = 0;
     let t = 0;
     let maskRows = 0;
+    let fed = false;
     for (let s = 0; s < S; s++) {
       const seq = chunks[s];
       const numTokens = seq.chunkTokens;
       const start = seq.numComputedTokens;
+      const known = seq.tokens.length;
       for (let i = 0; i < numTokens; i++, t++) {
-        this.tokenIds[t] = seq.tokens[start + i];
+        // A token the step on the runtime samples (async scheduling): the runtime feeds it.
+        const pending = start + i >= known;
+        this.tokenIds[t] = pending ? 0 : seq.tokens[start + i];
+        this.feed[t] = pending ? seq.feedIndex : -1;
+        if (pending && seq.feedIndex < 0) throw new Error(`sequence ${seq.id}: token ${start + i} is neither known nor sampled by the step before`);
+        fed ||= pending;
         this.positions[t] = start + i;
       }
       this.queryLens[s] = numTokens;
@@ -74,7 +82,7 @@ export class BatchBuilder {
       const row = s * stride;
       for (let b = 0; b < table.length; b++) this.blockTables[row + b] = table[b];
       for (let b = table.length; b < stride; b++) this.blockTables[row + b] = -1;
-      const samples = start + numTokens === seq.numTokens;
+      const samples = start + numTokens === seq.numPlannedTokens;
       this.sample[s] = samples ? 1 : 0;
       const p = seq.sampling;
       for (const c of REQUEST_COLUMNS) cols[c][s] = p[c] as never;
@@ -116,6 +124,7 @@ export class BatchBuilder {
       numMaskRows: maskRows,
       returnLogits: chunks.some((c) => c.returnLogits),
       tokenIds: this.tokenIds.subarray(0, T),
+      ...(fed ? { feed: this.feed.subarray(0, T) } : {}),
       positions: this.positions.subarray(0, T),
       queryLens: this.queryLens.subarray(0, S),
       blockTables: this.blockTables.subarray(0, S * stride),
@@ -139,6 +148,7 @@ export class BatchBuilder {
   private reserve(T: number, S: number, stride: number): void {
     if (this.tokenIds.length < T) {
       this.tokenIds = new Int32Array(T * 2);
+      this.feed = new Int32Array(T * 2);
       this.positions = new Int32Array(T * 2);
     }
     if (this.blockTables.length < S * stride) this.blockTables = new Int32Array(S * stride * 2);

@@ -24,6 +24,24 @@ export interface EngineConfig {
   /** Requests waiting for admission before submit refuses (queue_full). Default unbounded. */
   maxWaiting?: number;
   enablePrefixCache?: boolean;
+  /**
+   * Async scheduling (vLLM's --async-scheduling): step N + 1 is scheduled and launched while the
+   * runtime runs step N, its decode tokens fed on the runtime from step N's samples, so the host's
+   * work between steps overlaps the device's. Needs a pipelined runtime; steps run one at a time
+   * while a grammar-guided request is live or KV blocks are short. Default true.
+   */
+  asyncScheduling?: boolean;
+}
+
+/** A step on the runtime: its sequences, how far each is computed once it is done, and its result. */
+interface LaunchedStep {
+  chunks: ScheduledChunk[];
+  computedAfter: Int32Array;
+  sampled: Uint8Array;
+  masked: boolean;
+  tokens: number;
+  launchedAt: number;
+  result: Promise<StepResult>;
 }
 
 /** Gauges and counters for metrics. */
@@ -52,6 +70,9 @@ export class Engine {
   private loop: Promise<void> | null = null;
   private steps = 0;
   private readonly maxWaiting: number;
+  private readonly asyncScheduling: boolean;
+  /** Live requests under a grammar: their masks need the last token on the host, so steps run one at a time. */
+  private guidedLive = 0;
   /** Called after each step (metrics): runtime milliseconds, sequences and tokens it carried. */
   onStep: ((runtimeMs: number, seqs: number, tokens: number) => void) | null = null;
   /**
@@ -86,6 +107,7 @@ export class Engine {
     });
     this.eosIds = new Set(tokenizer.special.eos);
     this.maxWaiting = config.maxWaiting ?? Infinity;
+    this.asyncScheduling = (config.asyncScheduling ?? true) && runtime.pipelined === true;
   }
 
   /** Starts a request; iterate the result for its deltas. Throws EngineError for requests that can never run. */
@@ -106,6 +128,7 @@ export class Engine {
       req.guide,
     );
     seq.returnLogits = req.returnLogits ?? false;
+    if (seq.guide) this.guidedLive++;
     this.live.set(req.id, seq);
     this.scheduler.add(seq);
     this.kick();
@@ -143,7 +166,7 @@ export class Engine {
     if (!seq || seq.status === 'finished') return;
     seq.cancelled = true;
     seq.cancelReason ??= why;
-    if (!seq.inFlight) this.finish(seq, 'abort', seq.cancelReason);
+    if (seq.inFlight === 0) this.finish(seq, 'abort', seq.cancelReason);
   }
 
   private refusing: string | null = null;
@@ -193,60 +216,107 @@ export class Engine {
       });
   }
 
+  /**
+   * The step loop. Under async scheduling the next step is scheduled and launched before the
+   * last one's result is awaited: the host's scheduling, batch building and result processing
+   * run while the device computes. Otherwise (and whenever mayScheduleAhead says no) each step
+   * is scheduled after the last one's result is processed.
+   */
   private async run(): Promise<void> {
-    while (this.scheduler.hasWork) {
-      const t0 = performance.now();
-      const chunks = this.scheduler.schedule();
-      if (chunks.length === 0) {
-        this.flushDeferredText();
-        // Nothing fits even with every running sequence preempted: the head request can never run.
-        const head = this.scheduler.waiting[0];
-        if (head) this.finish(head, 'error', 'the request does not fit in the KV cache');
-        continue;
-      }
-      for (const seq of chunks) {
-        seq.inFlight = true;
-        seq.timing.firstScheduled ??= t0;
-      }
-      const tb = performance.now();
-      const batch = this.builder.build(chunks);
-      const t1 = performance.now();
-      let result: StepResult;
-      let tt = 0;
-      try {
-        const running = this.runtime.step(batch, batch.numMaskRows ? this.maskFiller(chunks, batch) : undefined);
-        // The last step's text goes out while this one runs: detokenizing is off the path between steps.
-        const t = performance.now();
-        this.flushDeferredText();
-        tt = performance.now() - t;
-        result = await running;
-      } catch (e) {
-        for (const seq of chunks) {
-          seq.inFlight = false;
-          this.finish(seq, 'error', `the runtime failed this step: ${(e as Error).message}`);
-        }
-        continue;
-      }
-      const t2 = performance.now();
-      try {
-        this.process(chunks, result, t2);
-      } catch (e) {
-        // A bug on the host side (detokenizer, stop rules) fails this step's requests, never the loop.
-        for (const seq of chunks) {
-          seq.inFlight = false;
-          this.finish(seq, 'error', `the engine failed processing this step: ${(e as Error).message}`);
+    let running: LaunchedStep | null = null;
+    while (running || this.scheduler.hasWork) {
+      let next: LaunchedStep | null = null;
+      if (running === null || this.mayScheduleAhead(running)) {
+        const t0 = performance.now();
+        const chunks = this.scheduler.schedule(running !== null);
+        if (chunks.length > 0) next = this.launch(chunks, t0);
+        else if (running === null) {
+          this.flushDeferredText();
+          // Nothing fits even with every running sequence preempted: the head request can never run.
+          const head = this.scheduler.waiting[0];
+          if (head) this.finish(head, 'error', 'the request does not fit in the KV cache');
+          continue;
         }
       }
-      this.steps++;
-      const t3 = performance.now();
-      this.lastPhaseMs = { schedule: tb - t0, build: t1 - tb, process: t3 - t2, text: tt };
-      try {
-        this.onStep?.(t2 - t1, chunks.length, batch.tokenIds.length);
-      } catch {
-        // Metrics must not stop generation.
-      }
+      // The last step's text goes out while the device runs: detokenizing is off the path between steps.
+      const t = performance.now();
+      this.flushDeferredText();
+      this.lastPhaseMs.text = performance.now() - t;
+      if (running) await this.complete(running);
+      running = next;
     }
     this.flushDeferredText();
+  }
+
+  /** Whether the next step may be scheduled while `running` is on the runtime. */
+  private mayScheduleAhead(running: LaunchedStep): boolean {
+    return this.asyncScheduling && !running.masked && this.guidedLive === 0 && !this.scheduler.lackedRoom;
+  }
+
+  /**
+   * Builds and launches a step. Its sequences count as computed through it from here on, and a
+   * sequence it samples for holds a pending token, so the next step can be scheduled before its result.
+   */
+  private launch(chunks: ScheduledChunk[], t0: number): LaunchedStep | null {
+    for (const seq of chunks) seq.timing.firstScheduled ??= t0;
+    const tb = performance.now();
+    let batch: StepBatch;
+    let result: Promise<StepResult>;
+    try {
+      batch = this.builder.build(chunks);
+      result = this.runtime.step(batch, batch.numMaskRows ? this.maskFiller(chunks, batch) : undefined);
+    } catch (e) {
+      for (const seq of chunks) this.finish(seq, 'error', `the runtime refused this step: ${(e as Error).message}`);
+      return null;
+    }
+    const t1 = performance.now();
+    this.lastPhaseMs.schedule = tb - t0;
+    this.lastPhaseMs.build = t1 - tb;
+    const computedAfter = new Int32Array(chunks.length);
+    const maxPositions = this.runtime.info.maxPositions;
+    for (let s = 0; s < chunks.length; s++) {
+      const seq = chunks[s];
+      seq.inFlight++;
+      seq.numComputedTokens += seq.chunkTokens;
+      computedAfter[s] = seq.numComputedTokens;
+      if (batch.sample[s]) {
+        seq.pending++;
+        seq.feedIndex = s;
+        const planned = seq.numPlannedTokens;
+        seq.finalPending = planned - seq.promptLength >= seq.stop.maxTokens || planned >= maxPositions;
+      } else seq.feedIndex = -1;
+    }
+    // Its rejection is handled in complete(); until then it must not count as unhandled.
+    result.catch(() => undefined);
+    return { chunks, computedAfter, sampled: batch.sample.slice(), masked: (batch.numMaskRows ?? 0) > 0, tokens: batch.tokenIds.length, launchedAt: t1, result };
+  }
+
+  /** Awaits a launched step's result and hands each sequence its token. */
+  private async complete(step: LaunchedStep): Promise<void> {
+    let result: StepResult;
+    try {
+      result = await step.result;
+    } catch (e) {
+      for (const seq of step.chunks) {
+        seq.inFlight--;
+        this.finish(seq, 'error', `the runtime failed this step: ${(e as Error).message}`);
+      }
+      return;
+    }
+    const t2 = performance.now();
+    try {
+      this.process(step, result, t2);
+    } catch (e) {
+      // A bug on the host side (detokenizer, stop rules) fails this step's requests, never the loop.
+      for (const seq of step.chunks) this.finish(seq, 'error', `the engine failed processing this step: ${(e as Error).message}`);
+    }
+    this.steps++;
+    this.lastPhaseMs.process = performance.now() - t2;
+    try {
+      this.onStep?.(t2 - step.launchedAt, step.chunks.length, step.tokens);
+    } catch {
+      // Metrics must not stop generation.
+    }
   }
 
   /**
@@ -284,13 +354,14 @@ export class Engine {
     };
   }
 
-  private process(chunks: ScheduledChunk[], result: StepResult, now: number): void {
+  private process(step: LaunchedStep, result: StepResult, now: number): void {
+    const chunks = step.chunks;
     for (let i = 0; i < chunks.length; i++) {
       const seq = chunks[i];
-      seq.inFlight = false;
+      seq.inFlight--;
       if (seq.status === 'finished') continue;
-      seq.numComputedTokens += seq.chunkTokens;
-      this.blocks.registerComputed(seq, seq.numComputedTokens);
+      if (step.sampled[i]) seq.pending--;
+      this.blocks.registerComputed(seq, step.computedAfter[i]);
       if (seq.cancelled) {
         this.finish(seq, 'abort', seq.cancelReason);
         continue;
@@ -374,6 +445,7 @@ export class Engine {
   /** The one place a request ends, however it ends: blocks freed, last delta sent, stream closed. */
   private finish(seq: Sequence, reason: FinishReason, error?: string, last?: RequestDelta, stopReason?: string | number): void {
     if (seq.status === 'finished') return;
+    if (seq.guide) this.guidedLive--;
     this.scheduler.remove(seq);
     seq.guide?.dispose();
     this.live.delete(seq.id);

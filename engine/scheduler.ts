@@ -58,11 +58,21 @@ export class Scheduler {
     seq.status = 'finished';
   }
 
+  /** The last schedule(ahead) left a running sequence out for lack of KV blocks. */
+  lackedRoom = false;
   private leftRunning = 0;
   private stepNumber = 0;
 
-  /** This step's sequences, decodes first; each with seq.chunkTokens set. */
-  schedule(): Sequence[] {
+  /**
+   * This step's sequences, decodes first; each with seq.chunkTokens set.
+   * ahead: a step is still on the runtime (async scheduling). Sequences whose
+   * last token is pending or that were cancelled are left out, and nothing is
+   * preempted: a sequence that lacks room waits, no new request is admitted,
+   * and lackedRoom tells the engine to schedule the next step after this one's
+   * result instead (where preemption can run).
+   */
+  schedule(ahead = false): Sequence[] {
+    this.lackedRoom = false;
     if (this.leftRunning > 0) {
       this.running = this.running.filter((s) => s.status === 'running');
       this.leftRunning = 0;
@@ -77,9 +87,11 @@ export class Scheduler {
       for (let i = 0; i < this.running.length; i++) {
         const seq = this.running[i];
         if (seq.status !== 'running' || seq.isDecoding !== decoding || seq.scheduledStep === step) continue;
+        if (ahead && (seq.finalPending || seq.cancelled)) continue;
         if (out.length >= this.config.maxNumSeqs || tokens === 0 || prefill === 0) break;
         const n = Math.min(seq.numUncomputed, tokens, this.config.maxPrefillChunk, prefill);
-        if (!this.makeRoom(seq, seq.numComputedTokens + n, step)) {
+        if (ahead ? !this.blocks.canAppend(seq, seq.numComputedTokens + n) : !this.makeRoom(seq, seq.numComputedTokens + n, step)) {
+          this.lackedRoom ||= ahead;
           preempted = true;
           continue;
         }

@@ -39,8 +39,17 @@ export class Sequence implements BlockOwner {
   cancelled = false;
   /** Why the server (not the client) cancelled it; reaches the client as an error. */
   cancelReason: string | undefined = undefined;
-  /** In the step now running on the runtime. */
-  inFlight = false;
+  /** Steps on the runtime that carry it (two under async scheduling). */
+  inFlight = 0;
+  /**
+   * Tokens sampled by steps still on the runtime, not yet in tokens: async scheduling plans the
+   * next step as if they were there, and the runtime feeds them to it (StepBatch.feed).
+   */
+  pending = 0;
+  /** The pending token is its last (max tokens, the context): nothing to schedule after it. */
+  finalPending = false;
+  /** Its index in the last step launched, where that step samples for it; the next step's feed. */
+  feedIndex = -1;
   /** Tokens this sequence contributes to the current step, and which step that is. */
   chunkTokens = 0;
   scheduledStep = 0;
@@ -79,9 +88,14 @@ export class Sequence implements BlockOwner {
     return this.tokens.length - this.promptLength;
   }
 
-  /** Tokens still to feed the runtime before the next sample. */
+  /** Tokens there will be once the steps on the runtime are in: tokens plus pending ones. */
+  get numPlannedTokens(): number {
+    return this.tokens.length + this.pending;
+  }
+
+  /** Tokens still to feed the runtime before the next sample (a pending one included). */
   get numUncomputed(): number {
-    return this.tokens.length - this.numComputedTokens;
+    return this.tokens.length + this.pending - this.numComputedTokens;
   }
 
   get isDecoding(): boolean {

@@ -9,6 +9,11 @@ export interface StepRuntime {
     maxNumSeqs: number;
   };
   step(batch: import('../native/index.js').StepBatch, fillMasks?: import('../native/index.js').MaskFiller): Promise<import('../native/index.js').StepResult>;
+  /**
+   * step() may be called again before the last step's result is in, and understands
+   * StepBatch.feed (async scheduling). Runtimes without it run one step at a time.
+   */
+  readonly pipelined?: boolean;
 }
 
 export interface SamplingOptions {

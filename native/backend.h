@@ -39,8 +39,20 @@ class Backend {
   virtual const ModelConfig& config() const = 0;
   virtual BatchLimits limits() const = 0;
   virtual BackendInfo info() const = 0;
-  // batch has passed validate_batch against config() and limits().
+  // batch has passed validate_batch against config() and limits(); it has no feed.
   virtual void step(const StepBatch& batch, StepOutput& out) = 0;
+
+  // Async scheduling: launch(N + 1) may come before collect(N), so the host builds step N + 1
+  // while the device runs step N. Calls alternate slots 0, 1, 0, ...; launch on the JS thread
+  // (must not block for long), collect on a worker, each in step order, and at most two steps
+  // launched and not collected. A batch's feed reads the tokens the step before it sampled;
+  // prev is that step's output once collected (nullptr if none or it failed).
+  // The default runs the whole step in collect, resolving the feed on the host.
+  virtual void launch(StepBatch& /*batch*/, int /*slot*/) {}
+  virtual void collect(StepBatch& batch, int /*slot*/, StepOutput& out, const StepOutput* prev) {
+    resolve_feed(batch, prev);
+    step(batch, out);
+  }
 };
 
 // Settings a GPU backend reads beside RuntimeOptions. The addon sets every
@@ -72,7 +84,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 6;
+constexpr int kBackendAbiVersion = 7;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -78,6 +78,12 @@ export interface RuntimeInfo extends ModelConfig {
  */
 export interface StepBatch extends SamplingColumns {
   tokenIds: Int32Array;
+  /**
+   * Async scheduling: feed[t] >= 0 makes token t the token the previous step
+   * sampled for its sequence feed[t] (not known on the host when this step is
+   * launched); tokenIds[t] is then ignored. Omitted: every token is known.
+   */
+  feed?: Int32Array;
   positions: Int32Array;
   queryLens: Int32Array;
   blockTables: Int32Array;
@@ -166,15 +172,21 @@ export class Runtime {
     });
   }
 
+  /** Steps may be launched while one runs (async scheduling; the engine's step N + 1 while the device runs N). */
+  readonly pipelined = true;
+
   /**
    * Runs one forward pass and samples; the work happens off the event loop.
+   * One more step may be launched before this one's result is in (not while
+   * a step with grammar masks is in flight); results come in launch order.
    * With batch.numMaskRows, fillMasks writes the grammar bitmasks ([rows,
    * ceil(vocab / 32)] words) while the forward pass runs; the runtime waits
    * for them only to sample.
    */
   async step(batch: StepBatch, fillMasks?: MaskFiller): Promise<StepResult> {
     const result = this.handle.step(batch) as Promise<NativeStepResult>;
-    this.inFlight = result.catch(() => undefined);
+    const before = this.inFlight;
+    this.inFlight = Promise.all([before, result.catch(() => undefined)]);
     if (batch.numMaskRows) this.provideMasks(batch.numMaskRows, fillMasks);
     return result;
   }

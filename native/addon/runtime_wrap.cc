@@ -158,22 +158,30 @@ class LoadWorker : public PromiseWorker {
 
 class StepWorker : public PromiseWorker {
  public:
-  using PromiseWorker::PromiseWorker;
+  StepWorker(RuntimeWrap* rt, Napi::Object receiver, int slot) : PromiseWorker(rt, receiver), slot_(slot) {}
 
  protected:
-  void run() override { runtime->model_->step(runtime->batch_, runtime->output_); }
-  void finish() override { runtime->busy_ = false; }
+  void run() override {
+    RuntimeWrap& r = *runtime;
+    const StepOutput* prev = r.output_ok_[1 - slot_] ? &r.output_[1 - slot_] : nullptr;
+    r.model_->collect(r.batch_[slot_], slot_, r.output_[slot_], prev);
+  }
+  void finish() override {}
+  void OnError(const Napi::Error& e) override {
+    runtime->collected(slot_, false);
+    deferred.Reject(e.Value());
+  }
   void OnOK() override {
-    finish();
+    runtime->collected(slot_, true);
     Napi::Env env = Env();
-    const StepOutput& o = runtime->output_;
+    const StepOutput& o = runtime->output_[slot_];
     Napi::Object result = Napi::Object::New(env);
     result.Set("tokens", copy_out<Napi::Int32Array>(env, o.tokens));
     result.Set("logprobs", copy_out<Napi::Float32Array>(env, o.logprobs));
     result.Set("topN", Napi::Number::New(env, o.top_n));
     result.Set("topIds", copy_out<Napi::Int32Array>(env, o.top_ids));
     result.Set("topLogprobs", copy_out<Napi::Float32Array>(env, o.top_logprobs));
-    if (runtime->batch_.return_logits) result.Set("logits", copy_out<Napi::Float32Array>(env, o.logits));
+    if (runtime->batch_[slot_].return_logits) result.Set("logits", copy_out<Napi::Float32Array>(env, o.logits));
     deferred.Resolve(result);
   }
 
@@ -184,6 +192,7 @@ class StepWorker : public PromiseWorker {
     if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
     return a;
   }
+  int slot_;
 };
 
 Napi::Function RuntimeWrap::Define(Napi::Env env) {
@@ -254,7 +263,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
 
 void RuntimeWrap::require_idle(Napi::Env env, const char* what) const {
   if (closed_) throw Napi::Error::New(env, std::string("cannot ") + what + ": the runtime is closed");
-  if (busy_) throw Napi::Error::New(env, std::string("cannot ") + what + " while a load or step is running");
+  if (busy_ || in_flight_ > 0) throw Napi::Error::New(env, std::string("cannot ") + what + " while a load or step is running");
 }
 
 Napi::Value RuntimeWrap::Load(const Napi::CallbackInfo& info) {
@@ -282,9 +291,10 @@ Napi::Value RuntimeWrap::Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
-void RuntimeWrap::read_batch(const Napi::Object& in) {
-  StepBatch& b = batch_;
+void RuntimeWrap::read_batch(const Napi::Object& in, StepBatch& b) {
   copy_typed_array(in, "tokenIds", napi_int32_array, "Int32Array", b.token_ids);
+  b.feed.clear();
+  if (in.Has("feed") && !in.Get("feed").IsUndefined()) copy_typed_array(in, "feed", napi_int32_array, "Int32Array", b.feed);
   copy_typed_array(in, "positions", napi_int32_array, "Int32Array", b.positions);
   copy_typed_array(in, "queryLens", napi_int32_array, "Int32Array", b.query_lens);
   copy_typed_array(in, "blockTables", napi_int32_array, "Int32Array", b.block_tables);
@@ -341,20 +351,43 @@ Napi::Value RuntimeWrap::ProvideMasks(const Napi::CallbackInfo& info) {
 
 Napi::Value RuntimeWrap::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_idle(env, "step");
+  if (closed_) throw Napi::Error::New(env, "cannot step: the runtime is closed");
+  if (busy_) throw Napi::Error::New(env, "cannot step while the runtime is loading");
   if (!model_) throw Napi::Error::New(env, "the runtime is not loaded");
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "step needs a batch object");
+  if (in_flight_ >= 2) throw Napi::Error::New(env, "cannot step: two steps are already in flight");
+  // A masked step samples only once its masks arrive; a step launched behind it could not read its tokens.
+  if (masked_in_flight_) throw Napi::Error::New(env, "cannot step while a step with grammar masks is in flight");
+  const int slot = next_slot_;
+  StepBatch& b = batch_[slot];
   try {
-    read_batch(info[0].As<Napi::Object>());
-    validate_batch(batch_, model_->config(), model_->limits());
-  } catch (const Error& e) {
+    read_batch(info[0].As<Napi::Object>(), b);
+    validate_batch(b, model_->config(), model_->limits());
+    if (!b.feed.empty() && in_flight_ == 0 && !output_ok_[1 - slot])
+      fail("the batch feeds tokens from a previous step, but the last step failed or there was none");
+    model_->launch(b, slot);
+  } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
-  auto* worker = new StepWorker(this, Value());
+  next_slot_ = 1 - slot;
+  ++in_flight_;
+  masked_in_flight_ = b.num_mask_rows > 0;
+  auto* worker = new StepWorker(this, Value(), slot);
   Napi::Promise promise = worker->promise();
-  busy_ = true;
-  worker->Queue();
+  if (in_flight_ == 1) worker->Queue();
+  else waiting_collect_ = worker;
   return promise;
+}
+
+void RuntimeWrap::collected(int slot, bool ok) {
+  output_ok_[slot] = ok;
+  --in_flight_;
+  if (batch_[slot].num_mask_rows > 0) masked_in_flight_ = false;
+  if (waiting_collect_) {
+    Napi::AsyncWorker* next = waiting_collect_;
+    waiting_collect_ = nullptr;
+    next->Queue();
+  }
 }
 
 Napi::Value RuntimeWrap::Close(const Napi::CallbackInfo& info) {

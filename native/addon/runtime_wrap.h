@@ -28,7 +28,9 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   // provideMasks(masks: Int32Array) or provideMasks(null, why): the grammar masks of the running step.
   Napi::Value ProvideMasks(const Napi::CallbackInfo& info);
 
-  void read_batch(const Napi::Object& input);
+  void read_batch(const Napi::Object& input, StepBatch& b);
+  // After step `slot` settles (on the JS thread): its collect worker is done; start the next one.
+  void collected(int slot, bool ok);
   void require_idle(Napi::Env env, const char* what) const;
 
   ModelConfig config_;
@@ -42,10 +44,17 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   std::string device_ = "cpu";
   std::string gpu_library_;
   GpuOptions gpu_;
-  StepBatch batch_;
-  StepOutput output_;
+  // Async scheduling: two step slots, launched alternately; a step's collect worker is queued
+  // once the one before it has settled, so collects run one at a time and in order.
+  StepBatch batch_[2];
+  StepOutput output_[2];
+  bool output_ok_[2] = {false, false};
+  int next_slot_ = 0;
+  int in_flight_ = 0;                      // launched, not settled
+  bool masked_in_flight_ = false;           // a launched step samples under grammar masks
+  Napi::AsyncWorker* waiting_collect_ = nullptr;  // launched while another step's collect runs
   MaskMailbox masks_;
-  bool busy_ = false;
+  bool busy_ = false;                      // load
   bool closed_ = false;
 };
 

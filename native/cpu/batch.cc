@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "backend.h"
 #include "cpu/error.h"
 
 namespace tachyon {
@@ -62,6 +63,27 @@ static void validate_masks(const StepBatch& b) {
   }
 }
 
+// A fed token is a sampling sequence's last one: the previous step had a row for it (checked
+// against that step when the token is resolved).
+static void validate_feed(const StepBatch& b, int max_num_seqs) {
+  if (b.feed.empty()) return;
+  if (b.feed.size() != b.token_ids.size()) fail("feed has ", b.feed.size(), " entries but token_ids has ", b.token_ids.size());
+  for (int t = 0; t < b.num_tokens(); ++t) {
+    const int f = b.feed[t];
+    if (f < -1 || f >= max_num_seqs) fail("feed entry ", f, " at index ", t, " is outside [-1, ", max_num_seqs, ")");
+  }
+}
+
+void resolve_feed(StepBatch& b, const StepOutput* prev) {
+  for (int t = 0; t < static_cast<int>(b.feed.size()); ++t) {
+    const int f = b.feed[t];
+    if (f < 0) continue;
+    if (!prev || f >= static_cast<int>(prev->tokens.size()) || prev->tokens[f] < 0)
+      fail("token ", t, " takes the previous step's token of its sequence ", f, ", which that step did not sample");
+    b.token_ids[t] = prev->tokens[f];
+  }
+}
+
 static void validate_bias(const StepBatch& b, int vocab_size) {
   const int S = b.num_seqs();
   if (b.bias_start.empty()) {
@@ -108,7 +130,8 @@ void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) 
     for (int i = 0; i < len; ++i, ++t) {
       b.token_seq[t] = s;
       const int id = b.token_ids[t];
-      if (id < 0 || id >= c.vocab_size) fail("token id ", id, " at index ", t, " is outside the vocabulary of ", c.vocab_size);
+      const bool fed = !b.feed.empty() && b.feed[t] >= 0;
+      if (!fed && (id < 0 || id >= c.vocab_size)) fail("token id ", id, " at index ", t, " is outside the vocabulary of ", c.vocab_size);
       if (b.positions[t] != first + i)
         fail("sequence ", s, ": positions must be consecutive, got ", b.positions[t], " after ", first + i - 1);
     }
@@ -125,6 +148,7 @@ void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) 
     validate_params(b.params[s], s);
     if (b.sample[s] && b.params[s].num_logprobs > b.max_logprobs) b.max_logprobs = b.params[s].num_logprobs;
   }
+  validate_feed(b, lim.max_num_seqs);
   validate_bias(b, c.vocab_size);
   validate_penalties(b, c.vocab_size, lim.max_num_seqs);
   validate_masks(b);

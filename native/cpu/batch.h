@@ -13,6 +13,9 @@ namespace tachyon {
 
 struct StepBatch {
   std::vector<int32_t> token_ids;     // [T]
+  // Tokens the host does not know yet (async scheduling): feed[t] >= 0 makes token t the one
+  // the previous step sampled for its sequence feed[t]; -1 keeps token_ids[t]. Empty: none.
+  std::vector<int32_t> feed;          // [T] or empty
   std::vector<int32_t> positions;     // [T]
   std::vector<int32_t> query_lens;    // [S] tokens each sequence contributes
   std::vector<int32_t> block_tables;  // [S, table_stride]
@@ -60,5 +63,10 @@ struct BatchLimits {
 // Checks everything the forward pass relies on and fills the derived fields;
 // throws tachyon::Error naming the first problem.
 void validate_batch(StepBatch& batch, const ModelConfig& config, const BatchLimits& limits);
+
+// Host-side feed (backends without their own): token_ids[t] = prev.tokens[feed[t]] where
+// feed[t] >= 0. prev is the previous step's output (nullptr: there was none).
+struct StepOutput;
+void resolve_feed(StepBatch& batch, const StepOutput* prev);
 
 }  // namespace tachyon

@@ -85,6 +85,8 @@ CudaModel::~CudaModel() {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
   }
+  for (StepSlot& st : slots_)
+    if (st.done) cudaEventDestroy(st.done);
 }
 
 BatchLimits CudaModel::limits() const {

@@ -31,6 +31,11 @@ class CudaModel : public Backend {
   BatchLimits limits() const override;
   BackendInfo info() const override { return info_; }
   void step(const StepBatch& batch, StepOutput& out) override;
+  // Async scheduling (backend.h): launch queues the forward, and unless the step samples under
+  // grammar masks its sampling and the copies back; collect waits and fills out. A fed token is
+  // gathered on the device from the previous step's sampled tokens.
+  void launch(StepBatch& batch, int slot) override;
+  void collect(StepBatch& batch, int slot, StepOutput& out, const StepOutput* prev) override;
 
  private:
   // A projection's weight: bf16 [N, K], or E4M3 [N, K] with per-row scales [N] (fp8).
@@ -74,6 +79,8 @@ class CudaModel : public Backend {
   // once per batch-size bucket; padding rows use a reserved KV block. Returns false when
   // the step does not qualify.
   bool forward_decode_graph(const StepBatch& b);
+  // Fed tokens (StepBatch::feed): d_tokens_[t] = the previous step's sampled token of row feed[t].
+  void apply_feed();
   int bucket_for(int S) const;
   void quantize_weights();
   // proj_[M, N] = in[M, K] · W^T in bf16: bf16 operands, or in quantized per token to E4M3 first
@@ -104,7 +111,6 @@ class CudaModel : public Backend {
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
   std::map<int, cudaGraphExec_t> graphs_;
-  PinnedVector<int32_t> g_tokens_, g_positions_, g_seq_, g_tables_, g_rows_;
   bool timing_ = false;
   cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
   static constexpr int kOpEvents = 12;
@@ -127,17 +133,33 @@ class CudaModel : public Backend {
   int table_stride_ = 0;  // this step's
   // Attention tiles of this step: runs of consecutive query tokens of one sequence.
   DeviceBuffer d_tiles_, d_attn_partial_, d_attn_counters_;
-  PinnedVector<int2> h_tiles_;
+  int num_tiles_ = 0;
   bool decode_step_ = false;  // every tile one token
   int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each
   int attn_splits_ = 0;       // split-parallel decode attention (0: off)
   int sm_count_ = 1;
   void make_tiles(const StepBatch& b);
-  std::vector<int32_t> h_sampled_seq_;
-  PinnedVector<int32_t> h_rows_, h_tokens_, h_top_ids_;
-  PinnedVector<DeviceSamplingParams> h_params_;
-  PinnedVector<float> h_logprobs_, h_top_lps_;
-  std::vector<float> h_logits_;
+  // One step's host side. Two, used alternately: while step N runs, launching N + 1 must not
+  // overwrite N's pinned sources (copies from pinned memory are read when the stream gets there)
+  // or the buffers N's results land in.
+  struct StepSlot {
+    PinnedVector<int32_t> rows, feed, tokens, top_ids, masks;
+    PinnedVector<int32_t> g_tokens, g_positions, g_seq, g_tables, g_rows;  // graph steps' padded inputs
+    PinnedVector<int2> tiles;
+    PinnedVector<DeviceSamplingParams> params;
+    PinnedVector<SlotRestart> restarts;
+    PinnedVector<float> logprobs, top_lps, logits;
+    std::vector<int32_t> sampled_seq;  // [n] the sequence of each sampled row
+    std::vector<int32_t> row_of_seq;   // [S] each sequence's sampled row, -1: none
+    int T = 0, S = 0, n = 0, top_n = 0;
+    bool adjusted = false, counted = false, masked = false, launched = false;
+    cudaEvent_t done = nullptr;  // results copied back
+    std::chrono::steady_clock::time_point host_start;
+  };
+  StepSlot slots_[2];
+  StepSlot* st_ = &slots_[0];  // the slot being launched
+  void sample_and_copy_back(const StepBatch& b, StepSlot& st);
+  void report(StepSlot& st);
 
   // Logit adjustments (logit_adjust.h). Allocated on first use, from the memory the fraction
   // leaves outside the KV pool, so servers whose requests never ask pay nothing.
@@ -146,8 +168,7 @@ class CudaModel : public Backend {
   DeviceBuffer d_pen_counts_, d_pen_prompt_;  // [max_num_seqs, V] int32 / uint8
   DeviceBuffer d_adjusted_;                   // [max_num_seqs, V] float
   DeviceBuffer d_bias_ids_, d_bias_values_, d_history_, d_restarts_, d_masks_;
-  PinnedVector<int32_t> h_masks_;
-  PinnedVector<SlotRestart> h_restarts_;
+  DeviceBuffer d_feed_;
 };
 
 }  // namespace tachyon

@@ -12,6 +12,14 @@ namespace tachyon {
 
 namespace {
 
+__global__ void feed_tokens_kernel(int32_t* tokens, const int32_t* feed, const int32_t* sampled, int T, int vocab) {
+  pdl_wait();
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= T || feed[t] < 0) return;
+  const int id = sampled[feed[t]];
+  tokens[t] = id >= 0 && id < vocab ? id : 0;
+}
+
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H) {
   pdl_wait();
   const int t = blockIdx.x;
@@ -383,6 +391,11 @@ unsigned blocks_for(size_t n, unsigned threads) { return static_cast<unsigned>((
 bool& pdl_enabled() {
   static bool on = false;
   return on;
+}
+
+void launch_feed_tokens(int32_t* tokens, const int32_t* feed, const int32_t* sampled, int T, int vocab, cudaStream_t s) {
+  if (T == 0) return;
+  launch_pdl("feed_tokens_kernel", feed_tokens_kernel, (T + 255) / 256, 256, 0, s, tokens, feed, sampled, T, vocab);
 }
 
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s) {

@@ -9,6 +9,10 @@
 
 namespace tachyon {
 
+// Async scheduling: tokens[t] = sampled[feed[t]] where feed[t] >= 0 (the previous step's sampled
+// row), clamped into the vocabulary so a failed step's leftovers never index past the embedding.
+void launch_feed_tokens(int32_t* tokens, const int32_t* feed, const int32_t* sampled, int T, int vocab, cudaStream_t s);
+
 // x[T, H] = float(embed[token[t]])
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s);
 

@@ -167,7 +167,7 @@ AttentionArgs CudaModel::attention_args(int li) const {
   const ModelConfig& c = config_;
   return AttentionArgs{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
                        table_stride_, kv_layer(li), attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
-                       static_cast<int>(h_tiles_.size()), c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
+                       num_tiles_, c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
                        d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
 }
 

@@ -18,30 +18,33 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   if (B > options_.max_num_seqs || B > options_.max_num_tokens) return false;
   const int stride = max_table_stride_;
   // Inputs padded to the bucket; padding rows read and write only the scratch block.
-  g_tokens_.assign(B, 0);
-  g_positions_.assign(B, 0);
-  g_seq_.resize(B);
-  g_rows_.resize(B);
-  g_tables_.assign(static_cast<size_t>(B) * stride, scratch_block_);
-  for (int i = 0; i < B; ++i) g_seq_[i] = g_rows_[i] = i;
+  StepSlot& st = *st_;
+  st.g_tokens.assign(B, 0);
+  st.g_positions.assign(B, 0);
+  st.g_seq.resize(B);
+  st.g_rows.resize(B);
+  st.g_tables.assign(static_cast<size_t>(B) * stride, scratch_block_);
+  for (int i = 0; i < B; ++i) st.g_seq[i] = st.g_rows[i] = i;
   for (int s = 0; s < S; ++s) {
-    g_tokens_[s] = b.token_ids[s];
-    g_positions_[s] = b.positions[s];
-    std::copy(b.table(s), b.table(s) + b.table_stride, g_tables_.begin() + static_cast<size_t>(s) * stride);
+    st.g_tokens[s] = b.token_ids[s];
+    st.g_positions[s] = b.positions[s];
+    std::copy(b.table(s), b.table(s) + b.table_stride, st.g_tables.begin() + static_cast<size_t>(s) * stride);
   }
   auto copy = [&](DeviceBuffer& d, const PinnedVector<int32_t>& v) {
     CUDA_CHECK(cudaMemcpyAsync(d.as<void>(), v.data(), v.size() * 4, cudaMemcpyHostToDevice, stream_));
   };
-  copy(d_tokens_, g_tokens_);
-  copy(d_positions_, g_positions_);
-  copy(d_token_seq_, g_seq_);
-  copy(d_tables_, g_tables_);
-  copy(d_rows_, g_rows_);
-  h_tiles_.resize(B);
-  for (int i = 0; i < B; ++i) h_tiles_[i] = make_int2(i, 1);
+  copy(d_tokens_, st.g_tokens);
+  copy(d_positions_, st.g_positions);
+  copy(d_token_seq_, st.g_seq);
+  copy(d_tables_, st.g_tables);
+  copy(d_rows_, st.g_rows);
+  apply_feed();
+  st.tiles.resize(B);
+  for (int i = 0; i < B; ++i) st.tiles[i] = make_int2(i, 1);
+  num_tiles_ = B;
   decode_step_ = true;
   attn_splits_ = attention_parallel_splits(B, config_.num_kv_heads, config_.max_positions - 1, sm_count_);
-  CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), h_tiles_.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), st.tiles.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
   table_stride_ = stride;
   auto it = graphs_.find(B);
   if (it == graphs_.end()) {

@@ -12,6 +12,7 @@ import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.j
 import { request, run, testTokenizer } from '../helpers/engine.js';
 import { loadReference, MODELS_DIR, PARITY_MODELS } from '../helpers/fixtures.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
+import { decodeBothWays } from '../helpers/pipelined.js';
 
 const skip = gpuSkipReason();
 const gpu = (modelDir: string, extra = {}) =>
@@ -105,6 +106,21 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
       const outs = await Promise.all(prompts.map((p) => run(engine, request(p, 20, { stop: { maxTokens: 20, ignoreEos: true } }))));
       outs.forEach((o, i) => assert.deepEqual(o.tokens, alone[i], `budget ${budget} chunk ${chunk} request ${i}`));
     }
+    tokenizer.free();
+  });
+
+  test('async scheduling (tokens fed on the GPU, graph and mixed steps) gives the tokens of one step at a time', async () => {
+    const tokenizer = testTokenizer();
+    const prompts = Array.from({ length: 12 }, (_, i) => Array.from({ length: 5 + 9 * i }, (_, j) => 3 + ((i * 31 + j * 17) % 397)));
+    const outputs = async (asyncScheduling: boolean) => {
+      const engine = new Engine(rt, tokenizer, { maxNumBatchedTokens: 64, maxPrefillChunk: 16, asyncScheduling, enablePrefixCache: false });
+      const outs = await Promise.all(prompts.map((p, i) => run(engine, request(p, 4 + 3 * i, { stop: { maxTokens: 4 + 3 * i, ignoreEos: true } }))));
+      return outs.map((o) => o.tokens);
+    };
+    assert.deepEqual(await outputs(true), await outputs(false));
+    const ref = loadReference('llama3-scaled');
+    const both = await decodeBothWays(rt, [ref[0].tokens, ref[1].tokens], 8, { temperature: 0.8, topK: 30 });
+    assert.deepEqual(both.fed, both.known);
     tokenizer.free();
   });
 

@@ -8,30 +8,48 @@ import type { StepBatch, StepResult } from '../../native/index.js';
  * step's batch shape for assertions.
  */
 export class FakeRuntime implements StepRuntime {
-  readonly steps: { numTokens: number; queryLens: number[]; sample: number[] }[] = [];
+  readonly steps: { numTokens: number; queryLens: number[]; sample: number[]; fed: number; biases: number }[] = [];
   failNextStep: Error | null = null;
+  /** pipelined: feeds tokens from the last step's samples, as the native runtimes do (async scheduling). */
+  readonly pipelined: boolean;
+  private lastTokens: Int32Array | null = null;
 
-  constructor(readonly info: StepRuntime['info']) {}
+  constructor(readonly info: StepRuntime['info'], options: { pipelined?: boolean } = {}) {
+    this.pipelined = options.pipelined ?? false;
+  }
 
   static nextToken(last: number, position: number, vocab: number): number {
     return (last * 31 + position * 7 + 3) % vocab;
   }
 
   async step(b: StepBatch): Promise<StepResult> {
+    const last = this.lastTokens;
+    this.lastTokens = null;
     if (this.failNextStep) {
       const e = this.failNextStep;
       this.failNextStep = null;
       throw e;
     }
+    const ids = b.tokenIds.slice();
+    let fed = 0;
+    if (b.feed) {
+      if (!this.pipelined) throw new Error('a feed given to a runtime that is not pipelined');
+      b.feed.forEach((f, t) => {
+        if (f < 0) return;
+        if (!last || f >= last.length || last[f] < 0) throw new Error(`token ${t} takes the previous step's token of sequence ${f}, which it did not sample`);
+        ids[t] = last[f];
+        fed++;
+      });
+    }
     const S = b.queryLens.length;
-    this.steps.push({ numTokens: b.tokenIds.length, queryLens: [...b.queryLens], sample: [...b.sample] });
+    this.steps.push({ numTokens: b.tokenIds.length, queryLens: [...b.queryLens], sample: [...b.sample], fed, biases: b.biasIds?.length ?? 0 });
     const tokens = new Int32Array(S).fill(-1);
     const logprobs = new Float32Array(S).fill(NaN);
     let t = 0;
     for (let s = 0; s < S; s++) {
       t += b.queryLens[s];
       if (b.sample[s]) {
-        tokens[s] = FakeRuntime.nextToken(b.tokenIds[t - 1], b.positions[t - 1], this.info.vocabSize);
+        tokens[s] = FakeRuntime.nextToken(ids[t - 1], b.positions[t - 1], this.info.vocabSize);
         logprobs[s] = -1;
       }
       const stride = b.blockTableStride;
@@ -41,6 +59,7 @@ export class FakeRuntime implements StepRuntime {
         if (block < 0 || block >= this.info.numBlocks) throw new Error(`sequence ${s} has no valid block for position ${j * this.info.blockSize}`);
       }
     }
+    this.lastTokens = tokens;
     return { tokens, logprobs, topN: 0, topIds: new Int32Array(0), topLogprobs: new Float32Array(0) };
   }
 
