@@ -89,8 +89,13 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
   if (kvTokens < maxModelLen)
     log.warn(`the KV cache holds ${kvTokens} tokens, fewer than one full-context request (${maxModelLen}); ` +
       `longer requests get 400 (raise ${config.device === 'cuda' ? '--gpu-memory-fraction' : '--kv-cache-bytes'} or lower --max-model-len)`);
-  const stepRuntime: StepRuntime = { info: { ...info, maxPositions: maxModelLen }, step: (b, fillMasks) => runtime.step(b, fillMasks) };
+  const stepRuntime: StepRuntime = {
+    info: { ...info, maxPositions: maxModelLen },
+    pipelined: runtime.pipelined,
+    step: (b, fillMasks) => runtime.step(b, fillMasks),
+  };
   const engine = new Engine(stepRuntime, tokenizers.tokenizer, engineConfigOf(config));
+  log.info(`async scheduling: ${engine.asyncScheduling ? 'on (step N + 1 is launched while step N runs)' : 'off (one step at a time)'}`);
   const templates = readChatTemplates(config.model);
   return {
     config,

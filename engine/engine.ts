@@ -70,7 +70,8 @@ export class Engine {
   private loop: Promise<void> | null = null;
   private steps = 0;
   private readonly maxWaiting: number;
-  private readonly asyncScheduling: boolean;
+  /** Steps are launched one ahead (EngineConfig.asyncScheduling, on a pipelined runtime). */
+  readonly asyncScheduling: boolean;
   /** Live requests under a grammar: their masks need the last token on the host, so steps run one at a time. */
   private guidedLive = 0;
   /** Called after each step (metrics): runtime milliseconds, sequences and tokens it carried. */

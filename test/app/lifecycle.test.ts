@@ -148,6 +148,20 @@ test('start-up logs the KV capacity in tokens and warns about a cache too small 
     assert.ok(lines.some((l) => /^info KV cache: \d+ blocks of 16 tokens = \d+ tokens/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /^warn --max-model-len 100000 is longer than the model's context; serving 1024/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /^warn the KV cache holds \d+ tokens, fewer than one full-context request \(1024\)/.test(l)), lines.join('\n'));
+    assert.ok(lines.includes('info async scheduling: on (step N + 1 is launched while step N runs)'), lines.join('\n'));
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
+test('--no-async-scheduling runs the server one step at a time, and says so at start-up', async () => {
+  const log = recordingLog();
+  const server = await startTestServer({ asyncScheduling: false }, log);
+  try {
+    assert.ok(log.records.some((r) => r.message === 'async scheduling: off (one step at a time)'));
+    const res = await postJson(`${server.url}/v1/completions`, { ...long(false), max_tokens: 5 });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 5);
   } finally {
     await server.shutdown(1000);
   }
