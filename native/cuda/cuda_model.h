@@ -92,10 +92,6 @@ class CudaModel : public Backend {
   GpuOptions options_;
   BackendInfo info_;
   cudaStream_t stream_ = nullptr;
-  // Steps with prompts: the decode tokens' attention (memory-bound) runs on side_stream_ beside
-  // the prompts' (compute-bound), forked and joined by these events.
-  cudaStream_t side_stream_ = nullptr;
-  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
   int q_dim_, kv_dim_, qkv_dim_;
 

@@ -10,10 +10,6 @@ namespace tachyon {
 namespace {
 
 constexpr int kInvariantRows = 256;  // batch-invariant mode tunes here, for every M
-// Split-K candidates are tried up to this many rows. Below it a projection with N = 4096 (O, down)
-// has few output tiles: cuBLASLt's heuristic offers its FP8 kernels unsplit, 32 CTAs on 132 SMs
-// (H200: down 4096x14336 at 1-256 rows 49-51 us for 59 MB, a quarter of the copy bandwidth).
-constexpr int kSplitKMaxRows = 1024;
 
 // Mean microseconds of one call, over repeated calls after a warm-up.
 float time_us(const std::function<bool()>& call, cudaStream_t s) {
@@ -90,39 +86,6 @@ int Gemm::bucket(int M) const {
   return b;
 }
 
-// Each candidate that supports split-K, again with K cut into 2, 3, 4, 6 and 8 parts, the parts
-// summed in float32 in the workspace by a second kernel (a fixed order: the same bits every run).
-void Gemm::add_split_k(std::vector<cublasLtMatmulHeuristicResult_t>& results, const Descs& ds) const {
-  const size_t n = results.size();
-  for (size_t i = 0; i < n; ++i) {
-    int32_t splittable = 0;
-    uint32_t schemes = 0, split = 1;
-    size_t written = 0;
-    if (cublasLtMatmulAlgoCapGetAttribute(&results[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &splittable, sizeof(splittable), &written) !=
-            CUBLAS_STATUS_SUCCESS ||
-        !splittable)
-      continue;
-    if (cublasLtMatmulAlgoCapGetAttribute(&results[i].algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes, sizeof(schemes), &written) !=
-            CUBLAS_STATUS_SUCCESS ||
-        !(schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE))
-      continue;
-    cublasLtMatmulAlgoConfigGetAttribute(&results[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split, sizeof(split), &written);
-    if (split > 1) continue;
-    for (const uint32_t parts : {2u, 3u, 4u, 6u, 8u}) {
-      cublasLtMatmulHeuristicResult_t r = results[i];
-      const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-      if (cublasLtMatmulAlgoConfigSetAttribute(&r.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &parts, sizeof(parts)) != CUBLAS_STATUS_SUCCESS ||
-          cublasLtMatmulAlgoConfigSetAttribute(&r.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme)) != CUBLAS_STATUS_SUCCESS)
-        continue;
-      cublasLtMatmulHeuristicResult_t checked{};
-      if (cublasLtMatmulAlgoCheck(handle_, ds.op, ds.a, ds.b, ds.d, ds.d, &r.algo, &checked) != CUBLAS_STATUS_SUCCESS ||
-          checked.workspaceSize > workspace_.bytes())
-        continue;
-      results.push_back(r);
-    }
-  }
-}
-
 Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
                            GemmScales sc, cudaStream_t s) {
   const bool fp8 = type == Operand::kFp8;
@@ -149,7 +112,6 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
     cublasLtMatmulPreferenceDestroy(pref);
     results.insert(results.end(), found_here.begin(), found_here.begin() + found);
   }
-  if (!invariant_ && M <= kSplitKMaxRows) add_split_k(results, ds);
   const int found = static_cast<int>(results.size());
   const size_t ws = workspace_.bytes();
   const float one = 1.0f, zero = 0.0f;
@@ -173,12 +135,9 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
     }
   }
   if (timed == 0) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
-  uint32_t split = 1;
-  size_t written = 0;
-  cublasLtMatmulAlgoConfigGetAttribute(&best.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split, sizeof(split), &written);
   char line[160];
-  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us (%d candidates, split-K %u)", name + 1, N, K, M,
-                out == Output::kBf16 ? "bf16" : "f32", best_us, timed, split);
+  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us (%d candidates)", name + 1, N, K, M,
+                out == Output::kBf16 ? "bf16" : "f32", best_us, timed);
   report_.push_back(line);
   return best;
 }

@@ -63,7 +63,6 @@ class Gemm {
   void describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const;
   Choice tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                  cudaStream_t s);
-  void add_split_k(std::vector<cublasLtMatmulHeuristicResult_t>& results, const Descs& ds) const;
   int bucket(int M) const;
   using Key = std::tuple<int, int, int, int, int>;  // (operand type, output type, N, K, bucket)
 

@@ -150,27 +150,14 @@ void CudaModel::attention(int li) {
   if (decode_step_ && attn_splits_ == 0 && decode_kernel_) {
     launch_decode_attention(a, sm_count_, stream_);
   } else if (!decode_step_ && prefill_kernel_) {
-    // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel. The two
-    // launches run side by side: the prompts' blocks are bound by the tensor cores and latency, the
-    // decode tokens' by memory (H200, 2048/128: 0.29 ms of decode tokens beside 1.1 ms of prompts
-    // a layer). --profile keeps them in order on one stream, to time each.
-    AttentionArgs d = a;
-    d.tiles += prefill_tiles_;
-    d.num_tiles = a.num_tiles - prefill_tiles_;
+    // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel.
+    const int n = a.num_tiles;
     a.num_tiles = prefill_tiles_;
-    // The prompts' launch goes first: its blocks (one an SM) take the SMs, the decode blocks the room left.
-    const bool beside = d.num_tiles > 0 && !timing_;
-    if (beside) CUDA_CHECK(cudaEventRecord(fork_, stream_));
     launch_prefill_attention(a, stream_);
-    if (beside) {
-      CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_, 0));
-      launch_decode_attention(d, sm_count_, side_stream_);
-      CUDA_CHECK(cudaEventRecord(join_, side_stream_));
-      CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
-    } else if (d.num_tiles > 0) {
-      TICK(li, "attn-decode");
-      launch_decode_attention(d, sm_count_, stream_);
-    }
+    a.tiles += prefill_tiles_;
+    a.num_tiles = n - prefill_tiles_;
+    if (a.num_tiles > 0) TICK(li, "attn-decode");
+    launch_decode_attention(a, sm_count_, stream_);
   } else {
     launch_paged_attention(a, decode_step_, attn_splits_, sm_count_, stream_);
   }
