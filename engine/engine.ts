@@ -74,7 +74,11 @@ export class Engine {
   readonly asyncScheduling: boolean;
   /** Live requests under a grammar: their masks need the last token on the host, so steps run one at a time. */
   private guidedLive = 0;
-  /** Called after each step (metrics): runtime milliseconds, sequences and tokens it carried. */
+  private lastResultAt = 0;
+  /**
+   * Called after each step (metrics): runtime milliseconds (from its launch, or from the previous
+   * step's result when it was launched while that one ran), sequences and tokens it carried.
+   */
   onStep: ((runtimeMs: number, seqs: number, tokens: number) => void) | null = null;
   /**
    * Engine-side milliseconds of the last step by phase, excluding the runtime. text: detokenizing
@@ -305,6 +309,9 @@ export class Engine {
       return;
     }
     const t2 = performance.now();
+    // Its own time on the runtime: from its launch, or from the result before it if it was launched while that ran.
+    const runtimeMs = t2 - Math.max(step.launchedAt, this.lastResultAt);
+    this.lastResultAt = t2;
     try {
       this.process(step, result, t2);
     } catch (e) {
@@ -314,7 +321,7 @@ export class Engine {
     this.steps++;
     this.lastPhaseMs.process = performance.now() - t2;
     try {
-      this.onStep?.(t2 - step.launchedAt, step.chunks.length, step.tokens);
+      this.onStep?.(runtimeMs, step.chunks.length, step.tokens);
     } catch {
       // Metrics must not stop generation.
     }

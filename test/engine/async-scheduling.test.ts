@@ -103,3 +103,29 @@ test('asyncScheduling: false runs one step at a time on a pipelined runtime', as
   assert.deepEqual(out.tokens, FakeRuntime.expected(prompt(5), 10, 1000));
   assert.equal(rt.steps.filter((s) => s.fed > 0).length, 0);
 });
+
+test("a step's runtime time (the step metrics) counts from its launch or the previous result, so steps launched ahead are not counted twice", async () => {
+  // A device that runs one step at a time, 4 ms each, in launch order.
+  class SerialRuntime extends FakeRuntime {
+    private busy: Promise<unknown> = Promise.resolve();
+    override step(b: Parameters<FakeRuntime['step']>[0]) {
+      const result = super.step(b);
+      const done = this.busy.then(() => new Promise((r) => setTimeout(r, 4))).then(() => result);
+      this.busy = done.catch(() => undefined);
+      return done;
+    }
+  }
+  const engine = new Engine(new SerialRuntime(FAKE_INFO, { pipelined: true }), tokenizer);
+  let counted = 0;
+  let steps = 0;
+  engine.onStep = (ms) => {
+    counted += ms;
+    steps++;
+  };
+  const start = performance.now();
+  await run(engine, request(prompt(5), 30));
+  const wall = performance.now() - start;
+  assert.ok(steps >= 30);
+  assert.ok(counted <= wall * 1.1, `steps counted ${counted.toFixed(1)} ms of ${wall.toFixed(1)} ms`);
+  assert.ok(counted >= steps * 3.5, `each step took at least its 4 ms: ${counted.toFixed(1)} ms for ${steps}`);
+});
