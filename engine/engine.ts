@@ -42,6 +42,8 @@ interface LaunchedStep {
   tokens: number;
   launchedAt: number;
   result: Promise<StepResult>;
+  /** Its result has rejected (a refused batch rejects at once): the next step must not feed from it. */
+  failed: boolean;
 }
 
 /** Gauges and counters for metrics. */
@@ -255,7 +257,7 @@ export class Engine {
 
   /** Whether the next step may be scheduled while `running` is on the runtime. */
   private mayScheduleAhead(running: LaunchedStep): boolean {
-    return this.asyncScheduling && !running.masked && this.guidedLive === 0 && !this.scheduler.lackedRoom;
+    return this.asyncScheduling && !running.masked && !running.failed && this.guidedLive === 0 && !this.scheduler.lackedRoom;
   }
 
   /**
@@ -291,9 +293,22 @@ export class Engine {
         seq.finalPending = planned - seq.promptLength >= seq.stop.maxTokens || planned >= maxPositions;
       } else seq.feedIndex = -1;
     }
+    const step: LaunchedStep = {
+      chunks,
+      computedAfter,
+      sampled: batch.sample.slice(),
+      masked: (batch.numMaskRows ?? 0) > 0,
+      tokens: batch.tokenIds.length,
+      launchedAt: t1,
+      result,
+      failed: false,
+    };
     // Its rejection is handled in complete(); until then it must not count as unhandled.
-    result.catch(() => undefined);
-    return { chunks, computedAfter, sampled: batch.sample.slice(), masked: (batch.numMaskRows ?? 0) > 0, tokens: batch.tokenIds.length, launchedAt: t1, result };
+    result.then(
+      () => undefined,
+      () => (step.failed = true),
+    );
+    return step;
   }
 
   /** Awaits a launched step's result and hands each sequence its token. */
@@ -302,6 +317,9 @@ export class Engine {
     try {
       result = await step.result;
     } catch (e) {
+      this.lastResultAt = performance.now();
+      // A step launched behind it may carry these sequences' fed tokens; the runtime computes those
+      // rows on a placeholder and process() skips them (finished), while its other sequences go on.
       for (const seq of step.chunks) {
         seq.inFlight--;
         this.finish(seq, 'error', `the runtime failed this step: ${(e as Error).message}`);
@@ -329,9 +347,10 @@ export class Engine {
 
   /**
    * Detokenizes and streams the tokens process() deferred (the steps' common case: no stop token,
-   * no length limit). A stop string found here ends the request at once; if the step now running
-   * carries it, that step's token for it is dropped (process() skips finished sequences), and its
-   * freed blocks are not handed out before that step returns (scheduling waits for it).
+   * no length limit). A stop string found here ends the request at once; if a step on the runtime
+   * carries it, that step's token for it is dropped (process() skips finished sequences). Its freed
+   * blocks may go to the next step while that step still writes them: the runtime runs steps in
+   * launch order, and a step writes only blocks not yet registered in the prefix cache.
    */
   private flushDeferredText(): void {
     const pending = this.deferred;

@@ -46,7 +46,8 @@ class Backend {
   // while the device runs step N. Calls alternate slots 0, 1, 0, ...; launch on the JS thread
   // (must not block for long), collect on a worker, each in step order, and at most two steps
   // launched and not collected. A batch's feed reads the tokens the step before it sampled;
-  // prev is that step's output once collected (nullptr if none or it failed).
+  // prev is that step's output once collected (nullptr if it failed: fed rows then compute on
+  // an arbitrary valid token, and their results are not read).
   // The default runs the whole step in collect, resolving the feed on the host.
   virtual void launch(StepBatch& /*batch*/, int /*slot*/) {}
   virtual void collect(StepBatch& batch, int /*slot*/, StepOutput& out, const StepOutput* prev) {

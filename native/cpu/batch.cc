@@ -78,7 +78,13 @@ void resolve_feed(StepBatch& b, const StepOutput* prev) {
   for (int t = 0; t < static_cast<int>(b.feed.size()); ++t) {
     const int f = b.feed[t];
     if (f < 0) continue;
-    if (!prev || f >= static_cast<int>(prev->tokens.size()) || prev->tokens[f] < 0)
+    // The step it feeds from failed: the engine has ended every sequence that step carried, so
+    // this row's result is never read; token 0 keeps the rest of the step (new sequences) going.
+    if (!prev) {
+      b.token_ids[t] = 0;
+      continue;
+    }
+    if (f >= static_cast<int>(prev->tokens.size()) || prev->tokens[f] < 0)
       fail("token ", t, " takes the previous step's token of its sequence ", f, ", which that step did not sample");
     b.token_ids[t] = prev->tokens[f];
   }

@@ -65,7 +65,8 @@ struct BatchLimits {
 void validate_batch(StepBatch& batch, const ModelConfig& config, const BatchLimits& limits);
 
 // Host-side feed (backends without their own): token_ids[t] = prev.tokens[feed[t]] where
-// feed[t] >= 0. prev is the previous step's output (nullptr: there was none).
+// feed[t] >= 0. prev is the previous step's output; nullptr when that step failed, and then fed
+// tokens are 0 (their sequences ended with that step; the rest of this step runs as usual).
 struct StepOutput;
 void resolve_feed(StepBatch& batch, const StepOutput* prev);
 

@@ -91,6 +91,9 @@ class CudaModel : public Backend {
   ModelConfig config_;
   GpuOptions options_;
   BackendInfo info_;
+  // Every step's work goes on this one stream, in launch order. Async scheduling rests on it: the
+  // engine may hand a finished sequence's blocks to step N + 1 while step N, which still writes
+  // them, is on the GPU, and a fed token is gathered from the sampled ids the step before wrote.
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
   int q_dim_, kv_dim_, qkv_dim_;

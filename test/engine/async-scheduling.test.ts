@@ -13,6 +13,23 @@ import { FAKE_INFO, FakeRuntime } from '../helpers/fake-runtime.js';
 const tokenizer = testTokenizer();
 const prompt = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => (seed * 97 + i * 13) % 1000);
 
+/** A device that runs one step at a time, ms each, in launch order: a step's result (or failure) comes after the next is launched. */
+class SerialRuntime extends FakeRuntime {
+  private busy: Promise<unknown> = Promise.resolve();
+  constructor(info: typeof FAKE_INFO, options: { pipelined?: boolean }, private readonly ms: number) {
+    super(info, options);
+  }
+  override step(b: Parameters<FakeRuntime['step']>[0]) {
+    // A refused batch never reaches the device: it rejects at once, as Runtime.step does.
+    if (this.refuseNextStep) return super.step(b);
+    const result = super.step(b);
+    result.catch(() => undefined); // handled by whoever awaits done
+    const done = this.busy.then(() => new Promise((r) => setTimeout(r, this.ms))).then(() => result);
+    this.busy = done.catch(() => undefined);
+    return done;
+  }
+}
+
 /** The requests through a one-step-at-a-time engine and a pipelined one; both runtimes and outputs. */
 async function bothWays(requests: () => EngineRequest[], info = FAKE_INFO, config: EngineConfig = {}) {
   const go = async (pipelined: boolean) => {
@@ -105,17 +122,7 @@ test('asyncScheduling: false runs one step at a time on a pipelined runtime', as
 });
 
 test("a step's runtime time (the step metrics) counts from its launch or the previous result, so steps launched ahead are not counted twice", async () => {
-  // A device that runs one step at a time, 4 ms each, in launch order.
-  class SerialRuntime extends FakeRuntime {
-    private busy: Promise<unknown> = Promise.resolve();
-    override step(b: Parameters<FakeRuntime['step']>[0]) {
-      const result = super.step(b);
-      const done = this.busy.then(() => new Promise((r) => setTimeout(r, 4))).then(() => result);
-      this.busy = done.catch(() => undefined);
-      return done;
-    }
-  }
-  const engine = new Engine(new SerialRuntime(FAKE_INFO, { pipelined: true }), tokenizer);
+  const engine = new Engine(new SerialRuntime(FAKE_INFO, { pipelined: true }, 4), tokenizer);
   let counted = 0;
   let steps = 0;
   engine.onStep = (ms) => {
@@ -128,4 +135,37 @@ test("a step's runtime time (the step metrics) counts from its launch or the pre
   assert.ok(steps >= 30);
   assert.ok(counted <= wall * 1.1, `steps counted ${counted.toFixed(1)} ms of ${wall.toFixed(1)} ms`);
   assert.ok(counted >= steps * 3.5, `each step took at least its 4 ms: ${counted.toFixed(1)} ms for ${steps}`);
+});
+
+/** Submits a new request at every step while stepping, so each step admits one; steps fail or are refused on cue. */
+async function steadyArrivals(trouble: 'fail' | 'refuse', pipelined: boolean) {
+  const rt = new SerialRuntime(FAKE_INFO, { pipelined }, 1);
+  const engine = new Engine(rt, tokenizer);
+  const runs: Promise<Collected>[] = [];
+  const original = rt.step.bind(rt);
+  let n = 0;
+  rt.step = (b) => {
+    n++;
+    if (n === 10) rt[trouble === 'fail' ? 'failNextStep' : 'refuseNextStep'] = new Error('device trouble');
+    if (runs.length < 40) runs.push(run(engine, request(prompt(4 + (runs.length % 7), runs.length), 12)));
+    return original(b);
+  };
+  runs.push(run(engine, request(prompt(5), 12)));
+  await engine.idle();
+  const outs = await Promise.all(runs);
+  assert.equal(engine.stats().kvBlocksUsed, 0);
+  return outs;
+}
+
+test('a failed or refused step fails its own requests only: new requests in the fed step behind it, and every later one, run', async () => {
+  for (const trouble of ['fail', 'refuse'] as const) {
+    const sync = await steadyArrivals(trouble, false);
+    const pipelined = await steadyArrivals(trouble, true);
+    const failed = (outs: Collected[]) => outs.filter((o) => o.last.finish?.reason === 'error').length;
+    assert.ok(failed(sync) > 0 && failed(sync) <= 10, `${trouble}, one step at a time: ${failed(sync)} failed`);
+    // The failing step carried at most 10 running requests (one admitted a step, 12 tokens each).
+    assert.ok(failed(pipelined) > 0 && failed(pipelined) <= 12, `${trouble}, pipelined: ${failed(pipelined)} of ${pipelined.length} failed`);
+    for (const [i, o] of pipelined.entries())
+      if (o.last.finish?.reason !== 'error') assert.equal(o.tokens.length, 12, `request ${i}`);
+  }
 });

@@ -9,7 +9,11 @@ import type { StepBatch, StepResult } from '../../native/index.js';
  */
 export class FakeRuntime implements StepRuntime {
   readonly steps: { numTokens: number; queryLens: number[]; sample: number[]; fed: number; biases: number }[] = [];
+  /** The next step fails on the device: it rejects, and a step fed from it computes placeholders. */
   failNextStep: Error | null = null;
+  /** The next step is refused before it is launched (a bad batch): it rejects, and the runtime stays as it was. */
+  refuseNextStep: Error | null = null;
+  private lastFailed = false;
   /** pipelined: feeds tokens from the last step's samples, as the native runtimes do (async scheduling). */
   readonly pipelined: boolean;
   private lastTokens: Int32Array | null = null;
@@ -23,11 +27,19 @@ export class FakeRuntime implements StepRuntime {
   }
 
   async step(b: StepBatch): Promise<StepResult> {
+    if (this.refuseNextStep) {
+      const e = this.refuseNextStep;
+      this.refuseNextStep = null;
+      throw e;
+    }
     const last = this.lastTokens;
+    const lastFailed = this.lastFailed;
     this.lastTokens = null;
+    this.lastFailed = false;
     if (this.failNextStep) {
       const e = this.failNextStep;
       this.failNextStep = null;
+      this.lastFailed = true;
       throw e;
     }
     const ids = b.tokenIds.slice();
@@ -36,6 +48,12 @@ export class FakeRuntime implements StepRuntime {
       if (!this.pipelined) throw new Error('a feed given to a runtime that is not pipelined');
       b.feed.forEach((f, t) => {
         if (f < 0) return;
+        // As the native runtimes: a token fed from a failed step is a placeholder (its sequence ended with that step).
+        if (lastFailed) {
+          ids[t] = 0;
+          fed++;
+          return;
+        }
         if (!last || f >= last.length || last[f] < 0) throw new Error(`token ${t} takes the previous step's token of sequence ${f}, which it did not sample`);
         ids[t] = last[f];
         fed++;
