@@ -64,12 +64,9 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   const int kvh = blockIdx.y;
   const int2 tile = a.tiles[blockIdx.x];
   const int group = a.heads / a.kv_heads;
-  const int per_warp = kRows / group;  // tokens per warp
-  const int first = tile.x + warp * per_warp;
-  const int count = max(0, min(per_warp, tile.y - warp * per_warp));
-  const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[tile.x]) * a.table_stride;
-  const int block_last = a.positions[tile.x + tile.y - 1];
-  const int warp_last = count > 0 ? a.positions[first + count - 1] : -1;
+  const WarpQueries wq = warp_queries<kRows>(a, tile, group, warp);
+  const int first = wq.first, count = wq.count, block_last = wq.block_last, warp_last = wq.warp_last;
+  const int32_t* table = wq.table;
   const int tiles_total = block_last / kTile + 1;
 
   int row_pos[2];

@@ -55,6 +55,27 @@ __device__ __forceinline__ uint32_t mul_f16x2(uint32_t a, uint32_t b) {
 // regrouped as [even dim's position pair | odd dim's position pair].
 __device__ __forceinline__ uint32_t split_dim_parity(uint32_t x) { return __byte_perm(x, 0, 0x3120); }
 
+// A block's query tile (a run of one sequence's tokens) and one warp's share of it, in attention.cu's
+// and attention_prefill.cu's layout: ROWS query rows a warp hold whole groups of `group` heads, so
+// ROWS / group tokens; count is 0 for a warp past the tile's end.
+struct WarpQueries {
+  int first, count;           // the warp's tokens: [first, first + count)
+  int block_last, warp_last;  // the last position of the tile, and of the warp's tokens (-1: none)
+  const int32_t* table;       // the sequence's block table
+};
+
+template <int ROWS>
+__device__ __forceinline__ WarpQueries warp_queries(const AttentionArgs& a, int2 tile, int group, int warp) {
+  const int per_warp = ROWS / group;
+  WarpQueries w;
+  w.first = tile.x + warp * per_warp;
+  w.count = max(0, min(per_warp, tile.y - warp * per_warp));
+  w.table = a.block_tables + static_cast<size_t>(a.token_seq[tile.x]) * a.table_stride;
+  w.block_last = a.positions[tile.x + tile.y - 1];
+  w.warp_last = w.count > 0 ? a.positions[w.first + w.count - 1] : -1;
+  return w;
+}
+
 // A warp's 16 query rows in attention.cu's and attention_prefill.cu's layout (the mma's M = tokens
 // x the query heads of KV head kvh): lane rows lane / 4 and + 8 are token row / group of the warp's
 // count tokens from first, query head kvh * group + row % group. row_pos: their positions (-1 past
