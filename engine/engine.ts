@@ -289,8 +289,7 @@ export class Engine {
       if (batch.sample[s]) {
         seq.pending++;
         seq.feedIndex = s;
-        const planned = seq.numPlannedTokens;
-        seq.finalPending = planned - seq.promptLength >= seq.stop.maxTokens || planned >= maxPositions;
+        seq.finalPending = seq.atLengthLimit(seq.numPlannedTokens, maxPositions);
       } else seq.feedIndex = -1;
     }
     const step: LaunchedStep = {
@@ -429,7 +428,7 @@ export class Engine {
       // vLLM shows the stop token's own text only with include_stop_str_in_output (and special tokens unskipped).
       if (seq.stop.includeStopStr) delta.text = this.passStopChecker(seq, seq.detokenizer.push(token));
     } else {
-      if (seq.numOutputTokens >= seq.stop.maxTokens || seq.numTokens >= this.runtime.info.maxPositions) reason = 'length';
+      if (seq.atLengthLimit(seq.numTokens, this.runtime.info.maxPositions)) reason = 'length';
       // Nothing but a stop string can end it now: its text waits for the next step's launch.
       if (reason === null) {
         this.deferred.push({ seq, token, delta });

@@ -93,6 +93,11 @@ export class Sequence implements BlockOwner {
     return this.tokens.length + this.pending;
   }
 
+  /** Whether, at numTokens tokens, it has reached its length limit: max tokens out, or the context. */
+  atLengthLimit(numTokens: number, maxPositions: number): boolean {
+    return numTokens - this.promptLength >= this.stop.maxTokens || numTokens >= maxPositions;
+  }
+
   /** Tokens still to feed the runtime before the next sample (a pending one included). */
   get numUncomputed(): number {
     return this.tokens.length + this.pending - this.numComputedTokens;

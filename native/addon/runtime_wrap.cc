@@ -166,7 +166,6 @@ class StepWorker : public PromiseWorker {
     const StepOutput* prev = r.output_ok_[1 - slot_] ? &r.output_[1 - slot_] : nullptr;
     r.model_->collect(r.batch_[slot_], slot_, r.output_[slot_], prev);
   }
-  void finish() override {}
   void OnError(const Napi::Error& e) override {
     runtime->collected(slot_, false);
     deferred.Reject(e.Value());
