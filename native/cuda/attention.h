@@ -93,6 +93,11 @@ bool prefill_attention_supports(int heads, int kv_heads, int head_dim);
 int prefill_attention_tile_tokens(int heads, int kv_heads);
 void launch_prefill_attention(const AttentionArgs& a, cudaStream_t s);
 
+// The same on Hopper's warpgroup MMA (attention_prefill_sm90.cu): head_dim 64 or 128, on an sm_90
+// device running code built for sm_90a; same tiles (prefill_attention_tile_tokens()).
+bool prefill_attention_sm90_supports(int heads, int kv_heads, int head_dim);
+void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
+
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
 // ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block
 // of a token and KV head folds them. Latency over batch invariance: the ranges follow the context

@@ -116,6 +116,11 @@ __device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
   return BYTES ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
 }
 
+// The cache slot (block, KV head, offset) of position p of a sequence with block table `table`.
+__device__ __forceinline__ size_t kv_slot(const AttentionArgs& a, const int32_t* table, int kvh, int p) {
+  return (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size;
+}
+
 // Stages K/V tile i (positions i * TILE ...) of KV head kvh: rows row_bytes apart, V tile_bytes after
 // K; an INT8 cache's TILE K then TILE V scales right after V (n >= 2 * TILE). Threads tid of n issue
 // the copies; rows past position last are zeros, never garbage. One cp.async group.
@@ -127,9 +132,7 @@ __device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, 
   unsigned char* vs = ks + tile_bytes;
   const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
   const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
-  auto slot = [&](int p) {
-    return (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size;
-  };
+  auto slot = [&](int p) { return kv_slot(a, table, kvh, p); };
   for (int c = tid; c < TILE * chunks; c += n) {
     const int r = c / chunks, b = (c % chunks) * 16, p = i * TILE + r;
     const bool valid = p <= last;

@@ -54,6 +54,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // The decode kernel rounds differently from attention.cu, which every other step takes.
   decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
   prefill_kernel_ = !invariant && prefill_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim);
+  prefill_sm90_ = prefill_kernel_ && prefill_attention_sm90_supports(c.num_heads, c.num_kv_heads, c.head_dim);
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();

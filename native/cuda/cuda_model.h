@@ -110,6 +110,7 @@ class CudaModel : public Backend {
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)
   bool decode_kernel_ = false;   // attention_decode.cu for decode-only steps without split-parallel blocks (not batch-invariant)
   bool prefill_kernel_ = false;  // attention_prefill.cu for the multi-token tiles of other steps (not batch-invariant)
+  bool prefill_sm90_ = false;    // ... on wgmma (attention_prefill_sm90.cu): sm_90a build on an sm_90 device, head_dim 64 or 128
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine

@@ -225,12 +225,19 @@ describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype}
 });
 
 // The default model: 2 query heads per KV head, head_dim 64, every cache type; llama3-scaled: 3 per
-// KV head, head_dim 16 (bf16 only: the one-byte caches want multiples of 32).
+// KV head, head_dim 16 (bf16 only: the one-byte caches want multiples of 32); random weights of
+// Llama-3-8B's head layout (4 query heads per KV head, head_dim 128), which H100/H200 builds for sm_90a
+// run through attention_prefill_sm90.cu (wgmma) as the default model (head_dim 64) does.
+const HEAD_DIM_128 = {
+  architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 512, intermediate_size: 1024, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 1, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
+};
 const FAST_KERNEL_CASES = [
-  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: 'default model', dir: DEFAULT_MODEL_DIR, kvCacheDtype })),
-  { name: 'llama3-scaled', dir: join(MODELS_DIR, 'llama3-scaled'), kvCacheDtype: 'auto' as const },
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: 'default model', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype })),
+  { name: 'llama3-scaled', source: { modelDir: join(MODELS_DIR, 'llama3-scaled') }, kvCacheDtype: 'auto' as const },
+  ...(['auto', 'fp8'] as const).map((kvCacheDtype) => ({ name: 'head_dim 128', source: { dummy: { config: HEAD_DIM_128, seed: 3 } }, kvCacheDtype })),
 ];
-for (const { name, dir, kvCacheDtype } of FAST_KERNEL_CASES)
+for (const { name, source, kvCacheDtype } of FAST_KERNEL_CASES)
 describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCacheDtype})`, { skip }, () => {
   test('prompts, decode-only steps of 200 and 600 sequences and a mixed step match attention.cu (batch-invariant mode)', async () => {
     // Outside batch-invariant mode prompts take attention_prefill.cu and one-token sequences
@@ -244,7 +251,7 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
     const blocks = (k: number) => blockRange(k * 20, 20); // 320 positions each
     const outputs: Float32Array[][] = [];
     for (const batchInvariant of [false, true]) {
-      const rt = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 768 << 20, maxNumTokens: 8192, maxNumSeqs: 640, kvCacheDtype, cuda: { batchInvariant } });
+      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 768 << 20, maxNumTokens: 8192, maxNumSeqs: 640, kvCacheDtype, cuda: { batchInvariant } });
       try {
         const V = rt.info.vocabSize;
         const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 31 + j * 7) % (V - 3)));

@@ -1,0 +1,301 @@
+// Prefill attention on Hopper's warpgroup MMA (wgmma, sm_90a), head_dim 64 and 128: the tiles, row
+// layout and online softmax of attention_prefill.cu (a block of 8 warps holds 128 query rows, 16 a
+// warp: tokens of one sequence times the query heads of one KV head; K/V tiles of 64 positions), but
+// each warpgroup of 4 warps multiplies its 64 rows by the K/V tile with wgmma, which reads the tile
+// straight from shared memory. The mma.sync kernel has every warp load its own B fragments with
+// ldmatrix and issue 128 mma a tile; here a warp issues 12 wgmma a tile (D = 128) and loads no
+// fragments. (H200, Llama-3-8B, four 2048-token prompts, E4M3 cache: the mma.sync kernel ran at
+// 144 TFLOP/s, issue-bound at 8 warps an SM with the tensor pipe 23% busy.)
+//
+// A K or V tile sits in shared memory as 128-byte swizzle atoms: D / 64 halves of 64 dims, each
+// 64 positions x 128 bytes, with the 16-byte chunk c of row r stored at chunk c ^ (r % 8). The same
+// bytes serve as the K-major B operand of S = Q K^T (n = positions, k = dims) and the MN-major B of
+// O = P V (k = positions, n = dims). One-byte caches are widened into that layout once a tile, as
+// attention_prefill.cu widens into its padded rows; a bf16 cache is copied into it directly.
+#include <climits>
+
+#include "cuda/attention.h"
+#include "cuda/attention_parts.cuh"
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+#include "cuda/mma.cuh"
+#include "cuda/pdl.cuh"
+#include "cuda/wgmma.cuh"
+
+namespace tachyon {
+
+namespace {
+
+constexpr int kTile = 64;                          // positions per K/V tile
+constexpr int kWarps = 8;                          // two warpgroups
+constexpr int kRows = 16;                          // query rows per warp
+constexpr int kAtomRow = 128;                      // bytes of a swizzle atom's row: 64 dims
+constexpr int kHalfBytes = kTile * kAtomRow;       // 64 dims of a tile's 64 positions
+
+template <int D, KvType KV>
+struct Sm90Smem {
+  static constexpr bool kBytes1 = KV != KvType::kBf16;
+  static constexpr int kMatBytes = (D / 64) * kHalfBytes;  // a swizzled K or V tile (f16 or bf16)
+  static constexpr int kTileBytes = 2 * kMatBytes;         // K, then V
+  static constexpr int kRawTileBytes = kTile * D;          // one-byte rows, unpadded
+  static constexpr int kRawStageBytes = 2 * kRawTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // INT8: scales
+  static constexpr int kStages = kBytes1 ? 3 : 2;                                      // tiles in flight
+  static constexpr int kStageBytes = kBytes1 ? kRawStageBytes : kTileBytes;           // bf16: copies land swizzled
+  static constexpr int kWideBytes = kBytes1 ? kTileBytes : 0;                         // the tile one-byte caches widen into
+  static constexpr int kBytes = 1024 + kWideBytes + kStages * kStageBytes;            // + slack to align atoms to 1024
+};
+
+// Byte offset of row r's dims 8c .. 8c + 7 in a swizzled K or V tile.
+__device__ __forceinline__ int sw128_offset(int r, int c) {
+  return (c >> 3) * kHalfBytes + r * kAtomRow + (((c & 7) ^ (r & 7)) << 4);
+}
+
+// Stages bf16 K/V tile i straight into the swizzled layout (V kMatBytes after K); rows past
+// position last are zeros. One cp.async group.
+template <int D>
+__device__ __forceinline__ void stage_bf16_tile(unsigned char* tile, const AttentionArgs& a, const int32_t* table, int kvh, int i,
+                                                int last, int tid, int n) {
+  constexpr int chunks = D / 8;  // 16-byte pieces of a row
+  constexpr int mat = Sm90Smem<D, KvType::kBf16>::kMatBytes;
+  const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+  const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+  for (int c = tid; c < kTile * chunks; c += n) {
+    const int r = c / chunks, b = c % chunks, p = i * kTile + r;
+    const bool valid = p <= last;
+    const size_t off = valid ? kv_slot(a, table, kvh, p) * D * 2 + b * 16 : 0;
+    const int o = sw128_offset(r, b);
+    cp_async_16(tile + o, kc + off, valid);
+    cp_async_16(tile + mat + o, vc + off, valid);
+  }
+  cp_async_commit();
+}
+
+// Widens a staged tile of one-byte K and V (unpadded rows, V after K, INT8 scales after V) into
+// the swizzled f16 layout; INT8 values times their position's scale. Threads tid of n, 16 bytes in
+// and two 16-byte chunks out at a time.
+template <int D, KvType KV>
+__device__ __forceinline__ void widen_tile_sw128(const unsigned char* raw, unsigned char* wide, int tid, int n) {
+  using S = Sm90Smem<D, KV>;
+  constexpr int pieces = D / 16;  // 16 dims a piece
+  const float* scales = reinterpret_cast<const float*>(raw + 2 * S::kRawTileBytes);  // INT8: K's 64, then V's 64
+  for (int c = tid; c < 2 * kTile * pieces; c += n) {
+    const int kv = c / (kTile * pieces), r = (c / pieces) % kTile, p = c % pieces;
+    const uint4 x = *reinterpret_cast<const uint4*>(raw + kv * S::kRawTileBytes + r * D + p * 16);
+    const uint32_t w[4] = {x.x, x.y, x.z, x.w};
+    uint32_t h[8];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      h[2 * k] = bytes_to_f16x2<KV>(w[k], false);
+      h[2 * k + 1] = bytes_to_f16x2<KV>(w[k], true);
+    }
+    if constexpr (KV == KvType::kInt8) {
+      const uint32_t sc = pack_f16(scales[kv * kTile + r], scales[kv * kTile + r]);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) h[k] = mul_f16x2(h[k], sc);
+    }
+    unsigned char* m = wide + kv * S::kMatBytes;
+    *reinterpret_cast<uint4*>(m + sw128_offset(r, 2 * p)) = make_uint4(h[0], h[1], h[2], h[3]);
+    *reinterpret_cast<uint4*>(m + sw128_offset(r, 2 * p + 1)) = make_uint4(h[4], h[5], h[6], h[7]);
+  }
+}
+
+// grid: (tile, KV head); kWarps warps, each with up to 16 / group tokens of the tile.
+template <int D, KvType KV>
+__global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(AttentionArgs a, float scale_log2) {
+  using S = Sm90Smem<D, KV>;
+  constexpr bool F16 = S::kBytes1;  // one-byte caches widen to f16; bf16 stays bf16
+  constexpr int KC = D / 16;        // k-steps of Q K^T
+  constexpr int NT = kTile / 8;     // 8-position score tiles: s[4j + e]
+  constexpr int STAGES = S::kStages;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  // Swizzle atoms must start 1024-byte aligned (the descriptors' base offset is 0).
+  unsigned char* smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
+  unsigned char* wide = smem;                   // one-byte caches: the widened tile
+  unsigned char* stages = smem + S::kWideBytes;
+  pdl_wait();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int kvh = blockIdx.y;
+  const int2 tile = a.tiles[blockIdx.x];
+  const int group = a.heads / a.kv_heads;
+  const WarpQueries wq = warp_queries<kRows>(a, tile, group, warp);
+  const int first = wq.first, count = wq.count, block_last = wq.block_last;
+  const int32_t* table = wq.table;
+  const int tiles_total = block_last / kTile + 1;
+  // A warpgroup's four warps multiply together, so it walks every tile one of them needs: up to
+  // the position of its last token (-1: it has none).
+  const int per_warp = kRows / group, wg_begin = (warp / 4) * 4 * per_warp;
+  const int wg_end = min(tile.y, wg_begin + 4 * per_warp);
+  const int wg_last = wg_end > wg_begin ? a.positions[tile.x + wg_end - 1] : -1;
+  // Tiles wholly at or before the warp's first position are visible to all its rows: no causal mask.
+  const int first_pos = count > 0 ? a.positions[first] : INT_MAX;
+
+  int row_pos[2];
+  uint32_t qf[KC][4];
+  load_query_rows<D, F16, false>(a, first, count, group, kvh, lane, row_pos, qf);
+
+  // O (the warpgroup's 64 rows x D) and the scores (64 rows x 64 positions) as accumulator
+  // fragments; online-softmax state as attention_prefill.cu keeps it.
+  float acc[D / 2], s[kTile / 2];
+#pragma unroll
+  for (int k = 0; k < D / 2; ++k) acc[k] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kTile / 2; ++k) s[k] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  auto attend = [&](int i, const unsigned char* kv_tile) {
+    const uint32_t kb = smem_address(kv_tile), vb = kb + S::kMatBytes;
+    // S = Q K^T: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
+    wgmma_fence();
+#pragma unroll
+    for (int kc = 0; kc < KC; ++kc)
+      wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operands(s);
+    // Causal mask on the raw scores (only tiles reaching past the warp's first position); row maxima.
+    const bool diagonal = i * kTile + kTile - 1 > first_pos;
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e >> 1, q = j * 8 + (lane & 3) * 2 + (e & 1);
+        if (diagonal) s[4 * j + e] = i * kTile + q <= row_pos[h] ? s[4 * j + e] : -INFINITY;
+        tile_max[h] = fmaxf(tile_max[h], s[4 * j + e]);
+      }
+    float corr[2], base[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+      const float m_new = fmaxf(m[h], tile_max[h]);
+      // A row with no visible position yet keeps m = -inf: its exponentials are of -inf (0).
+      base[h] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;
+      corr[h] = exp2f(m[h] * scale_log2 - base[h]);
+      m[h] = m_new;
+      l[h] *= corr[h];
+    }
+#pragma unroll
+    for (int k = 0; k < kTile / 2; ++k) {
+      s[k] = exp2f(fmaf(s[k], scale_log2, -base[(k >> 1) & 1]));
+      l[(k >> 1) & 1] += s[k];
+    }
+#pragma unroll
+    for (int k = 0; k < D / 2; ++k) acc[k] *= corr[(k >> 1) & 1];
+    // P as A fragments, 16 positions (score tiles 2c, 2c + 1) a k-step of P V.
+    uint32_t pf[kTile / 16][4];
+#pragma unroll
+    for (int c = 0; c < kTile / 16; ++c) {
+      pf[c][0] = pack16<F16>(s[8 * c], s[8 * c + 1]);
+      pf[c][1] = pack16<F16>(s[8 * c + 2], s[8 * c + 3]);
+      pf[c][2] = pack16<F16>(s[8 * c + 4], s[8 * c + 5]);
+      pf[c][3] = pack16<F16>(s[8 * c + 6], s[8 * c + 7]);
+    }
+    // O += P V: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024 bytes
+    // apart); the second 64 dims are a half (kHalfBytes) on.
+    wgmma_fence();
+#pragma unroll
+    for (int c = 0; c < kTile / 16; ++c)
+      wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operands(acc);
+  };
+
+  auto load_tile = [&](int i, int stage) {
+    unsigned char* dst = stages + stage * S::kStageBytes;
+    if constexpr (S::kBytes1)
+      stage_kv_tile<D, KV, kTile>(dst, D, S::kRawTileBytes, a, table, kvh, i, block_last, threadIdx.x, 32 * kWarps);
+    else
+      stage_bf16_tile<D>(dst, a, table, kvh, i, block_last, threadIdx.x, 32 * kWarps);
+  };
+  // A ring of STAGES tiles, one commit group per tile (empty past the end) so the wait count is
+  // fixed. One barrier a tile (two with a one-byte cache): after it every warpgroup is done with
+  // the stage the next load refills and with the widened tile, and the tile's bytes are visible to
+  // the tensor cores (each writer fences them to the async proxy first).
+  for (int k = 0; k < STAGES - 1; ++k) {
+    if (k < tiles_total) load_tile(k, k);
+    else cp_async_commit();
+  }
+  for (int i = 0; i < tiles_total; ++i) {
+    cp_async_wait<STAGES - 2>();
+    if constexpr (!S::kBytes1) fence_proxy_async_shared();
+    __syncthreads();
+    if (i + STAGES - 1 < tiles_total) load_tile(i + STAGES - 1, (i + STAGES - 1) % STAGES);
+    else cp_async_commit();
+    const unsigned char* t = stages + (i % STAGES) * S::kStageBytes;
+    if constexpr (S::kBytes1) {
+      widen_tile_sw128<D, KV>(t, wide, threadIdx.x, 32 * kWarps);
+      fence_proxy_async_shared();
+      __syncthreads();
+      t = wide;
+    }
+    if (i * kTile <= wg_last) attend(i, t);
+  }
+  if (count == 0) return;
+
+  const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    const int r = lane / 4 + 8 * h, tk = r / group;
+    if (tk >= count) continue;
+    const float inv = v_scale / l[h];
+    __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+      *reinterpret_cast<uint32_t*>(o + dn * 8 + (lane & 3) * 2) = pack_bf16(acc[4 * dn + 2 * h] * inv, acc[4 * dn + 2 * h + 1] * inv);
+  }
+}
+
+template <int D, KvType KV>
+void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
+  constexpr size_t shared = Sm90Smem<D, KV>::kBytes;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_sm90_kernel<D, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(shared)));
+    configured = true;
+  }
+  launch_pdl("prefill_attention_sm90_kernel", prefill_attention_sm90_kernel<D, KV>, dim3(a.num_tiles, a.kv_heads), 32 * kWarps,
+             shared, s, a, scale_log2);
+}
+
+__global__ void wgmma_built_kernel(int* out) { *out = wgmma_built() ? 1 : 0; }
+
+}  // namespace
+
+bool prefill_attention_sm90_supports(int heads, int kv_heads, int head_dim) {
+  static const bool built = [] {
+    // The device runs sm_90a code only where the build targeted it (CMAKE_CUDA_ARCHITECTURES 90a).
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess || major != 9 || minor != 0)
+      return false;
+    DeviceBuffer flag(sizeof(int), "the wgmma probe");
+    wgmma_built_kernel<<<1, 1>>>(flag.as<int>());
+    int v = 0;
+    CUDA_CHECK(cudaMemcpy(&v, flag.as<void>(), sizeof(int), cudaMemcpyDeviceToHost));
+    return v == 1;
+  }();
+  return built && prefill_attention_supports(heads, kv_heads, head_dim) && (head_dim == 64 || head_dim == 128);
+}
+
+void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s) {
+  if (a.num_tiles == 0) return;
+  const float scale_log2 = attention_score_scale_log2(a);
+  if (a.head_dim == 64) {
+    if (a.kv.type == KvType::kBf16) launch<64, KvType::kBf16>(a, scale_log2, s);
+    else if (a.kv.type == KvType::kE4M3) launch<64, KvType::kE4M3>(a, scale_log2, s);
+    else launch<64, KvType::kInt8>(a, scale_log2, s);
+  } else if (a.head_dim == 128) {
+    if (a.kv.type == KvType::kBf16) launch<128, KvType::kBf16>(a, scale_log2, s);
+    else if (a.kv.type == KvType::kE4M3) launch<128, KvType::kE4M3>(a, scale_log2, s);
+    else launch<128, KvType::kInt8>(a, scale_log2, s);
+  } else {
+    fail("prefill attention (sm_90): head_dim ", a.head_dim, " is not supported (64 or 128)");
+  }
+}
+
+}  // namespace tachyon
