@@ -1,9 +1,10 @@
 // The attention kernels of Llama-3-8B FP8 (E4M3 cache) at the benchmark's shapes, on a KV pool
 // small enough that a profiler's kernel replay has little memory to save and restore: one step
-// of four 2048-token prompts (the prefill kernel, as in 2048/128), then 64 sequences of 3,072
-// prompt tokens decoding (the decode kernel at 2048/2048's context).
-//   ncu --clock-control none -k regex:prefill_attention --launch-skip 8 --launch-count 1 node dist/bench/attention-probe.js
-//   node dist/bench/attention-probe.js --profile   (layer 0's kernels per step on stderr)
+// of four 2048-token prompts (the prefill kernel, as in 2048/128), then --decode-seqs sequences
+// of --decode-context prompt tokens decoding (default 256 x 832: one warp a (token, KV head), as
+// at the long rows' 461-866 sequences; 14 GB of cache). It prints how many attention launches each
+// phase made, so a profiler can skip to a pure decode step (bench/profile-kernels.sh does).
+//   node dist/bench/attention-probe.js [--profile] [--decode-seqs N --decode-context N]
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -12,34 +13,72 @@ import { packageRoot } from '../native/binding.js';
 import { Runtime } from '../native/index.js';
 import { loadTokenizer } from '../tokenizers/tokenizer.js';
 
-const { values } = parseArgs({ options: { profile: { type: 'boolean' }, 'no-cuda-graphs': { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: {
+    profile: { type: 'boolean' },
+    'no-cuda-graphs': { type: 'boolean' },
+    'decode-seqs': { type: 'string', default: '256' },
+    'decode-context': { type: 'string', default: '832' },
+  },
+});
+const decodeSeqs = Number(values['decode-seqs']);
+const decodeContext = Number(values['decode-context']);
+const decodeOutput = 32;
 const rt = await Runtime.load({
   dummy: { config: 'llama-3-8b', seed: 1 },
   device: 'cuda',
   dtype: 'fp8',
   kvCacheDtype: 'fp8',
-  kvCacheBytes: 14 * 2 ** 30,
-  maxNumSeqs: 64,
+  // 64 KB a token (32 layers x 8 KV heads x 128 dims x K and V, one byte each), and 1 GB spare.
+  kvCacheBytes: decodeSeqs * (decodeContext + decodeOutput + 16) * 65536 + 2 ** 30,
+  maxNumSeqs: decodeSeqs,
   maxNumTokens: 8192,
   cuda: { profile: values.profile, cudaGraphs: !values['no-cuda-graphs'] },
-});
-const engine = new Engine(rt, loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k')), {
-  maxNumBatchedTokens: 8192,
 });
 let seed = 5;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % rt.info.vocabSize);
 
+// Steps by kind, as the runtime saw them. The decode kernel runs (once a layer) in every step with
+// a one-token sequence; for each decode-only step, how many such steps came before it.
+let steps = 0;
+let decodeSteps = 0;
+let oneTokenSteps = 0;
+const decodeOnlyAt: number[] = [];
+const counted = {
+  info: rt.info,
+  pipelined: rt.pipelined,
+  step: (b: Parameters<Runtime['step']>[0], fill?: Parameters<Runtime['step']>[1]) => {
+    steps++;
+    if (b.tokenIds.length === b.queryLens.length) {
+      decodeSteps++;
+      decodeOnlyAt.push(oneTokenSteps);
+    }
+    if (b.queryLens.some((n) => n === 1)) oneTokenSteps++;
+    return rt.step(b, fill);
+  },
+};
+
+const engine = new Engine(counted, loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k')), {
+  maxNumBatchedTokens: 8192,
+});
 async function wave(name: string, n: number, input: number, output: number) {
   const t0 = performance.now();
+  const before = { steps, decodeSteps };
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const prompt = Array.from({ length: input }, rand);
       for await (const _ of engine.submit({ id: `${name}${i}`, promptTokens: prompt, sampling: { temperature: 0 }, stop: { maxTokens: output, ignoreEos: true } }));
     }),
   );
-  console.log(`${name}: ${n} x ${input}/${output} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  const all = steps - before.steps, decode = decodeSteps - before.decodeSteps;
+  console.log(`${name}: ${n} x ${input}/${output} in ${((performance.now() - t0) / 1000).toFixed(2)} s, ` +
+    `${all} steps (${decode} decode-only; ${rt.info.numLayers} attention launches a step)`);
 }
 
 await wave('prefill', 4, 2048, 1);
-await wave('decode', 64, 3072, 32);
+await wave('decode', decodeSeqs, decodeContext, decodeOutput);
+// Layer 8 of the first step (four 2048-token prompts) and of the middle decode-only step.
+const mid = decodeOnlyAt.length >> 1;
+console.log(`prefill kernel: --launch-skip 8 (layer 8 of the first step)`);
+console.log(`decode kernel: --launch-skip ${rt.info.numLayers * decodeOnlyAt[mid] + 8} (layer 8 of decode-only step ${mid + 1} of ${decodeOnlyAt.length})`);
 await rt.close();
