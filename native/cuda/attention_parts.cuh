@@ -104,6 +104,77 @@ __device__ __forceinline__ void load_query_rows(const AttentionArgs& a, int firs
     }
 }
 
+// One K/V tile's step of a warp's online softmax over its 16 query rows (the prefill kernels), in
+// the log2 domain: s holds the tile's raw scores as NT mma C fragments (rows lane / 4 and + 8),
+// already causally masked; they become exponentials. m (raw running maxima) and l (this lane's part
+// of each row's sum) move on; corr is what each row's accumulators must be multiplied by. A row
+// with no visible position yet keeps m = -inf: its exponentials are of -inf (0), never of -inf - -inf.
+template <int NT>
+__device__ __forceinline__ void online_softmax_tile(float (&s)[NT][4], float (&m)[2], float (&l)[2], float scale_log2,
+                                                    float (&corr)[2]) {
+  float tile_max[2] = {-INFINITY, -INFINITY}, base[2];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[j][e]);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+    tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+    const float m_new = fmaxf(m[h], tile_max[h]);
+    base[h] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;
+    corr[h] = exp2f(m[h] * scale_log2 - base[h]);
+    m[h] = m_new;
+    l[h] *= corr[h];
+  }
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -base[e >> 1]));
+      l[e >> 1] += s[j][e];
+    }
+}
+
+// The prefill kernels' output: a warp's 16 rows of O (D / 8 accumulator tiles, rows lane / 4 and
+// + 8 = token row / group, query head kvh * group + row % group) divided by their sums (lanes of a
+// quad add their parts) and times an E4M3 cache's V scale, as bf16 into a.out; rows past count are
+// not written.
+template <int D, KvType KV>
+__device__ __forceinline__ void store_prefill_rows(const AttentionArgs& a, const float (&acc)[D / 8][4], float (&l)[2], int first,
+                                                   int count, int group, int kvh, int lane) {
+  const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    const int r = lane / 4 + 8 * h, tk = r / group;
+    if (tk >= count) continue;
+    const float inv = v_scale / l[h];
+    __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+      *reinterpret_cast<uint32_t*>(o + dn * 8 + (lane & 3) * 2) = pack_bf16(acc[dn][2 * h] * inv, acc[dn][2 * h + 1] * inv);
+  }
+}
+
+// A 16-byte piece of a one-byte K or V row (16 E4M3 or INT8 values) as 8 f16x2 words, dims in
+// order; INT8 times the row's scale.
+template <KvType KV>
+__device__ __forceinline__ void widen_piece(uint4 x, float scale, uint32_t (&h)[8]) {
+  const uint32_t w[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    h[2 * k] = bytes_to_f16x2<KV>(w[k], false);
+    h[2 * k + 1] = bytes_to_f16x2<KV>(w[k], true);
+  }
+  if constexpr (KV == KvType::kInt8) {
+    const uint32_t sc = pack_f16(scale, scale);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) h[k] = mul_f16x2(h[k], sc);
+  }
+}
+
 // Positions per K/V tile of both tensor-core kernels.
 constexpr int kAttnTile = 16;
 

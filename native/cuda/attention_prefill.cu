@@ -56,18 +56,8 @@ __device__ __forceinline__ void widen_tile(const unsigned char* raw, unsigned ch
   for (int c = tid; c < 2 * kTile * pieces; c += n) {
     const int kv = c / (kTile * pieces), r = (c / pieces) % kTile, p = c % pieces;
     const uint4 x = *reinterpret_cast<const uint4*>(raw + kv * S::kRawTileBytes + r * S::kRawRowBytes + p * 16);
-    const uint32_t w[4] = {x.x, x.y, x.z, x.w};
     uint32_t h[8];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      h[2 * k] = bytes_to_f16x2<KV>(w[k], false);
-      h[2 * k + 1] = bytes_to_f16x2<KV>(w[k], true);
-    }
-    if constexpr (KV == KvType::kInt8) {
-      const uint32_t sc = pack_f16(scales[kv * kTile + r], scales[kv * kTile + r]);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) h[k] = mul_f16x2(h[k], sc);
-    }
+    widen_piece<KV>(x, KV == KvType::kInt8 ? scales[kv * kTile + r] : 1.0f, h);
     uint4* out = reinterpret_cast<uint4*>(wide + kv * S::kTileBytes + r * S::kRowBytes + p * 32);
     out[0] = make_uint4(h[0], h[1], h[2], h[3]);
     out[1] = make_uint4(h[4], h[5], h[6], h[7]);
@@ -119,37 +109,16 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
         mma16816<F16>(s[2 * c], qf[kc], b[0], b[1]);
         mma16816<F16>(s[2 * c + 1], qf[kc], b[2], b[3]);
       }
-    // Causal mask on the raw scores; the tile's row maxima.
-    float tile_max[2] = {-INFINITY, -INFINITY};
+    // Causal mask on the raw scores, then the online softmax.
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1, q = j * 8 + (lane & 3) * 2 + (e & 1);
-        s[j][e] = i * kTile + q <= row_pos[h] ? s[j][e] : -INFINITY;
-        tile_max[h] = fmaxf(tile_max[h], s[j][e]);
+        const int q = j * 8 + (lane & 3) * 2 + (e & 1);
+        s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
       }
-    float corr[2], base[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
-      const float m_new = fmaxf(m[h], tile_max[h]);
-      // A row with no visible position yet (only rows past the tile's tokens) keeps m = -inf: its
-      // exponentials are of -inf (0), never of -inf - -inf.
-      base[h] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;
-      corr[h] = exp2f(m[h] * scale_log2 - base[h]);
-      m[h] = m_new;
-      l[h] *= corr[h];
-    }
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1;
-        s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -base[h]));
-        l[h] += s[j][e];
-      }
+    float corr[2];
+    online_softmax_tile(s, m, l, scale_log2, corr);
 #pragma unroll
     for (int dn = 0; dn < DN; ++dn)
 #pragma unroll
@@ -196,20 +165,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
     if (i * kTile <= warp_last) attend(i, ks, ks + S::kTileBytes);
   }
   if (count == 0) return;
-
-  const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-    const int r = lane / 4 + 8 * h, tk = r / group;
-    if (tk >= count) continue;
-    const float inv = v_scale / l[h];
-    __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
-#pragma unroll
-    for (int dn = 0; dn < DN; ++dn)
-      *reinterpret_cast<uint32_t*>(o + dn * 8 + (lane & 3) * 2) = pack_bf16(acc[dn][2 * h] * inv, acc[dn][2 * h + 1] * inv);
-  }
+  store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
 }
 
 template <int D, KvType KV>

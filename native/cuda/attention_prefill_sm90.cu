@@ -81,18 +81,8 @@ __device__ __forceinline__ void widen_tile_sw128(const unsigned char* raw, unsig
   for (int c = tid; c < 2 * kTile * pieces; c += n) {
     const int kv = c / (kTile * pieces), r = (c / pieces) % kTile, p = c % pieces;
     const uint4 x = *reinterpret_cast<const uint4*>(raw + kv * S::kRawTileBytes + r * D + p * 16);
-    const uint32_t w[4] = {x.x, x.y, x.z, x.w};
     uint32_t h[8];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      h[2 * k] = bytes_to_f16x2<KV>(w[k], false);
-      h[2 * k + 1] = bytes_to_f16x2<KV>(w[k], true);
-    }
-    if constexpr (KV == KvType::kInt8) {
-      const uint32_t sc = pack_f16(scales[kv * kTile + r], scales[kv * kTile + r]);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) h[k] = mul_f16x2(h[k], sc);
-    }
+    widen_piece<KV>(x, KV == KvType::kInt8 ? scales[kv * kTile + r] : 1.0f, h);
     unsigned char* m = wide + kv * S::kMatBytes;
     *reinterpret_cast<uint4*>(m + sw128_offset(r, 2 * p)) = make_uint4(h[0], h[1], h[2], h[3]);
     *reinterpret_cast<uint4*>(m + sw128_offset(r, 2 * p + 1)) = make_uint4(h[4], h[5], h[6], h[7]);
@@ -105,7 +95,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   using S = Sm90Smem<D, KV>;
   constexpr bool F16 = S::kBytes1;  // one-byte caches widen to f16; bf16 stays bf16
   constexpr int KC = D / 16;        // k-steps of Q K^T
-  constexpr int NT = kTile / 8;     // 8-position score tiles: s[4j + e]
+  constexpr int NT = kTile / 8;     // 8-position score tiles
   constexpr int STAGES = S::kStages;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms must start 1024-byte aligned (the descriptors' base offset is 0).
@@ -135,11 +125,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
 
   // O (the warpgroup's 64 rows x D) and the scores (64 rows x 64 positions) as accumulator
   // fragments; online-softmax state as attention_prefill.cu keeps it.
-  float acc[D / 2], s[kTile / 2];
-#pragma unroll
-  for (int k = 0; k < D / 2; ++k) acc[k] = 0.0f;
-#pragma unroll
-  for (int k = 0; k < kTile / 2; ++k) s[k] = 0.0f;
+  float acc[D / 8][4] = {}, s[NT][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
   auto attend = [&](int i, const unsigned char* kv_tile) {
@@ -152,44 +138,31 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     wgmma_commit();
     wgmma_wait<0>();
     wgmma_fence_operands(s);
-    // Causal mask on the raw scores (only tiles reaching past the warp's first position); row maxima.
-    const bool diagonal = i * kTile + kTile - 1 > first_pos;
-    float tile_max[2] = {-INFINITY, -INFINITY};
+    // Causal mask on the raw scores (only tiles reaching past the warp's first position), then the
+    // online softmax.
+    if (i * kTile + kTile - 1 > first_pos) {
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+      for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1, q = j * 8 + (lane & 3) * 2 + (e & 1);
-        if (diagonal) s[4 * j + e] = i * kTile + q <= row_pos[h] ? s[4 * j + e] : -INFINITY;
-        tile_max[h] = fmaxf(tile_max[h], s[4 * j + e]);
-      }
-    float corr[2], base[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
-      const float m_new = fmaxf(m[h], tile_max[h]);
-      // A row with no visible position yet keeps m = -inf: its exponentials are of -inf (0).
-      base[h] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;
-      corr[h] = exp2f(m[h] * scale_log2 - base[h]);
-      m[h] = m_new;
-      l[h] *= corr[h];
+        for (int e = 0; e < 4; ++e) {
+          const int q = j * 8 + (lane & 3) * 2 + (e & 1);
+          s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
+        }
     }
+    float corr[2];
+    online_softmax_tile(s, m, l, scale_log2, corr);
 #pragma unroll
-    for (int k = 0; k < kTile / 2; ++k) {
-      s[k] = exp2f(fmaf(s[k], scale_log2, -base[(k >> 1) & 1]));
-      l[(k >> 1) & 1] += s[k];
-    }
+    for (int dn = 0; dn < D / 8; ++dn)
 #pragma unroll
-    for (int k = 0; k < D / 2; ++k) acc[k] *= corr[(k >> 1) & 1];
+      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
     // P as A fragments, 16 positions (score tiles 2c, 2c + 1) a k-step of P V.
     uint32_t pf[kTile / 16][4];
 #pragma unroll
     for (int c = 0; c < kTile / 16; ++c) {
-      pf[c][0] = pack16<F16>(s[8 * c], s[8 * c + 1]);
-      pf[c][1] = pack16<F16>(s[8 * c + 2], s[8 * c + 3]);
-      pf[c][2] = pack16<F16>(s[8 * c + 4], s[8 * c + 5]);
-      pf[c][3] = pack16<F16>(s[8 * c + 6], s[8 * c + 7]);
+      pf[c][0] = pack16<F16>(s[2 * c][0], s[2 * c][1]);
+      pf[c][1] = pack16<F16>(s[2 * c][2], s[2 * c][3]);
+      pf[c][2] = pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]);
+      pf[c][3] = pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]);
     }
     // O += P V: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024 bytes
     // apart); the second 64 dims are a half (kHalfBytes) on.
@@ -233,20 +206,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     if (i * kTile <= wg_last) attend(i, t);
   }
   if (count == 0) return;
-
-  const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-    const int r = lane / 4 + 8 * h, tk = r / group;
-    if (tk >= count) continue;
-    const float inv = v_scale / l[h];
-    __nv_bfloat16* o = a.out + static_cast<size_t>(first + tk) * a.heads * D + static_cast<size_t>(kvh * group + r % group) * D;
-#pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-      *reinterpret_cast<uint32_t*>(o + dn * 8 + (lane & 3) * 2) = pack_bf16(acc[4 * dn + 2 * h] * inv, acc[4 * dn + 2 * h + 1] * inv);
-  }
+  store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
 }
 
 template <int D, KvType KV>

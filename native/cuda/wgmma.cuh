@@ -2,7 +2,7 @@
 // multiply a 64-row A held in their registers (each warp 16 rows, in mma.m16n8k16's A fragment
 // layout) by a B the tensor cores read straight from shared memory through a descriptor, into
 // float32 accumulators laid out as mma.m16n8k16's C fragments, one 8-column tile after another
-// (d[4j + e]: tile j, element e). Built only where __CUDA_ARCH_FEAT_SM90_ALL is defined (sm_90a);
+// (d[j][e]: tile j, element e). Built only where __CUDA_ARCH_FEAT_SM90_ALL is defined (sm_90a);
 // elsewhere the calls compile to nothing and wgmma_built() is false, so callers pick another kernel.
 #pragma once
 #include <cstdint>
@@ -53,72 +53,52 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 }
 // Keeps the compiler from moving reads or writes of accumulator registers across a wgmma (it
 // does not know the instruction is asynchronous).
-template <int N>
-__device__ __forceinline__ void wgmma_fence_operands(float (&d)[N]) {
+template <int J>
+__device__ __forceinline__ void wgmma_fence_operands(float (&d)[J][4]) {
 #pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int j = 0; j < J; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
 
-// d (64 x N, float32) = a (64 x 16) · b (16 x N) (+ d when accumulate). TRANS_B 0: b's smem tile is
-// K-major (each of its N columns holds 16 contiguous k values); 1: MN-major (its rows are contiguous).
-template <int TRANS_B>
-__device__ __forceinline__ void wgmma_m64n64k16_f16(float (&d)[32], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
+// d (64 x N, float32, as N / 8 tiles of mma C fragments) = a (64 x 16) · b (16 x N) (+ d when
+// accumulate), for N = 64 and 128 and f16 or bf16 operands. TRANS_B 0: b's smem tile is K-major
+// (each of its N columns holds 16 contiguous k values); 1: MN-major (its rows are contiguous). The
+// asm's operands: d's N / 2 registers, a's 4, the descriptor, the accumulate flag, TRANS_B.
+#define TACHYON_WGMMA_D(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define TACHYON_WGMMA_N64_PRED "%37"
+#define TACHYON_WGMMA_N64_OPERANDS \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, " \
+  "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+#define TACHYON_WGMMA_N64_D TACHYON_WGMMA_D(0), TACHYON_WGMMA_D(1), TACHYON_WGMMA_D(2), TACHYON_WGMMA_D(3), TACHYON_WGMMA_D(4), TACHYON_WGMMA_D(5), TACHYON_WGMMA_D(6), TACHYON_WGMMA_D(7)
+#define TACHYON_WGMMA_N128_PRED "%69"
+#define TACHYON_WGMMA_N128_OPERANDS \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, " \
+  "{%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+#define TACHYON_WGMMA_N128_D TACHYON_WGMMA_D(0), TACHYON_WGMMA_D(1), TACHYON_WGMMA_D(2), TACHYON_WGMMA_D(3), TACHYON_WGMMA_D(4), TACHYON_WGMMA_D(5), TACHYON_WGMMA_D(6), TACHYON_WGMMA_D(7), TACHYON_WGMMA_D(8), TACHYON_WGMMA_D(9), TACHYON_WGMMA_D(10), TACHYON_WGMMA_D(11), TACHYON_WGMMA_D(12), TACHYON_WGMMA_D(13), TACHYON_WGMMA_D(14), TACHYON_WGMMA_D(15)
 #if TACHYON_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate)), "n"(TRANS_B)
-      : "memory");
+#define TACHYON_WGMMA_ASM(N, T)                                                                                     \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " TACHYON_WGMMA_N##N##_PRED ", 0;\n"                            \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." #T "." #T " " TACHYON_WGMMA_N##N##_OPERANDS        \
+               : TACHYON_WGMMA_N##N##_D                                                                             \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate)), "n"(TRANS_B) \
+               : "memory");
+#else
+#define TACHYON_WGMMA_ASM(N, T)
 #endif
-}
-
-template <int TRANS_B>
-__device__ __forceinline__ void wgmma_m64n64k16_bf16(float (&d)[32], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
-#if TACHYON_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate)), "n"(TRANS_B)
-      : "memory");
-#endif
-}
-
-template <int TRANS_B>
-__device__ __forceinline__ void wgmma_m64n128k16_f16(float (&d)[64], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
-#if TACHYON_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate)), "n"(TRANS_B)
-      : "memory");
-#endif
-}
-
-template <int TRANS_B>
-__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
-#if TACHYON_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate)), "n"(TRANS_B)
-      : "memory");
-#endif
-}
+#define TACHYON_WGMMA_FN(N, T)                                                                                        \
+  template <int TRANS_B>                                                                                            \
+  __device__ __forceinline__ void wgmma_m64n##N##k16_##T(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t desc, \
+                                                         bool accumulate) {                                         \
+    TACHYON_WGMMA_ASM(N, T)                                                                                         \
+  }
+TACHYON_WGMMA_FN(64, f16)
+TACHYON_WGMMA_FN(64, bf16)
+TACHYON_WGMMA_FN(128, f16)
+TACHYON_WGMMA_FN(128, bf16)
 
 template <int N, bool F16, int TRANS_B>
-__device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
   static_assert(N == 64 || N == 128, "m64n64k16 and m64n128k16 only");
   if constexpr (N == 64) {
     if constexpr (F16) wgmma_m64n64k16_f16<TRANS_B>(d, a, desc, accumulate);
