@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "cuda/attention.h"
+#include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
@@ -68,8 +69,7 @@ __global__ void __launch_bounds__(32 * kWarps) few_attention_kernel(AttentionArg
     for (int c = threadIdx.x; c < n * kPieces; c += blockDim.x) {
       const int r = c / kPieces, b = (c % kPieces) * 16, p = c0 + r;
       if (p < lo || p > hi) continue;
-      const size_t off =
-          ((static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size) * D * EB + b;
+      const size_t off = kv_slot(a, table, kvh, p) * D * EB + b;
       cp_async_16(ks + r * kStride + b, static_cast<const unsigned char*>(a.kv.k) + off, true);
       cp_async_16(vs + r * kStride + b, static_cast<const unsigned char*>(a.kv.v) + off, true);
     }
