@@ -55,7 +55,20 @@ struct AttentionArgs {
   int heads, kv_heads, head_dim, block_size;
   float* partial;       // split-parallel decode: per (tile, KV head, split) state
   int* split_counters;  // split-parallel decode: blocks finished per (tile, KV head); zero between launches
+  // block_size as a multiply and shift (block_divisor()): the kernels find a position's block for
+  // every 16-byte copy they stage, where a division by a runtime int costs some 25 instructions.
+  uint32_t block_mul;
+  int block_shift;
 };
+
+// Division of a non-negative int below 2^31 by d >= 1 as q = (umulhi(n, mul) + n) >> shift, with
+// shift = ceil(log2 d) and mul = floor(2^32 (2^shift - d) / d) + 1 (Granlund and Montgomery);
+// a power of two gets mul = 1 (umulhi is 0), so q = n >> shift.
+inline void block_divisor(int d, uint32_t& mul, int& shift) {
+  shift = 0;
+  while ((1u << shift) < static_cast<uint32_t>(d)) ++shift;
+  mul = static_cast<uint32_t>(((static_cast<uint64_t>(1) << 32) * ((static_cast<uint64_t>(1) << shift) - d)) / d + 1);
+}
 
 // log2(e) / sqrt(head_dim), the scores' scale in the kernels' log2 domain, times an E4M3 cache's K
 // scale (its V scale multiplies the output).

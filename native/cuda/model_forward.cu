@@ -166,10 +166,12 @@ void CudaModel::attention(int li) {
 
 AttentionArgs CudaModel::attention_args(int li) const {
   const ModelConfig& c = config_;
-  return AttentionArgs{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
-                       table_stride_, kv_layer(li), attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
-                       num_tiles_, c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
-                       d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
+  AttentionArgs a{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
+                  table_stride_, kv_layer(li), attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
+                  num_tiles_, c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
+                  d_attn_partial_.as<float>(), d_attn_counters_.as<int>(), 0u, 0};
+  block_divisor(options_.block_size, a.block_mul, a.block_shift);
+  return a;
 }
 
 KvLayer CudaModel::kv_layer(int li) const {

@@ -289,6 +289,37 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
   });
 });
 
+// The attention kernels find a position's cache block by block_divisor()'s multiply and shift, not
+// a division: a block size that is not a power of two must map every position as 16 does.
+describe('CUDA attention with a block size that is not a power of two', { skip }, () => {
+  test('block size 24 gives the logits of block size 16 (prompts, decode-only and few-row steps)', async () => {
+    const lengths = Array.from({ length: 24 }, (_, k) => 7 + ((k * 53) % 260));
+    const outputs: Float32Array[][] = [];
+    for (const blockSize of [16, 24]) {
+      const rt = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, blockSize, kvCacheDtype: 'fp8' });
+      try {
+        const V = rt.info.vocabSize;
+        const per = Math.ceil(300 / blockSize);
+        const blocks = (k: number) => blockRange(k * per, per);
+        const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 29 + j * 11) % (V - 3)));
+        const out: Float32Array[] = [];
+        out.push((await rt.step(makeBatch(lengths.map((n, k) => ({ tokens: prompt(k, n), start: 0, blocks: blocks(k) })), true))).logits!);
+        out.push((await rt.step(makeBatch(lengths.map((n, k) => ({ tokens: [5 + k], start: n, blocks: blocks(k) })), true))).logits!);
+        out.push((await rt.step(makeBatch([0, 1].map((k) => ({ tokens: [9 + k], start: lengths[k] + 1, blocks: blocks(k) })), true))).logits!);
+        outputs.push(out);
+      } finally {
+        await rt.close();
+      }
+    }
+    outputs[0].forEach((a, i) => {
+      const V = a.length / (i === 2 ? 2 : lengths.length);
+      const err = worstRowError(outputs[1][i], a, V);
+      console.log(`block size 24 vs 16, ${['prompts', 'decode-only step', 'few-row step'][i]}: worst row ${err.toExponential(2)}`);
+      assert.ok(err < 2e-2, `step ${i}: ${err}`);
+    });
+  });
+});
+
 describe('CUDA backend errors', { skip }, () => {
   test('a memory fraction too small for the KV cache is an Error saying how much is used', async () => {
     await assert.rejects(
