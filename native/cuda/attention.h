@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 namespace tachyon {
@@ -65,6 +66,7 @@ struct AttentionArgs {
 // shift = ceil(log2 d) and mul = floor(2^32 (2^shift - d) / d) + 1 (Granlund and Montgomery);
 // a power of two gets mul = 1 (umulhi is 0), so q = n >> shift.
 inline void block_divisor(int d, uint32_t& mul, int& shift) {
+  if (d < 1 || d > (1 << 20)) throw std::invalid_argument("block_divisor: block size out of range");
   shift = 0;
   while ((1u << shift) < static_cast<uint32_t>(d)) ++shift;
   mul = static_cast<uint32_t>(((static_cast<uint64_t>(1) << 32) * ((static_cast<uint64_t>(1) << shift) - d)) / d + 1);

@@ -291,12 +291,20 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
 
 // The attention kernels find a position's cache block by block_divisor()'s multiply and shift, not
 // a division: a block size that is not a power of two must map every position as 16 does.
-describe('CUDA attention with a block size that is not a power of two', { skip }, () => {
+// Each case: the default model (head_dim 64) or Llama-3-8B's head layout (head_dim 128), a cache
+// type, and the fast kernels or attention.cu (batch-invariant mode).
+const BLOCK_SIZE_CASES = [
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `default model, KV ${kvCacheDtype}`, source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype, batchInvariant: false })),
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 128, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_128, seed: 3 } }, kvCacheDtype, batchInvariant: false })),
+  { name: 'default model, KV fp8, batch-invariant', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype: 'fp8' as const, batchInvariant: true },
+];
+for (const { name, source, kvCacheDtype, batchInvariant } of BLOCK_SIZE_CASES)
+describe(`CUDA attention with a block size that is not a power of two (${name})`, { skip }, () => {
   test('block size 24 gives the logits of block size 16 (prompts, decode-only and few-row steps)', async () => {
     const lengths = Array.from({ length: 24 }, (_, k) => 7 + ((k * 53) % 260));
     const outputs: Float32Array[][] = [];
     for (const blockSize of [16, 24]) {
-      const rt = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, blockSize, kvCacheDtype: 'fp8' });
+      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, blockSize, kvCacheDtype, cuda: { batchInvariant } });
       try {
         const V = rt.info.vocabSize;
         const per = Math.ceil(300 / blockSize);
@@ -314,7 +322,7 @@ describe('CUDA attention with a block size that is not a power of two', { skip }
     outputs[0].forEach((a, i) => {
       const V = a.length / (i === 2 ? 2 : lengths.length);
       const err = worstRowError(outputs[1][i], a, V);
-      console.log(`block size 24 vs 16, ${['prompts', 'decode-only step', 'few-row step'][i]}: worst row ${err.toExponential(2)}`);
+      console.log(`block size 24 vs 16 (${name}), ${['prompts', 'decode-only step', 'few-row step'][i]}: worst row ${err.toExponential(2)}`);
       assert.ok(err < 2e-2, `step ${i}: ${err}`);
     });
   });
