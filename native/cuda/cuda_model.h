@@ -46,6 +46,7 @@ class CudaModel : public Backend {
   struct Layer {
     Linear qkv, o, gate_up, down;
     DeviceBuffer attn_norm, mlp_norm;            // f32 [hidden]
+    DeviceBuffer attn_norm_bias, mlp_norm_bias;  // f32 [hidden], LayerNorm (GPT-2); empty for RMSNorm
     DeviceBuffer b_qkv, b_o, b_gate_up, b_down;  // f32, empty when absent
   };
 
@@ -99,6 +100,8 @@ class CudaModel : public Backend {
   int q_dim_, kv_dim_, qkv_dim_;
 
   DeviceBuffer embed_, lm_head_, final_norm_, rope_cos_sin_;
+  DeviceBuffer final_norm_bias_;  // LayerNorm's (GPT-2); empty for RMSNorm
+  DeviceBuffer pos_embed_;        // bf16 [max_positions, hidden]: learned positions (GPT-2); else empty
   std::vector<Layer> layers_;
   DeviceBuffer k_cache_, v_cache_;  // bf16 or E4M3 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;

@@ -34,7 +34,8 @@ __nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M
 void CudaModel::forward(int T, int sampled) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size;
-  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
+  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_, pos_embed_.as<__nv_bfloat16>(),
+               d_positions_.as<int32_t>());
   op_marks_ = 0;
   const bool few = few_rows(T);
   const Residual r = few ? layers_few(T) : layers_batched(T);
@@ -45,7 +46,7 @@ void CudaModel::forward(int T, int sampled) {
     launch_rmsnorm(r.x, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
   else
     launch_add_rmsnorm(r.x, r.delta, r.bias, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(),
-                       d_rows_.as<int32_t>(), sampled, H, stream_);
+                       d_rows_.as<int32_t>(), sampled, H, stream_, nullptr, nullptr, final_norm_bias_.as<float>());
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
   gemm_->run(Operand::kBf16, Output::kF32, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H,
              GemmScales{}, stream_);
@@ -62,7 +63,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
     launch_add_rmsnorm(x, pending, pending_bias, l.attn_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T,
-                       H, stream_, q_out(), q_scale());
+                       H, stream_, q_out(), q_scale(), l.attn_norm_bias.as<float>());
     TICK(li, "qkv");
     const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_);
     TICK(li, "rope+kv");
@@ -75,12 +76,12 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
     launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
-                       stream_, q_out(), q_scale());
+                       stream_, q_out(), q_scale(), l.mlp_norm_bias.as<float>());
     TICK(li, "gate_up");
     const __nv_bfloat16* gate_up = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, T, stream_);
     TICK(li, "silu");
-    // FP8: SwiGLU quantizes its output for the down GEMM.
-    launch_silu_mul(gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
+    // FP8: the activation (SwiGLU, or GPT-2's GELU) quantizes its output for the down GEMM.
+    launch_mlp_act(c.mlp, gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     TICK(li, "down");
     pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_);
     TICK(li, "end");

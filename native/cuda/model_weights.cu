@@ -60,6 +60,8 @@ void CudaModel::upload_weights(const ModelWeights& w) {
   embed_ = upload_bf16({&w.embed}, "embeddings");
   if (!c.tie_word_embeddings) lm_head_ = upload_bf16({&w.lm_head}, "LM head");
   final_norm_ = upload(w.final_norm, "final norm");
+  if (!w.final_norm_bias.empty()) final_norm_bias_ = upload(w.final_norm_bias, "final norm bias");
+  if (c.position == PositionKind::kLearned) pos_embed_ = upload_bf16({&w.pos_embed}, "position embeddings");
   for (const LayerWeights& l : w.layers) {
     Layer d;
     // FP8 checkpoint weights go up as they are when serving FP8; otherwise as bf16 (dequantized if need be).
@@ -73,13 +75,17 @@ void CudaModel::upload_weights(const ModelWeights& w) {
     };
     d.qkv = linear_of({&l.wq, &l.wk, &l.wv}, qkv_dim_, c.hidden_size, "QKV weights");
     d.o = linear_of({&l.wo}, c.hidden_size, q_dim_, "attention output weights");
-    d.gate_up = linear_of({&l.w_gate, &l.w_up}, 2 * c.intermediate_size, c.hidden_size, "gate/up weights");
+    // SwiGLU: gate and up stacked; a GELU MLP (GPT-2): its fc alone, in the same slot.
+    if (c.mlp == MlpKind::kSwiGLU) d.gate_up = linear_of({&l.w_gate, &l.w_up}, 2 * c.intermediate_size, c.hidden_size, "gate/up weights");
+    else d.gate_up = linear_of({&l.w_up}, c.intermediate_size, c.hidden_size, "fc weights");
     d.down = linear_of({&l.w_down}, c.hidden_size, c.intermediate_size, "down weights");
     d.attn_norm = upload(l.attn_norm, "norm weights");
     d.mlp_norm = upload(l.mlp_norm, "norm weights");
+    if (!l.attn_norm_bias.empty()) d.attn_norm_bias = upload(l.attn_norm_bias, "norm bias");
+    if (!l.mlp_norm_bias.empty()) d.mlp_norm_bias = upload(l.mlp_norm_bias, "norm bias");
     if (!l.bq.empty()) d.b_qkv = upload(concat({&l.bq, &l.bk, &l.bv}), "QKV bias");
     if (!l.bo.empty()) d.b_o = upload(l.bo, "output bias");
-    if (!l.b_gate.empty()) d.b_gate_up = upload(concat({&l.b_gate, &l.b_up}), "gate/up bias");
+    if (!l.b_up.empty()) d.b_gate_up = upload(concat({&l.b_gate, &l.b_up}), "gate/up bias");  // GELU: b_gate empty
     if (!l.b_down.empty()) d.b_down = upload(l.b_down, "down bias");
     layers_.push_back(std::move(d));
   }
@@ -96,15 +102,24 @@ void CudaModel::make_dummy_weights(uint64_t seed) {
   const std::vector<float> ones(c.hidden_size, 1.0f);
   embed_ = random(c.vocab_size, c.hidden_size, "embeddings");
   if (!c.tie_word_embeddings) lm_head_ = random(c.vocab_size, c.hidden_size, "LM head");
+  const std::vector<float> zeros(c.hidden_size, 0.0f);
+  const bool layer_norm = c.norm == NormKind::kLayer;
   final_norm_ = upload(ones, "final norm");
+  if (layer_norm) final_norm_bias_ = upload(zeros, "final norm bias");
+  if (c.position == PositionKind::kLearned) pos_embed_ = random(c.max_positions, c.hidden_size, "position embeddings");
+  const int up_rows = c.mlp == MlpKind::kSwiGLU ? 2 * c.intermediate_size : c.intermediate_size;
   for (int i = 0; i < c.num_layers; ++i) {
     Layer d;
     d.qkv = {random(qkv_dim_, c.hidden_size, "QKV weights"), {}, qkv_dim_, c.hidden_size};
     d.o = {random(c.hidden_size, q_dim_, "attention output weights"), {}, c.hidden_size, q_dim_};
-    d.gate_up = {random(2 * static_cast<size_t>(c.intermediate_size), c.hidden_size, "gate/up weights"), {}, 2 * c.intermediate_size, c.hidden_size};
+    d.gate_up = {random(up_rows, c.hidden_size, "gate/up weights"), {}, up_rows, c.hidden_size};
     d.down = {random(c.hidden_size, c.intermediate_size, "down weights"), {}, c.hidden_size, c.intermediate_size};
     d.attn_norm = upload(ones, "norm weights");
     d.mlp_norm = upload(ones, "norm weights");
+    if (layer_norm) {
+      d.attn_norm_bias = upload(zeros, "norm bias");
+      d.mlp_norm_bias = upload(zeros, "norm bias");
+    }
     layers_.push_back(std::move(d));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));

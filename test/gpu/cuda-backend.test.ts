@@ -10,7 +10,7 @@ import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { request, run, testTokenizer } from '../helpers/engine.js';
-import { loadReference, MODELS_DIR, PARITY_MODELS } from '../helpers/fixtures.js';
+import { CUDA_PARITY_MODELS, loadReference, MODELS_DIR } from '../helpers/fixtures.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
 import { decodeBothWays } from '../helpers/pipelined.js';
 
@@ -37,7 +37,7 @@ const worstRowError = (a: Float32Array, b: Float32Array, V: number) => {
   return worst;
 };
 
-for (const model of PARITY_MODELS) {
+for (const model of CUDA_PARITY_MODELS) {
   describe(`CUDA backend parity: ${model}`, { skip }, () => {
     let cuda: Runtime;
     let cpu: Runtime;
