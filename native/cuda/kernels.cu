@@ -362,15 +362,15 @@ __global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float*
   }
 }
 
-// One row per block: act = bf16(silu(gate) * up) from gate_up[t] = [gate (I) | up (I)] (bf16, + bias),
-// kept in registers; with q_out, E4M3 with the row's scale instead (the down GEMM's input).
 // The MLP's activation, one row per block: SwiGLU (silu(gate) * up from gate_up[T, 2I]) or GELU
 // of fc[T, I] (tanh approximation, GPT-2's gelu_new, or erf), + bias; bf16 out, or E4M3 with the
 // row's scale (the down GEMM's input).
 template <MlpKind A>
 __device__ __forceinline__ float mlp_act(float g, float u) {
   if constexpr (A == MlpKind::kSwiGLU) return g / (1.0f + __expf(-g)) * u;
-  else if constexpr (A == MlpKind::kGeluTanh) return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+  // 0.5 g (1 + tanh(u)) as g * sigmoid(2u): no difference of near-equal terms for negative g, and
+  // __expf stays accurate under --use_fast_math where tanhf becomes tanh.approx (2^-11).
+  else if constexpr (A == MlpKind::kGeluTanh) return g / (1.0f + __expf(-2.0f * 0.7978845608028654f * (g + 0.044715f * g * g * g)));
   else return 0.5f * g * (1.0f + erff(g * 0.7071067811865476f));
 }
 

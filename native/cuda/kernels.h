@@ -26,8 +26,8 @@ void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* ou
 // multiples of 8 and at most 32,768 long.
 bool row_kernels_support(int H, int I);
 
-// x += delta (+ bias) when delta is given (a projection's bf16 output), then out = bf16(rmsnorm(x) * w);
-// one block per row. rows: optional row index list (gather), else rows 0..n-1.
+// x += delta (+ bias) when delta is given (a projection's bf16 output), then out = bf16(rmsnorm(x) * w),
+// or with norm_bias bf16(layernorm(x) * w + norm_bias) (GPT-2); one block per row. rows: optional row index list (gather), else rows 0..n-1.
 // With q_out, the output goes out as E4M3 with a per-row scale instead (out unused): the FP8 GEMM input.
 void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s,

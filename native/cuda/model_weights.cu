@@ -60,6 +60,8 @@ void CudaModel::upload_weights(const ModelWeights& w) {
   embed_ = upload_bf16({&w.embed}, "embeddings");
   if (!c.tie_word_embeddings) lm_head_ = upload_bf16({&w.lm_head}, "LM head");
   final_norm_ = upload(w.final_norm, "final norm");
+  // LayerNorm runs where the norm kernels get a bias: every LayerNorm must bring one.
+  if (c.norm == NormKind::kLayer && w.final_norm_bias.empty()) fail("LayerNorm without a bias is not supported on cuda (final norm)");
   if (!w.final_norm_bias.empty()) final_norm_bias_ = upload(w.final_norm_bias, "final norm bias");
   if (c.position == PositionKind::kLearned) pos_embed_ = upload_bf16({&w.pos_embed}, "position embeddings");
   for (const LayerWeights& l : w.layers) {
@@ -81,6 +83,8 @@ void CudaModel::upload_weights(const ModelWeights& w) {
     d.down = linear_of({&l.w_down}, c.hidden_size, c.intermediate_size, "down weights");
     d.attn_norm = upload(l.attn_norm, "norm weights");
     d.mlp_norm = upload(l.mlp_norm, "norm weights");
+    if (c.norm == NormKind::kLayer && (l.attn_norm_bias.empty() || l.mlp_norm_bias.empty()))
+      fail("LayerNorm without a bias is not supported on cuda (layer norms)");
     if (!l.attn_norm_bias.empty()) d.attn_norm_bias = upload(l.attn_norm_bias, "norm bias");
     if (!l.mlp_norm_bias.empty()) d.mlp_norm_bias = upload(l.mlp_norm_bias, "norm bias");
     if (!l.bq.empty()) d.b_qkv = upload(concat({&l.bq, &l.bk, &l.bv}), "QKV bias");
