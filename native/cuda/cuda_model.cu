@@ -42,8 +42,11 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
-  // Learned positions (GPT-2) rotate nothing: the RoPE kernel runs on a table of zero angles.
-  const std::vector<float> inv_freq = c.position == PositionKind::kLearned ? std::vector<float>(c.head_dim / 2, 0.0f) : rope_inv_freq(c);
+  // The RoPE kernel turns D / 2 pairs a head: learned positions (GPT-2) turn none (zero angles), and
+  // GPT-J turns its rotary_dim / 2 (its q and k rows are reordered at load to the kernel's pairing;
+  // model_weights.cu), the rest at zero angles.
+  std::vector<float> inv_freq = c.position == PositionKind::kLearned ? std::vector<float>() : rope_inv_freq(c);
+  inv_freq.resize(c.head_dim / 2, 0.0f);
   rope_cos_sin_ = upload(rope_cos_sin(inv_freq, c.max_positions), "rotary table");
   // Batch-invariant mode: one GEMM kernel per shape for every batch size.
   const bool invariant = o.batch_invariant;

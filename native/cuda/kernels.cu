@@ -119,7 +119,7 @@ constexpr int kRowPieces = 4;
 // With norm_bias, LayerNorm instead: (x - mean) / sqrt(var + eps) * w + norm_bias (GPT-2, GPT-J).
 __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale,
-                                   const float* norm_bias) {
+                                   const float* norm_bias, const __nv_bfloat16* delta2) {
   pdl_wait();
   __shared__ float scratch[32];
   const int b = blockIdx.x;
@@ -138,6 +138,11 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
       widen<false>(reinterpret_cast<const uint4*>(delta + r * H)[p], d);
 #pragma unroll
       for (int j = 0; j < kPiece; ++j) v[k][j] += d[j] + (bias ? bias[p * kPiece + j] : 0.0f);
+      if (delta2) {  // GPT-J's parallel block: the MLP output beside the attention output
+        widen<false>(reinterpret_cast<const uint4*>(delta2 + r * H)[p], d);
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) v[k][j] += d[j];
+      }
       store8(xp, v[k]);
     }
 #pragma unroll
@@ -432,6 +437,13 @@ __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, ui
 
 unsigned blocks_for(size_t n, unsigned threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
+// rows[i, j] += bias[j] (GPT-J's LM head bias on the logits).
+__global__ void add_row_bias_kernel(float* rows, const float* bias, size_t total, int cols) {
+  pdl_wait();
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < total) rows[i] += bias[i % cols];
+}
+
 }  // namespace
 
 bool& pdl_enabled() {
@@ -466,10 +478,16 @@ bool row_kernels_support(int H, int I) {
 
 void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
-                        float* q_scale, const float* norm_bias) {
+                        float* q_scale, const float* norm_bias, const __nv_bfloat16* delta2) {
   if (n == 0) return;
   launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, row_threads(H), 0, s, x, delta, bias, w, eps, out, rows, H, q_out,
-             q_scale, norm_bias);
+             q_scale, norm_bias, delta2);
+}
+
+void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaStream_t s) {
+  if (n == 0) return;
+  const size_t total = static_cast<size_t>(n) * cols;
+  launch_pdl("add_row_bias_kernel", add_row_bias_kernel, blocks_for(total, 256), 256, 0, s, rows, bias, total, cols);
 }
 
 void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,

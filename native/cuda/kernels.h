@@ -27,11 +27,16 @@ void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* ou
 bool row_kernels_support(int H, int I);
 
 // x += delta (+ bias) when delta is given (a projection's bf16 output), then out = bf16(rmsnorm(x) * w),
-// or with norm_bias bf16(layernorm(x) * w + norm_bias) (GPT-2); one block per row. rows: optional row index list (gather), else rows 0..n-1.
+// or with norm_bias bf16(layernorm(x) * w + norm_bias) (GPT-2, GPT-J); delta2: a second bf16 delta added
+// with the first (GPT-J's MLP output beside its attention output); one block per row. rows: optional row index list (gather), else rows 0..n-1.
 // With q_out, the output goes out as E4M3 with a per-row scale instead (out unused): the FP8 GEMM input.
 void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s,
-                        __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr, const float* norm_bias = nullptr);
+                        __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr, const float* norm_bias = nullptr,
+                        const __nv_bfloat16* delta2 = nullptr);
+
+// rows[n, cols] += bias[cols] (float32; GPT-J's LM head bias on the logits).
+void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaStream_t s);
 
 // qkv[T, (heads + 2 kv) * D] (bf16, + bias): RoPE on q into q_out (float32, the same [T, (heads + 2 kv) * D]
 // layout; only q's columns are written), RoPE on k, and k and v written to the layer's paged cache

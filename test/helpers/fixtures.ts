@@ -6,9 +6,9 @@ import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors
 /** Parity fixtures made by test/parity/make_fixtures.py (see there to regenerate). */
 export const MODELS_DIR = join(packageRoot(), 'test', 'fixtures', 'models');
 export const PARITY_MODELS = ['llama-gqa-tied', 'llama3-scaled', 'qwen2-bias', 'mistral-tp'] as const;
-/** GPT-2 runs on both backends; GPT-J (issue 17) on the CPU backend only so far. */
-export const CUDA_PARITY_MODELS = [...PARITY_MODELS, 'gpt2-tiny'] as const;
-export const CPU_PARITY_MODELS = [...CUDA_PARITY_MODELS, 'gptj-tiny'] as const;
+/** Every fixture runs on both backends: the Llama family, GPT-2 and GPT-J (issue 17). */
+export const CUDA_PARITY_MODELS = [...PARITY_MODELS, 'gpt2-tiny', 'gptj-tiny'] as const;
+export const CPU_PARITY_MODELS = CUDA_PARITY_MODELS;
 
 export interface ReferencePrompt {
   tokens: number[];
