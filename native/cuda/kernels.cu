@@ -480,6 +480,7 @@ void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
                         float* q_scale, const float* norm_bias, const __nv_bfloat16* delta2) {
   if (n == 0) return;
+  if (delta2 && !delta) fail("add_rmsnorm: a second delta needs a first");  // the kernel adds delta2 beside delta
   launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, row_threads(H), 0, s, x, delta, bias, w, eps, out, rows, H, q_out,
              q_scale, norm_bias, delta2);
 }

@@ -99,9 +99,10 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
   return Residual{x, pending, pending_bias, pending2};
 }
 
-// GPT-J's block after its one norm (h_, or in_q_ with FP8): the MLP first, while the normed input
-// is still there, its output into h_ (which FP8 leaves unused and bf16 no longer needs once both
-// GEMMs have read it); then attention, its output in proj_. The next norm adds both.
+// GPT-J's block after its one norm (h_, or in_q_ with FP8): QKV and RoPE + KV write, then the MLP
+// while the normed input is still in place, its output into h_ (which FP8 leaves unused and bf16 no
+// longer needs once both GEMMs have read it), then attention, its output in proj_. The next norm
+// adds both.
 void CudaModel::parallel_block(int li, int T) {
   const ModelConfig& c = config_;
   const Layer& l = layers_[li];

@@ -127,6 +127,8 @@ void CudaModel::upload_weights(const ModelWeights& w) {
     if (!c.parallel_block) d.mlp_norm = upload(l.mlp_norm, "norm weights");  // GPT-J: one norm feeds both
     if (c.norm == NormKind::kLayer && (l.attn_norm_bias.empty() || (!c.parallel_block && l.mlp_norm_bias.empty())))
       fail("LayerNorm without a bias is not supported on cuda (layer norms)");
+    // The parallel block's pending bias is the MLP's; an attention-output bias would have nowhere to go.
+    if (c.parallel_block && !l.bo.empty()) fail("a parallel block with an attention output bias is not supported on cuda");
     if (!l.attn_norm_bias.empty()) d.attn_norm_bias = upload(l.attn_norm_bias, "norm bias");
     if (!l.mlp_norm_bias.empty()) d.mlp_norm_bias = upload(l.mlp_norm_bias, "norm bias");
     if (!l.bq.empty()) {
