@@ -231,8 +231,6 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
       throw Napi::RangeError::New(env, "tensorParallelSize > 1 is not available on cuda yet (the CPU backend has it)");
     if (options_.int8)
       throw Napi::RangeError::New(env, "quantization 'int8' runs on the CPU backend only so far; on cuda use dtype 'fp8'");
-    if (config_.family != Family::kLlama)
-      throw Napi::RangeError::New(env, "GPT-2 and GPT-J run on the CPU backend only so far; the CUDA backend serves Llama, Mistral and Qwen2");
     gpu_library_ = string_field(o, "cudaLibrary");
     gpu_.dtype = string_field(o, "dtype");
     if (gpu_.dtype != "bf16" && gpu_.dtype != "fp8") throw Napi::RangeError::New(env, "dtype on cuda must be 'bf16' or 'fp8'");

@@ -42,7 +42,12 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
   if (fp8_) quantize_weights();
-  rope_cos_sin_ = upload(rope_cos_sin(rope_inv_freq(c), c.max_positions), "rotary table");
+  // The RoPE kernel turns D / 2 pairs a head: learned positions (GPT-2) turn none (zero angles), and
+  // GPT-J turns its rotary_dim / 2 (its q and k rows are reordered at load to the kernel's pairing;
+  // model_weights.cu), the rest at zero angles.
+  std::vector<float> inv_freq = c.position == PositionKind::kLearned ? std::vector<float>() : rope_inv_freq(c);
+  inv_freq.resize(c.head_dim / 2, 0.0f);
+  rope_cos_sin_ = upload(rope_cos_sin(inv_freq, c.max_positions), "rotary table");
   // Batch-invariant mode: one GEMM kernel per shape for every batch size.
   const bool invariant = o.batch_invariant;
   gemm_ = std::make_unique<Gemm>(64u << 20, invariant);
@@ -50,7 +55,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode.
   // The few-row path writes K/V from its GEMV element by element: not an INT8 cache, whose rows need their absmax.
-  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8;
+  // The few-row path's GEMV epilogues are SwiGLU and RMSNorm: Llama-family models only.
+  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama;
   // The decode kernel rounds differently from attention.cu, which every other step takes.
   decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
   prefill_kernel_ = !invariant && prefill_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim);

@@ -46,6 +46,7 @@ class CudaModel : public Backend {
   struct Layer {
     Linear qkv, o, gate_up, down;
     DeviceBuffer attn_norm, mlp_norm;            // f32 [hidden]
+    DeviceBuffer attn_norm_bias, mlp_norm_bias;  // f32 [hidden], LayerNorm (GPT-2); empty for RMSNorm
     DeviceBuffer b_qkv, b_o, b_gate_up, b_down;  // f32, empty when absent
   };
 
@@ -55,11 +56,13 @@ class CudaModel : public Backend {
   void tune_gemms();
   void allocate_kv_cache();
   void forward(int T, int sampled);
+  void parallel_block(int li, int T);
   // The residual stream after the layers: x plus the last projection's output, not yet added.
   struct Residual {
     float* x;
     const __nv_bfloat16* delta;
     const float* bias;
+    const __nv_bfloat16* delta2 = nullptr;  // GPT-J: the MLP output beside the attention output
   };
   Residual layers_batched(int T);
   // At most kFewRows tokens: seven kernels a layer, the GEMVs doing the residual adds, RoPE +
@@ -85,7 +88,8 @@ class CudaModel : public Backend {
   void quantize_weights();
   // proj_[M, N] = in[M, K] · W^T in bf16: bf16 operands, or in quantized per token to E4M3 first
   // (in == nullptr: in_q_ / in_scale_ already hold it), the scales applied in the GEMM. Returns proj_.
-  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s);
+  // out: another bf16 buffer instead of proj_ (GPT-J's parallel block keeps two outputs).
+  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr);
   void tune_linear(const __nv_bfloat16* in, const Linear& w, int M);
 
   ModelConfig config_;
@@ -99,6 +103,9 @@ class CudaModel : public Backend {
   int q_dim_, kv_dim_, qkv_dim_;
 
   DeviceBuffer embed_, lm_head_, final_norm_, rope_cos_sin_;
+  DeviceBuffer final_norm_bias_;  // LayerNorm's (GPT-2); empty for RMSNorm
+  DeviceBuffer lm_head_bias_;     // f32 [vocab] (GPT-J); else empty
+  DeviceBuffer pos_embed_;        // bf16 [max_positions, hidden]: learned positions (GPT-2); else empty
   std::vector<Layer> layers_;
   DeviceBuffer k_cache_, v_cache_;  // bf16 or E4M3 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;

@@ -106,7 +106,7 @@ __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs&
     out[row + r0] = g.residual ? out[row + r0] + v0 : v0;
     if (has1) out[row + r1] = g.residual ? out[row + r1] + v1 : v1;
   } else if constexpr (E == GemvEpilogue::kSwiGLU) {
-    // silu(gate) * up in float32, then bf16, as silu_mul_kernel (kernels.cu) computes it.
+    // silu(gate) * up in float32, then bf16, as mlp_act_kernel<kSwiGLU> (kernels.cu) computes it.
     g.act[static_cast<size_t>(m) * (g.N / 2) + u] = __float2bfloat16(v0 / (1.0f + __expf(-v0)) * v1);
   } else {
     const RopeKvTarget& t = g.rope;
