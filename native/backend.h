@@ -62,6 +62,7 @@ struct GpuOptions {
   int device = 0;
   std::string dtype;                   // bf16 | fp8
   std::string kv_cache_dtype = "auto";  // --kv-cache-dtype: auto (bf16) | fp8 (E4M3) | int8
+  std::string quantization;            // --quantization: "" | int8 (weight-only) | w8a8
   double memory_fraction = 0;          // of the card, for weights + workspace + KV pool
   uint64_t kv_cache_bytes = 0;         // 0: everything the fraction leaves
   int block_size = 0;

@@ -33,8 +33,11 @@ export interface RuntimeOptions {
   threads?: number;
   /** 'fp8': an E4M3 KV cache with per-layer scales of 1.0; 'int8': INT8 with a scale per token and head (both cuda only); 'auto' (default): bf16 on cuda, float32 on cpu. */
   kvCacheDtype?: 'auto' | 'fp8' | 'int8';
-  /** 'int8': weight-only INT8 projections with per-channel scales, quantized at load (cpu only so far). */
-  quantization?: 'int8';
+  /**
+   * 'int8': weight-only INT8 projections with per-channel scales, quantized at load; 'w8a8' (cuda only):
+   * the same weights, and activations quantized per token to INT8 for cuBLASLt's INT8 tensor cores.
+   */
+  quantization?: 'int8' | 'w8a8';
   /** Ranks the model is cut over, Megatron-style (cpu only so far: ranks are threads meeting in an in-process all-reduce). */
   tensorParallelSize?: number;
   /** cuda: backend knobs (defaults: RUNTIME_DEFAULTS.cuda). */

@@ -20,6 +20,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
+  w8a8_ = o.quantization == "w8a8";
+  // An INT8 checkpoint keeps its int8 weights (weight-only) unless FP8 is asked for, as on the CPU backend.
+  int8_ = w8a8_ || o.quantization == "int8" || (w && !fp8_ && w->layers[0].wq.dtype == DType::kI8);
+  if (fp8_ && int8_) fail("dtype fp8 and quantization '", o.quantization, "' exclude each other: choose one");
   kv_type_ = o.kv_cache_dtype == "fp8" ? KvType::kE4M3 : o.kv_cache_dtype == "int8" ? KvType::kInt8 : KvType::kBf16;
   // The writer's lanes of one head meet by xor shuffles (D / 8 must divide 32); the attention kernels
   // read one-byte rows in 32-dim pieces.
@@ -41,7 +45,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   use_graphs_ = o.cuda_graphs;
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
-  if (fp8_) quantize_weights();
+  if (fp8_) quantize_weights(WeightType::kFp8);
+  if (int8_) quantize_weights(WeightType::kInt8);
   // The RoPE kernel turns D / 2 pairs a head: learned positions (GPT-2) turn none (zero angles), and
   // GPT-J turns its rotary_dim / 2 (its q and k rows are reordered at load to the kernel's pairing;
   // model_weights.cu), the rest at zero angles.
@@ -82,7 +87,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   info_.device_name = prop.name;
   info_.device_bytes_used = total_b - free_b;
-  info_.weight_dtype = fp8_ ? "fp8" : "bf16";
+  info_.weight_dtype = fp8_ ? "fp8" : w8a8_ ? "w8a8" : int8_ ? "int8" : "bf16";
   info_.num_threads = 1;
 }
 

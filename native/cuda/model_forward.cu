@@ -2,6 +2,7 @@
 #include "cuda/cuda_model.h"
 
 #include "cuda/fp8.h"
+#include "cuda/int8.h"
 
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
@@ -10,6 +11,17 @@ namespace tachyon {
 
 __nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out) {
   if (!out) out = proj_.as<__nv_bfloat16>();
+  if (w.type == WeightType::kInt8 && w8a8_) {
+    launch_quantize_rows_int8(in, in_q_.as<int8_t>(), in_scale_.as<float>(), M, w.K, s);
+    gemm_->run(Operand::kInt8, Output::kI32, in_q_.as<void>(), w.w.as<void>(), acc_.as<void>(), M, w.N, w.K, GemmScales{}, s);
+    launch_scale_int32(acc_.as<int32_t>(), in_scale_.as<float>(), w.scale.as<float>(), out, M, w.N, s);
+    return out;
+  }
+  if (w.type == WeightType::kInt8) {
+    launch_dequantize_weight_int8(w.w.as<int8_t>(), w.scale.as<float>(), dequant_.as<__nv_bfloat16>(), w.N, w.K, s);
+    gemm_->run(Operand::kBf16, Output::kBf16, in, dequant_.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
+    return out;
+  }
   if (!fp8_) {
     gemm_->run(Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
     return out;
@@ -133,7 +145,7 @@ FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const
   FusedGemv g;
   g.rows = in;
   g.W = w.w.as<void>();
-  g.w_fp8 = w.scale.bytes() > 0;
+  g.w_type = w.type;
   g.scale = w.scale.as<float>();
   g.bias = bias.as<float>();
   g.N = w.N;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda/fp8.h"
+#include "cuda/int8.h"
 #include "cuda/upload.h"
 
 namespace tachyon {
@@ -60,8 +61,8 @@ std::vector<T> reorder(const std::vector<T>& v, const std::vector<int>& order) {
   return out;
 }
 
-// Rows of FP8 matrices stacked as they are, with their per-row scales (and `order` as upload_bf16's).
-std::pair<DeviceBuffer, DeviceBuffer> upload_fp8(const std::vector<const Matrix*>& parts, const char* what,
+// Rows of FP8 or INT8 matrices stacked as they are, with their per-row scales (and `order` as upload_bf16's).
+std::pair<DeviceBuffer, DeviceBuffer> upload_quantized(const std::vector<const Matrix*>& parts, const char* what,
                                                  const std::vector<int>* order = nullptr) {
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
@@ -77,12 +78,12 @@ std::pair<DeviceBuffer, DeviceBuffer> upload_fp8(const std::vector<const Matrix*
     bytes = std::move(moved);
     scales = reorder(scales, *order);
   }
-  return {upload(bytes, what), upload(scales, "fp8 weight scales")};
+  return {upload(bytes, what), upload(scales, "weight scales")};
 }
 
-bool all_fp8(const std::vector<const Matrix*>& parts) {
+bool all_of(const std::vector<const Matrix*>& parts, DType dtype) {
   for (auto* m : parts)
-    if (m->dtype != DType::kF8E4M3) return false;
+    if (m->dtype != dtype) return false;
   return true;
 }
 
@@ -108,13 +109,18 @@ void CudaModel::upload_weights(const ModelWeights& w) {
   const std::vector<int> qkv_order = interleaved ? interleaved_rotary_order(c, qkv_dim_) : std::vector<int>{};
   for (const LayerWeights& l : w.layers) {
     Layer d;
-    // FP8 checkpoint weights go up as they are when serving FP8; otherwise as bf16 (dequantized if need be).
+    // FP8 (INT8) checkpoint weights go up as they are when serving FP8 (INT8); otherwise as bf16
+    // (dequantized if need be), quantized on the GPU afterwards if asked.
     auto linear_of = [&](const std::vector<const Matrix*>& parts, int N, int K, const char* what, const std::vector<int>* order = nullptr) {
       Linear lin;
       lin.N = N;
       lin.K = K;
-      if (fp8_ && all_fp8(parts)) std::tie(lin.w, lin.scale) = upload_fp8(parts, what, order);
-      else lin.w = upload_bf16(parts, what, order);
+      if ((fp8_ && all_of(parts, DType::kF8E4M3)) || (int8_ && all_of(parts, DType::kI8))) {
+        std::tie(lin.w, lin.scale) = upload_quantized(parts, what, order);
+        lin.type = fp8_ ? WeightType::kFp8 : WeightType::kInt8;
+      } else {
+        lin.w = upload_bf16(parts, what, order);
+      }
       return lin;
     };
     d.qkv = linear_of({&l.wq, &l.wk, &l.wv}, qkv_dim_, c.hidden_size, "QKV weights", interleaved ? &qkv_order : nullptr);
@@ -177,18 +183,25 @@ void CudaModel::make_dummy_weights(uint64_t seed) {
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-// E4M3 with a scale per output channel; embeddings and the LM head stay bf16.
-void CudaModel::quantize_weights() {
+// E4M3 or int8 with a scale per output channel; embeddings and the LM head stay bf16.
+void CudaModel::quantize_weights(WeightType to) {
+  const char* name = to == WeightType::kFp8 ? "fp8" : "int8";
   for (Layer& l : layers_) {
     for (Linear* lin : {&l.qkv, &l.o, &l.gate_up, &l.down}) {
-      if (lin->scale.bytes() > 0) continue;  // already FP8 in the checkpoint
-      if (lin->K % 16 != 0) fail("fp8 needs in-features divisible by 16, got ", lin->K);
-      DeviceBuffer q(static_cast<size_t>(lin->N) * lin->K, "fp8 weights");
-      DeviceBuffer scale(static_cast<size_t>(lin->N) * 4, "fp8 weight scales");
-      launch_quantize_weight(lin->w.as<__nv_bfloat16>(), q.as<__nv_fp8_e4m3>(), scale.as<float>(), lin->N, lin->K, stream_);
+      // The GEMVs read 16-byte chunks of a row; W8A8's scaling kernel takes four outputs at a time.
+      if (lin->K % 16 != 0) fail(name, " needs in-features divisible by 16, got ", lin->K);
+      if (to == WeightType::kInt8 && lin->N % 4 != 0) fail(name, " needs out-features divisible by 4, got ", lin->N);
+      if (lin->type == to) continue;  // already so in the checkpoint
+      DeviceBuffer q(static_cast<size_t>(lin->N) * lin->K, to == WeightType::kFp8 ? "fp8 weights" : "int8 weights");
+      DeviceBuffer scale(static_cast<size_t>(lin->N) * 4, "weight scales");
+      if (to == WeightType::kFp8)
+        launch_quantize_weight(lin->w.as<__nv_bfloat16>(), q.as<__nv_fp8_e4m3>(), scale.as<float>(), lin->N, lin->K, stream_);
+      else
+        launch_quantize_weight_int8(lin->w.as<__nv_bfloat16>(), q.as<int8_t>(), scale.as<float>(), lin->N, lin->K, stream_);
       CUDA_CHECK(cudaStreamSynchronize(stream_));
       lin->w = std::move(q);  // frees the bf16 copy
       lin->scale = std::move(scale);
+      lin->type = to;
     }
   }
 }

@@ -67,10 +67,15 @@ test('an INT8 checkpoint (I8 + weight_scale, compressed-tensors) is read as it i
   }
 });
 
-test('--quantization int8 is refused on cuda until the CUDA kernels have it', async () => {
+test('--quantization: w8a8 is refused on the CPU, and either INT8 mode beside --dtype fp8', async () => {
   const { loadConfig } = await import('../../config/load.js');
-  assert.throws(() => loadConfig(['--quantization', 'int8', '--device', 'cuda'], {}), /--quantization: 'int8' runs on the CPU backend only/);
+  assert.throws(() => loadConfig(['--quantization', 'w8a8'], {}), /--quantization: 'w8a8' runs on cuda only/);
+  assert.throws(() => loadConfig(['--quantization', 'int8', '--device', 'cuda', '--dtype', 'fp8'], {}), /--quantization and --dtype fp8 exclude each other/);
   assert.equal(loadConfig(['--quantization', 'int8'], {}).config.quantization, 'int8');
+  assert.equal(loadConfig(['--quantization', 'w8a8', '--device', 'cuda'], {}).config.quantization, 'w8a8');
+  assert.equal(loadConfig(['--quantization', 'int8', '--device', 'cuda'], {}).config.quantization, 'int8');
+  // The runtime holds the same line for callers that skip the config.
+  await assert.rejects(Runtime.load({ modelDir: DEFAULT_MODEL_DIR, kvCacheBytes: 16 << 20, quantization: 'w8a8' }), /'w8a8' runs on cuda only/);
 });
 
 test('quantized checkpoints the runtime cannot apply are refused at load: asymmetric INT8, INT8 in GPT-2\'s Conv1D layout', async () => {
