@@ -4,7 +4,7 @@
 // top-1 agreement of at least 97%. Steps of few tokens take the GEMVs (weight-only arithmetic
 // either way) and are held to the weight-only bound; the batched path is checked for both.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -70,6 +70,14 @@ test('an INT8 checkpoint (compressed-tensors) is served as INT8 on cuda, weight-
     const w8a8 = await forcedOn({ quantization: 'w8a8' });
     assert.equal(w8a8.dtype, 'w8a8');
     compareHeldOut('int8 checkpoint as w8a8', await bf16(), w8a8, 0.96, 0.02, 'bf16');
+    // A W8A8 export (dynamic per-token INT8 activations in its config) is served W8A8 unasked.
+    const configPath = join(dir, 'm', 'config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    config.quantization_config.input_activations = { type: 'int', num_bits: 8, strategy: 'token', dynamic: true };
+    writeFileSync(configPath, JSON.stringify(config));
+    const rt = await Runtime.load({ modelDir: join(dir, 'm'), device: 'cuda', kvCacheBytes: 16 << 20 });
+    assert.equal(rt.info.weightDtype, 'w8a8');
+    await rt.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

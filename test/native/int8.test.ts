@@ -14,6 +14,7 @@ import { relativeError } from '../helpers/batch.js';
 import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced, type Prediction } from '../helpers/held-out.js';
 import { writeQuantizedCheckpoint } from '../helpers/quantized-checkpoint.js';
 import { logitsAtEveryPosition } from '../helpers/stepping.js';
+import { wantsInt8Activations } from '../../native/model-config.js';
 import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors.js';
 import { MODELS_DIR } from '../helpers/fixtures.js';
 import { writeSafetensors, type RawTensor } from '../helpers/safetensors-writer.js';
@@ -98,4 +99,29 @@ test('quantized checkpoints the runtime cannot apply are refused at load: asymme
   tensors[`${name}_scale`] = { dtype: 'F32', shape: [rows, 1], data: new Uint8Array(new Float32Array(rows).fill(1).buffer) };
   writeSafetensors(file, tensors);
   await assert.rejects(Runtime.load({ modelDir: gpt2, kvCacheBytes: 16 << 20 }), /quantized Conv1D \(GPT-2 layout\) weights are not read/);
+});
+
+test('a compressed-tensors W8A8 export (dynamic per-token INT8 activations) is recognized, weight-only INT8 is not', () => {
+  const dir = join(scratch, 'w8a8-config');
+  writeQuantizedCheckpoint(DEFAULT_MODEL_DIR, dir, 'int8');
+  assert.equal(wantsInt8Activations(dir), false);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  // The layout llm-compressor writes: schemes under config_groups.
+  config.quantization_config = {
+    quant_method: 'compressed-tensors',
+    format: 'int-quantized',
+    config_groups: {
+      group_0: {
+        targets: ['Linear'],
+        weights: { type: 'int', num_bits: 8, strategy: 'channel', symmetric: true, dynamic: false },
+        input_activations: { type: 'int', num_bits: 8, strategy: 'token', symmetric: true, dynamic: true },
+      },
+    },
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  assert.equal(wantsInt8Activations(dir), true);
+  // Static activation scales (dynamic: false) are a different scheme: not taken for W8A8.
+  config.quantization_config.config_groups.group_0.input_activations.dynamic = false;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  assert.equal(wantsInt8Activations(dir), false);
 });
