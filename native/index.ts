@@ -149,7 +149,7 @@ export class Runtime {
       maxNumSeqs: options.maxNumSeqs ?? d.maxNumSeqs,
       numThreads: options.threads ?? defaultThreads(),
       tensorParallelSize: options.tensorParallelSize ?? RUNTIME_DEFAULTS.tensorParallelSize,
-      quantization: options.quantization ?? (device === 'cuda' && options.modelDir && wantsInt8Activations(options.modelDir) ? 'w8a8' : undefined),
+      quantization: options.quantization ?? (device === 'cuda' && options.dtype !== 'fp8' && options.modelDir && wantsInt8Activations(options.modelDir) ? 'w8a8' : undefined),
       kvCacheDtype: options.kvCacheDtype ?? 'auto',
     };
     const gpu =
