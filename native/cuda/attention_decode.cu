@@ -27,6 +27,7 @@ namespace {
 constexpr int kTile = kAttnTile;                 // positions per K/V tile (the mma's M)
 constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
 constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
+constexpr float kLazySlack = 8.0f;               // log2 units a score may pass the running maximum unrescaled
 
 template <int D, KvType KV>
 struct DecodeSmem {
@@ -159,28 +160,33 @@ __global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kerne
       s[e] = p <= pos ? __fmul_rn(s[e], scale_log2) : -INFINITY;
       tile_max[e & 1] = fmaxf(tile_max[e & 1], s[e]);
     }
-    float corr[2];
+    // Lazy rescaling: the running maxima move only when some score passes them by more than
+    // kLazySlack (log2 units), decided for the warp from each lane's own scores, so most tiles
+    // skip the cross-lane maxima, the rescale factors and the accumulators' rescale. Below that
+    // the exponentials are taken against the old maxima: at most 2^kLazySlack, which f16 / bf16 P
+    // and float32 sums hold at full relative precision.
+    const bool grow = __any_sync(0xffffffffu, tile_max[0] > m[0] + kLazySlack || tile_max[1] > m[1] + kLazySlack);
+    if (grow) {
+      float corr[2];
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
+      for (int j = 0; j < 2; ++j) {
 #pragma unroll
-      for (int x = 4; x < 32; x <<= 1) tile_max[j] = fmaxf(tile_max[j], __shfl_xor_sync(0xffffffffu, tile_max[j], x));
-      const float m_new = fmaxf(m[j], tile_max[j]);  // finite: position i * 16 <= pos
-      corr[j] = m[j] == -INFINITY ? 0.0f : exp2f(__fsub_rn(m[j], m_new));
-      m[j] = m_new;
+        for (int x = 4; x < 32; x <<= 1) tile_max[j] = fmaxf(tile_max[j], __shfl_xor_sync(0xffffffffu, tile_max[j], x));
+        const float m_new = fmaxf(m[j], tile_max[j]);  // finite: position i * 16 <= pos
+        corr[j] = m[j] == -INFINITY ? 0.0f : exp2f(__fsub_rn(m[j], m_new));
+        m[j] = m_new;
+        l[j] = __fmul_rn(l[j], corr[j]);
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[mt][c] = __fmul_rn(acc[mt][c], corr[c & 1]);
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) s[e] = exp2f(__fsub_rn(s[e], m[e & 1]));
+    // This lane's part of each head's sum: the lanes' parts meet once, before the output.
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      float sum = __fadd_rn(s[j], s[j + 2]);
-#pragma unroll
-      for (int x = 4; x < 32; x <<= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, x));
-      l[j] = __fmaf_rn(l[j], corr[j], sum);
-    }
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[mt][c] = __fmul_rn(acc[mt][c], corr[c & 1]);
+    for (int j = 0; j < 2; ++j) l[j] = __fadd_rn(l[j], __fadd_rn(s[j], s[j + 2]));
     // P^T as the B operand (k = positions, n = heads): each 8x8 half of the scores transposed.
     const uint32_t pb0 = movmatrix_trans(pack16<F8>(s[0], s[1]));
     const uint32_t pb1 = movmatrix_trans(pack16<F8>(s[2], s[3]));
@@ -270,6 +276,11 @@ __global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kerne
     }
   }
 
+  // Each head's sum over the 8 lanes holding its positions.
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+#pragma unroll
+    for (int x = 4; x < 32; x <<= 1) fl[j] = __fadd_rn(fl[j], __shfl_xor_sync(0xffffffffu, fl[j], x));
   // Row (dim) and column (head) of accumulator c of tile mt.
   const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
   __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * group) * D;
