@@ -41,10 +41,12 @@ struct Smem {
   // three (H200, 8,192 tokens of 2,048-token prompts: 1.84 -> 1.60 ms a layer against two);
   // single-warp decode blocks two, since more blocks per SM beat more bytes per block there
   // (four stages: 144 -> 203 us a layer at 512 sequences); E4M3 tiles are half the bytes, so
-  // three fit in the shared memory two bf16 ones took. D = 256 prefill: two (33 KB) beside the
-  // merged accumulators (64 KB), so two blocks fit an SM (three stages: 116 KB, one).
+  // three fit in the shared memory two bf16 ones took. D = 256 prefill with a bf16 cache: two
+  // (33 KB) beside the merged accumulators (64 KB), so two blocks fit an SM (three: 116 KB, one).
   __host__ __device__ static constexpr int stages(bool split, int warps) {
-    return split ? kSplitTiles : warps == 1 ? (KV == KvType::kBf16 ? 2 : 3) : D > 128 ? 2 : 3;
+    if (split) return kSplitTiles;
+    if (warps == 1 || D > 128) return KV == KvType::kBf16 ? 2 : 3;
+    return 3;
   }
 };
 
