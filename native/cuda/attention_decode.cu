@@ -46,9 +46,14 @@ struct DecodeSmem {
 // (long contexts, fewer sequences: latency-bound, not bandwidth-bound).
 constexpr int kMaxDecodeWarps = 4;
 
+// Warps an SM should hold at once (__launch_bounds__), which caps a lane's registers: 16 (128
+// registers) up to D = 128; at D = 256 a lane's q, accumulators and folded splits take 160, and the
+// rings' shared memory holds 6 (bf16) or 8 (one-byte) warps an SM anyway, so 8 (255 registers).
+constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
+
 // grid: (decode token, KV head); WARPS warps.
 template <int D, KvType KV, int WARPS>
-__global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
+__global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
   using S = DecodeSmem<D, KV>;
   constexpr bool F8 = KV != KvType::kBf16;  // one-byte elements (E4M3 or INT8), f16 arithmetic
   constexpr bool I8 = KV == KvType::kInt8;  // scales per position
@@ -308,12 +313,12 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
              shared, s, a, scale_log2);
 }
 
-// Warps a block: as many as keep the step's warps within what the SMs hold at once (16 a SM by
-// registers, fewer where the rings' shared memory runs out first: bf16, D = 128), so a step of
-// few long sequences still fills the SMs.
-int decode_warps(const AttentionArgs& a, int sm_count, int warp_bytes) {
+// Warps a block: as many as keep the step's warps within what the SMs hold at once (by registers,
+// decode_warps_per_sm(), or fewer where the rings' shared memory runs out first: bf16, D = 128 and
+// 256), so a step of few long sequences still fills the SMs.
+int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes) {
   constexpr int kSmemPerSm = 227 * 1024;
-  const long resident = static_cast<long>(sm_count) * std::min(16, kSmemPerSm / warp_bytes);
+  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, kSmemPerSm / warp_bytes);
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
   while (w < kMaxDecodeWarps && blocks * w * 2 <= resident) w *= 2;
@@ -322,7 +327,7 @@ int decode_warps(const AttentionArgs& a, int sm_count, int warp_bytes) {
 
 template <int D, KvType KV>
 void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s) {
-  switch (decode_warps(a, sm_count, DecodeSmem<D, KV>::kWarpBytes)) {
+  switch (decode_warps(a, sm_count, decode_warps_per_sm(D), DecodeSmem<D, KV>::kWarpBytes)) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;
     default: launch<D, KV, 4>(a, scale_log2, s); break;
@@ -333,7 +338,7 @@ void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t
 
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv) {
   return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kHeads &&
-         head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && head_dim <= 128;
+         head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && (head_dim <= 128 || head_dim == 256);
 }
 
 void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s) {

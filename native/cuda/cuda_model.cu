@@ -27,8 +27,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_type_ = o.kv_cache_dtype == "fp8" ? KvType::kE4M3 : o.kv_cache_dtype == "int8" ? KvType::kInt8 : KvType::kBf16;
   // The writer's lanes of one head meet by xor shuffles (D / 8 must divide 32); the attention kernels
   // read one-byte rows in 32-dim pieces.
-  if (kv_type_ == KvType::kInt8 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
-    fail("an INT8 KV cache needs head_dim 32, 64 or 128, got ", c.head_dim);
+  if (kv_type_ == KvType::kInt8 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128 && c.head_dim != 256)
+    fail("an INT8 KV cache needs head_dim 32, 64, 128 or 256, got ", c.head_dim);
   check_attention_shape(c.num_heads, c.num_kv_heads, c.head_dim);
   if (!row_kernels_support(c.hidden_size, c.intermediate_size))
     fail("the CUDA backend needs hidden_size and intermediate_size to be multiples of 8 up to 32,768 (got ", c.hidden_size,
@@ -60,8 +60,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode.
   // The few-row path writes K/V from its GEMV element by element: not an INT8 cache, whose rows need their absmax.
-  // The few-row path's GEMV epilogues are SwiGLU and RMSNorm: Llama-family models only.
-  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama;
+  // The few-row path's GEMV epilogues are SwiGLU and RMSNorm: Llama-family models only; its attention
+  // kernel stops at kFewAttentionMaxHeadDim.
+  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
+              c.head_dim <= kFewAttentionMaxHeadDim;
   // The decode kernel rounds differently from attention.cu, which every other step takes.
   decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
   prefill_kernel_ = !invariant && prefill_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim);

@@ -304,7 +304,7 @@ __device__ __forceinline__ uint2 pack_i8(const float* v, float inv) {
 // rope_kv_write_kernel for an INT8 cache (kv_cache.h), in two warp-uniform passes so that the lanes
 // holding one head meet for its absmax: q and k heads (D / 16 lanes a head, each 8 rotation pairs
 // (i, i + D/2)), then v heads (D / 8 lanes, 8 values each). The groups are aligned in the warp as
-// long as D / 8 divides 32 (D = 16, 32, 64, 128, 256; CudaModel allows 32, 64 and 128).
+// long as D / 8 divides 32 (D = 16, 32, 64, 128, 256; CudaModel allows 32, 64, 128 and 256).
 __global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                                           const int32_t* token_seq, const int32_t* block_tables, int table_stride,
                                           const float2* cos_sin, int8_t* k_cache, int8_t* v_cache, float* k_scales,
