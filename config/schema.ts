@@ -36,7 +36,7 @@ export const ConfigSchema = z
     host: z.string().default('127.0.0.1').describe('address to listen on'),
     port: int(0).max(65535).default(8000).describe('port to listen on (0: any free port)'),
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('runtime backend'),
-    dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16)"),
+    dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16, or an INT8 checkpoint's int8 weights)"),
     quantization: z
       .enum(['int8', 'w8a8'])
       .optional()
@@ -100,7 +100,7 @@ export const ConfigSchema = z
     path: ['quantization'],
   })
   .refine((c) => c.quantization === undefined || c.dtype !== 'fp8', {
-    message: "--quantization and --dtype fp8 exclude each other: choose one",
+    message: "cannot be combined with --dtype fp8 (FP8 weights): choose one",
     path: ['quantization'],
   })
   .refine((c) => c.device === 'cuda' || c.kvCacheDtype === 'auto', {

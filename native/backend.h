@@ -30,7 +30,7 @@ struct BackendInfo {
   int num_threads = 1;
   uint64_t device_bytes_used = 0;  // weights + workspace + KV pool (GPU backends)
   std::string device_name;
-  std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8
+  std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8/int8 (weight-only)/w8a8 (CPU: the checkpoint's, or I8)
 };
 
 class Backend {

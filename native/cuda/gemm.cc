@@ -159,12 +159,13 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
 void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D, int max_m, int N, int K, GemmScales sc,
                 cudaStream_t s) {
   const int t = static_cast<int>(type), o = static_cast<int>(out);
+  if (type == Operand::kInt8) max_m = std::max(max_m, kImmaMinRows);
   if (invariant_) {
     if (!choices_.count(Key{t, o, N, K, 0}))
       choices_[Key{t, o, N, K, 0}] = tune_at(type, out, A, W, D, std::min(max_m, kInvariantRows), N, K, sc, s);
     return;
   }
-  for (int b = 1;; b *= 2) {
+  for (int b = type == Operand::kInt8 ? kImmaMinRows : 1;; b *= 2) {
     if (!choices_.count(Key{t, o, N, K, b})) choices_[Key{t, o, N, K, b}] = tune_at(type, out, A, W, D, std::min(b, max_m), N, K, sc, s);
     if (b >= max_m) break;
   }
@@ -172,6 +173,7 @@ void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D,
 
 void Gemm::run(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                cudaStream_t s) {
+  if (M > 0 && type == Operand::kInt8) M = std::max(M, kImmaMinRows);
   if (M == 0) return;
   auto it = choices_.find(Key{static_cast<int>(type), static_cast<int>(out), N, K, bucket(M)});
   if (it == choices_.end()) fail("GEMM shape ", N, "x", K, " at ", M, " rows was not tuned at load");

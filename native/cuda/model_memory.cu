@@ -16,11 +16,13 @@ void CudaModel::allocate_workspace() {
   act_ = DeviceBuffer(T * I * 2, "activations");
   h_last_ = DeviceBuffer(S * H * 2, "activations");
   const size_t widest = std::max({static_cast<size_t>(qkv_dim_), 2 * I, H});  // a projection's N at most
+  // W8A8's int8 GEMMs run at least kImmaMinRows rows (gemm.h).
+  const size_t q_rows = w8a8_ ? std::max<size_t>(T, kImmaMinRows) : T;
   if (fp8_ || w8a8_) {
-    in_q_ = DeviceBuffer(T * std::max<size_t>({H, static_cast<size_t>(q_dim_), I}), "quantized activations");
+    in_q_ = DeviceBuffer(q_rows * std::max<size_t>({H, static_cast<size_t>(q_dim_), I}), "quantized activations");
     in_scale_ = DeviceBuffer(T * 4, "activation scales");
   }
-  if (w8a8_) acc_ = DeviceBuffer(T * widest * 4, "int32 GEMM sums");
+  if (w8a8_) acc_ = DeviceBuffer(q_rows * widest * 4, "int32 GEMM sums");
   if (int8_ && !w8a8_) {
     size_t most = 0;
     for (const Linear* lin : {&layers_[0].qkv, &layers_[0].o, &layers_[0].gate_up, &layers_[0].down})

@@ -188,9 +188,9 @@ void CudaModel::quantize_weights(WeightType to) {
   const char* name = to == WeightType::kFp8 ? "fp8" : "int8";
   for (Layer& l : layers_) {
     for (Linear* lin : {&l.qkv, &l.o, &l.gate_up, &l.down}) {
-      // The GEMVs read 16-byte chunks of a row; W8A8's scaling kernel takes four outputs at a time.
+      // The GEMVs read 16-byte chunks of a row; W8A8's int8 GEMM and scaling kernel take four outputs at a time.
       if (lin->K % 16 != 0) fail(name, " needs in-features divisible by 16, got ", lin->K);
-      if (to == WeightType::kInt8 && lin->N % 4 != 0) fail(name, " needs out-features divisible by 4, got ", lin->N);
+      if (w8a8_ && lin->N % 4 != 0) fail("w8a8 needs out-features divisible by 4, got ", lin->N);
       if (lin->type == to) continue;  // already so in the checkpoint
       DeviceBuffer q(static_cast<size_t>(lin->N) * lin->K, to == WeightType::kFp8 ? "fp8 weights" : "int8 weights");
       DeviceBuffer scale(static_cast<size_t>(lin->N) * 4, "weight scales");

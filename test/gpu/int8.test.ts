@@ -2,7 +2,7 @@
 // Shakespeare: weight-only INT8 (--quantization int8) within +1% perplexity, W8A8 (--quantization
 // w8a8: per-token INT8 activations through cuBLASLt's INT8 tensor cores) within +2%, both with
 // top-1 agreement of at least 97%. Steps of few tokens take the GEMVs (weight-only arithmetic
-// either way) and are held to the weight-only bound; the batched path is checked for both.
+// either way); both paths are checked for both modes, W8A8's few-row path under its own bound.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
