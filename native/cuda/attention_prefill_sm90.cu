@@ -39,9 +39,17 @@ struct Sm90Smem {
   static constexpr int kTileBytes = 2 * kMatBytes;         // K, then V
   static constexpr int kRawTileBytes = kTile * D;          // one-byte rows, unpadded
   static constexpr int kRawStageBytes = 2 * kRawTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // INT8: scales
-  static constexpr int kStages = kBytes1 ? 3 : 2;                                      // tiles in flight
+  // Iteration i of the loop works on three tiles: i - 1 (its P V may still run), i (its scores'
+  // softmax) and i + 1 (made ready for the tensor cores, its Q K^T issued at the end), and sends
+  // tile i + 2 + kAhead's copies, so kAhead more tiles' copies are in flight. A one-byte cache lands
+  // raw in a ring of kAhead + 1 stages (a stage is free once widened) and is widened into a ring of
+  // 3 tiles the tensor cores read; bf16 lands swizzled in a ring the tensor cores read, which must
+  // hold tiles i - 1 .. i + 2 + kAhead.
+  static constexpr int kAhead = 2;
+  static constexpr int kStages = kBytes1 ? kAhead + 1 : kAhead + 4;
   static constexpr int kStageBytes = kBytes1 ? kRawStageBytes : kTileBytes;           // bf16: copies land swizzled
-  static constexpr int kWideBytes = kBytes1 ? kTileBytes : 0;                         // the tile one-byte caches widen into
+  static constexpr int kWideTiles = kBytes1 ? 3 : 0;                                  // tiles one-byte caches widen into
+  static constexpr int kWideBytes = kWideTiles * kTileBytes;
   static constexpr int kBytes = 1024 + kWideBytes + kStages * kStageBytes;            // + slack to align atoms to 1024
 };
 
@@ -193,94 +201,127 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   // The first tiles' copies go out before the query rows are read, so their latencies overlap.
   const StagePlan<D, KV> stage_plan(threadIdx.x);
   auto stage_at = [&](int k) { return stages + (k % STAGES) * S::kStageBytes; };
+  // The tile the tensor cores read for tile k: its widened copy (one-byte caches) or its stage.
+  auto operands_at = [&](int k) -> const unsigned char* { return S::kBytes1 ? wide + (k % S::kWideTiles) * S::kTileBytes : stage_at(k); };
   typename StagePlan<D, KV>::Fetched ahead{};
-  for (int k = 0; k < STAGES - 1; ++k) {
+  for (int k = 0; k <= S::kAhead; ++k) {
     if (k < tiles_total) stage_plan.copy(stage_at(k), a, stage_plan.fetch(a, table, kvh, k, block_last, threadIdx.x), threadIdx.x);
     else cp_async_commit();
   }
-  if (STAGES - 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, STAGES - 1, block_last, threadIdx.x);
+  if (S::kAhead + 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, S::kAhead + 1, block_last, threadIdx.x);
 
   int row_pos[2];
   uint32_t qf[KC][4];
   load_query_rows<D, F16, false>(a, first, count, group, kvh, lane, row_pos, qf);
 
   // O (the warpgroup's 64 rows x D) and the scores (64 rows x 64 positions) as accumulator
-  // fragments; online-softmax state as attention_prefill.cu keeps it.
+  // fragments; online-softmax state as attention_prefill.cu keeps it; P as A fragments, 16
+  // positions (score tiles 2c, 2c + 1) a k-step of P V.
   float acc[D / 8][4] = {}, s[NT][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  uint32_t pf[kTile / 16][4] = {};
+  // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
+  auto needed = [&](int i) { return i < tiles_total && i * kTile <= wg_last; };
 
-  auto attend = [&](int i, const unsigned char* kv_tile) {
-    const uint32_t kb = smem_address(kv_tile), vb = kb + S::kMatBytes;
-    // S = Q K^T: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
-    wgmma_fence();
-#pragma unroll
-    for (int kc = 0; kc < KC; ++kc)
-      wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(s);
-    // Causal mask on the raw scores (only tiles reaching past the warp's first position), then the
-    // online softmax.
-    if (i * kTile + kTile - 1 > first_pos) {
-#pragma unroll
-      for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int q = j * 8 + (lane & 3) * 2 + (e & 1);
-          s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
-        }
-    }
-    float corr[2];
-    online_softmax_tile(s, m, l, scale_log2, corr);
-#pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
-    // P as A fragments, 16 positions (score tiles 2c, 2c + 1) a k-step of P V.
-    uint32_t pf[kTile / 16][4];
-#pragma unroll
-    for (int c = 0; c < kTile / 16; ++c) {
-      pf[c][0] = pack16<F16>(s[2 * c][0], s[2 * c][1]);
-      pf[c][1] = pack16<F16>(s[2 * c][2], s[2 * c][3]);
-      pf[c][2] = pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]);
-      pf[c][3] = pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]);
-    }
-    // O += P V: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024 bytes
-    // apart); the second 64 dims are a half (kHalfBytes) on.
-    wgmma_fence();
-#pragma unroll
-    for (int c = 0; c < kTile / 16; ++c)
-      wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(acc);
-  };
-
-  // A ring of STAGES tiles, one commit group per tile (empty past the end) so the wait count is
-  // fixed. One barrier a tile (two with a one-byte cache): after it every warpgroup is done with
-  // the stage the next copies refill and with the widened tile, and the tile's bytes are visible
-  // to the tensor cores (each writer fences them to the async proxy first). Tile i + STAGES - 1's
-  // slots were looked up an iteration before; tile i + STAGES's are looked up now.
+  // Tile k ready for the tensor cores: its copies landed (the caller waited), then one barrier
+  // (two with a one-byte cache, widened in between). Each writer fences its bytes to the async
+  // proxy before the barrier the wgmma come after. Then tile k + kAhead + 1's copies go out (into
+  // the stage tile k - 1 or k held, which every warpgroup is done with: see the loop) and tile
+  // k + kAhead + 2's slots are looked up.
   const WidenPlan<D, KV> widen_plan(threadIdx.x);
-  for (int i = 0; i < tiles_total; ++i) {
-    cp_async_wait<STAGES - 2>();
+  auto make_ready = [&](int k) {
     if constexpr (!S::kBytes1) fence_proxy_async_shared();
     __syncthreads();
-    if (i + STAGES - 1 < tiles_total) {
-      stage_plan.copy(stage_at(i + STAGES - 1), a, ahead, threadIdx.x);
-      if (i + STAGES < tiles_total) ahead = stage_plan.fetch(a, table, kvh, i + STAGES, block_last, threadIdx.x);
-    } else {
-      cp_async_commit();
-    }
-    const unsigned char* t = stage_at(i);
     if constexpr (S::kBytes1) {
-      widen_plan.run(t, wide);
+      widen_plan.run(stage_at(k), wide + (k % S::kWideTiles) * S::kTileBytes);
       fence_proxy_async_shared();
       __syncthreads();
-      t = wide;
     }
-    if (i * kTile <= wg_last) attend(i, t);
+    const int next = k + S::kAhead + 1;
+    if (next < tiles_total) {
+      stage_plan.copy(stage_at(next), a, ahead, threadIdx.x);
+      if (next + 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, next + 1, block_last, threadIdx.x);
+    } else {
+      cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
+    }
+  };
+  // S = Q K^T of tile k: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
+  auto issue_scores = [&](int k) {
+    if (needed(k)) {
+      const uint32_t kb = smem_address(operands_at(k));
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc)
+        wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
+    }
+    wgmma_commit();
+  };
+  // O += P V of tile k: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024
+  // bytes apart); the second 64 dims are a half (kHalfBytes) on.
+  auto issue_values = [&](int k) {
+    if (needed(k)) {
+      const uint32_t vb = smem_address(operands_at(k)) + S::kMatBytes;
+#pragma unroll
+      for (int c = 0; c < kTile / 16; ++c)
+        wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
+    }
+    wgmma_commit();
+  };
+
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's softmax runs while the
+  // tensor cores do tile i - 1's P V, and tile i + 1's Q K^T and tile i's P V go out together after
+  // it. Two wgmma groups an iteration, scores first, so waiting for all but one leaves P V running.
+  // The order of the arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
+  cp_async_wait<S::kAhead>();  // tile 0's group
+  make_ready(0);
+  wgmma_fence();
+  issue_scores(0);
+  wgmma_commit();  // (tile -1's P V: none)
+  for (int i = 0; i < tiles_total; ++i) {
+    wgmma_wait<1>();  // tile i's scores
+    wgmma_fence_operands(s);
+    float corr[2] = {1.0f, 1.0f};
+    if (needed(i)) {
+      // Causal mask on the raw scores (only tiles reaching past the warp's first position), then the
+      // online softmax.
+      if (i * kTile + kTile - 1 > first_pos) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int q = j * 8 + (lane & 3) * 2 + (e & 1);
+            s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
+          }
+      }
+      online_softmax_tile(s, m, l, scale_log2, corr);
+    }
+    // Tile i + 1 into place (this warpgroup's P V of tile i - 1 may still read its own tile: the
+    // ring holds it apart from tiles i, i + 1 and those in flight).
+    if (i + 1 < tiles_total) {
+      cp_async_wait<S::kAhead>();  // tile i + 1's group (i + 1 + kAhead groups were committed before it)
+      make_ready(i + 1);
+    }
+    wgmma_wait<0>();  // tile i - 1's P V
+    wgmma_fence_operands(acc);
+    wgmma_fence_operands(pf);
+    if (needed(i)) {
+#pragma unroll
+      for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+#pragma unroll
+      for (int c = 0; c < kTile / 16; ++c) {
+        pf[c][0] = pack16<F16>(s[2 * c][0], s[2 * c][1]);
+        pf[c][1] = pack16<F16>(s[2 * c][2], s[2 * c][3]);
+        pf[c][2] = pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]);
+        pf[c][3] = pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]);
+      }
+    }
+    wgmma_fence();
+    issue_scores(i + 1);
+    issue_values(i);
   }
+  wgmma_wait<0>();  // the last tile's P V
+  wgmma_fence_operands(acc);
   if (count == 0) return;
   store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
 }
