@@ -36,11 +36,11 @@ export const ConfigSchema = z
     host: z.string().default('127.0.0.1').describe('address to listen on'),
     port: int(0).max(65535).default(8000).describe('port to listen on (0: any free port)'),
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('runtime backend'),
-    dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16)"),
+    dtype: z.enum(['auto', 'bf16', 'fp8']).default('auto').describe("weight dtype (cpu: 'auto', float32 compute on the checkpoint's weights; cuda: 'auto' = bf16, or an INT8 checkpoint's int8 weights)"),
     quantization: z
-      .enum(['int8'])
+      .enum(['int8', 'w8a8'])
       .optional()
-      .describe("weights quantized at load: 'int8' = weight-only INT8 with per-channel scales (cpu; on cuda use --dtype fp8)"),
+      .describe("weights quantized at load: 'int8' = weight-only INT8 with per-channel scales; 'w8a8' (cuda) = INT8 weights and INT8 activations with per-token scales on the INT8 tensor cores (an INT8 checkpoint is read as it is either way)"),
     kvCacheDtype: z
       .enum(['auto', 'fp8', 'fp8_e4m3', 'int8'])
       .default('auto')
@@ -95,8 +95,12 @@ export const ConfigSchema = z
     responsesStoreMaxAge: int(1).default(30 * 24 * 3600).describe('seconds a stored response is kept (default 30 days, as OpenAI keeps them)'),
   })
   .strict()
-  .refine((c) => c.device === 'cpu' || c.quantization === undefined, {
-    message: "'int8' runs on the CPU backend only so far; on cuda use --dtype fp8",
+  .refine((c) => c.device === 'cuda' || c.quantization !== 'w8a8', {
+    message: "'w8a8' runs on cuda only (INT8 tensor cores); the CPU backend has weight-only 'int8'",
+    path: ['quantization'],
+  })
+  .refine((c) => c.quantization === undefined || c.dtype !== 'fp8', {
+    message: "cannot be combined with --dtype fp8 (FP8 weights): choose one",
     path: ['quantization'],
   })
   .refine((c) => c.device === 'cuda' || c.kvCacheDtype === 'auto', {

@@ -30,7 +30,7 @@ struct BackendInfo {
   int num_threads = 1;
   uint64_t device_bytes_used = 0;  // weights + workspace + KV pool (GPU backends)
   std::string device_name;
-  std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8
+  std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8/int8 (weight-only)/w8a8 (CPU: the checkpoint's, or I8)
 };
 
 class Backend {
@@ -62,6 +62,7 @@ struct GpuOptions {
   int device = 0;
   std::string dtype;                   // bf16 | fp8
   std::string kv_cache_dtype = "auto";  // --kv-cache-dtype: auto (bf16) | fp8 (E4M3) | int8
+  std::string quantization;            // --quantization: "" | int8 (weight-only) | w8a8
   double memory_fraction = 0;          // of the card, for weights + workspace + KV pool
   uint64_t kv_cache_bytes = 0;         // 0: everything the fraction leaves
   int block_size = 0;

@@ -10,4 +10,10 @@ export const DUMMY_SHAPES: Record<string, Record<string, unknown>> = {
     num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 4096,
     rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
   },
+  // EleutherAI/gpt-j-6b: head_dim 256 (4096 / 16), rotary on each head's first 64 dims.
+  'gpt-j-6b': {
+    architectures: ['GPTJForCausalLM'], model_type: 'gptj', vocab_size: 50400, n_embd: 4096, n_layer: 28, n_head: 16,
+    rotary_dim: 64, n_positions: 2048, n_inner: null, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5,
+    tie_word_embeddings: false, bos_token_id: 50256, eos_token_id: 50256,
+  },
 };

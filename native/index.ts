@@ -7,7 +7,7 @@ import { loadAddon, packageRoot, type NativeRuntimeHandle, type NativeStepResult
 import type { SamplingColumns } from '../engine/sampling-columns.js';
 import { DUMMY_SHAPES } from './dummy-shapes.js';
 import { readCheckpoint } from './checkpoint.js';
-import { parseModelConfig, readModelConfig, type ModelConfig } from './model-config.js';
+import { parseModelConfig, readModelConfig, wantsInt8Activations, type ModelConfig } from './model-config.js';
 
 export type { ModelConfig } from './model-config.js';
 
@@ -33,8 +33,11 @@ export interface RuntimeOptions {
   threads?: number;
   /** 'fp8': an E4M3 KV cache with per-layer scales of 1.0; 'int8': INT8 with a scale per token and head (both cuda only); 'auto' (default): bf16 on cuda, float32 on cpu. */
   kvCacheDtype?: 'auto' | 'fp8' | 'int8';
-  /** 'int8': weight-only INT8 projections with per-channel scales, quantized at load (cpu only so far). */
-  quantization?: 'int8';
+  /**
+   * 'int8': weight-only INT8 projections with per-channel scales, quantized at load; 'w8a8' (cuda only):
+   * the same weights, and activations quantized per token to INT8 for cuBLASLt's INT8 tensor cores.
+   */
+  quantization?: 'int8' | 'w8a8';
   /** Ranks the model is cut over, Megatron-style (cpu only so far: ranks are threads meeting in an in-process all-reduce). */
   tensorParallelSize?: number;
   /** cuda: backend knobs (defaults: RUNTIME_DEFAULTS.cuda). */
@@ -146,7 +149,7 @@ export class Runtime {
       maxNumSeqs: options.maxNumSeqs ?? d.maxNumSeqs,
       numThreads: options.threads ?? defaultThreads(),
       tensorParallelSize: options.tensorParallelSize ?? RUNTIME_DEFAULTS.tensorParallelSize,
-      quantization: options.quantization,
+      quantization: options.quantization ?? (device === 'cuda' && options.dtype !== 'fp8' && options.modelDir && wantsInt8Activations(options.modelDir) ? 'w8a8' : undefined),
       kvCacheDtype: options.kvCacheDtype ?? 'auto',
     };
     const gpu =

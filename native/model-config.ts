@@ -213,6 +213,27 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
   };
 }
 
+/**
+ * Whether a checkpoint's quantization_config asks for INT8 activations quantized per token at run
+ * time (a compressed-tensors W8A8 export: input_activations {type: int, num_bits: 8, dynamic: true}),
+ * which the CUDA backend serves as --quantization w8a8 unless told otherwise, as vLLM does.
+ */
+export function wantsInt8Activations(modelDir: string): boolean {
+  let quant: unknown;
+  try {
+    quant = (JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Json).quantization_config;
+  } catch {
+    return false;  // readModelConfig reports an unreadable config
+  }
+  const found = (v: unknown): boolean => {
+    if (v === null || typeof v !== 'object') return false;
+    const acts = (v as Json).input_activations as Json | undefined;
+    if (acts && acts.type === 'int' && acts.num_bits === 8 && acts.dynamic === true) return true;
+    return Object.values(v as Json).some(found);
+  };
+  return found(quant);
+}
+
 // GPT-J's rotary: base 10,000 over rotaryDim dimensions, no scaling.
 function gptjRope(maxPositions: number) {
   return { ropeTheta: 10000, ropeScaling: 'none' as const, ropeFactor: 1, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4, ropeOriginalMaxPositions: maxPositions };

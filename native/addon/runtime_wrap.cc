@@ -214,8 +214,10 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   options_.tensor_parallel_size = int_field(o, "tensorParallelSize", 1, 64);
   if (o.Has("quantization") && !o.Get("quantization").IsUndefined()) {
     const std::string q = string_field(o, "quantization");
-    if (q != "int8") throw Napi::RangeError::New(env, "quantization must be 'int8' (weight-only) or left out");
-    options_.int8 = true;
+    if (q != "int8" && q != "w8a8")
+      throw Napi::RangeError::New(env, "quantization must be 'int8' (weight-only), 'w8a8' (INT8 weights and activations) or left out");
+    options_.int8 = q == "int8";
+    gpu_.quantization = q;
   }
   if (o.Has("device") && !o.Get("device").IsUndefined()) device_ = string_field(o, "device");
   if (device_ != "cpu" && device_ != "cuda") throw Napi::RangeError::New(env, "device must be 'cpu' or 'cuda'");
@@ -223,19 +225,19 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
   if (o.Has("kvCacheDtype") && !o.Get("kvCacheDtype").IsUndefined()) kv_dtype = string_field(o, "kvCacheDtype");
   if (kv_dtype != "auto" && kv_dtype != "fp8" && kv_dtype != "int8")
     throw Napi::RangeError::New(env, "kvCacheDtype must be 'auto', 'fp8' or 'int8'");
+  if (gpu_.quantization == "w8a8" && device_ != "cuda")
+    throw Napi::RangeError::New(env, "quantization 'w8a8' runs on cuda only (INT8 tensor cores); the CPU backend has weight-only 'int8'");
   if (kv_dtype != "auto" && device_ != "cuda")
     throw Napi::RangeError::New(env, "kvCacheDtype '" + kv_dtype + "' runs on cuda only; the CPU backend keeps its KV cache in float32");
   gpu_.kv_cache_dtype = kv_dtype;
   if (device_ == "cuda") {
     if (options_.tensor_parallel_size > 1)
       throw Napi::RangeError::New(env, "tensorParallelSize > 1 is not available on cuda yet (the CPU backend has it)");
-    if (options_.int8)
-      throw Napi::RangeError::New(env, "quantization 'int8' runs on the CPU backend only so far; on cuda use dtype 'fp8'");
-    if (config_.family != Family::kLlama)
-      throw Napi::RangeError::New(env, "GPT-2 and GPT-J run on the CPU backend only so far; the CUDA backend serves Llama, Mistral and Qwen2");
     gpu_library_ = string_field(o, "cudaLibrary");
     gpu_.dtype = string_field(o, "dtype");
     if (gpu_.dtype != "bf16" && gpu_.dtype != "fp8") throw Napi::RangeError::New(env, "dtype on cuda must be 'bf16' or 'fp8'");
+    if (gpu_.dtype == "fp8" && !gpu_.quantization.empty())
+      throw Napi::RangeError::New(env, "dtype 'fp8' and quantization '" + gpu_.quantization + "' exclude each other: choose one");
     gpu_.memory_fraction = number_field(o, "gpuMemoryFraction");
     if (!(gpu_.memory_fraction > 0 && gpu_.memory_fraction <= 1)) throw Napi::RangeError::New(env, "gpuMemoryFraction must be in (0, 1]");
     gpu_.kv_cache_bytes = options_.kv_cache_bytes;

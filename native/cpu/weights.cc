@@ -360,8 +360,9 @@ struct DummyMaker {
 
 }  // namespace
 
+// Every family's matrices (a GELU MLP has no gate; GPT-2 adds learned positions); norms of ones,
+// and no biases, which the forward pass reads as zeros.
 ModelWeights make_dummy_weights(const ModelConfig& c, uint64_t seed) {
-  if (c.family != Family::kLlama) fail("random (dummy) weights are made for Llama-family shapes only");
   ModelWeights w;
   w.owned.reserve(4 + 7 * static_cast<size_t>(c.num_layers));  // Matrix points into these
   DummyMaker m{w, std::mt19937_64(seed)};
@@ -370,6 +371,7 @@ ModelWeights make_dummy_weights(const ModelConfig& c, uint64_t seed) {
   w.embed = m.matrix(c.vocab_size, c.hidden_size);
   w.lm_head = c.tie_word_embeddings ? w.embed : m.matrix(c.vocab_size, c.hidden_size);
   w.final_norm = m.ones(c.hidden_size);
+  if (c.position == PositionKind::kLearned) w.pos_embed = m.matrix(c.max_positions, c.hidden_size);
   for (int i = 0; i < c.num_layers; ++i) {
     LayerWeights l;
     l.attn_norm = m.ones(c.hidden_size);
@@ -378,7 +380,7 @@ ModelWeights make_dummy_weights(const ModelConfig& c, uint64_t seed) {
     l.wk = m.matrix(kv_dim, c.hidden_size);
     l.wv = m.matrix(kv_dim, c.hidden_size);
     l.wo = m.matrix(c.hidden_size, q_dim);
-    l.w_gate = m.matrix(c.intermediate_size, c.hidden_size);
+    if (c.mlp == MlpKind::kSwiGLU) l.w_gate = m.matrix(c.intermediate_size, c.hidden_size);
     l.w_up = m.matrix(c.intermediate_size, c.hidden_size);
     l.w_down = m.matrix(c.hidden_size, c.intermediate_size);
     w.layers.push_back(std::move(l));

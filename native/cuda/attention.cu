@@ -41,17 +41,25 @@ struct Smem {
   // three (H200, 8,192 tokens of 2,048-token prompts: 1.84 -> 1.60 ms a layer against two);
   // single-warp decode blocks two, since more blocks per SM beat more bytes per block there
   // (four stages: 144 -> 203 us a layer at 512 sequences); E4M3 tiles are half the bytes, so
-  // three fit in the shared memory two bf16 ones took.
+  // three fit in the shared memory two bf16 ones took. D = 256 prefill with a bf16 cache: two
+  // (33 KB) beside the merged accumulators (64 KB), so two blocks fit an SM (three: 116 KB, one).
   __host__ __device__ static constexpr int stages(bool split, int warps) {
-    return split ? kSplitTiles : warps == 1 ? (KV == KvType::kBf16 ? 2 : 3) : 3;
+    if (split) return kSplitTiles;
+    if (warps == 1 || D > 128) return KV == KvType::kBf16 ? 2 : 3;
+    return 3;
   }
 };
+
+// Blocks an SM should hold at once (__launch_bounds__), which caps a thread's registers. At D = 256
+// a lane holds q (64 registers) and its accumulators (128) throughout, so fewer blocks and up to
+// 255 registers; the shared memory holds no more blocks than that there anyway.
+constexpr int min_blocks(int D, int warps) { return warps == 1 ? (D > 128 ? 8 : 12) : (D > 128 ? 2 : 3); }
 
 // grid: (tile, KV head, split when SPLIT). WARPS warps, each with up to 16 / group tokens of the tile.
 // ROWS8: the tile's query rows all sit in mma rows 0-7 (one decode token, at most 8 query heads per
 // KV head), so the folded accumulators keep only those rows (half the shared memory: more blocks per SM).
 template <int D, int WARPS, bool SPLIT, KvType KV, bool ROWS8>
-__global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_kernel(AttentionArgs a, float scale_log2, int splits) {
+__global__ void __launch_bounds__(32 * WARPS, min_blocks(D, WARPS)) attention_kernel(AttentionArgs a, float scale_log2, int splits) {
   using S = Smem<D, KV>;
   constexpr bool F8 = KV != KvType::kBf16;  // one-byte elements, f16 arithmetic
   constexpr bool I8 = KV == KvType::kInt8;  // scales per position
@@ -98,11 +106,14 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
   float* merged = reinterpret_cast<float*>(smem + STAGES * S::kStageBytes) + warp * S::merged_floats(ROWS8);
   if (!SPLIT)
     for (int e = 0; e < DN * CPL; ++e) merged[e * 32 + lane] = 0.0f;
-  auto fold = [&] {
+  // live: the split reached this warp's rows. One that did not left the state fresh (m = -inf, l = 0,
+  // acc = 0): folding it with weights 1 and 0 keeps every value as it was.
+  auto fold = [&](bool live) {
     float wa[2], wb[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       fold_weights(mm[h], m[h], wa[h], wb[h], mm[h]);
+      if (!live) wa[h] = 1.0f;
       ll[h] = fold_value(ll[h], wa[h], l[h], wb[h]);
     }
 #pragma unroll
@@ -250,7 +261,10 @@ __global__ void __launch_bounds__(32 * WARPS, WARPS == 1 ? 12 : 3) attention_ker
     if (i * kTile <= warp_last) attend(i, ks, ks + S::kTileBytes);
     __syncthreads();
     if (!SPLIT && ((i + 1) % kSplitTiles == 0 || i + 1 == end)) {
-      if ((i / kSplitTiles) * kAttnSplit <= warp_last) fold();
+      // D = 256 folds every split: around a branch ptxas spilled 90 registers a lane.
+      const bool live = (i / kSplitTiles) * kAttnSplit <= warp_last;
+      if constexpr (D > 128) fold(live);
+      else if (live) fold(true);
       reset();
     }
   }
@@ -376,8 +390,8 @@ void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cud
 }  // namespace
 
 void check_attention_shape(int heads, int kv_heads, int head_dim) {
-  if (head_dim % 16 != 0 || head_dim > 128)
-    fail("head_dim ", head_dim, " is not supported by the CUDA attention kernel (a multiple of 16 up to 128)");
+  if (head_dim % 16 != 0 || (head_dim > 128 && head_dim != 256))
+    fail("head_dim ", head_dim, " is not supported by the CUDA attention kernel (a multiple of 16 up to 128, or 256)");
   if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kAttnMaxGroup)
     fail(heads, " query heads over ", kv_heads, " KV heads is not supported by the CUDA attention kernel (at most ", kAttnMaxGroup,
          " query heads per KV head)");

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 namespace tachyon {
@@ -26,7 +27,7 @@ constexpr int kAttnMaxGroup = 16;        // query heads per KV head both attenti
 constexpr int kAttnPartialSlots = 4096;  // per-(tile or token, KV head, split or range) states the partial buffer holds
 
 // Calls f(std::integral_constant<int, D>) for a head_dim the kernels are built for (multiples of 16 up
-// to 128); false for any other.
+// to 128, and 256: GPT-J); false for any other.
 template <typename F>
 bool with_head_dim(int D, F&& f) {
   switch (D) {
@@ -38,6 +39,7 @@ bool with_head_dim(int D, F&& f) {
     case 96: f(std::integral_constant<int, 96>{}); return true;
     case 112: f(std::integral_constant<int, 112>{}); return true;
     case 128: f(std::integral_constant<int, 128>{}); return true;
+    case 256: f(std::integral_constant<int, 256>{}); return true;
     default: return false;
   }
 }
@@ -55,7 +57,21 @@ struct AttentionArgs {
   int heads, kv_heads, head_dim, block_size;
   float* partial;       // split-parallel decode: per (tile, KV head, split) state
   int* split_counters;  // split-parallel decode: blocks finished per (tile, KV head); zero between launches
+  // block_size as a multiply and shift (block_divisor()): the kernels find a position's block for
+  // every 16-byte copy they stage, where a division by a runtime int costs some 25 instructions.
+  uint32_t block_mul;
+  int block_shift;
 };
+
+// Division of a non-negative int below 2^31 by d >= 1 as q = (umulhi(n, mul) + n) >> shift, with
+// shift = ceil(log2 d) and mul = floor(2^32 (2^shift - d) / d) + 1 (Granlund and Montgomery);
+// a power of two gets mul = 1 (umulhi is 0), so q = n >> shift.
+inline void block_divisor(int d, uint32_t& mul, int& shift) {
+  if (d < 1 || d > (1 << 20)) throw std::invalid_argument("block_divisor: block size out of range");
+  shift = 0;
+  while ((1u << shift) < static_cast<uint32_t>(d)) ++shift;
+  mul = static_cast<uint32_t>(((static_cast<uint64_t>(1) << 32) * ((static_cast<uint64_t>(1) << shift) - d)) / d + 1);
+}
 
 // log2(e) / sqrt(head_dim), the scores' scale in the kernels' log2 domain, times an E4M3 cache's K
 // scale (its V scale multiplies the output).
@@ -63,7 +79,7 @@ inline float attention_score_scale_log2(const AttentionArgs& a) {
   return 1.4426950408889634f / std::sqrt(static_cast<float>(a.head_dim)) * (a.kv.type == KvType::kE4M3 ? a.kv.k_scale : 1.0f);
 }
 
-// Throws unless the kernel serves this head layout (head_dim a multiple of 16 up to 128; at most 16 query heads per KV head).
+// Throws unless the kernel serves this head layout (head_dim a multiple of 16 up to 128, or 256; at most 16 query heads per KV head).
 void check_attention_shape(int heads, int kv_heads, int head_dim);
 
 // Query tokens per tile: 1 in decode-only steps, else as many as four warps of 16 rows hold.
@@ -82,13 +98,13 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
 
 // Decode-only steps outside batch-invariant mode (attention_decode.cu): positions in the mma's M,
 // query heads in N. Serves at most 8 query heads per KV head and head_dim a multiple of 16 (32 for
-// a one-byte cache) up to 128. a.tiles: one token each.
+// a one-byte cache) up to 128, or 256. a.tiles: one token each.
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
 void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s);
 
 // Multi-token tiles outside batch-invariant mode (attention_prefill.cu): 128 query rows a block, 64
-// positions a tile, one online softmax over the whole context (no splits). Serves what attention.cu
-// serves. a.tiles: runs of prefill_attention_tile_tokens() tokens at most.
+// positions a tile (32 at head_dim 256), one online softmax over the whole context (no splits).
+// Serves what attention.cu serves. a.tiles: runs of prefill_attention_tile_tokens() tokens at most.
 bool prefill_attention_supports(int heads, int kv_heads, int head_dim);
 int prefill_attention_tile_tokens(int heads, int kv_heads);
 void launch_prefill_attention(const AttentionArgs& a, cudaStream_t s);
@@ -104,6 +120,8 @@ void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
 // length, so the rounding differs from launch_paged_attention's. a.tiles is unused; num_tiles is
 // the step's token count, at most kFewAttentionTokens.
 constexpr int kFewAttentionTokens = 8;
+// Its staged chunk and q live in static shared memory (48 KB at most): head_dim 256 would take 50 KB.
+constexpr int kFewAttentionMaxHeadDim = 128;
 void launch_few_attention(const AttentionArgs& a, cudaStream_t s);
 
 }  // namespace tachyon

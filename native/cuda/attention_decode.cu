@@ -27,6 +27,7 @@ namespace {
 constexpr int kTile = kAttnTile;                 // positions per K/V tile (the mma's M)
 constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
 constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
+constexpr float kLazySlack = 8.0f;               // log2 units a score may pass the running maximum unrescaled
 
 template <int D, KvType KV>
 struct DecodeSmem {
@@ -45,9 +46,14 @@ struct DecodeSmem {
 // (long contexts, fewer sequences: latency-bound, not bandwidth-bound).
 constexpr int kMaxDecodeWarps = 4;
 
+// Warps an SM should hold at once (__launch_bounds__), which caps a lane's registers: 16 (128
+// registers) up to D = 128; at D = 256 a lane's q, accumulators and folded splits take 160, and the
+// rings' shared memory holds 6 (bf16) or 8 (one-byte) warps an SM anyway, so 8 (255 registers).
+constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
+
 // grid: (decode token, KV head); WARPS warps.
 template <int D, KvType KV, int WARPS>
-__global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
+__global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
   using S = DecodeSmem<D, KV>;
   constexpr bool F8 = KV != KvType::kBf16;  // one-byte elements (E4M3 or INT8), f16 arithmetic
   constexpr bool I8 = KV == KvType::kInt8;  // scales per position
@@ -159,28 +165,33 @@ __global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kerne
       s[e] = p <= pos ? __fmul_rn(s[e], scale_log2) : -INFINITY;
       tile_max[e & 1] = fmaxf(tile_max[e & 1], s[e]);
     }
-    float corr[2];
+    // Lazy rescaling: the running maxima move only when some score passes them by more than
+    // kLazySlack (log2 units), decided for the warp from each lane's own scores, so most tiles
+    // skip the cross-lane maxima, the rescale factors and the accumulators' rescale. Below that
+    // the exponentials are taken against the old maxima: at most 2^kLazySlack, which f16 / bf16 P
+    // and float32 sums hold at full relative precision.
+    const bool grow = __any_sync(0xffffffffu, tile_max[0] > m[0] + kLazySlack || tile_max[1] > m[1] + kLazySlack);
+    if (grow) {
+      float corr[2];
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
+      for (int j = 0; j < 2; ++j) {
 #pragma unroll
-      for (int x = 4; x < 32; x <<= 1) tile_max[j] = fmaxf(tile_max[j], __shfl_xor_sync(0xffffffffu, tile_max[j], x));
-      const float m_new = fmaxf(m[j], tile_max[j]);  // finite: position i * 16 <= pos
-      corr[j] = m[j] == -INFINITY ? 0.0f : exp2f(__fsub_rn(m[j], m_new));
-      m[j] = m_new;
+        for (int x = 4; x < 32; x <<= 1) tile_max[j] = fmaxf(tile_max[j], __shfl_xor_sync(0xffffffffu, tile_max[j], x));
+        const float m_new = fmaxf(m[j], tile_max[j]);  // finite: position i * 16 <= pos
+        corr[j] = m[j] == -INFINITY ? 0.0f : exp2f(__fsub_rn(m[j], m_new));
+        m[j] = m_new;
+        l[j] = __fmul_rn(l[j], corr[j]);
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[mt][c] = __fmul_rn(acc[mt][c], corr[c & 1]);
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) s[e] = exp2f(__fsub_rn(s[e], m[e & 1]));
+    // This lane's part of each head's sum: the lanes' parts meet once, before the output.
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      float sum = __fadd_rn(s[j], s[j + 2]);
-#pragma unroll
-      for (int x = 4; x < 32; x <<= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, x));
-      l[j] = __fmaf_rn(l[j], corr[j], sum);
-    }
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[mt][c] = __fmul_rn(acc[mt][c], corr[c & 1]);
+    for (int j = 0; j < 2; ++j) l[j] = __fadd_rn(l[j], __fadd_rn(s[j], s[j + 2]));
     // P^T as the B operand (k = positions, n = heads): each 8x8 half of the scores transposed.
     const uint32_t pb0 = movmatrix_trans(pack16<F8>(s[0], s[1]));
     const uint32_t pb1 = movmatrix_trans(pack16<F8>(s[2], s[3]));
@@ -270,6 +281,11 @@ __global__ void __launch_bounds__(32 * WARPS, 16 / WARPS) decode_attention_kerne
     }
   }
 
+  // Each head's sum over the 8 lanes holding its positions.
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+#pragma unroll
+    for (int x = 4; x < 32; x <<= 1) fl[j] = __fadd_rn(fl[j], __shfl_xor_sync(0xffffffffu, fl[j], x));
   // Row (dim) and column (head) of accumulator c of tile mt.
   const float v_scale = KV == KvType::kE4M3 ? a.kv.v_scale : 1.0f;
   __nv_bfloat16* out = a.out + static_cast<size_t>(t) * a.heads * D + static_cast<size_t>(kvh * group) * D;
@@ -297,12 +313,12 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
              shared, s, a, scale_log2);
 }
 
-// Warps a block: as many as keep the step's warps within what the SMs hold at once (16 a SM by
-// registers, fewer where the rings' shared memory runs out first: bf16, D = 128), so a step of
-// few long sequences still fills the SMs.
-int decode_warps(const AttentionArgs& a, int sm_count, int warp_bytes) {
+// Warps a block: as many as keep the step's warps within what the SMs hold at once (by registers,
+// decode_warps_per_sm(), or fewer where the rings' shared memory runs out first: bf16, D = 128 and
+// 256), so a step of few long sequences still fills the SMs.
+int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes) {
   constexpr int kSmemPerSm = 227 * 1024;
-  const long resident = static_cast<long>(sm_count) * std::min(16, kSmemPerSm / warp_bytes);
+  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, kSmemPerSm / warp_bytes);
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
   while (w < kMaxDecodeWarps && blocks * w * 2 <= resident) w *= 2;
@@ -311,7 +327,7 @@ int decode_warps(const AttentionArgs& a, int sm_count, int warp_bytes) {
 
 template <int D, KvType KV>
 void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s) {
-  switch (decode_warps(a, sm_count, DecodeSmem<D, KV>::kWarpBytes)) {
+  switch (decode_warps(a, sm_count, decode_warps_per_sm(D), DecodeSmem<D, KV>::kWarpBytes)) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;
     default: launch<D, KV, 4>(a, scale_log2, s); break;
@@ -322,7 +338,7 @@ void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t
 
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv) {
   return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kHeads &&
-         head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && head_dim <= 128;
+         head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && (head_dim <= 128 || head_dim == 256);
 }
 
 void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s) {

@@ -238,8 +238,12 @@ void launch_few_attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.num_tiles > kFewAttentionTokens) fail("few-token attention takes at most ", kFewAttentionTokens, " tokens, got ", a.num_tiles);
   if (static_cast<size_t>(a.num_tiles) * a.kv_heads > static_cast<size_t>(kAttnPartialSlots))
     fail("few-token attention: ", a.num_tiles, " tokens x ", a.kv_heads, " KV heads exceed the partial-state buffer");
-  if (!with_head_dim(a.head_dim, [&](auto d) { launch_d<decltype(d)::value>(a, s); }))
-    fail("head_dim ", a.head_dim, " is not supported by the CUDA attention kernel");
+  const bool built = a.head_dim <= kFewAttentionMaxHeadDim && with_head_dim(a.head_dim, [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    if constexpr (D <= kFewAttentionMaxHeadDim) launch_d<D>(a, s);
+  });
+  if (!built) fail("head_dim ", a.head_dim, " is not supported by the few-token attention kernel (a multiple of 16 up to ",
+                   kFewAttentionMaxHeadDim, ")");
 }
 
 }  // namespace tachyon

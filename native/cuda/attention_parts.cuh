@@ -187,9 +187,16 @@ __device__ __forceinline__ int acc_dim(int dn, int e, int lane) {
   return BYTES ? (dn >> 1) * 16 + (lane & 3) * 4 + (e & 1) * 2 + (dn & 1) : dn * 8 + (lane & 3) * 2 + (e & 1);
 }
 
+// Position p's block in its sequence's table: p / block_size by block_divisor()'s multiply and shift.
+__device__ __forceinline__ int kv_block_index(const AttentionArgs& a, int p) {
+  const uint32_t n = static_cast<uint32_t>(p);
+  return static_cast<int>((__umulhi(n, a.block_mul) + n) >> a.block_shift);
+}
+
 // The cache slot (block, KV head, offset) of position p of a sequence with block table `table`.
 __device__ __forceinline__ size_t kv_slot(const AttentionArgs& a, const int32_t* table, int kvh, int p) {
-  return (static_cast<size_t>(table[p / a.block_size]) * a.kv_heads + kvh) * a.block_size + p % a.block_size;
+  const int b = kv_block_index(a, p);
+  return (static_cast<size_t>(table[b]) * a.kv_heads + kvh) * a.block_size + (p - b * a.block_size);
 }
 
 // Stages K/V tile i (positions i * TILE ...) of KV head kvh: rows row_bytes apart, V tile_bytes after
@@ -205,7 +212,7 @@ __device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, 
   const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
   auto slot = [&](int p) { return kv_slot(a, table, kvh, p); };
   for (int c = tid; c < TILE * chunks; c += n) {
-    const int r = c / chunks, b = (c % chunks) * 16, p = i * TILE + r;
+    const int r = static_cast<unsigned>(c) / chunks, b = (static_cast<unsigned>(c) % chunks) * 16, p = i * TILE + r;
     const bool valid = p <= last;
     const size_t off = valid ? slot(p) * D * EB + b : 0;
     cp_async_16(ks + r * row_bytes + b, kc + off, valid);

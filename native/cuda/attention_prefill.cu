@@ -2,9 +2,9 @@
 // (16 query rows a warp: tokens of one sequence times the query heads of one
 // KV head) with wide tiles. A block of 8 warps holds 128 query rows, so each
 // K/V byte brought in from L2 serves twice attention.cu's 64, and a tile is 64
-// positions, so the online softmax (max, exponentials, rescaling of the
-// accumulators) runs once per 64 positions instead of once per 16, with no
-// split folds. attention.cu's 64-position splits are what make a row's
+// positions (32 at head_dim 256), so the online softmax (max, exponentials,
+// rescaling of the accumulators) runs once per 64 positions instead of once per
+// 16, with no split folds. attention.cu's 64-position splits are what make a row's
 // rounding independent of the batch; this kernel gives that up for speed, as
 // attention_decode.cu does, and batch-invariant mode keeps attention.cu for
 // every step.
@@ -27,18 +27,21 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kTile = 64;                  // positions per K/V tile
-constexpr int kChunks = kTile / 16;        // 16-position chunks of a tile (one mma k-step of P · V)
 constexpr int kWarps = 8;                  // 16 query rows each
 constexpr int kRows = 16;                  // query rows per warp
 
 template <int D, KvType KV>
 struct PrefillSmem {
+  // Positions per K/V tile. D = 256: 32, since a lane holds q (64 registers) and its accumulators
+  // (128) throughout: 64-position tiles' scores (32 more) spilled 64-220 bytes a thread (sm_90a),
+  // 32-position ones spill 20-40; 16 would spill none but double the barriers and the accumulators'
+  // rescaling per position.
+  static constexpr int kTile = D > 128 ? 32 : 64;
   static constexpr bool kBytes1 = KV != KvType::kBf16;                   // one-byte elements, widened to f16
   static constexpr int kRawRowBytes = D * (kBytes1 ? 1 : 2) + 16;         // rows 16 bytes apart in banks
   static constexpr int kRawTileBytes = kTile * kRawRowBytes;
   static constexpr int kStageBytes = 2 * kRawTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // K, V (INT8: their scales)
-  static constexpr int kStages = kBytes1 ? 3 : 2;                         // tiles in flight (bf16, D = 128: 68 KB)
+  static constexpr int kStages = kBytes1 ? 3 : 2;                         // tiles in flight (bf16, D = 128 or 256: 68 KB)
   static constexpr int kRowBytes = D * 2 + 16;                            // the tile warps read: bf16 or f16
   static constexpr int kTileBytes = kTile * kRowBytes;
   static constexpr int kWideBytes = kBytes1 ? 2 * kTileBytes : 0;        // one-byte caches: K and V widened
@@ -51,8 +54,9 @@ struct PrefillSmem {
 template <int D, KvType KV>
 __device__ __forceinline__ void widen_tile(const unsigned char* raw, unsigned char* wide, int tid, int n) {
   using S = PrefillSmem<D, KV>;
+  constexpr int kTile = S::kTile;
   constexpr int pieces = D / 16;  // 16-byte pieces of a raw row
-  const float* scales = reinterpret_cast<const float*>(raw + 2 * S::kRawTileBytes);  // INT8: K's 64, then V's 64
+  const float* scales = reinterpret_cast<const float*>(raw + 2 * S::kRawTileBytes);  // INT8: K's kTile, then V's
   for (int c = tid; c < 2 * kTile * pieces; c += n) {
     const int kv = c / (kTile * pieces), r = (c / pieces) % kTile, p = c % pieces;
     const uint4 x = *reinterpret_cast<const uint4*>(raw + kv * S::kRawTileBytes + r * S::kRawRowBytes + p * 16);
@@ -69,6 +73,8 @@ template <int D, KvType KV>
 __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(AttentionArgs a, float scale_log2) {
   using S = PrefillSmem<D, KV>;
   constexpr bool F16 = S::kBytes1;  // one-byte caches widen to f16; bf16 stays bf16
+  constexpr int kTile = S::kTile;
+  constexpr int kChunks = kTile / 16;  // 16-position chunks of a tile (one mma k-step of P · V)
   constexpr int KC = D / 16;        // k-chunks of the QK^T product
   constexpr int DN = D / 8;         // 8-wide output column tiles
   constexpr int NT = kTile / 8;     // 8-position score tiles
@@ -94,11 +100,11 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
   float acc[DN][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-  // One tile of 64 positions: scores, online softmax, P · V.
+  // One tile of kTile positions: scores, online softmax, P · V.
   auto attend = [&](int i, const unsigned char* ks, const unsigned char* vs) {
     float s[NT][4] = {};
-    // k-chunk outer: the tile's 8 score accumulators are independent, so 8 mma are in flight
-    // between two that depend on each other (chunk outer leaves 2: latency-bound at 8 warps an SM).
+    // k-chunk outer: the tile's NT (8; D = 256: 4) score accumulators are independent, so NT mma are
+    // in flight between two that depend on each other (chunk outer leaves 2: latency-bound at 8 warps an SM).
 #pragma unroll
     for (int kc = 0; kc < KC; ++kc)
 #pragma unroll
@@ -184,7 +190,8 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 }  // namespace
 
 bool prefill_attention_supports(int heads, int kv_heads, int head_dim) {
-  return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kRows && head_dim % 16 == 0 && head_dim <= 128;
+  return kv_heads > 0 && heads % kv_heads == 0 && heads / kv_heads <= kRows && head_dim % 16 == 0 &&
+         (head_dim <= 128 || head_dim == 256);
 }
 
 int prefill_attention_tile_tokens(int heads, int kv_heads) { return kWarps * (kRows / (heads / kv_heads)); }

@@ -39,9 +39,17 @@ struct Sm90Smem {
   static constexpr int kTileBytes = 2 * kMatBytes;         // K, then V
   static constexpr int kRawTileBytes = kTile * D;          // one-byte rows, unpadded
   static constexpr int kRawStageBytes = 2 * kRawTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // INT8: scales
-  static constexpr int kStages = kBytes1 ? 3 : 2;                                      // tiles in flight
+  // Iteration i of the loop works on three tiles: i - 1 (its P V may still run), i (its scores'
+  // softmax) and i + 1 (made ready for the tensor cores, its Q K^T issued at the end), and sends
+  // tile i + 2 + kAhead's copies, so kAhead more tiles' copies are in flight. A one-byte cache lands
+  // raw in a ring of kAhead + 1 stages (a stage is free once widened) and is widened into a ring of
+  // 3 tiles the tensor cores read; bf16 lands swizzled in a ring the tensor cores read, which must
+  // hold tiles i - 1 .. i + 2 + kAhead.
+  static constexpr int kAhead = 2;
+  static constexpr int kStages = kBytes1 ? kAhead + 1 : kAhead + 4;
   static constexpr int kStageBytes = kBytes1 ? kRawStageBytes : kTileBytes;           // bf16: copies land swizzled
-  static constexpr int kWideBytes = kBytes1 ? kTileBytes : 0;                         // the tile one-byte caches widen into
+  static constexpr int kWideTiles = kBytes1 ? 3 : 0;                                  // tiles one-byte caches widen into
+  static constexpr int kWideBytes = kWideTiles * kTileBytes;
   static constexpr int kBytes = 1024 + kWideBytes + kStages * kStageBytes;            // + slack to align atoms to 1024
 };
 
@@ -50,44 +58,115 @@ __device__ __forceinline__ int sw128_offset(int r, int c) {
   return (c >> 3) * kHalfBytes + r * kAtomRow + (((c & 7) ^ (r & 7)) << 4);
 }
 
-// Stages bf16 K/V tile i straight into the swizzled layout (V kMatBytes after K); rows past
-// position last are zeros. One cp.async group.
-template <int D>
-__device__ __forceinline__ void stage_bf16_tile(unsigned char* tile, const AttentionArgs& a, const int32_t* table, int kvh, int i,
-                                                int last, int tid, int n) {
-  constexpr int chunks = D / 8;  // 16-byte pieces of a row
-  constexpr int mat = Sm90Smem<D, KvType::kBf16>::kMatBytes;
-  const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
-  const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
-  for (int c = tid; c < kTile * chunks; c += n) {
-    const int r = c / chunks, b = c % chunks, p = i * kTile + r;
-    const bool valid = p <= last;
-    const size_t off = valid ? kv_slot(a, table, kvh, p) * D * 2 + b * 16 : 0;
-    const int o = sw128_offset(r, b);
-    cp_async_16(tile + o, kc + off, valid);
-    cp_async_16(tile + mat + o, vc + off, valid);
-  }
-  cp_async_commit();
-}
+constexpr int kThreads = 32 * kWarps;
 
-// Widens a staged tile of one-byte K and V (unpadded rows, V after K, INT8 scales after V) into
-// the swizzled f16 layout; INT8 values times their position's scale. Threads tid of n, 16 bytes in
-// and two 16-byte chunks out at a time.
+// One thread's share of staging a K/V tile: the same rows, pieces and shared-memory offsets every
+// tile, so only the rows' cache slots change, and those are looked up one tile ahead (Fetched), off
+// the critical path: the block-table load otherwise stalls every thread right after the barrier.
+// One-byte caches: 16-byte pieces of unpadded raw rows (V kRawTileBytes after K, INT8 scales after
+// V); bf16: 16-byte pieces straight into the swizzled tile (V kMatBytes after K).
 template <int D, KvType KV>
-__device__ __forceinline__ void widen_tile_sw128(const unsigned char* raw, unsigned char* wide, int tid, int n) {
+struct StagePlan {
   using S = Sm90Smem<D, KV>;
-  constexpr int pieces = D / 16;  // 16 dims a piece
-  const float* scales = reinterpret_cast<const float*>(raw + 2 * S::kRawTileBytes);  // INT8: K's 64, then V's 64
-  for (int c = tid; c < 2 * kTile * pieces; c += n) {
-    const int kv = c / (kTile * pieces), r = (c / pieces) % kTile, p = c % pieces;
-    const uint4 x = *reinterpret_cast<const uint4*>(raw + kv * S::kRawTileBytes + r * D + p * 16);
-    uint32_t h[8];
-    widen_piece<KV>(x, KV == KvType::kInt8 ? scales[kv * kTile + r] : 1.0f, h);
-    unsigned char* m = wide + kv * S::kMatBytes;
-    *reinterpret_cast<uint4*>(m + sw128_offset(r, 2 * p)) = make_uint4(h[0], h[1], h[2], h[3]);
-    *reinterpret_cast<uint4*>(m + sw128_offset(r, 2 * p + 1)) = make_uint4(h[4], h[5], h[6], h[7]);
+  static constexpr int kEB = S::kBytes1 ? 1 : 2;
+  static constexpr int kChunks = D * kEB / 16;              // 16-byte pieces of a cached row
+  static constexpr int kRowsPerPass = kThreads / kChunks;   // rows one pass of the threads covers
+  static constexpr int kPerThread = kTile / kRowsPerPass;   // rows (pieces) a thread stages
+  static_assert(kThreads % kChunks == 0 && kTile % kRowsPerPass == 0, "whole rows per pass");
+  static constexpr bool kScales = KV == KvType::kInt8;      // threads below 2 kTile also copy a scale
+
+  struct Fetched {
+    size_t off[kPerThread];  // byte offset of the piece in the K (and V) cache
+    bool valid[kPerThread];
+    size_t scale_slot;       // INT8: slot of this thread's scale
+    bool scale_valid;
+  };
+
+  int row0, piece;             // rows row0 + k * kRowsPerPass, piece `piece` of each
+  uint32_t dst[kPerThread];    // byte offset in the stage (one-byte: raw; bf16: swizzled)
+
+  __device__ __forceinline__ StagePlan(int tid) {
+    row0 = tid / kChunks;
+    piece = tid % kChunks;
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      const int r = row0 + k * kRowsPerPass;
+      dst[k] = S::kBytes1 ? static_cast<uint32_t>(r * D + piece * 16) : static_cast<uint32_t>(sw128_offset(r, piece));
+    }
   }
-}
+
+  // Block-table lookups for tile i (positions past `last` are zeros, never read).
+  __device__ __forceinline__ Fetched fetch(const AttentionArgs& a, const int32_t* table, int kvh, int i, int last, int tid) const {
+    Fetched f;
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      const int p = i * kTile + row0 + k * kRowsPerPass;
+      f.valid[k] = p <= last;
+      f.off[k] = f.valid[k] ? kv_slot(a, table, kvh, p) * D * kEB + piece * 16 : 0;
+    }
+    if constexpr (kScales) {
+      const int p = i * kTile + tid % kTile;
+      f.scale_valid = tid < 2 * kTile && p <= last;
+      f.scale_slot = f.scale_valid ? kv_slot(a, table, kvh, p) : 0;
+    }
+    return f;
+  }
+
+  // The copies of a fetched tile into a stage; one cp.async group.
+  __device__ __forceinline__ void copy(unsigned char* stage, const AttentionArgs& a, const Fetched& f, int tid) const {
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+    constexpr int v_at = S::kBytes1 ? S::kRawTileBytes : S::kMatBytes;
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      cp_async_16(stage + dst[k], kc + f.off[k], f.valid[k]);
+      cp_async_16(stage + v_at + dst[k], vc + f.off[k], f.valid[k]);
+    }
+    if constexpr (kScales) {
+      // Threads 0 to kTile - 1 the K scales of the tile's positions, the next kTile the V scales.
+      if (tid < 2 * kTile)
+        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + f.scale_slot,
+                   f.scale_valid);
+    }
+    cp_async_commit();
+  }
+};
+
+// One thread's share of widening a staged one-byte tile into the swizzled f16 layout: pieces of
+// 16 dims (16 bytes in, two 16-byte chunks out), the same offsets every tile.
+template <int D, KvType KV>
+struct WidenPlan {
+  using S = Sm90Smem<D, KV>;
+  static constexpr int kPieces = D / 16;                          // of a raw row
+  static constexpr int kPerThread = 2 * kTile * kPieces / kThreads;  // K's and V's
+  static_assert((2 * kTile * kPieces) % kThreads == 0, "whole pieces per thread");
+  uint32_t raw[kPerThread];   // byte offset in the raw stage
+  uint32_t wide[kPerThread];  // byte offset of the first chunk; the second is at wide ^ 16 (chunk 2q + 1)
+  int scale[kPerThread];      // INT8: index of the row's scale after V (K's kTile, then V's)
+
+  __device__ __forceinline__ WidenPlan(int tid) {
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      const int c = tid + k * kThreads;
+      const int kv = c / (kTile * kPieces), r = (c / kPieces) % kTile, q = c % kPieces;
+      raw[k] = static_cast<uint32_t>(kv * S::kRawTileBytes + r * D + q * 16);
+      wide[k] = static_cast<uint32_t>(kv * S::kMatBytes + sw128_offset(r, 2 * q));
+      scale[k] = kv * kTile + r;
+    }
+  }
+
+  __device__ __forceinline__ void run(const unsigned char* stage, unsigned char* out) const {
+    const float* scales = reinterpret_cast<const float*>(stage + 2 * S::kRawTileBytes);
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      const uint4 x = *reinterpret_cast<const uint4*>(stage + raw[k]);
+      uint32_t h[8];
+      widen_piece<KV>(x, KV == KvType::kInt8 ? scales[scale[k]] : 1.0f, h);
+      *reinterpret_cast<uint4*>(out + wide[k]) = make_uint4(h[0], h[1], h[2], h[3]);
+      *reinterpret_cast<uint4*>(out + (wide[k] ^ 16u)) = make_uint4(h[4], h[5], h[6], h[7]);
+    }
+  }
+};
 
 // grid: (tile, KV head); kWarps warps, each with up to 16 / group tokens of the tile.
 template <int D, KvType KV>
@@ -119,92 +198,130 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   // Tiles wholly at or before the warp's first position are visible to all its rows: no causal mask.
   const int first_pos = count > 0 ? a.positions[first] : INT_MAX;
 
+  // The first tiles' copies go out before the query rows are read, so their latencies overlap.
+  const StagePlan<D, KV> stage_plan(threadIdx.x);
+  auto stage_at = [&](int k) { return stages + (k % STAGES) * S::kStageBytes; };
+  // The tile the tensor cores read for tile k: its widened copy (one-byte caches) or its stage.
+  auto operands_at = [&](int k) -> const unsigned char* { return S::kBytes1 ? wide + (k % S::kWideTiles) * S::kTileBytes : stage_at(k); };
+  typename StagePlan<D, KV>::Fetched ahead{};
+  for (int k = 0; k <= S::kAhead; ++k) {
+    if (k < tiles_total) stage_plan.copy(stage_at(k), a, stage_plan.fetch(a, table, kvh, k, block_last, threadIdx.x), threadIdx.x);
+    else cp_async_commit();
+  }
+  if (S::kAhead + 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, S::kAhead + 1, block_last, threadIdx.x);
+
   int row_pos[2];
   uint32_t qf[KC][4];
   load_query_rows<D, F16, false>(a, first, count, group, kvh, lane, row_pos, qf);
 
   // O (the warpgroup's 64 rows x D) and the scores (64 rows x 64 positions) as accumulator
-  // fragments; online-softmax state as attention_prefill.cu keeps it.
+  // fragments; online-softmax state as attention_prefill.cu keeps it; P as A fragments, 16
+  // positions (score tiles 2c, 2c + 1) a k-step of P V.
   float acc[D / 8][4] = {}, s[NT][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  uint32_t pf[kTile / 16][4] = {};
+  // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
+  auto needed = [&](int i) { return i < tiles_total && i * kTile <= wg_last; };
 
-  auto attend = [&](int i, const unsigned char* kv_tile) {
-    const uint32_t kb = smem_address(kv_tile), vb = kb + S::kMatBytes;
-    // S = Q K^T: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
-    wgmma_fence();
-#pragma unroll
-    for (int kc = 0; kc < KC; ++kc)
-      wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(s);
-    // Causal mask on the raw scores (only tiles reaching past the warp's first position), then the
-    // online softmax.
-    if (i * kTile + kTile - 1 > first_pos) {
-#pragma unroll
-      for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int q = j * 8 + (lane & 3) * 2 + (e & 1);
-          s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
-        }
-    }
-    float corr[2];
-    online_softmax_tile(s, m, l, scale_log2, corr);
-#pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
-    // P as A fragments, 16 positions (score tiles 2c, 2c + 1) a k-step of P V.
-    uint32_t pf[kTile / 16][4];
-#pragma unroll
-    for (int c = 0; c < kTile / 16; ++c) {
-      pf[c][0] = pack16<F16>(s[2 * c][0], s[2 * c][1]);
-      pf[c][1] = pack16<F16>(s[2 * c][2], s[2 * c][3]);
-      pf[c][2] = pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]);
-      pf[c][3] = pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]);
-    }
-    // O += P V: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024 bytes
-    // apart); the second 64 dims are a half (kHalfBytes) on.
-    wgmma_fence();
-#pragma unroll
-    for (int c = 0; c < kTile / 16; ++c)
-      wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(acc);
-  };
-
-  auto load_tile = [&](int i, int stage) {
-    unsigned char* dst = stages + stage * S::kStageBytes;
-    if constexpr (S::kBytes1)
-      stage_kv_tile<D, KV, kTile>(dst, D, S::kRawTileBytes, a, table, kvh, i, block_last, threadIdx.x, 32 * kWarps);
-    else
-      stage_bf16_tile<D>(dst, a, table, kvh, i, block_last, threadIdx.x, 32 * kWarps);
-  };
-  // A ring of STAGES tiles, one commit group per tile (empty past the end) so the wait count is
-  // fixed. One barrier a tile (two with a one-byte cache): after it every warpgroup is done with
-  // the stage the next load refills and with the widened tile, and the tile's bytes are visible to
-  // the tensor cores (each writer fences them to the async proxy first).
-  for (int k = 0; k < STAGES - 1; ++k) {
-    if (k < tiles_total) load_tile(k, k);
-    else cp_async_commit();
-  }
-  for (int i = 0; i < tiles_total; ++i) {
-    cp_async_wait<STAGES - 2>();
+  // Tile k ready for the tensor cores: its copies landed (the caller waited), then one barrier
+  // (two with a one-byte cache, widened in between). Each writer fences its bytes to the async
+  // proxy before the barrier the wgmma come after. Then tile k + kAhead + 1's copies go out (into
+  // the stage tile k - 1 or k held, which every warpgroup is done with: see the loop) and tile
+  // k + kAhead + 2's slots are looked up.
+  const WidenPlan<D, KV> widen_plan(threadIdx.x);
+  auto make_ready = [&](int k) {
     if constexpr (!S::kBytes1) fence_proxy_async_shared();
     __syncthreads();
-    if (i + STAGES - 1 < tiles_total) load_tile(i + STAGES - 1, (i + STAGES - 1) % STAGES);
-    else cp_async_commit();
-    const unsigned char* t = stages + (i % STAGES) * S::kStageBytes;
     if constexpr (S::kBytes1) {
-      widen_tile_sw128<D, KV>(t, wide, threadIdx.x, 32 * kWarps);
+      widen_plan.run(stage_at(k), wide + (k % S::kWideTiles) * S::kTileBytes);
       fence_proxy_async_shared();
       __syncthreads();
-      t = wide;
     }
-    if (i * kTile <= wg_last) attend(i, t);
+    const int next = k + S::kAhead + 1;
+    if (next < tiles_total) {
+      stage_plan.copy(stage_at(next), a, ahead, threadIdx.x);
+      if (next + 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, next + 1, block_last, threadIdx.x);
+    } else {
+      cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
+    }
+  };
+  // S = Q K^T of tile k: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
+  auto issue_scores = [&](int k) {
+    if (needed(k)) {
+      const uint32_t kb = smem_address(operands_at(k));
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc)
+        wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
+    }
+    wgmma_commit();
+  };
+  // O += P V of tile k: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024
+  // bytes apart); the second 64 dims are a half (kHalfBytes) on.
+  auto issue_values = [&](int k) {
+    if (needed(k)) {
+      const uint32_t vb = smem_address(operands_at(k)) + S::kMatBytes;
+#pragma unroll
+      for (int c = 0; c < kTile / 16; ++c)
+        wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
+    }
+    wgmma_commit();
+  };
+
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's softmax runs while the
+  // tensor cores do tile i - 1's P V, and tile i + 1's Q K^T and tile i's P V go out together after
+  // it. Two wgmma groups an iteration, scores first, so waiting for all but one leaves P V running.
+  // The order of the arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
+  cp_async_wait<S::kAhead>();  // tile 0's group
+  make_ready(0);
+  wgmma_fence();
+  issue_scores(0);
+  wgmma_commit();  // (tile -1's P V: none)
+  for (int i = 0; i < tiles_total; ++i) {
+    wgmma_wait<1>();  // tile i's scores
+    wgmma_fence_operands(s);
+    float corr[2] = {1.0f, 1.0f};
+    if (needed(i)) {
+      // Causal mask on the raw scores (only tiles reaching past the warp's first position), then the
+      // online softmax.
+      if (i * kTile + kTile - 1 > first_pos) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int q = j * 8 + (lane & 3) * 2 + (e & 1);
+            s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
+          }
+      }
+      online_softmax_tile(s, m, l, scale_log2, corr);
+    }
+    // Tile i + 1 into place (this warpgroup's P V of tile i - 1 may still read its own tile: the
+    // ring holds it apart from tiles i, i + 1 and those in flight).
+    if (i + 1 < tiles_total) {
+      cp_async_wait<S::kAhead>();  // tile i + 1's group (i + 1 + kAhead groups were committed before it)
+      make_ready(i + 1);
+    }
+    wgmma_wait<0>();  // tile i - 1's P V
+    wgmma_fence_operands(acc);
+    wgmma_fence_operands(pf);
+    if (needed(i)) {
+#pragma unroll
+      for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+#pragma unroll
+      for (int c = 0; c < kTile / 16; ++c) {
+        pf[c][0] = pack16<F16>(s[2 * c][0], s[2 * c][1]);
+        pf[c][1] = pack16<F16>(s[2 * c][2], s[2 * c][3]);
+        pf[c][2] = pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]);
+        pf[c][3] = pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]);
+      }
+    }
+    wgmma_fence();
+    issue_scores(i + 1);
+    issue_values(i);
   }
+  wgmma_wait<0>();  // the last tile's P V
+  wgmma_fence_operands(acc);
   if (count == 0) return;
   store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
 }

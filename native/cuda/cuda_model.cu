@@ -20,11 +20,15 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
   fp8_ = o.dtype == "fp8";
+  w8a8_ = o.quantization == "w8a8";
+  // An INT8 checkpoint keeps its int8 weights (weight-only) unless FP8 is asked for, as on the CPU backend.
+  int8_ = w8a8_ || o.quantization == "int8" || (w && !fp8_ && w->layers[0].wq.dtype == DType::kI8);
+  if (fp8_ && int8_) fail("dtype fp8 and quantization '", o.quantization, "' exclude each other: choose one");
   kv_type_ = o.kv_cache_dtype == "fp8" ? KvType::kE4M3 : o.kv_cache_dtype == "int8" ? KvType::kInt8 : KvType::kBf16;
   // The writer's lanes of one head meet by xor shuffles (D / 8 must divide 32); the attention kernels
   // read one-byte rows in 32-dim pieces.
-  if (kv_type_ == KvType::kInt8 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128)
-    fail("an INT8 KV cache needs head_dim 32, 64 or 128, got ", c.head_dim);
+  if (kv_type_ == KvType::kInt8 && c.head_dim != 32 && c.head_dim != 64 && c.head_dim != 128 && c.head_dim != 256)
+    fail("an INT8 KV cache needs head_dim 32, 64, 128 or 256, got ", c.head_dim);
   check_attention_shape(c.num_heads, c.num_kv_heads, c.head_dim);
   if (!row_kernels_support(c.hidden_size, c.intermediate_size))
     fail("the CUDA backend needs hidden_size and intermediate_size to be multiples of 8 up to 32,768 (got ", c.hidden_size,
@@ -41,8 +45,14 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   use_graphs_ = o.cuda_graphs;
   if (w) upload_weights(*w);
   else make_dummy_weights(o.dummy_seed);
-  if (fp8_) quantize_weights();
-  rope_cos_sin_ = upload(rope_cos_sin(rope_inv_freq(c), c.max_positions), "rotary table");
+  if (fp8_) quantize_weights(WeightType::kFp8);
+  if (int8_) quantize_weights(WeightType::kInt8);
+  // The RoPE kernel turns D / 2 pairs a head: learned positions (GPT-2) turn none (zero angles), and
+  // GPT-J turns its rotary_dim / 2 (its q and k rows are reordered at load to the kernel's pairing;
+  // model_weights.cu), the rest at zero angles.
+  std::vector<float> inv_freq = c.position == PositionKind::kLearned ? std::vector<float>() : rope_inv_freq(c);
+  inv_freq.resize(c.head_dim / 2, 0.0f);
+  rope_cos_sin_ = upload(rope_cos_sin(inv_freq, c.max_positions), "rotary table");
   // Batch-invariant mode: one GEMM kernel per shape for every batch size.
   const bool invariant = o.batch_invariant;
   gemm_ = std::make_unique<Gemm>(64u << 20, invariant);
@@ -50,7 +60,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode.
   // The few-row path writes K/V from its GEMV element by element: not an INT8 cache, whose rows need their absmax.
-  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8;
+  // The few-row path's GEMV epilogues are SwiGLU and RMSNorm: Llama-family models only; its attention
+  // kernel stops at kFewAttentionMaxHeadDim.
+  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
+              c.head_dim <= kFewAttentionMaxHeadDim;
   // The decode kernel rounds differently from attention.cu, which every other step takes.
   decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
   prefill_kernel_ = !invariant && prefill_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim);
@@ -76,7 +89,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   info_.device_name = prop.name;
   info_.device_bytes_used = total_b - free_b;
-  info_.weight_dtype = fp8_ ? "fp8" : "bf16";
+  info_.weight_dtype = fp8_ ? "fp8" : w8a8_ ? "w8a8" : int8_ ? "int8" : "bf16";
   info_.num_threads = 1;
 }
 

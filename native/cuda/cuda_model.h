@@ -38,14 +38,16 @@ class CudaModel : public Backend {
   void collect(StepBatch& batch, int slot, StepOutput& out, const StepOutput* prev) override;
 
  private:
-  // A projection's weight: bf16 [N, K], or E4M3 [N, K] with per-row scales [N] (fp8).
+  // A projection's weight: bf16 [N, K], or E4M3 (fp8) or int8 (int8, w8a8) [N, K] with per-row scales [N].
   struct Linear {
     DeviceBuffer w, scale;
     int N = 0, K = 0;
+    WeightType type = WeightType::kBf16;
   };
   struct Layer {
     Linear qkv, o, gate_up, down;
     DeviceBuffer attn_norm, mlp_norm;            // f32 [hidden]
+    DeviceBuffer attn_norm_bias, mlp_norm_bias;  // f32 [hidden], LayerNorm (GPT-2); empty for RMSNorm
     DeviceBuffer b_qkv, b_o, b_gate_up, b_down;  // f32, empty when absent
   };
 
@@ -55,11 +57,13 @@ class CudaModel : public Backend {
   void tune_gemms();
   void allocate_kv_cache();
   void forward(int T, int sampled);
+  void parallel_block(int li, int T);
   // The residual stream after the layers: x plus the last projection's output, not yet added.
   struct Residual {
     float* x;
     const __nv_bfloat16* delta;
     const float* bias;
+    const __nv_bfloat16* delta2 = nullptr;  // GPT-J: the MLP output beside the attention output
   };
   Residual layers_batched(int T);
   // At most kFewRows tokens: seven kernels a layer, the GEMVs doing the residual adds, RoPE +
@@ -82,10 +86,14 @@ class CudaModel : public Backend {
   // Fed tokens (StepBatch::feed): d_tokens_[t] = the previous step's sampled token of row feed[t].
   void apply_feed();
   int bucket_for(int S) const;
-  void quantize_weights();
+  // Every projection to E4M3 (fp8) or int8 (int8, w8a8) with per-row scales, unless the checkpoint brought them so.
+  void quantize_weights(WeightType to);
   // proj_[M, N] = in[M, K] · W^T in bf16: bf16 operands, or in quantized per token to E4M3 first
-  // (in == nullptr: in_q_ / in_scale_ already hold it), the scales applied in the GEMM. Returns proj_.
-  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s);
+  // (in == nullptr: in_q_ / in_scale_ already hold it), the scales applied in the GEMM; W8A8: in
+  // quantized per token to int8, int32 sums in acc_, scaled to bf16; weight-only INT8: W widened to
+  // bf16 in dequant_ for a bf16 GEMM. Returns proj_.
+  // out: another bf16 buffer instead of proj_ (GPT-J's parallel block keeps two outputs).
+  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr);
   void tune_linear(const __nv_bfloat16* in, const Linear& w, int M);
 
   ModelConfig config_;
@@ -99,6 +107,9 @@ class CudaModel : public Backend {
   int q_dim_, kv_dim_, qkv_dim_;
 
   DeviceBuffer embed_, lm_head_, final_norm_, rope_cos_sin_;
+  DeviceBuffer final_norm_bias_;  // LayerNorm's (GPT-2); empty for RMSNorm
+  DeviceBuffer lm_head_bias_;     // f32 [vocab] (GPT-J); else empty
+  DeviceBuffer pos_embed_;        // bf16 [max_positions, hidden]: learned positions (GPT-2); else empty
   std::vector<Layer> layers_;
   DeviceBuffer k_cache_, v_cache_;  // bf16 or E4M3 [layer][block][kv_head][slot][head_dim]
   size_t layer_kv_elems_ = 0;
@@ -107,6 +118,10 @@ class CudaModel : public Backend {
   KvLayer kv_layer(int li) const;
 
   bool fp8_ = false;
+  // --quantization int8 (weight-only; also an INT8 checkpoint served without --dtype fp8) or w8a8:
+  // int8 projections. Steps of few tokens take the GEMVs either way (weight-only arithmetic).
+  bool int8_ = false;
+  bool w8a8_ = false;
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)
   bool decode_kernel_ = false;   // attention_decode.cu for decode-only steps without split-parallel blocks (not batch-invariant)
   bool prefill_kernel_ = false;  // attention_prefill.cu for the multi-token tiles of other steps (not batch-invariant)
@@ -127,7 +142,9 @@ class CudaModel : public Backend {
   // qkv_: float32 [T, qkv_dim], the attention kernels' rotated q (q columns only); proj_: bf16
   // [T, max(qkv_dim, 2I, H)], the output of every batched projection.
   DeviceBuffer x_, h_, qkv_, attn_, proj_, act_, h_last_, logits_;
-  DeviceBuffer in_q_, in_scale_;  // fp8: the current GEMM input, quantized per token
+  DeviceBuffer in_q_, in_scale_;  // fp8 and w8a8: the current GEMM input, quantized per token (E4M3 or int8)
+  DeviceBuffer acc_;              // w8a8: int32 [T, max N], a GEMM's sums before scaling
+  DeviceBuffer dequant_;          // weight-only int8 past the GEMVs: bf16 [N, K] of the projection at hand
   __nv_fp8_e4m3* q_out() const { return fp8_ ? in_q_.as<__nv_fp8_e4m3>() : nullptr; }
   float* q_scale() const { return fp8_ ? in_scale_.as<float>() : nullptr; }
   // Step inputs and outputs.

@@ -1,9 +1,9 @@
 #include "cuda/gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
-
 
 namespace tachyon {
 
@@ -29,6 +29,17 @@ float time_us(const std::function<bool()>& call, cudaStream_t s) {
   return ms * 1000.0f / kReps;
 }
 
+// cuBLASLt's alpha = 1 and beta = 0, in the product's scale type (int32 for IMMA, else float).
+struct Scalars {
+  float f1 = 1.0f, f0 = 0.0f;
+  int32_t i1 = 1, i0 = 0;
+  const void *one, *zero;
+  explicit Scalars(Operand type)
+      : one(type == Operand::kInt8 ? static_cast<const void*>(&i1) : &f1),
+        zero(type == Operand::kInt8 ? static_cast<const void*>(&i0) : &f0) {}
+  Scalars(const Scalars&) = delete;
+};
+
 }  // namespace
 
 Gemm::Descs::~Descs() {
@@ -50,9 +61,13 @@ Gemm::~Gemm() {
 // Column-major view of the row-major product: D^T[N, M] = W[K, N]^T · A^T[K, M]. cuBLASLt's "A" is
 // therefore our W (its scale vector has N entries) and its "B" our activations (M entries).
 void Gemm::describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const {
-  const cudaDataType_t in = type == Operand::kFp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
-  const cudaDataType_t d = out == Output::kBf16 ? CUDA_R_16BF : CUDA_R_32F;
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const bool int8 = type == Operand::kInt8;
+  if (int8 != (out == Output::kI32)) fail("an int8 GEMM writes int32 sums, and only it does");
+  const cudaDataType_t in = type == Operand::kFp8 ? CUDA_R_8F_E4M3 : int8 ? CUDA_R_8I : CUDA_R_16BF;
+  const cudaDataType_t d = out == Output::kBf16 ? CUDA_R_16BF : int8 ? CUDA_R_32I : CUDA_R_32F;
+  // IMMA: int32 sums and int32 alpha / beta; it takes A transposed and B not, as here.
+  if (int8) CUBLAS_CHECK(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32I, CUDA_R_32I));
+  else CUBLAS_CHECK(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
@@ -88,8 +103,7 @@ int Gemm::bucket(int M) const {
 
 Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
                            GemmScales sc, cudaStream_t s) {
-  const bool fp8 = type == Operand::kFp8;
-  const char* name = fp8 ? " fp8" : " bf16";
+  const char* name = type == Operand::kFp8 ? " fp8" : type == Operand::kInt8 ? " int8" : " bf16";
   Descs ds;
   describe(ds, type, out, M, N, K, sc);
   // cuBLASLt's candidates for this row count, and those for 256 rows (which serve any count; at a few
@@ -114,7 +128,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
   }
   const int found = static_cast<int>(results.size());
   const size_t ws = workspace_.bytes();
-  const float one = 1.0f, zero = 0.0f;
+  const Scalars ab(type);
   Choice best;
   float best_us = 1e30f;
   int timed = 0;
@@ -124,7 +138,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
     cublasLtMatmulAlgoConfigGetAttribute(&results[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split_k, sizeof(split_k), &written);
     if (invariant_ && split_k > 1) continue;  // its reduction order would depend on the shape
     const float us = time_us([&] {
-      return cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &results[i].algo,
+      return cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.zero, D, ds.d, D, ds.d, &results[i].algo,
                             workspace_.as<void>(), ws, s) == CUBLAS_STATUS_SUCCESS;
     }, s);
     if (us < 0) continue;
@@ -137,7 +151,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
   if (timed == 0) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
   char line[160];
   std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us (%d candidates)", name + 1, N, K, M,
-                out == Output::kBf16 ? "bf16" : "f32", best_us, timed);
+                out == Output::kBf16 ? "bf16" : out == Output::kI32 ? "i32" : "f32", best_us, timed);
   report_.push_back(line);
   return best;
 }
@@ -145,12 +159,13 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
 void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D, int max_m, int N, int K, GemmScales sc,
                 cudaStream_t s) {
   const int t = static_cast<int>(type), o = static_cast<int>(out);
+  if (type == Operand::kInt8) max_m = std::max(max_m, kImmaMinRows);
   if (invariant_) {
     if (!choices_.count(Key{t, o, N, K, 0}))
       choices_[Key{t, o, N, K, 0}] = tune_at(type, out, A, W, D, std::min(max_m, kInvariantRows), N, K, sc, s);
     return;
   }
-  for (int b = 1;; b *= 2) {
+  for (int b = type == Operand::kInt8 ? kImmaMinRows : 1;; b *= 2) {
     if (!choices_.count(Key{t, o, N, K, b})) choices_[Key{t, o, N, K, b}] = tune_at(type, out, A, W, D, std::min(b, max_m), N, K, sc, s);
     if (b >= max_m) break;
   }
@@ -158,13 +173,14 @@ void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D,
 
 void Gemm::run(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                cudaStream_t s) {
+  if (M > 0 && type == Operand::kInt8) M = std::max(M, kImmaMinRows);
   if (M == 0) return;
   auto it = choices_.find(Key{static_cast<int>(type), static_cast<int>(out), N, K, bucket(M)});
   if (it == choices_.end()) fail("GEMM shape ", N, "x", K, " at ", M, " rows was not tuned at load");
   Descs ds;
   describe(ds, type, out, M, N, K, sc);
-  const float one = 1.0f, zero = 0.0f;
-  CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, &one, W, ds.a, A, ds.b, &zero, D, ds.d, D, ds.d, &it->second.algo,
+  const Scalars ab(type);
+  CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.zero, D, ds.d, D, ds.d, &it->second.algo,
                               workspace_.as<void>(), workspace_.bytes(), s));
 }
 

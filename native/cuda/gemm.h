@@ -1,5 +1,6 @@
-// GEMMs: D[M, N] = A[M, K] · W[N, K]^T, row-major, A and W both bf16 or both
-// E4M3, D float32 (logits) or bf16 (projections). An FP8 product is scaled in
+// GEMMs: D[M, N] = A[M, K] · W[N, K]^T, row-major, A and W both bf16, both
+// E4M3 or both int8; D float32 (logits) or bf16 (projections), or the int32
+// sums of an int8 product (W8A8: int8.h applies its scales). An FP8 product is scaled in
 // cuBLASLt's epilogue (outer-vector scaling): D[m][n] = rows[m] · cols[n] ·
 // sum_k A[m][k] W[n][k], per-token activation scales times per-channel weight
 // scales, so a projection's reader gets finished bf16 values and never a
@@ -25,8 +26,13 @@
 
 namespace tachyon {
 
-enum class Operand { kBf16, kFp8 };
-enum class Output { kF32, kBf16 };
+enum class Operand { kBf16, kFp8, kInt8 };
+enum class Output { kF32, kBf16, kI32 };  // kI32: kInt8 operands only
+
+// An int8 product runs at least this many rows: cuBLASLt's IMMA kernels are not trusted below
+// (PyTorch's _int_mm refuses 16 rows or fewer on this path). A and D of an int8 product must hold
+// max(M, kImmaMinRows) rows; the rows past M are computed and never read.
+constexpr int kImmaMinRows = 32;
 
 // kFp8 only: rows[M] (per token) and cols[N] (per weight row), both float32 on the device.
 struct GemmScales {

@@ -106,7 +106,7 @@ __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs&
     out[row + r0] = g.residual ? out[row + r0] + v0 : v0;
     if (has1) out[row + r1] = g.residual ? out[row + r1] + v1 : v1;
   } else if constexpr (E == GemvEpilogue::kSwiGLU) {
-    // silu(gate) * up in float32, then bf16, as silu_mul_kernel (kernels.cu) computes it.
+    // silu(gate) * up in float32, then bf16, as mlp_act_kernel<kSwiGLU> (kernels.cu) computes it.
     g.act[static_cast<size_t>(m) * (g.N / 2) + u] = __float2bfloat16(v0 / (1.0f + __expf(-v0)) * v1);
   } else {
     const RopeKvTarget& t = g.rope;
@@ -130,10 +130,10 @@ __device__ __forceinline__ void finish(const FusedGemv& g, const EpilogueInputs&
 
 // Lane j takes chunks j, j + 32, ... of both rows in order, then a butterfly sum: a row's result
 // depends only on K, never on M or the grid. A_FP8: A is E4M3 (plain FP8 product); else bf16.
-template <int M, bool W_FP8, bool A_FP8, GemvEpilogue E>
+template <int M, Packed W_TYPE, bool A_FP8, GemvEpilogue E>
 __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(FusedGemv g, const uint4* A) {
-  constexpr int kPer = W_FP8 ? 16 : 8;                 // K values per 16-byte W chunk
-  constexpr int kAPer = (W_FP8 && !A_FP8) ? 2 : 1;     // 16-byte A chunks per W chunk
+  constexpr int kPer = packed_values<W_TYPE>;          // K values per 16-byte W chunk
+  constexpr int kAPer = (kPer == 16 && !A_FP8) ? 2 : 1;  // 16-byte A chunks per W chunk
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int chunks = g.K / kPer;
   const uint4* W = static_cast<const uint4*>(g.W);
@@ -188,8 +188,8 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(FusedGemv g, const ui
     for (int m = 0; m < M; ++m) acc0[m] = acc1[m] = 0.0f;
     auto consume = [&](const uint4& raw_0, const uint4& raw_1, int c) {
       float wv0[kPer], wv1[kPer];
-      widen<W_FP8>(raw_0, wv0);
-      widen<W_FP8>(raw_1, wv1);
+      widen_packed<W_TYPE>(raw_0, wv0);
+      widen_packed<W_TYPE>(raw_1, wv1);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float av[kPer];
@@ -232,26 +232,29 @@ void with_rows(int M, F&& f) {
   }
 }
 
-template <int M, bool W_FP8, bool A_FP8, GemvEpilogue E>
+template <int M, Packed W_TYPE, bool A_FP8, GemvEpilogue E>
 void launch_one(const FusedGemv& g, const void* A, cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>((units_of<E>(g) + kWarps - 1) / kWarps);
-  launch_pdl("gemv_kernel", gemv_kernel<M, W_FP8, A_FP8, E>, grid, 32 * kWarps, 0, s, g, static_cast<const uint4*>(A));
+  launch_pdl("gemv_kernel", gemv_kernel<M, W_TYPE, A_FP8, E>, grid, 32 * kWarps, 0, s, g, static_cast<const uint4*>(A));
 }
 
 template <int M, GemvEpilogue E>
 void launch_fused(const FusedGemv& g, cudaStream_t s) {
-  if (g.w_fp8) launch_one<M, true, false, E>(g, g.rows, s);
-  else launch_one<M, false, false, E>(g, g.rows, s);
+  switch (g.w_type) {
+    case WeightType::kFp8: return launch_one<M, Packed::kE4M3, false, E>(g, g.rows, s);
+    case WeightType::kInt8: return launch_one<M, Packed::kI8, false, E>(g, g.rows, s);
+    case WeightType::kBf16: return launch_one<M, Packed::kBf16, false, E>(g, g.rows, s);
+  }
 }
 
 }  // namespace
 
-bool gemv_supports(bool fp8, int M, int K) {
-  return M >= 1 && M <= kGemvMaxRows && K % (fp8 ? 16 : 8) == 0;
+bool gemv_supports(WeightType w, int M, int K) {
+  return M >= 1 && M <= kGemvMaxRows && K % (w == WeightType::kBf16 ? 8 : 16) == 0;
 }
 
 bool fused_gemv_supports(const FusedGemv& f, int M) {
-  return f.rows && gemv_supports(f.w_fp8, M, f.K) && f.N % 2 == 0 &&
+  return f.rows && gemv_supports(f.w_type, M, f.K) && f.N % 2 == 0 &&
          (f.epilogue != GemvEpilogue::kRopeKv || f.rope.head_dim % 2 == 0);
 }
 

@@ -3,8 +3,8 @@
 // of A ride along.
 //
 // launch_fused_gemv: the decode path's projections with the small kernels
-// after them folded in. A is bf16 (weight-only arithmetic: FP8 weights are
-// widened and multiplied by the bf16 activations, nothing is quantized), the
+// after them folded in. A is bf16 (weight-only arithmetic: FP8 and INT8 weights
+// are widened and multiplied by the bf16 activations, nothing is quantized), the
 // weight scale and bias are applied on the way out, and the epilogue is a
 // float32 store or an add into the residual stream, SwiGLU of a gate row and
 // its up row into bf16, or RoPE of a q/k pair with k and v written to the
@@ -23,8 +23,11 @@ namespace tachyon {
 
 constexpr int kGemvMaxRows = 8;
 
+// What a weight matrix holds (bf16, or E4M3 / int8 with per-row scales).
+enum class WeightType { kBf16, kFp8, kInt8 };
+
 // Whether the kernels serve this shape (M <= kGemvMaxRows, rows of 16 bytes' multiples).
-bool gemv_supports(bool fp8, int M, int K);
+bool gemv_supports(WeightType w, int M, int K);
 
 enum class GemvEpilogue { kStore, kSwiGLU, kRopeKv };
 
@@ -42,8 +45,8 @@ struct RopeKvTarget {
 };
 
 struct FusedGemv {
-  const void* W = nullptr;      // [N, K], E4M3 or bf16
-  bool w_fp8 = false;
+  const void* W = nullptr;      // [N, K], E4M3, int8 or bf16
+  WeightType w_type = WeightType::kBf16;
   const float* scale = nullptr;  // [N] per-row weight scale, or null
   const float* bias = nullptr;   // [N], or null
   int N = 0, K = 0;

@@ -20,22 +20,31 @@ __global__ void feed_tokens_kernel(int32_t* tokens, const int32_t* feed, const i
   tokens[t] = id >= 0 && id < vocab ? id : 0;
 }
 
-__global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H) {
+// x[t] = embed[token] (+ pos_embed[position], learned positions: GPT-2).
+__global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H, const __nv_bfloat16* pos_embed,
+                             const int32_t* positions) {
   pdl_wait();
   const int t = blockIdx.x;
   const __nv_bfloat16* row = embed + static_cast<size_t>(tokens[t]) * H;
+  const __nv_bfloat16* prow = pos_embed ? pos_embed + static_cast<size_t>(positions[t]) * H : nullptr;
   float* out = x + static_cast<size_t>(t) * H;
   if (H % 8 == 0) {  // 16-byte pieces: 8 bf16 in, 8 floats out
     for (int i = threadIdx.x; i < H / 8; i += blockDim.x) {
       float v[8];
       widen<false>(reinterpret_cast<const uint4*>(row)[i], v);
+      if (prow) {
+        float pv[8];
+        widen<false>(reinterpret_cast<const uint4*>(prow)[i], pv);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v[j] += pv[j];
+      }
       float4* o = reinterpret_cast<float4*>(out) + 2 * i;
       o[0] = make_float4(v[0], v[1], v[2], v[3]);
       o[1] = make_float4(v[4], v[5], v[6], v[7]);
     }
     return;
   }
-  for (int i = threadIdx.x; i < H; i += blockDim.x) out[i] = __bfloat162float(row[i]);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) out[i] = __bfloat162float(row[i]) + (prow ? __bfloat162float(prow[i]) : 0.0f);
 }
 
 // One row per block, kNormVecs float4 per thread at most: the weights are read before waiting on the
@@ -107,8 +116,10 @@ constexpr int kRowPieces = 4;
 
 // One row per block, its pieces in registers from the load to the store: x += delta (+ bias), then
 // bf16(rmsnorm(x) * w), or those values as E4M3 with the row's scale (the FP8 GEMM input).
+// With norm_bias, LayerNorm instead: (x - mean) / sqrt(var + eps) * w + norm_bias (GPT-2, GPT-J).
 __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
-                                   __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale) {
+                                   __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale,
+                                   const float* norm_bias, const __nv_bfloat16* delta2) {
   pdl_wait();
   __shared__ float scratch[32];
   const int b = blockIdx.x;
@@ -127,22 +138,50 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
       widen<false>(reinterpret_cast<const uint4*>(delta + r * H)[p], d);
 #pragma unroll
       for (int j = 0; j < kPiece; ++j) v[k][j] += d[j] + (bias ? bias[p * kPiece + j] : 0.0f);
+      if (delta2) {  // GPT-J's parallel block: the MLP output beside the attention output
+        widen<false>(reinterpret_cast<const uint4*>(delta2 + r * H)[p], d);
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) v[k][j] += d[j];
+      }
       store8(xp, v[k]);
     }
 #pragma unroll
     for (int j = 0; j < kPiece; ++j) ss += v[k][j] * v[k][j];
   }
-  const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / static_cast<float>(H) + eps);
+  float inv;
+  if (norm_bias) {
+    // LayerNorm: the mean, then the sum of squares about it (the row is still in registers).
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kRowPieces; ++k)
+      if (threadIdx.x + k * blockDim.x < pieces)
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) sum += v[k][j];
+    const float mean = block_sum(sum, scratch) / static_cast<float>(H);
+    float cs = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kRowPieces; ++k)
+      if (threadIdx.x + k * blockDim.x < pieces)
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) {
+          v[k][j] -= mean;
+          cs += v[k][j] * v[k][j];
+        }
+    inv = 1.0f / sqrtf(block_sum(cs, scratch) / static_cast<float>(H) + eps);
+  } else {
+    inv = 1.0f / sqrtf(block_sum(ss, scratch) / static_cast<float>(H) + eps);
+  }
   float m = 0.0f;
 #pragma unroll
   for (int k = 0; k < kRowPieces; ++k) {
     const int p = threadIdx.x + k * blockDim.x;
     if (p >= pieces) continue;
-    float wv[kPiece];
+    float wv[kPiece], bv[kPiece] = {};
     load8(w + p * kPiece, wv);
+    if (norm_bias) load8(norm_bias + p * kPiece, bv);
 #pragma unroll
     for (int j = 0; j < kPiece; ++j) {
-      v[k][j] = round_bf16(wv[j] * (v[k][j] * inv));  // the values the bf16 path writes
+      v[k][j] = round_bf16(wv[j] * (v[k][j] * inv) + bv[j]);  // the values the bf16 path writes
       m = fmaxf(m, fabsf(v[k][j]));
     }
     if (!q_out) reinterpret_cast<uint4*>(out + static_cast<size_t>(b) * H)[p] = pack_bf16(v[k]);
@@ -265,7 +304,7 @@ __device__ __forceinline__ uint2 pack_i8(const float* v, float inv) {
 // rope_kv_write_kernel for an INT8 cache (kv_cache.h), in two warp-uniform passes so that the lanes
 // holding one head meet for its absmax: q and k heads (D / 16 lanes a head, each 8 rotation pairs
 // (i, i + D/2)), then v heads (D / 8 lanes, 8 values each). The groups are aligned in the warp as
-// long as D / 8 divides 32 (D = 16, 32, 64, 128, 256; CudaModel allows 32, 64 and 128).
+// long as D / 8 divides 32 (D = 16, 32, 64, 128, 256; CudaModel allows 32, 64, 128 and 256).
 __global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                                           const int32_t* token_seq, const int32_t* block_tables, int table_stride,
                                           const float2* cos_sin, int8_t* k_cache, int8_t* v_cache, float* k_scales,
@@ -328,15 +367,27 @@ __global__ void rope_kv_write_int8_kernel(const __nv_bfloat16* qkv, const float*
   }
 }
 
-// One row per block: act = bf16(silu(gate) * up) from gate_up[t] = [gate (I) | up (I)] (bf16, + bias),
-// kept in registers; with q_out, E4M3 with the row's scale instead (the down GEMM's input).
-__global__ void silu_mul_kernel(const __nv_bfloat16* gate_up, const float* bias, int I, __nv_bfloat16* act,
-                                __nv_fp8_e4m3* q_out, float* q_scale) {
+// The MLP's activation, one row per block: SwiGLU (silu(gate) * up from gate_up[T, 2I]) or GELU
+// of fc[T, I] (tanh approximation, GPT-2's gelu_new, or erf), + bias; bf16 out, or E4M3 with the
+// row's scale (the down GEMM's input).
+template <MlpKind A>
+__device__ __forceinline__ float mlp_act(float g, float u) {
+  if constexpr (A == MlpKind::kSwiGLU) return g / (1.0f + __expf(-g)) * u;
+  // 0.5 g (1 + tanh(u)) as g * sigmoid(2u): no difference of near-equal terms for negative g, and
+  // __expf stays accurate under --use_fast_math where tanhf becomes tanh.approx (2^-11).
+  else if constexpr (A == MlpKind::kGeluTanh) return g / (1.0f + __expf(-2.0f * 0.7978845608028654f * (g + 0.044715f * g * g * g)));
+  else return 0.5f * g * (1.0f + erff(g * 0.7071067811865476f));
+}
+
+template <MlpKind A>
+__global__ void mlp_act_kernel(const __nv_bfloat16* in, const float* bias, int I, __nv_bfloat16* act, __nv_fp8_e4m3* q_out,
+                               float* q_scale) {
   pdl_wait();
   __shared__ float scratch[32];
+  constexpr bool gated = A == MlpKind::kSwiGLU;
   const size_t t = blockIdx.x;
-  const uint4* g = reinterpret_cast<const uint4*>(gate_up + t * 2 * I);
-  const uint4* up = reinterpret_cast<const uint4*>(gate_up + t * 2 * I + I);
+  const uint4* g = reinterpret_cast<const uint4*>(in + t * (gated ? 2 : 1) * I);
+  const uint4* up = reinterpret_cast<const uint4*>(in + t * 2 * I + I);  // gated only
   const int pieces = I / kPiece;
   float v[kRowPieces][kPiece];
   float m = 0.0f;
@@ -346,12 +397,12 @@ __global__ void silu_mul_kernel(const __nv_bfloat16* gate_up, const float* bias,
     if (p >= pieces) continue;
     float gv[kPiece], uv[kPiece];
     widen<false>(g[p], gv);
-    widen<false>(up[p], uv);
+    if constexpr (gated) widen<false>(up[p], uv);
 #pragma unroll
     for (int j = 0; j < kPiece; ++j) {
       const float gg = gv[j] + (bias ? bias[p * kPiece + j] : 0.0f);
-      const float uu = uv[j] + (bias ? bias[I + p * kPiece + j] : 0.0f);
-      v[k][j] = round_bf16(gg / (1.0f + __expf(-gg)) * uu);
+      const float uu = gated ? uv[j] + (bias ? bias[I + p * kPiece + j] : 0.0f) : 1.0f;
+      v[k][j] = round_bf16(mlp_act<A>(gg, uu));
       m = fmaxf(m, fabsf(v[k][j]));
     }
     if (!q_out) reinterpret_cast<uint4*>(act + t * I)[p] = pack_bf16(v[k]);
@@ -386,6 +437,13 @@ __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, ui
 
 unsigned blocks_for(size_t n, unsigned threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
+// rows[i, j] += bias[j] (GPT-J's LM head bias on the logits).
+__global__ void add_row_bias_kernel(float* rows, const float* bias, size_t total, int cols) {
+  pdl_wait();
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < total) rows[i] += bias[i % cols];
+}
+
 }  // namespace
 
 bool& pdl_enabled() {
@@ -398,8 +456,9 @@ void launch_feed_tokens(int32_t* tokens, const int32_t* feed, const int32_t* sam
   launch_pdl("feed_tokens_kernel", feed_tokens_kernel, (T + 255) / 256, 256, 0, s, tokens, feed, sampled, T, vocab);
 }
 
-void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s) {
-  launch_pdl("embed_kernel", embed_kernel, T, 256, 0, s, embed, tokens, x, H);
+void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s,
+                  const __nv_bfloat16* pos_embed, const int32_t* positions) {
+  launch_pdl("embed_kernel", embed_kernel, T, 256, 0, s, embed, tokens, x, H, pos_embed, positions);
 }
 
 bool rmsnorm_supports(int H) { return H % 4 == 0 && H <= 4 * kNormVecs * 1024; }
@@ -419,10 +478,17 @@ bool row_kernels_support(int H, int I) {
 
 void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
-                        float* q_scale) {
+                        float* q_scale, const float* norm_bias, const __nv_bfloat16* delta2) {
   if (n == 0) return;
+  if (delta2 && !delta) fail("add_rmsnorm: a second delta needs a first");  // the kernel adds delta2 beside delta
   launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, row_threads(H), 0, s, x, delta, bias, w, eps, out, rows, H, q_out,
-             q_scale);
+             q_scale, norm_bias, delta2);
+}
+
+void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaStream_t s) {
+  if (n == 0) return;
+  const size_t total = static_cast<size_t>(n) * cols;
+  launch_pdl("add_row_bias_kernel", add_row_bias_kernel, blocks_for(total, 256), 256, 0, s, rows, bias, total, cols);
 }
 
 void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
@@ -446,10 +512,15 @@ void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_
                static_cast<__nv_bfloat16*>(kv.v), 1.0f, 1.0f, heads, kv_heads, D, block_size);
 }
 
-void launch_silu_mul(const __nv_bfloat16* gate_up, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
-                     __nv_fp8_e4m3* q_out, float* q_scale) {
+void launch_mlp_act(MlpKind kind, const __nv_bfloat16* in, const float* bias, __nv_bfloat16* act, int T, int I, cudaStream_t s,
+                    __nv_fp8_e4m3* q_out, float* q_scale) {
   if (T == 0) return;
-  launch_pdl("silu_mul_kernel", silu_mul_kernel, T, row_threads(I), 0, s, gate_up, bias, I, act, q_out, q_scale);
+  if (kind == MlpKind::kSwiGLU)
+    launch_pdl("silu_mul_kernel", mlp_act_kernel<MlpKind::kSwiGLU>, T, row_threads(I), 0, s, in, bias, I, act, q_out, q_scale);
+  else if (kind == MlpKind::kGeluTanh)
+    launch_pdl("gelu_tanh_kernel", mlp_act_kernel<MlpKind::kGeluTanh>, T, row_threads(I), 0, s, in, bias, I, act, q_out, q_scale);
+  else
+    launch_pdl("gelu_kernel", mlp_act_kernel<MlpKind::kGelu>, T, row_threads(I), 0, s, in, bias, I, act, q_out, q_scale);
 }
 
 void launch_fill_random(__nv_bfloat16* out, size_t n, float scale, uint64_t seed, cudaStream_t s) {

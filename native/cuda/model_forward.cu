@@ -2,14 +2,26 @@
 #include "cuda/cuda_model.h"
 
 #include "cuda/fp8.h"
+#include "cuda/int8.h"
 
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
 
 namespace tachyon {
 
-__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s) {
-  __nv_bfloat16* out = proj_.as<__nv_bfloat16>();
+__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out) {
+  if (!out) out = proj_.as<__nv_bfloat16>();
+  if (w.type == WeightType::kInt8 && w8a8_) {
+    launch_quantize_rows_int8(in, in_q_.as<int8_t>(), in_scale_.as<float>(), M, w.K, s);
+    gemm_->run(Operand::kInt8, Output::kI32, in_q_.as<void>(), w.w.as<void>(), acc_.as<void>(), M, w.N, w.K, GemmScales{}, s);
+    launch_scale_int32(acc_.as<int32_t>(), in_scale_.as<float>(), w.scale.as<float>(), out, M, w.N, s);
+    return out;
+  }
+  if (w.type == WeightType::kInt8) {
+    launch_dequantize_weight_int8(w.w.as<int8_t>(), w.scale.as<float>(), dequant_.as<__nv_bfloat16>(), w.N, w.K, s);
+    gemm_->run(Operand::kBf16, Output::kBf16, in, dequant_.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
+    return out;
+  }
   if (!fp8_) {
     gemm_->run(Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
     return out;
@@ -34,7 +46,8 @@ __nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M
 void CudaModel::forward(int T, int sampled) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size;
-  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_);
+  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_, pos_embed_.as<__nv_bfloat16>(),
+               d_positions_.as<int32_t>());
   op_marks_ = 0;
   const bool few = few_rows(T);
   const Residual r = few ? layers_few(T) : layers_batched(T);
@@ -45,10 +58,11 @@ void CudaModel::forward(int T, int sampled) {
     launch_rmsnorm(r.x, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
   else
     launch_add_rmsnorm(r.x, r.delta, r.bias, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(),
-                       d_rows_.as<int32_t>(), sampled, H, stream_);
+                       d_rows_.as<int32_t>(), sampled, H, stream_, nullptr, nullptr, final_norm_bias_.as<float>(), r.delta2);
   const __nv_bfloat16* head = c.tie_word_embeddings ? embed_.as<__nv_bfloat16>() : lm_head_.as<__nv_bfloat16>();
   gemm_->run(Operand::kBf16, Output::kF32, h_last_.as<__nv_bfloat16>(), head, logits_.as<float>(), sampled, c.vocab_size, H,
              GemmScales{}, stream_);
+  if (lm_head_bias_.bytes() > 0) launch_add_row_bias(logits_.as<float>(), lm_head_bias_.as<float>(), sampled, c.vocab_size, stream_);
 }
 
 CudaModel::Residual CudaModel::layers_batched(int T) {
@@ -58,11 +72,19 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
   // Every projection writes bf16 into proj_ (scales applied), read once by the kernel after it.
   const __nv_bfloat16* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
+  const __nv_bfloat16* pending2 = nullptr;  // GPT-J: the attention output is pending, and the MLP's beside it
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
     launch_add_rmsnorm(x, pending, pending_bias, l.attn_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T,
-                       H, stream_, q_out(), q_scale());
+                       H, stream_, q_out(), q_scale(), l.attn_norm_bias.as<float>(), pending2);
+    if (c.parallel_block) {
+      parallel_block(li, T);
+      pending = proj_.as<__nv_bfloat16>();  // the attention output (no bias in GPT-J)
+      pending2 = h_.as<__nv_bfloat16>();    // the MLP output, its bias pending
+      pending_bias = l.b_down.as<float>();
+      continue;
+    }
     TICK(li, "qkv");
     const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_);
     TICK(li, "rope+kv");
@@ -75,18 +97,46 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
     launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
-                       stream_, q_out(), q_scale());
+                       stream_, q_out(), q_scale(), l.mlp_norm_bias.as<float>());
     TICK(li, "gate_up");
     const __nv_bfloat16* gate_up = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, T, stream_);
     TICK(li, "silu");
-    // FP8: SwiGLU quantizes its output for the down GEMM.
-    launch_silu_mul(gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
+    // FP8: the activation (SwiGLU, or GPT-2's GELU) quantizes its output for the down GEMM.
+    launch_mlp_act(c.mlp, gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     TICK(li, "down");
     pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_);
     TICK(li, "end");
     pending_bias = l.b_down.as<float>();
   }
-  return Residual{x, pending, pending_bias};
+  return Residual{x, pending, pending_bias, pending2};
+}
+
+// GPT-J's block after its one norm (h_, or in_q_ with FP8): QKV and RoPE + KV write, then the MLP
+// while the normed input is still in place, its output into h_ (which FP8 leaves unused and bf16 no
+// longer needs once both GEMMs have read it), then attention, its output in proj_. The next norm
+// adds both.
+void CudaModel::parallel_block(int li, int T) {
+  const ModelConfig& c = config_;
+  const Layer& l = layers_[li];
+  const int I = c.intermediate_size;
+  __nv_bfloat16* h = h_.as<__nv_bfloat16>();
+  TICK(li, "qkv");
+  const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h, l.qkv, T, stream_);
+  TICK(li, "rope+kv");
+  launch_rope_kv_write(qkv, l.b_qkv.as<float>(), qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
+                       d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kv_layer(li), T, c.num_heads,
+                       c.num_kv_heads, c.head_dim, options_.block_size, stream_);
+  TICK(li, "fc");
+  const __nv_bfloat16* fc = linear(fp8_ ? nullptr : h, l.gate_up, T, stream_);
+  TICK(li, "gelu");
+  launch_mlp_act(c.mlp, fc, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
+  TICK(li, "fc_out");
+  linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_, h);
+  TICK(li, "attn");
+  attention(li);
+  TICK(li, "o");
+  linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
+  TICK(li, "end");
 }
 
 bool CudaModel::few_rows(int T) const { return few_rows_ && T <= kFewRows; }
@@ -95,7 +145,7 @@ FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const
   FusedGemv g;
   g.rows = in;
   g.W = w.w.as<void>();
-  g.w_fp8 = w.scale.bytes() > 0;
+  g.w_type = w.type;
   g.scale = w.scale.as<float>();
   g.bias = bias.as<float>();
   g.N = w.N;
@@ -166,10 +216,12 @@ void CudaModel::attention(int li) {
 
 AttentionArgs CudaModel::attention_args(int li) const {
   const ModelConfig& c = config_;
-  return AttentionArgs{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
-                       table_stride_, kv_layer(li), attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
-                       num_tiles_, c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
-                       d_attn_partial_.as<float>(), d_attn_counters_.as<int>()};
+  AttentionArgs a{qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(), d_tables_.as<int32_t>(),
+                  table_stride_, kv_layer(li), attn_.as<__nv_bfloat16>(), d_tiles_.as<int2>(),
+                  num_tiles_, c.num_heads, c.num_kv_heads, c.head_dim, options_.block_size,
+                  d_attn_partial_.as<float>(), d_attn_counters_.as<int>(), 0u, 0};
+  block_divisor(options_.block_size, a.block_mul, a.block_shift);
+  return a;
 }
 
 KvLayer CudaModel::kv_layer(int li) const {

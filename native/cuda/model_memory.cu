@@ -12,12 +12,22 @@ void CudaModel::allocate_workspace() {
   h_ = DeviceBuffer(T * H * 2, "activations");
   qkv_ = DeviceBuffer(T * qkv_dim_ * 4, "activations");
   attn_ = DeviceBuffer(T * q_dim_ * 2, "activations");
-  proj_ = DeviceBuffer(T * std::max({static_cast<size_t>(qkv_dim_), 2 * I, H}) * 2, "activations");
+  proj_ = DeviceBuffer(T * std::max({static_cast<size_t>(qkv_dim_), 2 * I, H}) * 2, "activations");  // bf16 [T, widest]
   act_ = DeviceBuffer(T * I * 2, "activations");
   h_last_ = DeviceBuffer(S * H * 2, "activations");
-  if (fp8_) {
-    in_q_ = DeviceBuffer(T * std::max<size_t>({H, static_cast<size_t>(q_dim_), I}), "fp8 activations");
-    in_scale_ = DeviceBuffer(T * 4, "fp8 activation scales");
+  const size_t widest = std::max({static_cast<size_t>(qkv_dim_), 2 * I, H});  // a projection's N at most
+  // W8A8's int8 GEMMs run at least kImmaMinRows rows (gemm.h).
+  const size_t q_rows = w8a8_ ? std::max<size_t>(T, kImmaMinRows) : T;
+  if (fp8_ || w8a8_) {
+    in_q_ = DeviceBuffer(q_rows * std::max<size_t>({H, static_cast<size_t>(q_dim_), I}), "quantized activations");
+    in_scale_ = DeviceBuffer(T * 4, "activation scales");
+  }
+  if (w8a8_) acc_ = DeviceBuffer(q_rows * widest * 4, "int32 GEMM sums");
+  if (int8_ && !w8a8_) {
+    size_t most = 0;
+    for (const Linear* lin : {&layers_[0].qkv, &layers_[0].o, &layers_[0].gate_up, &layers_[0].down})
+      most = std::max(most, static_cast<size_t>(lin->N) * lin->K);
+    dequant_ = DeviceBuffer(most * 2, "dequantized int8 weights");
   }
   logits_ = DeviceBuffer(S * c.vocab_size * 4, "logits");
   max_table_stride_ = (c.max_positions + options_.block_size - 1) / options_.block_size;

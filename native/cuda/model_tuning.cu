@@ -2,11 +2,22 @@
 #include "cuda/cuda_model.h"
 
 #include "cuda/fp8.h"
+#include "cuda/int8.h"
 
 namespace tachyon {
 
 void CudaModel::tune_linear(const __nv_bfloat16* in, const Linear& w, int M) {
   void* out = proj_.as<void>();
+  if (w.type == WeightType::kInt8 && w8a8_) {
+    launch_quantize_rows_int8(in, in_q_.as<int8_t>(), in_scale_.as<float>(), M, w.K, stream_);
+    gemm_->tune(Operand::kInt8, Output::kI32, in_q_.as<void>(), w.w.as<void>(), acc_.as<void>(), M, w.N, w.K, GemmScales{}, stream_);
+    return;
+  }
+  if (w.type == WeightType::kInt8) {
+    launch_dequantize_weight_int8(w.w.as<int8_t>(), w.scale.as<float>(), dequant_.as<__nv_bfloat16>(), w.N, w.K, stream_);
+    gemm_->tune(Operand::kBf16, Output::kBf16, in, dequant_.as<void>(), out, M, w.N, w.K, GemmScales{}, stream_);
+    return;
+  }
   if (!fp8_) {
     gemm_->tune(Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, GemmScales{}, stream_);
     return;

@@ -60,6 +60,14 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[J][4]) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
+// The same for register A fragments a running wgmma still reads: they stay put until after the wait.
+template <int J>
+__device__ __forceinline__ void wgmma_fence_operands(uint32_t (&a)[J][4]) {
+#pragma unroll
+  for (int j = 0; j < J; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[j][e])::"memory");
+}
 
 // d (64 x N, float32, as N / 8 tiles of mma C fragments) = a (64 x 16) · b (16 x N) (+ d when
 // accumulate), for N = 64 and 128 and f16 or bf16 operands. TRANS_B 0: b's smem tile is K-major

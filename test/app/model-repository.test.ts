@@ -18,9 +18,11 @@ before(async () => {
   // A parity fixture with the default model's tokenizer beside it, in the model's own folder ...
   cpSync(join(MODELS_DIR, 'llama-gqa-tied'), join(repo, 'gqa'), { recursive: true });
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(DEFAULT_MODEL_DIR, f), join(repo, 'gqa', f));
-  // GPT-2 too (CPU backend), in a version folder.
-  cpSync(join(MODELS_DIR, 'gpt2-tiny'), join(repo, 'gpt2', '1'), { recursive: true });
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(DEFAULT_MODEL_DIR, f), join(repo, 'gpt2', '1', f));
+  // GPT-2 and GPT-J too (CPU backend), in version folders.
+  for (const [name, fixture] of [['gpt2', 'gpt2-tiny'], ['gptj', 'gptj-tiny']]) {
+    cpSync(join(MODELS_DIR, fixture), join(repo, name, '1'), { recursive: true });
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(DEFAULT_MODEL_DIR, f), join(repo, name, '1', f));
+  }
   // ... and the embedded model in a version folder with a config.pbtxt.
   mkdirSync(join(repo, 'shakespeare'));
   cpSync(DEFAULT_MODEL_DIR, join(repo, 'shakespeare', '3'), { recursive: true });
@@ -37,8 +39,8 @@ after(async () => {
 
 test('/v1/models lists every model; config.pbtxt set the second one\'s context and batch', async () => {
   const list = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string; max_model_len: number }[] };
-  assert.deepEqual(list.data.map((m) => [m.id, m.max_model_len]), [['gpt2', 256], ['gqa', 256], ['shakespeare', 256]]);
-  assert.equal(server.models[2].config.maxNumSeqs, 8);
+  assert.deepEqual(list.data.map((m) => [m.id, m.max_model_len]), [['gpt2', 256], ['gptj', 256], ['gqa', 256], ['shakespeare', 256]]);
+  assert.equal(server.models[3].config.maxNumSeqs, 8);
   assert.equal((await fetch(`${server.url}/v1/models/shakespeare`)).status, 200);
 });
 
@@ -62,11 +64,11 @@ test('OpenAI requests route by model and answer as that model alone would', asyn
   assert.equal(missing.status, 404);
   const err = (await missing.json()) as { error: { message: string; code: string } };
   assert.equal(err.error.code, 'model_not_found');
-  assert.match(err.error.message, /This server serves `gpt2`, `gqa`, `shakespeare`/);
+  assert.match(err.error.message, /This server serves `gpt2`, `gptj`, `gqa`, `shakespeare`/);
 });
 
-test('greedy continuations through HTTP equal transformers\' for the Llama and GPT-2 fixtures', async () => {
-  for (const [model, fixture] of [['gqa', 'llama-gqa-tied'], ['gpt2', 'gpt2-tiny']]) {
+test('greedy continuations through HTTP equal transformers\' for the Llama, GPT-2 and GPT-J fixtures', async () => {
+  for (const [model, fixture] of [['gqa', 'llama-gqa-tied'], ['gpt2', 'gpt2-tiny'], ['gptj', 'gptj-tiny']]) {
     for (const p of loadReference(fixture)) {
       // Token ids in (the fixtures' vocabularies are smaller than the borrowed tokenizer's), text out,
       // compared with the text of transformers' greedy tokens.

@@ -1,6 +1,8 @@
 // The CUDA backend against transformers and the CPU backend on the parity
 // fixtures, and its batch / chunking invariance. Runs with npm run test:gpu.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -10,9 +12,10 @@ import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { request, run, testTokenizer } from '../helpers/engine.js';
-import { loadReference, MODELS_DIR, PARITY_MODELS } from '../helpers/fixtures.js';
+import { CUDA_PARITY_MODELS, loadReference, MODELS_DIR } from '../helpers/fixtures.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
 import { decodeBothWays } from '../helpers/pipelined.js';
+import { writeRandomGptj } from '../helpers/random-checkpoint.js';
 
 const skip = gpuSkipReason();
 const gpu = (modelDir: string, extra = {}) =>
@@ -37,7 +40,7 @@ const worstRowError = (a: Float32Array, b: Float32Array, V: number) => {
   return worst;
 };
 
-for (const model of PARITY_MODELS) {
+for (const model of CUDA_PARITY_MODELS) {
   describe(`CUDA backend parity: ${model}`, { skip }, () => {
     let cuda: Runtime;
     let cpu: Runtime;
@@ -79,6 +82,28 @@ for (const model of PARITY_MODELS) {
     });
   });
 }
+
+// GPT-J with FP8 weights: the parallel block keeps the normed input in in_q_ for both of its GEMMs
+// and writes the MLP output beside the attention output (bf16 runs never take that path).
+describe('CUDA backend: GPT-J with FP8 weights', { skip }, () => {
+  test('logits stay within FP8 noise of the CPU backend', async () => {
+    const cuda = await gpu(join(MODELS_DIR, 'gptj-tiny'), { dtype: 'fp8' });
+    const cpu = await Runtime.load({ modelDir: join(MODELS_DIR, 'gptj-tiny'), kvCacheBytes: 8 << 20 });
+    try {
+      for (const p of loadReference('gptj-tiny')) {
+        const ours = await logitsAtEveryPosition(cuda, p.tokens);
+        const err = worstRowError(ours, await logitsAtEveryPosition(cpu, p.tokens), cuda.info.vocabSize);
+        console.log(`gptj-tiny fp8 len ${p.tokens.length}: vs CPU ${err.toExponential(2)}`);
+        // FP8 weights and activations move logits by a few percent; a buffer overwritten too early
+        // (the parallel block's MLP reading a clobbered input) moves them by tens of percent.
+        assert.ok(err < 1e-1, `vs CPU ${err}`);
+      }
+    } finally {
+      await cuda.close();
+      await cpu.close();
+    }
+  });
+});
 
 describe('CUDA backend invariance and sampling', { skip }, () => {
   let rt: Runtime;
@@ -227,15 +252,19 @@ describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype}
 // The default model: 2 query heads per KV head, head_dim 64, every cache type; llama3-scaled: 3 per
 // KV head, head_dim 16 (bf16 only: the one-byte caches want multiples of 32); random weights of
 // Llama-3-8B's head layout (4 query heads per KV head, head_dim 128), which H100/H200 builds for sm_90a
-// run through attention_prefill_sm90.cu (wgmma) as the default model (head_dim 64) does.
+// run through attention_prefill_sm90.cu (wgmma) as the default model (head_dim 64) does; and the
+// same at head_dim 256 (every cache type), which takes the mma.sync prefill kernel (32-position tiles)
+// on every GPU and never the few-row path.
 const HEAD_DIM_128 = {
   architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 512, intermediate_size: 1024, num_hidden_layers: 2,
   num_attention_heads: 4, num_key_value_heads: 1, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
 };
+const HEAD_DIM_256 = { ...HEAD_DIM_128, hidden_size: 1024 };
 const FAST_KERNEL_CASES = [
   ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: 'default model', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype })),
   { name: 'llama3-scaled', source: { modelDir: join(MODELS_DIR, 'llama3-scaled') }, kvCacheDtype: 'auto' as const },
   ...(['auto', 'fp8'] as const).map((kvCacheDtype) => ({ name: 'head_dim 128', source: { dummy: { config: HEAD_DIM_128, seed: 3 } }, kvCacheDtype })),
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: 'head_dim 256', source: { dummy: { config: HEAD_DIM_256, seed: 3 } }, kvCacheDtype })),
 ];
 for (const { name, source, kvCacheDtype } of FAST_KERNEL_CASES)
 describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCacheDtype})`, { skip }, () => {
@@ -287,6 +316,148 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
       assert.ok(err < limit, `${what}: ${err}`);
     });
   });
+});
+
+// The attention kernels find a position's cache block by block_divisor()'s multiply and shift, not
+// a division: a block size that is not a power of two must map every position as 16 does.
+// Each case: the default model (head_dim 64) or Llama-3-8B's head layout (head_dim 128, 256), a
+// cache type, and the fast kernels or attention.cu (batch-invariant mode).
+const BLOCK_SIZE_CASES = [
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `default model, KV ${kvCacheDtype}`, source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype, batchInvariant: false })),
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 128, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_128, seed: 3 } }, kvCacheDtype, batchInvariant: false })),
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 256, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_256, seed: 3 } }, kvCacheDtype, batchInvariant: false })),
+  { name: 'default model, KV fp8, batch-invariant', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype: 'fp8' as const, batchInvariant: true },
+];
+for (const { name, source, kvCacheDtype, batchInvariant } of BLOCK_SIZE_CASES)
+describe(`CUDA attention with a block size that is not a power of two (${name})`, { skip }, () => {
+  test('block size 24 gives the logits of block size 16 (prompts, decode-only and few-row steps)', async () => {
+    const lengths = Array.from({ length: 24 }, (_, k) => 7 + ((k * 53) % 260));
+    const outputs: Float32Array[][] = [];
+    for (const blockSize of [16, 24]) {
+      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, blockSize, kvCacheDtype, cuda: { batchInvariant } });
+      try {
+        const V = rt.info.vocabSize;
+        const per = Math.ceil(300 / blockSize);
+        const blocks = (k: number) => blockRange(k * per, per);
+        const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 29 + j * 11) % (V - 3)));
+        const out: Float32Array[] = [];
+        out.push((await rt.step(makeBatch(lengths.map((n, k) => ({ tokens: prompt(k, n), start: 0, blocks: blocks(k) })), true))).logits!);
+        out.push((await rt.step(makeBatch(lengths.map((n, k) => ({ tokens: [5 + k], start: n, blocks: blocks(k) })), true))).logits!);
+        out.push((await rt.step(makeBatch([0, 1].map((k) => ({ tokens: [9 + k], start: lengths[k] + 1, blocks: blocks(k) })), true))).logits!);
+        outputs.push(out);
+      } finally {
+        await rt.close();
+      }
+    }
+    outputs[0].forEach((a, i) => {
+      const V = a.length / (i === 2 ? 2 : lengths.length);
+      const err = worstRowError(outputs[1][i], a, V);
+      console.log(`block size 24 vs 16 (${name}), ${['prompts', 'decode-only step', 'few-row step'][i]}: worst row ${err.toExponential(2)}`);
+      assert.ok(err < 2e-2, `step ${i}: ${err}`);
+    });
+  });
+});
+
+// GPT-J-6B's head layout (head_dim 256: 4096 / 16 heads, rotary on each head's first 64 dims, one
+// query head per KV head) at a small width, as a checkpoint of random BF16 weights that both backends
+// read (writeRandomGptj), so the CPU backend (float32 throughout) is the reference for every CUDA
+// attention kernel at head_dim 256.
+const GPTJ_HEAD_DIM_256 = { vocab_size: 512, n_embd: 512, n_layer: 2, n_head: 2, rotary_dim: 64, n_positions: 1024, n_inner: 1024 };
+
+/**
+ * The steps, 2 KV heads a token: 8 prompts of 3-300 tokens (up to 3 query tiles of 128 tokens and 10
+ * K/V tiles of 32 in attention_prefill.cu); their decode tokens (16 (token, KV head) pairs, fewer than
+ * twice the SMs: split-parallel attention.cu); 240 short prompts; a decode-only step of all 248
+ * sequences (496 pairs: attention_decode.cu); and a mixed step (the 8 decode tokens beside a
+ * 150-token prompt and a 2-token chunk: both fast kernels in one step). Every sequence samples.
+ */
+function headDim256Steps(): Chunk[][] {
+  const long = [300, 257, 200, 129, 100, 64, 37, 3];
+  const longBlocks = (k: number) => blockRange(k * 20, 20); // 320 positions
+  const shortLength = (k: number) => 3 + ((k * 13) % 40);
+  const shortBlocks = (k: number) => blockRange(160 + k * 4, 4); // 64 positions
+  const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 31 + j * 7) % 509));
+  const shorts = Array.from({ length: 240 }, (_, k) => k);
+  return [
+    long.map((n, k) => ({ tokens: prompt(k, n), start: 0, blocks: longBlocks(k) })),
+    long.map((n, k) => ({ tokens: [5 + k], start: n, blocks: longBlocks(k) })),
+    shorts.map((k) => ({ tokens: prompt(100 + k, shortLength(k)), start: 0, blocks: shortBlocks(k) })),
+    [
+      ...long.map((n, k) => ({ tokens: [7 + k], start: n + 1, blocks: longBlocks(k) })),
+      ...shorts.map((k) => ({ tokens: [9 + (k % 500)], start: shortLength(k), blocks: shortBlocks(k) })),
+    ],
+    [
+      ...long.map((n, k) => ({ tokens: [11 + k], start: n + 2, blocks: longBlocks(k) })),
+      { tokens: prompt(500, 150), start: 0, blocks: blockRange(1120, 10) },
+      { tokens: [7, 8], start: 0, blocks: [1130] },
+    ],
+  ];
+}
+
+async function logitsOfSteps(rt: Runtime, steps: Chunk[][]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const chunks of steps) out.push((await rt.step(makeBatch(chunks, true))).logits!);
+  return out;
+}
+
+describe('CUDA attention at head_dim 256 (GPT-J-6B head layout) against the CPU backend', { skip }, () => {
+  let dir: string;
+  let reference: Float32Array[];
+  const steps = headDim256Steps();
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tachyon-hd256-'));
+    writeRandomGptj(dir, GPTJ_HEAD_DIM_256, 5);
+    const cpu = await Runtime.load({ modelDir: dir, kvCacheBytes: 160 << 20, maxNumTokens: 8192, maxNumSeqs: 256 });
+    try {
+      reference = await logitsOfSteps(cpu, steps);
+    } finally {
+      await cpu.close();
+    }
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // The checkpoint's numpy model (writeRandomGptj) puts the worst row at 0.7% (bf16 activations),
+  // 1.3% (INT8 K/V) and 5.4% (E4M3 K/V) from float32; a wrong half of V or quarter of K, above 50%.
+  const LIMITS = { auto: 2e-2, int8: 4e-2, fp8: 1e-1 } as const;
+  for (const kvCacheDtype of ['auto', 'fp8', 'int8'] as const)
+    for (const batchInvariant of [false, true])
+      test(`KV ${kvCacheDtype}, ${batchInvariant ? 'attention.cu for every step (batch-invariant)' : 'prefill and decode kernels'}: every step's logits`, async () => {
+        const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant } });
+        try {
+          const ours = await logitsOfSteps(cuda, steps);
+          const V = cuda.info.vocabSize;
+          ours.forEach((logits, i) => {
+            const err = worstRowError(logits, reference[i], V);
+            const what = ['8 prompts', 'their decode tokens', '240 short prompts', 'decode-only step of 248', 'mixed step'][i];
+            console.log(`head_dim 256 vs CPU (KV ${kvCacheDtype}${batchInvariant ? ', batch-invariant' : ''}), ${what}: worst row ${err.toExponential(2)}`);
+            assert.ok(err < LIMITS[kvCacheDtype], `${what}: ${err}`);
+          });
+        } finally {
+          await cuda.close();
+        }
+      });
+
+  // Chunks starting off a 64-position split leave a warp's rows ending before a split its tile
+  // reaches; attention.cu folds that split's fresh state at head_dim 256 (weights 1 and 0), and the
+  // earlier rows' outputs reach the last row through layer 2's K/V.
+  for (const kvCacheDtype of ['auto', 'fp8', 'int8'] as const)
+    test(`KV ${kvCacheDtype}, batch-invariant: a prompt's last logits are the same to the bit whole, in chunks of 40, 160 and 100, and of 7`, async () => {
+      const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant: true } });
+      try {
+        const prompt = Array.from({ length: 300 }, (_, j) => 3 + ((j * 53 + 5) % 509));
+        const lastLogits = async (cuts: number[]) => {
+          let logits: Float32Array | undefined;
+          for (let i = 0; i + 1 < cuts.length; i++)
+            logits = (await cuda.step(makeBatch([{ tokens: prompt.slice(cuts[i], cuts[i + 1]), start: cuts[i], blocks: blockRange(0, 20) }], true))).logits!;
+          return Array.from(logits!);
+        };
+        const whole = await lastLogits([0, 300]);
+        assert.deepEqual(await lastLogits([0, 40, 200, 300]), whole);
+        assert.deepEqual(await lastLogits([...Array.from({ length: 43 }, (_, i) => 7 * i), 300]), whole);
+      } finally {
+        await cuda.close();
+      }
+    });
 });
 
 describe('CUDA backend errors', { skip }, () => {

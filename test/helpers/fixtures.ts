@@ -6,8 +6,9 @@ import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors
 /** Parity fixtures made by test/parity/make_fixtures.py (see there to regenerate). */
 export const MODELS_DIR = join(packageRoot(), 'test', 'fixtures', 'models');
 export const PARITY_MODELS = ['llama-gqa-tied', 'llama3-scaled', 'qwen2-bias', 'mistral-tp'] as const;
-/** GPT-2 and GPT-J (issue 17): served by the CPU backend only so far, so the GPU suite leaves them out. */
-export const CPU_PARITY_MODELS = [...PARITY_MODELS, 'gpt2-tiny', 'gptj-tiny'] as const;
+/** Every fixture runs on both backends: the Llama family, GPT-2 and GPT-J (issue 17). */
+export const CUDA_PARITY_MODELS = [...PARITY_MODELS, 'gpt2-tiny', 'gptj-tiny'] as const;
+export const CPU_PARITY_MODELS = CUDA_PARITY_MODELS;
 
 export interface ReferencePrompt {
   tokens: number[];

@@ -14,6 +14,7 @@ import { relativeError } from '../helpers/batch.js';
 import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced, type Prediction } from '../helpers/held-out.js';
 import { writeQuantizedCheckpoint } from '../helpers/quantized-checkpoint.js';
 import { logitsAtEveryPosition } from '../helpers/stepping.js';
+import { wantsInt8Activations } from '../../native/model-config.js';
 import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors.js';
 import { MODELS_DIR } from '../helpers/fixtures.js';
 import { writeSafetensors, type RawTensor } from '../helpers/safetensors-writer.js';
@@ -67,10 +68,15 @@ test('an INT8 checkpoint (I8 + weight_scale, compressed-tensors) is read as it i
   }
 });
 
-test('--quantization int8 is refused on cuda until the CUDA kernels have it', async () => {
+test('--quantization: w8a8 is refused on the CPU, and either INT8 mode beside --dtype fp8', async () => {
   const { loadConfig } = await import('../../config/load.js');
-  assert.throws(() => loadConfig(['--quantization', 'int8', '--device', 'cuda'], {}), /--quantization: 'int8' runs on the CPU backend only/);
+  assert.throws(() => loadConfig(['--quantization', 'w8a8'], {}), /--quantization: 'w8a8' runs on cuda only/);
+  assert.throws(() => loadConfig(['--quantization', 'int8', '--device', 'cuda', '--dtype', 'fp8'], {}), /--quantization: cannot be combined with --dtype fp8/);
   assert.equal(loadConfig(['--quantization', 'int8'], {}).config.quantization, 'int8');
+  assert.equal(loadConfig(['--quantization', 'w8a8', '--device', 'cuda'], {}).config.quantization, 'w8a8');
+  assert.equal(loadConfig(['--quantization', 'int8', '--device', 'cuda'], {}).config.quantization, 'int8');
+  // The runtime holds the same line for callers that skip the config.
+  await assert.rejects(Runtime.load({ modelDir: DEFAULT_MODEL_DIR, kvCacheBytes: 16 << 20, quantization: 'w8a8' }), /'w8a8' runs on cuda only/);
 });
 
 test('quantized checkpoints the runtime cannot apply are refused at load: asymmetric INT8, INT8 in GPT-2\'s Conv1D layout', async () => {
@@ -93,4 +99,29 @@ test('quantized checkpoints the runtime cannot apply are refused at load: asymme
   tensors[`${name}_scale`] = { dtype: 'F32', shape: [rows, 1], data: new Uint8Array(new Float32Array(rows).fill(1).buffer) };
   writeSafetensors(file, tensors);
   await assert.rejects(Runtime.load({ modelDir: gpt2, kvCacheBytes: 16 << 20 }), /quantized Conv1D \(GPT-2 layout\) weights are not read/);
+});
+
+test('a compressed-tensors W8A8 export (dynamic per-token INT8 activations) is recognized, weight-only INT8 is not', () => {
+  const dir = join(scratch, 'w8a8-config');
+  writeQuantizedCheckpoint(DEFAULT_MODEL_DIR, dir, 'int8');
+  assert.equal(wantsInt8Activations(dir), false);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  // The layout llm-compressor writes: schemes under config_groups.
+  config.quantization_config = {
+    quant_method: 'compressed-tensors',
+    format: 'int-quantized',
+    config_groups: {
+      group_0: {
+        targets: ['Linear'],
+        weights: { type: 'int', num_bits: 8, strategy: 'channel', symmetric: true, dynamic: false },
+        input_activations: { type: 'int', num_bits: 8, strategy: 'token', symmetric: true, dynamic: true },
+      },
+    },
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  assert.equal(wantsInt8Activations(dir), true);
+  // Static activation scales (dynamic: false) are a different scheme: not taken for W8A8.
+  config.quantization_config.config_groups.group_0.input_activations.dynamic = false;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  assert.equal(wantsInt8Activations(dir), false);
 });

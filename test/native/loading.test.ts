@@ -102,3 +102,20 @@ test('dummy weights are reproducible from their seed', async () => {
   assert.deepEqual(await run(7), await run(7));
   assert.notDeepEqual(await run(7), await run(8));
 });
+
+test('dummy weights serve GPT-2 and GPT-J shapes (GPT-J-6B head layout: head_dim 256, rotary_dim 64)', async () => {
+  const shapes = [
+    { architectures: ['GPT2LMHeadModel'], vocab_size: 300, n_embd: 64, n_layer: 2, n_head: 4, n_positions: 128 },
+    { architectures: ['GPTJForCausalLM'], vocab_size: 300, n_embd: 512, n_layer: 2, n_head: 2, rotary_dim: 64, n_positions: 128 },
+  ];
+  for (const config of shapes) {
+    const rt = await Runtime.load({ dummy: { config, seed: 1 }, kvCacheBytes: 8 << 20 });
+    try {
+      const r = await rt.step(makeBatch([{ tokens: [1, 2, 3], start: 0, blocks: [0] }], true));
+      assert.ok(r.logits!.every(Number.isFinite), `${config.architectures[0]}: logits not finite`);
+      assert.ok(r.logits!.some((x) => x !== 0), `${config.architectures[0]}: logits all zero`);
+    } finally {
+      await rt.close();
+    }
+  }
+});
