@@ -1,14 +1,16 @@
-// The attention kernels of Llama-3-8B FP8 (E4M3 cache) at the benchmark's shapes, on a KV pool
+// The attention kernels of Llama-3-8B FP8 (E4M3 cache; --shape gpt-j-6b etc. for another of
+// native/dummy-shapes.ts) at the benchmark's shapes, on a KV pool
 // small enough that a profiler's kernel replay has little memory to save and restore: one step
 // of four 2048-token prompts (the prefill kernel, as in 2048/128), then --decode-seqs sequences
 // of --decode-context prompt tokens decoding (default 256 x 832: one warp a (token, KV head), as
 // at the long rows' 461-866 sequences; 14 GB of cache). It prints how many attention launches each
 // phase made, so a profiler can skip to a pure decode step (bench/profile-kernels.sh does).
-//   node dist/bench/attention-probe.js [--profile] [--decode-seqs N --decode-context N]
+//   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N]
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { Engine } from '../engine/engine.js';
+import { DUMMY_SHAPES } from '../native/dummy-shapes.js';
 import { packageRoot } from '../native/binding.js';
 import { Runtime } from '../native/index.js';
 import { loadTokenizer } from '../tokenizers/tokenizer.js';
@@ -19,18 +21,26 @@ const { values } = parseArgs({
     'no-cuda-graphs': { type: 'boolean' },
     'decode-seqs': { type: 'string', default: '256' },
     'decode-context': { type: 'string', default: '832' },
+    shape: { type: 'string', default: 'llama-3-8b' },
+    'prefill-len': { type: 'string', default: '2048' },
   },
 });
+const shape = DUMMY_SHAPES[values.shape!];
+if (!shape) throw new Error(`--shape: one of ${Object.keys(DUMMY_SHAPES).join(', ')}`);
+const n = (...keys: string[]) => Number(keys.map((k) => shape[k]).find((v) => v != null));
+const heads = n('num_attention_heads', 'n_head'), hidden = n('hidden_size', 'n_embd');
+// E4M3 cache bytes a token: K and V, one byte a dim, every layer and KV head.
+const kvBytesPerToken = 2 * n('num_hidden_layers', 'n_layer') * n('num_key_value_heads', 'num_attention_heads', 'n_head') * (hidden / heads);
 const decodeSeqs = Number(values['decode-seqs']);
 const decodeContext = Number(values['decode-context']);
 const decodeOutput = 32;
 const rt = await Runtime.load({
-  dummy: { config: 'llama-3-8b', seed: 1 },
+  dummy: { config: values.shape!, seed: 1 },
   device: 'cuda',
   dtype: 'fp8',
   kvCacheDtype: 'fp8',
-  // 64 KB a token (32 layers x 8 KV heads x 128 dims x K and V, one byte each), and 1 GB spare.
-  kvCacheBytes: decodeSeqs * (decodeContext + decodeOutput + 16) * 65536 + 2 ** 30,
+  // Llama-3-8B: 64 KB a token (32 layers x 8 KV heads x 128 dims x K and V, one byte each); and 1 GB spare.
+  kvCacheBytes: decodeSeqs * (decodeContext + decodeOutput + 16) * kvBytesPerToken + 2 ** 30,
   maxNumSeqs: decodeSeqs,
   maxNumTokens: 8192,
   cuda: { profile: values.profile, cudaGraphs: !values['no-cuda-graphs'] },
@@ -75,7 +85,7 @@ async function wave(name: string, n: number, input: number, output: number) {
     `${all} steps (${decode} decode-only; ${rt.info.numLayers} attention launches a step)`);
 }
 
-await wave('prefill', 4, 2048, 1);
+await wave('prefill', 4, Number(values['prefill-len']), 1);
 await wave('decode', decodeSeqs, decodeContext, decodeOutput);
 // Layer 8 of the first step (four 2048-token prompts) and of the middle decode-only step.
 const mid = decodeOnlyAt.length >> 1;

@@ -4,17 +4,19 @@
 # about 850 context, one warp a (token, KV head) as at the long rows), in one
 # device command: each kernel's details page, and its SASS instructions and stall
 # samples per opcode (bench/sass_summary.py). Reports go to $OUT (or a temporary
-# folder). On the GPU machine, after the CUDA build:
-#   bash bench/profile-kernels.sh
+# folder). On the GPU machine, after the CUDA build (arguments go to the probe, e.g.
+# --shape gpt-j-6b):
+#   bash bench/profile-kernels.sh [--shape NAME]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$(mktemp -d)}
-node dist/bench/attention-probe.js > "$out/probe.log"
+node dist/bench/attention-probe.js "$@" > "$out/probe.log"
 cat "$out/probe.log"
+probe_args=("$@")
 decode_skip=$(sed -n 's/^decode kernel: --launch-skip \([0-9]*\).*/\1/p' "$out/probe.log")
 profile() {  # name, kernel regex, launches to skip
   ncu --clock-control none --set full -k "regex:$2" --launch-skip "$3" --launch-count 1 -f -o "$out/$1" \
-    node dist/bench/attention-probe.js > "$out/$1-ncu.log" 2>&1
+    node dist/bench/attention-probe.js ${probe_args[@]+"${probe_args[@]}"} > "$out/$1-ncu.log" 2>&1
   ncu -i "$out/$1.ncu-rep" --page details > "$out/$1-details.txt"
   ncu -i "$out/$1.ncu-rep" --page source --csv --print-source sass > "$out/$1-sass.csv"
   echo "== $1: $(grep -m1 -o '[a-z_0-9]*attention[a-z_0-9]*kernel<[^(]*' "$out/$1-details.txt" || true) $(grep -m1 -E 'Grid Size' "$out/$1-details.txt" | tr -s ' ' || true)"
