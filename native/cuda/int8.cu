@@ -48,7 +48,10 @@ __global__ void scale_int32_kernel(const int4* acc, const float* rows, const flo
   }
 }
 
-unsigned grid_for(size_t n) { return static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 132 * 16)); }
+// Blocks of 256 threads for n items, at most kMaxBlocks (the grid-stride loops take the rest): a few
+// waves on any current GPU, whatever its SM count.
+constexpr size_t kMaxBlocks = 2048;
+unsigned grid_for(size_t n) { return static_cast<unsigned>(std::min<size_t>((n + 255) / 256, kMaxBlocks)); }
 
 }  // namespace
 
