@@ -83,26 +83,30 @@ for (const model of CUDA_PARITY_MODELS) {
   });
 }
 
-// GPT-J with FP8 weights: the parallel block keeps the normed input in in_q_ for both of its GEMMs
-// and writes the MLP output beside the attention output (bf16 runs never take that path).
-describe('CUDA backend: GPT-J with FP8 weights', { skip }, () => {
-  test('logits stay within FP8 noise of the CPU backend', async () => {
-    const cuda = await gpu(join(MODELS_DIR, 'gptj-tiny'), { dtype: 'fp8' });
-    const cpu = await Runtime.load({ modelDir: join(MODELS_DIR, 'gptj-tiny'), kvCacheBytes: 8 << 20 });
-    try {
-      for (const p of loadReference('gptj-tiny')) {
-        const ours = await logitsAtEveryPosition(cuda, p.tokens);
-        const err = worstRowError(ours, await logitsAtEveryPosition(cpu, p.tokens), cuda.info.vocabSize);
-        console.log(`gptj-tiny fp8 len ${p.tokens.length}: vs CPU ${err.toExponential(2)}`);
-        // FP8 weights and activations move logits by a few percent; a buffer overwritten too early
-        // (the parallel block's MLP reading a clobbered input) moves them by tens of percent.
-        assert.ok(err < 1e-1, `vs CPU ${err}`);
+// GPT-2 and GPT-J with FP8 weights. GPT-J: the parallel block keeps the normed input in in_q_ for
+// both of its GEMMs and writes the MLP output beside the attention output (bf16 runs never take that
+// path); GPT-2: LayerNorm and GELU quantize their outputs for the FP8 GEMMs, with biases after.
+describe('CUDA backend: GPT-2 and GPT-J with FP8 weights', { skip }, () => {
+  for (const model of ['gpt2-tiny', 'gptj-tiny']) {
+    test(`${model}: logits stay within FP8 noise of the CPU backend`, async () => {
+      const cuda = await gpu(join(MODELS_DIR, model), { dtype: 'fp8' });
+      const cpu = await Runtime.load({ modelDir: join(MODELS_DIR, model), kvCacheBytes: 8 << 20 });
+      try {
+        assert.equal(cuda.info.weightDtype, 'fp8');
+        for (const p of loadReference(model)) {
+          const ours = await logitsAtEveryPosition(cuda, p.tokens);
+          const err = worstRowError(ours, await logitsAtEveryPosition(cpu, p.tokens), cuda.info.vocabSize);
+          console.log(`${model} fp8 len ${p.tokens.length}: vs CPU ${err.toExponential(2)}`);
+          // FP8 weights and activations move logits by a few percent; a buffer overwritten too early
+          // (the parallel block's MLP reading a clobbered input) moves them by tens of percent.
+          assert.ok(err < 1e-1, `vs CPU ${err}`);
+        }
+      } finally {
+        await cuda.close();
+        await cpu.close();
       }
-    } finally {
-      await cuda.close();
-      await cpu.close();
-    }
-  });
+    });
+  }
 });
 
 describe('CUDA backend invariance and sampling', { skip }, () => {
