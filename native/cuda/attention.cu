@@ -1,6 +1,7 @@
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
+#include "cuda/dynamic_shared.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 
@@ -378,12 +379,7 @@ __global__ void __launch_bounds__(32 * WARPS, min_blocks(D, WARPS)) attention_ke
 template <int D, int WARPS, bool SPLIT, KvType KV, bool ROWS8 = false>
 void launch(const AttentionArgs& a, dim3 grid, float scale_log2, int splits, cudaStream_t s) {
   const size_t shared = Smem<D, KV>::bytes(WARPS, SPLIT, ROWS8);
-  static bool configured = false;  // per instantiation; the attribute is per device function
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<D, WARPS, SPLIT, KV, ROWS8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(shared)));
-    configured = true;
-  }
+  allow_dynamic_shared<attention_kernel<D, WARPS, SPLIT, KV, ROWS8>>(shared);
   launch_pdl("attention_kernel", attention_kernel<D, WARPS, SPLIT, KV, ROWS8>, grid, 32 * WARPS, shared, s, a, scale_log2, splits);
 }
 

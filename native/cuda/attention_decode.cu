@@ -17,6 +17,7 @@
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
+#include "cuda/dynamic_shared.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 
@@ -303,12 +304,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
 template <int D, KvType KV, int WARPS>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
   constexpr size_t shared = static_cast<size_t>(WARPS) * DecodeSmem<D, KV>::kWarpBytes;
-  static bool configured = false;  // per instantiation
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, KV, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(shared)));
-    configured = true;
-  }
+  allow_dynamic_shared<decode_attention_kernel<D, KV, WARPS>>(shared);
   launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles, a.kv_heads), 32 * WARPS,
              shared, s, a, scale_log2);
 }

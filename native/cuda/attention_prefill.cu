@@ -20,6 +20,7 @@
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
+#include "cuda/dynamic_shared.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 
@@ -177,12 +178,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
 template <int D, KvType KV>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
   constexpr size_t shared = PrefillSmem<D, KV>::kBytes;
-  static bool configured = false;  // per instantiation
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel<D, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(shared)));
-    configured = true;
-  }
+  allow_dynamic_shared<prefill_attention_kernel<D, KV>>(shared);
   launch_pdl("prefill_attention_kernel", prefill_attention_kernel<D, KV>, dim3(a.num_tiles, a.kv_heads), 32 * kWarps, shared,
              s, a, scale_log2);
 }
