@@ -3,29 +3,21 @@
 #include "cuda/cuda_check.h"
 #include "cuda/int8.h"
 #include "cuda/pdl.cuh"
-#include "cuda/reduce.cuh"
+#include "cuda/quantize_rows.cuh"
 
 namespace tachyon {
 
 namespace {
 
-__device__ __forceinline__ float int8_scale(float m) { return m > 0.0f ? m / kInt8Max : 1.0f; }
-
-// One block per row: absmax, then q = round(x / scale), which stays within [-127, 127].
-__global__ void quantize_rows_int8_kernel(const __nv_bfloat16* x, int8_t* q, float* scale, int K) {
-  __shared__ float scratch[32];
-  pdl_wait();
-  const size_t row = blockIdx.x;
-  const __nv_bfloat16* xr = x + row * K;
-  float m = 0.0f;
-  for (int i = threadIdx.x; i < K; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(xr[i])));
-  m = block_max(m, scratch);
-  const float s = int8_scale(m);
-  // A true division, not x * (1 / s): a row's largest value must land on 127, not 127.00001.
-  for (int i = threadIdx.x; i < K; i += blockDim.x)
-    q[row * K + i] = static_cast<int8_t>(__float2int_rn(fminf(fmaxf(__fdiv_rn(__bfloat162float(xr[i]), s), -kInt8Max), kInt8Max)));
-  if (threadIdx.x == 0) scale[row] = s;
-}
+// int8 codes: round(x / scale) within [-127, 127]. A true division, not x * (1 / s): a row's largest
+// value must land on 127, not 127.00001.
+struct Int8Code {
+  using Element = int8_t;
+  __device__ static float scale(float m) { return m > 0.0f ? m / kInt8Max : 1.0f; }
+  __device__ static Element encode(float x, float s, float /*inv*/) {
+    return static_cast<int8_t>(__float2int_rn(fminf(fmaxf(__fdiv_rn(x, s), -kInt8Max), kInt8Max)));
+  }
+};
 
 __global__ void dequantize_weight_int8_kernel(const char4* q, const float* scale, __nv_bfloat162* w, int K4, size_t n4) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n4; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -56,13 +48,11 @@ unsigned grid_for(size_t n) { return static_cast<unsigned>(std::min<size_t>((n +
 }  // namespace
 
 void launch_quantize_weight_int8(const __nv_bfloat16* w, int8_t* q, float* scale, int N, int K, cudaStream_t s) {
-  quantize_rows_int8_kernel<<<N, 256, 0, s>>>(w, q, scale, K);
-  CUDA_CHECK_LAUNCH("quantize_rows_int8_kernel");
+  launch_quantize_weight_rows<Int8Code>(w, q, scale, N, K, s);
 }
 
 void launch_quantize_rows_int8(const __nv_bfloat16* x, int8_t* q, float* scale, int T, int K, cudaStream_t s) {
-  if (T == 0) return;
-  launch_pdl("quantize_rows_int8_kernel", quantize_rows_int8_kernel, T, T < 64 ? 1024 : 256, 0, s, x, q, scale, K);
+  launch_quantize_token_rows<Int8Code>(x, q, scale, T, K, s);
 }
 
 void launch_dequantize_weight_int8(const int8_t* q, const float* scale, __nv_bfloat16* w, int N, int K, cudaStream_t s) {
