@@ -6,6 +6,7 @@
 // elsewhere the calls compile to nothing and wgmma_built() is false, so callers pick another kernel.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define TACHYON_WGMMA 1
@@ -51,22 +52,19 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
-// Keeps the compiler from moving reads or writes of accumulator registers across a wgmma (it
-// does not know the instruction is asynchronous).
-template <int J>
-__device__ __forceinline__ void wgmma_fence_operands(float (&d)[J][4]) {
+// Keeps the compiler from moving reads or writes of a running wgmma's registers across it (it does
+// not know the instruction is asynchronous): float accumulators, and register A fragments (uint32),
+// which then stay put until after the wait.
+template <typename T, int J>
+__device__ __forceinline__ void wgmma_fence_operands(T (&d)[J][4]) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, uint32_t>, "accumulators or A fragments");
 #pragma unroll
   for (int j = 0; j < J; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
-}
-// The same for register A fragments a running wgmma still reads: they stay put until after the wait.
-template <int J>
-__device__ __forceinline__ void wgmma_fence_operands(uint32_t (&a)[J][4]) {
-#pragma unroll
-  for (int j = 0; j < J; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[j][e])::"memory");
+    for (int e = 0; e < 4; ++e) {
+      if constexpr (std::is_same_v<T, float>) asm volatile("" : "+f"(d[j][e])::"memory");
+      else asm volatile("" : "+r"(d[j][e])::"memory");
+    }
 }
 
 // d (64 x N, float32, as N / 8 tiles of mma C fragments) = a (64 x 16) · b (16 x N) (+ d when
