@@ -95,6 +95,16 @@ class CudaModel : public Backend {
   // out: another bf16 buffer instead of proj_ (GPT-J's parallel block keeps two outputs).
   __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr);
   void tune_linear(const __nv_bfloat16* in, const Linear& w, int M);
+  // The cuBLASLt product linear() runs for w (what tuning times too), its operands prepared on s:
+  // the input quantized (FP8, W8A8) or the weight widened (weight-only INT8). D is out, or acc_ (W8A8).
+  struct GemmOperands {
+    Operand type;
+    Output out;
+    const void *A, *W;
+    void* D;
+    GemmScales scales;
+  };
+  GemmOperands gemm_operands(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, void* out);
 
   ModelConfig config_;
   GpuOptions options_;

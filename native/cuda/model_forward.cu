@@ -9,27 +9,27 @@
 
 namespace tachyon {
 
-__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out) {
-  if (!out) out = proj_.as<__nv_bfloat16>();
+CudaModel::GemmOperands CudaModel::gemm_operands(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, void* out) {
   if (w.type == WeightType::kInt8 && w8a8_) {
     launch_quantize_rows_int8(in, in_q_.as<int8_t>(), in_scale_.as<float>(), M, w.K, s);
-    gemm_->run(Operand::kInt8, Output::kI32, in_q_.as<void>(), w.w.as<void>(), acc_.as<void>(), M, w.N, w.K, GemmScales{}, s);
-    launch_scale_int32(acc_.as<int32_t>(), in_scale_.as<float>(), w.scale.as<float>(), out, M, w.N, s);
-    return out;
+    return {Operand::kInt8, Output::kI32, in_q_.as<void>(), w.w.as<void>(), acc_.as<void>(), GemmScales{}};
   }
   if (w.type == WeightType::kInt8) {
     launch_dequantize_weight_int8(w.w.as<int8_t>(), w.scale.as<float>(), dequant_.as<__nv_bfloat16>(), w.N, w.K, s);
-    gemm_->run(Operand::kBf16, Output::kBf16, in, dequant_.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
-    return out;
+    return {Operand::kBf16, Output::kBf16, in, dequant_.as<void>(), out, GemmScales{}};
   }
-  if (!fp8_) {
-    gemm_->run(Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, GemmScales{}, s);
-    return out;
-  }
+  if (!fp8_) return {Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, GemmScales{}};
   // in == nullptr: the producing kernel already wrote in_q_ / in_scale_ (fused quantization).
   if (in) launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, s);
-  gemm_->run(Operand::kFp8, Output::kBf16, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K,
-             GemmScales{in_scale_.as<float>(), w.scale.as<float>()}, s);
+  return {Operand::kFp8, Output::kBf16, in_q_.as<void>(), w.w.as<void>(), out, GemmScales{in_scale_.as<float>(), w.scale.as<float>()}};
+}
+
+__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out) {
+  if (!out) out = proj_.as<__nv_bfloat16>();
+  const GemmOperands g = gemm_operands(in, w, M, s, out);
+  gemm_->run(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, s);
+  // W8A8: the int32 sums times the token and channel scales.
+  if (g.out == Output::kI32) launch_scale_int32(acc_.as<int32_t>(), in_scale_.as<float>(), w.scale.as<float>(), out, M, w.N, s);
   return out;
 }
 

@@ -1,30 +1,11 @@
 // CudaModel's GEMM tuning at load: each weight shape's kernels chosen by timing at every row bucket.
 #include "cuda/cuda_model.h"
 
-#include "cuda/fp8.h"
-#include "cuda/int8.h"
-
 namespace tachyon {
 
 void CudaModel::tune_linear(const __nv_bfloat16* in, const Linear& w, int M) {
-  void* out = proj_.as<void>();
-  if (w.type == WeightType::kInt8 && w8a8_) {
-    launch_quantize_rows_int8(in, in_q_.as<int8_t>(), in_scale_.as<float>(), M, w.K, stream_);
-    gemm_->tune(Operand::kInt8, Output::kI32, in_q_.as<void>(), w.w.as<void>(), acc_.as<void>(), M, w.N, w.K, GemmScales{}, stream_);
-    return;
-  }
-  if (w.type == WeightType::kInt8) {
-    launch_dequantize_weight_int8(w.w.as<int8_t>(), w.scale.as<float>(), dequant_.as<__nv_bfloat16>(), w.N, w.K, stream_);
-    gemm_->tune(Operand::kBf16, Output::kBf16, in, dequant_.as<void>(), out, M, w.N, w.K, GemmScales{}, stream_);
-    return;
-  }
-  if (!fp8_) {
-    gemm_->tune(Operand::kBf16, Output::kBf16, in, w.w.as<void>(), out, M, w.N, w.K, GemmScales{}, stream_);
-    return;
-  }
-  launch_quantize_rows(in, in_q_.as<__nv_fp8_e4m3>(), in_scale_.as<float>(), M, w.K, stream_);
-  gemm_->tune(Operand::kFp8, Output::kBf16, in_q_.as<void>(), w.w.as<void>(), out, M, w.N, w.K,
-              GemmScales{in_scale_.as<float>(), w.scale.as<float>()}, stream_);
+  const GemmOperands g = gemm_operands(in, w, M, stream_, proj_.as<void>());
+  gemm_->tune(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, stream_);
 }
 
 // Each weight shape gets its kernels now, timed on random activations at every row bucket up to the step budget.
