@@ -7,7 +7,7 @@ import { loadAddon, packageRoot, type NativeRuntimeHandle, type NativeStepResult
 import type { SamplingColumns } from '../engine/sampling-columns.js';
 import { DUMMY_SHAPES } from './dummy-shapes.js';
 import { readCheckpoint } from './checkpoint.js';
-import { parseModelConfig, readModelConfig, wantsInt8Activations, type ModelConfig } from './model-config.js';
+import { parseModelConfig, readModelConfig, type ModelConfig } from './model-config.js';
 
 export type { ModelConfig } from './model-config.js';
 
@@ -149,7 +149,7 @@ export class Runtime {
       maxNumSeqs: options.maxNumSeqs ?? d.maxNumSeqs,
       numThreads: options.threads ?? defaultThreads(),
       tensorParallelSize: options.tensorParallelSize ?? RUNTIME_DEFAULTS.tensorParallelSize,
-      quantization: options.quantization ?? (device === 'cuda' && options.dtype !== 'fp8' && options.modelDir && wantsInt8Activations(options.modelDir) ? 'w8a8' : undefined),
+      quantization: options.quantization ?? (device === 'cuda' && options.dtype !== 'fp8' && config.int8Activations ? 'w8a8' : undefined),
       kvCacheDtype: options.kvCacheDtype ?? 'auto',
     };
     const gpu =

@@ -39,6 +39,12 @@ export interface ModelConfig {
   mlpBias: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
+  /**
+   * The checkpoint's quantization_config asks for INT8 activations quantized per token at run time
+   * (a compressed-tensors W8A8 export: input_activations {type: int, num_bits: 8, dynamic: true}),
+   * which the CUDA backend serves as --quantization w8a8 unless told otherwise, as vLLM does.
+   */
+  int8Activations: boolean;
 }
 
 /**
@@ -210,28 +216,17 @@ export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConf
     mlpBias: f.family === 'llama' ? r.bool('mlp_bias', false) : true,
     bosTokenId: r.tokenIds('bos_token_id')[0] ?? null,
     eosTokenIds: r.tokenIds('eos_token_id'),
+    int8Activations: int8ActivationsIn(quant),
   };
 }
 
-/**
- * Whether a checkpoint's quantization_config asks for INT8 activations quantized per token at run
- * time (a compressed-tensors W8A8 export: input_activations {type: int, num_bits: 8, dynamic: true}),
- * which the CUDA backend serves as --quantization w8a8 unless told otherwise, as vLLM does.
- */
-export function wantsInt8Activations(modelDir: string): boolean {
-  let quant: unknown;
-  try {
-    quant = (JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Json).quantization_config;
-  } catch {
-    return false;  // readModelConfig reports an unreadable config
-  }
-  const found = (v: unknown): boolean => {
-    if (v === null || typeof v !== 'object') return false;
-    const acts = (v as Json).input_activations as Json | undefined;
-    if (acts && acts.type === 'int' && acts.num_bits === 8 && acts.dynamic === true) return true;
-    return Object.values(v as Json).some(found);
-  };
-  return found(quant);
+// Whether a quantization_config holds, at any depth (compressed-tensors keeps schemes under
+// config_groups), input_activations of dynamic 8-bit integers.
+function int8ActivationsIn(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  const acts = (v as Json).input_activations as Json | undefined;
+  if (acts && acts.type === 'int' && acts.num_bits === 8 && acts.dynamic === true) return true;
+  return Object.values(v as Json).some(int8ActivationsIn);
 }
 
 // GPT-J's rotary: base 10,000 over rotaryDim dimensions, no scaling.

@@ -14,7 +14,7 @@ import { relativeError } from '../helpers/batch.js';
 import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced, type Prediction } from '../helpers/held-out.js';
 import { writeQuantizedCheckpoint } from '../helpers/quantized-checkpoint.js';
 import { logitsAtEveryPosition } from '../helpers/stepping.js';
-import { wantsInt8Activations } from '../../native/model-config.js';
+import { readModelConfig } from '../../native/model-config.js';
 import { readSafetensorsHeader, readTensorBytes } from '../../native/safetensors.js';
 import { MODELS_DIR } from '../helpers/fixtures.js';
 import { writeSafetensors, type RawTensor } from '../helpers/safetensors-writer.js';
@@ -104,7 +104,7 @@ test('quantized checkpoints the runtime cannot apply are refused at load: asymme
 test('a compressed-tensors W8A8 export (dynamic per-token INT8 activations) is recognized, weight-only INT8 is not', () => {
   const dir = join(scratch, 'w8a8-config');
   writeQuantizedCheckpoint(DEFAULT_MODEL_DIR, dir, 'int8');
-  assert.equal(wantsInt8Activations(dir), false);
+  assert.equal(readModelConfig(dir).int8Activations, false);
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   // The layout llm-compressor writes: schemes under config_groups.
   config.quantization_config = {
@@ -119,9 +119,9 @@ test('a compressed-tensors W8A8 export (dynamic per-token INT8 activations) is r
     },
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  assert.equal(wantsInt8Activations(dir), true);
+  assert.equal(readModelConfig(dir).int8Activations, true);
   // Static activation scales (dynamic: false) are a different scheme: not taken for W8A8.
   config.quantization_config.config_groups.group_0.input_activations.dynamic = false;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  assert.equal(wantsInt8Activations(dir), false);
+  assert.equal(readModelConfig(dir).int8Activations, false);
 });
