@@ -1,0 +1,316 @@
+// Does a row of a cuBLASLt product depend on the rows beside it, or on the algorithm? And can a
+// kernel of our own (Hopper wgmma, FP8, fast accumulation) give the same bits? Issue 15 item 2
+// (batch invariance by default) rests on the answers: if every non-split-K algorithm computes a row
+// the same way at every row count, the GEMMs can keep per-bucket tuning and stay invariant, and a
+// few-row kernel that matches them can replace the GEMVs, whose arithmetic differs.
+//
+// Llama-3-8B's projections (FP8 weights and per-token E4M3 activations, per-channel and per-token
+// scales, as native/cuda/gemm.cc describes them) and its lm_head (bf16 in, float32 out). For each
+// shape: cuBLASLt's heuristic candidates at several row counts, without split-K; each candidate at
+// each row count, its rows compared bit for bit with the first candidate at the largest count. Then
+// own_fp8_kernel (64 features x up to 8 tokens a block, wgmma m64n8k32 over all of K in order from
+// zero) at 1-8 rows, with three orders of the epilogue's scale multiplies.
+//
+// On the GPU machine: bash bench/gemm-invariance.sh
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#define CK(x)                                                                               \
+  do {                                                                                      \
+    cudaError_t e_ = (x);                                                                   \
+    if (e_ != cudaSuccess) {                                                                \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                         \
+    }                                                                                       \
+  } while (0)
+#define LT(x)                                                                             \
+  do {                                                                                    \
+    cublasStatus_t s_ = (x);                                                              \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                    \
+      std::fprintf(stderr, "%s:%d %s: status %d\n", __FILE__, __LINE__, #x, int(s_));     \
+      std::exit(1);                                                                       \
+    }                                                                                     \
+  } while (0)
+
+namespace {
+
+// ---- our own FP8 kernel: one warpgroup, 64 weight rows (features) in wgmma's M, tokens in its N.
+// Both operands K-major in 128-byte swizzle atoms (8 rows x 128 bytes; 16-byte chunk c of row r at
+// c ^ (r % 8)); a k32 step is 32 bytes further along the atom.
+__device__ __forceinline__ uint64_t desc128(uint32_t addr) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(1) << 16) |
+         (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_n8_e4m3(float (&d)[4], uint64_t da, uint64_t db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "l"(da), "l"(db), "r"(acc)
+      : "memory");
+}
+
+// w [N, K] E4M3, x [M <= 8, K] E4M3, out [M, N] bf16 = (sum_k w x) with scales sw [N], sx [M].
+// order 0: (acc * sw) * sx; 1: acc * (sw * sx); 2: (acc * sx) * sw.
+__global__ void own_fp8_kernel(const uint8_t* w, const uint8_t* x, const float* sw, const float* sx,
+                               __nv_bfloat16* out, int M, int N, int K, int order) {
+  __shared__ __align__(1024) uint8_t a[64 * 128];
+  __shared__ __align__(1024) uint8_t b[8 * 128];
+  const int t = threadIdx.x, n0 = blockIdx.x * 64;
+  float d[4] = {0, 0, 0, 0};
+  for (int k0 = 0; k0 < K; k0 += 128) {
+    for (int i = t; i < 64 * 8; i += 128) {  // 16-byte chunks of the weight tile
+      const int r = i / 8, c = i % 8;
+      *reinterpret_cast<uint4*>(a + r * 128 + ((c ^ (r & 7)) << 4)) =
+          *reinterpret_cast<const uint4*>(w + static_cast<size_t>(n0 + r) * K + k0 + c * 16);
+    }
+    if (t < 64) {
+      const int r = t / 8, c = t % 8;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (r < M) v = *reinterpret_cast<const uint4*>(x + static_cast<size_t>(r) * K + k0 + c * 16);
+      *reinterpret_cast<uint4*>(b + r * 128 + ((c ^ (r & 7)) << 4)) = v;
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(a));
+    const uint32_t sb = static_cast<uint32_t>(__cvta_generic_to_shared(b));
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_n8_e4m3(d, desc128(sa + kk * 32), desc128(sb + kk * 32), k0 > 0 || kk > 0);
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    __syncthreads();
+  }
+  const int warp = t / 32, lane = t % 32;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int f = n0 + warp * 16 + lane / 4 + (e >= 2 ? 8 : 0);
+    const int tok = (lane % 4) * 2 + (e & 1);
+    if (tok >= M) continue;
+    float v;
+    if (order == 0) v = (d[e] * sw[f]) * sx[tok];
+    else if (order == 1) v = d[e] * (sw[f] * sx[tok]);
+    else v = (d[e] * sx[tok]) * sw[f];
+    out[static_cast<size_t>(tok) * N + f] = __float2bfloat16(v);
+  }
+}
+
+struct Shape {
+  const char* name;
+  int N, K;
+  bool fp8;  // else bf16 in, float32 out (lm_head)
+  int max_m;
+};
+
+cublasLtHandle_t lt;
+void* workspace;
+constexpr size_t kWorkspace = 64u << 20;
+
+struct Descs {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  ~Descs() {
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (d) cublasLtMatrixLayoutDestroy(d);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+// As gemm.cc: D^T[N, M] = W[K, N]^T A^T[K, M], column-major.
+void describe(Descs& ds, const Shape& s, int M, const float* sw, const float* sx) {
+  LT(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+  LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
+  LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
+  const cudaDataType_t in = s.fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF, out = s.fp8 ? CUDA_R_16BF : CUDA_R_32F;
+  if (s.fp8) {
+    const int8_t fast = 1;
+    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+    const cublasLtMatmulMatrixScale_t vec = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &vec, sizeof(vec)));
+    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &vec, sizeof(vec)));
+    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sw, sizeof(sw)));
+    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof(sx)));
+  }
+  LT(cublasLtMatrixLayoutCreate(&ds.a, in, s.K, s.N, s.K));
+  LT(cublasLtMatrixLayoutCreate(&ds.b, in, s.K, M, s.K));
+  LT(cublasLtMatrixLayoutCreate(&ds.d, out, s.N, M, s.N));
+}
+
+std::vector<cublasLtMatmulHeuristicResult_t> candidates(const Shape& s, int M, const float* sw, const float* sx) {
+  Descs ds;
+  describe(ds, s, M, sw, sx);
+  cublasLtMatmulPreference_t pref;
+  LT(cublasLtMatmulPreferenceCreate(&pref));
+  LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspace, sizeof(kWorkspace)));
+  std::vector<cublasLtMatmulHeuristicResult_t> r(16);
+  int found = 0;
+  if (cublasLtMatmulAlgoGetHeuristic(lt, ds.op, ds.a, ds.b, ds.d, ds.d, pref, 16, r.data(), &found) != CUBLAS_STATUS_SUCCESS)
+    found = 0;
+  cublasLtMatmulPreferenceDestroy(pref);
+  r.resize(found);
+  return r;
+}
+
+int algo_attr(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr) {
+  int v = 0;
+  size_t w = 0;
+  cublasLtMatmulAlgoConfigGetAttribute(&a, attr, &v, sizeof(v), &w);
+  return v;
+}
+
+bool run_lt(const Shape& s, const cublasLtMatmulAlgo_t& algo, int M, const void* W, const void* X, void* D, const float* sw,
+            const float* sx) {
+  Descs ds;
+  describe(ds, s, M, sw, sx);
+  const float one = 1.0f, zero = 0.0f;
+  if (cublasLtMatmul(lt, ds.op, &one, W, ds.a, X, ds.b, &zero, D, ds.d, D, ds.d, &algo, workspace, kWorkspace, 0) !=
+      CUBLAS_STATUS_SUCCESS)
+    return false;
+  CK(cudaDeviceSynchronize());
+  return true;
+}
+
+uint8_t e4m3(float v) {
+  __nv_fp8_e4m3 q(v);
+  return *reinterpret_cast<uint8_t*>(&q);
+}
+
+}  // namespace
+
+int main() {
+  LT(cublasLtCreate(&lt));
+  CK(cudaMalloc(&workspace, kWorkspace));
+  std::printf("cuBLASLt %zu\n", cublasLtGetVersion());
+  const Shape shapes[] = {{"qkv", 6144, 4096, true, 8192},   {"o_proj", 4096, 4096, true, 8192},
+                          {"gate_up", 28672, 4096, true, 8192}, {"down", 4096, 14336, true, 8192},
+                          {"lm_head", 128256, 4096, false, 512}};
+  const int counts[] = {1, 2, 3, 4, 5, 8, 16, 24, 32, 64, 100, 128, 256, 512, 1024, 2048, 4096, 8192};
+  std::mt19937 rng(12345);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> unit(0.5f, 2.0f);
+  for (const Shape& s : shapes) {
+    const size_t el = s.fp8 ? 1 : 2, out_el = s.fp8 ? 2 : 4;
+    std::vector<uint8_t> hw(static_cast<size_t>(s.N) * s.K * el), hx(static_cast<size_t>(s.max_m) * s.K * el);
+    auto fill = [&](std::vector<uint8_t>& v) {
+      if (s.fp8) for (auto& b : v) b = e4m3(normal(rng) * 64.0f);
+      else {
+        auto* p = reinterpret_cast<__nv_bfloat16*>(v.data());
+        for (size_t i = 0; i < v.size() / 2; ++i) p[i] = __float2bfloat16(normal(rng));
+      }
+    };
+    fill(hw);
+    fill(hx);
+    std::vector<float> hsw(s.N), hsx(s.max_m);
+    for (auto& v : hsw) v = unit(rng) / 448.0f;
+    for (auto& v : hsx) v = unit(rng) / 448.0f;
+    void *W, *X, *D, *R;
+    float *sw, *sx;
+    const size_t out_bytes = static_cast<size_t>(s.max_m) * s.N * out_el;
+    CK(cudaMalloc(&W, hw.size()));
+    CK(cudaMalloc(&X, hx.size()));
+    CK(cudaMalloc(&D, out_bytes));
+    CK(cudaMalloc(&R, out_bytes));
+    CK(cudaMalloc(&sw, s.N * 4));
+    CK(cudaMalloc(&sx, s.max_m * 4));
+    CK(cudaMemcpy(W, hw.data(), hw.size(), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(X, hx.data(), hx.size(), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(sw, hsw.data(), s.N * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(sx, hsx.data(), s.max_m * 4, cudaMemcpyHostToDevice));
+
+    // Distinct non-split-K candidates over all row counts.
+    std::vector<cublasLtMatmulAlgo_t> algos;
+    int split_seen = 0;
+    for (int m : counts) {
+      if (m > s.max_m) continue;
+      for (const auto& r : candidates(s, m, sw, sx)) {
+        if (algo_attr(r.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM) > 1) {
+          ++split_seen;
+          continue;
+        }
+        bool dup = false;
+        for (const auto& a : algos) dup |= std::memcmp(&a, &r.algo, sizeof(a)) == 0;
+        if (!dup) algos.push_back(r.algo);
+      }
+    }
+    std::printf("\n== %s %dx%d %s: %zu non-split candidates (%d split-K offers skipped)\n", s.name, s.N, s.K,
+                s.fp8 ? "fp8" : "bf16->f32", algos.size(), split_seen);
+    // Reference: the first candidate that runs at the largest count.
+    int ref = -1;
+    for (size_t i = 0; i < algos.size() && ref < 0; ++i)
+      if (run_lt(s, algos[i], s.max_m, W, X, R, sw, sx)) ref = static_cast<int>(i);
+    if (ref < 0) {
+      std::printf("no candidate runs at %d rows\n", s.max_m);
+      continue;
+    }
+    std::vector<uint8_t> href(out_bytes), hd(out_bytes);
+    CK(cudaMemcpy(href.data(), R, out_bytes, cudaMemcpyDeviceToHost));
+    auto differing = [&](int m) {  // elements of the first m rows that differ from the reference
+      CK(cudaMemcpy(hd.data(), D, static_cast<size_t>(m) * s.N * out_el, cudaMemcpyDeviceToHost));
+      long bad = 0;
+      for (size_t i = 0; i < static_cast<size_t>(m) * s.N; ++i) bad += std::memcmp(&hd[i * out_el], &href[i * out_el], out_el) != 0;
+      return bad;
+    };
+    for (size_t i = 0; i < algos.size(); ++i) {
+      const auto& a = algos[i];
+      std::printf("algo %2zu id %3d tile %3d stages %3d swizzle %d custom %d cluster %d:", i,
+                  algo_attr(a, CUBLASLT_ALGO_CONFIG_ID), algo_attr(a, CUBLASLT_ALGO_CONFIG_TILE_ID),
+                  algo_attr(a, CUBLASLT_ALGO_CONFIG_STAGES_ID), algo_attr(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
+                  algo_attr(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION), algo_attr(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
+      for (int m : counts) {
+        if (m > s.max_m) continue;
+        CK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+        if (!run_lt(s, a, m, W, X, D, sw, sx)) {
+          std::printf(" %d:-", m);
+          continue;
+        }
+        const long bad = differing(m);
+        if (bad == 0) std::printf(" %d:=", m);
+        else std::printf(" %d:%ld", m, bad);
+      }
+      std::printf("\n");
+    }
+    if (s.fp8) {
+      std::printf("own wgmma m64n8k32 kernel, epilogue orders (acc*sw)*sx | acc*(sw*sx) | (acc*sx)*sw:");
+      for (int order = 0; order < 3; ++order) {
+        std::printf(" [");
+        for (int m = 1; m <= 8; ++m) {
+          CK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+          own_fp8_kernel<<<s.N / 64, 128>>>(static_cast<uint8_t*>(W), static_cast<uint8_t*>(X), sw, sx,
+                                             static_cast<__nv_bfloat16*>(D), m, s.N, s.K, order);
+          CK(cudaGetLastError());
+          CK(cudaDeviceSynchronize());
+          const long bad = differing(m);
+          if (bad == 0) std::printf(" %d:=", m);
+          else std::printf(" %d:%ld", m, bad);
+        }
+        std::printf(" ]");
+      }
+      // How far off, when off: the largest difference in bf16 units of the last place (order 0, 8 rows).
+      own_fp8_kernel<<<s.N / 64, 128>>>(static_cast<uint8_t*>(W), static_cast<uint8_t*>(X), sw, sx,
+                                         static_cast<__nv_bfloat16*>(D), 8, s.N, s.K, 0);
+      CK(cudaDeviceSynchronize());
+      CK(cudaMemcpy(hd.data(), D, static_cast<size_t>(8) * s.N * 2, cudaMemcpyDeviceToHost));
+      int worst = 0;
+      for (size_t i = 0; i < static_cast<size_t>(8) * s.N; ++i) {
+        int16_t p, q;
+        std::memcpy(&p, &hd[i * 2], 2);
+        std::memcpy(&q, &href[i * 2], 2);
+        worst = std::max(worst, std::abs(int(p) - int(q)));
+      }
+      std::printf("\n  worst bf16 ulp difference at 8 rows: %d\n", worst);
+    }
+    cudaFree(W); cudaFree(X); cudaFree(D); cudaFree(R); cudaFree(sw); cudaFree(sx);
+  }
+  return 0;
+}
