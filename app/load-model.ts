@@ -70,7 +70,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     tensorParallelSize: config.tensorParallelSize,
     quantization: config.quantization,
     kvCacheDtype: config.kvCacheDtype,
-    cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, profile: config.profile },
+    cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, fastAttention: config.fastAttention, profile: config.profile },
   });
   let tokenizers: TokenizerService;
   try {

@@ -82,6 +82,9 @@ export const ConfigSchema = z
     cudaGraphs: bool.default(RUNTIME_DEFAULTS.cuda.cudaGraphs).describe('cuda: replay decode steps from captured CUDA graphs'),
     pdl: bool.default(RUNTIME_DEFAULTS.cuda.pdl).describe("cuda: programmatic dependent launch between the backend's kernels (sm_90)"),
     fusedGemv: bool.default(RUNTIME_DEFAULTS.cuda.fusedGemv).describe('cuda: fused GEMVs for steps of at most 4 tokens (batch 1 latency)'),
+    fastAttention: bool
+      .default(RUNTIME_DEFAULTS.cuda.fastAttention)
+      .describe('cuda: the prefill and decode attention kernels (--no-fast-attention: the general kernel for every row, the reference the tests hold them to)'),
     profile: bool
       .default(RUNTIME_DEFAULTS.cuda.profile)
       .describe("cuda: print each step's GPU time and layer 0's ops to stderr, and mark NVTX ranges for nsys (steps then run one at a time)"),

@@ -34,6 +34,7 @@ export class BatchBuilder {
   private queryLens = new Int32Array(0);
   private blockTables = new Int32Array(0);
   private sample = new Uint8Array(0);
+  private promptLens = new Int32Array(0);
   private columns: SamplingColumns = allocateColumns(0);
   private biasStart = new Int32Array(0);
   private biasIds = new Int32Array(0);
@@ -84,6 +85,7 @@ export class BatchBuilder {
       for (let b = table.length; b < stride; b++) this.blockTables[row + b] = -1;
       const samples = start + numTokens === seq.numPlannedTokens;
       this.sample[s] = samples ? 1 : 0;
+      this.promptLens[s] = seq.promptLength;
       const p = seq.sampling;
       for (const c of REQUEST_COLUMNS) cols[c][s] = p[c] as never;
       cols.numLogprobs[s] = Math.max(0, p.numLogprobs);
@@ -130,6 +132,7 @@ export class BatchBuilder {
       blockTables: this.blockTables.subarray(0, S * stride),
       blockTableStride: stride,
       sample: this.sample.subarray(0, S),
+      promptLens: this.promptLens.subarray(0, S),
     };
   }
 
@@ -155,6 +158,7 @@ export class BatchBuilder {
     if (this.queryLens.length < S) {
       this.queryLens = new Int32Array(S * 2);
       this.sample = new Uint8Array(S * 2);
+      this.promptLens = new Int32Array(S * 2);
       this.columns = allocateColumns(S * 2);
     }
   }

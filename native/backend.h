@@ -70,11 +70,12 @@ struct GpuOptions {
   int max_num_seqs = 0;
   bool dummy = false;                  // random weights of the config's shape
   uint64_t dummy_seed = 0;
-  // Knobs (config: --batch-invariant, --cuda-graphs, --pdl, --fused-gemv, --profile).
+  // Knobs (config: --batch-invariant, --cuda-graphs, --pdl, --fused-gemv, --fast-attention, --profile).
   bool batch_invariant = false;        // one GEMM kernel per shape whatever the batch; no few-row path
   bool cuda_graphs = true;             // decode steps replayed from captured graphs
   bool pdl = true;                     // programmatic dependent launch (sm_90)
   bool fused_gemv = true;              // the few-row path for steps of at most 4 tokens
+  bool fast_attention = true;          // prefill and decode kernels (off: attention.cu for every row)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };
 
@@ -86,7 +87,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 7;
+constexpr int kBackendAbiVersion = 8;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -53,6 +53,7 @@ export interface CudaKnobs {
   pdl: boolean;
   /** Fused GEMVs for steps of at most 4 tokens. */
   fusedGemv: boolean;
+  fastAttention: boolean;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
 }
@@ -93,6 +94,13 @@ export interface StepBatch extends SamplingColumns {
   blockTableStride: number;
   /** 1 where the chunk ends the sequence's known tokens and a token is sampled. */
   sample: Uint8Array;
+  /**
+   * Tokens at positions below promptLens[s] are sequence s's prompt, the rest
+   * tokens it generated. The CUDA backend takes a row's attention kernel from
+   * that, not from the step around it, so a request's tokens do not depend on
+   * how its prompt was chunked. Omitted: a one-token query counts as generated.
+   */
+  promptLens?: Int32Array;
   /**
    * logit_bias as CSR: sequence s adds biasValues[k] to logit biasIds[k] for
    * k in [biasStart[s], biasStart[s + 1]); omitted when no sequence has

@@ -248,6 +248,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.cuda_graphs = bool_field(o, "cudaGraphs", gpu_.cuda_graphs);
     gpu_.pdl = bool_field(o, "pdl", gpu_.pdl);
     gpu_.fused_gemv = bool_field(o, "fusedGemv", gpu_.fused_gemv);
+    gpu_.fast_attention = bool_field(o, "fastAttention", gpu_.fast_attention);
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {
@@ -301,6 +302,9 @@ void RuntimeWrap::read_batch(const Napi::Object& in, StepBatch& b) {
   copy_typed_array(in, "blockTables", napi_int32_array, "Int32Array", b.block_tables);
   b.table_stride = int_field(in, "blockTableStride", 1, 1 << 24);
   copy_typed_array(in, "sample", napi_uint8_array, "Uint8Array", b.sample);
+  b.prompt_lens.clear();
+  if (in.Has("promptLens") && !in.Get("promptLens").IsUndefined())
+    copy_typed_array(in, "promptLens", napi_int32_array, "Int32Array", b.prompt_lens);
   b.return_logits = bool_field(in, "returnLogits", false);
   const size_t S = b.query_lens.size();
   b.params.assign(S, SamplingParams{});

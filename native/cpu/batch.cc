@@ -118,6 +118,10 @@ void validate_batch(StepBatch& b, const ModelConfig& c, const BatchLimits& lim) 
   if (S > lim.max_num_seqs) fail("batch has ", S, " sequences, more than the runtime's max_num_seqs of ", lim.max_num_seqs);
   if (b.sample.size() != static_cast<size_t>(S) || b.params.size() != static_cast<size_t>(S))
     fail("per-sequence arrays must each have ", S, " entries (one per query_lens entry)");
+  if (!b.prompt_lens.empty() && b.prompt_lens.size() != static_cast<size_t>(S))
+    fail("prompt_lens has ", b.prompt_lens.size(), " entries, expected ", S, " (one per query_lens entry)");
+  for (const int32_t n : b.prompt_lens)
+    if (n < 0) fail("prompt length ", n, " is negative");
   if (b.table_stride < 1) fail("block table stride must be >= 1, got ", b.table_stride);
   if (b.block_tables.size() != static_cast<size_t>(S) * b.table_stride)
     fail("block_tables has ", b.block_tables.size(), " entries, expected ", S, " x ", b.table_stride);

@@ -21,6 +21,10 @@ struct StepBatch {
   std::vector<int32_t> block_tables;  // [S, table_stride]
   int table_stride = 0;
   std::vector<uint8_t> sample;        // [S] 1 where this chunk ends the sequence's known tokens
+  // [S] or empty: positions below prompt_lens[s] hold sequence s's prompt, the rest tokens it
+  // generated. The CUDA backend gives each kind of row its own attention kernel whatever the step
+  // (batch invariance); empty: a sequence's one-token query counts as generated.
+  std::vector<int32_t> prompt_lens;
   std::vector<SamplingParams> params; // [S]
   bool return_logits = false;
 

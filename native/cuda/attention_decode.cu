@@ -37,14 +37,14 @@ struct DecodeSmem {
   static constexpr int kStageBytes = 2 * kTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // K, V (INT8: their scales)
   static constexpr int kStages = KV == KvType::kBf16 ? 2 : 3;  // tiles in flight
   static constexpr int kWarpBytes = kStages * kStageBytes;  // a warp's ring
-  // A warp's state for the block's fold: [MT][4][32] accumulators, then [4][32] m and l.
+  // A split's state for the block's fold: [MT][4][32] accumulators, then [4][32] m and l.
   static constexpr int kStateBytes = (D / 16 * 4 + 4) * 32 * 4;
-  static_assert(kStateBytes <= kWarpBytes, "the fold reuses the rings");
+  static_assert(kStateBytes <= kStageBytes, "a split's state passes through the ring stage just read");
 };
 
-// Decode blocks of WARPS warps: warp w walks tiles w, w + WARPS, ... and the block folds the
-// warps' states. More warps a (token, KV head) when the step has too few of those to fill the SMs
-// (long contexts, fewer sequences: latency-bound, not bandwidth-bound).
+// Decode blocks of WARPS warps: warp w takes splits w, w + WARPS, ... and the block folds them in
+// position order, as one warp would. More warps a (token, KV head) when the step has too few of
+// those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound).
 constexpr int kMaxDecodeWarps = 4;
 
 // Warps an SM should hold at once (__launch_bounds__), which caps a lane's registers: 16 (128
@@ -230,57 +230,75 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   };
 
   reset();
-  // This warp's tiles: i = warp + j * WARPS. A ring of STAGES tiles, one commit group per tile
-  // (empty past the end) so the wait count is fixed; a fresh softmax state per kSplitTiles of them.
-  const int local_total = tiles_total > warp ? (tiles_total - warp + WARPS - 1) / WARPS : 0;
+  // The context's 64-position splits, each a fresh softmax state, are folded left to right into
+  // `folded` whatever WARPS is, so a row's result does not depend on the step it runs in: warp w
+  // takes splits w, w + WARPS, ... (round r: split r * WARPS + w), and at the end of each round
+  // warp 0 folds its own split, then the other warps' in warp order (their states pass through the
+  // ring stage each just finished reading, which no copy targets until its next tile).
+  const int n_splits = (tiles_total + kSplitTiles - 1) / kSplitTiles;
+  const int own_splits = n_splits > warp ? (n_splits - warp + WARPS - 1) / WARPS : 0;
+  const bool owns_last = (n_splits - 1) % WARPS == warp;
+  const int local_total = own_splits * kSplitTiles - (owns_last ? n_splits * kSplitTiles - tiles_total : 0);
+  const int rounds = (n_splits + WARPS - 1) / WARPS;
+  auto tile_of = [&](int j) { return ((j / kSplitTiles) * WARPS + warp) * kSplitTiles + j % kSplitTiles; };
+  __shared__ int state_stage[kMaxDecodeWarps];  // where warp w left this round's state
+  auto end_round = [&](int r, const unsigned char* stage) {
+    if constexpr (WARPS > 1) {
+      float* state = const_cast<float*>(reinterpret_cast<const float*>(stage));
+      if (warp > 0 && stage) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) state[(mt * 4 + c) * 32 + lane] = acc[mt][c];
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          state[(MT * 4 + j) * 32 + lane] = m[j];
+          state[(MT * 4 + 2 + j) * 32 + lane] = l[j];
+        }
+        if (lane == 0) state_stage[warp] = static_cast<int>(stage - smem);
+      }
+      if (warp == 0) fold();
+      __syncthreads();
+      if (warp == 0)
+        for (int w = 1; w < WARPS && r * WARPS + w < n_splits; ++w) {
+          const float* other = reinterpret_cast<const float*>(smem + state_stage[w]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[mt][c] = other[(mt * 4 + c) * 32 + lane];
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            m[j] = other[(MT * 4 + j) * 32 + lane];
+            l[j] = other[(MT * 4 + 2 + j) * 32 + lane];
+          }
+          fold();
+        }
+      __syncthreads();  // the states are read before their stages take tiles again
+    } else {
+      (void)r;
+      (void)stage;
+      fold();
+    }
+    reset();
+  };
+  // A ring of STAGES tiles, one commit group per tile (empty past the end) so the wait count is fixed.
   for (int k = 0; k < STAGES - 1; ++k) {
-    if (k < local_total) load_tile(warp + k * WARPS, k);
+    if (k < local_total) load_tile(tile_of(k), k);
     else cp_async_commit();
   }
   for (int j = 0; j < local_total; ++j) {
-    if (j + STAGES - 1 < local_total) load_tile(warp + (j + STAGES - 1) * WARPS, (j + STAGES - 1) % STAGES);
+    if (j + STAGES - 1 < local_total) load_tile(tile_of(j + STAGES - 1), (j + STAGES - 1) % STAGES);
     else cp_async_commit();
     cp_async_wait<STAGES - 1>();
     __syncwarp();
     const unsigned char* ks = ring + (j % STAGES) * S::kStageBytes;
-    attend(warp + j * WARPS, ks, ks + S::kTileBytes);
-    __syncwarp();  // the stage is read before the next load overwrites it
-    if ((j + 1) % kSplitTiles == 0 || j + 1 == local_total) {
-      fold();
-      reset();
-    }
+    attend(tile_of(j), ks, ks + S::kTileBytes);
+    __syncwarp();  // the stage is read before the next load overwrites it (or this warp's state does)
+    if ((j + 1) % kSplitTiles == 0 || j + 1 == local_total) end_round(j / kSplitTiles, ks);
   }
-  if constexpr (WARPS > 1) {
-    // Warps 1.. leave their state in their rings; warp 0 folds them in warp order.
-    cp_async_wait<0>();
-    float* state = reinterpret_cast<float*>(ring);
-    if (warp > 0) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) state[(mt * 4 + c) * 32 + lane] = folded[mt][c];
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        state[(MT * 4 + j) * 32 + lane] = fm[j];
-        state[(MT * 4 + 2 + j) * 32 + lane] = fl[j];
-      }
-    }
-    __syncthreads();
-    if (warp > 0) return;
-    for (int w = 1; w < WARPS; ++w) {
-      const float* other = reinterpret_cast<const float*>(smem + w * S::kWarpBytes);
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[mt][c] = other[(mt * 4 + c) * 32 + lane];
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        m[j] = other[(MT * 4 + j) * 32 + lane];
-        l[j] = other[(MT * 4 + 2 + j) * 32 + lane];
-      }
-      fold();
-    }
-  }
+  // Warps with a split fewer than warp 0 still meet its last round's barriers.
+  for (int r = own_splits; r < rounds; ++r) end_round(r, nullptr);
+  if (warp > 0) return;
 
   // Each head's sum over the 8 lanes holding its positions.
 #pragma unroll

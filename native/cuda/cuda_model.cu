@@ -64,9 +64,13 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // kernel stops at kFewAttentionMaxHeadDim.
   few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
               c.head_dim <= kFewAttentionMaxHeadDim;
-  // The decode kernel rounds differently from attention.cu, which every other step takes.
-  decode_kernel_ = !invariant && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
-  prefill_kernel_ = !invariant && prefill_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim);
+  // Generated tokens take the decode kernel and prompt tokens the prefill kernel in every step
+  // (make_tiles). Each rounds its own way, so batch-invariant mode takes both or neither (then
+  // attention.cu serves every row).
+  decode_kernel_ = o.fast_attention && decode_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim, kv_type_);
+  prefill_kernel_ = o.fast_attention && prefill_attention_supports(c.num_heads, c.num_kv_heads, c.head_dim);
+  if (invariant && !(decode_kernel_ && prefill_kernel_)) decode_kernel_ = prefill_kernel_ = false;
+  invariant_ = invariant;
   prefill_sm90_ = prefill_kernel_ && prefill_attention_sm90_supports(c.num_heads, c.num_kv_heads, c.head_dim);
   if (few_rows_) {
     const Layer& l = layers_[0];

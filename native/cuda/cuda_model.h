@@ -168,8 +168,10 @@ class CudaModel : public Backend {
   bool decode_step_ = false;  // every tile one token
   int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each
   int attn_splits_ = 0;       // split-parallel decode attention (0: off)
+  bool invariant_ = false;    // batch-invariant mode (GpuOptions::batch_invariant)
   int sm_count_ = 1;
   void make_tiles(const StepBatch& b);
+  int decode_splits(int tokens, int max_position) const;
   // One step's host side. Two, used alternately: while step N runs, launching N + 1 must not
   // overwrite N's pinned sources (copies from pinned memory are read when the stream gets there)
   // or the buffers N's results land in.

@@ -13,7 +13,7 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   const int S = b.num_seqs();
   if (!use_graphs_ || b.num_tokens() != S) return false;
   for (int s = 0; s < S; ++s)
-    if (!b.sample[s]) return false;
+    if (!b.sample[s] || (!b.prompt_lens.empty() && b.positions[s] < b.prompt_lens[s])) return false;  // a prompt row: not a decode step
   const int B = bucket_for(S);
   if (B > options_.max_num_seqs || B > options_.max_num_tokens) return false;
   const int stride = max_table_stride_;
@@ -43,7 +43,7 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   for (int i = 0; i < B; ++i) st.tiles[i] = make_int2(i, 1);
   num_tiles_ = B;
   decode_step_ = true;
-  attn_splits_ = attention_parallel_splits(B, config_.num_kv_heads, config_.max_positions - 1, sm_count_);
+  attn_splits_ = decode_splits(B, config_.max_positions - 1);
   CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), st.tiles.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
   table_stride_ = stride;
   auto it = graphs_.find(B);

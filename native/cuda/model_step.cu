@@ -226,37 +226,56 @@ void CudaModel::upload_adjustments(const StepBatch& b, bool adjusted) {
                        static_cast<int>(st_->restarts.size()), d_history_.as<int32_t>(), stream_);
 }
 
-// One query token per tile when every sequence brings one token (decode); else runs of
-// consecutive tokens of a sequence, as many as the attention kernel serves in one block.
+// One query token per tile when every sequence brings one generated token (decode); else runs of
+// consecutive prompt tokens of a sequence, as many as the attention kernel serves in one block.
 void CudaModel::make_tiles(const StepBatch& b) {
+  // A row's kind, from the request and not from the step: a generated token (the decode kernel's
+  // arithmetic) or a prompt token (the prefill kernel's), so that however a prompt is chunked or
+  // batched each of its rows is computed the same way (batch invariance). Without prompt lengths,
+  // a one-token query counts as generated.
+  auto generated = [&](int s, int i) {
+    return b.prompt_lens.empty() ? b.query_lens[s] == 1 : b.positions[b.seq_start[s] + i] >= b.prompt_lens[s];
+  };
   bool decode = true;
   int max_position = 0;
-  for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1;
+  for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1 && generated(s, 0);
   for (int t = 0; t < b.num_tokens(); ++t) max_position = std::max(max_position, b.positions[t]);
   decode_step_ = decode;
-  // Outside batch-invariant mode a step with prompts takes attention_prefill.cu over its
-  // multi-token tiles, longest context first (a causal prompt's last tiles take the longest; started
-  // first, they do not trail the launch), then attention_decode.cu over its one-token sequences
-  // when it serves this model (else they are one-token prefill tiles).
+  // A step with prompts takes attention_prefill.cu over its multi-token tiles, longest context
+  // first (a causal prompt's last tiles take the longest; started first, they do not trail the
+  // launch), then attention_decode.cu over its generated tokens, one a tile, when it serves this
+  // model (else they are one-token prefill tiles).
   const bool split = !decode && prefill_kernel_;
   const int per_tile = split ? prefill_attention_tile_tokens(config_.num_heads, config_.num_kv_heads)
                              : attention_tile_tokens(config_.num_heads, config_.num_kv_heads, decode);
-  auto to_decode_kernel = [&](int s) { return split && decode_kernel_ && b.query_lens[s] == 1; };
+  // Rows of sequence s that go to the prefill kernel (or attention.cu): its prompt rows, which come first.
+  auto prompt_rows = [&](int s) {
+    if (!(split && decode_kernel_)) return b.query_lens[s];
+    int n = 0;
+    while (n < b.query_lens[s] && !generated(s, n)) ++n;
+    return n;
+  };
   PinnedVector<int2>& tiles = st_->tiles;
   tiles.clear();
   for (int s = 0; s < b.num_seqs(); ++s)
-    if (!to_decode_kernel(s))
-      for (int i = 0; i < b.query_lens[s]; i += per_tile)
-        tiles.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, b.query_lens[s] - i)));
+    for (int i = 0, n = prompt_rows(s); i < n; i += per_tile) tiles.push_back(make_int2(b.seq_start[s] + i, std::min(per_tile, n - i)));
   if (split) {
     auto last_position = [&](const int2& t) { return b.positions[t.x + t.y - 1]; };
     std::stable_sort(tiles.begin(), tiles.end(), [&](const int2& x, const int2& y) { return last_position(x) > last_position(y); });
   }
   prefill_tiles_ = split ? static_cast<int>(tiles.size()) : 0;
   for (int s = 0; s < b.num_seqs(); ++s)
-    if (to_decode_kernel(s)) tiles.push_back(make_int2(b.seq_start[s], 1));
+    for (int i = prompt_rows(s); i < b.query_lens[s]; ++i) tiles.push_back(make_int2(b.seq_start[s] + i, 1));
   num_tiles_ = static_cast<int>(tiles.size());
-  attn_splits_ = decode ? attention_parallel_splits(num_tiles_, config_.num_kv_heads, max_position, sm_count_) : 0;
+  attn_splits_ = decode ? decode_splits(num_tiles_, max_position) : 0;
+}
+
+// attention.cu's split-parallel blocks for a decode step of `tokens` (0: none). Batch-invariant
+// mode keeps the decode kernel for every decode step instead, so generated tokens always take its
+// arithmetic.
+int CudaModel::decode_splits(int tokens, int max_position) const {
+  if (invariant_ && decode_kernel_) return 0;
+  return attention_parallel_splits(tokens, config_.num_kv_heads, max_position, sm_count_);
 }
 
 }  // namespace tachyon

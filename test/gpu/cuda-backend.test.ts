@@ -194,9 +194,10 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
 });
 
 for (const kvCacheDtype of ['auto', 'fp8'] as const)
-describe(`CUDA attention (KV cache ${kvCacheDtype}): split-parallel and whole-context decode agree to the bit`, { skip }, () => {
-  test('a decode token gets the same logits alone (splits in parallel blocks) and beside 20 or 149 others', async () => {
-    const rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant: true } });
+for (const fastAttention of [true, false])
+describe(`CUDA attention (KV cache ${kvCacheDtype}, ${fastAttention ? 'decode kernel' : 'attention.cu'}): a decode row's arithmetic does not depend on the step`, { skip }, () => {
+  test('a decode token gets the same logits alone and beside 20, 149 or 599 others', async () => {
+    const rt = await gpu(join(MODELS_DIR, 'llama3-scaled'), { maxNumSeqs: 640, kvCacheBytes: 256 << 20, kvCacheDtype, cuda: { batchInvariant: true, fastAttention } });
     try {
       // 150 prompt positions: the decode token at 150 attends over three 64-position splits.
       const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 390));
@@ -207,13 +208,16 @@ describe(`CUDA attention (KV cache ${kvCacheDtype}): split-parallel and whole-co
         const r = await rt.step(makeBatch([main, ...others(n)], true));
         return Array.from(r.logits!.subarray(0, rt.info.vocabSize));
       };
-      // Alone: 2 blocks (one per KV head), far fewer than the SMs, so the splits run in parallel
-      // blocks and the last one folds them; 21 sequences: a different spread of splits over
-      // blocks; 150: one block per (token, KV head) walks every split. The token's K/V write is
-      // the same each time, so the cache stays as it was.
+      // attention.cu: alone, 2 blocks (one per KV head), far fewer than the SMs, so the splits run
+      // in parallel blocks and the last one folds them; 21 sequences: a different spread of splits
+      // over blocks; 150 and 600: one block per (token, KV head) walks every split. The decode
+      // kernel (H200): 4 warps a block alone and beside 20, 2 beside 149, 1 beside 599, folding
+      // the splits in one order. The token's K/V write is the same each time, so the cache stays
+      // as it was.
       const alone = await logitsBeside(0);
       assert.deepEqual(await logitsBeside(20), alone);
       assert.deepEqual(await logitsBeside(149), alone);
+      assert.deepEqual(await logitsBeside(599), alone);
     } finally {
       await rt.close();
     }
@@ -272,9 +276,9 @@ const FAST_KERNEL_CASES = [
 ];
 for (const { name, source, kvCacheDtype } of FAST_KERNEL_CASES)
 describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCacheDtype})`, { skip }, () => {
-  test('prompts, decode-only steps of 200 and 600 sequences and a mixed step match attention.cu (batch-invariant mode)', async () => {
-    // Outside batch-invariant mode prompts take attention_prefill.cu and one-token sequences
-    // attention_decode.cu; batch-invariant mode takes attention.cu for every step. 200 sequences x
+  test('prompts, decode-only steps of 200 and 600 sequences and a mixed step match attention.cu (--no-fast-attention)', async () => {
+    // Prompts take attention_prefill.cu and generated tokens attention_decode.cu; --no-fast-attention
+    // takes attention.cu for every row. 200 sequences x
     // 2 KV heads: more blocks than twice the SMs, so no split-parallel decode in either; the decode
     // kernel runs 4 warps a (token, KV head) for them (H200) and one for 600 short sequences (1,280 blocks
     // with the graph's padding).
@@ -283,8 +287,8 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
     const lengths = Array.from({ length: S }, (_, k) => 5 + ((k * 37) % 290));
     const blocks = (k: number) => blockRange(k * 20, 20); // 320 positions each
     const outputs: Float32Array[][] = [];
-    for (const batchInvariant of [false, true]) {
-      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 768 << 20, maxNumTokens: 8192, maxNumSeqs: 640, kvCacheDtype, cuda: { batchInvariant } });
+    for (const fastAttention of [true, false]) {
+      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 768 << 20, maxNumTokens: 8192, maxNumSeqs: 640, kvCacheDtype, cuda: { fastAttention } });
       try {
         const V = rt.info.vocabSize;
         const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 31 + j * 7) % (V - 3)));
@@ -309,7 +313,7 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
       }
     }
     const V = outputs[0][outputs[0].length - 2].length / (S + 2);
-    // The two runs' GEMMs differ too (batch-invariant mode fixes one kernel per shape): BF16 noise,
+    // Different attention arithmetic (f16 P, lazy rescaling, other fold points): BF16 noise,
     // the parity tests' 2e-2 (H200: up to 6e-3 on the default model, 1.3e-2 on llama3-scaled). A
     // one-byte cache can also see a value cross a quantization step.
     const limit = kvCacheDtype === 'fp8' ? 5e-2 : 2e-2;
@@ -325,20 +329,20 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
 // The attention kernels find a position's cache block by block_divisor()'s multiply and shift, not
 // a division: a block size that is not a power of two must map every position as 16 does.
 // Each case: the default model (head_dim 64) or Llama-3-8B's head layout (head_dim 128, 256), a
-// cache type, and the fast kernels or attention.cu (batch-invariant mode).
+// cache type, and the fast kernels or attention.cu (--no-fast-attention).
 const BLOCK_SIZE_CASES = [
-  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `default model, KV ${kvCacheDtype}`, source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype, batchInvariant: false })),
-  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 128, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_128, seed: 3 } }, kvCacheDtype, batchInvariant: false })),
-  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 256, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_256, seed: 3 } }, kvCacheDtype, batchInvariant: false })),
-  { name: 'default model, KV fp8, batch-invariant', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype: 'fp8' as const, batchInvariant: true },
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `default model, KV ${kvCacheDtype}`, source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype, fastAttention: true })),
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 128, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_128, seed: 3 } }, kvCacheDtype, fastAttention: true })),
+  ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: `head_dim 256, KV ${kvCacheDtype}`, source: { dummy: { config: HEAD_DIM_256, seed: 3 } }, kvCacheDtype, fastAttention: true })),
+  { name: 'default model, KV fp8, attention.cu', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype: 'fp8' as const, fastAttention: false },
 ];
-for (const { name, source, kvCacheDtype, batchInvariant } of BLOCK_SIZE_CASES)
+for (const { name, source, kvCacheDtype, fastAttention } of BLOCK_SIZE_CASES)
 describe(`CUDA attention with a block size that is not a power of two (${name})`, { skip }, () => {
   test('block size 24 gives the logits of block size 16 (prompts, decode-only and few-row steps)', async () => {
     const lengths = Array.from({ length: 24 }, (_, k) => 7 + ((k * 53) % 260));
     const outputs: Float32Array[][] = [];
     for (const blockSize of [16, 24]) {
-      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, blockSize, kvCacheDtype, cuda: { batchInvariant } });
+      const rt = await Runtime.load({ ...source, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, blockSize, kvCacheDtype, cuda: { fastAttention } });
       try {
         const V = rt.info.vocabSize;
         const per = Math.ceil(300 / blockSize);
@@ -424,16 +428,16 @@ describe('CUDA attention at head_dim 256 (GPT-J-6B head layout) against the CPU 
   // 1.3% (INT8 K/V) and 5.4% (E4M3 K/V) from float32; a wrong half of V or quarter of K, above 50%.
   const LIMITS = { auto: 2e-2, int8: 4e-2, fp8: 1e-1 } as const;
   for (const kvCacheDtype of ['auto', 'fp8', 'int8'] as const)
-    for (const batchInvariant of [false, true])
-      test(`KV ${kvCacheDtype}, ${batchInvariant ? 'attention.cu for every step (batch-invariant)' : 'prefill and decode kernels'}: every step's logits`, async () => {
-        const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant } });
+    for (const fastAttention of [true, false])
+      test(`KV ${kvCacheDtype}, ${fastAttention ? 'prefill and decode kernels' : 'attention.cu for every row (--no-fast-attention)'}: every step's logits`, async () => {
+        const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype, cuda: { fastAttention } });
         try {
           const ours = await logitsOfSteps(cuda, steps);
           const V = cuda.info.vocabSize;
           ours.forEach((logits, i) => {
             const err = worstRowError(logits, reference[i], V);
             const what = ['8 prompts', 'their decode tokens', '240 short prompts', 'decode-only step of 248', 'mixed step'][i];
-            console.log(`head_dim 256 vs CPU (KV ${kvCacheDtype}${batchInvariant ? ', batch-invariant' : ''}), ${what}: worst row ${err.toExponential(2)}`);
+            console.log(`head_dim 256 vs CPU (KV ${kvCacheDtype}${fastAttention ? '' : ', attention.cu'}), ${what}: worst row ${err.toExponential(2)}`);
             assert.ok(err < LIMITS[kvCacheDtype], `${what}: ${err}`);
           });
         } finally {
@@ -444,19 +448,22 @@ describe('CUDA attention at head_dim 256 (GPT-J-6B head layout) against the CPU 
   // Chunks starting off a 64-position split leave a warp's rows ending before a split its tile
   // reaches; attention.cu folds that split's fresh state at head_dim 256 (weights 1 and 0), and the
   // earlier rows' outputs reach the last row through layer 2's K/V.
+  // One-token chunks of a prompt (promptLens says they are prompt rows) take the prefill kernel as
+  // the rest of the prompt does, not the decode kernel.
   for (const kvCacheDtype of ['auto', 'fp8', 'int8'] as const)
-    test(`KV ${kvCacheDtype}, batch-invariant: a prompt's last logits are the same to the bit whole, in chunks of 40, 160 and 100, and of 7`, async () => {
-      const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant: true } });
+    for (const fastAttention of [true, false])
+    test(`KV ${kvCacheDtype}, batch-invariant${fastAttention ? '' : ', attention.cu'}: a prompt's last logits are the same to the bit whole, in chunks of 40, 1, 159, 99 and 1, and of 7`, async () => {
+      const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 256, kvCacheDtype, cuda: { batchInvariant: true, fastAttention } });
       try {
         const prompt = Array.from({ length: 300 }, (_, j) => 3 + ((j * 53 + 5) % 509));
         const lastLogits = async (cuts: number[]) => {
           let logits: Float32Array | undefined;
           for (let i = 0; i + 1 < cuts.length; i++)
-            logits = (await cuda.step(makeBatch([{ tokens: prompt.slice(cuts[i], cuts[i + 1]), start: cuts[i], blocks: blockRange(0, 20) }], true))).logits!;
+            logits = (await cuda.step(makeBatch([{ tokens: prompt.slice(cuts[i], cuts[i + 1]), start: cuts[i], blocks: blockRange(0, 20), promptLength: 300 }], true))).logits!;
           return Array.from(logits!);
         };
         const whole = await lastLogits([0, 300]);
-        assert.deepEqual(await lastLogits([0, 40, 200, 300]), whole);
+        assert.deepEqual(await lastLogits([0, 40, 41, 200, 299, 300]), whole);
         assert.deepEqual(await lastLogits([...Array.from({ length: 43 }, (_, i) => 7 * i), 300]), whole);
       } finally {
         await cuda.close();

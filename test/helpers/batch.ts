@@ -12,6 +12,8 @@ export interface Chunk extends Partial<SamplingRow> {
   bias?: [number, number][];
   /** Restarts the penalty slot from these tokens, the first promptLength of them the prompt. */
   history?: { tokens: number[]; promptLength: number };
+  /** Positions below it hold the sequence's prompt (StepBatch.promptLens); every chunk gives it or none does. */
+  promptLength?: number;
 }
 
 /** Every sampling column from the chunks, off where a chunk leaves it out (temperature: greedy). */
@@ -42,8 +44,16 @@ export function makeBatch(chunks: Chunk[], returnLogits = false): StepBatch {
     ...columnsOf(chunks),
     ...biasArrays(chunks),
     ...historyArrays(chunks),
+    ...promptLengths(chunks),
     returnLogits,
   };
+}
+
+function promptLengths(chunks: Chunk[]): Pick<StepBatch, 'promptLens'> {
+  const given = chunks.filter((c) => c.promptLength !== undefined).length;
+  if (given === 0) return {};
+  if (given !== chunks.length) throw new Error('makeBatch: give promptLength for every chunk or for none');
+  return { promptLens: Int32Array.from(chunks.map((c) => c.promptLength!)) };
 }
 
 /** The CSR logit-bias arrays, or nothing when no chunk has biases. */
