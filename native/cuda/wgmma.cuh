@@ -3,7 +3,8 @@
 // layout) by a B the tensor cores read straight from shared memory through a descriptor, into
 // float32 accumulators laid out as mma.m16n8k16's C fragments, one 8-column tile after another
 // (d[j][e]: tile j, element e). Built only where __CUDA_ARCH_FEAT_SM90_ALL is defined (sm_90a);
-// elsewhere the calls compile to nothing and wgmma_built() is false, so callers pick another kernel.
+// elsewhere the calls compile to nothing and wgmma_built() is false, so callers ask
+// wgmma_available() (host) first.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -18,6 +19,10 @@ namespace tachyon {
 
 // True in code compiled for sm_90a.
 __device__ __forceinline__ bool wgmma_built() { return TACHYON_WGMMA != 0; }
+
+// Host: whether the current device is sm_90 and runs this build's sm_90a code (the library was
+// built for CMAKE_CUDA_ARCHITECTURES 90a); probed once (wgmma_probe.cu).
+bool wgmma_available();
 
 // Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format") of a 128-byte-swizzled
 // operand: start address, leading and stride byte offsets (16-byte units, 14 bits each), swizzle
