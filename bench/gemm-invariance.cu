@@ -9,19 +9,34 @@
 // shape: cuBLASLt's heuristic candidates at several row counts, without split-K; each candidate at
 // each row count, its rows compared bit for bit with the first candidate at the largest count. Then
 // own_fp8_kernel (64 features x up to 8 tokens a block, wgmma m64n8k32 over all of K in order from
-// zero) at 1-8 rows, with three orders of the epilogue's scale multiplies.
+// zero) at 1-8 rows, with three orders of the epilogue's scale multiplies. Then the library's own
+// few-row GEMM (native/cuda/gemm_rows.cu, launch_row_gemm) at 1 to 64 rows, compared bit for bit
+// with the same reference, and timed against the fastest non-split cuBLASLt candidate at 1 to 64
+// rows (two extra shapes whose N is not a multiple of 64 check its masking of the last block).
 //
 // On the GPU machine: bash bench/gemm-invariance.sh
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <vector>
+
+#include "cuda/gemm_rows.h"
+
+// gemm_rows.cu launches through pdl.cuh, whose switch the backend (kernels.cu) otherwise owns.
+namespace tachyon {
+bool& pdl_enabled() {
+  static bool on = false;
+  return on;
+}
+}  // namespace tachyon
 
 #define CK(x)                                                                               \
   do {                                                                                      \
@@ -181,6 +196,41 @@ bool run_lt(const Shape& s, const cublasLtMatmulAlgo_t& algo, int M, const void*
   return true;
 }
 
+// Mean microseconds of call(i) over kReps calls on stream st after a warm-up; i counts the calls, so
+// that the caller can rotate over copies of the weights (the L2 holds 50 MB).
+float time_us(const std::function<bool(int)>& call, cudaStream_t st) {
+  constexpr int kWarm = 5, kReps = 50;
+  for (int i = 0; i < kWarm; ++i)
+    if (!call(i)) return -1.0f;
+  cudaEvent_t start, stop;
+  CK(cudaEventCreate(&start));
+  CK(cudaEventCreate(&stop));
+  CK(cudaEventRecord(start, st));
+  for (int i = 0; i < kReps; ++i) call(kWarm + i);
+  CK(cudaEventRecord(stop, st));
+  CK(cudaEventSynchronize(stop));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms * 1000.0f / kReps;
+}
+
+// A cuBLASLt candidate at M rows without a sync a call: false if it does not run at M.
+bool lt_async(const cublasLtMatmulAlgo_t& algo, const Descs& ds, const void* W, const void* X, void* D, cudaStream_t st) {
+  const float one = 1.0f, zero = 0.0f;
+  return cublasLtMatmul(lt, ds.op, &one, W, ds.a, X, ds.b, &zero, D, ds.d, D, ds.d, &algo, workspace, kWorkspace, st) ==
+         CUBLAS_STATUS_SUCCESS;
+}
+
+struct TimingRow {
+  const char* shape;
+  int m;
+  float lt_us, row_us, row_pdl_us;  // -1: did not run
+  double weight_bytes;
+};
+
 uint8_t e4m3(float v) {
   __nv_fp8_e4m3 q(v);
   return *reinterpret_cast<uint8_t*>(&q);
@@ -192,9 +242,17 @@ int main() {
   LT(cublasLtCreate(&lt));
   CK(cudaMalloc(&workspace, kWorkspace));
   std::printf("cuBLASLt %zu\n", cublasLtGetVersion());
+  // The last two: N not a multiple of 64 (the row GEMM's last block masks weight rows); 1,040 is a
+  // multiple of 16, as cuBLASLt's FP8 kernels want.
   const Shape shapes[] = {{"qkv", 6144, 4096, true, 8192},   {"o_proj", 4096, 4096, true, 8192},
                           {"gate_up", 28672, 4096, true, 8192}, {"down", 4096, 14336, true, 8192},
-                          {"lm_head", 128256, 4096, false, 512}};
+                          {"lm_head", 128256, 4096, false, 512}, {"fp8_n1040", 1040, 512, true, 512},
+                          {"gpt2_lm_head", 50257, 768, false, 512}};
+  const bool row_gemm = tachyon::row_gemm_available();
+  if (!row_gemm) std::printf("row GEMM unavailable (needs an sm_90 device and this sm_90a build): skipped\n");
+  cudaStream_t ts;
+  CK(cudaStreamCreateWithFlags(&ts, cudaStreamNonBlocking));
+  std::vector<TimingRow> timings;
   const int counts[] = {1, 2, 3, 4, 5, 8, 16, 24, 32, 64, 100, 128, 256, 512, 1024, 2048, 4096, 8192};
   std::mt19937 rng(12345);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -280,7 +338,7 @@ int main() {
       }
       std::printf("\n");
     }
-    if (s.fp8) {
+    if (s.fp8 && s.N % 64 == 0) {  // own_fp8_kernel reads whole 64-row weight tiles
       std::printf("own wgmma m64n8k32 kernel, epilogue orders (acc*sw)*sx | acc*(sw*sx) | (acc*sx)*sw:");
       for (int order = 0; order < 3; ++order) {
         std::printf(" [");
@@ -310,7 +368,69 @@ int main() {
       }
       std::printf("\n  worst bf16 ulp difference at 8 rows: %d\n", worst);
     }
+    if (row_gemm) {
+      const tachyon::Operand type = s.fp8 ? tachyon::Operand::kFp8 : tachyon::Operand::kBf16;
+      const tachyon::Output out = s.fp8 ? tachyon::Output::kBf16 : tachyon::Output::kF32;
+      const tachyon::GemmScales sc{sx, sw};  // rows: per token; cols: per weight row
+      std::printf("row GEMM (launch_row_gemm) vs the reference:");
+      for (int m : {1, 2, 3, 4, 5, 8, 16, 24, 32, 48, 64}) {
+        CK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+        tachyon::launch_row_gemm(type, out, X, W, D, m, s.N, s.K, sc, 0);
+        CK(cudaGetLastError());
+        CK(cudaDeviceSynchronize());
+        const long bad = differing(m);
+        if (bad == 0) std::printf(" %d:=", m);
+        else std::printf(" %d:%ld", m, bad);
+      }
+      std::printf("\n");
+
+      // Timing: three copies of the weights where they would fit in the L2 otherwise, called in turn.
+      const double wbytes = static_cast<double>(hw.size());
+      std::vector<void*> copies{W};
+      while (wbytes < 60e6 && copies.size() < 3) {
+        void* c;
+        CK(cudaMalloc(&c, hw.size()));
+        CK(cudaMemcpy(c, W, hw.size(), cudaMemcpyDeviceToDevice));
+        copies.push_back(c);
+      }
+      const size_t n = copies.size();
+      for (int m : {1, 4, 8, 16, 32, 64}) {
+        Descs ds;
+        describe(ds, s, m, sw, sx);
+        float lt_best = -1.0f;
+        for (const auto& a : algos) {
+          const float us = time_us([&](int i) { return lt_async(a, ds, copies[i % n], X, D, ts); }, ts);
+          if (us >= 0 && (lt_best < 0 || us < lt_best)) lt_best = us;
+        }
+        float row_us[2];
+        for (int pdl = 0; pdl < 2; ++pdl) {
+          tachyon::pdl_enabled() = pdl == 1;
+          row_us[pdl] = time_us([&](int i) {
+            tachyon::launch_row_gemm(type, out, X, copies[i % n], D, m, s.N, s.K, sc, ts);
+            return true;
+          }, ts);
+        }
+        tachyon::pdl_enabled() = false;
+        timings.push_back({s.name, m, lt_best, row_us[0], row_us[1], wbytes});
+        const TimingRow& r = timings.back();
+        std::printf("  %d rows: cuBLASLt %.1f us (%.0f GB/s), row GEMM %.1f us (%.0f GB/s), with PDL %.1f us (%.0f GB/s)\n", m,
+                    r.lt_us, wbytes / (r.lt_us * 1e3), r.row_us, wbytes / (r.row_us * 1e3), r.row_pdl_us,
+                    wbytes / (r.row_pdl_us * 1e3));
+      }
+      for (size_t i = 1; i < n; ++i) cudaFree(copies[i]);
+    }
     cudaFree(W); cudaFree(X); cudaFree(D); cudaFree(R); cudaFree(sw); cudaFree(sx);
   }
+  if (!timings.empty()) {
+    // GB/s: weight bytes over time (the activations and outputs are small beside them). PDL: each call
+    // may start its first weight copies while the previous call runs, as after another kernel in a step.
+    std::printf("\n%-13s %5s %12s %12s %12s %9s %9s %9s %8s\n", "shape", "rows", "cuBLASLt us", "row us", "row+PDL us",
+                "LtGB/s", "rowGB/s", "+PDLGB/s", "speedup");
+    for (const TimingRow& r : timings)
+      std::printf("%-13s %5d %12.1f %12.1f %12.1f %9.0f %9.0f %9.0f %7.2fx\n", r.shape, r.m, r.lt_us, r.row_us, r.row_pdl_us,
+                  r.weight_bytes / (r.lt_us * 1e3), r.weight_bytes / (r.row_us * 1e3), r.weight_bytes / (r.row_pdl_us * 1e3),
+                  r.lt_us / r.row_us);
+  }
+  cudaStreamDestroy(ts);
   return 0;
 }

@@ -335,24 +335,10 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
              shared, s, a, scale_log2);
 }
 
-__global__ void wgmma_built_kernel(int* out) { *out = wgmma_built() ? 1 : 0; }
-
 }  // namespace
 
 bool prefill_attention_sm90_supports(int heads, int kv_heads, int head_dim) {
-  static const bool built = [] {
-    // The device runs sm_90a code only where the build targeted it (CMAKE_CUDA_ARCHITECTURES 90a).
-    int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess || major != 9 || minor != 0)
-      return false;
-    DeviceBuffer flag(sizeof(int), "the wgmma probe");
-    wgmma_built_kernel<<<1, 1>>>(flag.as<int>());
-    int v = 0;
-    CUDA_CHECK(cudaMemcpy(&v, flag.as<void>(), sizeof(int), cudaMemcpyDeviceToHost));
-    return v == 1;
-  }();
-  return built && prefill_attention_supports(heads, kv_heads, head_dim) && (head_dim == 64 || head_dim == 128);
+  return wgmma_available() && prefill_attention_supports(heads, kv_heads, head_dim) && (head_dim == 64 || head_dim == 128);
 }
 
 void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s) {

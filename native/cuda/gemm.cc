@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <functional>
 
+#include "cuda/gemm_rows.h"
+
 namespace tachyon {
 
 namespace {
@@ -136,7 +138,10 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
     int split_k = 1;
     size_t written = 0;
     cublasLtMatmulAlgoConfigGetAttribute(&results[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split_k, sizeof(split_k), &written);
-    if (invariant_ && split_k > 1) continue;  // its reduction order would depend on the shape
+    // Split-K adds partial sums over K in an order of its own: a row's bits would depend on the kernel
+    // chosen for its bucket (and on the shape), and no other candidate's (or gemm_rows.h's) would match
+    // it. The heuristic offered none for Llama-3-8B's shapes at 1 to 8,192 rows anyway (bench/RESULTS.md).
+    if (split_k > 1) continue;
     const float us = time_us([&] {
       return cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.zero, D, ds.d, D, ds.d, &results[i].algo,
                             workspace_.as<void>(), ws, s) == CUBLAS_STATUS_SUCCESS;
@@ -148,10 +153,22 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
       best = Choice{results[i].algo};
     }
   }
+  if (M <= kRowGemmMaxRows && row_gemm_available() && row_gemm_supports(type, N, K)) {
+    const float us = time_us([&] {
+      launch_row_gemm(type, out, A, W, D, M, N, K, sc, s);
+      return true;
+    }, s);
+    ++timed;
+    if (us < best_us) {
+      best_us = us;
+      best = Choice{{}, true};
+    }
+  }
   if (timed == 0) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
   char line[160];
-  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us (%d candidates)", name + 1, N, K, M,
-                out == Output::kBf16 ? "bf16" : out == Output::kI32 ? "i32" : "f32", best_us, timed);
+  std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us%s (%d candidates)", name + 1, N, K, M,
+                out == Output::kBf16 ? "bf16" : out == Output::kI32 ? "i32" : "f32", best_us,
+                best.row_gemm ? " row-gemm" : "", timed);
   report_.push_back(line);
   return best;
 }
@@ -177,6 +194,11 @@ void Gemm::run(Operand type, Output out, const void* A, const void* W, void* D, 
   if (M == 0) return;
   auto it = choices_.find(Key{static_cast<int>(type), static_cast<int>(out), N, K, bucket(M)});
   if (it == choices_.end()) fail("GEMM shape ", N, "x", K, " at ", M, " rows was not tuned at load");
+  if (it->second.row_gemm) {
+    // Chosen only for buckets tuned at up to kRowGemmMaxRows rows, which serve no more rows than that.
+    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s);
+    return;
+  }
   Descs ds;
   describe(ds, type, out, M, N, K, sc);
   const Scalars ab(type);

@@ -9,9 +9,12 @@
 // The kernel for each weight shape is chosen at load by timing cuBLASLt's
 // candidates once per bucket of row counts (1, 2, 4, ... up to the step's
 // token budget): decode at batch 1 and prefill at 8,192 rows want different
-// kernels. (Steps of a few tokens mostly take the fused GEMVs of gemv.h.)
-// Batch-invariant mode keeps one cuBLASLt algorithm without split-K, tuned at
-// 256 rows, for every M instead: a row's result then never depends on how
+// kernels. Up to 64 rows our own wgmma kernel (gemm_rows.h, sm_90a) competes
+// too; it computes each row as cuBLASLt's non-split-K kernels do, bit for bit.
+// (Steps of a few tokens mostly take the fused GEMVs of gemv.h.) Split-K
+// candidates are never taken: they reorder the sum over K.
+// Batch-invariant mode keeps one kernel, tuned at 256 rows (or the budget, if
+// smaller), for every M instead: a row's result then never depends on how
 // many rows ran beside it (at the cost of small-batch speed).
 #pragma once
 #include <cuda_bf16.h>
@@ -60,6 +63,7 @@ class Gemm {
  private:
   struct Choice {
     cublasLtMatmulAlgo_t algo{};
+    bool row_gemm = false;  // gemm_rows.h's kernel instead of algo
   };
   struct Descs {
     cublasLtMatmulDesc_t op = nullptr;

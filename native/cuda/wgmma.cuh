@@ -2,8 +2,9 @@
 // multiply a 64-row A held in their registers (each warp 16 rows, in mma.m16n8k16's A fragment
 // layout) by a B the tensor cores read straight from shared memory through a descriptor, into
 // float32 accumulators laid out as mma.m16n8k16's C fragments, one 8-column tile after another
-// (d[j][e]: tile j, element e). Built only where __CUDA_ARCH_FEAT_SM90_ALL is defined (sm_90a);
-// elsewhere the calls compile to nothing and wgmma_built() is false, so callers pick another kernel.
+// (d[j][e]: tile j, element e); or, for the few-row GEMMs (gemm_rows.cu), an A read from shared
+// memory too. Built only where __CUDA_ARCH_FEAT_SM90_ALL is defined (sm_90a); elsewhere the calls
+// compile to nothing and wgmma_built() is false, so callers ask wgmma_available() (host) first.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -18,6 +19,10 @@ namespace tachyon {
 
 // True in code compiled for sm_90a.
 __device__ __forceinline__ bool wgmma_built() { return TACHYON_WGMMA != 0; }
+
+// Host: whether the current device is sm_90 and runs this build's sm_90a code (the library was
+// built for CMAKE_CUDA_ARCHITECTURES 90a); probed once (wgmma_probe.cu).
+bool wgmma_available();
 
 // Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format") of a 128-byte-swizzled
 // operand: start address, leading and stride byte offsets (16-byte units, 14 bits each), swizzle
@@ -112,6 +117,67 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], const uint32_
   } else {
     if constexpr (F16) wgmma_m64n128k16_f16<TRANS_B>(d, a, desc, accumulate);
     else wgmma_m64n128k16_bf16<TRANS_B>(d, a, desc, accumulate);
+  }
+}
+
+// d (64 x N, float32, N / 8 tiles of C fragments) = a (64 x K) · b (K x N) (+ d when accumulate),
+// both operands read by the tensor cores from shared memory through descriptors, both K-major
+// (no transposes): E4M3 with K = 32 a step, or bf16 with K = 16, for N = 8, 16, 32 and 64. The asm's
+// operands: d's N / 2 registers, a's and b's descriptors, the accumulate flag.
+#define TACHYON_SS_N8_D TACHYON_WGMMA_D(0)
+#define TACHYON_SS_N16_D TACHYON_SS_N8_D, TACHYON_WGMMA_D(1)
+#define TACHYON_SS_N32_D TACHYON_SS_N16_D, TACHYON_WGMMA_D(2), TACHYON_WGMMA_D(3)
+#define TACHYON_SS_N64_D TACHYON_SS_N32_D, TACHYON_WGMMA_D(4), TACHYON_WGMMA_D(5), TACHYON_WGMMA_D(6), TACHYON_WGMMA_D(7)
+#define TACHYON_SS_N8_OPERANDS "{%0, %1, %2, %3}, %4, %5, p"
+#define TACHYON_SS_N8_PRED "%6"
+#define TACHYON_SS_N16_OPERANDS "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p"
+#define TACHYON_SS_N16_PRED "%10"
+#define TACHYON_SS_N32_OPERANDS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p"
+#define TACHYON_SS_N32_PRED "%18"
+#define TACHYON_SS_N64_OPERANDS                                                                                           \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, " \
+  "%25, %26, %27, %28, %29, %30, %31}, %32, %33, p"
+#define TACHYON_SS_N64_PRED "%34"
+#if TACHYON_WGMMA
+// TAIL: ", 0, 0" for bf16 (imm-trans-a, imm-trans-b: both K-major); FP8 takes no transposes.
+#define TACHYON_WGMMA_SS_ASM(N, KSTEP, T, TAIL)                                                                         \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " TACHYON_SS_N##N##_PRED ", 0;\n" \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k" #KSTEP ".f32." #T "." #T " "                            \
+               TACHYON_SS_N##N##_OPERANDS ", 1, 1" TAIL ";\n}\n"              \
+               : TACHYON_SS_N##N##_D                                                                                  \
+               : "l"(a_desc), "l"(b_desc), "r"(static_cast<int>(accumulate))                                          \
+               : "memory");
+#else
+#define TACHYON_WGMMA_SS_ASM(N, KSTEP, T, TAIL)
+#endif
+#define TACHYON_WGMMA_SS_FN(N, KSTEP, T, TAIL)                                                                        \
+  __device__ __forceinline__ void wgmma_ss_m64n##N##k##KSTEP##_##T(float (&d)[N / 8][4], uint64_t a_desc, uint64_t b_desc, \
+                                                                  bool accumulate) {                                  \
+    TACHYON_WGMMA_SS_ASM(N, KSTEP, T, TAIL)                                                                           \
+  }
+TACHYON_WGMMA_SS_FN(8, 32, e4m3, "")
+TACHYON_WGMMA_SS_FN(16, 32, e4m3, "")
+TACHYON_WGMMA_SS_FN(32, 32, e4m3, "")
+TACHYON_WGMMA_SS_FN(64, 32, e4m3, "")
+TACHYON_WGMMA_SS_FN(8, 16, bf16, ", 0, 0")
+TACHYON_WGMMA_SS_FN(16, 16, bf16, ", 0, 0")
+TACHYON_WGMMA_SS_FN(32, 16, bf16, ", 0, 0")
+TACHYON_WGMMA_SS_FN(64, 16, bf16, ", 0, 0")
+
+// One k-step of 32 bytes of both operands' rows: k32 for E4M3 (FP8), k16 for bf16.
+template <int N, bool FP8>
+__device__ __forceinline__ void wgmma_ss_32_bytes(float (&d)[N / 8][4], uint64_t a_desc, uint64_t b_desc, bool accumulate) {
+  static_assert(N == 8 || N == 16 || N == 32 || N == 64, "m64n8, n16, n32 and n64 only");
+  if constexpr (FP8) {
+    if constexpr (N == 8) wgmma_ss_m64n8k32_e4m3(d, a_desc, b_desc, accumulate);
+    else if constexpr (N == 16) wgmma_ss_m64n16k32_e4m3(d, a_desc, b_desc, accumulate);
+    else if constexpr (N == 32) wgmma_ss_m64n32k32_e4m3(d, a_desc, b_desc, accumulate);
+    else wgmma_ss_m64n64k32_e4m3(d, a_desc, b_desc, accumulate);
+  } else {
+    if constexpr (N == 8) wgmma_ss_m64n8k16_bf16(d, a_desc, b_desc, accumulate);
+    else if constexpr (N == 16) wgmma_ss_m64n16k16_bf16(d, a_desc, b_desc, accumulate);
+    else if constexpr (N == 32) wgmma_ss_m64n32k16_bf16(d, a_desc, b_desc, accumulate);
+    else wgmma_ss_m64n64k16_bf16(d, a_desc, b_desc, accumulate);
   }
 }
 

@@ -1,0 +1,321 @@
+// The few-row GEMMs of gemm_rows.h. They are memory-bound: at one token a 4,096 x 14,336 FP8
+// projection streams its 58.7 MB of weights once (about 14 us at the H200's 4.3 TB/s), and a
+// 4,096-feature projection has only 64 blocks of 64 features for 132 SMs, so each block must keep
+// many weight bytes in flight on its own: a deep ring of cp.async stages.
+//
+// A block: 64 weight rows (features, wgmma's M) times all the tokens (wgmma's N, padded to TN = 8,
+// 16, 32 or 64; the padding rows are zeros and never written out). A stage is 128 bytes of K: the
+// 64 weight rows' (8 KB) and the TN activation rows', each a column of 128-byte swizzle atoms
+// (8 rows x 128 bytes, the 16-byte chunk c of row r at chunk c ^ (r % 8)) that wgmma reads as
+// K-major operands in four 32-byte k-steps (k32 E4M3 or k16 bf16). One accumulator chain over all
+// of K in order, from zero: the arithmetic of cuBLASLt's non-split-K kernels.
+//
+// Warps 0-3 (the warpgroup) copy the weight tiles and issue the wgmma; warp 4 copies the activation
+// tiles. They keep apart because one thread's cp.async groups complete in order: the weights do not
+// depend on the previous kernel and go out before pdl_wait(), the activations only after it, so
+// activation copies queued behind the prologue's weights would hold the first stage back until
+// every prologue stage had landed, and the ring would drain once.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "cuda/cuda_check.h"
+#include "cuda/dynamic_shared.h"
+#include "cuda/gemm_rows.h"
+#include "cuda/mma.cuh"
+#include "cuda/pdl.cuh"
+#include "cuda/wgmma.cuh"
+
+namespace tachyon {
+
+namespace {
+
+constexpr int kFeatures = 64;                                // weight rows a block: wgmma's M
+constexpr int kAtomBytes = 128;                              // of each row a stage: one swizzle atom's width
+constexpr int kWeightTileBytes = kFeatures * kAtomBytes;     // 8 KB a stage
+constexpr int kMmaThreads = 128;                             // the warpgroup
+constexpr int kThreads = kMmaThreads + 32;                   // and the activation warp
+
+// Shared memory a block's ring may take, less 1 KB of slack to align the atoms to 1,024 bytes: all
+// 227 KB a block may have where the grid has at most one block an SM; elsewhere half the SM's
+// 228 KB less the 1 KB the hardware reserves a block, so that two blocks share an SM and the grid
+// takes fewer waves.
+constexpr int kSmemSolo = 227 * 1024;
+constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
+constexpr int kMaxStages = 16;  // 14 in flight: 112 KB of weights a block is plenty
+
+template <int TN, bool SOLO>
+struct Ring {
+  static constexpr int kStageBytes = kWeightTileBytes + TN * kAtomBytes;
+  static constexpr int kFit = ((SOLO ? kSmemSolo : kSmemPaired) - 1024) / kStageBytes;
+  static constexpr int kStages = kFit < kMaxStages ? kFit : kMaxStages;
+  // Stages in flight: all but the one being multiplied and the one before it, whose wgmma may still
+  // be reading it.
+  static constexpr int kAhead = kStages - 2;
+  static constexpr int kBytes = 1024 + kStages * kStageBytes;
+  static_assert(kAhead >= 2, "a ring of at least four stages");
+};
+
+struct RowGemmArgs {
+  const unsigned char* A;  // [M, row_bytes]: tokens
+  const unsigned char* W;  // [N, row_bytes]: weight rows
+  void* D;                 // [M, N], bf16 or float32
+  const float* rows;       // [M], FP8 only: per-token scales
+  const float* cols;       // [N], FP8 only: per-channel scales
+  int M, N;
+  int row_bytes;           // K times the element size: a multiple of kAtomBytes
+};
+
+// The device code, for sm_90a only (the other targets build empty kernels, never launched).
+#if TACHYON_WGMMA
+constexpr int kStepBytes = 32;            // of each row a wgmma k-step
+constexpr int kChunks = kAtomBytes / 16;  // 16-byte copies a row a stage
+
+// Byte offset of a row's 16-byte chunk c in a column of swizzle atoms.
+__device__ __forceinline__ uint32_t swizzled(int row, int c) {
+  return static_cast<uint32_t>(row * kAtomBytes + ((c ^ (row & 7)) << 4));
+}
+
+// A warpgroup thread's share of a stage's weight tile: chunk t % 8 of rows t / 8 + 16 i. Rows past
+// N are zero-filled (their features are never written).
+struct WeightCopies {
+  static constexpr int kRows = kFeatures * kChunks / kMmaThreads;
+  static constexpr int kRowStep = kMmaThreads / kChunks;
+  const unsigned char* src[kRows];  // the chunk at stage 0; row 0's where the row is past N
+  bool valid[kRows];
+  uint32_t dst;                     // the first row's chunk in the tile; the others kRowStep rows on
+
+  __device__ __forceinline__ WeightCopies(const RowGemmArgs& g, int n0, int t) {
+    const int r = t / kChunks, c = t % kChunks;
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      const int n = n0 + r + i * kRowStep;
+      valid[i] = n < g.N;
+      src[i] = g.W + (valid[i] ? static_cast<size_t>(n) * g.row_bytes : 0) + c * 16;
+    }
+    dst = swizzled(r, c);  // r + i * kRowStep has the same r % 8
+  }
+  __device__ __forceinline__ void copy(unsigned char* tile, int atom) const {
+#pragma unroll
+    for (int i = 0; i < kRows; ++i)
+      cp_async_16(tile + dst + i * kRowStep * kAtomBytes, src[i] + (valid[i] ? atom * kAtomBytes : 0), valid[i]);
+  }
+};
+
+// The activation warp's share of a stage's TN token rows: chunk lane % 8 of rows lane / 8 + 4 j. Rows
+// past M are zero-filled (their outputs are never written).
+template <int TN>
+struct TokenCopies {
+  static constexpr int kRows = TN * kChunks / 32;
+  static constexpr int kRowStep = 32 / kChunks;
+  const unsigned char* src[kRows];
+  bool valid[kRows];
+  int r, c;
+
+  __device__ __forceinline__ TokenCopies(const RowGemmArgs& g, int lane) : r(lane / kChunks), c(lane % kChunks) {
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      const int m = r + j * kRowStep;
+      valid[j] = m < g.M;
+      src[j] = g.A + (valid[j] ? static_cast<size_t>(m) * g.row_bytes : 0) + c * 16;
+    }
+  }
+  __device__ __forceinline__ void copy(unsigned char* tile, int atom) const {
+#pragma unroll
+    for (int j = 0; j < kRows; ++j)
+      cp_async_16(tile + swizzled(r + j * kRowStep, c), src[j] + (valid[j] ? atom * kAtomBytes : 0), valid[j]);
+  }
+};
+
+// A float32 product rounded to nearest with denormals kept, as in bench/gemm-invariance.cu's kernel
+// (built without fast math) that matched cuBLASLt: the library builds with --use_fast_math, whose
+// -ftz=true would flush them in a plain a * b.
+__device__ __forceinline__ float mul_rn(float a, float b) {
+  float r;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+
+// The block's threads meet here once a stage: the warpgroup and the activation warp run loops of
+// their own, with the same barriers in the same order.
+__device__ __forceinline__ void stage_barrier() { asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory"); }
+
+// The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait().
+template <int TN, int STAGES, int AHEAD>
+__device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char* ring, int stage_bytes, int atoms) {
+  const TokenCopies<TN> tokens(g, threadIdx.x % 32);
+  auto tile = [&](int k) { return ring + (k % STAGES) * stage_bytes + kWeightTileBytes; };
+  for (int k = 0; k < AHEAD; ++k) {
+    if (k < atoms) tokens.copy(tile(k), k);
+    cp_async_commit();
+  }
+  for (int k = 0; k < atoms; ++k) {
+    cp_async_wait<AHEAD - 1>();
+    fence_proxy_async_shared();
+    stage_barrier();
+    if (k + AHEAD < atoms) tokens.copy(tile(k + AHEAD), k + AHEAD);
+    cp_async_commit();
+  }
+}
+
+#endif  // TACHYON_WGMMA
+
+// grid: one block per 64 weight rows; kThreads threads.
+template <bool FP8, typename Out, int TN, bool SOLO>
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGemmArgs g) {
+#if TACHYON_WGMMA
+  using R = Ring<TN, SOLO>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  // Swizzle atoms must start 1024-byte aligned (the descriptors' base offset is 0).
+  unsigned char* ring = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
+  const int t = threadIdx.x;
+  const int atoms = g.row_bytes / kAtomBytes;
+  // Warp-uniform, and visibly so to ptxas (a shuffle from lane 0): wgmma under a branch it cannot
+  // prove uniform would be serialized.
+  if (__shfl_sync(0xffffffffu, t / kMmaThreads, 0) != 0) {
+    pdl_wait();
+    copy_tokens<TN, R::kStages, R::kAhead>(g, ring, R::kStageBytes, atoms);
+    return;
+  }
+
+  // The warpgroup. One cp.async group a stage per thread, empty past K, so the wait count stays fixed.
+  auto stage = [&](int k) { return ring + (k % R::kStages) * R::kStageBytes; };
+  const int n0 = blockIdx.x * kFeatures;
+  const WeightCopies weights(g, n0, t);
+  for (int k = 0; k < R::kAhead; ++k) {
+    if (k < atoms) weights.copy(stage(k), k);
+    cp_async_commit();
+  }
+  pdl_wait();
+
+  // d[j][e] will hold feature n0 + 16 warp + lane / 4 + 8 (e / 2) and token 8 j + 2 (lane % 4) + e % 2.
+  // FP8: their scales, read now so that the epilogue does not wait on memory.
+  const int warp = t / 32, lane = t % 32;
+  const int f0 = n0 + warp * 16 + lane / 4;
+  float cols[2] = {1.0f, 1.0f}, rows[TN / 8][2] = {};
+  if constexpr (FP8) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (f0 + 8 * h < g.N) cols[h] = g.cols[f0 + 8 * h];
+#pragma unroll
+    for (int j = 0; j < TN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (8 * j + 2 * (lane % 4) + e < g.M) rows[j][e] = g.rows[8 * j + 2 * (lane % 4) + e];
+  }
+
+  float d[TN / 8][4] = {};
+  for (int k = 0; k < atoms; ++k) {
+    cp_async_wait<R::kAhead - 1>();  // this thread's copies of stage k
+    wgmma_wait<1>();                 // stage k - 2's wgmma, whose slot stage k + kAhead takes below
+    fence_proxy_async_shared();
+    stage_barrier();
+    if (k + R::kAhead < atoms) weights.copy(stage(k + R::kAhead), k + R::kAhead);
+    cp_async_commit();
+    const uint32_t w = smem_address(stage(k)), x = w + kWeightTileBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < kAtomBytes / kStepBytes; ++s)
+      wgmma_ss_32_bytes<TN, FP8>(d, sw128_desc(w + s * kStepBytes, 16, 8 * kAtomBytes),
+                                 sw128_desc(x + s * kStepBytes, 16, 8 * kAtomBytes), k > 0 || s > 0);
+    wgmma_commit();
+  }
+  wgmma_wait<0>();
+  wgmma_fence_operands(d);
+
+  Out* out = static_cast<Out*>(g.D);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int f = f0 + 8 * h;
+    if (f >= g.N) continue;
+#pragma unroll
+    for (int j = 0; j < TN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int m = 8 * j + 2 * (lane % 4) + e;
+        if (m >= g.M) continue;
+        float v = d[j][2 * h + e];
+        if constexpr (FP8) v = mul_rn(mul_rn(v, cols[h]), rows[j][e]);  // (acc * cols[n]) * rows[m], as cuBLASLt
+        store(out + static_cast<size_t>(m) * g.N + f, v);
+      }
+  }
+#endif
+}
+
+// SMs of the current device, looked up once (the backend drives one device).
+int sm_count() {
+  static const int sms = [] {
+    int dev = 0, n = 1;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    return n;
+  }();
+  return sms;
+}
+
+// Before Kernel's first launch: the SM's whole 228 KB as shared memory (a hint the driver may
+// otherwise weigh against L1), so that two paired blocks fit on one SM.
+template <auto Kernel>
+void prefer_shared_memory() {
+  static const bool set = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+    return true;
+  }();
+  (void)set;
+}
+
+template <bool FP8, typename Out, int TN, bool SOLO>
+void launch_ring(const RowGemmArgs& g, int blocks, cudaStream_t s) {
+  constexpr size_t shared = Ring<TN, SOLO>::kBytes;
+  allow_dynamic_shared<row_gemm_kernel<FP8, Out, TN, SOLO>>(shared);
+  prefer_shared_memory<row_gemm_kernel<FP8, Out, TN, SOLO>>();
+  launch_pdl("row_gemm_kernel", row_gemm_kernel<FP8, Out, TN, SOLO>, dim3(blocks), dim3(kThreads), shared, s, g);
+}
+
+template <bool FP8, typename Out, int TN>
+void launch_tokens(const RowGemmArgs& g, cudaStream_t s) {
+  const int blocks = (g.N + kFeatures - 1) / kFeatures;
+  if (blocks <= sm_count()) launch_ring<FP8, Out, TN, true>(g, blocks, s);
+  else launch_ring<FP8, Out, TN, false>(g, blocks, s);
+}
+
+template <bool FP8, typename Out>
+void launch_typed(const RowGemmArgs& g, cudaStream_t s) {
+  if (g.M <= 8) launch_tokens<FP8, Out, 8>(g, s);
+  else if (g.M <= 16) launch_tokens<FP8, Out, 16>(g, s);
+  else if (g.M <= 32) launch_tokens<FP8, Out, 32>(g, s);
+  else launch_tokens<FP8, Out, 64>(g, s);
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+bool row_gemm_available() { return wgmma_available(); }
+
+bool row_gemm_supports(Operand type, int N, int K) {
+  if (type == Operand::kInt8 || N <= 0 || K <= 0) return false;
+  return K % (type == Operand::kFp8 ? kAtomBytes : kAtomBytes / 2) == 0;
+}
+
+void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
+                     cudaStream_t s) {
+  if (M == 0) return;
+  if (!row_gemm_available()) fail("the few-row GEMM needs an sm_90a build on an sm_90 device");
+  if (!row_gemm_supports(type, N, K) || out == Output::kI32 || M < 0 || M > kRowGemmMaxRows)
+    fail("the few-row GEMM does not take ", M, "x", N, "x", K, " (M up to ", kRowGemmMaxRows, ", K a multiple of 128 bytes)");
+  if (!aligned16(A) || !aligned16(W) || !aligned16(D)) fail("the few-row GEMM needs 16-byte aligned A, W and D");
+  const bool fp8 = type == Operand::kFp8;
+  if (fp8 && (!sc.rows || !sc.cols)) fail("an FP8 few-row GEMM needs its row and column scales");
+  const RowGemmArgs g{static_cast<const unsigned char*>(A), static_cast<const unsigned char*>(W), D, sc.rows, sc.cols, M, N,
+                      K * (fp8 ? 1 : 2)};
+  if (fp8 && out == Output::kBf16) launch_typed<true, __nv_bfloat16>(g, s);
+  else if (fp8) launch_typed<true, float>(g, s);
+  else if (out == Output::kBf16) launch_typed<false, __nv_bfloat16>(g, s);
+  else launch_typed<false, float>(g, s);
+}
+
+}  // namespace tachyon

@@ -1,0 +1,30 @@
+// Few-row GEMMs of our own on Hopper's wgmma (sm_90a): D[M, N] = A[M, K] · W[N, K]^T, row-major,
+// for M = 1 to 64 tokens, where cuBLASLt's FP8 kernels with per-row scales have only 128x128
+// tiles (a 4,096-feature projection gets 32 blocks). Each row comes out bit for bit as cuBLASLt's
+// non-split-K kernels compute it at any row count (bench/gemm-invariance.cu, bench/RESULTS.md): all
+// of K summed in order from zero in one wgmma accumulator chain, then for FP8
+// __float2bfloat16((acc * cols[n]) * rows[m]), those two float multiplies in that order. So Gemm
+// may offer it beside cuBLASLt's candidates without a row's result depending on its batch.
+//
+// Operands as gemm.h: kFp8 (E4M3 A and W, GemmScales rows[M] and cols[N]) or kBf16 (no scales);
+// D bf16 or float32. Not kInt8.
+#pragma once
+#include "cuda/gemm.h"
+
+namespace tachyon {
+
+constexpr int kRowGemmMaxRows = 64;  // tokens: wgmma's N, at most 64 here
+
+// Whether this build and device run the kernels (an sm_90a build on an sm_90 device).
+bool row_gemm_available();
+
+// Whether (type, N, K) fits: K a multiple of 128 bytes of a row (FP8: 128 elements; bf16: 64).
+// Callers take cuBLASLt otherwise.
+bool row_gemm_supports(Operand type, int N, int K);
+
+// M from 1 to kRowGemmMaxRows; A, W and D 16-byte aligned. Launched with PDL (pdl.cuh): the first
+// weight copies go out before the previous kernel has finished.
+void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
+                     cudaStream_t s);
+
+}  // namespace tachyon
