@@ -78,7 +78,7 @@ export const ConfigSchema = z
       .describe('how tool calls are read out of model output: hermes, llama3_json or mistral (default: detected from the chat template; none found: no tool calls are parsed)'),
     batchInvariant: bool
       .default(RUNTIME_DEFAULTS.cuda.batchInvariant)
-      .describe("cuda: one GEMM kernel per shape whatever the batch, so a request's tokens never depend on what else runs (slower at small batches)"),
+      .describe("cuda: every row computed the same way whatever runs beside it (no few-row path; prompt rows on the prefill kernel, generated tokens on the decode kernel), so a request's tokens never depend on what else runs (slower at batch 1)"),
     cudaGraphs: bool.default(RUNTIME_DEFAULTS.cuda.cudaGraphs).describe('cuda: replay decode steps from captured CUDA graphs'),
     pdl: bool.default(RUNTIME_DEFAULTS.cuda.pdl).describe("cuda: programmatic dependent launch between the backend's kernels (sm_90)"),
     fusedGemv: bool.default(RUNTIME_DEFAULTS.cuda.fusedGemv).describe('cuda: fused GEMVs for steps of at most 4 tokens (batch 1 latency)'),

@@ -53,9 +53,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   std::vector<float> inv_freq = c.position == PositionKind::kLearned ? std::vector<float>() : rope_inv_freq(c);
   inv_freq.resize(c.head_dim / 2, 0.0f);
   rope_cos_sin_ = upload(rope_cos_sin(inv_freq, c.max_positions), "rotary table");
-  // Batch-invariant mode: one GEMM kernel per shape for every batch size.
   const bool invariant = o.batch_invariant;
-  gemm_ = std::make_unique<Gemm>(64u << 20, invariant);
+  gemm_ = std::make_unique<Gemm>(64u << 20);
   allocate_workspace();
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode.

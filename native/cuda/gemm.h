@@ -10,12 +10,12 @@
 // candidates once per bucket of row counts (1, 2, 4, ... up to the step's
 // token budget): decode at batch 1 and prefill at 8,192 rows want different
 // kernels. Up to 64 rows our own wgmma kernel (gemm_rows.h, sm_90a) competes
-// too; it computes each row as cuBLASLt's non-split-K kernels do, bit for bit.
-// (Steps of a few tokens mostly take the fused GEMVs of gemv.h.) Split-K
-// candidates are never taken: they reorder the sum over K.
-// Batch-invariant mode keeps one kernel, tuned at 256 rows (or the budget, if
-// smaller), for every M instead: a row's result then never depends on how
-// many rows ran beside it (at the cost of small-batch speed).
+// too, where it gives cuBLASLt's bits (checked at tuning). Split-K candidates
+// are never taken: they reorder the sum over K. Every other cuBLASLt kernel
+// computes a row the same way at any row count (bench/gemm-invariance.cu), so
+// a row's result never depends on how many rows ran beside it, whichever
+// bucket's kernel ran. (Steps of a few tokens mostly take the fused GEMVs of
+// gemv.h outside batch-invariant mode; they round their own way.)
 #pragma once
 #include <cuda_bf16.h>
 
@@ -45,7 +45,7 @@ struct GemmScales {
 
 class Gemm {
  public:
-  Gemm(size_t workspace_bytes, bool batch_invariant);
+  explicit Gemm(size_t workspace_bytes);
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
@@ -74,9 +74,10 @@ class Gemm {
   Choice tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                  cudaStream_t s);
   int bucket(int M) const;
+  long row_gemm_differs(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
+                        const cublasLtMatmulAlgo_t& algo, cudaStream_t s);
   using Key = std::tuple<int, int, int, int, int>;  // (operand type, output type, N, K, bucket)
 
-  bool invariant_;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
   std::map<Key, Choice> choices_;
