@@ -3,7 +3,7 @@
 # the transformers BF16 peer and the card's copy bandwidth, then Tachyon's engine on every
 # workload, and batch 1 beside the bound from reading the weights
 # once per token at that bandwidth. SCALE=0.25 runs a quarter of the requests;
-# other arguments go to bench/throughput.ts (--only NAME, --batch-invariant, --kv-cache-dtype auto|fp8, --max-num-seqs N).
+# other arguments go to bench/throughput.ts (--only NAME, --no-batch-invariant, --kv-cache-dtype auto|fp8, --max-num-seqs N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)

@@ -54,7 +54,8 @@ const WORKLOADS: Workload[] = [
   { name: 'llama-3-8b fp8 batch 8', shape: 'llama-3-8b', dtype: 'fp8', requests: 8, input: 128, output: 256, maxSeqs: 512, latency: true },
 ];
 
-// --batch-invariant and --profile: the backend knobs of the same names (RuntimeOptions.cuda).
+// --no-batch-invariant and --profile: the backend knobs of the same names (RuntimeOptions.cuda;
+// batch invariance is on by default, as in the server).
 // --kv-cache-dtype: fp8 by default, as TensorRT-LLM's published FP8 rows run; auto = bf16.
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
@@ -62,7 +63,7 @@ const { values } = parseArgs({
   options: {
     only: { type: 'string' },
     scale: { type: 'string', default: '1' },
-    'batch-invariant': { type: 'boolean' },
+    'no-batch-invariant': { type: 'boolean' },
     profile: { type: 'boolean' },
     'kv-cache-dtype': { type: 'string', default: 'fp8' },
     'max-num-seqs': { type: 'string' },
@@ -83,7 +84,7 @@ async function run(w: Workload) {
     maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : w.maxSeqs,
     maxNumTokens: 8192,
     kvCacheDtype,
-    cuda: { batchInvariant: values['batch-invariant'], profile: values.profile },
+    cuda: { batchInvariant: !values['no-batch-invariant'], profile: values.profile },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);
   const queued = w.fillPool ? Math.min(w.requests, rt.info.maxNumSeqs, Math.floor(rt.info.numBlocks / blocksPerSeq)) : w.requests;

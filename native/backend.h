@@ -71,7 +71,7 @@ struct GpuOptions {
   bool dummy = false;                  // random weights of the config's shape
   uint64_t dummy_seed = 0;
   // Knobs (config: --batch-invariant, --cuda-graphs, --pdl, --fused-gemv, --fast-attention, --profile).
-  bool batch_invariant = false;        // no few-row path; the decode kernel for every decode step
+  bool batch_invariant = true;         // no few-row path; the decode kernel for every decode step
   bool cuda_graphs = true;             // decode steps replayed from captured graphs
   bool pdl = true;                     // programmatic dependent launch (sm_90)
   bool fused_gemv = true;              // the few-row path for steps of at most 4 tokens

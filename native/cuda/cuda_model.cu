@@ -57,12 +57,18 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   gemm_ = std::make_unique<Gemm>(64u << 20);
   allocate_workspace();
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
-  // result would depend on its batch size: not in batch-invariant mode.
+  // result would depend on its batch size: not in batch-invariant mode, where a few rows take the
+  // batched layers (gemm_rows.h's kernel gives them cuBLASLt's bits at about the GEMVs' speed). INT8
+  // weights keep it: their batched path widens each weight matrix to bf16 every step, far too slow
+  // for a few rows, so those models are not batch-invariant (said once at load).
   // The few-row path writes K/V from its GEMV element by element: not an INT8 cache, whose rows need their absmax.
   // The few-row path's GEMV epilogues are SwiGLU and RMSNorm: Llama-family models only; its attention
   // kernel stops at kFewAttentionMaxHeadDim.
-  few_rows_ = !invariant && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
+  few_rows_ = (!invariant || int8_) && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
               c.head_dim <= kFewAttentionMaxHeadDim;
+  if (invariant && few_rows_)
+    std::fprintf(stderr, "cuda: INT8 weights keep the few-row path (GEMVs), so steps of up to %d tokens round their own way: "
+                 "this model is not batch-invariant\n", kFewRows);
   // Generated tokens take the decode kernel and prompt tokens the prefill kernel in every step
   // (make_tiles). Each rounds its own way, so batch-invariant mode takes both or neither (then
   // attention.cu serves every row).

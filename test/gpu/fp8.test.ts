@@ -18,7 +18,7 @@ const skip = gpuSkipReason() || corpusSkipReason();
 
 async function teacherForced(dtype: 'bf16' | 'fp8', windows: number[][], modelDir = DEFAULT_MODEL_DIR, batchedPath = false) {
   // batchedPath: the kernels steps of more than 4 tokens take (FP8 activations, cuBLASLt), even for these few rows.
-  const rt = await Runtime.load({ modelDir, device: 'cuda', dtype, kvCacheBytes: 64 << 20, cuda: { fusedGemv: !batchedPath } });
+  const rt = await Runtime.load({ modelDir, device: 'cuda', dtype, kvCacheBytes: 64 << 20, cuda: { fusedGemv: !batchedPath, batchInvariant: false } });
   try {
     return { ...(await forced(rt, windows)), info: rt.info };
   } finally {

@@ -28,7 +28,7 @@ async function teacherForced(windows: number[][], options: Partial<RuntimeOption
     dtype: 'bf16',
     kvCacheBytes: 64 << 20,
     ...options,
-    cuda: { fusedGemv: !batchedPath },
+    cuda: { fusedGemv: !batchedPath, batchInvariant: false },
   });
   try {
     return { ...(await forced(rt, windows)), dtype: rt.info.weightDtype };

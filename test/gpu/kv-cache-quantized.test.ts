@@ -32,7 +32,7 @@ const load = (kvCacheDtype: KvDtype, path: Path) =>
     kvCacheBytes: (path === 'decode kernel' ? 512 : 64) << 20,
     maxNumSeqs: 256,
     kvCacheDtype,
-    cuda: { fusedGemv: path === 'few-row' },
+    cuda: { fusedGemv: path === 'few-row', batchInvariant: false },
   });
 
 /**
