@@ -96,13 +96,13 @@ size_t attention_counter_bytes();
 // decode: every tile is one token. splits > 0 (decode only): run that many splits per tile in parallel.
 void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int sm_count, cudaStream_t s);
 
-// Decode-only steps outside batch-invariant mode (attention_decode.cu): positions in the mma's M,
+// Generated tokens (attention_decode.cu; StepBatch::prompt_lens): positions in the mma's M,
 // query heads in N. Serves at most 8 query heads per KV head and head_dim a multiple of 16 (32 for
 // a one-byte cache) up to 128, or 256. a.tiles: one token each.
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
 void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s);
 
-// Multi-token tiles outside batch-invariant mode (attention_prefill.cu): 128 query rows a block, 64
+// Prompt rows (attention_prefill.cu; StepBatch::prompt_lens): 128 query rows a block, 64
 // positions a tile (32 at head_dim 256), one online softmax over the whole context (no splits).
 // Serves what attention.cu serves. a.tiles: runs of prefill_attention_tile_tokens() tokens at most.
 bool prefill_attention_supports(int heads, int kv_heads, int head_dim);

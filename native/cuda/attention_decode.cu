@@ -9,9 +9,9 @@
 // in-register transpose (movmatrix).
 //
 // Same split structure as attention.cu (a fresh online-softmax state per 64
-// positions, folded in position order), but its own rounding: used for
-// decode-only steps outside batch-invariant mode, where attention.cu serves
-// every step.
+// positions, folded in position order), but its own rounding: it serves the
+// generated tokens of a step (CudaModel::make_tiles), in batch-invariant mode
+// every step's, whatever the step holds.
 #include <algorithm>
 
 #include "cuda/attention.h"

@@ -1,21 +1,20 @@
-// Prefill attention outside batch-invariant mode: attention.cu's row layout
+// Prefill attention for a step's prompt rows: attention.cu's row layout
 // (16 query rows a warp: tokens of one sequence times the query heads of one
 // KV head) with wide tiles. A block of 8 warps holds 128 query rows, so each
 // K/V byte brought in from L2 serves twice attention.cu's 64, and a tile is 64
 // positions (32 at head_dim 256), so the online softmax (max, exponentials,
 // rescaling of the accumulators) runs once per 64 positions instead of once per
-// 16, with no split folds. attention.cu's 64-position splits are what make a row's
-// rounding independent of the batch; this kernel gives that up for speed, as
-// attention_decode.cu does, and batch-invariant mode keeps attention.cu for
-// every step.
+// 16, with no split folds. Its rounding is not attention.cu's, but a row's still
+// depends only on its own position and cache, so batch-invariant mode takes it
+// for every prompt row (and attention_decode.cu for every generated token).
 //
 // One-byte caches (E4M3, INT8) arrive as bytes and are widened to f16 (INT8
 // times its scales) once per tile into a shared f16 tile, which every warp
 // then reads as attention.cu reads a bf16 cache: widening inside each warp's
 // fragments, as the decode kernels do, would widen each byte 8 times.
 //
-// A step with prompts and decode tokens together runs this kernel over its
-// multi-token tiles and attention_decode.cu over its one-token tiles
+// A step with prompts and generated tokens together runs this kernel over its
+// prompt tiles and attention_decode.cu over its generated tokens, one a tile
 // (CudaModel::make_tiles puts them in that order).
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"

@@ -132,9 +132,9 @@ class CudaModel : public Backend {
   // int8 projections. Steps of few tokens take the GEMVs either way (weight-only arithmetic).
   bool int8_ = false;
   bool w8a8_ = false;
-  bool few_rows_ = true;         // layers_few for steps of few tokens (off: TACHYON_FUSED_GEMV=0, batch-invariant mode)
-  bool decode_kernel_ = false;   // attention_decode.cu for decode-only steps without split-parallel blocks (not batch-invariant)
-  bool prefill_kernel_ = false;  // attention_prefill.cu for the multi-token tiles of other steps (not batch-invariant)
+  bool few_rows_ = true;         // layers_few for steps of few tokens (off: --no-fused-gemv; batch-invariant mode unless INT8 weights)
+  bool decode_kernel_ = false;   // attention_decode.cu for generated tokens (make_tiles, decode_splits)
+  bool prefill_kernel_ = false;  // attention_prefill.cu for prompt rows (make_tiles); batch-invariant: both kernels or neither
   bool prefill_sm90_ = false;    // ... on wgmma (attention_prefill_sm90.cu): sm_90a build on an sm_90 device, head_dim 64 or 128
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
