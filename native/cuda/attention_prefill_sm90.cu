@@ -18,7 +18,6 @@
 #include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
-#include "cuda/device_buffer.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/wgmma.cuh"
