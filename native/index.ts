@@ -45,7 +45,7 @@ export interface RuntimeOptions {
 }
 
 export interface CudaKnobs {
-  /** One GEMM kernel per shape whatever the batch, and no few-row path: a row's logits never depend on its batch. */
+  /** No few-row path (but for INT8 weights) and the decode kernel for every decode step: a row's logits never depend on its batch. */
   batchInvariant: boolean;
   /** Decode steps replayed from captured CUDA graphs. */
   cudaGraphs: boolean;
@@ -53,6 +53,7 @@ export interface CudaKnobs {
   pdl: boolean;
   /** Fused GEMVs for steps of at most 4 tokens. */
   fusedGemv: boolean;
+  /** The prefill and decode attention kernels (off: attention.cu for every row, the tests' reference). */
   fastAttention: boolean;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
