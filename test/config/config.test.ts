@@ -107,8 +107,9 @@ test('a value-taking flag never swallows the next flag, and an empty API key is 
 });
 
 test('every boolean setting may stand alone or be negated: the CUDA knobs too', () => {
-  const { config } = loadConfig(['--profile', '--no-cuda-graphs', '--no-batch-invariant', '--no-pdl', '--fused-gemv', 'false'], {});
-  assert.deepEqual([config.profile, config.cudaGraphs, config.batchInvariant, config.pdl, config.fusedGemv], [true, false, false, false, false]);
+  const { config } = loadConfig(['--profile', '--no-cuda-graphs', '--no-batch-invariant', '--no-pdl', '--fused-gemv', 'false', '--no-fast-attention'], {});
+  assert.deepEqual([config.profile, config.cudaGraphs, config.batchInvariant, config.pdl, config.fusedGemv, config.fastAttention], [true, false, false, false, false, false]);
+  assert.equal(loadConfig([], {}).config.fastAttention, true);
   assert.equal(loadConfig([], {}).config.batchInvariant, true, 'batch invariance is on by default');
   assert.equal(loadConfig([], { TACHYON_BATCH_INVARIANT: '0' }).config.batchInvariant, false);
 });
