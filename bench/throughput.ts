@@ -84,7 +84,7 @@ async function run(w: Workload) {
     maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : w.maxSeqs,
     maxNumTokens: 8192,
     kvCacheDtype,
-    cuda: { batchInvariant: !values['no-batch-invariant'], profile: values.profile },
+    cuda: { batchInvariant: values['no-batch-invariant'] ? false : undefined, profile: values.profile },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);
   const queued = w.fillPool ? Math.min(w.requests, rt.info.maxNumSeqs, Math.floor(rt.info.numBlocks / blocksPerSeq)) : w.requests;
