@@ -55,6 +55,11 @@ struct StepBatch {
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   int num_seqs() const { return static_cast<int>(query_lens.size()); }
   const int32_t* table(int seq) const { return block_tables.data() + static_cast<size_t>(seq) * table_stride; }
+  // Whether token i of sequence s's query is one the sequence generated, not a prompt token
+  // (prompt_lens; without them, a one-token query counts as generated). After validate_batch.
+  bool generated(int s, int i) const {
+    return prompt_lens.empty() ? query_lens[s] == 1 : positions[seq_start[s] + i] >= prompt_lens[s];
+  }
 };
 
 struct BatchLimits {

@@ -13,7 +13,7 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   const int S = b.num_seqs();
   if (!use_graphs_ || b.num_tokens() != S) return false;
   for (int s = 0; s < S; ++s)
-    if (!b.sample[s] || (!b.prompt_lens.empty() && b.positions[s] < b.prompt_lens[s])) return false;  // a prompt row: not a decode step
+    if (!b.sample[s] || !b.generated(s, 0)) return false;  // a prompt row: not a decode step (make_tiles)
   const int B = bucket_for(S);
   if (B > options_.max_num_seqs || B > options_.max_num_tokens) return false;
   const int stride = max_table_stride_;

@@ -229,16 +229,12 @@ void CudaModel::upload_adjustments(const StepBatch& b, bool adjusted) {
 // One query token per tile when every sequence brings one generated token (decode); else runs of
 // consecutive prompt tokens of a sequence, as many as the attention kernel serves in one block.
 void CudaModel::make_tiles(const StepBatch& b) {
-  // A row's kind, from the request and not from the step: a generated token (the decode kernel's
-  // arithmetic) or a prompt token (the prefill kernel's), so that however a prompt is chunked or
-  // batched each of its rows is computed the same way (batch invariance). Without prompt lengths,
-  // a one-token query counts as generated.
-  auto generated = [&](int s, int i) {
-    return b.prompt_lens.empty() ? b.query_lens[s] == 1 : b.positions[b.seq_start[s] + i] >= b.prompt_lens[s];
-  };
+  // A row's kind comes from the request and not from the step (StepBatch::generated): a generated
+  // token (the decode kernel's arithmetic) or a prompt token (the prefill kernel's), so that however
+  // a prompt is chunked or batched each of its rows is computed the same way (batch invariance).
   bool decode = true;
   int max_position = 0;
-  for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1 && generated(s, 0);
+  for (int s = 0; s < b.num_seqs(); ++s) decode = decode && b.query_lens[s] == 1 && b.generated(s, 0);
   for (int t = 0; t < b.num_tokens(); ++t) max_position = std::max(max_position, b.positions[t]);
   decode_step_ = decode;
   // A step with prompts takes attention_prefill.cu over its multi-token tiles, longest context
@@ -252,7 +248,7 @@ void CudaModel::make_tiles(const StepBatch& b) {
   auto prompt_rows = [&](int s) {
     if (!(split && decode_kernel_)) return b.query_lens[s];
     int n = 0;
-    while (n < b.query_lens[s] && !generated(s, n)) ++n;
+    while (n < b.query_lens[s] && !b.generated(s, n)) ++n;
     return n;
   };
   PinnedVector<int2>& tiles = st_->tiles;
