@@ -227,7 +227,8 @@ void CudaModel::upload_adjustments(const StepBatch& b, bool adjusted) {
 }
 
 // One query token per tile when every sequence brings one generated token (decode); else runs of
-// consecutive prompt tokens of a sequence, as many as the attention kernel serves in one block.
+// consecutive tokens of a sequence, as many as the attention kernel serves in one block (only its
+// prompt rows where the decode kernel takes the generated ones, one a tile, after them).
 void CudaModel::make_tiles(const StepBatch& b) {
   // A row's kind comes from the request and not from the step (StepBatch::generated): a generated
   // token (the decode kernel's arithmetic) or a prompt token (the prefill kernel's), so that however
