@@ -12,9 +12,10 @@
 // kernels. Up to 64 rows our own wgmma kernel (gemm_rows.h, sm_90a) competes
 // too, where it gives cuBLASLt's bits (checked at tuning). Split-K candidates
 // are never taken: they reorder the sum over K. Every other cuBLASLt kernel
-// computes a row the same way at any row count (bench/gemm-invariance.cu), so
-// a row's result never depends on how many rows ran beside it, whichever
-// bucket's kernel ran. (Steps of a few tokens mostly take the fused GEMVs of
+// computed a row the same way at any row count where measured (H200: Llama-3-8B's
+// FP8 projections and bf16 lm_head, bench/gemm-invariance.cu; not checked at
+// load), so a row's result does not depend on how many rows ran beside it,
+// whichever bucket's kernel ran. (Steps of a few tokens mostly take the fused GEMVs of
 // gemv.h outside batch-invariant mode; they round their own way.)
 #pragma once
 #include <cuda_bf16.h>
