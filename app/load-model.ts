@@ -43,6 +43,9 @@ export function engineConfigOf(config: ResolvedConfig): EngineConfig {
     maxPrefillTokensWithDecodes: config.maxPrefillTokensWithDecodes,
     maxWaiting: config.maxQueue,
     enablePrefixCache: config.enablePrefixCache,
+    // Generated tokens' blocks serve later prompts unless prompt rows and generated tokens take
+    // different attention kernels (CUDA, batch-invariant, fast attention): see EngineConfig.
+    cacheGeneratedBlocks: config.device === 'cpu' || !config.batchInvariant || !config.fastAttention,
     asyncScheduling: config.asyncScheduling,
   };
 }

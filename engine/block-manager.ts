@@ -5,6 +5,8 @@ export interface BlockOwner {
   /** Prompt and generated tokens so far. */
   readonly tokens: ArrayLike<number>;
   readonly numTokens: number;
+  /** Tokens of the prompt; the rest were generated. */
+  readonly promptLength: number;
   /** KV block ids, in position order; owned by the block manager's bookkeeping. */
   blockTable: number[];
   /** How many leading blocks have been registered in the prefix cache. */
@@ -36,7 +38,19 @@ export class BlockManager {
   private readonly cached: (CachedBlock | null)[];
   private hitTokens = 0;
 
-  constructor(readonly numBlocks: number, readonly blockSize: number, readonly enablePrefixCache = true) {
+  /**
+   * cacheGenerated false: only blocks wholly inside a prompt are registered. Where the runtime
+   * computes generated tokens with other arithmetic than prompt rows (the CUDA backend's decode and
+   * prefill kernels under batch invariance), a block of generated tokens reused as part of a later
+   * prompt would give that request other bits than computing it would, so its tokens would depend
+   * on what ran before it.
+   */
+  constructor(
+    readonly numBlocks: number,
+    readonly blockSize: number,
+    readonly enablePrefixCache = true,
+    readonly cacheGenerated = true,
+  ) {
     this.refCount = new Int32Array(numBlocks);
     this.cached = new Array(numBlocks).fill(null);
     for (let b = numBlocks - 1; b >= 0; b--) this.unused.push(b);
@@ -131,7 +145,8 @@ export class BlockManager {
   registerComputed(seq: BlockOwner, numComputedTokens: number): void {
     if (!this.enablePrefixCache) return;
     const B = this.blockSize;
-    const full = Math.min(Math.floor(numComputedTokens / B), seq.blockTable.length);
+    const limit = this.cacheGenerated ? numComputedTokens : Math.min(numComputedTokens, seq.promptLength);
+    const full = Math.min(Math.floor(limit / B), seq.blockTable.length);
     for (let i = seq.numHashedBlocks; i < full; i++) {
       const block = seq.blockTable[i];
       const hash = hashBlock(seq.lastBlockHash, seq.tokens, i * B, (i + 1) * B);

@@ -25,6 +25,14 @@ export interface EngineConfig {
   maxWaiting?: number;
   enablePrefixCache?: boolean;
   /**
+   * Whether the prefix cache keeps blocks of generated tokens for later prompts (multi-turn reuse).
+   * Default: on where the runtime is not CUDA (the CPU's kernels compute every row alike); off on CUDA, whose batch-invariant
+   * default computes generated tokens with the decode kernel and prompt rows with the prefill
+   * kernel, so a reused block would give a request other bits than computing it (the server turns
+   * it on with --no-batch-invariant).
+   */
+  cacheGeneratedBlocks?: boolean;
+  /**
    * Async scheduling (vLLM's --async-scheduling): step N + 1 is scheduled and launched while the
    * runtime runs step N, its decode tokens fed on the runtime from step N's samples, so the host's
    * work between steps overlaps the device's. Needs a pipelined runtime; steps run one at a time
@@ -103,7 +111,7 @@ export class Engine {
 
   constructor(private readonly runtime: StepRuntime, private readonly tokenizer: Tokenizer, config: EngineConfig = {}) {
     const info = runtime.info;
-    this.blocks = new BlockManager(info.numBlocks, info.blockSize, config.enablePrefixCache ?? true);
+    this.blocks = new BlockManager(info.numBlocks, info.blockSize, config.enablePrefixCache ?? true, config.cacheGeneratedBlocks ?? info.device !== 'cuda');
     const maxNumBatchedTokens = Math.min(config.maxNumBatchedTokens ?? info.maxNumTokens, info.maxNumTokens);
     this.scheduler = new Scheduler(this.blocks, {
       maxNumBatchedTokens,

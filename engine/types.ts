@@ -7,6 +7,8 @@ export interface StepRuntime {
     vocabSize: number;
     maxNumTokens: number;
     maxNumSeqs: number;
+    /** Where it runs (the prefix cache's default for generated tokens' blocks depends on it); fakes may leave it out. */
+    device?: 'cpu' | 'cuda';
   };
   step(batch: import('../native/index.js').StepBatch, fillMasks?: import('../native/index.js').MaskFiller): Promise<import('../native/index.js').StepResult>;
   /**

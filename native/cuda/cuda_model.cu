@@ -58,16 +58,17 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   allocate_workspace();
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode, where a few rows take the
-  // batched layers (gemm_rows.h's kernel gives them cuBLASLt's bits at about the GEMVs' speed). INT8
-  // weights keep it: their batched path widens each weight matrix to bf16 every step, far too slow
-  // for a few rows, so those models are not batch-invariant (said once at load).
+  // batched layers (gemm_rows.h's kernel gives them cuBLASLt's bits at about the GEMVs' speed).
+  // Weight-only INT8 keeps it: its batched path widens each weight matrix to bf16 every step, far too
+  // slow for a few rows, so those models are not batch-invariant (said once at load). W8A8's batched
+  // path (int8 activations, exact int32 sums) is invariant, so W8A8 takes it like FP8 does.
   // The few-row path writes K/V from its GEMV element by element: not an INT8 cache, whose rows need their absmax.
   // The few-row path's GEMV epilogues are SwiGLU and RMSNorm: Llama-family models only; its attention
   // kernel stops at kFewAttentionMaxHeadDim.
-  few_rows_ = (!invariant || int8_) && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
+  few_rows_ = (!invariant || (int8_ && !w8a8_)) && o.fused_gemv && kv_type_ != KvType::kInt8 && c.family == Family::kLlama &&
               c.head_dim <= kFewAttentionMaxHeadDim;
   if (invariant && few_rows_)
-    std::fprintf(stderr, "cuda: INT8 weights keep the few-row path (GEMVs), so steps of up to %d tokens round their own way: "
+    std::fprintf(stderr, "cuda: weight-only INT8 keeps the few-row path (GEMVs), so steps of up to %d tokens round their own way: "
                  "this model is not batch-invariant\n", kFewRows);
   // Generated tokens take the decode kernel and prompt tokens the prefill kernel in every step
   // (make_tiles). Each rounds its own way, so batch-invariant mode takes both or neither (then

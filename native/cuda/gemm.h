@@ -13,9 +13,10 @@
 // too, where it gives cuBLASLt's bits (checked at tuning). Split-K candidates
 // are never taken: they reorder the sum over K. Every other cuBLASLt kernel
 // computed a row the same way at any row count where measured (H200: Llama-3-8B's
-// FP8 projections and bf16 lm_head, bench/gemm-invariance.cu; not checked at
-// load), so a row's result does not depend on how many rows ran beside it,
-// whichever bucket's kernel ran. (Steps of a few tokens mostly take the fused GEMVs of
+// FP8 projections and bf16 lm_head, bench/gemm-invariance.cu), so a row's result
+// does not depend on how many rows ran beside it, whichever bucket's kernel ran.
+// Tuning checks it for each shape on its random inputs (each bucket's first rows
+// against the 1-row bucket's kernel) and reports a mismatch on stderr. (Steps of a few tokens mostly take the fused GEMVs of
 // gemv.h outside batch-invariant mode; they round their own way.)
 #pragma once
 #include <cuda_bf16.h>
@@ -77,6 +78,10 @@ class Gemm {
   int bucket(int M) const;
   long row_gemm_differs(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                         const cublasLtMatmulAlgo_t& algo, cudaStream_t s);
+  void launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
+              GemmScales sc, cudaStream_t s);
+  std::vector<unsigned char> rows_of(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M,
+                                     int rows, int N, int K, GemmScales sc, cudaStream_t s);
   using Key = std::tuple<int, int, int, int, int>;  // (operand type, output type, N, K, bucket)
 
   cublasLtHandle_t handle_ = nullptr;

@@ -13,7 +13,10 @@ class Owner implements BlockOwner {
   numHashedBlocks = 0;
   lastBlockHash: number | null = null;
   computed = 0;
-  constructor(readonly tokens: number[]) {}
+  constructor(
+    readonly tokens: number[],
+    readonly promptLength = tokens.length,
+  ) {}
   get numTokens() {
     return this.tokens.length;
   }
@@ -96,6 +99,23 @@ test('a freed prefix is reused by a later sequence with the same tokens, verifie
   const c = new Owner([1, 2, 3, 4, 9, 9, 9, 9, 1]);
   assert.equal(bm.allocate(c, 9), 4); // shares only the first block
   bm.checkInvariants([b, c]);
+});
+
+test('without cacheGenerated only blocks wholly inside the prompt are registered', () => {
+  const bm = new BlockManager(8, 4, true, false);
+  const a = new Owner([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 6); // a 6-token prompt, 6 generated
+  bm.allocate(a, 12);
+  bm.registerComputed(a, 12);
+  bm.free(a);
+  const b = new Owner([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+  assert.equal(bm.allocate(b, 13), 4, 'the first block only: the second holds generated tokens 7 and 8');
+  bm.checkInvariants([b]);
+  const cached = new BlockManager(8, 4);
+  const c = new Owner([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 6);
+  cached.allocate(c, 12);
+  cached.registerComputed(c, 12);
+  cached.free(c);
+  assert.equal(cached.allocate(new Owner([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]), 13), 12, 'by default every computed block');
 });
 
 test('a prompt that is entirely cached still leaves its last token to compute', () => {
