@@ -11,7 +11,7 @@ import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
-import { request, run, testTokenizer } from '../helpers/engine.js';
+import { request, run, testTokenizer, type Collected } from '../helpers/engine.js';
 import { CUDA_PARITY_MODELS, loadReference, MODELS_DIR } from '../helpers/fixtures.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
 import { decodeBothWays } from '../helpers/pipelined.js';
@@ -135,6 +135,28 @@ describe('CUDA backend invariance and sampling', { skip }, () => {
       const outs = await Promise.all(prompts.map((p) => run(engine, request(p, 20, { stop: { maxTokens: 20, ignoreEos: true } }))));
       outs.forEach((o, i) => assert.deepEqual(o.tokens, alone[i], `budget ${budget} chunk ${chunk} request ${i}`));
     }
+    tokenizer.free();
+  });
+
+  test('a second turn gets the same tokens whether or not the first turn ran before it (prefix cache)', async () => {
+    // The first turn's reply was computed by the decode kernel; as part of the second turn's prompt
+    // it would be prefill rows. On CUDA the prefix cache keeps only prompt blocks by default, so the
+    // second turn recomputes the reply as a cold run does. 64 tokens of prompt, 48 of reply: whole
+    // blocks of both.
+    const tokenizer = testTokenizer();
+    const first = Array.from({ length: 64 }, (_, i) => 3 + ((i * 41 + 7) % 397));
+    const engine = new Engine(rt, tokenizer);
+    const reply = (await run(engine, request(first, 48, { stop: { maxTokens: 48, ignoreEos: true } }))).tokens;
+    const second = [...first, ...reply, 5, 6, 7, 8, 9];
+    // Logprobs to the bit, not only the argmax: a reply's K/V from the other kernel moves them by rounding.
+    const turn = { sampling: { temperature: 0, logprobs: 0 }, stop: { maxTokens: 16, ignoreEos: true } };
+    const logprobs = (c: Collected) => c.deltas.flatMap((d) => d.logprobs ?? []).map((l) => l.logprob);
+    const warm = await run(engine, request(second, 16, turn));
+    const cold = await run(new Engine(rt, tokenizer, { enablePrefixCache: false }), request(second, 16, turn));
+    assert.deepEqual(warm.tokens, cold.tokens);
+    assert.deepEqual(logprobs(warm), logprobs(cold));
+    assert.equal(logprobs(warm).length, 16);
+    assert.ok(engine.stats().prefixCacheHitTokens >= 64, 'the first turn\'s prompt blocks were reused');
     tokenizer.free();
   });
 
