@@ -38,22 +38,8 @@ bool& pdl_enabled() {
 }
 }  // namespace tachyon
 
-#define CK(x)                                                                               \
-  do {                                                                                      \
-    cudaError_t e_ = (x);                                                                   \
-    if (e_ != cudaSuccess) {                                                                \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                         \
-    }                                                                                       \
-  } while (0)
-#define LT(x)                                                                             \
-  do {                                                                                    \
-    cublasStatus_t s_ = (x);                                                              \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                    \
-      std::fprintf(stderr, "%s:%d %s: status %d\n", __FILE__, __LINE__, #x, int(s_));     \
-      std::exit(1);                                                                       \
-    }                                                                                     \
-  } while (0)
+// CUDA_CHECK / CUBLAS_CHECK (cuda/cuda_check.h, through gemm_rows.h) throw; uncaught, the probe stops
+// with the failing call named.
 
 namespace {
 
@@ -143,31 +129,31 @@ struct Descs {
 
 // As gemm.cc: D^T[N, M] = W[K, N]^T A^T[K, M], column-major.
 void describe(Descs& ds, const Shape& s, int M, const float* sw, const float* sx) {
-  LT(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&ds.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
-  LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
-  LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
   const cudaDataType_t in = s.fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF, out = s.fp8 ? CUDA_R_16BF : CUDA_R_32F;
   if (s.fp8) {
     const int8_t fast = 1;
-    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
     const cublasLtMatmulMatrixScale_t vec = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &vec, sizeof(vec)));
-    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &vec, sizeof(vec)));
-    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sw, sizeof(sw)));
-    LT(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof(sx)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &vec, sizeof(vec)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &vec, sizeof(vec)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sw, sizeof(sw)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(ds.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof(sx)));
   }
-  LT(cublasLtMatrixLayoutCreate(&ds.a, in, s.K, s.N, s.K));
-  LT(cublasLtMatrixLayoutCreate(&ds.b, in, s.K, M, s.K));
-  LT(cublasLtMatrixLayoutCreate(&ds.d, out, s.N, M, s.N));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.a, in, s.K, s.N, s.K));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.b, in, s.K, M, s.K));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.d, out, s.N, M, s.N));
 }
 
 std::vector<cublasLtMatmulHeuristicResult_t> candidates(const Shape& s, int M, const float* sw, const float* sx) {
   Descs ds;
   describe(ds, s, M, sw, sx);
   cublasLtMatmulPreference_t pref;
-  LT(cublasLtMatmulPreferenceCreate(&pref));
-  LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspace, sizeof(kWorkspace)));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspace, sizeof(kWorkspace)));
   std::vector<cublasLtMatmulHeuristicResult_t> r(16);
   int found = 0;
   if (cublasLtMatmulAlgoGetHeuristic(lt, ds.op, ds.a, ds.b, ds.d, ds.d, pref, 16, r.data(), &found) != CUBLAS_STATUS_SUCCESS)
@@ -192,7 +178,7 @@ bool run_lt(const Shape& s, const cublasLtMatmulAlgo_t& algo, int M, const void*
   if (cublasLtMatmul(lt, ds.op, &one, W, ds.a, X, ds.b, &zero, D, ds.d, D, ds.d, &algo, workspace, kWorkspace, 0) !=
       CUBLAS_STATUS_SUCCESS)
     return false;
-  CK(cudaDeviceSynchronize());
+  CUDA_CHECK(cudaDeviceSynchronize());
   return true;
 }
 
@@ -203,15 +189,15 @@ float time_us(const std::function<bool(int)>& call, cudaStream_t st) {
   for (int i = 0; i < kWarm; ++i)
     if (!call(i)) return -1.0f;
   cudaEvent_t start, stop;
-  CK(cudaEventCreate(&start));
-  CK(cudaEventCreate(&stop));
-  CK(cudaEventRecord(start, st));
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  CUDA_CHECK(cudaEventRecord(start, st));
   for (int i = 0; i < kReps; ++i) call(kWarm + i);
-  CK(cudaEventRecord(stop, st));
-  CK(cudaEventSynchronize(stop));
-  CK(cudaGetLastError());
+  CUDA_CHECK(cudaEventRecord(stop, st));
+  CUDA_CHECK(cudaEventSynchronize(stop));
+  CUDA_CHECK(cudaGetLastError());
   float ms = 0;
-  CK(cudaEventElapsedTime(&ms, start, stop));
+  CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return ms * 1000.0f / kReps;
@@ -239,8 +225,8 @@ uint8_t e4m3(float v) {
 }  // namespace
 
 int main() {
-  LT(cublasLtCreate(&lt));
-  CK(cudaMalloc(&workspace, kWorkspace));
+  CUBLAS_CHECK(cublasLtCreate(&lt));
+  CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
   std::printf("cuBLASLt %zu\n", cublasLtGetVersion());
   // The last two: N not a multiple of 64 (the row GEMM's last block masks weight rows); 1,040 is a
   // multiple of 16, as cuBLASLt's FP8 kernels want.
@@ -251,7 +237,7 @@ int main() {
   const bool row_gemm = tachyon::row_gemm_available();
   if (!row_gemm) std::printf("row GEMM unavailable (needs an sm_90 device and this sm_90a build): skipped\n");
   cudaStream_t ts;
-  CK(cudaStreamCreateWithFlags(&ts, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&ts, cudaStreamNonBlocking));
   std::vector<TimingRow> timings;
   const int counts[] = {1, 2, 3, 4, 5, 8, 16, 24, 32, 64, 100, 128, 256, 512, 1024, 2048, 4096, 8192};
   std::mt19937 rng(12345);
@@ -275,16 +261,16 @@ int main() {
     void *W, *X, *D, *R;
     float *sw, *sx;
     const size_t out_bytes = static_cast<size_t>(s.max_m) * s.N * out_el;
-    CK(cudaMalloc(&W, hw.size()));
-    CK(cudaMalloc(&X, hx.size()));
-    CK(cudaMalloc(&D, out_bytes));
-    CK(cudaMalloc(&R, out_bytes));
-    CK(cudaMalloc(&sw, s.N * 4));
-    CK(cudaMalloc(&sx, s.max_m * 4));
-    CK(cudaMemcpy(W, hw.data(), hw.size(), cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(X, hx.data(), hx.size(), cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(sw, hsw.data(), s.N * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(sx, hsx.data(), s.max_m * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&W, hw.size()));
+    CUDA_CHECK(cudaMalloc(&X, hx.size()));
+    CUDA_CHECK(cudaMalloc(&D, out_bytes));
+    CUDA_CHECK(cudaMalloc(&R, out_bytes));
+    CUDA_CHECK(cudaMalloc(&sw, s.N * 4));
+    CUDA_CHECK(cudaMalloc(&sx, s.max_m * 4));
+    CUDA_CHECK(cudaMemcpy(W, hw.data(), hw.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(X, hx.data(), hx.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(sw, hsw.data(), s.N * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(sx, hsx.data(), s.max_m * 4, cudaMemcpyHostToDevice));
 
     // Distinct non-split-K candidates over all row counts.
     std::vector<cublasLtMatmulAlgo_t> algos;
@@ -312,9 +298,9 @@ int main() {
       continue;
     }
     std::vector<uint8_t> href(out_bytes), hd(out_bytes);
-    CK(cudaMemcpy(href.data(), R, out_bytes, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(href.data(), R, out_bytes, cudaMemcpyDeviceToHost));
     auto differing = [&](int m) {  // elements of the first m rows that differ from the reference
-      CK(cudaMemcpy(hd.data(), D, static_cast<size_t>(m) * s.N * out_el, cudaMemcpyDeviceToHost));
+      CUDA_CHECK(cudaMemcpy(hd.data(), D, static_cast<size_t>(m) * s.N * out_el, cudaMemcpyDeviceToHost));
       long bad = 0;
       for (size_t i = 0; i < static_cast<size_t>(m) * s.N; ++i) bad += std::memcmp(&hd[i * out_el], &href[i * out_el], out_el) != 0;
       return bad;
@@ -327,7 +313,7 @@ int main() {
                   algo_attr(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION), algo_attr(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
       for (int m : counts) {
         if (m > s.max_m) continue;
-        CK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+        CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
         if (!run_lt(s, a, m, W, X, D, sw, sx)) {
           std::printf(" %d:-", m);
           continue;
@@ -343,11 +329,11 @@ int main() {
       for (int order = 0; order < 3; ++order) {
         std::printf(" [");
         for (int m = 1; m <= 8; ++m) {
-          CK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+          CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
           own_fp8_kernel<<<s.N / 64, 128>>>(static_cast<uint8_t*>(W), static_cast<uint8_t*>(X), sw, sx,
                                              static_cast<__nv_bfloat16*>(D), m, s.N, s.K, order);
-          CK(cudaGetLastError());
-          CK(cudaDeviceSynchronize());
+          CUDA_CHECK(cudaGetLastError());
+          CUDA_CHECK(cudaDeviceSynchronize());
           const long bad = differing(m);
           if (bad == 0) std::printf(" %d:=", m);
           else std::printf(" %d:%ld", m, bad);
@@ -357,8 +343,8 @@ int main() {
       // How far off, when off: the largest difference in bf16 units of the last place (order 0, 8 rows).
       own_fp8_kernel<<<s.N / 64, 128>>>(static_cast<uint8_t*>(W), static_cast<uint8_t*>(X), sw, sx,
                                          static_cast<__nv_bfloat16*>(D), 8, s.N, s.K, 0);
-      CK(cudaDeviceSynchronize());
-      CK(cudaMemcpy(hd.data(), D, static_cast<size_t>(8) * s.N * 2, cudaMemcpyDeviceToHost));
+      CUDA_CHECK(cudaDeviceSynchronize());
+      CUDA_CHECK(cudaMemcpy(hd.data(), D, static_cast<size_t>(8) * s.N * 2, cudaMemcpyDeviceToHost));
       int worst = 0;
       for (size_t i = 0; i < static_cast<size_t>(8) * s.N; ++i) {
         int16_t p, q;
@@ -374,10 +360,10 @@ int main() {
       const tachyon::GemmScales sc{sx, sw};  // rows: per token; cols: per weight row
       std::printf("row GEMM (launch_row_gemm) vs the reference:");
       for (int m : {1, 2, 3, 4, 5, 8, 16, 24, 32, 48, 64}) {
-        CK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+        CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
         tachyon::launch_row_gemm(type, out, X, W, D, m, s.N, s.K, sc, 0);
-        CK(cudaGetLastError());
-        CK(cudaDeviceSynchronize());
+        CUDA_CHECK(cudaGetLastError());
+        CUDA_CHECK(cudaDeviceSynchronize());
         const long bad = differing(m);
         if (bad == 0) std::printf(" %d:=", m);
         else std::printf(" %d:%ld", m, bad);
@@ -389,8 +375,8 @@ int main() {
       std::vector<void*> copies{W};
       while (wbytes < 60e6 && copies.size() < 3) {
         void* c;
-        CK(cudaMalloc(&c, hw.size()));
-        CK(cudaMemcpy(c, W, hw.size(), cudaMemcpyDeviceToDevice));
+        CUDA_CHECK(cudaMalloc(&c, hw.size()));
+        CUDA_CHECK(cudaMemcpy(c, W, hw.size(), cudaMemcpyDeviceToDevice));
         copies.push_back(c);
       }
       const size_t n = copies.size();
