@@ -14,6 +14,16 @@ namespace {
 
 constexpr int kWideRows = 256;  // candidates for this many rows serve any count (see tune_at)
 
+size_t element_bytes(Output out) { return out == Output::kBf16 ? 2 : 4; }
+
+// Elements where two products (rows_of) of this output type differ.
+long differing(const std::vector<unsigned char>& a, const std::vector<unsigned char>& b, Output out) {
+  const size_t el = element_bytes(out);
+  long n = 0;
+  for (size_t i = 0; i < a.size(); i += el) n += std::memcmp(&a[i], &b[i], el) != 0;
+  return n;
+}
+
 // Mean microseconds of one call, over repeated calls after a warm-up.
 float time_us(const std::function<bool()>& call, cudaStream_t s) {
   if (!call()) return -1.0f;
@@ -156,11 +166,12 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
   // gemm_rows.h's kernel, where it gives cuBLASLt's bits (checked here on these random inputs): a
   // row's result must not depend on which kernel its row count's bucket chose.
   if (M <= kRowGemmMaxRows && row_gemm_available() && row_gemm_supports(type, N, K)) {
-    const long differing = row_gemm_differs(type, out, A, W, D, M, N, K, sc, best.algo, s);
-    if (differing > 0) {
+    const long d = differing(rows_of(best, type, out, A, W, D, M, M, N, K, sc, s),
+                             rows_of(Choice{{}, true}, type, out, A, W, D, M, M, N, K, sc, s), out);
+    if (d > 0) {
       char line[160];
       std::snprintf(line, sizeof(line), "%s %dx%d at %d rows: row-gemm differs from cuBLASLt in %ld elements, not used",
-                    name + 1, N, K, M, differing);
+                    name + 1, N, K, M, d);
       report_.push_back(line);
       std::fprintf(stderr, "cuda gemm: %s\n", line);
     } else {
@@ -200,27 +211,12 @@ void Gemm::launch(const Choice& c, Operand type, Output out, const void* A, cons
 // The first `rows` rows of choice c's M-row product, as bytes on the host.
 std::vector<unsigned char> Gemm::rows_of(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D,
                                          int M, int rows, int N, int K, GemmScales sc, cudaStream_t s) {
-  std::vector<unsigned char> host(static_cast<size_t>(rows) * N * (out == Output::kBf16 ? 2 : 4));
+  std::vector<unsigned char> host(static_cast<size_t>(rows) * N * element_bytes(out));
   CUDA_CHECK(cudaMemsetAsync(D, 0xFF, host.size(), s));  // an unwritten element cannot match
   launch(c, type, out, A, W, D, M, N, K, sc, s);
   CUDA_CHECK(cudaMemcpyAsync(host.data(), D, host.size(), cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaStreamSynchronize(s));
   return host;
-}
-
-namespace {
-// Elements (of el bytes) where two products differ.
-long differing(const std::vector<unsigned char>& a, const std::vector<unsigned char>& b, size_t el) {
-  long n = 0;
-  for (size_t i = 0; i < a.size(); i += el) n += std::memcmp(&a[i], &b[i], el) != 0;
-  return n;
-}
-}  // namespace
-
-long Gemm::row_gemm_differs(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
-                            GemmScales sc, const cublasLtMatmulAlgo_t& algo, cudaStream_t s) {
-  return differing(rows_of(Choice{algo}, type, out, A, W, D, M, M, N, K, sc, s),
-                   rows_of(Choice{{}, true}, type, out, A, W, D, M, M, N, K, sc, s), out == Output::kBf16 ? 2 : 4);
 }
 
 void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D, int max_m, int N, int K, GemmScales sc,
@@ -241,11 +237,10 @@ void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D,
   // computed alone). A mismatch is reported, not corrected. INT8 sums are exact integers.
   if (!tuned || type == Operand::kInt8) return;
   const Choice first = choices_[Key{t, o, N, K, 1}];
-  const size_t el = out == Output::kBf16 ? 2 : 4;
   for (int b = 2; b < 2 * max_m; b *= 2) {
     const int M = std::min(b, max_m), rows = std::min(M, kRowGemmMaxRows);
     const long d = differing(rows_of(choices_[Key{t, o, N, K, b}], type, out, A, W, D, M, rows, N, K, sc, s),
-                             rows_of(first, type, out, A, W, D, rows, rows, N, K, sc, s), el);
+                             rows_of(first, type, out, A, W, D, rows, rows, N, K, sc, s), out);
     if (d == 0) continue;
     char line[200];
     std::snprintf(line, sizeof(line), "%dx%d: the kernel for %d rows gives %ld of its first %d rows' elements other bits "

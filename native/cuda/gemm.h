@@ -76,8 +76,6 @@ class Gemm {
   Choice tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                  cudaStream_t s);
   int bucket(int M) const;
-  long row_gemm_differs(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                        const cublasLtMatmulAlgo_t& algo, cudaStream_t s);
   void launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
               GemmScales sc, cudaStream_t s);
   std::vector<unsigned char> rows_of(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M,
