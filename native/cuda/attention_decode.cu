@@ -242,18 +242,20 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   const int rounds = (n_splits + WARPS - 1) / WARPS;
   auto tile_of = [&](int j) { return ((j / kSplitTiles) * WARPS + warp) * kSplitTiles + j % kSplitTiles; };
   __shared__ int state_stage[kMaxDecodeWarps];  // where warp w left this round's state
-  auto end_round = [&](int r, const unsigned char* stage) {
+  // A split's state in a stage: [MT][4][32] accumulators, then [2][32] m and [2][32] l.
+  auto state_index = [&](int row) { return row * 32 + lane; };
+  auto end_round = [&](int r, unsigned char* stage) {
     if constexpr (WARPS > 1) {
-      float* state = const_cast<float*>(reinterpret_cast<const float*>(stage));
       if (warp > 0 && stage) {
+        float* state = reinterpret_cast<float*>(stage);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int c = 0; c < 4; ++c) state[(mt * 4 + c) * 32 + lane] = acc[mt][c];
+          for (int c = 0; c < 4; ++c) state[state_index(mt * 4 + c)] = acc[mt][c];
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
-          state[(MT * 4 + j) * 32 + lane] = m[j];
-          state[(MT * 4 + 2 + j) * 32 + lane] = l[j];
+          state[state_index(MT * 4 + j)] = m[j];
+          state[state_index(MT * 4 + 2 + j)] = l[j];
         }
         if (lane == 0) state_stage[warp] = static_cast<int>(stage - smem);
       }
@@ -265,11 +267,11 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-            for (int c = 0; c < 4; ++c) acc[mt][c] = other[(mt * 4 + c) * 32 + lane];
+            for (int c = 0; c < 4; ++c) acc[mt][c] = other[state_index(mt * 4 + c)];
 #pragma unroll
           for (int j = 0; j < 2; ++j) {
-            m[j] = other[(MT * 4 + j) * 32 + lane];
-            l[j] = other[(MT * 4 + 2 + j) * 32 + lane];
+            m[j] = other[state_index(MT * 4 + j)];
+            l[j] = other[state_index(MT * 4 + 2 + j)];
           }
           fold();
         }
@@ -291,7 +293,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
     else cp_async_commit();
     cp_async_wait<STAGES - 1>();
     __syncwarp();
-    const unsigned char* ks = ring + (j % STAGES) * S::kStageBytes;
+    unsigned char* ks = ring + (j % STAGES) * S::kStageBytes;
     attend(tile_of(j), ks, ks + S::kTileBytes);
     __syncwarp();  // the stage is read before the next load overwrites it (or this warp's state does)
     if ((j + 1) % kSplitTiles == 0 || j + 1 == local_total) end_round(j / kSplitTiles, ks);
