@@ -42,15 +42,24 @@ struct DecodeSmem {
   static_assert(kStateBytes <= kStageBytes, "a split's state passes through the ring stage just read");
 };
 
-// Decode blocks of WARPS warps: warp w takes splits w, w + WARPS, ... and the block folds them in
-// position order, as one warp would. More warps a (token, KV head) when the step has too few of
-// those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound).
-constexpr int kMaxDecodeWarps = 4;
-
 // Warps an SM should hold at once (__launch_bounds__), which caps a lane's registers: 16 (128
 // registers) up to D = 128; at D = 256 a lane's q, accumulators and folded splits take 160, and the
 // rings' shared memory holds 6 (bf16) or 8 (one-byte) warps an SM anyway, so 8 (255 registers).
 constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
+
+// Decode blocks of WARPS warps: warp w takes splits w, w + WARPS, ... and the block folds them in
+// position order, as one warp would. More warps a (token, KV head) when the step has too few of
+// those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound). At
+// most what one SM holds, by registers and by the warps' rings: 16 at D <= 128 with a one-byte cache
+// (a batch-1 step's 8 blocks then walk 16 splits, 1,024 positions, a round), 8 with bf16.
+constexpr int kMaxDecodeWarps = 16;
+constexpr int kDecodeSmemPerSm = 227 * 1024;
+template <int D, KvType KV>
+constexpr int max_decode_warps() {
+  int w = 1;
+  while (w * 2 <= kMaxDecodeWarps && w * 2 <= decode_warps_per_sm(D) && w * 2 * DecodeSmem<D, KV>::kWarpBytes + 64 <= kDecodeSmemPerSm) w *= 2;
+  return w;
+}
 
 // grid: (decode token, KV head); WARPS warps.
 template <int D, KvType KV, int WARPS>
@@ -332,21 +341,23 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 // Warps a block: as many as keep the step's warps within what the SMs hold at once (by registers,
 // decode_warps_per_sm(), or fewer where the rings' shared memory runs out first: bf16, D = 128 and
 // 256), so a step of few long sequences still fills the SMs.
-int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes) {
-  constexpr int kSmemPerSm = 227 * 1024;
-  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, kSmemPerSm / warp_bytes);
+int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps) {
+  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, kDecodeSmemPerSm / warp_bytes);
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
-  while (w < kMaxDecodeWarps && blocks * w * 2 <= resident) w *= 2;
+  while (w < max_warps && blocks * w * 2 <= resident) w *= 2;
   return w;
 }
 
 template <int D, KvType KV>
 void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s) {
-  switch (decode_warps(a, sm_count, decode_warps_per_sm(D), DecodeSmem<D, KV>::kWarpBytes)) {
+  constexpr int kMax = max_decode_warps<D, KV>();
+  switch (decode_warps(a, sm_count, decode_warps_per_sm(D), DecodeSmem<D, KV>::kWarpBytes, kMax)) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;
-    default: launch<D, KV, 4>(a, scale_log2, s); break;
+    case 4: if constexpr (kMax >= 4) launch<D, KV, 4>(a, scale_log2, s); break;
+    case 8: if constexpr (kMax >= 8) launch<D, KV, 8>(a, scale_log2, s); break;
+    default: if constexpr (kMax >= 16) launch<D, KV, 16>(a, scale_log2, s); break;
   }
 }
 

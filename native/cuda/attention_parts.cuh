@@ -211,10 +211,16 @@ __device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, 
   const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
   const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
   auto slot = [&](int p) { return kv_slot(a, table, kvh, p); };
+  // Where the block size is a multiple of TILE (the default 16 is, for the decode kernels' tiles),
+  // a tile lies in one cache block and its rows' slots follow each other: one table lookup a tile
+  // instead of one a 16-byte piece (the lookups' dependent multiply-adds led the decode kernel's stalls).
+  static_assert((TILE & (TILE - 1)) == 0, "TILE a power of two");
+  const bool one_block = (a.block_size & (TILE - 1)) == 0 && i * TILE <= last;
+  const size_t first = one_block ? slot(i * TILE) : 0;
   for (int c = tid; c < TILE * chunks; c += n) {
     const int r = static_cast<unsigned>(c) / chunks, b = (static_cast<unsigned>(c) % chunks) * 16, p = i * TILE + r;
     const bool valid = p <= last;
-    const size_t off = valid ? slot(p) * D * EB + b : 0;
+    const size_t off = valid ? (one_block ? first + r : slot(p)) * D * EB + b : 0;
     cp_async_16(ks + r * row_bytes + b, kc + off, valid);
     cp_async_16(vs + r * row_bytes + b, vc + off, valid);
   }

@@ -234,9 +234,9 @@ describe(`CUDA attention (KV cache ${kvCacheDtype}, ${fastAttention ? 'decode ke
       // attention.cu: alone, 2 blocks (one per KV head), far fewer than the SMs, so the splits run
       // in parallel blocks and the last one folds them; 21 sequences: a different spread of splits
       // over blocks; 150 and more: one block per (token, KV head) walks every split. The decode
-      // kernel (H200; graph buckets of 1, 32, 192, 320 and 640 tokens, 2 blocks a token): 4 warps
-      // a block alone and beside 20 and 149, 2 beside 299, 1 beside 599, folding the splits in one
-      // order. The token's K/V write is the same each time, so the cache stays as it was.
+      // kernel (H200; graph buckets of 1, 32, 192, 320 and 640 tokens, 2 blocks a token): 16 warps
+      // a block alone and beside 20, 4 beside 149, 2 beside 299, 1 beside 599, folding the splits in
+      // one order. The token's K/V write is the same each time, so the cache stays as it was.
       const alone = await logitsBeside(0);
       assert.deepEqual(await logitsBeside(20), alone);
       assert.deepEqual(await logitsBeside(149), alone);
