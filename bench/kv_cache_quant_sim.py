@@ -60,11 +60,29 @@ def per_token_head(quantize, top):
     return f
 
 
+def hadamard(n):
+    h = np.array([[1.0]])
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    return h / np.sqrt(n)
+
+
+def rotated(quantize):
+    """quantize(x H) H^T: each head's vector turned by the orthonormal Hadamard matrix before it is
+    stored (q turned alike keeps q . k; o = P V comes back by H^T)."""
+    def f(x):
+        h = hadamard(x.shape[-1])
+        return quantize(x @ h) @ h.T
+    return f
+
+
 SCHEMES = {
     'bf16': (bf16, bf16),
     'fp8, per-layer scale 1.0 (--kv-cache-dtype fp8)': (e4m3, e4m3),
     'fp8, a scale per token and head': (per_token_head(e4m3, 448.0), per_token_head(e4m3, 448.0)),
     'fp8 V, bf16 K': (bf16, e4m3),
+    'fp8, Hadamard-turned K and V, per-layer scale 1.0': (rotated(e4m3), rotated(e4m3)),
+    'fp8, Hadamard-turned K, plain V': (rotated(e4m3), e4m3),
     'int8, a scale per token and head': (per_token_head(lambda x: np.clip(np.round(x), -127, 127), 127.0),) * 2,
 }
 

@@ -1,10 +1,14 @@
 // The few-row GEMMs of gemm_rows.h. They are memory-bound: at one token a 4,096 x 14,336 FP8
 // projection streams its 58.7 MB of weights once (about 14 us at the H200's 4.3 TB/s), and a
-// 4,096-feature projection has only 64 blocks of 64 features for 132 SMs, so each block must keep
-// many weight bytes in flight on its own: a deep ring of cp.async stages.
+// 4,096-feature projection has at most 128 blocks for 132 SMs, so each block must keep many weight
+// bytes in flight on its own: a deep ring of cp.async stages.
 //
-// A block: 64 weight rows (features, wgmma's M) times all the tokens (wgmma's N, padded to TN = 8,
-// 16, 32 or 64; the padding rows are zeros and never written out). A stage is 128 bytes of K: the
+// A block: F = 32, 48 or 64 weight rows (features) times all the tokens (wgmma's N, padded to TN =
+// 8, 16, 32 or 64; the padding rows are zeros and never written out). wgmma's M is 64 whatever F:
+// rows F to 63 of a stage's weight tile are never copied and their products never written, and
+// each product row depends on its own weight row only, so F does not change a feature's bits. A
+// projection of few features takes F < 64 to spread over the SMs (bandwidth a block is bounded:
+// 4,096 features in 64-row blocks streamed at about 48 GB/s an SM, 3.1 TB/s on 64 SMs). A stage is 128 bytes of K: the
 // 64 weight rows' (8 KB) and the TN activation rows', each a column of 128-byte swizzle atoms
 // (8 rows x 128 bytes, the 16-byte chunk c of row r at chunk c ^ (r % 8)) that wgmma reads as
 // K-major operands in four 32-byte k-steps (k32 E4M3 or k16 bf16). One accumulator chain over all
@@ -30,7 +34,7 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kFeatures = 64;                                // weight rows a block: wgmma's M
+constexpr int kFeatures = 64;                                // wgmma's M: weight rows a stage's tile holds
 constexpr int kAtomBytes = 128;                              // of each row a stage: one swizzle atom's width
 constexpr int kWeightTileBytes = kFeatures * kAtomBytes;     // 8 KB a stage
 constexpr int kMmaThreads = 128;                             // the warpgroup
@@ -76,10 +80,11 @@ __device__ __forceinline__ uint32_t swizzled(int row, int c) {
   return static_cast<uint32_t>(row * kAtomBytes + ((c ^ (row & 7)) << 4));
 }
 
-// A warpgroup thread's share of a stage's weight tile: chunk t % 8 of rows t / 8 + 16 i. Rows past
-// N are zero-filled (their features are never written).
+// A warpgroup thread's share of a stage's weight tile (its first F rows): chunk t % 8 of rows
+// t / 8 + 16 i. Rows past N are zero-filled (their features are never written).
+template <int F>
 struct WeightCopies {
-  static constexpr int kRows = kFeatures * kChunks / kMmaThreads;
+  static constexpr int kRows = F * kChunks / kMmaThreads;
   static constexpr int kRowStep = kMmaThreads / kChunks;
   const unsigned char* src[kRows];  // the chunk at stage 0; row 0's where the row is past N
   bool valid[kRows];
@@ -163,9 +168,10 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
 
 #endif  // TACHYON_WGMMA
 
-// grid: one block per 64 weight rows; kThreads threads.
-template <bool FP8, typename Out, int TN, bool SOLO>
+// grid: one block per F weight rows; kThreads threads.
+template <bool FP8, typename Out, int TN, bool SOLO, int F>
 __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGemmArgs g) {
+  static_assert(F % 16 == 0 && F <= kFeatures, "whole warps' rows of the tile");
 #if TACHYON_WGMMA
   using R = Ring<TN, SOLO>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -183,23 +189,25 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
 
   // The warpgroup. One cp.async group a stage per thread, empty past K, so the wait count stays fixed.
   auto stage = [&](int k) { return ring + (k % R::kStages) * R::kStageBytes; };
-  const int n0 = blockIdx.x * kFeatures;
-  const WeightCopies weights(g, n0, t);
+  const int n0 = blockIdx.x * F;
+  const WeightCopies<F> weights(g, n0, t);
   for (int k = 0; k < R::kAhead; ++k) {
     if (k < atoms) weights.copy(stage(k), k);
     cp_async_commit();
   }
   pdl_wait();
 
-  // d[j][e] will hold feature n0 + 16 warp + lane / 4 + 8 (e / 2) and token 8 j + 2 (lane % 4) + e % 2.
-  // FP8: their scales, read now so that the epilogue does not wait on memory.
+  // d[j][e] will hold feature n0 + 16 warp + lane / 4 + 8 (e / 2) and token 8 j + 2 (lane % 4) + e % 2,
+  // a block's feature where 16 warp < F. FP8: their scales, read now so that the epilogue does not
+  // wait on memory.
   const int warp = t / 32, lane = t % 32;
   const int f0 = n0 + warp * 16 + lane / 4;
+  const int f_end = min(n0 + F, g.N);
   float cols[2] = {1.0f, 1.0f}, rows[TN / 8][2] = {};
   if constexpr (FP8) {
 #pragma unroll
     for (int h = 0; h < 2; ++h)
-      if (f0 + 8 * h < g.N) cols[h] = g.cols[f0 + 8 * h];
+      if (f0 + 8 * h < f_end) cols[h] = g.cols[f0 + 8 * h];
 #pragma unroll
     for (int j = 0; j < TN / 8; ++j)
 #pragma unroll
@@ -230,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int f = f0 + 8 * h;
-    if (f >= g.N) continue;
+    if (f >= f_end) continue;
 #pragma unroll
     for (int j = 0; j < TN / 8; ++j)
 #pragma unroll
@@ -267,19 +275,25 @@ void prefer_shared_memory() {
   (void)set;
 }
 
-template <bool FP8, typename Out, int TN, bool SOLO>
-void launch_ring(const RowGemmArgs& g, int blocks, cudaStream_t s) {
+template <bool FP8, typename Out, int TN, bool SOLO, int F>
+void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
   constexpr size_t shared = Ring<TN, SOLO>::kBytes;
-  allow_dynamic_shared<row_gemm_kernel<FP8, Out, TN, SOLO>>(shared);
-  prefer_shared_memory<row_gemm_kernel<FP8, Out, TN, SOLO>>();
-  launch_pdl("row_gemm_kernel", row_gemm_kernel<FP8, Out, TN, SOLO>, dim3(blocks), dim3(kThreads), shared, s, g);
+  constexpr auto kernel = row_gemm_kernel<FP8, Out, TN, SOLO, F>;
+  allow_dynamic_shared<kernel>(shared);
+  prefer_shared_memory<kernel>();
+  launch_pdl("row_gemm_kernel", kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g);
 }
 
+// Features a block: the fewest blocks of 32 or 48 that still fit one an SM (Llama-3-8B's O and
+// down projections, 4,096 features: 128 blocks of 32; its QKV, 6,144: 128 of 48), else 64, two
+// blocks an SM where they take more than one wave.
 template <bool FP8, typename Out, int TN>
 void launch_tokens(const RowGemmArgs& g, cudaStream_t s) {
-  const int blocks = (g.N + kFeatures - 1) / kFeatures;
-  if (blocks <= sm_count()) launch_ring<FP8, Out, TN, true>(g, blocks, s);
-  else launch_ring<FP8, Out, TN, false>(g, blocks, s);
+  const int sms = sm_count();
+  if ((g.N + 31) / 32 <= sms) launch_ring<FP8, Out, TN, true, 32>(g, s);
+  else if ((g.N + 47) / 48 <= sms) launch_ring<FP8, Out, TN, true, 48>(g, s);
+  else if ((g.N + kFeatures - 1) / kFeatures <= sms) launch_ring<FP8, Out, TN, true, kFeatures>(g, s);
+  else launch_ring<FP8, Out, TN, false, kFeatures>(g, s);
 }
 
 template <bool FP8, typename Out>
