@@ -50,15 +50,37 @@ constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
 // Decode blocks of WARPS warps: warp w takes splits w, w + WARPS, ... and the block folds them in
 // position order, as one warp would. More warps a (token, KV head) when the step has too few of
 // those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound). At
-// most what one SM holds, by registers and by the warps' rings: 16 at D <= 128 with a one-byte cache
-// (a batch-1 step's 8 blocks then walk 16 splits, 1,024 positions, a round), 8 with bf16.
+// most what one SM holds, by registers and by the warps' rings: on an H100 / H200 (227 KB a block)
+// 16 at D <= 128 with a one-byte cache (a batch-1 step's 8 blocks then walk 16 splits, 1,024
+// positions, a round) and 8 with bf16; fewer where the device gives a block less shared memory
+// (sm_89: 99 KB), as decode_warps() checks at launch.
 constexpr int kMaxDecodeWarps = 16;
-constexpr int kDecodeSmemPerSm = 227 * 1024;
+constexpr int kHopperSmemPerBlock = 227 * 1024;
+constexpr int kStateStageBytes = kMaxDecodeWarps * 4;  // state_stage[], static shared memory
 template <int D, KvType KV>
 constexpr int max_decode_warps() {
   int w = 1;
-  while (w * 2 <= kMaxDecodeWarps && w * 2 <= decode_warps_per_sm(D) && w * 2 * DecodeSmem<D, KV>::kWarpBytes + 64 <= kDecodeSmemPerSm) w *= 2;
+  while (w * 2 <= kMaxDecodeWarps && w * 2 <= decode_warps_per_sm(D) &&
+         w * 2 * DecodeSmem<D, KV>::kWarpBytes + kStateStageBytes <= kHopperSmemPerBlock)
+    w *= 2;
   return w;
+}
+
+// The device's shared memory: what a block may opt into, and what an SM holds (looked up once; the
+// backend drives one device).
+struct SharedMemoryLimits {
+  int per_block, per_sm;
+};
+const SharedMemoryLimits& shared_memory_limits() {
+  static const SharedMemoryLimits limits = [] {
+    int dev = 0;
+    SharedMemoryLimits l{};
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&l.per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&l.per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+    return l;
+  }();
+  return limits;
 }
 
 // grid: (decode token, KV head); WARPS warps.
@@ -250,7 +272,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   const int local_total = own_splits * kSplitTiles - (owns_last ? n_splits * kSplitTiles - tiles_total : 0);
   const int rounds = (n_splits + WARPS - 1) / WARPS;
   auto tile_of = [&](int j) { return ((j / kSplitTiles) * WARPS + warp) * kSplitTiles + j % kSplitTiles; };
-  __shared__ int state_stage[kMaxDecodeWarps];  // where warp w left this round's state
+  __shared__ int state_stage[kMaxDecodeWarps];  // where warp w left this round's state (kStateStageBytes)
   // A split's state in a stage: [MT][4][32] accumulators, then [2][32] m and [2][32] l.
   auto state_index = [&](int row) { return row * 32 + lane; };
   auto end_round = [&](int r, unsigned char* stage) {
@@ -340,12 +362,14 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 
 // Warps a block: as many as keep the step's warps within what the SMs hold at once (by registers,
 // decode_warps_per_sm(), or fewer where the rings' shared memory runs out first: bf16, D = 128 and
-// 256), so a step of few long sequences still fills the SMs.
+// 256), so a step of few long sequences still fills the SMs; and no more than a block's shared
+// memory holds on this device.
 int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps) {
-  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, kDecodeSmemPerSm / warp_bytes);
+  const SharedMemoryLimits& smem = shared_memory_limits();
+  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, smem.per_sm / warp_bytes);
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
-  while (w < max_warps && blocks * w * 2 <= resident) w *= 2;
+  while (w < max_warps && blocks * w * 2 <= resident && (w * 2) * warp_bytes + kStateStageBytes <= smem.per_block) w *= 2;
   return w;
 }
 
