@@ -52,8 +52,9 @@ constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
 // those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound). At
 // most what one SM holds, by registers and by the warps' rings: on an H100 / H200 (227 KB a block)
 // 16 at D <= 128 with a one-byte cache (a batch-1 step's 8 blocks then walk 16 splits, 1,024
-// positions, a round) and 8 with bf16; fewer where the device gives a block less shared memory
-// (sm_89: 99 KB), as decode_warps() checks at launch.
+// positions, a round) and with bf16 up to D = 96, 8 with bf16 at D = 112 and 128, 8 (one-byte) or 4
+// (bf16) at D = 256; fewer where the device gives a block less shared memory (sm_89: 99 KB), as
+// decode_warps() checks at launch.
 constexpr int kMaxDecodeWarps = 16;
 constexpr int kHopperSmemPerBlock = 227 * 1024;
 constexpr int kStateStageBytes = kMaxDecodeWarps * 4;  // state_stage[], static shared memory
@@ -360,16 +361,20 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
              shared, s, a, scale_log2);
 }
 
-// Warps a block: as many as keep the step's warps within what the SMs hold at once (by registers,
-// decode_warps_per_sm(), or fewer where the rings' shared memory runs out first: bf16, D = 128 and
-// 256), so a step of few long sequences still fills the SMs; and no more than a block's shared
-// memory holds on this device.
+// Warps a block: as many as keep the step's blocks within what the SMs hold at once (whole blocks:
+// by registers, decode_warps_per_sm(), or fewer where the rings' shared memory runs out first, with
+// the 1 KB the hardware reserves a block), so a step of few long sequences still fills the SMs in
+// one wave; and no more than a block's shared memory holds on this device.
 int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps) {
   const SharedMemoryLimits& smem = shared_memory_limits();
-  const long resident = static_cast<long>(sm_count) * std::min(sm_warps, smem.per_sm / warp_bytes);
+  auto block_bytes = [&](int w) { return w * warp_bytes + kStateStageBytes; };
+  auto resident_warps = [&](int w) {  // warps of w-warp blocks all SMs hold at once
+    const int per_sm = std::min(sm_warps / w, smem.per_sm / (block_bytes(w) + 1024));
+    return static_cast<long>(sm_count) * per_sm * w;
+  };
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
-  while (w < max_warps && blocks * w * 2 <= resident && (w * 2) * warp_bytes + kStateStageBytes <= smem.per_block) w *= 2;
+  while (w < max_warps && block_bytes(w * 2) <= smem.per_block && blocks * w * 2 <= resident_warps(w * 2)) w *= 2;
   return w;
 }
 
@@ -379,9 +384,11 @@ void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t
   switch (decode_warps(a, sm_count, decode_warps_per_sm(D), DecodeSmem<D, KV>::kWarpBytes, kMax)) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;
-    case 4: if constexpr (kMax >= 4) launch<D, KV, 4>(a, scale_log2, s); break;
-    case 8: if constexpr (kMax >= 8) launch<D, KV, 8>(a, scale_log2, s); break;
-    default: if constexpr (kMax >= 16) launch<D, KV, 16>(a, scale_log2, s); break;
+    // decode_warps() stays within kMax; the fail()s say so should that change.
+    case 4: if constexpr (kMax >= 4) launch<D, KV, 4>(a, scale_log2, s); else fail("decode attention: no 4-warp kernel"); break;
+    case 8: if constexpr (kMax >= 8) launch<D, KV, 8>(a, scale_log2, s); else fail("decode attention: no 8-warp kernel"); break;
+    case 16: if constexpr (kMax >= 16) launch<D, KV, 16>(a, scale_log2, s); else fail("decode attention: no 16-warp kernel"); break;
+    default: fail("decode attention: no kernel of that many warps");
   }
 }
 

@@ -46,7 +46,7 @@ constexpr int kThreads = kMmaThreads + 32;                   // and the activati
 // takes fewer waves.
 constexpr int kSmemSolo = 227 * 1024;
 constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
-constexpr int kMaxStages = 16;  // 14 in flight: 112 KB of weights a block is plenty
+constexpr int kMaxStages = 16;  // 14 in flight: 112 KB of weights a block at F = 64, 56 KB at F = 32
 
 template <int TN, bool SOLO>
 struct Ring {

@@ -304,8 +304,8 @@ describe(`CUDA prefill and decode attention kernels (${name}, KV cache ${kvCache
     // Prompts take attention_prefill.cu and generated tokens attention_decode.cu; --no-fast-attention
     // takes attention.cu for every row. 200 sequences x
     // 2 KV heads: more blocks than twice the SMs, so no split-parallel decode in either; the decode
-    // kernel runs 4 warps a (token, KV head) for them (H200) and one for 600 short sequences (1,280 blocks
-    // with the graph's padding).
+    // kernel runs a few warps a (token, KV head) for them (how many depends on the head size and the
+    // cache) and one for 600 short sequences (1,280 blocks with the graph's padding).
     const S = 200;
     const SHORT = 600;
     const lengths = Array.from({ length: S }, (_, k) => 5 + ((k * 37) % 290));
@@ -399,7 +399,7 @@ const GPTJ_HEAD_DIM_256 = { vocab_size: 512, n_embd: 512, n_layer: 2, n_head: 2,
 /**
  * The steps, 2 KV heads a token: 8 prompts of 3-300 tokens (up to 3 query tiles of 128 tokens and 10
  * K/V tiles of 32 in attention_prefill.cu); their decode tokens (16 (token, KV head) pairs, fewer than
- * twice the SMs: attention_decode.cu at 4 warps a block, or split-parallel attention.cu with
+ * twice the SMs: attention_decode.cu at 8 warps a block (4 with bf16), or split-parallel attention.cu with
  * --no-fast-attention); 240 short prompts; a decode-only step of all 248
  * sequences (496 pairs: attention_decode.cu); and a mixed step (the 8 decode tokens beside a
  * 150-token prompt and a 2-token chunk: both fast kernels in one step). Every sequence samples.
