@@ -14,7 +14,9 @@
 // with the same reference, and timed against the fastest non-split cuBLASLt candidate at 1 to 64
 // rows (two extra shapes whose N is not a multiple of 64 check its masking of the last block).
 //
-// On the GPU machine: bash bench/gemm-invariance.sh
+// On the GPU machine: bash bench/gemm-invariance.sh [--rows]
+// --rows: only the library's row GEMM against the reference and its timings (skips every candidate's
+// sweep over 18 row counts and own_fp8_kernel, the long part), for checking a change to gemm_rows.cu.
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -224,7 +226,8 @@ uint8_t e4m3(float v) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool rows_only = argc > 1 && std::strcmp(argv[1], "--rows") == 0;
   CUBLAS_CHECK(cublasLtCreate(&lt));
   CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
   std::printf("cuBLASLt %zu\n", cublasLtGetVersion());
@@ -305,7 +308,7 @@ int main() {
       for (size_t i = 0; i < static_cast<size_t>(m) * s.N; ++i) bad += std::memcmp(&hd[i * out_el], &href[i * out_el], out_el) != 0;
       return bad;
     };
-    for (size_t i = 0; i < algos.size(); ++i) {
+    for (size_t i = 0; i < algos.size() && !rows_only; ++i) {
       const auto& a = algos[i];
       std::printf("algo %2zu id %3d tile %3d stages %3d swizzle %d custom %d cluster %d:", i,
                   algo_attr(a, CUBLASLT_ALGO_CONFIG_ID), algo_attr(a, CUBLASLT_ALGO_CONFIG_TILE_ID),
@@ -324,7 +327,7 @@ int main() {
       }
       std::printf("\n");
     }
-    if (s.fp8 && s.N % 64 == 0) {  // own_fp8_kernel reads whole 64-row weight tiles
+    if (s.fp8 && s.N % 64 == 0 && !rows_only) {  // own_fp8_kernel reads whole 64-row weight tiles
       std::printf("own wgmma m64n8k32 kernel, epilogue orders (acc*sw)*sx | acc*(sw*sx) | (acc*sx)*sw:");
       for (int order = 0; order < 3; ++order) {
         std::printf(" [");
