@@ -308,39 +308,40 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < static_cast<size_t>(m) * s.N; ++i) bad += std::memcmp(&hd[i * out_el], &href[i * out_el], out_el) != 0;
       return bad;
     };
+    // One row count's check, printed as " m:=" (every element as the reference), " m:<count>" or
+    // " m:-" (run(m) says the kernel does not run at m rows): D poisoned, run, compared.
+    auto check_rows = [&](int m, const std::function<bool(int)>& run) {
+      CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
+      if (!run(m)) {
+        std::printf(" %d:-", m);
+        return;
+      }
+      CUDA_CHECK(cudaGetLastError());
+      CUDA_CHECK(cudaDeviceSynchronize());
+      const long bad = differing(m);
+      if (bad == 0) std::printf(" %d:=", m);
+      else std::printf(" %d:%ld", m, bad);
+    };
     for (size_t i = 0; i < algos.size() && !rows_only; ++i) {
       const auto& a = algos[i];
       std::printf("algo %2zu id %3d tile %3d stages %3d swizzle %d custom %d cluster %d:", i,
                   algo_attr(a, CUBLASLT_ALGO_CONFIG_ID), algo_attr(a, CUBLASLT_ALGO_CONFIG_TILE_ID),
                   algo_attr(a, CUBLASLT_ALGO_CONFIG_STAGES_ID), algo_attr(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
                   algo_attr(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION), algo_attr(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID));
-      for (int m : counts) {
-        if (m > s.max_m) continue;
-        CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
-        if (!run_lt(s, a, m, W, X, D, sw, sx)) {
-          std::printf(" %d:-", m);
-          continue;
-        }
-        const long bad = differing(m);
-        if (bad == 0) std::printf(" %d:=", m);
-        else std::printf(" %d:%ld", m, bad);
-      }
+      for (int m : counts)
+        if (m <= s.max_m) check_rows(m, [&](int rows) { return run_lt(s, a, rows, W, X, D, sw, sx); });
       std::printf("\n");
     }
     if (s.fp8 && s.N % 64 == 0 && !rows_only) {  // own_fp8_kernel reads whole 64-row weight tiles
       std::printf("own wgmma m64n8k32 kernel, epilogue orders (acc*sw)*sx | acc*(sw*sx) | (acc*sx)*sw:");
       for (int order = 0; order < 3; ++order) {
         std::printf(" [");
-        for (int m = 1; m <= 8; ++m) {
-          CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
-          own_fp8_kernel<<<s.N / 64, 128>>>(static_cast<uint8_t*>(W), static_cast<uint8_t*>(X), sw, sx,
-                                             static_cast<__nv_bfloat16*>(D), m, s.N, s.K, order);
-          CUDA_CHECK(cudaGetLastError());
-          CUDA_CHECK(cudaDeviceSynchronize());
-          const long bad = differing(m);
-          if (bad == 0) std::printf(" %d:=", m);
-          else std::printf(" %d:%ld", m, bad);
-        }
+        for (int m = 1; m <= 8; ++m)
+          check_rows(m, [&](int rows) {
+            own_fp8_kernel<<<s.N / 64, 128>>>(static_cast<uint8_t*>(W), static_cast<uint8_t*>(X), sw, sx,
+                                               static_cast<__nv_bfloat16*>(D), rows, s.N, s.K, order);
+            return true;
+          });
         std::printf(" ]");
       }
       // How far off, when off: the largest difference in bf16 units of the last place (order 0, 8 rows).
@@ -362,15 +363,11 @@ int main(int argc, char** argv) {
       const tachyon::Output out = s.fp8 ? tachyon::Output::kBf16 : tachyon::Output::kF32;
       const tachyon::GemmScales sc{sx, sw};  // rows: per token; cols: per weight row
       std::printf("row GEMM (launch_row_gemm) vs the reference:");
-      for (int m : {1, 2, 3, 4, 5, 8, 16, 24, 32, 48, 64}) {
-        CUDA_CHECK(cudaMemset(D, 0xFF, static_cast<size_t>(m) * s.N * out_el));
-        tachyon::launch_row_gemm(type, out, X, W, D, m, s.N, s.K, sc, 0);
-        CUDA_CHECK(cudaGetLastError());
-        CUDA_CHECK(cudaDeviceSynchronize());
-        const long bad = differing(m);
-        if (bad == 0) std::printf(" %d:=", m);
-        else std::printf(" %d:%ld", m, bad);
-      }
+      for (int m : {1, 2, 3, 4, 5, 8, 16, 24, 32, 48, 64})
+        check_rows(m, [&](int rows) {
+          tachyon::launch_row_gemm(type, out, X, W, D, rows, s.N, s.K, sc, 0);
+          return true;
+        });
       std::printf("\n");
 
       // Timing: three copies of the weights where they would fit in the L2 otherwise, called in turn.
