@@ -214,14 +214,14 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   uint32_t qf[KC][4];
   load_query_rows<D, F16, false>(a, first, count, group, kvh, lane, row_pos, qf);
 
-  // O (the warpgroup's 64 rows x D) and the scores (64 rows x 64 positions) as accumulator
-  // fragments; online-softmax state as attention_prefill.cu keeps it; P as A fragments, 16
-  // positions (score tiles 2c, 2c + 1) a k-step of P V.
-  float acc[D / 8][4] = {}, s[NT][4] = {};
+  // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
+  // attention_prefill.cu keeps it; P as A fragments, 16 positions (score tiles 2c, 2c + 1) a k-step
+  // of P V.
+  float acc[D / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   uint32_t pf[kTile / 16][4] = {};
   // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
-  auto needed = [&](int i) { return i < tiles_total && i * kTile <= wg_last; };
+  auto needed = [&](int i) { return i * kTile <= wg_last; };
 
   // Tile k ready for the tensor cores: its copies landed (the caller waited), then one barrier
   // (two with a one-byte cache, widened in between). Each writer fences its bytes to the async
@@ -246,37 +246,41 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     }
   };
   // S = Q K^T of tile k: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
-  auto issue_scores = [&](int k) {
-    if (needed(k)) {
-      const uint32_t kb = smem_address(operands_at(k));
+  auto issue_scores = [&](float (&sc)[NT][4], int k) {
+    const uint32_t kb = smem_address(operands_at(k));
 #pragma unroll
-      for (int kc = 0; kc < KC; ++kc)
-        wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
-    }
+    for (int kc = 0; kc < KC; ++kc)
+      wgmma_m64k16<kTile, F16, 0>(sc, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
     wgmma_commit();
   };
-  // O += P V of tile k: k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom groups, 1024
-  // bytes apart); the second 64 dims are a half (kHalfBytes) on.
+  // O += P V of tile k (O has taken its corr): k-step c reads positions 16 c .. 16 c + 15 (two 8-row atom
+  // groups, 1024 bytes apart); the second 64 dims are a half (kHalfBytes) on. Every warpgroup
+  // issues it for every tile the block walks: for a tile past its last row P is zeros and corr 1,
+  // so O keeps its bits (O * 1 + 0 = O), and no wgmma sits in a branch ptxas cannot prove uniform
+  // (it would serialize them all).
   auto issue_values = [&](int k) {
-    if (needed(k)) {
-      const uint32_t vb = smem_address(operands_at(k)) + S::kMatBytes;
+    const uint32_t vb = smem_address(operands_at(k)) + S::kMatBytes;
 #pragma unroll
-      for (int c = 0; c < kTile / 16; ++c)
-        wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
-    }
+    for (int c = 0; c < kTile / 16; ++c)
+      wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
     wgmma_commit();
   };
 
-  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's softmax runs while the
-  // tensor cores do tile i - 1's P V, and tile i + 1's Q K^T and tile i's P V go out together after
-  // it. Two wgmma groups an iteration, scores first, so waiting for all but one leaves P V running.
-  // The order of the arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
+  // P V go out together, and tile i's softmax (then tile i + 1's staging) runs while the tensor
+  // cores do that P V. Two wgmma groups an iteration, scores first, so waiting for all but one
+  // leaves P V running. The scores live only within an iteration: ptxas serializes every wgmma of a
+  // kernel where a non-wgmma instruction might touch a running wgmma's accumulators, and carrying
+  // them around the loop did. The arithmetic is that of the unpipelined loop:
+  // O = O * corr(i) + P(i) V(i).
   cp_async_wait<S::kAhead>();  // tile 0's group
   make_ready(0);
-  wgmma_fence();
-  issue_scores(0);
-  wgmma_commit();  // (tile -1's P V: none)
   for (int i = 0; i < tiles_total; ++i) {
+    float s[NT][4];
+    wgmma_fence();
+    issue_scores(s, i);
+    if (i > 0) issue_values(i - 1);
+    else wgmma_commit();  // (tile -1's P V: none)
     wgmma_wait<1>();  // tile i's scores
     wgmma_fence_operands(s);
     float corr[2] = {1.0f, 1.0f};
@@ -294,8 +298,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
       }
       online_softmax_tile(s, m, l, scale_log2, corr);
     }
-    // Tile i + 1 into place (this warpgroup's P V of tile i - 1 may still read its own tile: the
-    // ring holds it apart from tiles i, i + 1 and those in flight).
+    // Tile i + 1 into place (P V of tile i - 1 may still read its own tile: the ring holds it apart
+    // from tiles i, i + 1 and those in flight).
     if (i + 1 < tiles_total) {
       cp_async_wait<S::kAhead>();  // tile i + 1's group (i + 1 + kAhead groups were committed before it)
       make_ready(i + 1);
@@ -303,22 +307,22 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     wgmma_wait<0>();  // tile i - 1's P V
     wgmma_fence_operands(acc);
     wgmma_fence_operands(pf);
-    if (needed(i)) {
 #pragma unroll
-      for (int dn = 0; dn < D / 8; ++dn)
+    for (int dn = 0; dn < D / 8; ++dn)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+    const bool live = needed(i);
 #pragma unroll
-      for (int c = 0; c < kTile / 16; ++c) {
-        pf[c][0] = pack16<F16>(s[2 * c][0], s[2 * c][1]);
-        pf[c][1] = pack16<F16>(s[2 * c][2], s[2 * c][3]);
-        pf[c][2] = pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]);
-        pf[c][3] = pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]);
-      }
+    for (int c = 0; c < kTile / 16; ++c) {
+      pf[c][0] = live ? pack16<F16>(s[2 * c][0], s[2 * c][1]) : 0u;
+      pf[c][1] = live ? pack16<F16>(s[2 * c][2], s[2 * c][3]) : 0u;
+      pf[c][2] = live ? pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]) : 0u;
+      pf[c][3] = live ? pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]) : 0u;
     }
+  }
+  if (tiles_total > 0) {
     wgmma_fence();
-    issue_scores(i + 1);
-    issue_values(i);
+    issue_values(tiles_total - 1);
   }
   wgmma_wait<0>();  // the last tile's P V
   wgmma_fence_operands(acc);
