@@ -1,7 +1,7 @@
-// Every CUDA and cuBLASLt call is checked; a failure throws tachyon::Error
-// naming the call, which reaches JavaScript as an Error (never an abort).
+// Every CUDA call is checked (cuBLASLt calls: cublas_check.h); a failure throws tachyon::Error
+// naming the call, which reaches JavaScript as an Error (never an abort). Kernels include only
+// this, so they compile where cuBLAS is absent (test/native/wgmma-serialization.test.ts).
 #pragma once
-#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include "cpu/error.h"
@@ -11,13 +11,6 @@
     cudaError_t err_ = (call);                                                                             \
     if (err_ != cudaSuccess) ::tachyon::fail(#call, " failed: ", cudaGetErrorString(err_), " (", __FILE__, \
                                              ":", __LINE__, ")");                                          \
-  } while (0)
-
-#define CUBLAS_CHECK(call)                                                                                    \
-  do {                                                                                                        \
-    cublasStatus_t st_ = (call);                                                                              \
-    if (st_ != CUBLAS_STATUS_SUCCESS) ::tachyon::fail(#call, " failed: cuBLAS status ", static_cast<int>(st_), \
-                                                      " (", __FILE__, ":", __LINE__, ")");                    \
   } while (0)
 
 // After a kernel launch: launch errors now, not at the next sync.

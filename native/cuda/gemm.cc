@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 
+#include "cuda/cublas_check.h"
 #include "cuda/gemm_rows.h"
 
 namespace tachyon {

@@ -26,24 +26,13 @@
 #include <tuple>
 #include <vector>
 
+#include <cublasLt.h>
+
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "cuda/gemm_types.h"
 
 namespace tachyon {
-
-enum class Operand { kBf16, kFp8, kInt8 };
-enum class Output { kF32, kBf16, kI32 };  // kI32: kInt8 operands only
-
-// An int8 product runs at least this many rows: cuBLASLt's IMMA kernels are not trusted below
-// (PyTorch's _int_mm refuses 16 rows or fewer on this path). A and D of an int8 product must hold
-// max(M, kImmaMinRows) rows; the rows past M are computed and never read.
-constexpr int kImmaMinRows = 32;
-
-// kFp8 only: rows[M] (per token) and cols[N] (per weight row), both float32 on the device.
-struct GemmScales {
-  const float* rows = nullptr;
-  const float* cols = nullptr;
-};
 
 class Gemm {
  public:

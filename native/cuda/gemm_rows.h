@@ -9,7 +9,9 @@
 // Operands as gemm.h: kFp8 (E4M3 A and W, GemmScales rows[M] and cols[N]) or kBf16 (no scales);
 // D bf16 or float32. Not kInt8.
 #pragma once
-#include "cuda/gemm.h"
+#include <cuda_runtime.h>
+
+#include "cuda/gemm_types.h"
 
 namespace tachyon {
 
