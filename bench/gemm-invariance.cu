@@ -30,6 +30,7 @@
 #include <random>
 #include <vector>
 
+#include "cuda/cublas_check.h"
 #include "cuda/gemm_rows.h"
 
 // gemm_rows.cu launches through pdl.cuh, whose switch the backend (kernels.cu) otherwise owns.
@@ -40,7 +41,7 @@ bool& pdl_enabled() {
 }
 }  // namespace tachyon
 
-// CUDA_CHECK / CUBLAS_CHECK (cuda/cuda_check.h, through gemm_rows.h) throw; uncaught, the probe stops
+// CUDA_CHECK / CUBLAS_CHECK (cuda/cublas_check.h) throw; uncaught, the probe stops
 // with the failing call named.
 
 namespace {

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Instructions executed and warp-stall samples per SASS opcode of one kernel, from
+"""Instructions executed and warp-stall samples per SASS opcode of one kernel (by count, then by
+stalls), from
 `ncu -i REPORT --page source --csv --print-source sass > FILE.csv`:
     python3 bench/sass_summary.py FILE.csv [top]
 Where a kernel's time goes when it is bound by issue rather than by memory or tensor cores."""
@@ -27,3 +28,6 @@ total, total_samples = sum(count.values()), max(1, sum(sampled.values()))
 print(f"{total:,} instructions executed, {total_samples:,} stall samples")
 for op, n in count.most_common(int(sys.argv[2]) if len(sys.argv) > 2 else 25):
     print(f"{op:14s} {n:14,d} {100 * n / total:5.1f}%   stalls {100 * sampled[op] / total_samples:5.1f}%")
+print("by stall samples:")
+for op, n in sampled.most_common(int(sys.argv[2]) if len(sys.argv) > 2 else 25):
+    print(f"{op:14s} stalls {100 * n / total_samples:5.1f}%   executed {count[op]:14,d}")

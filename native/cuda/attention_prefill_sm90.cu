@@ -148,7 +148,17 @@ struct WidenPlan {
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
       const int c = tid + k * kThreads;
-      const int kv = c / (kTile * kPieces), r = (c / kPieces) % kTile, q = c % kPieces;
+      const int kv = c / (kTile * kPieces);
+      int r = (c / kPieces) % kTile, q = c % kPieces;
+      if constexpr (kPieces == 8) {
+        // D = 128: eight threads (a shared-memory wavefront of 16-byte accesses) take pieces 0-3 of
+        // row r and 4-7 of row r + 1 (or the reverse), so they read 128 distinct bytes and write
+        // into both halves at chunks 2q ^ r, which differ in parity between the rows: no bank
+        // conflicts. One row's eight pieces would write halves 8 KB apart at the same chunks.
+        const int sub = (c >> 2) & 1, swap = (c >> 3) & 1;
+        r = 2 * ((c >> 4) % (kTile / 2)) + sub;
+        q = (c & 3) + 4 * (sub ^ swap);
+      }
       raw[k] = static_cast<uint32_t>(kv * S::kRawTileBytes + r * D + q * 16);
       wide[k] = static_cast<uint32_t>(kv * S::kMatBytes + sw128_offset(r, 2 * q));
       scale[k] = kv * kTile + r;
@@ -307,10 +317,14 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     wgmma_wait<0>();  // tile i - 1's P V
     wgmma_fence_operands(acc);
     wgmma_fence_operands(pf);
+    // Once a row's maximum settles its corr is exactly 1: the warp skips the D / 2 multiplies a
+    // thread when no row of its 16 moved (the same bits: x * 1 = x).
+    if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
 #pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
+      for (int dn = 0; dn < D / 8; ++dn)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+        for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+    }
     const bool live = needed(i);
 #pragma unroll
     for (int c = 0; c < kTile / 16; ++c) {
