@@ -76,6 +76,17 @@ def rotated(quantize):
     return f
 
 
+def smoothed(quantize, first=None):
+    """quantize(x - mu) + mu, mu the mean of each head's K over the sequence's positions (over its
+    first `first` positions where given, as a server would fix it from a prompt's start): q . mu is
+    the same for every position a query sees, so softmax does not change, and what is stored is K
+    less its per-channel offset (SageAttention's smoothing of K)."""
+    def f(x):
+        mu = (x if first is None else x[:first]).mean(0, keepdims=True)
+        return quantize(x - mu) + mu
+    return f
+
+
 SCHEMES = {
     'bf16': (bf16, bf16),
     'fp8, per-layer scale 1.0 (--kv-cache-dtype fp8)': (e4m3, e4m3),
@@ -84,6 +95,9 @@ SCHEMES = {
     'fp8, Hadamard-turned K and V, per-layer scale 1.0': (rotated(e4m3), rotated(e4m3)),
     'fp8, Hadamard-turned K, plain V': (rotated(e4m3), e4m3),
     'int8, a scale per token and head': (per_token_head(lambda x: np.clip(np.round(x), -127, 127), 127.0),) * 2,
+    'fp8, K less its mean over the sequence': (smoothed(e4m3), e4m3),
+    'fp8, K less its mean over the first 16 positions': (smoothed(e4m3, 16), e4m3),
+    'fp8, K less its mean over the first 16 positions, a scale per token and head': (smoothed(per_token_head(e4m3, 448.0), 16), e4m3),
 }
 
 
