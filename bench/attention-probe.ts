@@ -6,6 +6,7 @@
 // at the long rows' 461-866 sequences; 14 GB of cache). It prints how many attention launches each
 // phase made, so a profiler can skip to a pure decode step (bench/profile-kernels.sh does).
 //   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N]
+//     [--warp-specialized-prefill]  (prompt rows on attention_prefill_sm90_ws.cu)
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -19,6 +20,7 @@ const { values } = parseArgs({
   options: {
     profile: { type: 'boolean' },
     'no-cuda-graphs': { type: 'boolean' },
+    'warp-specialized-prefill': { type: 'boolean' },
     'decode-seqs': { type: 'string', default: '256' },
     'decode-context': { type: 'string', default: '832' },
     shape: { type: 'string', default: 'llama-3-8b' },
@@ -43,7 +45,7 @@ const rt = await Runtime.load({
   kvCacheBytes: decodeSeqs * (decodeContext + decodeOutput + 16) * kvBytesPerToken + 2 ** 30,
   maxNumSeqs: decodeSeqs,
   maxNumTokens: 8192,
-  cuda: { profile: values.profile, cudaGraphs: !values['no-cuda-graphs'] },
+  cuda: { profile: values.profile, cudaGraphs: !values['no-cuda-graphs'], warpSpecializedPrefill: values['warp-specialized-prefill'] },
 });
 let seed = 5;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % rt.info.vocabSize);

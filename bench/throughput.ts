@@ -57,7 +57,8 @@ const WORKLOADS: Workload[] = [
 ];
 
 // --no-batch-invariant and --profile: the backend knobs of the same names (RuntimeOptions.cuda;
-// batch invariance is on by default, as in the server).
+// batch invariance is on by default, as in the server). --warp-specialized-prefill: prompt rows on
+// attention_prefill_sm90_ws.cu (the knob warpSpecializedPrefill, off by default).
 // --kv-cache-dtype: fp8 by default, as TensorRT-LLM's published FP8 rows run; auto = bf16.
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
@@ -66,6 +67,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     scale: { type: 'string', default: '1' },
     'no-batch-invariant': { type: 'boolean' },
+    'warp-specialized-prefill': { type: 'boolean' },
     profile: { type: 'boolean' },
     'kv-cache-dtype': { type: 'string', default: 'fp8' },
     'max-num-seqs': { type: 'string' },
@@ -86,7 +88,7 @@ async function run(w: Workload) {
     maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : w.maxSeqs,
     maxNumTokens: 8192,
     kvCacheDtype,
-    cuda: { batchInvariant: values['no-batch-invariant'] ? false : undefined, profile: values.profile },
+    cuda: { batchInvariant: values['no-batch-invariant'] ? false : undefined, profile: values.profile, warpSpecializedPrefill: values['warp-specialized-prefill'] },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);
   const queued = w.fillPool ? Math.min(w.requests, rt.info.maxNumSeqs, Math.floor(rt.info.numBlocks / blocksPerSeq)) : w.requests;

@@ -55,6 +55,8 @@ export interface CudaKnobs {
   fusedGemv: boolean;
   /** The prefill and decode attention kernels (off: attention.cu for every row, the tests' reference). */
   fastAttention: boolean;
+  /** sm_90a: prompt rows on the warp-specialized prefill kernel (the same bits; opt-in until measured). */
+  warpSpecializedPrefill: boolean;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
 }

@@ -249,6 +249,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.pdl = bool_field(o, "pdl", gpu_.pdl);
     gpu_.fused_gemv = bool_field(o, "fusedGemv", gpu_.fused_gemv);
     gpu_.fast_attention = bool_field(o, "fastAttention", gpu_.fast_attention);
+    gpu_.warp_specialized_prefill = bool_field(o, "warpSpecializedPrefill", gpu_.warp_specialized_prefill);
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

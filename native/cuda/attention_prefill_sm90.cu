@@ -16,6 +16,7 @@
 
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
+#include "cuda/attention_sm90_tiles.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
 #include "cuda/mma.cuh"
@@ -26,19 +27,16 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kTile = 64;                          // positions per K/V tile
+using namespace sm90;
+
 constexpr int kWarps = 8;                          // two warpgroups
 constexpr int kRows = 16;                          // query rows per warp
-constexpr int kAtomRow = 128;                      // bytes of a swizzle atom's row: 64 dims
-constexpr int kHalfBytes = kTile * kAtomRow;       // 64 dims of a tile's 64 positions
+constexpr int kThreads = 32 * kWarps;
 
 template <int D, KvType KV>
-struct Sm90Smem {
-  static constexpr bool kBytes1 = KV != KvType::kBf16;
-  static constexpr int kMatBytes = (D / 64) * kHalfBytes;  // a swizzled K or V tile (f16 or bf16)
-  static constexpr int kTileBytes = 2 * kMatBytes;         // K, then V
-  static constexpr int kRawTileBytes = kTile * D;          // one-byte rows, unpadded
-  static constexpr int kRawStageBytes = 2 * kRawTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // INT8: scales
+struct Sm90Smem : Sm90Tile<D, KV> {
+  using T = Sm90Tile<D, KV>;
+  using T::kBytes1, T::kTileBytes, T::kRawStageBytes;
   // Iteration i of the loop works on three tiles: i - 1 (its P V may still run), i (its scores'
   // softmax) and i + 1 (made ready for the tensor cores, its Q K^T issued at the end), and sends
   // tile i + 2 + kAhead's copies, so kAhead more tiles' copies are in flight. A one-byte cache lands
@@ -51,131 +49,6 @@ struct Sm90Smem {
   static constexpr int kWideTiles = kBytes1 ? 3 : 0;                                  // tiles one-byte caches widen into
   static constexpr int kWideBytes = kWideTiles * kTileBytes;
   static constexpr int kBytes = 1024 + kWideBytes + kStages * kStageBytes;            // + slack to align atoms to 1024
-};
-
-// Byte offset of row r's dims 8c .. 8c + 7 in a swizzled K or V tile.
-__device__ __forceinline__ int sw128_offset(int r, int c) {
-  return (c >> 3) * kHalfBytes + r * kAtomRow + (((c & 7) ^ (r & 7)) << 4);
-}
-
-constexpr int kThreads = 32 * kWarps;
-
-// One thread's share of staging a K/V tile: the same rows, pieces and shared-memory offsets every
-// tile, so only the rows' cache slots change, and those are looked up one tile ahead (Fetched), off
-// the critical path: the block-table load otherwise stalls every thread right after the barrier.
-// One-byte caches: 16-byte pieces of unpadded raw rows (V kRawTileBytes after K, INT8 scales after
-// V); bf16: 16-byte pieces straight into the swizzled tile (V kMatBytes after K).
-template <int D, KvType KV>
-struct StagePlan {
-  using S = Sm90Smem<D, KV>;
-  static constexpr int kEB = S::kBytes1 ? 1 : 2;
-  static constexpr int kChunks = D * kEB / 16;              // 16-byte pieces of a cached row
-  static constexpr int kRowsPerPass = kThreads / kChunks;   // rows one pass of the threads covers
-  static constexpr int kPerThread = kTile / kRowsPerPass;   // rows (pieces) a thread stages
-  static_assert(kThreads % kChunks == 0 && kTile % kRowsPerPass == 0, "whole rows per pass");
-  static constexpr bool kScales = KV == KvType::kInt8;      // threads below 2 kTile also copy a scale
-
-  struct Fetched {
-    size_t off[kPerThread];  // byte offset of the piece in the K (and V) cache
-    bool valid[kPerThread];
-    size_t scale_slot;       // INT8: slot of this thread's scale
-    bool scale_valid;
-  };
-
-  int row0, piece;             // rows row0 + k * kRowsPerPass, piece `piece` of each
-  uint32_t dst[kPerThread];    // byte offset in the stage (one-byte: raw; bf16: swizzled)
-
-  __device__ __forceinline__ StagePlan(int tid) {
-    row0 = tid / kChunks;
-    piece = tid % kChunks;
-#pragma unroll
-    for (int k = 0; k < kPerThread; ++k) {
-      const int r = row0 + k * kRowsPerPass;
-      dst[k] = S::kBytes1 ? static_cast<uint32_t>(r * D + piece * 16) : static_cast<uint32_t>(sw128_offset(r, piece));
-    }
-  }
-
-  // Block-table lookups for tile i (positions past `last` are zeros, never read).
-  __device__ __forceinline__ Fetched fetch(const AttentionArgs& a, const int32_t* table, int kvh, int i, int last, int tid) const {
-    Fetched f;
-#pragma unroll
-    for (int k = 0; k < kPerThread; ++k) {
-      const int p = i * kTile + row0 + k * kRowsPerPass;
-      f.valid[k] = p <= last;
-      f.off[k] = f.valid[k] ? kv_slot(a, table, kvh, p) * D * kEB + piece * 16 : 0;
-    }
-    if constexpr (kScales) {
-      const int p = i * kTile + tid % kTile;
-      f.scale_valid = tid < 2 * kTile && p <= last;
-      f.scale_slot = f.scale_valid ? kv_slot(a, table, kvh, p) : 0;
-    }
-    return f;
-  }
-
-  // The copies of a fetched tile into a stage; one cp.async group.
-  __device__ __forceinline__ void copy(unsigned char* stage, const AttentionArgs& a, const Fetched& f, int tid) const {
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
-    constexpr int v_at = S::kBytes1 ? S::kRawTileBytes : S::kMatBytes;
-#pragma unroll
-    for (int k = 0; k < kPerThread; ++k) {
-      cp_async_16(stage + dst[k], kc + f.off[k], f.valid[k]);
-      cp_async_16(stage + v_at + dst[k], vc + f.off[k], f.valid[k]);
-    }
-    if constexpr (kScales) {
-      // Threads 0 to kTile - 1 the K scales of the tile's positions, the next kTile the V scales.
-      if (tid < 2 * kTile)
-        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + f.scale_slot,
-                   f.scale_valid);
-    }
-    cp_async_commit();
-  }
-};
-
-// One thread's share of widening a staged one-byte tile into the swizzled f16 layout: pieces of
-// 16 dims (16 bytes in, two 16-byte chunks out), the same offsets every tile.
-template <int D, KvType KV>
-struct WidenPlan {
-  using S = Sm90Smem<D, KV>;
-  static constexpr int kPieces = D / 16;                          // of a raw row
-  static constexpr int kPerThread = 2 * kTile * kPieces / kThreads;  // K's and V's
-  static_assert((2 * kTile * kPieces) % kThreads == 0, "whole pieces per thread");
-  uint32_t raw[kPerThread];   // byte offset in the raw stage
-  uint32_t wide[kPerThread];  // byte offset of the first chunk; the second is at wide ^ 16 (chunk 2q + 1)
-  int scale[kPerThread];      // INT8: index of the row's scale after V (K's kTile, then V's)
-
-  __device__ __forceinline__ WidenPlan(int tid) {
-#pragma unroll
-    for (int k = 0; k < kPerThread; ++k) {
-      const int c = tid + k * kThreads;
-      const int kv = c / (kTile * kPieces);
-      int r = (c / kPieces) % kTile, q = c % kPieces;
-      if constexpr (kPieces == 8) {
-        // D = 128: eight threads (a shared-memory wavefront of 16-byte accesses) take pieces 0-3 of
-        // row r and 4-7 of row r + 1 (or the reverse), so they read 128 distinct bytes and write
-        // into both halves at chunks 2q ^ r, which differ in parity between the rows: no bank
-        // conflicts. One row's eight pieces would write halves 8 KB apart at the same chunks.
-        const int sub = (c >> 2) & 1, swap = (c >> 3) & 1;
-        r = 2 * ((c >> 4) % (kTile / 2)) + sub;
-        q = (c & 3) + 4 * (sub ^ swap);
-      }
-      raw[k] = static_cast<uint32_t>(kv * S::kRawTileBytes + r * D + q * 16);
-      wide[k] = static_cast<uint32_t>(kv * S::kMatBytes + sw128_offset(r, 2 * q));
-      scale[k] = kv * kTile + r;
-    }
-  }
-
-  __device__ __forceinline__ void run(const unsigned char* stage, unsigned char* out) const {
-    const float* scales = reinterpret_cast<const float*>(stage + 2 * S::kRawTileBytes);
-#pragma unroll
-    for (int k = 0; k < kPerThread; ++k) {
-      const uint4 x = *reinterpret_cast<const uint4*>(stage + raw[k]);
-      uint32_t h[8];
-      widen_piece<KV>(x, KV == KvType::kInt8 ? scales[scale[k]] : 1.0f, h);
-      *reinterpret_cast<uint4*>(out + wide[k]) = make_uint4(h[0], h[1], h[2], h[3]);
-      *reinterpret_cast<uint4*>(out + (wide[k] ^ 16u)) = make_uint4(h[4], h[5], h[6], h[7]);
-    }
-  }
 };
 
 // grid: (tile, KV head); kWarps warps, each with up to 16 / group tokens of the tile.
@@ -209,11 +82,11 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   const int first_pos = count > 0 ? a.positions[first] : INT_MAX;
 
   // The first tiles' copies go out before the query rows are read, so their latencies overlap.
-  const StagePlan<D, KV> stage_plan(threadIdx.x);
+  const StagePlan<D, KV, kThreads> stage_plan(threadIdx.x);
   auto stage_at = [&](int k) { return stages + (k % STAGES) * S::kStageBytes; };
   // The tile the tensor cores read for tile k: its widened copy (one-byte caches) or its stage.
   auto operands_at = [&](int k) -> const unsigned char* { return S::kBytes1 ? wide + (k % S::kWideTiles) * S::kTileBytes : stage_at(k); };
-  typename StagePlan<D, KV>::Fetched ahead{};
+  typename StagePlan<D, KV, kThreads>::Fetched ahead{};
   for (int k = 0; k <= S::kAhead; ++k) {
     if (k < tiles_total) stage_plan.copy(stage_at(k), a, stage_plan.fetch(a, table, kvh, k, block_last, threadIdx.x), threadIdx.x);
     else cp_async_commit();
@@ -238,7 +111,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   // proxy before the barrier the wgmma come after. Then tile k + kAhead + 1's copies go out (into
   // the stage tile k - 1 or k held, which every warpgroup is done with: see the loop) and tile
   // k + kAhead + 2's slots are looked up.
-  const WidenPlan<D, KV> widen_plan(threadIdx.x);
+  const WidenPlan<D, KV, kThreads> widen_plan(threadIdx.x);
   auto make_ready = [&](int k) {
     if constexpr (!S::kBytes1) fence_proxy_async_shared();
     __syncthreads();

@@ -136,6 +136,7 @@ class CudaModel : public Backend {
   bool decode_kernel_ = false;   // attention_decode.cu for generated tokens (make_tiles, decode_splits)
   bool prefill_kernel_ = false;  // attention_prefill.cu for prompt rows (make_tiles); batch-invariant: both kernels or neither
   bool prefill_sm90_ = false;    // ... on wgmma (attention_prefill_sm90.cu): sm_90a build on an sm_90 device, head_dim 64 or 128
+  bool prefill_ws_ = false;      // ... warp-specialized (attention_prefill_sm90_ws.cu): GpuOptions::warp_specialized_prefill
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine

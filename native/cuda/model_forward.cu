@@ -203,7 +203,8 @@ void CudaModel::attention(int li) {
     // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel.
     const int n = a.num_tiles;
     a.num_tiles = prefill_tiles_;
-    if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);
+    if (prefill_ws_) launch_prefill_attention_sm90_ws(a, stream_);
+    else if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);
     else launch_prefill_attention(a, stream_);
     a.tiles += prefill_tiles_;
     a.num_tiles = n - prefill_tiles_;
