@@ -229,6 +229,9 @@ uint8_t e4m3(float v) {
 
 int main(int argc, char** argv) {
   const bool rows_only = argc > 1 && std::strcmp(argv[1], "--rows") == 0;
+  // A line at a time even into a file or pipe: a run cut short by a device call's time limit keeps
+  // what it printed (fully buffered, two runs under `timeout 70` came back empty).
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CUBLAS_CHECK(cublasLtCreate(&lt));
   CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
   std::printf("cuBLASLt %zu\n", cublasLtGetVersion());
