@@ -7,7 +7,8 @@
 // toolkit beside nvcc. $TACHYON_CUDA_ARCHS overrides the architectures
 // (default "80;89;90a"); TACHYON_SKIP_CUDA=1 skips the build.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,6 +48,31 @@ const cublas = findCublasLt([process.env.CUBLASLT_ROOT, process.env.CUDA_LIBS_HI
 if (!cublas) skip('cuBLASLt not found; set CUBLASLT_ROOT to a directory with include/cublasLt.h and lib/libcublasLt.so');
 
 const build = join(root, 'build', 'cuda');
+
+// make rebuilds by modification time, and a tree copied without its times (the GPU machine's
+// working-tree copy keeps the older times of files whose build outputs are newer) rebuilt nothing
+// once. So each source's content hash is kept beside the build, and a file whose content changed
+// since the last build is touched before it: make then rebuilds it and whatever includes it.
+const sourcesFile = join(build, 'tachyon-sources.json');
+function sourceHashes() {
+  const hashes = {};
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (/\.(cu|cuh|h|cc|txt)$/.test(entry.name)) hashes[path] = createHash('sha256').update(readFileSync(path)).digest('hex');
+    }
+  };
+  walk(join(root, 'native', 'cuda'));
+  walk(join(root, 'native', 'cpu'));
+  return hashes;
+}
+const hashes = sourceHashes();
+const built = existsSync(sourcesFile) ? JSON.parse(readFileSync(sourcesFile, 'utf8')) : null;
+if (built) {
+  const now = new Date();
+  for (const [path, hash] of Object.entries(hashes)) if (built[path] !== hash) utimesSync(path, now, now);
+}
 const args = [
   '-S', join(root, 'native', 'cuda'), '-B', build, '-DCMAKE_BUILD_TYPE=Release', `-DCMAKE_CUDA_COMPILER=${nvcc}`,
   `-DCUBLASLT_INCLUDE_DIR=${cublas.include}`, `-DCUBLASLT_LIBRARY=${cublas.library}`,
@@ -56,6 +82,8 @@ console.log(`tachyon: building the CUDA backend with ${nvcc} and ${cublas.librar
 try {
   execFileSync(cmake, args, { stdio: 'inherit' });
   execFileSync(cmake, ['--build', build, '-j'], { stdio: 'inherit' });
+  mkdirSync(build, { recursive: true });
+  writeFileSync(sourcesFile, JSON.stringify(hashes));
 } catch {
   console.error('tachyon: the CUDA backend failed to build (see above); the CPU backend still works');
   process.exit(process.env.TACHYON_REQUIRE_CUDA === '1' ? 1 : 0);
