@@ -187,27 +187,6 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   auto needed = [&](int i) { return i * kTile <= wg_last; };
   auto slot_at = [&](int k) { return slots + (k % S::kSlots) * S::kTileBytes; };
 
-  // S = Q K^T of tile k: k-step kc reads dims 16 kc .. 16 kc + 15, 32 bytes into its half's atom rows.
-  auto issue_scores = [&](float (&sc)[NT][4], int k) {
-    const uint32_t kb = smem_address(slot_at(k));
-#pragma unroll
-    for (int kc = 0; kc < KC; ++kc)
-      wgmma_m64k16<kTile, F16, 0>(sc, qf[kc], sw128_desc(kb + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
-    wgmma_commit();
-  };
-  // O += P V of tile k (O has taken its corr): k-step c reads positions 16 c .. 16 c + 15 (two
-  // 8-row atom groups, 1024 bytes apart); the second 64 dims are a half (kHalfBytes) on. Every
-  // warpgroup issues it for every tile the block walks: for a tile past its last row P is zeros and
-  // corr 1, so O keeps its bits (O * 1 + 0 = O), and no wgmma sits in a branch ptxas cannot prove
-  // uniform (it would serialize them all).
-  auto issue_values = [&](int k) {
-    const uint32_t vb = smem_address(slot_at(k)) + S::kMatBytes;
-#pragma unroll
-    for (int c = 0; c < kTile / 16; ++c)
-      wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
-    wgmma_commit();
-  };
-
   // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
   // P V go out together, and tile i's softmax runs while the tensor cores do that P V. Two wgmma
   // groups an iteration, scores first, so waiting for all but one leaves P V running. The scores
@@ -218,50 +197,22 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
     float s[NT][4];
     mbarrier_wait(&full[i % S::kSlots], static_cast<uint32_t>((i / S::kSlots) & 1));
     wgmma_fence();
-    issue_scores(s, i);
-    if (i > 0) issue_values(i - 1);
+    issue_scores<D, F16>(s, qf, smem_address(slot_at(i)));
+    if (i > 0) issue_values<D, KV>(acc, pf, smem_address(slot_at(i - 1)));
     else wgmma_commit();  // (tile -1's P V: none)
     wgmma_wait<1>();  // tile i's scores
     wgmma_fence_operands(s);
     float corr[2] = {1.0f, 1.0f};
-    if (needed(i)) {
-      // Causal mask on the raw scores (only tiles reaching past the warp's first position), then the
-      // online softmax.
-      if (i * kTile + kTile - 1 > first_pos) {
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int q = j * 8 + (lane & 3) * 2 + (e & 1);
-            s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
-          }
-      }
-      online_softmax_tile(s, m, l, scale_log2, corr);
-    }
+    if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
     wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
     wgmma_fence_operands(acc);
     wgmma_fence_operands(pf);
     if (i > 0) mbarrier_arrive(&empty[(i - 1) % S::kSlots]);
-    // Once a row's maximum settles its corr is exactly 1: the warp skips the D / 2 multiplies a
-    // thread when no row of its 16 moved (the same bits: x * 1 = x).
-    if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
-#pragma unroll
-      for (int dn = 0; dn < D / 8; ++dn)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
-    }
-    const bool live = needed(i);
-#pragma unroll
-    for (int c = 0; c < kTile / 16; ++c) {
-      pf[c][0] = live ? pack16<F16>(s[2 * c][0], s[2 * c][1]) : 0u;
-      pf[c][1] = live ? pack16<F16>(s[2 * c][2], s[2 * c][3]) : 0u;
-      pf[c][2] = live ? pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]) : 0u;
-      pf[c][3] = live ? pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]) : 0u;
-    }
+    rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
   }
   if (tiles_total > 0) {
     wgmma_fence();
-    issue_values(tiles_total - 1);
+    issue_values<D, KV>(acc, pf, smem_address(slot_at(tiles_total - 1)));
   }
   wgmma_wait<0>();  // the last tile's P V
   wgmma_fence_operands(acc);
@@ -289,19 +240,9 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 }  // namespace
 
 void launch_prefill_attention_sm90_ws(const AttentionArgs& a, cudaStream_t s) {
-  if (a.num_tiles == 0) return;
-  const float scale_log2 = attention_score_scale_log2(a);
-  if (a.head_dim == 64) {
-    if (a.kv.type == KvType::kBf16) launch<64, KvType::kBf16>(a, scale_log2, s);
-    else if (a.kv.type == KvType::kE4M3) launch<64, KvType::kE4M3>(a, scale_log2, s);
-    else launch<64, KvType::kInt8>(a, scale_log2, s);
-  } else if (a.head_dim == 128) {
-    if (a.kv.type == KvType::kBf16) launch<128, KvType::kBf16>(a, scale_log2, s);
-    else if (a.kv.type == KvType::kE4M3) launch<128, KvType::kE4M3>(a, scale_log2, s);
-    else launch<128, KvType::kInt8>(a, scale_log2, s);
-  } else {
-    fail("prefill attention (sm_90, warp-specialized): head_dim ", a.head_dim, " is not supported (64 or 128)");
-  }
+  launch_by_head_dim_and_cache(a, "prefill attention (sm_90, warp-specialized)", [&](auto d, auto kv, float scale_log2) {
+    launch<decltype(d)::value, decltype(kv)::value>(a, scale_log2, s);
+  });
 }
 
 }  // namespace tachyon

@@ -5,13 +5,18 @@
 // operand of S = Q K^T (n = positions, k = dims) and the MN-major B of O = P V (k = positions,
 // n = dims). One-byte caches land raw (unpadded rows) and are widened into that layout; a bf16
 // cache is copied into it directly. StagePlan and WidenPlan are one thread's share of THREADS
-// staging and widening a tile.
+// staging and widening a tile; the functions after them are a consumer warp's steps on a tile (its
+// 16 of a warpgroup's 64 query rows), which both kernels take in the same order, and the launch
+// by head size and cache type both share.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
+#include "cuda/cuda_check.h"
 #include "cuda/mma.cuh"
+#include "cuda/wgmma.cuh"
 
 namespace tachyon {
 namespace sm90 {
@@ -152,6 +157,85 @@ struct WidenPlan {
     }
   }
 };
+
+// S = Q K^T of the tile at shared address `tile`: k-step kc reads dims 16 kc .. 16 kc + 15, 32
+// bytes into its half's atom rows. One wgmma group.
+template <int D, bool F16>
+__device__ __forceinline__ void issue_scores(float (&s)[kTile / 8][4], const uint32_t (&qf)[D / 16][4], uint32_t tile) {
+#pragma unroll
+  for (int kc = 0; kc < D / 16; ++kc)
+    wgmma_m64k16<kTile, F16, 0>(s, qf[kc], sw128_desc(tile + (kc / 4) * kHalfBytes + (kc % 4) * 32, 16, 8 * kAtomRow), kc > 0);
+  wgmma_commit();
+}
+
+// O += P V of the tile at `tile` (O has taken its corr): k-step c reads positions 16 c .. 16 c + 15
+// (two 8-row atom groups, 1024 bytes apart) of V, a matrix past K; the second 64 dims are a half
+// (kHalfBytes) on. One wgmma group. Every warpgroup issues it for every tile its block walks: for a
+// tile past its last row P is zeros and corr 1, so O keeps its bits (O * 1 + 0 = O), and no wgmma
+// sits in a branch ptxas cannot prove uniform (it would serialize them all).
+template <int D, KvType KV>
+__device__ __forceinline__ void issue_values(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 16][4], uint32_t tile) {
+  constexpr bool F16 = Sm90Tile<D, KV>::kBytes1;
+  const uint32_t vb = tile + Sm90Tile<D, KV>::kMatBytes;
+#pragma unroll
+  for (int c = 0; c < kTile / 16; ++c)
+    wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
+  wgmma_commit();
+}
+
+// Tile i's scores into probabilities: the causal mask on the raw scores (only where the tile reaches
+// past the warp's first position), then the online softmax, which sets corr.
+__device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i, int first_pos, const int (&row_pos)[2], int lane,
+                                                 float (&m)[2], float (&l)[2], float scale_log2, float (&corr)[2]) {
+  if (i * kTile + kTile - 1 > first_pos) {
+#pragma unroll
+    for (int j = 0; j < kTile / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int q = j * 8 + (lane & 3) * 2 + (e & 1);
+        s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
+      }
+  }
+  online_softmax_tile(s, m, l, scale_log2, corr);
+}
+
+// Once the tile before's P V has run: O takes corr, and P becomes the A fragments of the next
+// P V, 16 positions (score tiles 2c, 2c + 1) a k-step; zeros for a tile past the warpgroup's last
+// row (live false). Once a row's maximum settles its corr is exactly 1: the warp skips the D / 2
+// multiplies a thread when no row of its 16 moved (the same bits: x * 1 = x).
+template <int D, bool F16>
+__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
+                                                 const float (&corr)[2], bool live) {
+  if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
+  }
+#pragma unroll
+  for (int c = 0; c < kTile / 16; ++c) {
+    pf[c][0] = live ? pack16<F16>(s[2 * c][0], s[2 * c][1]) : 0u;
+    pf[c][1] = live ? pack16<F16>(s[2 * c][2], s[2 * c][3]) : 0u;
+    pf[c][2] = live ? pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]) : 0u;
+    pf[c][3] = live ? pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]) : 0u;
+  }
+}
+
+// launch(D, KV, scale_log2) for a's head size (64 or 128, as std::integral_constant) and cache type;
+// nothing for a step without prompt rows. `what` names the kernel in the error for another size.
+template <typename Launch>
+void launch_by_head_dim_and_cache(const AttentionArgs& a, const char* what, Launch&& launch) {
+  if (a.num_tiles == 0) return;
+  const float scale_log2 = attention_score_scale_log2(a);
+  auto by_cache = [&](auto d) {
+    if (a.kv.type == KvType::kBf16) launch(d, std::integral_constant<KvType, KvType::kBf16>{}, scale_log2);
+    else if (a.kv.type == KvType::kE4M3) launch(d, std::integral_constant<KvType, KvType::kE4M3>{}, scale_log2);
+    else launch(d, std::integral_constant<KvType, KvType::kInt8>{}, scale_log2);
+  };
+  if (a.head_dim == 64) by_cache(std::integral_constant<int, 64>{});
+  else if (a.head_dim == 128) by_cache(std::integral_constant<int, 128>{});
+  else fail(what, ": head_dim ", a.head_dim, " is not supported (64 or 128)");
+}
 
 }  // namespace sm90
 }  // namespace tachyon
