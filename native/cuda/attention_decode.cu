@@ -120,8 +120,8 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       qb[kc][f] = pack16<F8>(v.x, v.y);
     }
 
-  auto load_tile = [&](int i, int stage) {
-    stage_kv_tile<D, KV>(ring + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32);
+  auto load_tile = [&](int i, int stage, size_t first) {
+    stage_kv_tile_from<D, KV>(ring + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32, first);
   };
 
   // O^T accumulators: rows (dims) lane / 4 (c0, c1) and + 8 (c2, c3), heads 2 (lane % 4) + {0, 1}.
@@ -315,14 +315,30 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
     }
     reset();
   };
+  // The table entry of local tile j's block (where the tile lies in one block), and the slot of its
+  // first position from it. The loop loads a tile's entry an iteration before its copies go out, so
+  // the copies never wait on that load (it stalled the warp on every tile).
+  auto entry_of = [&](int j) -> int32_t {
+    return j < local_total && kv_tile_in_one_block<kTile>(a, tile_of(j), pos) ? table[kv_block_index(a, tile_of(j) * kTile)] : 0;
+  };
+  auto first_slot = [&](int j, int32_t entry) -> size_t {
+    return kv_tile_in_one_block<kTile>(a, tile_of(j), pos) ? kv_slot_of_entry(a, entry, kvh, tile_of(j) * kTile) : 0;
+  };
   // A ring of STAGES tiles, one commit group per tile (empty past the end) so the wait count is fixed.
+  // The first tiles' entries are all loaded before the first copy (a load cannot move above a copy's asm).
+  int32_t entries[STAGES];
+#pragma unroll
+  for (int k = 0; k < STAGES; ++k) entries[k] = entry_of(k);
+#pragma unroll
   for (int k = 0; k < STAGES - 1; ++k) {
-    if (k < local_total) load_tile(tile_of(k), k);
+    if (k < local_total) load_tile(tile_of(k), k, first_slot(k, entries[k]));
     else cp_async_commit();
   }
+  int32_t next_entry = entries[STAGES - 1];
   for (int j = 0; j < local_total; ++j) {
-    if (j + STAGES - 1 < local_total) load_tile(tile_of(j + STAGES - 1), (j + STAGES - 1) % STAGES);
+    if (j + STAGES - 1 < local_total) load_tile(tile_of(j + STAGES - 1), (j + STAGES - 1) % STAGES, first_slot(j + STAGES - 1, next_entry));
     else cp_async_commit();
+    next_entry = entry_of(j + STAGES);
     cp_async_wait<STAGES - 1>();
     __syncwarp();
     unsigned char* ks = ring + (j % STAGES) * S::kStageBytes;

@@ -193,46 +193,67 @@ __device__ __forceinline__ int kv_block_index(const AttentionArgs& a, int p) {
   return static_cast<int>((__umulhi(n, a.block_mul) + n) >> a.block_shift);
 }
 
-// The cache slot (block, KV head, offset) of position p of a sequence with block table `table`.
-__device__ __forceinline__ size_t kv_slot(const AttentionArgs& a, const int32_t* table, int kvh, int p) {
+// The cache slot (block, KV head, offset) of position p, from `entry`, the table's entry for p's
+// block. Kernels that walk tiles load the entry a tile before its copies need it: the multiply-adds
+// that consume a load stall the warp until it lands, and the copies wait behind them.
+__device__ __forceinline__ size_t kv_slot_of_entry(const AttentionArgs& a, int32_t entry, int kvh, int p) {
   const int b = kv_block_index(a, p);
-  return (static_cast<size_t>(table[b]) * a.kv_heads + kvh) * a.block_size + (p - b * a.block_size);
+  return (static_cast<size_t>(entry) * a.kv_heads + kvh) * a.block_size + (p - b * a.block_size);
+}
+
+// The cache slot of position p of a sequence with block table `table`.
+__device__ __forceinline__ size_t kv_slot(const AttentionArgs& a, const int32_t* table, int kvh, int p) {
+  return kv_slot_of_entry(a, table[kv_block_index(a, p)], kvh, p);
+}
+
+// Whether tile i (positions i * TILE ...) lies in one cache block (the block size a multiple of
+// TILE, as the default 16 is for the decode kernels' tiles), so its rows' slots follow each other
+// from the tile's first: one table lookup a tile instead of one a 16-byte piece.
+template <int TILE>
+__device__ __forceinline__ bool kv_tile_in_one_block(const AttentionArgs& a, int i, int last) {
+  static_assert((TILE & (TILE - 1)) == 0, "TILE a power of two");
+  return (a.block_size & (TILE - 1)) == 0 && i * TILE <= last;
 }
 
 // Stages K/V tile i (positions i * TILE ...) of KV head kvh: rows row_bytes apart, V tile_bytes after
 // K; an INT8 cache's TILE K then TILE V scales right after V (n >= 2 * TILE). Threads tid of n issue
-// the copies; rows past position last are zeros, never garbage. One cp.async group.
+// the copies; rows past position last are zeros, never garbage. One cp.async group. `first` is the
+// slot of the tile's first position where kv_tile_in_one_block() (its rows' slots follow it, no
+// lookups here); elsewhere each row's slot is looked up.
 template <int D, KvType KV, int TILE = kAttnTile>
-__device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
-                                              const int32_t* table, int kvh, int i, int last, int tid, int n) {
+__device__ __forceinline__ void stage_kv_tile_from(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
+                                                   const int32_t* table, int kvh, int i, int last, int tid, int n, size_t first) {
   constexpr int EB = KV == KvType::kBf16 ? 2 : 1;  // bytes per cached element
   constexpr int chunks = D * EB / 16;              // 16-byte pieces per row
   unsigned char* vs = ks + tile_bytes;
   const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
   const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
-  auto slot = [&](int p) { return kv_slot(a, table, kvh, p); };
-  // Where the block size is a multiple of TILE (the default 16 is, for the decode kernels' tiles),
-  // a tile lies in one cache block and its rows' slots follow each other: one table lookup a tile
-  // instead of one a 16-byte piece (the lookups' dependent multiply-adds led the decode kernel's stalls).
-  static_assert((TILE & (TILE - 1)) == 0, "TILE a power of two");
-  const bool one_block = (a.block_size & (TILE - 1)) == 0 && i * TILE <= last;
-  const size_t first = one_block ? slot(i * TILE) : 0;
+  const bool one_block = kv_tile_in_one_block<TILE>(a, i, last);
+  auto slot = [&](int r) { return one_block ? first + r : kv_slot(a, table, kvh, i * TILE + r); };
   for (int c = tid; c < TILE * chunks; c += n) {
-    const int r = static_cast<unsigned>(c) / chunks, b = (static_cast<unsigned>(c) % chunks) * 16, p = i * TILE + r;
-    const bool valid = p <= last;
-    const size_t off = valid ? (one_block ? first + r : slot(p)) * D * EB + b : 0;
+    const int r = static_cast<unsigned>(c) / chunks, b = (static_cast<unsigned>(c) % chunks) * 16;
+    const bool valid = i * TILE + r <= last;
+    const size_t off = valid ? slot(r) * D * EB + b : 0;
     cp_async_16(ks + r * row_bytes + b, kc + off, valid);
     cp_async_16(vs + r * row_bytes + b, vc + off, valid);
   }
   if constexpr (KV == KvType::kInt8) {
     // Threads 0 to TILE - 1 the K scales of the tile's positions, the next TILE the V scales.
     if (tid < 2 * TILE) {
-      const int p = i * TILE + tid % TILE;
-      const bool valid = p <= last;
-      cp_async_4(vs + tile_bytes + tid * 4, (tid < TILE ? a.kv.k_scales : a.kv.v_scales) + (valid ? slot(p) : 0), valid);
+      const int r = tid % TILE;
+      const bool valid = i * TILE + r <= last;
+      cp_async_4(vs + tile_bytes + tid * 4, (tid < TILE ? a.kv.k_scales : a.kv.v_scales) + (valid ? slot(r) : 0), valid);
     }
   }
   cp_async_commit();
+}
+
+// The same, looking the tile's first slot up here (the copies wait on that load).
+template <int D, KvType KV, int TILE = kAttnTile>
+__device__ __forceinline__ void stage_kv_tile(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
+                                              const int32_t* table, int kvh, int i, int last, int tid, int n) {
+  const size_t first = kv_tile_in_one_block<TILE>(a, i, last) ? kv_slot(a, table, kvh, i * TILE) : 0;
+  stage_kv_tile_from<D, KV, TILE>(ks, row_bytes, tile_bytes, a, table, kvh, i, last, tid, n, first);
 }
 
 }  // namespace tachyon

@@ -86,12 +86,18 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
   auto stage_at = [&](int k) { return stages + (k % STAGES) * S::kStageBytes; };
   // The tile the tensor cores read for tile k: its widened copy (one-byte caches) or its stage.
   auto operands_at = [&](int k) -> const unsigned char* { return S::kBytes1 ? wide + (k % S::kWideTiles) * S::kTileBytes : stage_at(k); };
-  typename StagePlan<D, KV, kThreads>::Fetched ahead{};
+  // All their table entries are loaded before the first copy: a load after a copy's asm could not
+  // be moved above it, so each tile's lookup would wait for the one before to land.
+  typename StagePlan<D, KV, kThreads>::Fetched fetched[S::kAhead + 2] = {};
+#pragma unroll
+  for (int k = 0; k < S::kAhead + 2; ++k)
+    if (k < tiles_total) fetched[k] = stage_plan.fetch(a, table, k, block_last, threadIdx.x);
+#pragma unroll
   for (int k = 0; k <= S::kAhead; ++k) {
-    if (k < tiles_total) stage_plan.copy(stage_at(k), a, stage_plan.fetch(a, table, kvh, k, block_last, threadIdx.x), threadIdx.x);
+    if (k < tiles_total) stage_plan.copy(stage_at(k), a, fetched[k], kvh, threadIdx.x);
     else cp_async_commit();
   }
-  if (S::kAhead + 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, S::kAhead + 1, block_last, threadIdx.x);
+  typename StagePlan<D, KV, kThreads>::Fetched ahead = fetched[S::kAhead + 1];
 
   int row_pos[2];
   uint32_t qf[KC][4];
@@ -122,8 +128,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     }
     const int next = k + S::kAhead + 1;
     if (next < tiles_total) {
-      stage_plan.copy(stage_at(next), a, ahead, threadIdx.x);
-      if (next + 1 < tiles_total) ahead = stage_plan.fetch(a, table, kvh, next + 1, block_last, threadIdx.x);
+      stage_plan.copy(stage_at(next), a, ahead, kvh, threadIdx.x);
+      if (next + 1 < tiles_total) ahead = stage_plan.fetch(a, table, next + 1, block_last, threadIdx.x);
     } else {
       cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
     }

@@ -81,18 +81,18 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, const int3
     const WidenPlan<D, KV, kProducerThreads> widen(ptid);
     auto raw_at = [&](int k) { return raw + (k % S::kRawStages) * S::kRawStageBytes; };
     for (int k = 0; k < A; ++k) {
-      if (k < tiles_total) plan.copy(raw_at(k), a, plan.fetch(a, table, kvh, k, block_last, ptid), ptid);
+      if (k < tiles_total) plan.copy(raw_at(k), a, plan.fetch(a, table, k, block_last, ptid), kvh, ptid);
       else cp_async_commit();
     }
-    if (A < tiles_total) ahead = plan.fetch(a, table, kvh, A, block_last, ptid);
+    if (A < tiles_total) ahead = plan.fetch(a, table, A, block_last, ptid);
     for (int k = 0; k < tiles_total; ++k) {
       cp_async_wait<A - 1>();  // this thread's copies of tile k (tiles 0 .. k + A - 1 were committed)
       // Every producer thread's copies of tile k landed, and every one is done widening tile k - 1,
       // whose stage tile k + A's copies take now.
       named_barrier_sync<1, kProducerThreads>();
       if (k + A < tiles_total) {
-        plan.copy(raw_at(k + A), a, ahead, ptid);
-        if (k + A + 1 < tiles_total) ahead = plan.fetch(a, table, kvh, k + A + 1, block_last, ptid);
+        plan.copy(raw_at(k + A), a, ahead, kvh, ptid);
+        if (k + A + 1 < tiles_total) ahead = plan.fetch(a, table, k + A + 1, block_last, ptid);
       } else {
         cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
       }
@@ -104,17 +104,17 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, const int3
   } else {
     auto copy_into_slot = [&](int k, const typename StagePlan<D, KV, kProducerThreads>::Fetched& f) {
       mbarrier_wait(&empty[k % S::kSlots], empty_parity(k));
-      plan.copy(slot_at(k), a, f, ptid);
+      plan.copy(slot_at(k), a, f, kvh, ptid);
     };
     for (int k = 0; k < A; ++k) {
-      if (k < tiles_total) copy_into_slot(k, plan.fetch(a, table, kvh, k, block_last, ptid));
+      if (k < tiles_total) copy_into_slot(k, plan.fetch(a, table, k, block_last, ptid));
       else cp_async_commit();
     }
-    if (A < tiles_total) ahead = plan.fetch(a, table, kvh, A, block_last, ptid);
+    if (A < tiles_total) ahead = plan.fetch(a, table, A, block_last, ptid);
     for (int k = 0; k < tiles_total; ++k) {
       if (k + A < tiles_total) {
         copy_into_slot(k + A, ahead);
-        if (k + A + 1 < tiles_total) ahead = plan.fetch(a, table, kvh, k + A + 1, block_last, ptid);
+        if (k + A + 1 < tiles_total) ahead = plan.fetch(a, table, k + A + 1, block_last, ptid);
       } else {
         cp_async_commit();
       }

@@ -55,10 +55,13 @@ struct StagePlan {
   static constexpr bool kScales = KV == KvType::kInt8;      // threads below 2 kTile also copy a scale
   static_assert(!kScales || THREADS >= 2 * kTile, "a thread for each of a tile's K and V scales");
 
+  // A tile's block-table entries, loaded a tile before its copies go out: the slot arithmetic on
+  // them waits until copy(), so no thread stalls on the loads.
   struct Fetched {
-    size_t off[kPerThread];  // byte offset of the piece in the K (and V) cache
+    int tile;
+    int32_t entry[kPerThread];  // table entry of each of this thread's rows' blocks
     bool valid[kPerThread];
-    size_t scale_slot;       // INT8: slot of this thread's scale
+    int32_t scale_entry;        // INT8: that of this thread's scale's position
     bool scale_valid;
   };
 
@@ -76,37 +79,41 @@ struct StagePlan {
   }
 
   // Block-table lookups for tile i (positions past `last` are zeros, never read).
-  __device__ __forceinline__ Fetched fetch(const AttentionArgs& a, const int32_t* table, int kvh, int i, int last, int tid) const {
+  __device__ __forceinline__ Fetched fetch(const AttentionArgs& a, const int32_t* table, int i, int last, int tid) const {
     Fetched f;
+    f.tile = i;
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
       const int p = i * kTile + row0 + k * kRowsPerPass;
       f.valid[k] = p <= last;
-      f.off[k] = f.valid[k] ? kv_slot(a, table, kvh, p) * D * kEB + piece * 16 : 0;
+      f.entry[k] = f.valid[k] ? table[kv_block_index(a, p)] : 0;
     }
     if constexpr (kScales) {
       const int p = i * kTile + tid % kTile;
       f.scale_valid = tid < 2 * kTile && p <= last;
-      f.scale_slot = f.scale_valid ? kv_slot(a, table, kvh, p) : 0;
+      f.scale_entry = f.scale_valid ? table[kv_block_index(a, p)] : 0;
     }
     return f;
   }
 
   // The copies of a fetched tile into a stage; one cp.async group.
-  __device__ __forceinline__ void copy(unsigned char* stage, const AttentionArgs& a, const Fetched& f, int tid) const {
+  __device__ __forceinline__ void copy(unsigned char* stage, const AttentionArgs& a, const Fetched& f, int kvh, int tid) const {
     const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
     const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
     constexpr int v_at = S::kBytes1 ? S::kRawTileBytes : S::kMatBytes;
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
-      cp_async_16(stage + dst[k], kc + f.off[k], f.valid[k]);
-      cp_async_16(stage + v_at + dst[k], vc + f.off[k], f.valid[k]);
+      const int p = f.tile * kTile + row0 + k * kRowsPerPass;
+      const size_t off = f.valid[k] ? kv_slot_of_entry(a, f.entry[k], kvh, p) * D * kEB + piece * 16 : 0;
+      cp_async_16(stage + dst[k], kc + off, f.valid[k]);
+      cp_async_16(stage + v_at + dst[k], vc + off, f.valid[k]);
     }
     if constexpr (kScales) {
       // Threads 0 to kTile - 1 the K scales of the tile's positions, the next kTile the V scales.
-      if (tid < 2 * kTile)
-        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + f.scale_slot,
-                   f.scale_valid);
+      if (tid < 2 * kTile) {
+        const size_t slot = f.scale_valid ? kv_slot_of_entry(a, f.scale_entry, kvh, f.tile * kTile + tid % kTile) : 0;
+        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, f.scale_valid);
+      }
     }
     cp_async_commit();
   }
