@@ -165,14 +165,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     wgmma_fence_operands(pf);
     rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
   }
-  if (tiles_total > 0) {
-    wgmma_fence();
-    issue_values<D, KV>(acc, pf, smem_address(operands_at(tiles_total - 1)));
-  }
-  wgmma_wait<0>();  // the last tile's P V
-  wgmma_fence_operands(acc);
-  if (count == 0) return;
-  store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
+  finish_rows<D, KV>(acc, pf, l, tiles_total, smem_address(operands_at(tiles_total - 1)), a, first, count, group, kvh, lane);
 }
 
 template <int D, KvType KV>

@@ -228,6 +228,21 @@ __device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_
   }
 }
 
+// After the tile loop: the last tile's P V (at shared address `last`; none without tiles), then the
+// warp's rows of O into a.out (store_prefill_rows).
+template <int D, KvType KV>
+__device__ __forceinline__ void finish_rows(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 16][4], float (&l)[2], int tiles_total,
+                                            uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
+  if (tiles_total > 0) {
+    wgmma_fence();
+    issue_values<D, KV>(acc, pf, last);
+  }
+  wgmma_wait<0>();  // the last tile's P V
+  wgmma_fence_operands(acc);
+  if (count == 0) return;
+  store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
+}
+
 // launch(D, KV, scale_log2) for a's head size (64 or 128, as std::integral_constant) and cache type;
 // nothing for a step without prompt rows. `what` names the kernel in the error for another size.
 template <typename Launch>
