@@ -120,8 +120,14 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       qb[kc][f] = pack16<F8>(v.x, v.y);
     }
 
+  // Every tile but a context's last lies whole in one cache block (at the default block size): its
+  // copies are a base address and constants apart.
   auto load_tile = [&](int i, int stage, size_t first) {
-    stage_kv_tile_from<D, KV>(ring + stage * S::kStageBytes, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32, first);
+    unsigned char* ks = ring + stage * S::kStageBytes;
+    if (i * kTile + kTile - 1 <= pos && kv_tile_in_one_block<kTile>(a, i, pos))
+      stage_whole_kv_tile<D, KV>(ks, S::kRowBytes, S::kTileBytes, a, lane, first);
+    else
+      stage_kv_tile_from<D, KV>(ks, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32, first);
   };
 
   // O^T accumulators: rows (dims) lane / 4 (c0, c1) and + 8 (c2, c3), heads 2 (lane % 4) + {0, 1}.
@@ -335,13 +341,18 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
     else cp_async_commit();
   }
   int32_t next_entry = entries[STAGES - 1];
+  // The ring stages tile j and tile j + STAGES - 1 take, counted round rather than as remainders.
+  int read_stage = 0, load_stage = STAGES - 1;
+  auto advance = [](int& stage) { stage = stage + 1 == STAGES ? 0 : stage + 1; };
   for (int j = 0; j < local_total; ++j) {
-    if (j + STAGES - 1 < local_total) load_tile(tile_of(j + STAGES - 1), (j + STAGES - 1) % STAGES, first_slot(j + STAGES - 1, next_entry));
+    if (j + STAGES - 1 < local_total) load_tile(tile_of(j + STAGES - 1), load_stage, first_slot(j + STAGES - 1, next_entry));
     else cp_async_commit();
+    advance(load_stage);
     next_entry = entry_of(j + STAGES);
     cp_async_wait<STAGES - 1>();
     __syncwarp();
-    unsigned char* ks = ring + (j % STAGES) * S::kStageBytes;
+    unsigned char* ks = ring + read_stage * S::kStageBytes;
+    advance(read_stage);
     attend(tile_of(j), ks, ks + S::kTileBytes);
     __syncwarp();  // the stage is read before the next load overwrites it (or this warp's state does)
     if ((j + 1) % kSplitTiles == 0 || j + 1 == local_total) end_round(j / kSplitTiles, ks);
