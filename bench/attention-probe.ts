@@ -5,7 +5,9 @@
 // of --decode-context prompt tokens decoding (default 256 x 832: one warp a (token, KV head), as
 // at the long rows' 461-866 sequences; 14 GB of cache). It prints how many attention launches each
 // phase made, so a profiler can skip to a pure decode step (bench/profile-kernels.sh does).
-//   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N]
+// --decode-output N (default 32) past the prompts' admission (about decode-seqs x decode-context / 8,192 steps) keeps
+// all of them decoding together, as at 2048/2048's steady state (192 x 3000, output 160).
+//   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N --decode-output N]
 //     [--warp-specialized-prefill]  (prompt rows on attention_prefill_sm90_ws.cu)
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     'warp-specialized-prefill': { type: 'boolean' },
     'decode-seqs': { type: 'string', default: '256' },
     'decode-context': { type: 'string', default: '832' },
+    'decode-output': { type: 'string', default: '32' },
     shape: { type: 'string', default: 'llama-3-8b' },
     'prefill-len': { type: 'string', default: '2048' },
   },
@@ -35,7 +38,7 @@ const heads = n('num_attention_heads', 'n_head'), hidden = n('hidden_size', 'n_e
 const kvBytesPerToken = 2 * n('num_hidden_layers', 'n_layer') * n('num_key_value_heads', 'num_attention_heads', 'n_head') * (hidden / heads);
 const decodeSeqs = Number(values['decode-seqs']);
 const decodeContext = Number(values['decode-context']);
-const decodeOutput = 32;
+const decodeOutput = Number(values['decode-output']);
 const rt = await Runtime.load({
   dummy: { config: values.shape!, seed: 1 },
   device: 'cuda',
