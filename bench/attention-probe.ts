@@ -9,6 +9,9 @@
 // all of them decoding together, as at 2048/2048's steady state (192 x 3000, output 160).
 //   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N --decode-output N]
 //     [--warp-specialized-prefill]  (prompt rows on attention_prefill_sm90_ws.cu)
+//     [--decode-warps N]  (the decode kernel's warps a block forced: CudaKnobs.decodeWarps)
+//     [--max-num-seqs N]  (default --decode-seqs; the CUDA graphs' buckets stop there, so 512 replays
+//                          a 461-sequence step as the benchmark's 2048/2048 does, where 461 runs it eager)
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -23,6 +26,8 @@ const { values } = parseArgs({
     profile: { type: 'boolean' },
     'no-cuda-graphs': { type: 'boolean' },
     'warp-specialized-prefill': { type: 'boolean' },
+    'decode-warps': { type: 'string' },
+    'max-num-seqs': { type: 'string' },
     'decode-seqs': { type: 'string', default: '256' },
     'decode-context': { type: 'string', default: '832' },
     'decode-output': { type: 'string', default: '32' },
@@ -46,9 +51,14 @@ const rt = await Runtime.load({
   kvCacheDtype: 'fp8',
   // Llama-3-8B: 64 KB a token (32 layers x 8 KV heads x 128 dims x K and V, one byte each); and 1 GB spare.
   kvCacheBytes: decodeSeqs * (decodeContext + decodeOutput + 16) * kvBytesPerToken + 2 ** 30,
-  maxNumSeqs: decodeSeqs,
+  maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : decodeSeqs,
   maxNumTokens: 8192,
-  cuda: { profile: values.profile, cudaGraphs: !values['no-cuda-graphs'], warpSpecializedPrefill: values['warp-specialized-prefill'] },
+  cuda: {
+    profile: values.profile,
+    cudaGraphs: !values['no-cuda-graphs'],
+    warpSpecializedPrefill: values['warp-specialized-prefill'],
+    decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
+  },
 });
 let seed = 5;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % rt.info.vocabSize);

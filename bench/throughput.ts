@@ -62,6 +62,7 @@ const WORKLOADS: Workload[] = [
 // --kv-cache-dtype: fp8 by default, as TensorRT-LLM's published FP8 rows run; auto = bf16.
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
+// --decode-warps N: the decode kernel's warps a block forced (CudaKnobs.decodeWarps; default chosen per step).
 const { values } = parseArgs({
   options: {
     only: { type: 'string' },
@@ -72,6 +73,7 @@ const { values } = parseArgs({
     'kv-cache-dtype': { type: 'string', default: 'fp8' },
     'max-num-seqs': { type: 'string' },
     'no-async-scheduling': { type: 'boolean' },
+    'decode-warps': { type: 'string' },
   },
 });
 const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8' | 'int8';
@@ -88,7 +90,12 @@ async function run(w: Workload) {
     maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : w.maxSeqs,
     maxNumTokens: 8192,
     kvCacheDtype,
-    cuda: { batchInvariant: values['no-batch-invariant'] ? false : undefined, profile: values.profile, warpSpecializedPrefill: values['warp-specialized-prefill'] },
+    cuda: {
+      batchInvariant: values['no-batch-invariant'] ? false : undefined,
+      profile: values.profile,
+      warpSpecializedPrefill: values['warp-specialized-prefill'],
+      decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
+    },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);
   const queued = w.fillPool ? Math.min(w.requests, rt.info.maxNumSeqs, Math.floor(rt.info.numBlocks / blocksPerSeq)) : w.requests;

@@ -405,10 +405,20 @@ int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_by
   return w;
 }
 
+// A forced count (GpuOptions::decode_warps), halved until a block's rings fit this device.
+int forced_decode_warps(int forced, int warp_bytes, int max_warps) {
+  int w = std::min(forced, max_warps);
+  while (w > 1 && w * warp_bytes + kStateStageBytes > shared_memory_limits().per_block) w /= 2;
+  return w;
+}
+
 template <int D, KvType KV>
-void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s) {
+void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s, int forced) {
   constexpr int kMax = max_decode_warps<D, KV>();
-  switch (decode_warps(a, sm_count, decode_warps_per_sm(D), DecodeSmem<D, KV>::kWarpBytes, kMax)) {
+  constexpr int kWarpBytes = DecodeSmem<D, KV>::kWarpBytes;
+  const int warps = forced > 0 ? forced_decode_warps(forced, kWarpBytes, kMax)
+                               : decode_warps(a, sm_count, decode_warps_per_sm(D), kWarpBytes, kMax);
+  switch (warps) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;
     // decode_warps() stays within kMax; the fail()s say so should that change.
@@ -426,7 +436,7 @@ bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv)
          head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && (head_dim <= 128 || head_dim == 256);
 }
 
-void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s) {
+void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, int warps) {
   if (a.num_tiles == 0) return;
   if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
@@ -434,10 +444,10 @@ void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t 
   with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (a.kv.type == KvType::kBf16) {
-      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s);
+      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s, warps);
     } else if constexpr (D % 32 == 0) {
-      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s);
-      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s);
+      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s, warps);
+      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s, warps);
     }
   });
 }

@@ -248,6 +248,29 @@ describe(`CUDA attention (KV cache ${kvCacheDtype}, ${fastAttention ? 'decode ke
   });
 });
 
+// CudaKnobs.decodeWarps forces the decode kernel's warps a (token, KV head) block, for measuring the
+// staircase of bench/RESULTS.md (tenth session). Each 64-position split starts a fresh state and the
+// splits fold left to right whichever warp ran them, so every count gives the bits of the one chosen.
+describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (default model, KV fp8)', { skip }, () => {
+  test('a decode token gets the same logits with 1, 2, 4, 8 or 16 warps a block as with the count chosen for its step', async () => {
+    // 300 prompt positions: the decode token at 300 attends over five 64-position splits.
+    const prompt = Array.from({ length: 300 }, (_, i) => 3 + ((i * 37) % 390));
+    const logitsWith = async (decodeWarps?: number) => {
+      const rt = await gpu(DEFAULT_MODEL_DIR, { kvCacheDtype: 'fp8', cuda: { batchInvariant: true, decodeWarps } });
+      try {
+        const blocks = blockRange(0, 20);
+        await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks }]));
+        const r = await rt.step(makeBatch([{ tokens: [77], start: 300, blocks }], true));
+        return Array.from(r.logits!.subarray(0, rt.info.vocabSize));
+      } finally {
+        await rt.close();
+      }
+    };
+    const chosen = await logitsWith(undefined);
+    for (const w of [1, 2, 4, 8, 16]) assert.deepEqual(await logitsWith(w), chosen, `${w} warps a block`);
+  });
+});
+
 for (const kvCacheDtype of ['auto', 'fp8'] as const)
 describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype})`, { skip }, () => {
   test('logits match the batched kernels: one and three decode tokens, a 4-token chunk, contexts over several attention ranges', async () => {
