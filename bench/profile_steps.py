@@ -8,6 +8,12 @@ each op's median in microseconds, largest first, with its share of the layer.
 
   node dist/bench/throughput.js --only "llama-3-8b fp8 batch 1" --profile 2> steps.log
   python3 bench/profile_steps.py steps.log
+
+--by-seqs OP prints instead, for decode-only steps, one line per sequence count: the step's
+forward and OP's median (e.g. attn: the decode kernel's staircase over a probe's tail, run once
+per --decode-warps value to compare).
+
+  python3 bench/profile_steps.py --by-seqs attn probe.err
 """
 import re
 import statistics
@@ -36,8 +42,29 @@ def groups(lines):
     return out
 
 
+def by_seqs(lines, op):
+    rows = {}
+    for line in lines:
+        m = LINE.search(line)
+        if not m or int(m[1]) != int(m[2]):
+            continue
+        times = [int(us) for name, us in OP.findall(m[4]) if name == op]
+        if times:
+            rows.setdefault(int(m[2]), ([], []))
+            rows[int(m[2])][0].append(float(m[3]))
+            rows[int(m[2])][1].append(times[0])
+    print(f'sequences  steps  forward ms  {op} us')
+    for seqs, (forward, us) in sorted(rows.items()):
+        print(f'{seqs:9d}  {len(forward):5d}  {statistics.median(forward):10.2f}  {statistics.median(us):6.0f}')
+
+
 def main():
-    lines = open(sys.argv[1]) if len(sys.argv) > 1 else sys.stdin
+    args = sys.argv[1:]
+    if args[:1] == ['--by-seqs']:
+        op, rest = args[1], args[2:]
+        by_seqs(open(rest[0]) if rest else sys.stdin, op)
+        return
+    lines = open(args[0]) if args else sys.stdin
     for (kind, bucket), g in sorted(groups(lines).items()):
         medians = {name: statistics.median(v) for name, v in g['ops'].items()}
         layer = sum(medians.values())
