@@ -23,7 +23,8 @@
 // Weight copies carry an evict-first L2 policy: each weight byte is read once a step, by one block,
 // and under the default policy the stream of them (218 MB a Llama-3-8B layer) pushed out of the
 // 50 MB L2 what the small kernels between projections read and write (the residual, the norm
-// weights, the activations, the KV rows): H200, batch 1, 3.17 -> 2.96 ms a token.
+// weights, the activations, the KV rows): H200, batch 1, 3.17 -> 2.96 and 3.07 -> 2.95 ms a token
+// (two machines, bench/RESULTS.md, tenth session).
 #include <cuda_bf16.h>
 
 #include <cstdint>
