@@ -50,9 +50,9 @@ def by_seqs(lines, op):
             continue
         times = [int(us) for name, us in OP.findall(m[4]) if name == op]
         if times:
-            rows.setdefault(int(m[2]), ([], []))
-            rows[int(m[2])][0].append(float(m[3]))
-            rows[int(m[2])][1].append(times[0])
+            forward, us = rows.setdefault(int(m[2]), ([], []))
+            forward.append(float(m[3]))
+            us.append(times[0])
     print(f'sequences  steps  forward ms  {op} us')
     for seqs, (forward, us) in sorted(rows.items()):
         print(f'{seqs:9d}  {len(forward):5d}  {statistics.median(forward):10.2f}  {statistics.median(us):6.0f}')

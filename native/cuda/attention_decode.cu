@@ -58,11 +58,13 @@ constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
 constexpr int kMaxDecodeWarps = 16;
 constexpr int kHopperSmemPerBlock = 227 * 1024;
 constexpr int kStateStageBytes = kMaxDecodeWarps * 4;  // state_stage[], static shared memory
+// A block's shared memory: its warps' rings and state_stage[].
+constexpr int decode_block_bytes(int warps, int warp_bytes) { return warps * warp_bytes + kStateStageBytes; }
 template <int D, KvType KV>
 constexpr int max_decode_warps() {
   int w = 1;
   while (w * 2 <= kMaxDecodeWarps && w * 2 <= decode_warps_per_sm(D) &&
-         w * 2 * DecodeSmem<D, KV>::kWarpBytes + kStateStageBytes <= kHopperSmemPerBlock)
+         decode_block_bytes(w * 2, DecodeSmem<D, KV>::kWarpBytes) <= kHopperSmemPerBlock)
     w *= 2;
   return w;
 }
@@ -394,7 +396,7 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 // one wave; and no more than a block's shared memory holds on this device.
 int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps) {
   const SharedMemoryLimits& smem = shared_memory_limits();
-  auto block_bytes = [&](int w) { return w * warp_bytes + kStateStageBytes; };
+  auto block_bytes = [&](int w) { return decode_block_bytes(w, warp_bytes); };
   auto resident_warps = [&](int w) {  // warps of w-warp blocks all SMs hold at once
     const int per_sm = std::min(sm_warps / w, smem.per_sm / (block_bytes(w) + 1024));
     return static_cast<long>(sm_count) * per_sm * w;
@@ -408,7 +410,7 @@ int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_by
 // A forced count (GpuOptions::decode_warps), halved until a block's rings fit this device.
 int forced_decode_warps(int forced, int warp_bytes, int max_warps) {
   int w = std::min(forced, max_warps);
-  while (w > 1 && w * warp_bytes + kStateStageBytes > shared_memory_limits().per_block) w /= 2;
+  while (w > 1 && decode_block_bytes(w, warp_bytes) > shared_memory_limits().per_block) w /= 2;
   return w;
 }
 
