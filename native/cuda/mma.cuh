@@ -60,19 +60,6 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool val
                "r"(valid ? 16 : 0));
 }
 
-// The same with an L2 cache policy (createpolicy's 64-bit descriptor).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid, uint64_t policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0), "l"(policy));
-}
-
-// An L2 policy under which the lines an access brings in are the first to go.
-__device__ __forceinline__ uint64_t l2_evict_first() {
-  uint64_t p;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
-  return p;
-}
-
 // 4 bytes global -> shared (through L1); zeros when !valid.
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(valid ? 4 : 0));
