@@ -86,7 +86,9 @@ const SharedMemoryLimits& shared_memory_limits() {
   return limits;
 }
 
-// grid: (decode token, KV head); WARPS warps.
+// grid: (KV head, decode token); WARPS warps. KV heads vary fastest, so the blocks go out a token
+// at a time: a graph replay's padding rows (position 0, one tile) come last, after every real
+// token's blocks, rather than between each KV head's, where they left SMs with uneven work.
 template <int D, KvType KV, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
   using S = DecodeSmem<D, KV>;
@@ -99,8 +101,8 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   unsigned char* ring = smem + warp * S::kWarpBytes;
-  const int kvh = blockIdx.y;
-  const int t = a.tiles[blockIdx.x].x;
+  const int kvh = blockIdx.x;
+  const int t = a.tiles[blockIdx.y].x;
   const int group = a.heads / a.kv_heads;
   const int pos = a.positions[t];
   const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
@@ -386,24 +388,38 @@ template <int D, KvType KV, int WARPS>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
   constexpr size_t shared = static_cast<size_t>(WARPS) * DecodeSmem<D, KV>::kWarpBytes;
   allow_dynamic_shared<decode_attention_kernel<D, KV, WARPS>>(shared);
-  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles, a.kv_heads), 32 * WARPS,
+  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.kv_heads, a.num_tiles), 32 * WARPS,
              shared, s, a, scale_log2);
 }
 
-// Warps a block: as many as keep the step's blocks within what the SMs hold at once (whole blocks:
-// by registers, decode_warps_per_sm(), or fewer where the rings' shared memory runs out first, with
-// the 1 KB the hardware reserves a block), so a step of few long sequences still fills the SMs in
-// one wave; and no more than a block's shared memory holds on this device.
-int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps) {
+// Warps a block. Within one wave (whole blocks: by registers, decode_warps_per_sm(), or fewer where
+// the rings' shared memory runs out first, with the 1 KB the hardware reserves a block): as many as
+// keep the step's blocks in one wave, so a step of few long sequences still fills the SMs.
+// Past one wave, with long contexts: the blocks of a wave start and end together, so a last wave
+// of few blocks walks whole contexts at a few warps' latency-bound rate while most SMs idle. The
+// fewest warps (at most kTailWarps) whose last wave is empty or holds at least 3/4 of a wave, or
+// failing that the least tail: its unfilled share over w, a w-warp block walking 1/w of a context.
+// (H200, E4M3, 3,000 positions, graph bucket 320, 286-320 sequences: 1 warp 620-645 us, 4 warps
+// 480-520.) Short contexts keep one warp: its fixed costs (q, the ring's first fill, the fold)
+// outweigh 2-4 splits of work (128/128: 2 warps -1.7%, 4 -3.1% end to end).
+constexpr int kTailWarps = 4;  // 8 were slower than 4 past one wave at every size measured (the fold)
+int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps, bool long_context) {
   const SharedMemoryLimits& smem = shared_memory_limits();
-  auto block_bytes = [&](int w) { return decode_block_bytes(w, warp_bytes); };
-  auto resident_warps = [&](int w) {  // warps of w-warp blocks all SMs hold at once
-    const int per_sm = std::min(sm_warps / w, smem.per_sm / (block_bytes(w) + 1024));
-    return static_cast<long>(sm_count) * per_sm * w;
+  auto fits = [&](int w) { return w <= max_warps && decode_block_bytes(w, warp_bytes) <= smem.per_block; };
+  auto resident = [&](int w) {  // w-warp blocks all SMs hold at once
+    return static_cast<long>(sm_count) * std::min(sm_warps / w, smem.per_sm / (decode_block_bytes(w, warp_bytes) + 1024));
   };
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
-  while (w < max_warps && block_bytes(w * 2) <= smem.per_block && blocks * w * 2 <= resident_warps(w * 2)) w *= 2;
+  while (fits(w * 2) && blocks <= resident(w * 2)) w *= 2;
+  if (blocks <= resident(1) || !long_context) return w;
+  auto tail = [&](int c) {
+    const long r = blocks % resident(c);
+    return r == 0 ? 0.0 : std::max(0.0, 1.0 - static_cast<double>(r) / (0.75 * resident(c))) / c;
+  };
+  double least = tail(1);
+  for (int c = 2; c <= kTailWarps && fits(c); c *= 2) least = std::min(least, tail(c));
+  while (tail(w) > least + 0.02) w *= 2;  // the fewest within 0.02 of the least
   return w;
 }
 
@@ -415,11 +431,11 @@ int forced_decode_warps(int forced, int warp_bytes, int max_warps) {
 }
 
 template <int D, KvType KV>
-void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s, int forced) {
+void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s, bool long_context, int forced) {
   constexpr int kMax = max_decode_warps<D, KV>();
   constexpr int kWarpBytes = DecodeSmem<D, KV>::kWarpBytes;
   const int warps = forced > 0 ? forced_decode_warps(forced, kWarpBytes, kMax)
-                               : decode_warps(a, sm_count, decode_warps_per_sm(D), kWarpBytes, kMax);
+                               : decode_warps(a, sm_count, decode_warps_per_sm(D), kWarpBytes, kMax, long_context);
   switch (warps) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;
@@ -438,18 +454,19 @@ bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv)
          head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && (head_dim <= 128 || head_dim == 256);
 }
 
-void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, int warps) {
+void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps) {
   if (a.num_tiles == 0) return;
+  if (a.num_tiles > 65535) fail("decode attention: ", a.num_tiles, " tokens exceed a grid's 65,535 rows");
   if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
   const float scale_log2 = attention_score_scale_log2(a);
   with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (a.kv.type == KvType::kBf16) {
-      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s, warps);
+      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s, long_context, warps);
     } else if constexpr (D % 32 == 0) {
-      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s, warps);
-      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s, warps);
+      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s, long_context, warps);
+      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s, long_context, warps);
     }
   });
 }

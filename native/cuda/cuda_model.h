@@ -140,7 +140,8 @@ class CudaModel : public Backend {
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
-  std::map<int, cudaGraphExec_t> graphs_;
+  std::map<int, cudaGraphExec_t> graphs_;  // by graph_key()
+  static int graph_key(int bucket, bool long_context) { return bucket * 2 + (long_context ? 1 : 0); }
   bool timing_ = false;
   cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
   static constexpr int kOpEvents = 12;
@@ -169,6 +170,7 @@ class CudaModel : public Backend {
   bool decode_step_ = false;  // every tile one token
   int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each
   int attn_splits_ = 0;       // split-parallel decode attention (0: off)
+  bool decode_long_ = false;  // a generated token's context reaches kLongDecodeContext (the decode kernel's warps)
   bool invariant_ = false;    // batch-invariant mode (GpuOptions::batch_invariant)
   int sm_count_ = 1;
   void make_tiles(const StepBatch& b);

@@ -198,7 +198,7 @@ CudaModel::Residual CudaModel::layers_few(int T) {
 void CudaModel::attention(int li) {
   AttentionArgs a = attention_args(li);
   if (decode_step_ && attn_splits_ == 0 && decode_kernel_) {
-    launch_decode_attention(a, sm_count_, stream_, options_.decode_warps);
+    launch_decode_attention(a, sm_count_, stream_, decode_long_, options_.decode_warps);
   } else if (!decode_step_ && prefill_kernel_) {
     // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel.
     const int n = a.num_tiles;
@@ -209,7 +209,7 @@ void CudaModel::attention(int li) {
     a.tiles += prefill_tiles_;
     a.num_tiles = n - prefill_tiles_;
     if (a.num_tiles > 0) TICK(li, "attn-decode");
-    launch_decode_attention(a, sm_count_, stream_, options_.decode_warps);
+    launch_decode_attention(a, sm_count_, stream_, decode_long_, options_.decode_warps);
   } else {
     launch_paged_attention(a, decode_step_, attn_splits_, sm_count_, stream_);
   }

@@ -46,7 +46,11 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   attn_splits_ = decode_splits(B, config_.max_positions - 1);
   CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), st.tiles.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
   table_stride_ = stride;
-  auto it = graphs_.find(B);
+  // A graph per bucket and context class: the decode kernel's warps a block are fixed at capture.
+  decode_long_ = false;
+  for (int s = 0; s < S; ++s) decode_long_ = decode_long_ || b.positions[s] >= kLongDecodeContext;
+  const int key = graph_key(B, decode_long_);
+  auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     cudaGraph_t graph;
     capturing_ = true;
@@ -63,10 +67,10 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
     cudaGraphExec_t exec;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     CUDA_CHECK(cudaGraphDestroy(graph));
-    it = graphs_.emplace(B, exec).first;
-    graph_op_marks_[B] = op_marks_;
+    it = graphs_.emplace(key, exec).first;
+    graph_op_marks_[key] = op_marks_;
   }
-  op_marks_ = graph_op_marks_[B];
+  op_marks_ = graph_op_marks_[key];
   CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   return true;
 }

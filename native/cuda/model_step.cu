@@ -264,6 +264,8 @@ void CudaModel::make_tiles(const StepBatch& b) {
   for (int s = 0; s < b.num_seqs(); ++s)
     for (int i = prompt_rows(s); i < b.query_lens[s]; ++i) tiles.push_back(make_int2(b.seq_start[s] + i, 1));
   num_tiles_ = static_cast<int>(tiles.size());
+  decode_long_ = false;
+  for (int i = prefill_tiles_; i < num_tiles_; ++i) decode_long_ = decode_long_ || b.positions[tiles[i].x] >= kLongDecodeContext;
   attn_splits_ = decode ? decode_splits(num_tiles_, max_position) : 0;
 }
 

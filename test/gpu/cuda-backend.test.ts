@@ -248,10 +248,17 @@ describe(`CUDA attention (KV cache ${kvCacheDtype}, ${fastAttention ? 'decode ke
   });
 });
 
+// Llama-3-8B's head layout in two layers (random weights): head_dim 128, 4 query heads per KV head.
+const HEAD_DIM_128 = {
+  architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 512, intermediate_size: 1024, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 1, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
+};
+const HEAD_DIM_256 = { ...HEAD_DIM_128, hidden_size: 1024 };
+
 // CudaKnobs.decodeWarps forces the decode kernel's warps a (token, KV head) block, for measuring the
 // staircase of bench/RESULTS.md (tenth session). Each 64-position split starts a fresh state and the
 // splits fold left to right whichever warp ran them, so every count gives the bits of the one chosen.
-describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (default model, KV fp8)', { skip }, () => {
+describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (KV fp8)', { skip }, () => {
   test('a decode token gets the same logits with 1, 2, 4, 8 or 16 warps a block as with the count chosen for its step', async () => {
     // 300 prompt positions: the decode token at 300 attends over five 64-position splits.
     const prompt = Array.from({ length: 300 }, (_, i) => 3 + ((i * 37) % 390));
@@ -268,6 +275,31 @@ describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (def
     };
     const chosen = await logitsWith(undefined);
     for (const w of [1, 2, 4, 8, 16]) assert.deepEqual(await logitsWith(w), chosen, `${w} warps a block`);
+  });
+
+  test('past one wave at long contexts (2,500 tokens at position 1,104, one KV head): the count chosen for the tail gives one warp\'s bits', async () => {
+    // Llama-3-8B's head layout (head_dim 128, E4M3): 2,500 one-warp blocks are more than an H100 /
+    // H200 holds at once (15 an SM), so the step takes the tail rule (4 warps there). The sequences
+    // share a 1,104-position prompt's 69 blocks and each writes its token to a block of its own.
+    const config = { ...HEAD_DIM_128, max_position_embeddings: 2048 };
+    const PREFIX = 1104;
+    const T = 2500;
+    const logitsWith = async (decodeWarps?: number) => {
+      const rt = await Runtime.load({ dummy: { config, seed: 3 }, device: 'cuda', kvCacheBytes: 128 << 20, maxNumTokens: 4096, maxNumSeqs: 2560,
+        kvCacheDtype: 'fp8', cuda: { batchInvariant: true, decodeWarps } });
+      try {
+        const V = rt.info.vocabSize;
+        const prefix = blockRange(0, PREFIX / 16);
+        await rt.step(makeBatch([{ tokens: Array.from({ length: PREFIX }, (_, j) => 3 + ((j * 7) % (V - 3))), start: 0, blocks: prefix }]));
+        const decode = Array.from({ length: T }, (_, k) => ({ tokens: [5 + (k % (V - 5))], start: PREFIX, blocks: [...prefix, PREFIX / 16 + k] }));
+        return (await rt.step(makeBatch(decode, true))).logits!;
+      } finally {
+        await rt.close();
+      }
+    };
+    const chosen = await logitsWith(undefined);
+    assert.ok(chosen.every(Number.isFinite));
+    assert.deepEqual(await logitsWith(1), chosen);
   });
 });
 
@@ -310,11 +342,6 @@ describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype}
 // run through attention_prefill_sm90.cu (wgmma) as the default model (head_dim 64) does; and the
 // same at head_dim 256 (every cache type), which takes the mma.sync prefill kernel (32-position tiles)
 // on every GPU and never the few-row path.
-const HEAD_DIM_128 = {
-  architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 512, intermediate_size: 1024, num_hidden_layers: 2,
-  num_attention_heads: 4, num_key_value_heads: 1, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
-};
-const HEAD_DIM_256 = { ...HEAD_DIM_128, hidden_size: 1024 };
 const FAST_KERNEL_CASES = [
   ...(['auto', 'fp8', 'int8'] as const).map((kvCacheDtype) => ({ name: 'default model', source: { modelDir: DEFAULT_MODEL_DIR }, kvCacheDtype })),
   { name: 'llama3-scaled', source: { modelDir: join(MODELS_DIR, 'llama3-scaled') }, kvCacheDtype: 'auto' as const },
