@@ -400,7 +400,7 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 // fewest warps (at most kTailWarps) whose last wave is empty or holds at least 3/4 of a wave, or
 // failing that the least tail: its unfilled share over w, a w-warp block walking 1/w of a context.
 // (H200, E4M3, 3,000 positions, graph bucket 320, 286-320 sequences: 1 warp 620-645 us, 4 warps
-// 480-520.) Short contexts keep one warp: its fixed costs (q, the ring's first fill, the fold)
+// 480-550.) Short contexts keep one warp: its fixed costs (q, the ring's first fill, the fold)
 // outweigh 2-4 splits of work (128/128: 2 warps -1.7%, 4 -3.1% end to end).
 constexpr int kTailWarps = 4;  // 8 were slower than 4 past one wave at every size measured (the fold)
 int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps, bool long_context) {
