@@ -23,10 +23,10 @@
 // The weight copies take the default L2 policy. An evict-first one (cp.async's L2::cache_hint with
 // createpolicy's descriptor) gave batch 1 2.95 ms a token against 3.07-3.16, but raised an illegal
 // instruction on the H200 in the bf16 instance of 64 tokens, one block an SM and 32 features (the
-// GPU suite's head_dim-128 models; bench/RESULTS.md, 2026-12-04): a known ptxas fault that drops
-// the createpolicy (mma.cuh's kL2EvictFirst). Building with CUDAFLAGS=-DTACHYON_ROW_GEMM_EVICT_FIRST=1
-// gives the copies the policy as a constant instead, to be checked on a GPU (the suite, then batch 1)
-// before it becomes the default.
+// GPU suite's head_dim-128 models; bench/RESULTS.md, 2026-12-04), with the policy made at each copy,
+// with zero fills left without it, and with the policy given as a constant descriptor instead of
+// createpolicy: a known ptxas 13.x fault (IST-DASLab/marlin#44, the copy's uniform descriptor
+// register left unset). Left out until a ptxas without it.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -111,11 +111,7 @@ struct WeightCopies {
   __device__ __forceinline__ void copy(unsigned char* tile, int atom) const {
 #pragma unroll
     for (int i = 0; i < kRows; ++i)
-#if TACHYON_ROW_GEMM_EVICT_FIRST
-      cp_async_16(tile + dst + i * kRowStep * kAtomBytes, src[i] + (valid[i] ? atom * kAtomBytes : 0), valid[i], kL2EvictFirst);
-#else
       cp_async_16(tile + dst + i * kRowStep * kAtomBytes, src[i] + (valid[i] ? atom * kAtomBytes : 0), valid[i]);
-#endif
   }
 };
 

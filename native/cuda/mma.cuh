@@ -60,19 +60,6 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool val
                "r"(valid ? 16 : 0));
 }
 
-// The same with an L2 cache policy: a 64-bit descriptor as createpolicy makes it.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid, uint64_t policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_address(dst)), "l"(src),
-               "r"(valid ? 16 : 0), "l"(policy));
-}
-
-// The descriptor of createpolicy.fractional.L2::evict_first with fraction 1.0 (the hardware's
-// encoding, as CUTLASS's CacheHintSm90 spells it), given as a constant: ptxas 13.x before 13.4 can
-// drop a createpolicy whose result only feeds cp.async's cache hint and leave the copy reading an
-// unset uniform register, an illegal instruction at run time (IST-DASLab/marlin#44; here the row
-// GEMM's bf16, 64-token, one-block-an-SM instance, bench/RESULTS.md 2026-12-04).
-constexpr uint64_t kL2EvictFirst = 0x12F0000000000000ull;
-
 // 4 bytes global -> shared (through L1); zeros when !valid.
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(valid ? 4 : 0));
