@@ -100,10 +100,10 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
 // query heads in N. Serves at most 8 query heads per KV head and head_dim a multiple of 16 (32 for
 // a one-byte cache) up to 128, or 256. a.tiles: one token each.
 // warps: 0 chooses the warps a (token, KV head) block gets (as many as keep the step's blocks in one
-// wave; past one wave, with long_context, as many as fill the last wave); a power of two up to 16
+// wave; past one wave, with long_context, up to 4 to shorten the last wave); a power of two up to 16
 // forces that many (at most what the head size, cache and device allow), for measuring. The fold
 // order, and so every bit, is the same either way.
-// long_context: the step's longest generated-token context reaches kLongDecodeContext positions.
+// long_context: some generated token of the step is at position kLongDecodeContext or later.
 constexpr int kLongDecodeContext = 1024;
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
 void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps = 0);

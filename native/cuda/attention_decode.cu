@@ -49,7 +49,8 @@ constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
 
 // Decode blocks of WARPS warps: warp w takes splits w, w + WARPS, ... and the block folds them in
 // position order, as one warp would. More warps a (token, KV head) when the step has too few of
-// those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound). At
+// those to fill the SMs (long contexts, fewer sequences: latency-bound, not bandwidth-bound), or
+// past one wave at long contexts, to shorten the last wave (decode_warps()). At
 // most what one SM holds, by registers and by the warps' rings: on an H100 / H200 (227 KB a block)
 // 16 at D <= 128 with a one-byte cache (a batch-1 step's 8 blocks then walk 16 splits, 1,024
 // positions, a round) and with bf16 up to D = 96, 8 with bf16 at D = 112 and 128, 8 (one-byte) or 4
@@ -86,9 +87,9 @@ const SharedMemoryLimits& shared_memory_limits() {
   return limits;
 }
 
-// grid: (KV head, decode token); WARPS warps. KV heads vary fastest, so the blocks go out a token
-// at a time: a graph replay's padding rows (position 0, one tile) come last, after every real
-// token's blocks, rather than between each KV head's, where they left SMs with uneven work.
+// grid: decode tokens x KV heads in one dimension (no 65,535 limit on tokens), KV heads varying
+// fastest, so the blocks go out a token at a time: a graph replay's padding rows (position 0, one
+// tile) come last, after every real token's blocks, rather than between each KV head's. WARPS warps.
 template <int D, KvType KV, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) decode_attention_kernel(AttentionArgs a, float scale_log2) {
   using S = DecodeSmem<D, KV>;
@@ -101,8 +102,8 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   unsigned char* ring = smem + warp * S::kWarpBytes;
-  const int kvh = blockIdx.x;
-  const int t = a.tiles[blockIdx.y].x;
+  const int kvh = blockIdx.x % a.kv_heads;
+  const int t = a.tiles[blockIdx.x / a.kv_heads].x;
   const int group = a.heads / a.kv_heads;
   const int pos = a.positions[t];
   const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
@@ -388,7 +389,7 @@ template <int D, KvType KV, int WARPS>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
   constexpr size_t shared = static_cast<size_t>(WARPS) * DecodeSmem<D, KV>::kWarpBytes;
   allow_dynamic_shared<decode_attention_kernel<D, KV, WARPS>>(shared);
-  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.kv_heads, a.num_tiles), 32 * WARPS,
+  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
              shared, s, a, scale_log2);
 }
 
@@ -397,11 +398,13 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 // keep the step's blocks in one wave, so a step of few long sequences still fills the SMs.
 // Past one wave, with long contexts: the blocks of a wave start and end together, so a last wave
 // of few blocks walks whole contexts at a few warps' latency-bound rate while most SMs idle. The
-// fewest warps (at most kTailWarps) whose last wave is empty or holds at least 3/4 of a wave, or
-// failing that the least tail: its unfilled share over w, a w-warp block walking 1/w of a context.
-// (H200, E4M3, 3,000 positions, graph bucket 320, 286-320 sequences: 1 warp 620-645 us, 4 warps
-// 480-550.) Short contexts keep one warp: its fixed costs (q, the ring's first fill, the fold)
-// outweigh 2-4 splits of work (128/128: 2 warps -1.7%, 4 -3.1% end to end).
+// tail of w warps: 0 where the last wave is empty or holds at least 3/4 of a wave, else its unfilled
+// share of 3/4 of a wave over w (a w-warp block walks 1/w of a context); the fewest warps (at most
+// kTailWarps) within 0.02 of the least tail. (H200, E4M3, 3,000 positions, graph bucket 320, 286-320
+// sequences: 1 warp 620-645 us, 4 warps 480-550.) Past one wave, short contexts keep one warp: its
+// fixed costs (q, the ring's first fill, the fold) outweigh 2-4 splits of work (128/128: 2 warps
+// -1.7%, 4 -3.1% end to end). The rule counts a graph's padding rows as blocks, and one long
+// context makes the whole step long.
 constexpr int kTailWarps = 4;  // 8 were slower than 4 past one wave at every size measured (the fold)
 int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps, bool long_context) {
   const SharedMemoryLimits& smem = shared_memory_limits();
@@ -456,7 +459,6 @@ bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv)
 
 void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps) {
   if (a.num_tiles == 0) return;
-  if (a.num_tiles > 65535) fail("decode attention: ", a.num_tiles, " tokens exceed a grid's 65,535 rows");
   if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
   const float scale_log2 = attention_score_scale_log2(a);

@@ -80,7 +80,8 @@ class CudaModel : public Backend {
   void attention(int layer);  // the step's attention kernels for one layer
   FusedGemv projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const;
   // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
-  // once per batch-size bucket; padding rows use a reserved KV block. Returns false when
+  // once per batch-size bucket and context class (decode_long_); padding rows use a reserved KV
+  // block. Returns false when
   // the step does not qualify.
   bool forward_decode_graph(const StepBatch& b);
   // Fed tokens (StepBatch::feed): d_tokens_[t] = the previous step's sampled token of row feed[t].
@@ -170,7 +171,7 @@ class CudaModel : public Backend {
   bool decode_step_ = false;  // every tile one token
   int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each
   int attn_splits_ = 0;       // split-parallel decode attention (0: off)
-  bool decode_long_ = false;  // a generated token's context reaches kLongDecodeContext (the decode kernel's warps)
+  bool decode_long_ = false;  // a generated token at position kLongDecodeContext or later (the decode kernel's warps)
   bool invariant_ = false;    // batch-invariant mode (GpuOptions::batch_invariant)
   int sm_count_ = 1;
   void make_tiles(const StepBatch& b);

@@ -26,7 +26,8 @@
 // GPU suite's head_dim-128 models; bench/RESULTS.md, 2026-12-04), with the policy made at each copy,
 // with zero fills left without it, and with the policy given as a constant descriptor instead of
 // createpolicy: a known ptxas 13.x fault (IST-DASLab/marlin#44, the copy's uniform descriptor
-// register left unset). Left out until a ptxas without it.
+// register left unset). Left out until a ptxas without it (Triton re-enabled such policies from
+// ptxas 13.4), or for TMA bulk copies, which take the policy another way.
 #include <cuda_bf16.h>
 
 #include <cstdint>

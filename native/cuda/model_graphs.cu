@@ -1,4 +1,4 @@
-// CudaModel's CUDA graphs: decode steps captured once per batch-size bucket and replayed.
+// CudaModel's CUDA graphs: decode steps captured once per batch-size bucket and context class, and replayed.
 #include "cuda/cuda_model.h"
 
 namespace tachyon {

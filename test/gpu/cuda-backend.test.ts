@@ -277,15 +277,17 @@ describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (KV 
     for (const w of [1, 2, 4, 8, 16]) assert.deepEqual(await logitsWith(w), chosen, `${w} warps a block`);
   });
 
-  test('past one wave at long contexts (2,500 tokens at position 1,104, one KV head): the count chosen for the tail gives one warp\'s bits', async () => {
+  test('past one wave at long contexts (2,500 tokens at position 1,104, one KV head): the count chosen for the tail gives one warp\'s bits, replayed and eager', async () => {
     // Llama-3-8B's head layout (head_dim 128, E4M3): 2,500 one-warp blocks are more than an H100 /
-    // H200 holds at once (15 an SM), so the step takes the tail rule (4 warps there). The sequences
-    // share a 1,104-position prompt's 69 blocks and each writes its token to a block of its own.
+    // H200 holds at once (15 an SM), so the step takes the tail rule (on an H200 4 warps, for the
+    // graph's 2,560 blocks and the eager step's 2,500 alike). The sequences share a 1,104-position
+    // prompt's 69 blocks and each writes its token to a block of its own. maxNumSeqs 2,560 replays
+    // the step as bucket 2,560's graph; 2,500 runs it eager (the bucket is past maxNumSeqs).
     const config = { ...HEAD_DIM_128, max_position_embeddings: 2048 };
     const PREFIX = 1104;
     const T = 2500;
-    const logitsWith = async (decodeWarps?: number) => {
-      const rt = await Runtime.load({ dummy: { config, seed: 3 }, device: 'cuda', kvCacheBytes: 128 << 20, maxNumTokens: 4096, maxNumSeqs: 2560,
+    const logitsWith = async (maxNumSeqs: number, decodeWarps?: number) => {
+      const rt = await Runtime.load({ dummy: { config, seed: 3 }, device: 'cuda', kvCacheBytes: 128 << 20, maxNumTokens: 4096, maxNumSeqs,
         kvCacheDtype: 'fp8', cuda: { batchInvariant: true, decodeWarps } });
       try {
         const V = rt.info.vocabSize;
@@ -297,9 +299,11 @@ describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (KV 
         await rt.close();
       }
     };
-    const chosen = await logitsWith(undefined);
-    assert.ok(chosen.every(Number.isFinite));
-    assert.deepEqual(await logitsWith(1), chosen);
+    for (const maxNumSeqs of [2560, 2500]) {
+      const chosen = await logitsWith(maxNumSeqs);
+      assert.ok(chosen.every(Number.isFinite));
+      assert.deepEqual(await logitsWith(maxNumSeqs, 1), chosen, `maxNumSeqs ${maxNumSeqs}`);
+    }
   });
 });
 
