@@ -7,8 +7,9 @@
 // attention_prefill_sm90.cu both meet at two __syncthreads a tile and widen the tile themselves
 // (H200, ncu: 647 instructions a warp a tile, issue slots 31% busy, tensor pipe 25%).
 //
-// Opt-in (CudaKnobs.warpSpecializedPrefill) until it is measured on a GPU: written and reviewed
-// without one.
+// Opt-in (CudaKnobs.warpSpecializedPrefill): on the H200 it ran no faster than the other kernel.
+// Built with CUDAFLAGS=-DTACHYON_PREFILL_PINGPONG=1, the consumers also take turns at the tensor
+// cores, as FlashAttention-3's ping-pong does: written without a GPU, to be measured.
 #include <climits>
 
 #include "cuda/attention.h"
@@ -186,6 +187,14 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
   auto needed = [&](int i) { return i * kTile <= wg_last; };
   auto slot_at = [&](int k) { return slots + (k % S::kSlots) * S::kTileBytes; };
+#if TACHYON_PREFILL_PINGPONG
+  // Ping-pong: warpgroup w issues an iteration's wgmma after a named barrier (2 + w) that the other
+  // warpgroup arrives at once it has issued its own, so their products alternate and one's softmax
+  // runs while the other's products do. Warpgroup 1's first arrival lets warpgroup 0 go first; it
+  // skips its last so that both barriers see as many arrivals as waits (tiles_total each).
+  const int wg = warp / 4;
+  if (wg == 1) named_barrier_arrive<kConsumerThreads>(2);
+#endif
 
   // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
   // P V go out together, and tile i's softmax runs while the tensor cores do that P V. Two wgmma
@@ -196,10 +205,16 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   for (int i = 0; i < tiles_total; ++i) {
     float s[NT][4];
     mbarrier_wait(&full[i % S::kSlots], static_cast<uint32_t>((i / S::kSlots) & 1));
+#if TACHYON_PREFILL_PINGPONG
+    named_barrier_sync<kConsumerThreads>(2 + wg);
+#endif
     wgmma_fence();
     issue_scores<D, F16>(s, qf, smem_address(slot_at(i)));
     if (i > 0) issue_values<D, KV>(acc, pf, smem_address(slot_at(i - 1)));
     else wgmma_commit();  // (tile -1's P V: none)
+#if TACHYON_PREFILL_PINGPONG
+    if (wg == 0 || i + 1 < tiles_total) named_barrier_arrive<kConsumerThreads>(3 - wg);
+#endif
     wgmma_wait<1>();  // tile i's scores
     wgmma_fence_operands(s);
     float corr[2] = {1.0f, 1.0f};

@@ -47,6 +47,19 @@ __device__ __forceinline__ void named_barrier_sync() {
   asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "n"(COUNT) : "memory");
 }
 
+// The same with the id in a register (warp-uniform), and its arrive-only half: the calling warps
+// count toward the barrier's `count` without waiting for it.
+template <int COUNT>
+__device__ __forceinline__ void named_barrier_sync(int id) {
+  static_assert(COUNT % 32 == 0, "whole warps");
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(COUNT) : "memory");
+}
+template <int COUNT>
+__device__ __forceinline__ void named_barrier_arrive(int id) {
+  static_assert(COUNT % 32 == 0, "whole warps");
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "n"(COUNT) : "memory");
+}
+
 // Registers a thread of this warpgroup may hold from here on (a multiple of 8 in 24-256); every
 // warp of the warpgroup executes it. The block's register file is shared: a producer that gives
 // some up lets the consumers take more.
