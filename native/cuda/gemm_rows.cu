@@ -27,9 +27,12 @@
 // with zero fills left without it, and with the policy given as a constant descriptor instead of
 // createpolicy: a known ptxas 13.x fault (IST-DASLab/marlin#44, the copy's uniform descriptor
 // register left unset). Left out until a ptxas without it (Triton re-enabled such policies from
-// ptxas 13.4), or for TMA bulk copies, which take the policy another way.
+// ptxas 13.4), or for TMA bulk copies, which take the policy another way. Built with
+// CUDAFLAGS=-DTACHYON_ROW_GEMM_STREAMING=1, each launch instead marks its weights streaming (first
+// to go from L2) through an access-policy window, the host's way to the same end: not yet measured.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cuda/cuda_check.h"
@@ -290,7 +293,24 @@ void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
   constexpr auto kernel = row_gemm_kernel<FP8, Out, TN, SOLO, F>;
   allow_dynamic_shared<kernel>(shared);
   prefer_shared_memory<kernel>();
+#if TACHYON_ROW_GEMM_STREAMING
+  static const size_t max_window = [] {
+    int dev = 0, bytes = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxAccessPolicyWindowSize, dev));
+    return static_cast<size_t>(bytes);
+  }();
+  cudaAccessPolicyWindow window{};
+  window.base_ptr = const_cast<unsigned char*>(g.W);
+  window.num_bytes = std::min(static_cast<size_t>(g.N) * g.row_bytes, max_window);  // Llama-3-8B's gate/up: 117 MB
+  window.hitRatio = 1.0f;
+  window.hitProp = cudaAccessPropertyStreaming;
+  window.missProp = cudaAccessPropertyStreaming;
+  launch_pdl_window("row_gemm_kernel", max_window > 0 ? &window : nullptr, kernel, dim3((g.N + F - 1) / F), dim3(kThreads),
+                    shared, s, g);
+#else
   launch_pdl("row_gemm_kernel", kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g);
+#endif
 }
 
 // Features a block: the fewest blocks of 32 or 48 that still fit one an SM (Llama-3-8B's O and

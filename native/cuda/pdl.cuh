@@ -23,21 +23,32 @@ __device__ __forceinline__ void pdl_wait() {
 // Whether launches use it: set once by the backend from the device and the environment.
 bool& pdl_enabled();
 
+// With `window`, the kernel's accesses within it take that L2 policy (an access-policy window).
 template <typename... Params, typename... Args>
-void launch_pdl(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s,
-                Args&&... args) {
+void launch_pdl_window(const char* name, const cudaAccessPolicyWindow* window, void (*kernel)(Params...), dim3 grid,
+                       dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = s;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
-  config.attrs = &attr;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attrs[2]{};
+  attrs[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attrs[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  if (window) {
+    attrs[1].id = cudaLaunchAttributeAccessPolicyWindow;
+    attrs[1].val.accessPolicyWindow = *window;
+  }
+  config.attrs = attrs;
+  config.numAttrs = window ? 2 : 1;
   const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (err != cudaSuccess) fail(name, " launch failed: ", cudaGetErrorString(err));
+}
+
+template <typename... Params, typename... Args>
+void launch_pdl(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s,
+                Args&&... args) {
+  launch_pdl_window(name, nullptr, kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 
 }  // namespace tachyon
