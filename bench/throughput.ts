@@ -63,6 +63,7 @@ const WORKLOADS: Workload[] = [
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
 // --decode-warps N: the decode kernel's warps a block forced (CudaKnobs.decodeWarps; default chosen per step).
+// --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
   options: {
     only: { type: 'string' },
@@ -74,11 +75,14 @@ const { values } = parseArgs({
     'max-num-seqs': { type: 'string' },
     'no-async-scheduling': { type: 'boolean' },
     'decode-warps': { type: 'string' },
+    'max-num-batched-tokens': { type: 'string', default: '8192' },
   },
 });
 const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8' | 'int8';
 if (!['auto', 'fp8', 'int8'].includes(kvCacheDtype)) throw new Error(`--kv-cache-dtype ${kvCacheDtype}: auto, fp8 or int8`);
 const scale = Number(values.scale);
+const stepTokens = Number(values['max-num-batched-tokens']);
+if (!Number.isInteger(stepTokens) || stepTokens < 1) throw new Error(`--max-num-batched-tokens ${values['max-num-batched-tokens']}: a positive integer`);
 const tokenizer = loadTokenizer(join(packageRoot(), 'test', 'fixtures', 'tokenizers', 'cl100k'));
 
 async function run(w: Workload) {
@@ -88,7 +92,7 @@ async function run(w: Workload) {
     dtype: w.dtype,
     quantization: w.quantization,
     maxNumSeqs: values['max-num-seqs'] ? Number(values['max-num-seqs']) : w.maxSeqs,
-    maxNumTokens: 8192,
+    maxNumTokens: stepTokens,
     kvCacheDtype,
     cuda: {
       batchInvariant: values['no-batch-invariant'] ? false : undefined,
@@ -123,7 +127,7 @@ async function run(w: Workload) {
       return r;
     },
   };
-  const engine = new Engine(timed, tokenizer, { maxNumBatchedTokens: 8192, asyncScheduling: !values['no-async-scheduling'] });
+  const engine = new Engine(timed, tokenizer, { maxNumBatchedTokens: stepTokens, asyncScheduling: !values['no-async-scheduling'] });
   let seed = 11;
   const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % rt.info.vocabSize);
   let peakBlocks = 0;
