@@ -406,9 +406,14 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 // -1.7%, 4 -3.1% end to end). The rule counts a graph's padding rows as blocks, and one long
 // context makes the whole step long.
 constexpr int kTailWarps = 4;  // 8 were slower than 4 past one wave at every size measured (the fold)
+// Whether blocks of w warps can run: a kernel is built for them (at most max_warps) and this
+// device gives a block their rings.
+bool decode_warps_fit(int w, int warp_bytes, int max_warps) {
+  return w <= max_warps && decode_block_bytes(w, warp_bytes) <= shared_memory_limits().per_block;
+}
 int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps, bool long_context) {
   const SharedMemoryLimits& smem = shared_memory_limits();
-  auto fits = [&](int w) { return w <= max_warps && decode_block_bytes(w, warp_bytes) <= smem.per_block; };
+  auto fits = [&](int w) { return decode_warps_fit(w, warp_bytes, max_warps); };
   auto resident = [&](int w) {  // w-warp blocks all SMs hold at once
     return static_cast<long>(sm_count) * std::min(sm_warps / w, smem.per_sm / (decode_block_bytes(w, warp_bytes) + 1024));
   };
@@ -429,7 +434,7 @@ int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_by
 // A forced count (GpuOptions::decode_warps), halved until a block's rings fit this device.
 int forced_decode_warps(int forced, int warp_bytes, int max_warps) {
   int w = std::min(forced, max_warps);
-  while (w > 1 && decode_block_bytes(w, warp_bytes) > shared_memory_limits().per_block) w /= 2;
+  while (w > 1 && !decode_warps_fit(w, warp_bytes, max_warps)) w /= 2;
   return w;
 }
 

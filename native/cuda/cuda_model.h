@@ -81,8 +81,7 @@ class CudaModel : public Backend {
   FusedGemv projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const;
   // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
   // once per batch-size bucket and context class (decode_long_); padding rows use a reserved KV
-  // block. Returns false when
-  // the step does not qualify.
+  // block. Returns false when the step does not qualify.
   bool forward_decode_graph(const StepBatch& b);
   // Fed tokens (StepBatch::feed): d_tokens_[t] = the previous step's sampled token of row feed[t].
   void apply_feed();
