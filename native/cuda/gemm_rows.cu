@@ -20,16 +20,20 @@
 // activation copies queued behind the prologue's weights would hold the first stage back until
 // every prologue stage had landed, and the ring would drain once.
 //
-// The weight copies take the default L2 policy. An evict-first one (cp.async's L2::cache_hint with
-// createpolicy's descriptor) gave batch 1 2.95 ms a token against 3.07-3.16, but raised an illegal
-// instruction on the H200 in the bf16 instance of 64 tokens, one block an SM and 32 features (the
-// GPU suite's head_dim-128 models; bench/RESULTS.md, 2026-12-04), with the policy made at each copy,
-// with zero fills left without it, and with the policy given as a constant descriptor instead of
-// createpolicy: a known ptxas 13.x fault (IST-DASLab/marlin#44, the copy's uniform descriptor
-// register left unset). Left out until a ptxas without it (Triton re-enabled such policies from
-// ptxas 13.4), or for TMA bulk copies, which take the policy another way. Built with
-// CUDAFLAGS=-DTACHYON_ROW_GEMM_STREAMING=1, each launch instead marks its weights streaming (first
-// to go from L2) through an access-policy window, the host's way to the same end: not yet measured.
+// The weight copies take the default L2 policy in the copy instruction itself. An evict-first one
+// (cp.async's L2::cache_hint with createpolicy's descriptor) gave batch 1 2.95 ms a token against
+// 3.07-3.16, but raised an illegal instruction on the H200 in the bf16 instance of 64 tokens, one
+// block an SM and 32 features (the GPU suite's head_dim-128 models; bench/RESULTS.md, 2026-12-04),
+// with the policy made at each copy, with zero fills left without it, and with a constant
+// descriptor instead of createpolicy: a known ptxas 13.x fault (IST-DASLab/marlin#44, the copy's
+// uniform descriptor register left unset). So each launch marks its weights streaming (first to go
+// from L2) through an access-policy window instead, the host's way to the same end: batch 1 2.96 ms
+// against 3.11 on one H200, the GPU suite green (bench/RESULTS.md, 2026-12-04, twelfth session).
+// They are read once a step, so keeping them would only evict the activations and the KV blocks.
+// CUDAFLAGS=-DTACHYON_ROW_GEMM_STREAMING=0 builds the plain launch, to measure against.
+#ifndef TACHYON_ROW_GEMM_STREAMING
+#define TACHYON_ROW_GEMM_STREAMING 1
+#endif
 #include <cuda_bf16.h>
 
 #include <algorithm>
