@@ -63,7 +63,6 @@ const WORKLOADS: Workload[] = [
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
 // --decode-warps N: the decode kernel's warps a block forced (CudaKnobs.decodeWarps; default chosen per step).
-// --no-decode-output-quant: O's input quantized by its own kernel in decode steps (CudaKnobs.decodeOutputQuant off; the same bits).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
   options: {
@@ -76,7 +75,6 @@ const { values } = parseArgs({
     'max-num-seqs': { type: 'string' },
     'no-async-scheduling': { type: 'boolean' },
     'decode-warps': { type: 'string' },
-    'no-decode-output-quant': { type: 'boolean' },
     'max-num-batched-tokens': { type: 'string', default: '8192' },
   },
 });
@@ -101,7 +99,6 @@ async function run(w: Workload) {
       profile: values.profile,
       warpSpecializedPrefill: values['warp-specialized-prefill'],
       decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
-      decodeOutputQuant: values['no-decode-output-quant'] ? false : undefined,
     },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);

@@ -77,7 +77,6 @@ struct GpuOptions {
   bool fused_gemv = true;              // the few-row path for steps of at most 4 tokens
   bool fast_attention = true;          // prefill and decode kernels (off: attention.cu for every row)
   bool warp_specialized_prefill = false;  // sm_90a: the warp-specialized prefill kernel (same bits; not yet measured)
-  bool decode_output_quant = true;     // FP8: decode-only steps' attention kernel quantizes its output for O (same bits; off: the separate kernel)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };

@@ -57,8 +57,6 @@ export interface CudaKnobs {
   fastAttention: boolean;
   /** sm_90a: prompt rows on the warp-specialized prefill kernel (the same bits; opt-in until measured). */
   warpSpecializedPrefill: boolean;
-  /** FP8 weights: in decode-only steps the decode kernel also quantizes its output for the O projection (the last of a token's KV-head blocks), instead of a separate kernel. The same bits either way; off for measuring. */
-  decodeOutputQuant: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */

@@ -61,12 +61,6 @@ struct AttentionArgs {
   // every 16-byte copy they stage, where a division by a runtime int costs some 25 instructions.
   uint32_t block_mul;
   int block_shift;
-  // The decode kernel, when set: each token's output row also quantized to E4M3 for the O projection
-  // (out_q [T, heads * D], out_scale [T]) by the last of its KV heads' blocks to finish, counted in
-  // out_counters [T] (zero between launches), as launch_quantize_rows would make it.
-  __nv_fp8_e4m3* out_q = nullptr;
-  float* out_scale = nullptr;
-  int* out_counters = nullptr;
 };
 
 // Division of a non-negative int below 2^31 by d >= 1 as q = (umulhi(n, mul) + n) >> shift, with

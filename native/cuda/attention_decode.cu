@@ -18,7 +18,6 @@
 #include "cuda/attention_parts.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
-#include "cuda/fp8.h"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 
@@ -86,48 +85,6 @@ const SharedMemoryLimits& shared_memory_limits() {
     return l;
   }();
   return limits;
-}
-
-// AttentionArgs::out_q: token t's output row quantized to E4M3 for the O projection, by the last of
-// its KV heads' blocks to finish (warp 0 of each has stored its heads). It reads the whole row back
-// from L2 and encodes it as quantize_rows_kernel does, with E4M3Code: the row's largest magnitude is
-// the same whichever order it is taken in, so the codes and the scale are the bits the separate
-// kernel would make, and a step's rows do not depend on which path quantized them. It saves that
-// kernel's launch and its wait on this one (a few microseconds a layer at small batches).
-__device__ __forceinline__ void quantize_output_row(const AttentionArgs& a, int t, int lane) {
-  __threadfence();  // this warp's stores of the row, visible before its count
-  __syncwarp();
-  int last = 0;
-  if (lane == 0) last = atomicAdd(a.out_counters + t, 1) == a.kv_heads - 1;
-  if (!__shfl_sync(0xffffffffu, last, 0)) return;
-  __threadfence();  // the other blocks' stores, ordered before their counts
-  const int pieces = a.heads * a.head_dim / 8;  // of 8 bf16 (head_dim is a multiple of 16)
-  const uint4* row = reinterpret_cast<const uint4*>(a.out) + static_cast<size_t>(t) * pieces;
-  float m = 0.0f;
-  for (int i = lane; i < pieces; i += 32) {
-    const uint4 v = __ldcg(row + i);  // from L2: other SMs wrote most of the row
-    const __nv_bfloat16* x = reinterpret_cast<const __nv_bfloat16*>(&v);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(__bfloat162float(x[j])));
-  }
-#pragma unroll
-  for (int x = 16; x > 0; x >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, x));
-  const float scale = E4M3Code::scale(m);
-  const float inv = 1.0f / scale;
-  uint2* q = reinterpret_cast<uint2*>(a.out_q) + static_cast<size_t>(t) * pieces;
-  for (int i = lane; i < pieces; i += 32) {
-    const uint4 v = __ldcg(row + i);
-    const __nv_bfloat16* x = reinterpret_cast<const __nv_bfloat16*>(&v);
-    uint32_t w[2] = {0u, 0u};
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-      w[j / 4] |= static_cast<uint32_t>(E4M3Code::encode(__bfloat162float(x[j]), scale, inv).__x) << (8 * (j % 4));
-    q[i] = make_uint2(w[0], w[1]);
-  }
-  if (lane == 0) {
-    a.out_scale[t] = scale;
-    a.out_counters[t] = 0;  // every block of t has counted: zero for the next launch
-  }
 }
 
 // grid: decode tokens x KV heads in one dimension (no 65,535 limit on tokens), KV heads varying
@@ -426,7 +383,6 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       const int dim = F8 ? (mt & ~1) * 16 + (c >> 1) * 16 + (lane / 4) * 2 + (mt & 1) : mt * 16 + (c >> 1) * 8 + lane / 4;
       out[head * D + dim] = __float2bfloat16(__fdiv_rn(folded[mt][c], fl[c & 1]) * v_scale);
     }
-  if (a.out_q) quantize_output_row(a, t, lane);
 }
 
 template <int D, KvType KV, int WARPS>

@@ -78,9 +78,6 @@ class CudaModel : public Backend {
   bool few_rows(int T) const;
   AttentionArgs attention_args(int layer) const;
   void attention(int layer);  // the step's attention kernels for one layer
-  // Whether this step's decode kernel also quantizes layer l's attention output for its O
-  // projection (GpuOptions::decode_output_quant: FP8 O weights, a decode-only step on that kernel).
-  bool attention_quantizes_output(const Layer& l) const;
   FusedGemv projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const;
   // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
   // once per batch-size bucket and context class (decode_long_); padding rows use a reserved KV
@@ -169,7 +166,6 @@ class CudaModel : public Backend {
   int table_stride_ = 0;  // this step's
   // Attention tiles of this step: runs of consecutive query tokens of one sequence.
   DeviceBuffer d_tiles_, d_attn_partial_, d_attn_counters_;
-  DeviceBuffer d_quant_counters_;  // FP8: [T] blocks done per token when the decode kernel quantizes its output; zero between launches
   int num_tiles_ = 0;
   bool decode_step_ = false;  // every tile one token
   int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each

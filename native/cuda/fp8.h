@@ -14,15 +14,6 @@ constexpr float kFp8Max = 448.0f;  // largest finite E4M3
 // The E4M3 scale of a row whose largest magnitude is m.
 __device__ __forceinline__ float fp8_scale(float m) { return m > 0.0f ? m / kFp8Max : 1.0f; }
 
-// E4M3 codes, saturating: x times the reciprocal of the scale. Every kernel that quantizes a GEMM's
-// input rows (quantize_rows.cuh, and the decode attention kernel's fused output) encodes with this,
-// so a row's codes do not depend on which kernel made them.
-struct E4M3Code {
-  using Element = __nv_fp8_e4m3;
-  __device__ static float scale(float m) { return fp8_scale(m); }
-  __device__ static Element encode(float x, float /*s*/, float inv) { return __nv_fp8_e4m3(x * inv); }
-};
-
 // w[N, K] bf16 -> q[N, K] e4m3 and scale[N] (absmax / 448 per row).
 void launch_quantize_weight(const __nv_bfloat16* w, __nv_fp8_e4m3* q, float* scale, int N, int K, cudaStream_t s);
 

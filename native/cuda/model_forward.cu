@@ -94,7 +94,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "attn");
     attention(li);
     TICK(li, "o");
-    const __nv_bfloat16* o = linear(attention_quantizes_output(l) ? nullptr : attn_.as<__nv_bfloat16>(), l.o, T, stream_);
+    const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
     launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
                        stream_, q_out(), q_scale(), l.mlp_norm_bias.as<float>());
@@ -135,7 +135,7 @@ void CudaModel::parallel_block(int li, int T) {
   TICK(li, "attn");
   attention(li);
   TICK(li, "o");
-  linear(attention_quantizes_output(l) ? nullptr : attn_.as<__nv_bfloat16>(), l.o, T, stream_);
+  linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
   TICK(li, "end");
 }
 
@@ -195,18 +195,9 @@ CudaModel::Residual CudaModel::layers_few(int T) {
   return Residual{x, nullptr, nullptr};
 }
 
-bool CudaModel::attention_quantizes_output(const Layer& l) const {
-  return options_.decode_output_quant && fp8_ && l.o.type == WeightType::kFp8 && decode_step_ && attn_splits_ == 0 && decode_kernel_;
-}
-
 void CudaModel::attention(int li) {
   AttentionArgs a = attention_args(li);
   if (decode_step_ && attn_splits_ == 0 && decode_kernel_) {
-    if (attention_quantizes_output(layers_[li])) {
-      a.out_q = in_q_.as<__nv_fp8_e4m3>();
-      a.out_scale = in_scale_.as<float>();
-      a.out_counters = d_quant_counters_.as<int>();
-    }
     launch_decode_attention(a, sm_count_, stream_, decode_long_, options_.decode_warps);
   } else if (!decode_step_ && prefill_kernel_) {
     // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel.

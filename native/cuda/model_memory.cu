@@ -22,10 +22,6 @@ void CudaModel::allocate_workspace() {
     in_q_ = DeviceBuffer(q_rows * std::max<size_t>({H, static_cast<size_t>(q_dim_), I}), "quantized activations");
     in_scale_ = DeviceBuffer(T * 4, "activation scales");
   }
-  if (fp8_) {
-    d_quant_counters_ = DeviceBuffer(T * 4, "attention output quantization counters");
-    CUDA_CHECK(cudaMemset(d_quant_counters_.as<void>(), 0, d_quant_counters_.bytes()));
-  }
   if (w8a8_) acc_ = DeviceBuffer(q_rows * widest * 4, "int32 GEMM sums");
   if (int8_ && !w8a8_) {
     size_t most = 0;

@@ -307,41 +307,6 @@ describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (KV 
   });
 });
 
-// CudaKnobs.decodeOutputQuant: with FP8 weights, a decode-only step's attention kernel also
-// quantizes each token's output row for the O projection (the last of its KV heads' blocks to finish
-// does it) instead of a separate kernel. Same codes and scales, so the same logits; a count left
-// unreset, or a row quantized before all its heads were written, would change them from the second
-// layer or step on. Two KV heads (two blocks a token), three layers, three steps, replayed and eager.
-describe('CUDA decode kernel: the attention output quantized for O in the kernel (FP8 weights)', { skip }, () => {
-  test('decode steps give the same logits as with the separate quantization kernel', async () => {
-    const config = { ...HEAD_DIM_128, hidden_size: 1024, num_attention_heads: 8, num_key_value_heads: 2, num_hidden_layers: 3 };
-    const S = 40;
-    const logitsWith = async (decodeOutputQuant: boolean, cudaGraphs: boolean) => {
-      const rt = await Runtime.load({ dummy: { config, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 64 << 20, maxNumTokens: 2048,
-        maxNumSeqs: 64, kvCacheDtype: 'fp8', cuda: { batchInvariant: true, decodeOutputQuant, cudaGraphs } });
-      try {
-        const V = rt.info.vocabSize;
-        // Sequence k: a prompt of 20 + k tokens in blocks of its own, then three generated tokens.
-        const seqs = Array.from({ length: S }, (_, k) => ({ len: 20 + k, blocks: blockRange(k * 8, 8) }));
-        await rt.step(makeBatch(seqs.map((q, k) => ({ tokens: Array.from({ length: q.len }, (_, j) => 3 + ((j * 13 + k) % (V - 3))), start: 0, blocks: q.blocks }))));
-        const out: number[][] = [];
-        for (let step = 0; step < 3; step++) {
-          const r = await rt.step(makeBatch(seqs.map((q, k) => ({ tokens: [5 + ((k + step * 7) % (V - 5))], start: q.len + step, blocks: q.blocks })), true));
-          out.push(Array.from(r.logits!));
-        }
-        return out;
-      } finally {
-        await rt.close();
-      }
-    };
-    for (const cudaGraphs of [true, false]) {
-      const fused = await logitsWith(true, cudaGraphs);
-      assert.ok(fused.every((row) => row.every(Number.isFinite)));
-      assert.deepEqual(fused, await logitsWith(false, cudaGraphs), cudaGraphs ? 'replayed' : 'eager');
-    }
-  });
-});
-
 for (const kvCacheDtype of ['auto', 'fp8'] as const)
 describe(`CUDA few-row path (steps of at most 4 tokens, KV cache ${kvCacheDtype})`, { skip }, () => {
   test('logits match the batched kernels: one and three decode tokens, a 4-token chunk, contexts over several attention ranges', async () => {
