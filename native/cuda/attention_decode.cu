@@ -30,16 +30,34 @@ constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
 constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
 constexpr float kLazySlack = 8.0f;               // log2 units a score may pass the running maximum unrescaled
 
+// Built with CUDAFLAGS=-DTACHYON_DECODE_SWIZZLE=1, rings whose rows are whole 128-byte lines (head
+// sizes whose cached row is a multiple of 128 bytes: Llama-3-8B's 128 one-byte dims) keep them
+// unpadded, with each 16-byte chunk c of row r at chunk c ^ (r % 8) of its line, as the prefill
+// kernels' tiles do: ldmatrix's eight rows of a matrix still fall in eight different bank groups.
+// Against the padded rows (144 bytes apart), ncu counted each warp's 512-byte K or V copy as 24 L2
+// sectors where 16 hold it (bench/RESULTS.md, twelfth session), and a ring takes 12 KB instead of
+// 13.5, so 16 one-warp blocks fit an SM instead of 15. Written without a GPU: off until measured.
+#ifndef TACHYON_DECODE_SWIZZLE
+#define TACHYON_DECODE_SWIZZLE 0
+#endif
+
 template <int D, KvType KV>
 struct DecodeSmem {
-  static constexpr int kRowBytes = D * (KV == KvType::kBf16 ? 2 : 1) + 16;  // rows 16 bytes apart in banks
+  static constexpr int kDataBytes = D * (KV == KvType::kBf16 ? 2 : 1);  // of a cached row
+  static constexpr bool kSwizzled = TACHYON_DECODE_SWIZZLE && kDataBytes % 128 == 0;
+  static constexpr int kRowBytes = kSwizzled ? kDataBytes : kDataBytes + 16;  // padded: rows 16 bytes apart in banks
   static constexpr int kTileBytes = kTile * kRowBytes;
   static constexpr int kStageBytes = 2 * kTileBytes + (KV == KvType::kInt8 ? 2 * kTile * 4 : 0);  // K, V (INT8: their scales)
   static constexpr int kStages = KV == KvType::kBf16 ? 2 : 3;  // tiles in flight
-  static constexpr int kWarpBytes = kStages * kStageBytes;  // a warp's ring
-  // A split's state for the block's fold: [MT][4][32] accumulators, then [4][32] m and l.
+  static constexpr int kRingBytes = kStages * kStageBytes;  // a warp's ring
+  // A split's state for the block's fold: [MT][4][32] accumulators, then [4][32] m and l. It passes
+  // through the ring stage just read where it fits there (padded rows); else each warp of a
+  // multi-warp block has a place for it after the rings.
   static constexpr int kStateBytes = (D / 16 * 4 + 4) * 32 * 4;
-  static_assert(kStateBytes <= kStageBytes, "a split's state passes through the ring stage just read");
+  static constexpr bool kStateInStage = kStateBytes <= kStageBytes;
+  static constexpr int kOwnStateBytes = kStateInStage ? 0 : kStateBytes;
+  // 16-byte chunk c of a row whose index is r modulo 8 (for ldmatrix's rows, lane % 8), as laid out.
+  __device__ static __forceinline__ int chunk(int c, int r) { return kSwizzled ? (c & ~7) | ((c ^ r) & 7) : c; }
 };
 
 // Warps an SM should hold at once (__launch_bounds__), which caps a lane's registers: 16 (128
@@ -59,13 +77,21 @@ constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
 constexpr int kMaxDecodeWarps = 16;
 constexpr int kHopperSmemPerBlock = 227 * 1024;
 constexpr int kStateStageBytes = kMaxDecodeWarps * 4;  // state_stage[], static shared memory
-// A block's shared memory: its warps' rings and state_stage[].
-constexpr int decode_block_bytes(int warps, int warp_bytes) { return warps * warp_bytes + kStateStageBytes; }
+// A block's shared memory by its warps: their rings, their split states' own places where a ring
+// stage cannot hold one (multi-warp blocks), and state_stage[].
+struct DecodeFootprint {
+  int ring, own_state;
+  constexpr int dynamic_bytes(int warps) const { return warps * ring + (warps > 1 ? warps * own_state : 0); }
+  constexpr int block_bytes(int warps) const { return dynamic_bytes(warps) + kStateStageBytes; }
+};
+template <int D, KvType KV>
+constexpr DecodeFootprint decode_footprint() {
+  return DecodeFootprint{DecodeSmem<D, KV>::kRingBytes, DecodeSmem<D, KV>::kOwnStateBytes};
+}
 template <int D, KvType KV>
 constexpr int max_decode_warps() {
   int w = 1;
-  while (w * 2 <= kMaxDecodeWarps && w * 2 <= decode_warps_per_sm(D) &&
-         decode_block_bytes(w * 2, DecodeSmem<D, KV>::kWarpBytes) <= kHopperSmemPerBlock)
+  while (w * 2 <= kMaxDecodeWarps && w * 2 <= decode_warps_per_sm(D) && decode_footprint<D, KV>().block_bytes(w * 2) <= kHopperSmemPerBlock)
     w *= 2;
   return w;
 }
@@ -101,7 +127,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   extern __shared__ __align__(16) unsigned char smem[];
   pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  unsigned char* ring = smem + warp * S::kWarpBytes;
+  unsigned char* ring = smem + warp * S::kRingBytes;
   const int kvh = blockIdx.x % a.kv_heads;
   const int t = a.tiles[blockIdx.x / a.kv_heads].x;
   const int group = a.heads / a.kv_heads;
@@ -130,9 +156,9 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   auto load_tile = [&](int i, int stage, size_t first) {
     unsigned char* ks = ring + stage * S::kStageBytes;
     if (i * kTile + kTile - 1 <= pos && kv_tile_in_one_block<kTile>(a, i, pos))
-      stage_whole_kv_tile<D, KV>(ks, S::kRowBytes, S::kTileBytes, a, lane, first);
+      stage_whole_kv_tile<D, KV, kTile, S::kSwizzled>(ks, S::kRowBytes, S::kTileBytes, a, lane, first);
     else
-      stage_kv_tile_from<D, KV>(ks, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32, first);
+      stage_kv_tile_from<D, KV, kTile, S::kSwizzled>(ks, S::kRowBytes, S::kTileBytes, a, table, kvh, i, pos, lane, 32, first);
   };
 
   // O^T accumulators: rows (dims) lane / 4 (c0, c1) and + 8 (c2, c3), heads 2 (lane % 4) + {0, 1}.
@@ -174,14 +200,15 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
     // (position lane / 4 [+ 8], head 2 (lane % 4) + {0, 1}); even and odd k-chunks apart, so two mma
     // chains run side by side.
     float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // Every ldmatrix row below is lane % 8 modulo 8 (S::chunk's r).
     const unsigned char* krow = ks + ((lane & 7) + ((lane >> 3) & 1) * 8) * S::kRowBytes;
     if constexpr (F8) {
 #pragma unroll
       for (int kc = 0; kc < KC; kc += 2) {
         // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x the 16 dims of chunk kc / kc + 1 (lane / 16).
         uint32_t r[4];
-        if (kc + 1 < KC) ldmatrix_x4(r, krow + (kc + (lane >> 4)) * 16);
-        else ldmatrix_x2(r, krow + (kc + (lane >> 4)) * 16);
+        if (kc + 1 < KC) ldmatrix_x4(r, krow + S::chunk(kc + (lane >> 4), lane) * 16);
+        else ldmatrix_x2(r, krow + S::chunk(kc + (lane >> 4), lane) * 16);
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
           if (kc + k >= KC) break;
@@ -195,7 +222,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       for (int kc = 0; kc < KC; ++kc) {
         // Matrices: positions 0-7 / 8-15 ((lane / 8) % 2) x dims kc * 16 + 0-7 / 8-15 (lane / 16).
         uint32_t af[4];
-        ldmatrix_x4(af, krow + (kc * 16 + (lane >> 4) * 8) * 2);
+        ldmatrix_x4(af, krow + (S::kSwizzled ? S::chunk(2 * kc + (lane >> 4), lane) * 16 : (kc * 16 + (lane >> 4) * 8) * 2));
         mma_bf16_16816(kc % 2 == 0 ? s : s2, af, qb[kc][0], qb[kc][1]);
       }
     }
@@ -251,7 +278,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       for (int cp = 0; cp < D / 32; ++cp) {
         // Matrices: positions 0-7 / 8-15 (lane / 16) x the 16 dims of chunk 2cp / 2cp + 1 ((lane / 8) % 2).
         uint32_t r[4];
-        ldmatrix_x4_trans(r, vrow + (2 * cp + ((lane >> 3) & 1)) * 16);
+        ldmatrix_x4_trans(r, vrow + S::chunk(2 * cp + ((lane >> 3) & 1), lane) * 16);
 #pragma unroll
         for (int k = 0; k < 4; ++k) r[k] = split_dim_parity(r[k]);
         // a0, a1 hold positions 2 (lane % 4) + {0, 1}; a2, a3 the same + 8 (I8: times their scales).
@@ -266,7 +293,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       for (int mt = 0; mt < MT; ++mt) {
         // Matrices: positions 0-7 / 8-15 (lane / 16) x dims mt * 16 + 0-7 / 8-15 ((lane / 8) % 2).
         uint32_t av[4];
-        ldmatrix_x4_trans(av, vrow + (mt * 16 + ((lane >> 3) & 1) * 8) * 2);
+        ldmatrix_x4_trans(av, vrow + (S::kSwizzled ? S::chunk(2 * mt + ((lane >> 3) & 1), lane) * 16 : (mt * 16 + ((lane >> 3) & 1) * 8) * 2));
         mma_bf16_16816(acc[mt], av, pb0, pb1);
       }
     }
@@ -277,7 +304,8 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   // `folded` whatever WARPS is, so a row's result does not depend on the step it runs in: warp w
   // takes splits w, w + WARPS, ... (round r: split r * WARPS + w), and at the end of each round
   // warp 0 folds its own split, then the other warps' in warp order (their states pass through the
-  // ring stage each just finished reading, which no copy targets until its next tile).
+  // ring stage each just finished reading, which no copy targets until its next tile, or through
+  // their own places where a stage is too small: S::kStateInStage).
   const int n_splits = (tiles_total + kSplitTiles - 1) / kSplitTiles;
   const int own_splits = n_splits > warp ? (n_splits - warp + WARPS - 1) / WARPS : 0;
   const bool owns_last = (n_splits - 1) % WARPS == warp;
@@ -290,6 +318,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   auto end_round = [&](int r, unsigned char* stage) {
     if constexpr (WARPS > 1) {
       if (warp > 0 && stage) {
+        if constexpr (!S::kStateInStage) stage = smem + WARPS * S::kRingBytes + warp * S::kOwnStateBytes;  // its own place
         float* state = reinterpret_cast<float*>(stage);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
@@ -387,7 +416,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
 
 template <int D, KvType KV, int WARPS>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
-  constexpr size_t shared = static_cast<size_t>(WARPS) * DecodeSmem<D, KV>::kWarpBytes;
+  constexpr size_t shared = decode_footprint<D, KV>().dynamic_bytes(WARPS);
   allow_dynamic_shared<decode_attention_kernel<D, KV, WARPS>>(shared);
   launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
              shared, s, a, scale_log2);
@@ -408,14 +437,14 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
 constexpr int kTailWarps = 4;  // 8 were slower than 4 past one wave at every size measured (the fold)
 // Whether blocks of w warps can run: a kernel is built for them (at most max_warps) and this
 // device gives a block their rings.
-bool decode_warps_fit(int w, int warp_bytes, int max_warps) {
-  return w <= max_warps && decode_block_bytes(w, warp_bytes) <= shared_memory_limits().per_block;
+bool decode_warps_fit(int w, const DecodeFootprint& f, int max_warps) {
+  return w <= max_warps && f.block_bytes(w) <= shared_memory_limits().per_block;
 }
-int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_bytes, int max_warps, bool long_context) {
+int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, const DecodeFootprint& f, int max_warps, bool long_context) {
   const SharedMemoryLimits& smem = shared_memory_limits();
-  auto fits = [&](int w) { return decode_warps_fit(w, warp_bytes, max_warps); };
+  auto fits = [&](int w) { return decode_warps_fit(w, f, max_warps); };
   auto resident = [&](int w) {  // w-warp blocks all SMs hold at once
-    return static_cast<long>(sm_count) * std::min(sm_warps / w, smem.per_sm / (decode_block_bytes(w, warp_bytes) + 1024));
+    return static_cast<long>(sm_count) * std::min(sm_warps / w, smem.per_sm / (f.block_bytes(w) + 1024));
   };
   const long blocks = static_cast<long>(a.num_tiles) * a.kv_heads;
   int w = 1;
@@ -432,18 +461,18 @@ int decode_warps(const AttentionArgs& a, int sm_count, int sm_warps, int warp_by
 }
 
 // A forced count (GpuOptions::decode_warps), halved until a block's rings fit this device.
-int forced_decode_warps(int forced, int warp_bytes, int max_warps) {
+int forced_decode_warps(int forced, const DecodeFootprint& f, int max_warps) {
   int w = std::min(forced, max_warps);
-  while (w > 1 && !decode_warps_fit(w, warp_bytes, max_warps)) w /= 2;
+  while (w > 1 && !decode_warps_fit(w, f, max_warps)) w /= 2;
   return w;
 }
 
 template <int D, KvType KV>
 void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s, bool long_context, int forced) {
   constexpr int kMax = max_decode_warps<D, KV>();
-  constexpr int kWarpBytes = DecodeSmem<D, KV>::kWarpBytes;
-  const int warps = forced > 0 ? forced_decode_warps(forced, kWarpBytes, kMax)
-                               : decode_warps(a, sm_count, decode_warps_per_sm(D), kWarpBytes, kMax, long_context);
+  constexpr DecodeFootprint kFootprint = decode_footprint<D, KV>();
+  const int warps = forced > 0 ? forced_decode_warps(forced, kFootprint, kMax)
+                               : decode_warps(a, sm_count, decode_warps_per_sm(D), kFootprint, kMax, long_context);
   switch (warps) {
     case 1: launch<D, KV, 1>(a, scale_log2, s); break;
     case 2: launch<D, KV, 2>(a, scale_log2, s); break;

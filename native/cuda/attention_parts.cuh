@@ -220,7 +220,9 @@ __device__ __forceinline__ bool kv_tile_in_one_block(const AttentionArgs& a, int
 // the copies; rows past position last are zeros, never garbage. One cp.async group. `first` is the
 // slot of the tile's first position where kv_tile_in_one_block() (its rows' slots follow it, no
 // lookups here); elsewhere each row's slot is looked up.
-template <int D, KvType KV, int TILE = kAttnTile>
+// SWIZZLE: rows of whole 128-byte lines, 16-byte chunk c of row r at chunk c ^ (r % 8) of its line
+// (attention_decode.cu's DecodeSmem::chunk).
+template <int D, KvType KV, int TILE = kAttnTile, bool SWIZZLE = false>
 __device__ __forceinline__ void stage_kv_tile_from(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
                                                    const int32_t* table, int kvh, int i, int last, int tid, int n, size_t first) {
   constexpr int EB = KV == KvType::kBf16 ? 2 : 1;  // bytes per cached element
@@ -234,8 +236,14 @@ __device__ __forceinline__ void stage_kv_tile_from(unsigned char* ks, int row_by
     const int r = static_cast<unsigned>(c) / chunks, b = (static_cast<unsigned>(c) % chunks) * 16;
     const bool valid = i * TILE + r <= last;
     const size_t off = valid ? slot(r) * D * EB + b : 0;
-    cp_async_16(ks + r * row_bytes + b, kc + off, valid);
-    cp_async_16(vs + r * row_bytes + b, vc + off, valid);
+    if constexpr (SWIZZLE) {
+      const int q = b / 16, at = r * row_bytes + ((q & ~7) | ((q ^ r) & 7)) * 16;
+      cp_async_16(ks + at, kc + off, valid);
+      cp_async_16(vs + at, vc + off, valid);
+    } else {
+      cp_async_16(ks + r * row_bytes + b, kc + off, valid);
+      cp_async_16(vs + r * row_bytes + b, vc + off, valid);
+    }
   }
   if constexpr (KV == KvType::kInt8) {
     // Threads 0 to TILE - 1 the K scales of the tile's positions, the next TILE the V scales.
@@ -253,7 +261,7 @@ __device__ __forceinline__ void stage_kv_tile_from(unsigned char* ks, int row_by
 // the cache, so piece c of K (or V) is 16 c bytes past the first row's, and a thread's copies differ by
 // constants. stage_kv_tile_from() works out each piece's row, slot and bounds; on a decode warp's
 // tiles that was a third of the loop's instructions. Same bytes to the same places. n = 32 (a warp).
-template <int D, KvType KV, int TILE = kAttnTile>
+template <int D, KvType KV, int TILE = kAttnTile, bool SWIZZLE = false>
 __device__ __forceinline__ void stage_whole_kv_tile(unsigned char* ks, int row_bytes, int tile_bytes, const AttentionArgs& a,
                                                     int lane, size_t first) {
   constexpr int EB = KV == KvType::kBf16 ? 2 : 1;  // bytes per cached element
@@ -267,8 +275,14 @@ __device__ __forceinline__ void stage_whole_kv_tile(unsigned char* ks, int row_b
     const int c = c0 + lane;
     if (pieces % 32 != 0 && c >= pieces) break;
     const int r = c / chunks, b = (c % chunks) * 16;
-    cp_async_16(ks + r * row_bytes + b, k + c * 16, true);
-    cp_async_16(vs + r * row_bytes + b, v + c * 16, true);
+    if constexpr (SWIZZLE) {
+      const int q = b / 16, at = r * row_bytes + ((q & ~7) | ((q ^ r) & 7)) * 16;
+      cp_async_16(ks + at, k + c * 16, true);
+      cp_async_16(vs + at, v + c * 16, true);
+    } else {
+      cp_async_16(ks + r * row_bytes + b, k + c * 16, true);
+      cp_async_16(vs + r * row_bytes + b, v + c * 16, true);
+    }
   }
   if constexpr (KV == KvType::kInt8) {
     static_assert(TILE <= 16, "one warp's lanes copy the tile's K and V scales");
