@@ -77,6 +77,7 @@ struct GpuOptions {
   bool fused_gemv = true;              // the few-row path for steps of at most 4 tokens
   bool fast_attention = true;          // prefill and decode kernels (off: attention.cu for every row)
   bool warp_specialized_prefill = false;  // sm_90a: the warp-specialized prefill kernel (same bits; not yet measured)
+  bool overlap_decode_attention = false;  // mixed steps: the decode kernel on a second stream beside the prefill kernel (same bits; not yet measured)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };
@@ -89,7 +90,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 9;
+constexpr int kBackendAbiVersion = 10;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -57,6 +57,8 @@ export interface CudaKnobs {
   fastAttention: boolean;
   /** sm_90a: prompt rows on the warp-specialized prefill kernel (the same bits; opt-in until measured). */
   warpSpecializedPrefill: boolean;
+  /** Mixed steps: the generated tokens' decode attention on a second CUDA stream, beside the prompt rows' prefill kernel (one bound by memory, the other by issue), joined before the O projection. The same bits; off until measured. */
+  overlapDecodeAttention: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */

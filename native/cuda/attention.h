@@ -106,7 +106,9 @@ void launch_paged_attention(const AttentionArgs& a, bool decode, int splits, int
 // long_context: some generated token of the step is at position kLongDecodeContext or later.
 constexpr int kLongDecodeContext = 1024;
 bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv);
-void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps = 0);
+// programmatic false: an ordinary launch (a second stream, ordered after an event: CudaModel's overlap).
+void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps = 0,
+                             bool programmatic = true);
 
 // Prompt rows (attention_prefill.cu; StepBatch::prompt_lens): 128 query rows a block, 64
 // positions a tile (32 at head_dim 256), one online softmax over the whole context (no splits).

@@ -415,11 +415,15 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
 }
 
 template <int D, KvType KV, int WARPS>
-void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
+void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s, bool programmatic) {
   constexpr size_t shared = decode_footprint<D, KV>().dynamic_bytes(WARPS);
   allow_dynamic_shared<decode_attention_kernel<D, KV, WARPS>>(shared);
-  launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
-             shared, s, a, scale_log2);
+  if (programmatic)
+    launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
+               shared, s, a, scale_log2);
+  else
+    launch_plain("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
+                 shared, s, a, scale_log2);
 }
 
 // Warps a block. Within one wave (whole blocks: by registers, decode_warps_per_sm(), or fewer where
@@ -468,18 +472,18 @@ int forced_decode_warps(int forced, const DecodeFootprint& f, int max_warps) {
 }
 
 template <int D, KvType KV>
-void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s, bool long_context, int forced) {
+void launch(const AttentionArgs& a, float scale_log2, int sm_count, cudaStream_t s, bool long_context, int forced, bool programmatic) {
   constexpr int kMax = max_decode_warps<D, KV>();
   constexpr DecodeFootprint kFootprint = decode_footprint<D, KV>();
   const int warps = forced > 0 ? forced_decode_warps(forced, kFootprint, kMax)
                                : decode_warps(a, sm_count, decode_warps_per_sm(D), kFootprint, kMax, long_context);
   switch (warps) {
-    case 1: launch<D, KV, 1>(a, scale_log2, s); break;
-    case 2: launch<D, KV, 2>(a, scale_log2, s); break;
+    case 1: launch<D, KV, 1>(a, scale_log2, s, programmatic); break;
+    case 2: launch<D, KV, 2>(a, scale_log2, s, programmatic); break;
     // decode_warps() stays within kMax; the fail()s say so should that change.
-    case 4: if constexpr (kMax >= 4) launch<D, KV, 4>(a, scale_log2, s); else fail("decode attention: no 4-warp kernel"); break;
-    case 8: if constexpr (kMax >= 8) launch<D, KV, 8>(a, scale_log2, s); else fail("decode attention: no 8-warp kernel"); break;
-    case 16: if constexpr (kMax >= 16) launch<D, KV, 16>(a, scale_log2, s); else fail("decode attention: no 16-warp kernel"); break;
+    case 4: if constexpr (kMax >= 4) launch<D, KV, 4>(a, scale_log2, s, programmatic); else fail("decode attention: no 4-warp kernel"); break;
+    case 8: if constexpr (kMax >= 8) launch<D, KV, 8>(a, scale_log2, s, programmatic); else fail("decode attention: no 8-warp kernel"); break;
+    case 16: if constexpr (kMax >= 16) launch<D, KV, 16>(a, scale_log2, s, programmatic); else fail("decode attention: no 16-warp kernel"); break;
     default: fail("decode attention: no kernel of that many warps");
   }
 }
@@ -491,7 +495,7 @@ bool decode_attention_supports(int heads, int kv_heads, int head_dim, KvType kv)
          head_dim % (kv == KvType::kBf16 ? 16 : 32) == 0 && (head_dim <= 128 || head_dim == 256);
 }
 
-void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps) {
+void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t s, bool long_context, int warps, bool programmatic) {
   if (a.num_tiles == 0) return;
   if (!decode_attention_supports(a.heads, a.kv_heads, a.head_dim, a.kv.type))
     fail("decode attention: ", a.heads, " heads over ", a.kv_heads, " KV heads of ", a.head_dim, " dims is not supported");
@@ -499,10 +503,10 @@ void launch_decode_attention(const AttentionArgs& a, int sm_count, cudaStream_t 
   with_head_dim(a.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (a.kv.type == KvType::kBf16) {
-      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s, long_context, warps);
+      launch<D, KvType::kBf16>(a, scale_log2, sm_count, s, long_context, warps, programmatic);
     } else if constexpr (D % 32 == 0) {
-      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s, long_context, warps);
-      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s, long_context, warps);
+      if (a.kv.type == KvType::kE4M3) launch<D, KvType::kE4M3>(a, scale_log2, sm_count, s, long_context, warps, programmatic);
+      else launch<D, KvType::kInt8>(a, scale_log2, sm_count, s, long_context, warps, programmatic);
     }
   });
 }

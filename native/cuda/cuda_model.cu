@@ -16,6 +16,11 @@ namespace tachyon {
 CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptions& o) : config_(c), options_(o) {
   CUDA_CHECK(cudaSetDevice(o.device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  if (o.overlap_decode_attention) {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+  }
   q_dim_ = c.num_heads * c.head_dim;
   kv_dim_ = c.num_kv_heads * c.head_dim;
   qkv_dim_ = q_dim_ + 2 * kv_dim_;
@@ -110,6 +115,12 @@ CudaModel::~CudaModel() {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
   }
+  if (side_stream_) {
+    cudaStreamSynchronize(side_stream_);
+    cudaStreamDestroy(side_stream_);
+  }
+  if (fork_) cudaEventDestroy(fork_);
+  if (join_) cudaEventDestroy(join_);
   for (StepSlot& st : slots_)
     if (st.done) cudaEventDestroy(st.done);
 }

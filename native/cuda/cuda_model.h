@@ -113,6 +113,11 @@ class CudaModel : public Backend {
   // engine may hand a finished sequence's blocks to step N + 1 while step N, which still writes
   // them, is on the GPU, and a fed token is gathered from the sampled ids the step before wrote.
   cudaStream_t stream_ = nullptr;
+  // GpuOptions::overlap_decode_attention: a mixed step's decode kernel runs on side_stream_, forked
+  // from stream_ after the RoPE + KV write (fork_) and joined back before the O projection (join_),
+  // so everything after it on stream_ still comes after it, as above.
+  cudaStream_t side_stream_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
   int q_dim_, kv_dim_, qkv_dim_;
 

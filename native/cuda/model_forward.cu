@@ -201,15 +201,29 @@ void CudaModel::attention(int li) {
     launch_decode_attention(a, sm_count_, stream_, decode_long_, options_.decode_warps);
   } else if (!decode_step_ && prefill_kernel_) {
     // make_tiles: the prefill kernel's tiles, then one-token tiles for the decode kernel.
-    const int n = a.num_tiles;
+    AttentionArgs d = a;
+    d.tiles += prefill_tiles_;
+    d.num_tiles = a.num_tiles - prefill_tiles_;
     a.num_tiles = prefill_tiles_;
+    // Overlap: the prefill kernel is bound by issue and leaves room on each SM (one 8-warp block of
+    // about 145 KB at head_dim 128); the decode kernel is bound by memory. Their rows and reads are
+    // disjoint, and both need only the RoPE + KV write before them: the fork is recorded after it,
+    // the prefill kernel goes out first (so its blocks take the SMs first and the decode blocks the
+    // room beside them), and the O projection waits for both.
+    const bool overlap = side_stream_ && !capturing_ && prefill_tiles_ > 0 && d.num_tiles > 0;
+    if (overlap) CUDA_CHECK(cudaEventRecord(fork_, stream_));
     if (prefill_ws_) launch_prefill_attention_sm90_ws(a, stream_);
     else if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);
     else launch_prefill_attention(a, stream_);
-    a.tiles += prefill_tiles_;
-    a.num_tiles = n - prefill_tiles_;
-    if (a.num_tiles > 0) TICK(li, "attn-decode");
-    launch_decode_attention(a, sm_count_, stream_, decode_long_, options_.decode_warps);
+    if (overlap) {
+      CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_, 0));
+      launch_decode_attention(d, sm_count_, side_stream_, decode_long_, options_.decode_warps, false);
+      CUDA_CHECK(cudaEventRecord(join_, side_stream_));
+      CUDA_CHECK(cudaStreamWaitEvent(stream_, join_, 0));
+    } else {
+      if (d.num_tiles > 0) TICK(li, "attn-decode");
+      launch_decode_attention(d, sm_count_, stream_, decode_long_, options_.decode_warps);
+    }
   } else {
     launch_paged_attention(a, decode_step_, attn_splits_, sm_count_, stream_);
   }

@@ -45,6 +45,19 @@ void launch_pdl_window(const char* name, const cudaAccessPolicyWindow* window, v
   if (err != cudaSuccess) fail(name, " launch failed: ", cudaGetErrorString(err));
 }
 
+// An ordinary launch, with no programmatic dependency: for a kernel that a stream orders after an
+// event rather than after a kernel (its pdl_wait() then returns at once).
+template <typename... Params, typename... Args>
+void launch_plain(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = s;
+  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (err != cudaSuccess) fail(name, " launch failed: ", cudaGetErrorString(err));
+}
+
 template <typename... Params, typename... Args>
 void launch_pdl(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s,
                 Args&&... args) {
