@@ -51,11 +51,14 @@ struct DecodeSmem {
   static constexpr int kStages = KV == KvType::kBf16 ? 2 : 3;  // tiles in flight
   static constexpr int kRingBytes = kStages * kStageBytes;  // a warp's ring
   // A split's state for the block's fold: [MT][4][32] accumulators, then [4][32] m and l. It passes
-  // through the ring stage just read where it fits there (padded rows); else each warp of a
-  // multi-warp block has a place for it after the rings.
-  static constexpr int kStateBytes = (D / 16 * 4 + 4) * 32 * 4;
-  static constexpr bool kStateInStage = kStateBytes <= kStageBytes;
-  static constexpr int kOwnStateBytes = kStateInStage ? 0 : kStateBytes;
+  // through the ring stage just read where it fits there (padded rows); else (swizzled rows: the
+  // accumulators alone fill a one-byte stage) the accumulators do, and m and l go to a place of
+  // their own after the rings, one for each warp but warp 0 of a multi-warp block.
+  static constexpr int kAccBytes = D / 16 * 4 * 32 * 4;
+  static constexpr int kMlBytes = 4 * 32 * 4;
+  static constexpr bool kStateInStage = kAccBytes + kMlBytes <= kStageBytes;
+  static_assert(kAccBytes <= kStageBytes, "a split's accumulators pass through the ring stage just read");
+  static constexpr int kOwnMlBytes = kStateInStage ? 0 : kMlBytes;
   // 16-byte chunk c of a row whose index is r modulo 8 (for ldmatrix's rows, lane % 8), as laid out.
   __device__ static __forceinline__ int chunk(int c, int r) { return kSwizzled ? (c & ~7) | ((c ^ r) & 7) : c; }
 };
@@ -77,16 +80,16 @@ constexpr int decode_warps_per_sm(int D) { return D > 128 ? 8 : 16; }
 constexpr int kMaxDecodeWarps = 16;
 constexpr int kHopperSmemPerBlock = 227 * 1024;
 constexpr int kStateStageBytes = kMaxDecodeWarps * 4;  // state_stage[], static shared memory
-// A block's shared memory by its warps: their rings, their split states' own places where a ring
-// stage cannot hold one (multi-warp blocks), and state_stage[].
+// A block's shared memory by its warps: their rings, the places of warps 1.. for their split
+// states' m and l where a ring stage cannot hold them beside the accumulators, and state_stage[].
 struct DecodeFootprint {
-  int ring, own_state;
-  constexpr int dynamic_bytes(int warps) const { return warps * ring + (warps > 1 ? warps * own_state : 0); }
+  int ring, own_ml;
+  constexpr int dynamic_bytes(int warps) const { return warps * ring + (warps - 1) * own_ml; }
   constexpr int block_bytes(int warps) const { return dynamic_bytes(warps) + kStateStageBytes; }
 };
 template <int D, KvType KV>
 constexpr DecodeFootprint decode_footprint() {
-  return DecodeFootprint{DecodeSmem<D, KV>::kRingBytes, DecodeSmem<D, KV>::kOwnStateBytes};
+  return DecodeFootprint{DecodeSmem<D, KV>::kRingBytes, DecodeSmem<D, KV>::kOwnMlBytes};
 }
 template <int D, KvType KV>
 constexpr int max_decode_warps() {
@@ -304,8 +307,8 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   // `folded` whatever WARPS is, so a row's result does not depend on the step it runs in: warp w
   // takes splits w, w + WARPS, ... (round r: split r * WARPS + w), and at the end of each round
   // warp 0 folds its own split, then the other warps' in warp order (their states pass through the
-  // ring stage each just finished reading, which no copy targets until its next tile, or through
-  // their own places where a stage is too small: S::kStateInStage).
+  // ring stage each just finished reading, which no copy targets until its next tile; m and l
+  // through places of their own where the stage is too small: S::kStateInStage).
   const int n_splits = (tiles_total + kSplitTiles - 1) / kSplitTiles;
   const int own_splits = n_splits > warp ? (n_splits - warp + WARPS - 1) / WARPS : 0;
   const bool owns_last = (n_splits - 1) % WARPS == warp;
@@ -313,12 +316,17 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   const int rounds = (n_splits + WARPS - 1) / WARPS;
   auto tile_of = [&](int j) { return ((j / kSplitTiles) * WARPS + warp) * kSplitTiles + j % kSplitTiles; };
   __shared__ int state_stage[kMaxDecodeWarps];  // where warp w left this round's state (kStateStageBytes)
-  // A split's state in a stage: [MT][4][32] accumulators, then [2][32] m and [2][32] l.
+  // A split's state in a stage: [MT][4][32] accumulators, then [2][32] m and [2][32] l (or those
+  // in warp w's own place).
   auto state_index = [&](int row) { return row * 32 + lane; };
+  // Row of m[j] (l[j]: j + 2) in warp w's state: after the accumulators, or in its own place.
+  auto ml_at = [&](int w, float* state, int j) -> float& {
+    if constexpr (S::kStateInStage) return state[state_index(MT * 4 + j)];
+    else return reinterpret_cast<float*>(smem + WARPS * S::kRingBytes + (w - 1) * S::kMlBytes)[state_index(j)];
+  };
   auto end_round = [&](int r, unsigned char* stage) {
     if constexpr (WARPS > 1) {
       if (warp > 0 && stage) {
-        if constexpr (!S::kStateInStage) stage = smem + WARPS * S::kRingBytes + warp * S::kOwnStateBytes;  // its own place
         float* state = reinterpret_cast<float*>(stage);
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
@@ -326,8 +334,8 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
           for (int c = 0; c < 4; ++c) state[state_index(mt * 4 + c)] = acc[mt][c];
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
-          state[state_index(MT * 4 + j)] = m[j];
-          state[state_index(MT * 4 + 2 + j)] = l[j];
+          ml_at(warp, state, j) = m[j];
+          ml_at(warp, state, 2 + j) = l[j];
         }
         if (lane == 0) state_stage[warp] = static_cast<int>(stage - smem);
       }
@@ -335,15 +343,15 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
       __syncthreads();
       if (warp == 0)
         for (int w = 1; w < WARPS && r * WARPS + w < n_splits; ++w) {
-          const float* other = reinterpret_cast<const float*>(smem + state_stage[w]);
+          float* other = reinterpret_cast<float*>(smem + state_stage[w]);
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int c = 0; c < 4; ++c) acc[mt][c] = other[state_index(mt * 4 + c)];
 #pragma unroll
           for (int j = 0; j < 2; ++j) {
-            m[j] = other[state_index(MT * 4 + j)];
-            l[j] = other[state_index(MT * 4 + 2 + j)];
+            m[j] = ml_at(w, other, j);
+            l[j] = ml_at(w, other, 2 + j);
           }
           fold();
         }

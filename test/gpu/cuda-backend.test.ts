@@ -309,31 +309,31 @@ describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (KV 
 
 // CudaKnobs.overlapDecodeAttention: in a mixed step the generated tokens' decode kernel runs on a
 // second stream beside the prompt rows' prefill kernel, joined before the O projection. The same
-// kernels on the same inputs, so the same logits; a join or fork in the wrong place would let the O
-// projection read rows before they are written, or the decode kernel read K/V before the RoPE + KV
-// write, and change them. Two KV heads, three layers, two mixed steps, E4M3 and bf16 caches.
+// kernels on the same inputs, so the same logits. A fork before the RoPE + KV write would let the
+// decode kernel read stale q and K/V (a long prompt beside the decode tokens makes the prefill side
+// slow); a join after the O projection's start would let it read rows not yet written (long decode
+// contexts beside a 3-token prompt make the decode side slow). Two KV heads, three layers.
 describe('CUDA mixed steps: decode attention on a second stream beside the prefill kernel', { skip }, () => {
   for (const kvCacheDtype of ['fp8', 'auto'] as const)
     test(`KV ${kvCacheDtype}: the same logits as on one stream`, async () => {
       const config = { ...HEAD_DIM_128, hidden_size: 1024, num_attention_heads: 8, num_key_value_heads: 2, num_hidden_layers: 3 };
-      const S = 48;
+      const S = 40;
       const logitsWith = async (overlapDecodeAttention: boolean) => {
-        const rt = await Runtime.load({ dummy: { config, seed: 7 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 128 << 20, maxNumTokens: 4096,
+        const rt = await Runtime.load({ dummy: { config, seed: 7 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20, maxNumTokens: 8192,
           maxNumSeqs: 64, kvCacheDtype, cuda: { batchInvariant: true, overlapDecodeAttention } });
         try {
           const V = rt.info.vocabSize;
           const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 31 + j * 7) % (V - 3)));
-          const len = (k: number) => 30 + ((k * 37) % 200);
-          const blocks = (k: number) => blockRange(k * 16, 16); // 256 positions each
-          await rt.step(makeBatch(Array.from({ length: S }, (_, k) => ({ tokens: prompt(k, len(k)), start: 0, blocks: blocks(k), sample: false }))));
+          const len = (k: number) => 500 + ((k * 37) % 400);
+          const blocks = (k: number) => blockRange(k * 64, 64); // 1,024 positions each
+          for (let k0 = 0; k0 < S; k0 += 8)
+            await rt.step(makeBatch(Array.from({ length: 8 }, (_, i) => ({ tokens: prompt(k0 + i, len(k0 + i)), start: 0, blocks: blocks(k0 + i), sample: false }))));
+          const decode = (step: number) => Array.from({ length: S }, (_, k) => ({ tokens: [5 + ((k + step) % (V - 5))], start: len(k) + step, blocks: blocks(k) }));
           const out: number[][] = [];
-          for (let step = 0; step < 2; step++) {
-            // Every sequence's next token beside a 600-token prompt and a 3-token chunk (a fresh pair each step).
-            const decode = Array.from({ length: S }, (_, k) => ({ tokens: [5 + ((k + step) % (V - 5))], start: len(k) + step, blocks: blocks(k) }));
-            const prompts = [{ tokens: prompt(S + 2 * step, 600), start: 0, blocks: blockRange(2000 + step * 40, 40) },
-              { tokens: prompt(S + 2 * step + 1, 3), start: 0, blocks: blocks(S + 2 * step + 1) }];
-            out.push(Array.from((await rt.step(makeBatch([...decode, ...prompts], true))).logits!));
-          }
+          // Step 0: beside a 600-token prompt and a 3-token chunk; step 1: beside a 3-token prompt only.
+          const beside = [[{ tokens: prompt(S, 600), start: 0, blocks: blockRange(2600, 40) }, { tokens: prompt(S + 1, 3), start: 0, blocks: blockRange(2640, 1) }],
+            [{ tokens: prompt(S + 2, 3), start: 0, blocks: blockRange(2641, 1) }]];
+          for (let step = 0; step < 2; step++) out.push(Array.from((await rt.step(makeBatch([...decode(step), ...beside[step]], true))).logits!));
           return out;
         } finally {
           await rt.close();
