@@ -5,8 +5,10 @@
 # device command: each kernel's details page, and its SASS instructions and stall
 # samples per opcode (bench/sass_summary.py). Reports go to $OUT (or a temporary
 # folder). On the GPU machine, after the CUDA build (arguments go to the probe, e.g.
-# --shape gpt-j-6b):
+# --shape gpt-j-6b). KERNELS=decode (or prefill) profiles one of them only; for 2048/2048's
+# steady state rather than its tail, give --decode-output 180 (bench/RESULTS.md, twelfth session):
 #   bash bench/profile-kernels.sh [--shape NAME]
+#   KERNELS=decode bash bench/profile-kernels.sh --decode-seqs 461 --decode-context 3000 --decode-output 180 --max-num-seqs 512
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$(mktemp -d)}
@@ -23,6 +25,7 @@ profile() {  # name, kernel regex, launches to skip
   grep -E '^ +(Duration|DRAM Throughput|Issue Slots Busy|Registers Per Thread|Achieved Occupancy|Warp Cycles Per Issued Instruction) ' "$out/$1-details.txt" | tr -s ' ' || true
   python3 bench/sass_summary.py "$out/$1-sass.csv" 15
 }
-profile prefill prefill_attention 8
-profile decode decode_attention "$decode_skip"
+kernels=${KERNELS:-prefill decode}
+[[ " $kernels " == *" prefill "* ]] && profile prefill prefill_attention 8
+[[ " $kernels " == *" decode "* ]] && profile decode decode_attention "$decode_skip"
 echo "reports in $out"
