@@ -426,12 +426,8 @@ template <int D, KvType KV, int WARPS>
 void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s, bool programmatic) {
   constexpr size_t shared = decode_footprint<D, KV>().dynamic_bytes(WARPS);
   allow_dynamic_shared<decode_attention_kernel<D, KV, WARPS>>(shared);
-  if (programmatic)
-    launch_pdl("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
-               shared, s, a, scale_log2);
-  else
-    launch_plain("decode_attention_kernel", decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads), 32 * WARPS,
-                 shared, s, a, scale_log2);
+  launch_kernel("decode_attention_kernel", programmatic, nullptr, decode_attention_kernel<D, KV, WARPS>, dim3(a.num_tiles * a.kv_heads),
+                32 * WARPS, shared, s, a, scale_log2);
 }
 
 // Warps a block. Within one wave (whole blocks: by registers, decode_warps_per_sm(), or fewer where

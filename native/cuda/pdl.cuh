@@ -23,10 +23,12 @@ __device__ __forceinline__ void pdl_wait() {
 // Whether launches use it: set once by the backend from the device and the environment.
 bool& pdl_enabled();
 
-// With `window`, the kernel's accesses within it take that L2 policy (an access-policy window).
+// Every launch of the backend's kernels: programmatic (PDL where enabled) or ordinary (a kernel that
+// a stream orders after an event rather than after a kernel; its pdl_wait() then returns at once);
+// with `window`, the kernel's accesses within it take that L2 policy (an access-policy window).
 template <typename... Params, typename... Args>
-void launch_pdl_window(const char* name, const cudaAccessPolicyWindow* window, void (*kernel)(Params...), dim3 grid,
-                       dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+void launch_kernel(const char* name, bool programmatic, const cudaAccessPolicyWindow* window, void (*kernel)(Params...), dim3 grid,
+                   dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
@@ -34,7 +36,7 @@ void launch_pdl_window(const char* name, const cudaAccessPolicyWindow* window, v
   config.stream = s;
   cudaLaunchAttribute attrs[2]{};
   attrs[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  attrs[0].val.programmaticStreamSerializationAllowed = programmatic && pdl_enabled() ? 1 : 0;
   if (window) {
     attrs[1].id = cudaLaunchAttributeAccessPolicyWindow;
     attrs[1].val.accessPolicyWindow = *window;
@@ -45,23 +47,16 @@ void launch_pdl_window(const char* name, const cudaAccessPolicyWindow* window, v
   if (err != cudaSuccess) fail(name, " launch failed: ", cudaGetErrorString(err));
 }
 
-// An ordinary launch, with no programmatic dependency: for a kernel that a stream orders after an
-// event rather than after a kernel (its pdl_wait() then returns at once).
 template <typename... Params, typename... Args>
-void launch_plain(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = shared;
-  config.stream = s;
-  const cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-  if (err != cudaSuccess) fail(name, " launch failed: ", cudaGetErrorString(err));
+void launch_pdl_window(const char* name, const cudaAccessPolicyWindow* window, void (*kernel)(Params...), dim3 grid,
+                       dim3 block, size_t shared, cudaStream_t s, Args&&... args) {
+  launch_kernel(name, true, window, kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 
 template <typename... Params, typename... Args>
 void launch_pdl(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t s,
                 Args&&... args) {
-  launch_pdl_window(name, nullptr, kernel, grid, block, shared, s, std::forward<Args>(args)...);
+  launch_kernel(name, true, nullptr, kernel, grid, block, shared, s, std::forward<Args>(args)...);
 }
 
 }  // namespace tachyon
