@@ -63,7 +63,7 @@ const WORKLOADS: Workload[] = [
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
 // --decode-warps N: the decode kernel's warps a block forced (CudaKnobs.decodeWarps; default chosen per step).
-// --overlap-decode-attention: mixed steps run the decode kernel on a second stream beside the prefill kernel (CudaKnobs.overlapDecodeAttention).
+// --no-overlap-decode-attention: mixed steps run the decode kernel after the prefill kernel on one stream (CudaKnobs.overlapDecodeAttention, on by default: a second stream beside it).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
   options: {
@@ -76,7 +76,7 @@ const { values } = parseArgs({
     'max-num-seqs': { type: 'string' },
     'no-async-scheduling': { type: 'boolean' },
     'decode-warps': { type: 'string' },
-    'overlap-decode-attention': { type: 'boolean' },
+    'no-overlap-decode-attention': { type: 'boolean' },
     'max-num-batched-tokens': { type: 'string', default: '8192' },
   },
 });
@@ -101,7 +101,7 @@ async function run(w: Workload) {
       profile: values.profile,
       warpSpecializedPrefill: values['warp-specialized-prefill'],
       decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
-      overlapDecodeAttention: values['overlap-decode-attention'],
+      overlapDecodeAttention: values['no-overlap-decode-attention'] ? false : undefined,
     },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);

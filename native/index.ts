@@ -55,9 +55,9 @@ export interface CudaKnobs {
   fusedGemv: boolean;
   /** The prefill and decode attention kernels (off: attention.cu for every row, the tests' reference). */
   fastAttention: boolean;
-  /** sm_90a: prompt rows on the warp-specialized prefill kernel (the same bits; opt-in until measured). */
+  /** sm_90a: prompt rows on the warp-specialized prefill kernel (the same bits; opt-in: measured no faster, bench/RESULTS.md). */
   warpSpecializedPrefill: boolean;
-  /** Mixed steps: the generated tokens' decode attention on a second CUDA stream, beside the prompt rows' prefill kernel (one bound by memory, the other by issue), joined before the O projection. The same bits; off until measured. */
+  /** Mixed steps: the generated tokens' decode attention on a second CUDA stream, beside the prompt rows' prefill kernel (one bound by memory, the other by issue), joined before the O projection. The same bits; on by default (2048/128 about 1% faster, 2048/2048 the same). */
   overlapDecodeAttention: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;

@@ -30,15 +30,16 @@ constexpr int kSplitTiles = kAttnSplit / kTile;  // tiles per split
 constexpr int kHeads = 8;                        // query heads per KV head the mma's N holds
 constexpr float kLazySlack = 8.0f;               // log2 units a score may pass the running maximum unrescaled
 
-// Built with CUDAFLAGS=-DTACHYON_DECODE_SWIZZLE=1, rings whose rows are whole 128-byte lines (head
-// sizes whose cached row is a multiple of 128 bytes: Llama-3-8B's 128 one-byte dims) keep them
-// unpadded, with each 16-byte chunk c of row r at chunk c ^ (r % 8) of its line, as the prefill
-// kernels' tiles do: ldmatrix's eight rows of a matrix still fall in eight different bank groups.
-// Against the padded rows (144 bytes apart), ncu counted each warp's 512-byte K or V copy as 24 L2
-// sectors where 16 hold it (bench/RESULTS.md, twelfth session), and a ring takes 12 KB instead of
-// 13.5, so 16 one-warp blocks fit an SM instead of 15. Written without a GPU: off until measured.
+// Rings whose rows are whole 128-byte lines (head sizes whose cached row is a multiple of 128
+// bytes: Llama-3-8B's 128 one-byte dims) keep them unpadded, with each 16-byte chunk c of row r at
+// chunk c ^ (r % 8) of its line, as the prefill kernels' tiles do: ldmatrix's eight rows of a
+// matrix still fall in eight different bank groups. Against padded rows (144 bytes apart), ncu
+// counted each warp's 512-byte K or V copy as 24 L2 sectors where 16 hold it, and a ring takes
+// 12 KB instead of 13.5, so 16 one-warp blocks fit an SM instead of 15: 2048/2048 went from 11,307
+// to 12,023 output tok/s on one H200 (bench/RESULTS.md, thirteenth session). Other rows stay
+// padded; CUDAFLAGS=-DTACHYON_DECODE_SWIZZLE=0 builds every ring padded, for A/B runs.
 #ifndef TACHYON_DECODE_SWIZZLE
-#define TACHYON_DECODE_SWIZZLE 0
+#define TACHYON_DECODE_SWIZZLE 1
 #endif
 
 template <int D, KvType KV>
