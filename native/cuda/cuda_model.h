@@ -17,6 +17,7 @@
 #include "cuda/gemv.h"
 #include "cuda/kernels.h"
 #include "cuda/pinned.h"
+#include "cuda/profiled_steps.h"
 #include "cuda/logit_adjust.h"
 #include "cuda/sampling.h"
 
@@ -149,6 +150,7 @@ class CudaModel : public Backend {
   std::map<int, cudaGraphExec_t> graphs_;  // by graph_key()
   static int graph_key(int bucket, bool long_context) { return bucket * 2 + (long_context ? 1 : 0); }
   bool timing_ = false;
+  ProfiledSteps profiled_steps_;  // TACHYON_PROFILE_STEPS: whole steps for ncu
   cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
   static constexpr int kOpEvents = 12;
   cudaEvent_t op_events_[kOpEvents] = {};

@@ -21,6 +21,7 @@ void CudaModel::step(const StepBatch& batch, StepOutput& out) {
 void CudaModel::launch(StepBatch& b, int slot) {
   NvtxRange step_range(timing_, "tachyon step launch");
   CUDA_CHECK(cudaSetDevice(options_.device));
+  profiled_steps_.at_launch();
   StepSlot& st = slots_[slot];
   const StepSlot& prev = slots_[1 - slot];
   st_ = &st;
