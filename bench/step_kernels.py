@@ -31,11 +31,12 @@ top = int(sys.argv[3]) if len(sys.argv) > 3 else 30
 header = rows[0]
 col = {h: i for i, h in enumerate(header)}
 data = [r for r in rows[2:] if len(r) == len(header)]  # rows[1]: units
+name_col = next(h for h in ("Kernel Name", "Function Name", "Demangled Name") if h in col)
 if not data:
     sys.exit("no kernels in the report: were the steps reached (TACHYON_PROFILE_STEPS)?")
 time_ns, reads, writes, launches = (collections.Counter() for _ in range(4))
 for r in data:
-    k = short_name(r[col["Kernel Name"]])
+    k = short_name(r[col[name_col]])
     time_ns[k] += number(r[col["gpu__time_duration.sum"]])
     reads[k] += number(r[col["dram__bytes_read.sum"]])
     writes[k] += number(r[col["dram__bytes_write.sum"]])
