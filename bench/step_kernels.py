@@ -28,12 +28,12 @@ def short_name(name):
 rows = list(csv.reader(open(sys.argv[1], newline="")))
 steps = int(sys.argv[2])
 top = int(sys.argv[3]) if len(sys.argv) > 3 else 30
-header = rows[0]
-col = {h: i for i, h in enumerate(header)}
-data = [r for r in rows[2:] if len(r) == len(header)]  # rows[1]: units
-name_col = next(h for h in ("Kernel Name", "Function Name", "Demangled Name") if h in col)
+# rows[0]: metric names, rows[1]: units, then a row a kernel; an empty report has none of them.
+data = [r for r in rows[2:] if len(r) == len(rows[0])]
 if not data:
     sys.exit("no kernels in the report: were the steps reached (TACHYON_PROFILE_STEPS)?")
+col = {h: i for i, h in enumerate(rows[0])}
+name_col = next(h for h in ("Kernel Name", "Function Name", "Demangled Name") if h in col)
 time_ns, reads, writes, launches = (collections.Counter() for _ in range(4))
 for r in data:
     k = short_name(r[col[name_col]])
