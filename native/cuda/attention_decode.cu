@@ -129,7 +129,10 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   constexpr int MT = D / 16;  // 16-row output tiles of O^T (F8: tile 2c + parity holds that parity's dims of chunks 2c, 2c + 1)
   constexpr int STAGES = S::kStages;
   extern __shared__ __align__(16) unsigned char smem[];
-  pdl_wait();
+  // Until pdl_wait() below, only what the kernels before this one in the step do not write: the
+  // step's inputs (copied from the host before its first kernel) and the cache's positions before
+  // the token's own, written by earlier steps. q and the token's own K/V (the last tile) come from
+  // the RoPE + KV write kernel just before.
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   unsigned char* ring = smem + warp * S::kRingBytes;
   const int kvh = blockIdx.x % a.kv_heads;
@@ -138,22 +141,7 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   const int pos = a.positions[t];
   const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[t]) * a.table_stride;
   const int tiles_total = pos / kTile + 1;
-
-  // q^T as the B operand (k = 16 dims, n = heads): head lane / 4, dims 2 (lane % 4) + {0, 1} and
-  // + 8; F8: dims 4 (lane % 4) + {0, 1} and + {2, 3}, the order K's bytes come out of ldmatrix.
-  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
-  uint32_t qb[KC][2];
-#pragma unroll
-  for (int kc = 0; kc < KC; ++kc)
-#pragma unroll
-    for (int f = 0; f < 2; ++f) {
-      const int col = F8 ? kc * 16 + (lane % 4) * 4 + f * 2 : kc * 16 + f * 8 + (lane % 4) * 2;
-      float2 v = make_float2(0.0f, 0.0f);
-      if (lane / 4 < group)
-        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(t) * qkv_width +
-                                             static_cast<size_t>(kvh * group + lane / 4) * D + col);
-      qb[kc][f] = pack16<F8>(v.x, v.y);
-    }
+  uint32_t qb[KC][2];  // q^T, loaded after pdl_wait() (below)
 
   // Every tile but a context's last lies whole in one cache block (at the default block size): its
   // copies are a base address and constants apart.
@@ -378,12 +366,37 @@ __global__ void __launch_bounds__(32 * WARPS, decode_warps_per_sm(D) / WARPS) de
   int32_t entries[STAGES];
 #pragma unroll
   for (int k = 0; k < STAGES; ++k) entries[k] = entry_of(k);
+  // The first tiles' copies: those wholly before the token's position go out before pdl_wait(), so
+  // their latency overlaps the kernels before this one (at batch 1, one DRAM round trip fewer on
+  // each layer's critical path); from the first that is not, after it.
+  bool waited = false;
 #pragma unroll
   for (int k = 0; k < STAGES - 1; ++k) {
+    if (!waited && !(k < local_total && tile_of(k) < tiles_total - 1)) {
+      pdl_wait();
+      waited = true;
+    }
     if (k < local_total) load_tile(tile_of(k), k, first_slot(k, entries[k]));
     else cp_async_commit();
   }
+  if (!waited) pdl_wait();
   int32_t next_entry = entries[STAGES - 1];
+
+  // q^T as the B operand (k = 16 dims, n = heads): head lane / 4, dims 2 (lane % 4) + {0, 1} and
+  // + 8; F8: dims 4 (lane % 4) + {0, 1} and + {2, 3}, the order K's bytes come out of ldmatrix.
+  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
+#pragma unroll
+  for (int kc = 0; kc < KC; ++kc)
+#pragma unroll
+    for (int f = 0; f < 2; ++f) {
+      const int col = F8 ? kc * 16 + (lane % 4) * 4 + f * 2 : kc * 16 + f * 8 + (lane % 4) * 2;
+      float2 v = make_float2(0.0f, 0.0f);
+      if (lane / 4 < group)
+        v = *reinterpret_cast<const float2*>(a.qkv + static_cast<size_t>(t) * qkv_width +
+                                             static_cast<size_t>(kvh * group + lane / 4) * D + col);
+      qb[kc][f] = pack16<F8>(v.x, v.y);
+    }
+
   // The ring stages tile j and tile j + STAGES - 1 take, counted round rather than as remainders.
   int read_stage = 0, load_stage = STAGES - 1;
   auto advance = [](int& stage) { stage = stage + 1 == STAGES ? 0 : stage + 1; };

@@ -120,11 +120,21 @@ constexpr int kRowPieces = 4;
 __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale,
                                    const float* norm_bias, const __nv_bfloat16* delta2) {
-  pdl_wait();
   __shared__ float scratch[32];
+  const int pieces = H / kPiece;
+  // The norm's weights before waiting on the kernel that wrote x: they are the model's, so their
+  // loads overlap that wait rather than following the sum of squares (at batch 1 a dependent load
+  // on each norm's critical path, 65 norms a Llama-3-8B step). LayerNorm's bias stays a late load,
+  // which keeps the registers at about 90 for the prefill's thousands of rows.
+  float wv[kRowPieces][kPiece];
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p < pieces) load8(w + p * kPiece, wv[k]);
+  }
+  pdl_wait();
   const int b = blockIdx.x;
   const size_t r = rows ? rows[b] : b;
-  const int pieces = H / kPiece;
   float v[kRowPieces][kPiece];
   float ss = 0.0f;
 #pragma unroll
@@ -176,12 +186,11 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
   for (int k = 0; k < kRowPieces; ++k) {
     const int p = threadIdx.x + k * blockDim.x;
     if (p >= pieces) continue;
-    float wv[kPiece], bv[kPiece] = {};
-    load8(w + p * kPiece, wv);
+    float bv[kPiece] = {};
     if (norm_bias) load8(norm_bias + p * kPiece, bv);
 #pragma unroll
     for (int j = 0; j < kPiece; ++j) {
-      v[k][j] = round_bf16(wv[j] * (v[k][j] * inv) + bv[j]);  // the values the bf16 path writes
+      v[k][j] = round_bf16(wv[k][j] * (v[k][j] * inv) + bv[j]);  // the values the bf16 path writes
       m = fmaxf(m, fabsf(v[k][j]));
     }
     if (!q_out) reinterpret_cast<uint4*>(out + static_cast<size_t>(b) * H)[p] = pack_bf16(v[k]);
@@ -246,12 +255,15 @@ __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias
                                      const int32_t* token_seq, const int32_t* block_tables, int table_stride,
                                      const float2* cos_sin, C* k_cache, C* v_cache, float k_inv_scale, float v_inv_scale,
                                      int heads, int kv_heads, int D, int block_size) {
-  pdl_wait();
   const int t = blockIdx.x;
   const int half = D / 2, width = (heads + 2 * kv_heads) * D;
   const __nv_bfloat16* row = qkv + static_cast<size_t>(t) * width;
+  // The position and cache slot before waiting on the QKV GEMM: the step's inputs, copied from the
+  // host before its first kernel, which no kernel writes (at batch 1 these two dependent loads were
+  // on each layer's critical path).
   const int pos = positions[t];
   const size_t slot_row = cache_slot_row(block_tables, table_stride, token_seq[t], pos, kv_heads, block_size);  // + kvh * block_size
+  pdl_wait();
   const int rot_units = (heads + kv_heads) * (half / kPiece), v_units = kv_heads * (D / kPiece);
   for (int u = threadIdx.x; u < rot_units + v_units; u += blockDim.x) {
     if (u < rot_units) {

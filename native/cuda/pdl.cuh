@@ -2,8 +2,11 @@
 // be scheduled while the kernel before it in the stream is still running, and
 // waits in pdl_wait() until that kernel has finished and its writes are
 // visible. It hides the launch gap between the many small kernels of a decode
-// step. Every kernel launched this way calls pdl_wait() before it touches
-// global memory; elsewhere (older GPUs, TACHYON_PDL=0) launches are ordinary.
+// step. Every kernel launched this way calls pdl_wait() before it reads what a
+// kernel of the step writes or writes anything: before it, only the model's
+// weights, the step's inputs (copied from the host ahead of its first kernel)
+// and KV cache positions written by earlier steps, whose loads then overlap the
+// kernels before. Elsewhere (older GPUs, TACHYON_PDL=0) launches are ordinary.
 #pragma once
 #include <cuda_runtime.h>
 
