@@ -5,6 +5,7 @@
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/row_pieces.h"
 #include "cuda/widen.cuh"
 
 
@@ -81,8 +82,7 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float eps, __nv_b
   }
 }
 
-// 16-byte pieces of a row: 8 bf16, or 8 floats as two float4.
-constexpr int kPiece = 8;
+// 16-byte pieces of a row (row_pieces.h): 8 bf16, or 8 floats as two float4.
 __device__ __forceinline__ void load8(const float* p, float* v) {
   const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
   v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
@@ -110,9 +110,6 @@ __device__ __forceinline__ uint2 pack_e4m3(const float* v, float inv) {
   return make_uint2(w[0], w[1]);
 }
 __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
-
-// Pieces a thread of the row kernels holds in registers: rows of up to kRowPieces * 8 * 1024 values.
-constexpr int kRowPieces = 4;
 
 // One row per block, its pieces in registers from the load to the store: x += delta (+ bias), then
 // bf16(rmsnorm(x) * w), or those values as E4M3 with the row's scale (the FP8 GEMM input).
@@ -429,13 +426,6 @@ __global__ void mlp_act_kernel(const __nv_bfloat16* in, const float* bias, int I
   if (threadIdx.x == 0) q_scale[t] = s;
 }
 
-// Threads for a row kernel over n values: enough that each holds at most kRowPieces pieces, in
-// whole warps. By n alone, so a row's arithmetic never depends on the batch.
-int row_threads(int n) {
-  const int pieces = n / kPiece;
-  return std::min(1024, std::max(32, ((pieces + kRowPieces - 1) / kRowPieces + 31) / 32 * 32));
-}
-
 __global__ void fill_random_kernel(__nv_bfloat16* out, size_t n, float scale, uint64_t seed) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -485,7 +475,7 @@ void launch_rmsnorm(const float* x, const float* w, float eps, __nv_bfloat16* ou
 }
 
 bool row_kernels_support(int H, int I) {
-  return H % kPiece == 0 && I % kPiece == 0 && std::max(H, I) <= kRowPieces * kPiece * 1024;
+  return row_fits_pieces(H) && row_fits_pieces(I);
 }
 
 void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
