@@ -64,6 +64,7 @@ const WORKLOADS: Workload[] = [
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
 // --decode-warps N: the decode kernel's warps a block forced (CudaKnobs.decodeWarps; default chosen per step).
 // --no-overlap-decode-attention: mixed steps run the decode kernel after the prefill kernel on one stream (CudaKnobs.overlapDecodeAttention, on by default: a second stream beside it).
+// --no-prefill-rope-q: the RoPE kernel writes every row's q as float32 for the prefill kernel to read (CudaKnobs.prefillRopeQ off; on by default: the prefill kernel turns its rows' q itself).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
   options: {
@@ -77,6 +78,7 @@ const { values } = parseArgs({
     'no-async-scheduling': { type: 'boolean' },
     'decode-warps': { type: 'string' },
     'no-overlap-decode-attention': { type: 'boolean' },
+    'no-prefill-rope-q': { type: 'boolean' },
     'max-num-batched-tokens': { type: 'string', default: '8192' },
   },
 });
@@ -102,6 +104,7 @@ async function run(w: Workload) {
       warpSpecializedPrefill: values['warp-specialized-prefill'],
       decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
       overlapDecodeAttention: values['no-overlap-decode-attention'] ? false : undefined,
+      prefillRopeQ: values['no-prefill-rope-q'] ? false : undefined,
     },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);

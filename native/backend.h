@@ -78,6 +78,7 @@ struct GpuOptions {
   bool fast_attention = true;          // prefill and decode kernels (off: attention.cu for every row)
   bool warp_specialized_prefill = false;  // sm_90a: the warp-specialized prefill kernel (same bits; measured no faster)
   bool overlap_decode_attention = true;  // mixed steps: the decode kernel on a second stream beside the prefill kernel (same bits)
+  bool prefill_rope_q = true;          // prompt rows' q turned inside the prefill kernel, not written by the RoPE kernel (same bits)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };
@@ -90,7 +91,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 10;
+constexpr int kBackendAbiVersion = 11;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -59,6 +59,8 @@ export interface CudaKnobs {
   warpSpecializedPrefill: boolean;
   /** Mixed steps: the generated tokens' decode attention on a second CUDA stream, beside the prompt rows' prefill kernel (one bound by memory, the other by issue), joined before the O projection. The same bits; on by default (2048/128 about 1% faster, 2048/2048 the same). */
   overlapDecodeAttention: boolean;
+  /** Prompt rows' q turned by RoPE inside the prefill kernel, from the QKV projection's bf16 output (8 bytes a q value fewer through memory: the RoPE kernel reads none and writes no float32 for the kernel to read back; the same bits, on by default; not GPT-J). */
+  prefillRopeQ: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */

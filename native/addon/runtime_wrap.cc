@@ -251,6 +251,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.fast_attention = bool_field(o, "fastAttention", gpu_.fast_attention);
     gpu_.warp_specialized_prefill = bool_field(o, "warpSpecializedPrefill", gpu_.warp_specialized_prefill);
     gpu_.overlap_decode_attention = bool_field(o, "overlapDecodeAttention", gpu_.overlap_decode_attention);
+    gpu_.prefill_rope_q = bool_field(o, "prefillRopeQ", gpu_.prefill_rope_q);
     if (o.Has("decodeWarps") && !o.Get("decodeWarps").IsUndefined()) {
       gpu_.decode_warps = int_field(o, "decodeWarps", 0, 16);
       if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");

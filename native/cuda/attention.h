@@ -61,6 +61,13 @@ struct AttentionArgs {
   // every 16-byte copy they stage, where a division by a runtime int costs some 25 instructions.
   uint32_t block_mul;
   int block_shift;
+  // The prefill kernels only (nullptr elsewhere): q read from the QKV projection's bf16 output
+  // [T, (heads + 2 kv_heads) * D] (+ q_bias) and turned by q_cos_sin (rope_cos_sin's table) as the
+  // RoPE kernel would (rope.cuh), instead of its float32 q in qkv, which it then leaves unwritten
+  // for these rows (launch_rope_kv_write's q_skip): 16 bytes written and read back a value fewer.
+  const __nv_bfloat16* q_raw = nullptr;
+  const float* q_bias = nullptr;
+  const float2* q_cos_sin = nullptr;
 };
 
 // Division of a non-negative int below 2^31 by d >= 1 as q = (umulhi(n, mul) + n) >> shift, with

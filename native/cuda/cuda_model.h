@@ -78,7 +78,7 @@ class CudaModel : public Backend {
   static_assert(kFewRows <= kGemvMaxRows && kFewRows <= kFewAttentionTokens, "the few-row kernels' limits");
   bool few_rows(int T) const;
   AttentionArgs attention_args(int layer) const;
-  void attention(int layer);  // the step's attention kernels for one layer
+  void attention(int layer, const __nv_bfloat16* qkv_raw = nullptr);  // the step's attention kernels for one layer (qkv_raw: prefill_rope_q_)
   FusedGemv projection(const Linear& w, const DeviceBuffer& bias, const __nv_bfloat16* in) const;
   // Decode-only steps (one token per sequence, each sampling) replay a CUDA graph captured
   // once per batch-size bucket and context class (decode_long_); padding rows use a reserved KV
@@ -144,6 +144,11 @@ class CudaModel : public Backend {
   bool prefill_kernel_ = false;  // attention_prefill.cu for prompt rows (make_tiles); batch-invariant: both kernels or neither
   bool prefill_sm90_ = false;    // ... on wgmma (attention_prefill_sm90.cu): sm_90a build on an sm_90 device, head_dim 64 or 128
   bool prefill_ws_ = false;      // ... warp-specialized (attention_prefill_sm90_ws.cu): GpuOptions::warp_specialized_prefill
+  // GpuOptions::prefill_rope_q: the prefill kernel turns its prompt rows' q from the QKV output
+  // (AttentionArgs::q_raw) and the RoPE kernel skips them (d_q_skip_). Not for GPT-J's parallel
+  // block, whose MLP output takes the QKV output's buffer before attention runs.
+  bool prefill_rope_q_ = false;
+  bool q_skip_step_ = false;     // this step has prefill-kernel rows (d_q_skip_ set for them)
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine
@@ -174,6 +179,7 @@ class CudaModel : public Backend {
   int table_stride_ = 0;  // this step's
   // Attention tiles of this step: runs of consecutive query tokens of one sequence.
   DeviceBuffer d_tiles_, d_attn_partial_, d_attn_counters_;
+  DeviceBuffer d_q_skip_;  // uint8 [T]: 1 where the prefill kernel turns the token's q itself (prefill_rope_q_)
   int num_tiles_ = 0;
   bool decode_step_ = false;  // every tile one token
   int prefill_tiles_ = 0;     // prefill_kernel_ steps: the first tiles, for attention_prefill.cu; the rest are one token each
@@ -190,6 +196,7 @@ class CudaModel : public Backend {
     PinnedVector<int32_t> rows, feed, tokens, top_ids, masks;
     PinnedVector<int32_t> g_tokens, g_positions, g_seq, g_tables, g_rows;  // graph steps' padded inputs
     PinnedVector<int2> tiles;
+    PinnedVector<uint8_t> q_skip;
     PinnedVector<DeviceSamplingParams> params;
     PinnedVector<SlotRestart> restarts;
     PinnedVector<float> logprobs, top_lps, logits;

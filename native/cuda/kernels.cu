@@ -5,6 +5,7 @@
 #include "cuda/kernels.h"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/rope.cuh"
 #include "cuda/row_pieces.h"
 #include "cuda/widen.cuh"
 
@@ -230,8 +231,8 @@ __device__ __forceinline__ void rotated_pairs(const __nv_bfloat16* row, const fl
   }
 #pragma unroll
   for (int j = 0; j < kPiece; ++j) {
-    const float2 cs = rot[j];
-    const float ra = a[j] * cs.x - b[j] * cs.y, rb = b[j] * cs.x + a[j] * cs.y;
+    float ra, rb;
+    rope_rotate(a[j], b[j], rot[j], ra, rb);
     a[j] = ra;
     b[j] = rb;
   }
@@ -248,10 +249,10 @@ __device__ __forceinline__ size_t cache_slot_row(const int32_t* block_tables, in
 // values: qkv[t] (bf16, + bias) rotated, q into q_out[t] (float32, the attention kernels' input, at
 // the same columns), k and v into the paged cache.
 template <typename C>  // cache element: __nv_bfloat16 or __nv_fp8_e4m3
-__global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
-                                     const int32_t* token_seq, const int32_t* block_tables, int table_stride,
-                                     const float2* cos_sin, C* k_cache, C* v_cache, float k_inv_scale, float v_inv_scale,
-                                     int heads, int kv_heads, int D, int block_size) {
+__global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias, float* q_out, const uint8_t* q_skip,
+                                     const int32_t* positions, const int32_t* token_seq, const int32_t* block_tables,
+                                     int table_stride, const float2* cos_sin, C* k_cache, C* v_cache, float k_inv_scale,
+                                     float v_inv_scale, int heads, int kv_heads, int D, int block_size) {
   const int t = blockIdx.x;
   const int half = D / 2, width = (heads + 2 * kv_heads) * D;
   const __nv_bfloat16* row = qkv + static_cast<size_t>(t) * width;
@@ -260,9 +261,11 @@ __global__ void rope_kv_write_kernel(const __nv_bfloat16* qkv, const float* bias
   // on each layer's critical path).
   const int pos = positions[t];
   const size_t slot_row = cache_slot_row(block_tables, table_stride, token_seq[t], pos, kv_heads, block_size);  // + kvh * block_size
+  // A prompt row whose q the prefill kernel turns itself (q_skip[t], a step input too): k and v only.
+  const int first_unit = q_skip && q_skip[t] ? heads * (half / kPiece) : 0;
   pdl_wait();
   const int rot_units = (heads + kv_heads) * (half / kPiece), v_units = kv_heads * (D / kPiece);
-  for (int u = threadIdx.x; u < rot_units + v_units; u += blockDim.x) {
+  for (int u = first_unit + threadIdx.x; u < rot_units + v_units; u += blockDim.x) {
     if (u < rot_units) {
       const int head = u / (half / kPiece), i = (u % (half / kPiece)) * kPiece;
       const int c0 = head * D + i, c1 = c0 + half;
@@ -495,7 +498,8 @@ void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaSt
 
 void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                           const int32_t* token_seq, const int32_t* block_tables, int table_stride, const float2* cos_sin,
-                          const KvLayer& kv, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s) {
+                          const KvLayer& kv, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s,
+                          const uint8_t* q_skip) {
   if (T == 0) return;
   // A thread per 8 values: 4,096 threads' worth for Llama-3-8B's 6,144 columns (q and k pairs count once).
   const int units = (heads + kv_heads) * (D / 2 / kPiece) + kv_heads * (D / kPiece);
@@ -505,11 +509,11 @@ void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_
                token_seq, block_tables, table_stride, cos_sin, static_cast<int8_t*>(kv.k), static_cast<int8_t*>(kv.v),
                kv.k_scales, kv.v_scales, heads, kv_heads, D, block_size);
   else if (kv.type == KvType::kE4M3)
-    launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_fp8_e4m3>, T, threads, 0, s, qkv, bias, q_out, positions,
+    launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_fp8_e4m3>, T, threads, 0, s, qkv, bias, q_out, q_skip, positions,
                token_seq, block_tables, table_stride, cos_sin, static_cast<__nv_fp8_e4m3*>(kv.k),
                static_cast<__nv_fp8_e4m3*>(kv.v), 1.0f / kv.k_scale, 1.0f / kv.v_scale, heads, kv_heads, D, block_size);
   else
-    launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_bfloat16>, T, threads, 0, s, qkv, bias, q_out, positions,
+    launch_pdl("rope_kv_write_kernel", rope_kv_write_kernel<__nv_bfloat16>, T, threads, 0, s, qkv, bias, q_out, q_skip, positions,
                token_seq, block_tables, table_stride, cos_sin, static_cast<__nv_bfloat16*>(kv.k),
                static_cast<__nv_bfloat16*>(kv.v), 1.0f, 1.0f, heads, kv_heads, D, block_size);
 }

@@ -41,10 +41,13 @@ void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaSt
 // qkv[T, (heads + 2 kv) * D] (bf16, + bias): RoPE on q into q_out (float32, the same [T, (heads + 2 kv) * D]
 // layout; only q's columns are written), RoPE on k, and k and v written to the layer's paged cache
 // (bf16, or E4M3 with its scales: kv_cache.h). cos_sin[position][D / 2]: the rotation of each pair
-// (rope_cos_sin). D must be a multiple of 16.
+// (rope_cos_sin). D must be a multiple of 16. q_skip[T] (bf16 or E4M3 cache; nullptr: none): tokens
+// whose q is left unwritten, prompt rows that the prefill kernel turns from qkv itself
+// (AttentionArgs::q_raw). An INT8 cache writes every q.
 void launch_rope_kv_write(const __nv_bfloat16* qkv, const float* bias, float* q_out, const int32_t* positions,
                           const int32_t* token_seq, const int32_t* block_tables, int table_stride, const float2* cos_sin,
-                          const KvLayer& kv, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s);
+                          const KvLayer& kv, int T, int heads, int kv_heads, int D, int block_size, cudaStream_t s,
+                          const uint8_t* q_skip = nullptr);
 
 // act[T, I] = bf16(act(in)): SwiGLU, silu(gate) * up from in[T, 2I]; GELU (tanh or erf) of in[T, I]
 // (+ bias either way); with q_out, those values as E4M3 with a per-row scale into q_out / q_scale

@@ -73,6 +73,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
   const __nv_bfloat16* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
   const __nv_bfloat16* pending2 = nullptr;  // GPT-J: the attention output is pending, and the MLP's beside it
+  const bool q_skip = q_skip_step_ && !decode_step_;  // prompt rows whose q the prefill kernel turns (prefill_rope_q_)
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");
@@ -90,9 +91,9 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "rope+kv");
     launch_rope_kv_write(qkv, l.b_qkv.as<float>(), qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
                          d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kv_layer(li), T,
-                         c.num_heads, c.num_kv_heads, D, B, stream_);
+                         c.num_heads, c.num_kv_heads, D, B, stream_, q_skip ? d_q_skip_.as<uint8_t>() : nullptr);
     TICK(li, "attn");
-    attention(li);
+    attention(li, q_skip ? qkv : nullptr);
     TICK(li, "o");
     const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
@@ -195,7 +196,7 @@ CudaModel::Residual CudaModel::layers_few(int T) {
   return Residual{x, nullptr, nullptr};
 }
 
-void CudaModel::attention(int li) {
+void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {
   AttentionArgs a = attention_args(li);
   if (decode_step_ && attn_splits_ == 0 && decode_kernel_) {
     launch_decode_attention(a, sm_count_, stream_, decode_long_, options_.decode_warps);
@@ -205,6 +206,11 @@ void CudaModel::attention(int li) {
     d.tiles += prefill_tiles_;
     d.num_tiles = a.num_tiles - prefill_tiles_;
     a.num_tiles = prefill_tiles_;
+    if (qkv_raw) {  // prefill_rope_q_: the prompt rows' q, unturned (the RoPE kernel skipped them)
+      a.q_raw = qkv_raw;
+      a.q_bias = layers_[li].b_qkv.as<float>();
+      a.q_cos_sin = rope_cos_sin_.as<float2>();
+    }
     // Overlap: the prefill kernel is bound by issue and leaves room on each SM (one 8-warp block of
     // about 145 KB at head_dim 128); the decode kernel is bound by memory. Their rows and reads are
     // disjoint, and both need only the RoPE + KV write before them: the fork is recorded after it,

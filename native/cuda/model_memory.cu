@@ -37,6 +37,7 @@ void CudaModel::allocate_workspace() {
   d_tables_ = DeviceBuffer(S * max_table_stride_ * 4, "block tables");
   d_rows_ = DeviceBuffer(S * 4, "step inputs");
   d_tiles_ = DeviceBuffer(T * sizeof(int2), "attention tiles");
+  d_q_skip_ = DeviceBuffer(T, "step inputs");
   d_attn_partial_ = DeviceBuffer(attention_partial_bytes(c.num_heads, c.num_kv_heads, c.head_dim), "attention partial states");
   d_attn_counters_ = DeviceBuffer(attention_counter_bytes(), "attention split counters");
   CUDA_CHECK(cudaMemset(d_attn_counters_.as<void>(), 0, d_attn_counters_.bytes()));

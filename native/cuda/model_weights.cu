@@ -2,6 +2,7 @@
 #include "cuda/cuda_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <tuple>
 #include <utility>
@@ -174,6 +175,11 @@ void CudaModel::make_dummy_weights(uint64_t seed) {
     d.down = {random(c.hidden_size, c.intermediate_size, "down weights"), {}, c.hidden_size, c.intermediate_size};
     d.attn_norm = upload(ones, "norm weights");
     d.mlp_norm = upload(ones, "norm weights");
+    if (c.qkv_bias) {  // small and varied, so that the kernels adding it are tested against each other
+      std::vector<float> b(qkv_dim_);
+      for (int k = 0; k < qkv_dim_; ++k) b[k] = 0.25f * std::sin(0.37f * static_cast<float>(k) + static_cast<float>(seed + i));
+      d.b_qkv = upload(b, "QKV bias");
+    }
     if (layer_norm) {
       d.attn_norm_bias = upload(zeros, "norm bias");
       d.mlp_norm_bias = upload(zeros, "norm bias");
