@@ -164,7 +164,8 @@ class CudaModel : public Backend {
   std::map<int, int> graph_op_marks_;  // ... and each graph's
   void report_timing(int T, int S, std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point enqueued);
   // Activations sized for max_num_tokens / max_num_seqs.
-  // qkv_: float32 [T, qkv_dim], the attention kernels' rotated q (q columns only); proj_: bf16
+  // qkv_: float32 [T, qkv_dim], the attention kernels' rotated q (q columns only; not the rows the
+  // prefill kernel turns itself, prefill_rope_q_); proj_: bf16
   // [T, max(qkv_dim, 2I, H)], the output of every batched projection.
   DeviceBuffer x_, h_, qkv_, attn_, proj_, act_, h_last_, logits_;
   DeviceBuffer in_q_, in_scale_;  // fp8 and w8a8: the current GEMM input, quantized per token (E4M3 or int8)
