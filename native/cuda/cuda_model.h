@@ -148,7 +148,8 @@ class CudaModel : public Backend {
   // (AttentionArgs::q_raw) and the RoPE kernel skips them (d_q_skip_). Not for GPT-J's parallel
   // block, whose MLP output takes the QKV output's buffer before attention runs.
   bool prefill_rope_q_ = false;
-  bool q_skip_step_ = false;     // this step has prefill-kernel rows (d_q_skip_ set for them)
+  // This step has prefill-kernel rows whose q they turn (d_q_skip_ set for them).
+  bool q_skip_step() const { return prefill_rope_q_ && prefill_tiles_ > 0; }
   bool use_graphs_ = true;       // TACHYON_CUDA_GRAPHS=0 turns them off
   bool capturing_ = false;
   int scratch_block_ = 0;        // written by padding rows of graph steps, never given to the engine

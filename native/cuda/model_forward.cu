@@ -73,7 +73,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
   const __nv_bfloat16* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
   const __nv_bfloat16* pending2 = nullptr;  // GPT-J: the attention output is pending, and the MLP's beside it
-  const bool q_skip = q_skip_step_ && !decode_step_;  // prompt rows whose q the prefill kernel turns (prefill_rope_q_)
+  const bool q_skip = q_skip_step();  // prompt rows whose q the prefill kernel turns (prefill_rope_q_)
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
     TICK(li, "norm");

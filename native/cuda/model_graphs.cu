@@ -43,8 +43,7 @@ bool CudaModel::forward_decode_graph(const StepBatch& b) {
   for (int i = 0; i < B; ++i) st.tiles[i] = make_int2(i, 1);
   num_tiles_ = B;
   decode_step_ = true;
-  prefill_tiles_ = 0;
-  q_skip_step_ = false;  // (make_tiles, which sets both, does not run for a graph step)
+  prefill_tiles_ = 0;  // (make_tiles, which sets it, does not run for a graph step)
   attn_splits_ = decode_splits(B, config_.max_positions - 1);
   CUDA_CHECK(cudaMemcpyAsync(d_tiles_.as<void>(), st.tiles.data(), B * sizeof(int2), cudaMemcpyHostToDevice, stream_));
   table_stride_ = stride;

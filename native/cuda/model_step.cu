@@ -90,7 +90,7 @@ void CudaModel::launch(StepBatch& b, int slot) {
     copy(d_rows_, st.rows.data(), st.n * 4);
     make_tiles(b);
     copy(d_tiles_, st.tiles.data(), st.tiles.size() * sizeof(int2));
-    if (q_skip_step_) copy(d_q_skip_, st.q_skip.data(), T);
+    if (q_skip_step()) copy(d_q_skip_, st.q_skip.data(), T);
     forward(T, st.n);
   }
   if (timing_) CUDA_CHECK(cudaEventRecord(events_[1], stream_));
@@ -264,8 +264,7 @@ void CudaModel::make_tiles(const StepBatch& b) {
   }
   prefill_tiles_ = split ? static_cast<int>(tiles.size()) : 0;
   // The rows whose q the prefill kernel turns itself: the RoPE kernel leaves them unwritten.
-  q_skip_step_ = prefill_rope_q_ && prefill_tiles_ > 0;
-  if (q_skip_step_) {
+  if (q_skip_step()) {
     PinnedVector<uint8_t>& skip = st_->q_skip;
     skip.assign(b.num_tokens(), 0);
     for (int i = 0; i < prefill_tiles_; ++i) std::fill_n(skip.data() + tiles[i].x, tiles[i].y, uint8_t{1});
