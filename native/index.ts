@@ -63,6 +63,8 @@ export interface CudaKnobs {
   prefillRopeQ: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;
+  /** The warp-specialized prefill kernel's blocks, each walking (query tile, KV head) items in turn: 0 (default) one an SM; N at most N (1 puts every item through one block), for tests and measuring. The same bits either way. */
+  prefillBlocks: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
 }

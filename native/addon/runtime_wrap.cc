@@ -256,6 +256,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
       gpu_.decode_warps = int_field(o, "decodeWarps", 0, 16);
       if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");
     }
+    if (o.Has("prefillBlocks") && !o.Get("prefillBlocks").IsUndefined()) gpu_.prefill_blocks = int_field(o, "prefillBlocks", 0, 1 << 20);
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

@@ -129,9 +129,10 @@ void launch_prefill_attention(const AttentionArgs& a, cudaStream_t s);
 bool prefill_attention_sm90_supports(int heads, int kv_heads, int head_dim);
 void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
 // The same tiles and bits, warp-specialized (attention_prefill_sm90_ws.cu: a producer warpgroup
-// stages the tiles, two consumer warpgroups multiply); where prefill_attention_sm90_supports().
-// Opt-in (GpuOptions::warp_specialized_prefill) until measured on a GPU.
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, cudaStream_t s);
+// stages the tiles, two consumer warpgroups multiply) and persistent: at most max_blocks blocks,
+// each taking (tile, KV head) items in turn; where prefill_attention_sm90_supports().
+// Opt-in (GpuOptions::warp_specialized_prefill).
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, cudaStream_t s);
 
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
 // ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block

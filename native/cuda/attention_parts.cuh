@@ -77,6 +77,48 @@ __device__ __forceinline__ WarpQueries warp_queries(const AttentionArgs& a, int2
   return w;
 }
 
+// The prefill kernels' q from bf16 rows that RoPE has not turned (AttentionArgs::q_raw, or a
+// block's copy of them in shared memory): token tk of the warp's count holds query head
+// head0 + h (h < group; the tile's KV head kvh * group + h) at rows + tk * row_stride + (head0 + h) * D.
+// Plus q_bias, turned by q_cos_sin at row_pos as the RoPE kernel turns it (rope.cuh), into
+// load_query_rows' fragments (F16: f16, else bf16); rows past count are zeros.
+template <int D, bool F16>
+__device__ __forceinline__ void turn_query_rows(const AttentionArgs& a, const __nv_bfloat16* rows, size_t row_stride, int head0,
+                                                int count, int group, int kvh, int lane, const int (&row_pos)[2],
+                                                uint32_t (&qf)[D / 16][4]) {
+  // A lane holds dims c, c + 1 of fragment (kc, f) at c = 16 kc + 8 (f >> 1) + 2 (lane % 4): the
+  // rotation partners c + D/2 are in the same lane, fragment (kc2, f2) below.
+  constexpr int half = D / 2;
+#pragma unroll
+  for (int kc = 0; kc < D / 16; ++kc)
+#pragma unroll
+    for (int f = 0; f < 4; ++f) {
+      const int base = kc * 16 + (f >> 1) * 8;
+      if (base >= half) continue;  // a partner, made with its pair's first half
+      const int kc2 = (base + half) / 16, f2 = (((base + half) % 16) / 8) * 2 + (f & 1);
+      const int r = lane / 4 + (f & 1) * 8, tk = r / group;
+      const int col = base + (lane % 4) * 2;
+      float lo[2] = {0.0f, 0.0f}, hi[2] = {0.0f, 0.0f};
+      if (tk < count) {
+        const __nv_bfloat16* row = rows + static_cast<size_t>(tk) * row_stride + static_cast<size_t>(head0 + r % group) * D + col;
+        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row));
+        const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + half));
+        float av[2] = {x.x, x.y}, bv[2] = {y.x, y.y};
+        if (a.q_bias) {
+          const size_t c0 = static_cast<size_t>(kvh * group + r % group) * D + col;
+          const float2 ba = *reinterpret_cast<const float2*>(a.q_bias + c0);
+          const float2 bb = *reinterpret_cast<const float2*>(a.q_bias + c0 + half);
+          av[0] += ba.x, av[1] += ba.y, bv[0] += bb.x, bv[1] += bb.y;
+        }
+        const float2* rot = a.q_cos_sin + static_cast<size_t>(row_pos[f & 1]) * half + col;
+#pragma unroll
+        for (int j = 0; j < 2; ++j) rope_rotate(av[j], bv[j], rot[j], lo[j], hi[j]);
+      }
+      qf[kc][f] = pack16<F16>(lo[0], lo[1]);
+      qf[kc2][f2] = pack16<F16>(hi[0], hi[1]);
+    }
+}
+
 // A warp's 16 query rows in attention.cu's and attention_prefill.cu's layout (the mma's M = tokens
 // x the query heads of KV head kvh): lane rows lane / 4 and + 8 are token row / group of the warp's
 // count tokens from first, query head kvh * group + row % group. row_pos: their positions (-1 past
@@ -93,37 +135,8 @@ __device__ __forceinline__ void load_query_rows(const AttentionArgs& a, int firs
   const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
   if constexpr (!K_BYTES) {
     if (a.q_raw) {
-      // A lane holds dims c, c + 1 of fragment (kc, f) at c = 16 kc + 8 (f >> 1) + 2 (lane % 4): the
-      // rotation partners c + D/2 are in the same lane, fragment (kc2, f2) below.
-      constexpr int half = D / 2;
-#pragma unroll
-      for (int kc = 0; kc < D / 16; ++kc)
-#pragma unroll
-        for (int f = 0; f < 4; ++f) {
-          const int base = kc * 16 + (f >> 1) * 8;
-          if (base >= half) continue;  // a partner, made with its pair's first half
-          const int kc2 = (base + half) / 16, f2 = (((base + half) % 16) / 8) * 2 + (f & 1);
-          const int r = lane / 4 + (f & 1) * 8, tk = r / group;
-          const int col = base + (lane % 4) * 2;
-          float lo[2] = {0.0f, 0.0f}, hi[2] = {0.0f, 0.0f};
-          if (tk < count) {
-            const size_t c0 = static_cast<size_t>(kvh * group + r % group) * D + col;
-            const __nv_bfloat16* row = a.q_raw + static_cast<size_t>(first + tk) * qkv_width;
-            const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + c0));
-            const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + c0 + half));
-            float av[2] = {x.x, x.y}, bv[2] = {y.x, y.y};
-            if (a.q_bias) {
-              const float2 ba = *reinterpret_cast<const float2*>(a.q_bias + c0);
-              const float2 bb = *reinterpret_cast<const float2*>(a.q_bias + c0 + half);
-              av[0] += ba.x, av[1] += ba.y, bv[0] += bb.x, bv[1] += bb.y;
-            }
-            const float2* rot = a.q_cos_sin + static_cast<size_t>(row_pos[f & 1]) * half + col;
-#pragma unroll
-            for (int j = 0; j < 2; ++j) rope_rotate(av[j], bv[j], rot[j], lo[j], hi[j]);
-          }
-          qf[kc][f] = pack16<F16>(lo[0], lo[1]);
-          qf[kc2][f2] = pack16<F16>(hi[0], hi[1]);
-        }
+      turn_query_rows<D, F16>(a, a.q_raw + static_cast<size_t>(first) * qkv_width, qkv_width, kvh * group, count, group, kvh,
+                              lane, row_pos, qf);
       return;
     }
   }

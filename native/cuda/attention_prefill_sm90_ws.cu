@@ -1,17 +1,21 @@
-// Prefill attention on Hopper (sm_90a), warp-specialized as FlashAttention-3: the tiles, rows,
-// softmax and order of arithmetic of attention_prefill_sm90.cu (so the same bits), but a producer
-// warpgroup stages the K/V tiles (cp.async of the paged rows, then for one-byte caches the
+// Prefill attention on Hopper (sm_90a), warp-specialized and persistent as FlashAttention-3: the
+// tiles, rows, softmax and order of arithmetic of attention_prefill_sm90.cu (so the same bits), but
+// a producer warpgroup stages the K/V tiles (cp.async of the paged rows, then for one-byte caches the
 // widening) into a ring of slots and hands each over through an mbarrier; the two consumer
 // warpgroups take a slot when it is full and give it back once their P V of it has run. The
 // consumers never wait for each other, so one's softmax overlaps the other's wgmma; in
 // attention_prefill_sm90.cu both meet at two __syncthreads a tile and widen the tile themselves
 // (H200, ncu: 647 instructions a warp a tile, issue slots 31% busy, tensor pipe 25%).
 //
-// Opt-in (CudaKnobs.warpSpecializedPrefill): on the H200 it ran no faster than the other kernel.
-// Built with CUDAFLAGS=-DTACHYON_PREFILL_PINGPONG=1, the consumers also take turns at the tensor
-// cores, as FlashAttention-3's ping-pong does: the same bits (its GPU test passes), and 2048/128
-// no faster (3,353 output tok/s against 3,349 without, one H200, twelfth session), as ncu's tensor
-// pipe at 25% busy suggested: the consumers do not wait for the tensor cores.
+// Persistent: up to one block an SM, each walking (query tile, KV head) items in turn (BlockItems),
+// so an item's first K/V tiles go out while the item before finishes, and the consumers copy the
+// next item's query rows (unturned bf16, AttentionArgs::q_raw) and positions into shared memory
+// while they multiply this one's: an item starts without the global loads a fresh block waits for.
+// H200, 2048/128 (one build): 3,558 output tok/s, 3,534 one block an item, 3,461 on
+// attention_prefill_sm90.cu. Needs q_raw (CudaModel's prefill_rope_q_); GPT-J and prefillRopeQ off
+// take attention_prefill_sm90.cu. FlashAttention-3's ping-pong (the consumers taking turns at the
+// tensor cores) was measured here before and left out: the same bits, no faster (twelfth session).
+#include <algorithm>
 #include <climits>
 
 #include "cuda/attention.h"
@@ -60,77 +64,172 @@ struct WsSmem : Sm90Tile<D, KV> {
   static constexpr int kRawStages = kBytes1 ? kAhead + 1 : 0;
   static constexpr int kSlotBytes = kSlots * kTileBytes;
   static constexpr int kRawBytes = kRawStages * kRawStageBytes;
+  // The staged query rows of an item (128 rows of D bf16) and their tokens' positions.
+  static constexpr int kQueryBytes = 128 * D * 2;
+  static constexpr int kPositionBytes = 128 * 4;
   // + slack to align atoms to 1024, then a full and an empty barrier a slot.
-  static constexpr int kBytes = 1024 + kSlotBytes + kRawBytes + 2 * kSlots * 8;
+  static constexpr int kBytes = 1024 + kSlotBytes + kRawBytes + kQueryBytes + kPositionBytes + 2 * kSlots * 8;
 };
 
-// The producer warpgroup: each tile's copies into the ring (one-byte caches: into its raw stages,
-// then widened into the slot), the slot handed over through full[], taken back through empty[]
-// once both consumer warpgroups' P V of it has run. Slot k % kSlots's phases alternate, so the
-// parity a wait names is (k / kSlots) & 1; a producer waits for the phase before (a fresh
-// barrier's "previous phase" has completed, so its first pass through the ring does not block).
+// The items a persistent block takes (an item: one query tile and one KV head), in order: round r
+// of gridDim.x items at a time, block b the b-th of its round, counted from the round's other end
+// in odd rounds. make_tiles orders tiles longest context first and an item's KV heads are
+// adjacent, so the rounds go from long items to short ones; the snake gives every block about the
+// same sum (in one direction only, block 0 would take the longest of every round).
+struct BlockItems {
+  int items, kv_heads;
+  // The block's n-th item, or -1 past the last.
+  __device__ __forceinline__ int item(int n) const {
+    const int g = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+    const int j = n * g + ((n & 1) ? g - 1 - b : b);
+    return j < items ? j : -1;
+  }
+};
+
+// The producer's walk over the block's K/V tiles, item after item: the tile it stages next (k of
+// the item's total) and where that item's rows live. The next item's query tile is loaded while
+// this item's tiles go out, so moving on waits only for its table row and last position.
+struct TileWalk {
+  BlockItems bi;
+  int n;                 // the item's ordinal in the block (item -1: done)
+  int item, kvh, k, total, last;
+  const int32_t* table;
+  int2 next_tile;        // the query tile of item n + 1 (unread past the last)
+
+  __device__ __forceinline__ void enter(const AttentionArgs& a, int2 tile) {
+    item = bi.item(n);
+    if (item < 0) return;
+    kvh = item % bi.kv_heads;
+    table = a.block_tables + static_cast<size_t>(a.token_seq[tile.x]) * a.table_stride;
+    last = a.positions[tile.x + tile.y - 1];
+    total = last / kTile + 1;
+    k = 0;
+    const int following = bi.item(n + 1);
+    if (following >= 0) next_tile = a.tiles[following / bi.kv_heads];
+  }
+  __device__ __forceinline__ void start(const AttentionArgs& a) {
+    n = 0;
+    enter(a, a.tiles[bi.item(0) / bi.kv_heads]);
+  }
+  __device__ __forceinline__ bool valid() const { return item >= 0; }
+  __device__ __forceinline__ void advance(const AttentionArgs& a) {
+    if (++k < total) return;
+    ++n;
+    enter(a, next_tile);
+  }
+};
+
+// A fetched tile and the KV head its copies read.
 template <int D, KvType KV>
-__device__ __forceinline__ void produce_tiles(const AttentionArgs& a, const int32_t* table, int kvh, int tiles_total,
-                                             int block_last, unsigned char* slots, unsigned char* raw, uint64_t* full,
-                                             uint64_t* empty) {
+struct Pending {
+  typename StagePlan<D, KV, kProducerThreads>::Fetched f;
+  int kvh;
+};
+
+// The producer warpgroup: the block's tiles, item after item, into the ring (one-byte caches: into
+// its raw stages, then widened into the slot), each slot handed over through full[] and taken back
+// through empty[] once both consumer warpgroups' P V of it has run. g counts the block's tiles
+// across items, so an item's first tiles go out while the consumers finish the item before. Slot
+// g % kSlots's phases alternate, so the parity a wait names is (g / kSlots) & 1; a producer waits for
+// the phase before (a fresh barrier's "previous phase" has completed, so its first pass through the
+// ring does not block).
+template <int D, KvType KV>
+__device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems bi, unsigned char* slots, unsigned char* raw,
+                                             uint64_t* full, uint64_t* empty) {
   using S = WsSmem<D, KV>;
   constexpr int A = S::kAhead;
   const int ptid = threadIdx.x - kConsumerThreads;
   const StagePlan<D, KV, kProducerThreads> plan(ptid);
-  auto slot_at = [&](int k) { return slots + (k % S::kSlots) * S::kTileBytes; };
-  auto empty_parity = [](int k) { return static_cast<uint32_t>(((k / S::kSlots) & 1) ^ 1); };
-  typename StagePlan<D, KV, kProducerThreads>::Fetched ahead{};
+  auto slot_at = [&](int g) { return slots + (g % S::kSlots) * S::kTileBytes; };
+  auto empty_parity = [](int g) { return static_cast<uint32_t>(((g / S::kSlots) & 1) ^ 1); };
+  TileWalk walk{bi};
+  walk.start(a);
+  // The walk's tile, fetched, and the walk moved past it.
+  auto take = [&]() {
+    Pending<D, KV> p{plan.fetch(a, walk.table, walk.k, walk.last, ptid), walk.kvh};
+    walk.advance(a);
+    return p;
+  };
+  int copied = 0;  // tiles whose copies went out
+  Pending<D, KV> ahead{};
+  bool has_ahead = false;
   if constexpr (S::kBytes1) {
     const WidenPlan<D, KV, kProducerThreads> widen(ptid);
-    auto raw_at = [&](int k) { return raw + (k % S::kRawStages) * S::kRawStageBytes; };
+    auto raw_at = [&](int g) { return raw + (g % S::kRawStages) * S::kRawStageBytes; };
     for (int k = 0; k < A; ++k) {
-      if (k < tiles_total) plan.copy(raw_at(k), a, plan.fetch(a, table, k, block_last, ptid), kvh, ptid);
-      else cp_async_commit();
-    }
-    if (A < tiles_total) ahead = plan.fetch(a, table, A, block_last, ptid);
-    for (int k = 0; k < tiles_total; ++k) {
-      cp_async_wait<A - 1>();  // this thread's copies of tile k (tiles 0 .. k + A - 1 were committed)
-      // Every producer thread's copies of tile k landed, and every one is done widening tile k - 1,
-      // whose stage tile k + A's copies take now.
-      named_barrier_sync<1, kProducerThreads>();
-      if (k + A < tiles_total) {
-        plan.copy(raw_at(k + A), a, ahead, kvh, ptid);
-        if (k + A + 1 < tiles_total) ahead = plan.fetch(a, table, k + A + 1, block_last, ptid);
-      } else {
-        cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
-      }
-      mbarrier_wait(&empty[k % S::kSlots], empty_parity(k));
-      widen.run(raw_at(k), slot_at(k));
-      fence_proxy_async_shared();  // these writes, before the wgmma that read them
-      mbarrier_arrive(&full[k % S::kSlots]);
-    }
-  } else {
-    auto copy_into_slot = [&](int k, const typename StagePlan<D, KV, kProducerThreads>::Fetched& f) {
-      mbarrier_wait(&empty[k % S::kSlots], empty_parity(k));
-      plan.copy(slot_at(k), a, f, kvh, ptid);
-    };
-    for (int k = 0; k < A; ++k) {
-      if (k < tiles_total) copy_into_slot(k, plan.fetch(a, table, k, block_last, ptid));
-      else cp_async_commit();
-    }
-    if (A < tiles_total) ahead = plan.fetch(a, table, A, block_last, ptid);
-    for (int k = 0; k < tiles_total; ++k) {
-      if (k + A < tiles_total) {
-        copy_into_slot(k + A, ahead);
-        if (k + A + 1 < tiles_total) ahead = plan.fetch(a, table, k + A + 1, block_last, ptid);
+      if (walk.valid()) {
+        const Pending<D, KV> p = take();
+        plan.copy(raw_at(copied++), a, p.f, p.kvh, ptid);
       } else {
         cp_async_commit();
       }
-      cp_async_wait<A>();  // this thread's copies of tile k (tiles 0 .. k + A were committed)
+    }
+    if ((has_ahead = walk.valid())) ahead = take();
+    for (int g = 0; g < copied; ++g) {
+      cp_async_wait<A - 1>();  // this thread's copies of tile g (tiles 0 .. g + A - 1 were committed)
+      // Every producer thread's copies of tile g landed, and every one is done widening tile g - 1,
+      // whose stage tile g + A's copies take now.
+      named_barrier_sync<1, kProducerThreads>();
+      if (has_ahead) {
+        plan.copy(raw_at(copied++), a, ahead.f, ahead.kvh, ptid);
+        if ((has_ahead = walk.valid())) ahead = take();
+      } else {
+        cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
+      }
+      mbarrier_wait(&empty[g % S::kSlots], empty_parity(g));
+      widen.run(raw_at(g), slot_at(g));
+      fence_proxy_async_shared();  // these writes, before the wgmma that read them
+      mbarrier_arrive(&full[g % S::kSlots]);
+    }
+  } else {
+    auto copy_into_slot = [&](const Pending<D, KV>& p) {
+      mbarrier_wait(&empty[copied % S::kSlots], empty_parity(copied));
+      plan.copy(slot_at(copied), a, p.f, p.kvh, ptid);
+      ++copied;
+    };
+    for (int k = 0; k < A; ++k) {
+      if (walk.valid()) copy_into_slot(take());
+      else cp_async_commit();
+    }
+    if ((has_ahead = walk.valid())) ahead = take();
+    for (int g = 0; g < copied; ++g) {
+      if (has_ahead) {
+        copy_into_slot(ahead);
+        if ((has_ahead = walk.valid())) ahead = take();
+      } else {
+        cp_async_commit();
+      }
+      cp_async_wait<A>();  // this thread's copies of tile g (tiles 0 .. g + A were committed)
       fence_proxy_async_shared();
-      mbarrier_arrive(&full[k % S::kSlots]);
+      mbarrier_arrive(&full[g % S::kSlots]);
     }
   }
 }
 
-// grid: (tile, KV head). Warps 0-7 (two consumer warpgroups, each with up to 16 / group tokens of
-// the tile a warp) multiply; warps 8-11 (the producer) stage the K/V tiles. The consumers never
-// wait for each other, only for their tiles, so one's softmax runs beside the other's wgmma.
+// The consumers' copy of an item's query rows (tokens tile.x .. tile.x + tile.y - 1, the query
+// heads of KV head kvh: group * D bf16 a token, adjacent in the QKV output, not yet turned by RoPE)
+// and their positions into shared memory, one cp.async group: loaded while the item before is
+// multiplied, so an item starts without a global load's latency.
+template <int D>
+__device__ __forceinline__ void stage_queries(const AttentionArgs& a, int2 tile, int kvh, int group, __nv_bfloat16* q, int* pos) {
+  const int tid = threadIdx.x;
+  for (int t = tid; t < tile.y; t += kConsumerThreads) cp_async_4(pos + t, a.positions + tile.x + t, true);
+  const int pieces = group * D / 8;  // 16-byte pieces of a token's row
+  const size_t qkv_width = static_cast<size_t>(a.heads + 2 * a.kv_heads) * D;
+  for (int c = tid; c < tile.y * pieces; c += kConsumerThreads) {
+    const int t = c / pieces, p = c % pieces;
+    cp_async_16(q + static_cast<size_t>(t) * group * D + p * 8,
+                a.q_raw + static_cast<size_t>(tile.x + t) * qkv_width + static_cast<size_t>(kvh) * group * D + p * 8, true);
+  }
+  cp_async_commit();
+}
+
+constexpr int kStageBarrier = 4;  // the consumers' named barrier around the staged query rows
+
+// grid: up to one block an SM, each walking items (query tile, KV head) as BlockItems orders them.
+// Warps 0-7 (two consumer warpgroups, each with up to 16 / group tokens of the tile a warp)
+// multiply; warps 8-11 (the producer) stage the K/V tiles. The consumers never wait for each
+// other, only for their tiles, so one's softmax runs beside the other's wgmma.
 template <int D, KvType KV>
 __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(AttentionArgs a, float scale_log2) {
   using S = WsSmem<D, KV>;
@@ -142,7 +241,9 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   unsigned char* smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
   unsigned char* slots = smem;
   unsigned char* raw = smem + S::kSlotBytes;
-  uint64_t* full = reinterpret_cast<uint64_t*>(raw + S::kRawBytes);
+  __nv_bfloat16* staged_q = reinterpret_cast<__nv_bfloat16*>(raw + S::kRawBytes);
+  int* staged_pos = reinterpret_cast<int*>(raw + S::kRawBytes + S::kQueryBytes);
+  uint64_t* full = reinterpret_cast<uint64_t*>(raw + S::kRawBytes + S::kQueryBytes + S::kPositionBytes);
   uint64_t* empty = full + S::kSlots;
   if (threadIdx.x == 0) {
     for (int k = 0; k < S::kSlots; ++k) {
@@ -152,86 +253,99 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   }
   __syncthreads();
   pdl_wait();
-  const int kvh = blockIdx.y;
-  const int2 tile = a.tiles[blockIdx.x];
+  const BlockItems bi{a.num_tiles * a.kv_heads, a.kv_heads};
   const int group = a.heads / a.kv_heads;
-  const int32_t* table = a.block_tables + static_cast<size_t>(a.token_seq[tile.x]) * a.table_stride;
-  const int block_last = a.positions[tile.x + tile.y - 1];
-  const int tiles_total = block_last / kTile + 1;
 
   if (threadIdx.x >= kConsumerThreads) {
     warpgroup_registers_dec<kProducerRegisters>();
-    produce_tiles<D, KV>(a, table, kvh, tiles_total, block_last, slots, raw, full, empty);
+    produce_tiles<D, KV>(a, bi, slots, raw, full, empty);
     return;
   }
   warpgroup_registers_inc<kConsumerRegisters>();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const WarpQueries wq = warp_queries<kRows>(a, tile, group, warp);
-  const int first = wq.first, count = wq.count;
-  // A warpgroup's four warps multiply together, so it walks every tile one of them needs: up to
-  // the position of its last token (-1: it has none).
   const int per_warp = kRows / group, wg_begin = (warp / 4) * 4 * per_warp;
-  const int wg_end = min(tile.y, wg_begin + 4 * per_warp);
-  const int wg_last = wg_end > wg_begin ? a.positions[tile.x + wg_end - 1] : -1;
-  // Tiles wholly at or before the warp's first position are visible to all its rows: no causal mask.
-  const int first_pos = count > 0 ? a.positions[first] : INT_MAX;
+  auto slot_at = [&](int g) { return slots + (g % S::kSlots) * S::kTileBytes; };
 
-  int row_pos[2];
-  uint32_t qf[KC][4];
-  load_query_rows<D, F16, false>(a, first, count, group, kvh, lane, row_pos, qf);
+  int n = 0, item = bi.item(0);
+  int2 tile = a.tiles[item / a.kv_heads];
+  stage_queries<D>(a, tile, item % a.kv_heads, group, staged_q, staged_pos);
+  cp_async_wait<0>();
+  named_barrier_sync<kStageBarrier, kConsumerThreads>();
+  for (int g = 0;;) {  // g: the block's tiles before this item's
+    const int kvh = item % a.kv_heads;
+    const int next = bi.item(n + 1);
+    const int2 next_tile = next >= 0 ? a.tiles[next / a.kv_heads] : make_int2(0, 0);
+    // The warp's tokens [first, first + count) of the tile, and their positions from the stage.
+    const int first = tile.x + warp * per_warp;
+    const int count = max(0, min(per_warp, tile.y - warp * per_warp));
+    const int block_last = staged_pos[tile.y - 1];
+    const int tiles_total = block_last / kTile + 1;
+    // A warpgroup's four warps multiply together, so it walks every tile one of them needs: up to
+    // the position of its last token (-1: it has none).
+    const int wg_end = min(tile.y, wg_begin + 4 * per_warp);
+    const int wg_last = wg_end > wg_begin ? staged_pos[wg_end - 1] : -1;
+    // Tiles wholly at or before the warp's first position are visible to all its rows: no causal mask.
+    const int first_pos = count > 0 ? staged_pos[first - tile.x] : INT_MAX;
 
-  // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
-  // attention_prefill.cu keeps it; P as A fragments, 16 positions (score tiles 2c, 2c + 1) a k-step
-  // of P V.
-  float acc[D / 8][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  uint32_t pf[kTile / 16][4] = {};
-  // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
-  auto needed = [&](int i) { return i * kTile <= wg_last; };
-  auto slot_at = [&](int k) { return slots + (k % S::kSlots) * S::kTileBytes; };
-#if TACHYON_PREFILL_PINGPONG
-  // Ping-pong: warpgroup w issues an iteration's wgmma after a named barrier (2 + w) that the other
-  // warpgroup arrives at once it has issued its own, so their products alternate and one's softmax
-  // runs while the other's products do. Warpgroup 1's first arrival lets warpgroup 0 go first; it
-  // skips its last so that both barriers see as many arrivals as waits (tiles_total each).
-  const int wg = warp / 4;
-  if (wg == 1) named_barrier_arrive<kConsumerThreads>(2);
-#endif
+    int row_pos[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int tk = (lane / 4 + 8 * h) / group;
+      row_pos[h] = tk < count ? staged_pos[first - tile.x + tk] : -1;
+    }
+    uint32_t qf[KC][4];
+    turn_query_rows<D, F16>(a, staged_q + static_cast<size_t>(first - tile.x) * group * D, static_cast<size_t>(group) * D, 0, count,
+                            group, kvh, lane, row_pos, qf);
+    // Every consumer has its rows: the next item's go into the stage while this one's tiles run.
+    named_barrier_sync<kStageBarrier, kConsumerThreads>();
+    if (next >= 0) stage_queries<D>(a, next_tile, next % a.kv_heads, group, staged_q, staged_pos);
 
-  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
-  // P V go out together, and tile i's softmax runs while the tensor cores do that P V. Two wgmma
-  // groups an iteration, scores first, so waiting for all but one leaves P V running. The scores
-  // live only within an iteration: ptxas serializes every wgmma of a kernel where a non-wgmma
-  // instruction might touch a running wgmma's accumulators, and carrying them around the loop did.
-  // The arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
-  for (int i = 0; i < tiles_total; ++i) {
-    float s[NT][4];
-    mbarrier_wait(&full[i % S::kSlots], static_cast<uint32_t>((i / S::kSlots) & 1));
-#if TACHYON_PREFILL_PINGPONG
-    named_barrier_sync<kConsumerThreads>(2 + wg);
-#endif
-    wgmma_fence();
-    issue_scores<D, F16>(s, qf, smem_address(slot_at(i)));
-    if (i > 0) issue_values<D, KV>(acc, pf, smem_address(slot_at(i - 1)));
-    else wgmma_commit();  // (tile -1's P V: none)
-#if TACHYON_PREFILL_PINGPONG
-    if (wg == 0 || i + 1 < tiles_total) named_barrier_arrive<kConsumerThreads>(3 - wg);
-#endif
-    wgmma_wait<1>();  // tile i's scores
-    wgmma_fence_operands(s);
-    float corr[2] = {1.0f, 1.0f};
-    if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
-    wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
-    wgmma_fence_operands(acc);
-    wgmma_fence_operands(pf);
-    if (i > 0) mbarrier_arrive(&empty[(i - 1) % S::kSlots]);
-    rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
+    // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
+    // attention_prefill.cu keeps it; P as A fragments, 16 positions (score tiles 2c, 2c + 1) a
+    // k-step of P V.
+    float acc[D / 8][4] = {};
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    uint32_t pf[kTile / 16][4] = {};
+    // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
+    auto needed = [&](int i) { return i * kTile <= wg_last; };
+
+    // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
+    // P V go out together, and tile i's softmax runs while the tensor cores do that P V. Two wgmma
+    // groups an iteration, scores first, so waiting for all but one leaves P V running. The scores
+    // live only within an iteration: ptxas serializes every wgmma of a kernel where a non-wgmma
+    // instruction might touch a running wgmma's accumulators, and carrying them around the loop did.
+    // The arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
+    for (int i = 0; i < tiles_total; ++i) {
+      float s[NT][4];
+      mbarrier_wait(&full[(g + i) % S::kSlots], static_cast<uint32_t>(((g + i) / S::kSlots) & 1));
+      wgmma_fence();
+      issue_scores<D, F16>(s, qf, smem_address(slot_at(g + i)));
+      if (i > 0) issue_values<D, KV>(acc, pf, smem_address(slot_at(g + i - 1)));
+      else wgmma_commit();  // (tile -1's P V: none)
+      wgmma_wait<1>();  // tile i's scores
+      wgmma_fence_operands(s);
+      float corr[2] = {1.0f, 1.0f};
+      if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
+      wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
+      wgmma_fence_operands(acc);
+      wgmma_fence_operands(pf);
+      if (i > 0) mbarrier_arrive(&empty[(g + i - 1) % S::kSlots]);
+      rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
+    }
+    g += tiles_total;
+    finish_rows<D, KV>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+    mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
+    if (next < 0) break;
+    cp_async_wait<0>();  // this thread's copies of the next item's rows; the barrier: everyone's
+    named_barrier_sync<kStageBarrier, kConsumerThreads>();
+    ++n;
+    item = next;
+    tile = next_tile;
   }
-  finish_rows<D, KV>(acc, pf, l, tiles_total, smem_address(slot_at(tiles_total - 1)), a, first, count, group, kvh, lane);
 }
 
 template <int D, KvType KV>
-void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
+void launch(const AttentionArgs& a, float scale_log2, int max_blocks, cudaStream_t s) {
   constexpr size_t shared = WsSmem<D, KV>::kBytes;
   allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV>>(shared);
   // The consumers' setmaxnreg.inc blocks until the producer's .dec frees enough of what the block
@@ -243,15 +357,18 @@ void launch(const AttentionArgs& a, float scale_log2, cudaStream_t s) {
   }();
   if (launch_registers < kLaunchRegisters)
     fail("prefill attention (sm_90): the kernel was built with ", launch_registers, " registers a thread, not ", kLaunchRegisters);
-  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV>, dim3(a.num_tiles, a.kv_heads), kThreads,
-             shared, s, a, scale_log2);
+  if (!a.q_raw) fail("prefill attention (sm_90, warp-specialized): q must come unturned (AttentionArgs::q_raw)");
+  const int items = a.num_tiles * a.kv_heads;
+  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV>, dim3(std::min(items, max_blocks)),
+             kThreads, shared, s, a, scale_log2);
 }
 
 }  // namespace
 
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, cudaStream_t s) {
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, cudaStream_t s) {
+  if (max_blocks < 1) fail("prefill attention (sm_90, warp-specialized): max_blocks ", max_blocks);
   launch_by_head_dim_and_cache(a, "prefill attention (sm_90, warp-specialized)", [&](auto d, auto kv, float scale_log2) {
-    launch<decltype(d)::value, decltype(kv)::value>(a, scale_log2, s);
+    launch<decltype(d)::value, decltype(kv)::value>(a, scale_log2, max_blocks, s);
   });
 }
 
