@@ -8,7 +8,7 @@
 // --decode-output N (default 32) past the prompts' admission (about decode-seqs x decode-context / 8,192 steps) keeps
 // all of them decoding together, as at 2048/2048's steady state (192 x 3000, output 160).
 //   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N --decode-output N]
-//     [--warp-specialized-prefill]  (prompt rows on attention_prefill_sm90_ws.cu)
+//     [--no-warp-specialized-prefill]  (prompt rows on attention_prefill_sm90.cu, not the default attention_prefill_sm90_ws.cu)
 //     [--decode-warps N]  (the decode kernel's warps a block forced: CudaKnobs.decodeWarps)
 //     [--max-num-seqs N]  (default --decode-seqs; the CUDA graphs' buckets stop there, so 512 replays
 //                          a 461-sequence step as the benchmark's 2048/2048 does, where 461 runs it eager)
@@ -25,7 +25,7 @@ const { values } = parseArgs({
   options: {
     profile: { type: 'boolean' },
     'no-cuda-graphs': { type: 'boolean' },
-    'warp-specialized-prefill': { type: 'boolean' },
+    'no-warp-specialized-prefill': { type: 'boolean' },
     'decode-warps': { type: 'string' },
     'max-num-seqs': { type: 'string' },
     'decode-seqs': { type: 'string', default: '256' },
@@ -56,7 +56,7 @@ const rt = await Runtime.load({
   cuda: {
     profile: values.profile,
     cudaGraphs: !values['no-cuda-graphs'],
-    warpSpecializedPrefill: values['warp-specialized-prefill'],
+    warpSpecializedPrefill: values['no-warp-specialized-prefill'] ? false : undefined,
     decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
   },
 });

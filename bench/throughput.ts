@@ -57,8 +57,8 @@ const WORKLOADS: Workload[] = [
 ];
 
 // --no-batch-invariant and --profile: the backend knobs of the same names (RuntimeOptions.cuda;
-// batch invariance is on by default, as in the server). --warp-specialized-prefill: prompt rows on
-// attention_prefill_sm90_ws.cu (the knob warpSpecializedPrefill, off by default).
+// batch invariance is on by default, as in the server). --no-warp-specialized-prefill: prompt rows on
+// attention_prefill_sm90.cu (the knob warpSpecializedPrefill off; on by default: attention_prefill_sm90_ws.cu).
 // --kv-cache-dtype: fp8 by default, as TensorRT-LLM's published FP8 rows run; auto = bf16.
 // --max-num-seqs: every workload's sequences per step instead of its own.
 // --no-async-scheduling: the engine schedules each step after the last one's result (as the server's flag).
@@ -72,7 +72,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     scale: { type: 'string', default: '1' },
     'no-batch-invariant': { type: 'boolean' },
-    'warp-specialized-prefill': { type: 'boolean' },
+    'no-warp-specialized-prefill': { type: 'boolean' },
     profile: { type: 'boolean' },
     'kv-cache-dtype': { type: 'string', default: 'fp8' },
     'max-num-seqs': { type: 'string' },
@@ -103,7 +103,7 @@ async function run(w: Workload) {
     cuda: {
       batchInvariant: values['no-batch-invariant'] ? false : undefined,
       profile: values.profile,
-      warpSpecializedPrefill: values['warp-specialized-prefill'],
+      warpSpecializedPrefill: values['no-warp-specialized-prefill'] ? false : undefined,
       decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
       overlapDecodeAttention: values['no-overlap-decode-attention'] ? false : undefined,
       prefillRopeQ: values['no-prefill-rope-q'] ? false : undefined,

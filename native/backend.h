@@ -76,7 +76,7 @@ struct GpuOptions {
   bool pdl = true;                     // programmatic dependent launch (sm_90)
   bool fused_gemv = true;              // the few-row path for steps of at most 4 tokens
   bool fast_attention = true;          // prefill and decode kernels (off: attention.cu for every row)
-  bool warp_specialized_prefill = false;  // sm_90a: the warp-specialized prefill kernel (same bits; measured no faster)
+  bool warp_specialized_prefill = true;   // sm_90a: the warp-specialized, persistent prefill kernel where prefill_rope_q serves (same bits)
   bool overlap_decode_attention = true;  // mixed steps: the decode kernel on a second stream beside the prefill kernel (same bits)
   bool prefill_rope_q = true;          // prompt rows' q turned inside the prefill kernel, not written by the RoPE kernel (same bits)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)

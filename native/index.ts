@@ -55,7 +55,7 @@ export interface CudaKnobs {
   fusedGemv: boolean;
   /** The prefill and decode attention kernels (off: attention.cu for every row, the tests' reference). */
   fastAttention: boolean;
-  /** sm_90a: prompt rows on the warp-specialized prefill kernel (the same bits; opt-in: measured no faster, bench/RESULTS.md). */
+  /** sm_90a: prompt rows on the warp-specialized, persistent prefill kernel (the same bits; on by default where prefillRopeQ serves: 2048/128 about 3% faster on the H200, bench/RESULTS.md). Off: attention_prefill_sm90.cu. */
   warpSpecializedPrefill: boolean;
   /** Mixed steps: the generated tokens' decode attention on a second CUDA stream, beside the prompt rows' prefill kernel (one bound by memory, the other by issue), joined before the O projection. The same bits; on by default (2048/128 about 1% faster, 2048/2048 the same). */
   overlapDecodeAttention: boolean;

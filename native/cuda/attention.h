@@ -131,7 +131,7 @@ void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
 // The same tiles and bits, warp-specialized (attention_prefill_sm90_ws.cu: a producer warpgroup
 // stages the tiles, two consumer warpgroups multiply) and persistent: at most max_blocks blocks,
 // each taking (tile, KV head) items in turn; where prefill_attention_sm90_supports().
-// Opt-in (GpuOptions::warp_specialized_prefill).
+// The default where the prefill kernel turns q itself (GpuOptions::warp_specialized_prefill).
 void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, cudaStream_t s);
 
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into

@@ -12,8 +12,8 @@
 // next item's query rows (unturned bf16, AttentionArgs::q_raw) and positions into shared memory
 // while they multiply this one's: an item starts without the global loads a fresh block waits for.
 // H200, 2048/128 (one build): 3,558 output tok/s, 3,534 one block an item, 3,461 on
-// attention_prefill_sm90.cu. Needs q_raw (CudaModel's prefill_rope_q_); GPT-J and prefillRopeQ off
-// take attention_prefill_sm90.cu. FlashAttention-3's ping-pong (the consumers taking turns at the
+// attention_prefill_sm90.cu. The default (CudaKnobs.warpSpecializedPrefill) where it gets q_raw
+// (CudaModel's prefill_rope_q_); GPT-J and prefillRopeQ off take attention_prefill_sm90.cu. FlashAttention-3's ping-pong (the consumers taking turns at the
 // tensor cores) was measured here before and left out: the same bits, no faster (twelfth session).
 #include <algorithm>
 #include <climits>
