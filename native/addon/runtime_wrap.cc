@@ -252,6 +252,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.warp_specialized_prefill = bool_field(o, "warpSpecializedPrefill", gpu_.warp_specialized_prefill);
     gpu_.overlap_decode_attention = bool_field(o, "overlapDecodeAttention", gpu_.overlap_decode_attention);
     gpu_.prefill_rope_q = bool_field(o, "prefillRopeQ", gpu_.prefill_rope_q);
+    gpu_.fp8_prefill_scores = bool_field(o, "fp8PrefillScores", gpu_.fp8_prefill_scores);
     if (o.Has("decodeWarps") && !o.Get("decodeWarps").IsUndefined()) {
       gpu_.decode_warps = int_field(o, "decodeWarps", 0, 16);
       if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");

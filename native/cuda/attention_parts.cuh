@@ -119,6 +119,68 @@ __device__ __forceinline__ void turn_query_rows(const AttentionArgs& a, const __
     }
 }
 
+// turn_query_rows' values as E4M3 A fragments of wgmma's k32 (wgmma_m64n64k32_e4m3): register i
+// of k-step kc holds row lane / 4 + 8 (i & 1), dims 32 kc + 16 (i >> 1) + 4 (lane % 4) + 0-3, so
+// a dim's rotation partner (+ D / 2) is in the same lane, k-step kc + D / 64. Each row is scaled by
+// its largest magnitude over E4M3's 448 (a quad's four lanes hold a row's D values); scale[h] is
+// row lane / 4 + 8 h's (1 for a row of zeros or past count), what its scores must be multiplied by.
+template <int D>
+__device__ __forceinline__ void turn_query_rows_e4m3(const AttentionArgs& a, const __nv_bfloat16* rows, size_t row_stride,
+                                                     int head0, int count, int group, int kvh, int lane,
+                                                     const int (&row_pos)[2], uint32_t (&qf)[D / 32][4], float (&scale)[2]) {
+  constexpr int half = D / 2, KH = D / 64;  // k-steps of the first half
+  float lo[KH][4][4], hi[KH][4][4];
+  float peak[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int kc = 0; kc < KH; ++kc)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int r = lane / 4 + (i & 1) * 8, tk = r / group;
+      const int col = kc * 32 + (i >> 1) * 16 + (lane % 4) * 4;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) lo[kc][i][j] = hi[kc][i][j] = 0.0f;
+      if (tk < count) {
+        const __nv_bfloat16* row = rows + static_cast<size_t>(tk) * row_stride + static_cast<size_t>(head0 + r % group) * D + col;
+        const size_t c0 = static_cast<size_t>(kvh * group + r % group) * D + col;
+        const float2* rot = a.q_cos_sin + static_cast<size_t>(row_pos[i & 1]) * half + col;
+#pragma unroll
+        for (int j = 0; j < 4; j += 2) {
+          const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + j));
+          const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + j + half));
+          float av[2] = {x.x, x.y}, bv[2] = {y.x, y.y};
+          if (a.q_bias) {
+            const float2 ba = *reinterpret_cast<const float2*>(a.q_bias + c0 + j);
+            const float2 bb = *reinterpret_cast<const float2*>(a.q_bias + c0 + j + half);
+            av[0] += ba.x, av[1] += ba.y, bv[0] += bb.x, bv[1] += bb.y;
+          }
+#pragma unroll
+          for (int e = 0; e < 2; ++e) rope_rotate(av[e], bv[e], rot[j + e], lo[kc][i][j + e], hi[kc][i][j + e]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) peak[i & 1] = fmaxf(peak[i & 1], fmaxf(fabsf(lo[kc][i][j]), fabsf(hi[kc][i][j])));
+    }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    peak[h] = fmaxf(peak[h], __shfl_xor_sync(0xffffffffu, peak[h], 1));
+    peak[h] = fmaxf(peak[h], __shfl_xor_sync(0xffffffffu, peak[h], 2));
+    scale[h] = peak[h] > 0.0f ? peak[h] / 448.0f : 1.0f;
+  }
+  auto pack4 = [](const float (&v)[4], float inv) {
+    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(v[0] * inv, v[1] * inv), __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(v[2] * inv, v[3] * inv), __NV_SATFINITE, __NV_E4M3);
+    return static_cast<uint32_t>(p0) | (static_cast<uint32_t>(p1) << 16);
+  };
+#pragma unroll
+  for (int kc = 0; kc < KH; ++kc)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float inv = 1.0f / scale[i & 1];
+      qf[kc][i] = pack4(lo[kc][i], inv);
+      qf[kc + KH][i] = pack4(hi[kc][i], inv);
+    }
+}
+
 // A warp's 16 query rows in attention.cu's and attention_prefill.cu's layout (the mma's M = tokens
 // x the query heads of KV head kvh): lane rows lane / 4 and + 8 are token row / group of the warp's
 // count tokens from first, query head kvh * group + row % group. row_pos: their positions (-1 past

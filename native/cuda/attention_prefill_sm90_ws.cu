@@ -15,6 +15,10 @@
 // attention_prefill_sm90.cu. The default (CudaKnobs.warpSpecializedPrefill) where it gets q_raw
 // (CudaModel's prefill_rope_q_); GPT-J and prefillRopeQ off take attention_prefill_sm90.cu. FlashAttention-3's ping-pong (the consumers taking turns at the
 // tensor cores) was measured here before and left out: the same bits, no faster (twelfth session).
+//
+// FP8S (CudaKnobs.fp8PrefillScores, E4M3 cache at head_dim 128): Q K^T on E4M3 tensor cores, K
+// the cache's bytes copied straight into the slot, q rounded to E4M3 with a scale a row; only V is
+// widened. Other bits than the f16 path; off by default until measured.
 #include <algorithm>
 #include <climits>
 
@@ -49,18 +53,24 @@ constexpr int kConsumerRegisters = 208;
 static_assert(kProducerThreads * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kThreads * kLaunchRegisters,
               "setmaxnreg.inc would wait forever for registers the block does not have");
 
-template <int D, KvType KV>
+// FP8S (FP8 scores: E4M3 cache, D = 128): a slot holds K as the cache's bytes (kTile x D, read by
+// the tensor cores as they are) and V widened after it; only V lands raw to be widened.
+template <int D, KvType KV, bool FP8S = false>
 struct WsSmem : Sm90Tile<D, KV> {
   using T = Sm90Tile<D, KV>;
-  using T::kBytes1, T::kTileBytes, T::kRawStageBytes;
+  using T::kBytes1;
+  static_assert(!FP8S || (KV == KvType::kE4M3 && D == 128), "FP8 scores: an E4M3 cache at head_dim 128");
+  static constexpr int kKBytes = FP8S ? kTile * D : T::kMatBytes;      // K's part of a slot; V follows
+  static constexpr int kTileBytes = kKBytes + T::kMatBytes;
+  static constexpr int kRawStageBytes = FP8S ? kTile * D : T::kRawStageBytes;
   // The ring the tensor cores read: a consumer warpgroup holds tile i - 1 (its P V may run) and
   // tile i while the producer fills the next ones. One-byte caches land raw in the producer's own
   // ring (kAhead tiles of copies in flight beside the one it widens); bf16 lands in the slots.
   static constexpr int kAhead = kBytes1 ? 2 : 3;
   static constexpr int kSlots = kBytes1 ? 4 : 6;
-  // bf16: while handing tile k over the producer waits for tile k + kAhead's slot, given back in
-  // the consumers' iteration k + kAhead - kSlots + 1, which needs a tile already handed over.
-  static_assert(kBytes1 ? kSlots >= 2 : kSlots >= kAhead + 2, "the ring must not wait on itself");
+  // bf16 and FP8S: while handing tile k over the producer waits for tile k + kAhead's slot, given
+  // back in the consumers' iteration k + kAhead - kSlots + 1, which needs a tile already handed over.
+  static_assert(kBytes1 && !FP8S ? kSlots >= 2 : kSlots >= kAhead + 2, "the ring must not wait on itself");
   static constexpr int kRawStages = kBytes1 ? kAhead + 1 : 0;
   static constexpr int kSlotBytes = kSlots * kTileBytes;
   static constexpr int kRawBytes = kRawStages * kRawStageBytes;
@@ -133,10 +143,12 @@ struct Pending {
 // g % kSlots's phases alternate, so the parity a wait names is (g / kSlots) & 1; a producer waits for
 // the phase before (a fresh barrier's "previous phase" has completed, so its first pass through the
 // ring does not block).
-template <int D, KvType KV>
+// FP8S: K goes straight into its slot (so the producer waits for the slot before the copies, as
+// for bf16) and only V is widened.
+template <int D, KvType KV, bool FP8S>
 __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems bi, unsigned char* slots, unsigned char* raw,
                                              uint64_t* full, uint64_t* empty) {
-  using S = WsSmem<D, KV>;
+  using S = WsSmem<D, KV, FP8S>;
   constexpr int A = S::kAhead;
   const int ptid = threadIdx.x - kConsumerThreads;
   const StagePlan<D, KV, kProducerThreads> plan(ptid);
@@ -153,7 +165,37 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
   int copied = 0;  // tiles whose copies went out
   Pending<D, KV> ahead{};
   bool has_ahead = false;
-  if constexpr (S::kBytes1) {
+  if constexpr (FP8S) {
+    const WidenPlan<D, KV, kProducerThreads, true> widen_v(ptid);
+    auto raw_at = [&](int g) { return raw + (g % S::kRawStages) * S::kRawStageBytes; };
+    // Tile `copied`'s K into its slot once the consumers gave the slot back, V into its raw stage.
+    auto copy_tile = [&](const Pending<D, KV>& p) {
+      mbarrier_wait(&empty[copied % S::kSlots], empty_parity(copied));
+      plan.copy_k_swizzled(slot_at(copied), raw_at(copied), a, p.f, p.kvh);
+      ++copied;
+    };
+    for (int k = 0; k < A; ++k) {
+      if (walk.valid()) copy_tile(take());
+      else cp_async_commit();
+    }
+    if ((has_ahead = walk.valid())) ahead = take();
+    for (int g = 0; g < copied; ++g) {
+      cp_async_wait<A - 1>();  // this thread's copies of tile g (tiles 0 .. g + A - 1 were committed)
+      // Every producer thread's copies of tile g landed, and every one is done widening tile g - 1's
+      // V, whose stage tile g + A's V takes now. Tile g + A's slot was given back after tile g + A -
+      // kSlots's P V, in the consumers' iteration g + A - kSlots + 1 <= g - 1: handed over already.
+      named_barrier_sync<1, kProducerThreads>();
+      if (has_ahead) {
+        copy_tile(ahead);
+        if ((has_ahead = walk.valid())) ahead = take();
+      } else {
+        cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
+      }
+      widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
+      fence_proxy_async_shared();  // the widened V and this thread's K copies, before the wgmma that read them
+      mbarrier_arrive(&full[g % S::kSlots]);
+    }
+  } else if constexpr (S::kBytes1) {
     const WidenPlan<D, KV, kProducerThreads> widen(ptid);
     auto raw_at = [&](int g) { return raw + (g % S::kRawStages) * S::kRawStageBytes; };
     for (int k = 0; k < A; ++k) {
@@ -230,9 +272,9 @@ constexpr int kStageBarrier = 4;  // the consumers' named barrier around the sta
 // Warps 0-7 (two consumer warpgroups, each with up to 16 / group tokens of the tile a warp)
 // multiply; warps 8-11 (the producer) stage the K/V tiles. The consumers never wait for each
 // other, only for their tiles, so one's softmax runs beside the other's wgmma.
-template <int D, KvType KV>
+template <int D, KvType KV, bool FP8S>
 __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(AttentionArgs a, float scale_log2) {
-  using S = WsSmem<D, KV>;
+  using S = WsSmem<D, KV, FP8S>;
   constexpr bool F16 = S::kBytes1;  // one-byte caches widen to f16; bf16 stays bf16
   constexpr int KC = D / 16;        // k-steps of Q K^T
   constexpr int NT = kTile / 8;     // 8-position score tiles
@@ -258,7 +300,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
 
   if (threadIdx.x >= kConsumerThreads) {
     warpgroup_registers_dec<kProducerRegisters>();
-    produce_tiles<D, KV>(a, bi, slots, raw, full, empty);
+    produce_tiles<D, KV, FP8S>(a, bi, slots, raw, full, empty);
     return;
   }
   warpgroup_registers_inc<kConsumerRegisters>();
@@ -293,9 +335,14 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       const int tk = (lane / 4 + 8 * h) / group;
       row_pos[h] = tk < count ? staged_pos[first - tile.x + tk] : -1;
     }
-    uint32_t qf[KC][4];
-    turn_query_rows<D, F16>(a, staged_q + static_cast<size_t>(first - tile.x) * group * D, static_cast<size_t>(group) * D, 0, count,
-                            group, kvh, lane, row_pos, qf);
+    // q as A fragments: f16 / bf16 k16 steps, or (FP8S) E4M3 k32 steps with each row's scale.
+    uint32_t qf[FP8S ? D / 32 : KC][4];
+    float q_scale[2] = {1.0f, 1.0f};
+    const __nv_bfloat16* q_rows = staged_q + static_cast<size_t>(first - tile.x) * group * D;
+    if constexpr (FP8S)
+      turn_query_rows_e4m3<D>(a, q_rows, static_cast<size_t>(group) * D, 0, count, group, kvh, lane, row_pos, qf, q_scale);
+    else
+      turn_query_rows<D, F16>(a, q_rows, static_cast<size_t>(group) * D, 0, count, group, kvh, lane, row_pos, qf);
     // Every consumer has its rows: the next item's go into the stage while this one's tiles run.
     named_barrier_sync<kStageBarrier, kConsumerThreads>();
     if (next >= 0) stage_queries<D>(a, next_tile, next % a.kv_heads, group, staged_q, staged_pos);
@@ -319,11 +366,18 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       float s[NT][4];
       mbarrier_wait(&full[(g + i) % S::kSlots], static_cast<uint32_t>(((g + i) / S::kSlots) & 1));
       wgmma_fence();
-      issue_scores<D, F16>(s, qf, smem_address(slot_at(g + i)));
-      if (i > 0) issue_values<D, KV>(acc, pf, smem_address(slot_at(g + i - 1)));
+      if constexpr (FP8S) issue_scores_e4m3<D>(s, qf, smem_address(slot_at(g + i)));
+      else issue_scores<D, F16>(s, qf, smem_address(slot_at(g + i)));
+      if (i > 0) issue_values<D, KV, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
       else wgmma_commit();  // (tile -1's P V: none)
       wgmma_wait<1>();  // tile i's scores
       wgmma_fence_operands(s);
+      if constexpr (FP8S) {  // scores in units of q's row scale
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[j][e] *= q_scale[e >> 1];
+      }
       float corr[2] = {1.0f, 1.0f};
       if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
       wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
@@ -333,7 +387,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
     }
     g += tiles_total;
-    finish_rows<D, KV>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+    finish_rows<D, KV, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
     mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
     if (next < 0) break;
     cp_async_wait<0>();  // this thread's copies of the next item's rows; the barrier: everyone's
@@ -344,31 +398,43 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   }
 }
 
-template <int D, KvType KV>
+template <int D, KvType KV, bool FP8S>
 void launch(const AttentionArgs& a, float scale_log2, int max_blocks, cudaStream_t s) {
-  constexpr size_t shared = WsSmem<D, KV>::kBytes;
-  allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV>>(shared);
+  constexpr size_t shared = WsSmem<D, KV, FP8S>::kBytes;
+  allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV, FP8S>>(shared);
   // The consumers' setmaxnreg.inc blocks until the producer's .dec frees enough of what the block
   // was launched with: a build that gave the kernel fewer registers would hang, so it fails here.
   static const int launch_registers = [] {
     cudaFuncAttributes attr{};
-    CUDA_CHECK(cudaFuncGetAttributes(&attr, prefill_attention_sm90_ws_kernel<D, KV>));
+    CUDA_CHECK(cudaFuncGetAttributes(&attr, prefill_attention_sm90_ws_kernel<D, KV, FP8S>));
     return attr.numRegs;
   }();
   if (launch_registers < kLaunchRegisters)
     fail("prefill attention (sm_90): the kernel was built with ", launch_registers, " registers a thread, not ", kLaunchRegisters);
   if (!a.q_raw) fail("prefill attention (sm_90, warp-specialized): q must come unturned (AttentionArgs::q_raw)");
   const int items = a.num_tiles * a.kv_heads;
-  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV>, dim3(std::min(items, max_blocks)),
+  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV, FP8S>, dim3(std::min(items, max_blocks)),
              kThreads, shared, s, a, scale_log2);
 }
 
 }  // namespace
 
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, cudaStream_t s) {
+bool prefill_fp8_scores_supports(int head_dim, KvType kv) { return head_dim == 128 && kv == KvType::kE4M3; }
+
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, cudaStream_t s) {
   if (max_blocks < 1) fail("prefill attention (sm_90, warp-specialized): max_blocks ", max_blocks);
+  if (fp8_scores && !prefill_fp8_scores_supports(a.head_dim, a.kv.type))
+    fail("prefill attention (sm_90, warp-specialized): FP8 scores need an E4M3 cache at head_dim 128");
   launch_by_head_dim_and_cache(a, "prefill attention (sm_90, warp-specialized)", [&](auto d, auto kv, float scale_log2) {
-    launch<decltype(d)::value, decltype(kv)::value>(a, scale_log2, max_blocks, s);
+    constexpr int D = decltype(d)::value;
+    constexpr KvType KV = decltype(kv)::value;
+    if constexpr (D == 128 && KV == KvType::kE4M3) {
+      if (fp8_scores) {
+        launch<D, KV, true>(a, scale_log2, max_blocks, s);
+        return;
+      }
+    }
+    launch<D, KV, false>(a, scale_log2, max_blocks, s);
   });
 }
 

@@ -117,16 +117,36 @@ struct StagePlan {
     }
     cp_async_commit();
   }
+
+  // E4M3 at D = 128 for FP8 scores: K straight into the tile the tensor cores read (a 128-byte row a
+  // position: piece c of row r at chunk c ^ (r % 8)), V raw into `v_stage` (unpadded rows, widened
+  // after). One cp.async group.
+  __device__ __forceinline__ void copy_k_swizzled(unsigned char* k_tile, unsigned char* v_stage, const AttentionArgs& a,
+                                                  const Fetched& f, int kvh) const {
+    static_assert(KV == KvType::kE4M3 && D == 128, "an E4M3 row of 128 bytes is one swizzle atom row");
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      const int r = row0 + k * kRowsPerPass, p = f.tile * kTile + r;
+      const size_t off = f.valid[k] ? kv_slot_of_entry(a, f.entry[k], kvh, p) * D + piece * 16 : 0;
+      cp_async_16(k_tile + r * kAtomRow + ((piece ^ (r & 7)) << 4), kc + off, f.valid[k]);
+      cp_async_16(v_stage + dst[k], vc + off, f.valid[k]);
+    }
+    cp_async_commit();
+  }
 };
 
 // One thread's share of widening a staged one-byte tile into the swizzled f16 layout: pieces of
 // 16 dims (16 bytes in, two 16-byte chunks out), the same offsets every tile.
-template <int D, KvType KV, int THREADS>
+// V_ONLY (FP8 scores, K read as E4M3): only V, raw at the stage's start, widened to the start of `out`.
+template <int D, KvType KV, int THREADS, bool V_ONLY = false>
 struct WidenPlan {
   using S = Sm90Tile<D, KV>;
   static constexpr int kPieces = D / 16;                          // of a raw row
-  static constexpr int kPerThread = 2 * kTile * kPieces / THREADS;  // K's and V's
-  static_assert((2 * kTile * kPieces) % THREADS == 0, "whole pieces per thread");
+  static constexpr int kMats = V_ONLY ? 1 : 2;
+  static constexpr int kPerThread = kMats * kTile * kPieces / THREADS;  // K's and V's (V's)
+  static_assert((kMats * kTile * kPieces) % THREADS == 0, "whole pieces per thread");
   uint32_t raw[kPerThread];   // byte offset in the raw stage
   uint32_t wide[kPerThread];  // byte offset of the first chunk; the second is at wide ^ 16 (chunk 2q + 1)
   int scale[kPerThread];      // INT8: index of the row's scale after V (K's kTile, then V's)
@@ -135,7 +155,7 @@ struct WidenPlan {
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
       const int c = tid + k * THREADS;
-      const int kv = c / (kTile * kPieces);
+      const int kv = V_ONLY ? 0 : c / (kTile * kPieces);
       int r = (c / kPieces) % kTile, q = c % kPieces;
       if constexpr (kPieces == 8) {
         // D = 128: eight threads (a shared-memory wavefront of 16-byte accesses) take pieces 0-3 of
@@ -175,15 +195,26 @@ __device__ __forceinline__ void issue_scores(float (&s)[kTile / 8][4], const uin
   wgmma_commit();
 }
 
+// The same from an E4M3 K tile (64 positions x D bytes, 128-byte swizzle atoms: D = 128, one atom row
+// a position) and q as E4M3 A fragments (turn_query_rows_e4m3): k-step kc reads dims 32 kc ..
+// 32 kc + 31, 32 bytes into the atom rows. The scores come out in units of q's row scale.
+template <int D>
+__device__ __forceinline__ void issue_scores_e4m3(float (&s)[kTile / 8][4], const uint32_t (&qf)[D / 32][4], uint32_t tile) {
+  static_assert(D == 128, "an E4M3 K row is one 128-byte atom row");
+#pragma unroll
+  for (int kc = 0; kc < D / 32; ++kc) wgmma_m64n64k32_e4m3(s, qf[kc], sw128_desc(tile + kc * 32, 16, 8 * kAtomRow), kc > 0);
+  wgmma_commit();
+}
+
 // O += P V of the tile at `tile` (O has taken its corr): k-step c reads positions 16 c .. 16 c + 15
-// (two 8-row atom groups, 1024 bytes apart) of V, a matrix past K; the second 64 dims are a half
-// (kHalfBytes) on. One wgmma group. Every warpgroup issues it for every tile its block walks: for a
+// (two 8-row atom groups, 1024 bytes apart) of V, V_AT bytes into the tile (past K: a matrix, or an
+// E4M3 K's kTile x D bytes); the second 64 dims are a half (kHalfBytes) on. One wgmma group. Every warpgroup issues it for every tile its block walks: for a
 // tile past its last row P is zeros and corr 1, so O keeps its bits (O * 1 + 0 = O), and no wgmma
 // sits in a branch ptxas cannot prove uniform (it would serialize them all).
-template <int D, KvType KV>
+template <int D, KvType KV, int V_AT = Sm90Tile<D, KV>::kMatBytes>
 __device__ __forceinline__ void issue_values(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 16][4], uint32_t tile) {
   constexpr bool F16 = Sm90Tile<D, KV>::kBytes1;
-  const uint32_t vb = tile + Sm90Tile<D, KV>::kMatBytes;
+  const uint32_t vb = tile + V_AT;
 #pragma unroll
   for (int c = 0; c < kTile / 16; ++c)
     wgmma_m64k16<D, F16, 1>(acc, pf[c], sw128_desc(vb + c * 16 * kAtomRow, kHalfBytes, 8 * kAtomRow), true);
@@ -230,12 +261,12 @@ __device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_
 
 // After the tile loop: the last tile's P V (at shared address `last`; none without tiles), then the
 // warp's rows of O into a.out (store_prefill_rows).
-template <int D, KvType KV>
+template <int D, KvType KV, int V_AT = Sm90Tile<D, KV>::kMatBytes>
 __device__ __forceinline__ void finish_rows(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 16][4], float (&l)[2], int tiles_total,
                                             uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
   if (tiles_total > 0) {
     wgmma_fence();
-    issue_values<D, KV>(acc, pf, last);
+    issue_values<D, KV, V_AT>(acc, pf, last);
   }
   wgmma_wait<0>();  // the last tile's P V
   wgmma_fence_operands(acc);

@@ -85,6 +85,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   prefill_sm90_ = prefill_kernel_ && prefill_attention_sm90_supports(c.num_heads, c.num_kv_heads, c.head_dim);
   prefill_ws_ = prefill_sm90_ && o.warp_specialized_prefill;
   prefill_rope_q_ = prefill_kernel_ && o.prefill_rope_q && !c.parallel_block;
+  // FP8 scores ride on the warp-specialized kernel, which needs the unturned q (prefill_rope_q_).
+  prefill_fp8_scores_ = prefill_ws_ && prefill_rope_q_ && o.fp8_prefill_scores && prefill_fp8_scores_supports(c.head_dim, kv_type_);
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();

@@ -218,7 +218,7 @@ void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {
     // room beside them), and the O projection waits for both.
     const bool overlap = side_stream_ && !capturing_ && prefill_tiles_ > 0 && d.num_tiles > 0;
     if (overlap) CUDA_CHECK(cudaEventRecord(fork_, stream_));
-    if (prefill_ws_ && qkv_raw) launch_prefill_attention_sm90_ws(a, options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_, stream_);
+    if (prefill_ws_ && qkv_raw) launch_prefill_attention_sm90_ws(a, options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_, prefill_fp8_scores_, stream_);
     else if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);
     else launch_prefill_attention(a, stream_);
     if (overlap) {

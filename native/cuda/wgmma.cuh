@@ -120,6 +120,22 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], const uint32_
   }
 }
 
+// d (64 x 64, float32) = a (64 x 32, E4M3, in registers) · b (32 x 64, E4M3, K-major in shared
+// memory: each of its 64 columns holds 32 contiguous bytes) (+ d when accumulate). A warp's a holds
+// its 16 rows as mma.m16n8k32's 8-bit A fragment: register i, row lane / 4 + 8 (i & 1), columns
+// 16 (i >> 1) + 4 (lane % 4) + 0-3, lowest byte first. 8-bit operands take no transposes.
+__device__ __forceinline__ void wgmma_m64n64k32_e4m3(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
+#if TACHYON_WGMMA
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
+               "%24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
+               : TACHYON_WGMMA_N64_D
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate))
+               : "memory");
+#endif
+}
+
 // d (64 x N, float32, N / 8 tiles of C fragments) = a (64 x K) · b (K x N) (+ d when accumulate),
 // both operands read by the tensor cores from shared memory through descriptors, both K-major
 // (no transposes): E4M3 with K = 32 a step, or bf16 with K = 16, for N = 8, 16, 32 and 64. The asm's
