@@ -135,15 +135,25 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
   const size_t r = rows ? rows[b] : b;
   float v[kRowPieces][kPiece];
   float ss = 0.0f;
+  // Every piece's loads before any arithmetic or store: the compiler keeps a load after an earlier
+  // piece's store to x (it cannot rule out that they alias), so a thread would wait out a memory
+  // round trip a piece.
+  uint4 dv[kRowPieces];
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= pieces) continue;
+    load8(x + r * H + p * kPiece, v[k]);
+    if (delta) dv[k] = reinterpret_cast<const uint4*>(delta + r * H)[p];
+  }
 #pragma unroll
   for (int k = 0; k < kRowPieces; ++k) {
     const int p = threadIdx.x + k * blockDim.x;
     if (p >= pieces) continue;
     float* xp = x + r * H + p * kPiece;
-    load8(xp, v[k]);
     if (delta) {
       float d[kPiece];
-      widen<false>(reinterpret_cast<const uint4*>(delta + r * H)[p], d);
+      widen<false>(dv[k], d);
 #pragma unroll
       for (int j = 0; j < kPiece; ++j) v[k][j] += d[j] + (bias ? bias[p * kPiece + j] : 0.0f);
       if (delta2) {  // GPT-J's parallel block: the MLP output beside the attention output
@@ -403,13 +413,23 @@ __global__ void mlp_act_kernel(const __nv_bfloat16* in, const float* bias, int I
   const int pieces = I / kPiece;
   float v[kRowPieces][kPiece];
   float m = 0.0f;
+  // Every piece's loads before any arithmetic: the compiler keeps a piece's loads after the
+  // earlier piece's (possible) store to act, so a thread would wait out a memory round trip a piece.
+  uint4 graw[kRowPieces], uraw[kRowPieces];
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= pieces) continue;
+    graw[k] = g[p];
+    if constexpr (gated) uraw[k] = up[p];
+  }
 #pragma unroll
   for (int k = 0; k < kRowPieces; ++k) {
     const int p = threadIdx.x + k * blockDim.x;
     if (p >= pieces) continue;
     float gv[kPiece], uv[kPiece];
-    widen<false>(g[p], gv);
-    if constexpr (gated) widen<false>(up[p], uv);
+    widen<false>(graw[k], gv);
+    if constexpr (gated) widen<false>(uraw[k], uv);
 #pragma unroll
     for (int j = 0; j < kPiece; ++j) {
       const float gg = gv[j] + (bias ? bias[p * kPiece + j] : 0.0f);
