@@ -164,7 +164,8 @@ __device__ __forceinline__ void turn_query_rows_e4m3(const AttentionArgs& a, con
   for (int h = 0; h < 2; ++h) {
     peak[h] = fmaxf(peak[h], __shfl_xor_sync(0xffffffffu, peak[h], 1));
     peak[h] = fmaxf(peak[h], __shfl_xor_sync(0xffffffffu, peak[h], 2));
-    scale[h] = peak[h] > 0.0f ? peak[h] / 448.0f : 1.0f;
+    // (a peak so small that peak / 448 flushes to zero counts as zero: its inverse would be inf)
+    scale[h] = peak[h] > 448.0f * 1.17549435e-38f ? peak[h] / 448.0f : 1.0f;
   }
   auto pack4 = [](const float (&v)[4], float inv) {
     const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(v[0] * inv, v[1] * inv), __NV_SATFINITE, __NV_E4M3);

@@ -67,7 +67,7 @@ struct WsSmem : Sm90Tile<D, KV> {
   // tile i while the producer fills the next ones. One-byte caches land raw in the producer's own
   // ring (kAhead tiles of copies in flight beside the one it widens); bf16 lands in the slots.
   static constexpr int kAhead = kBytes1 ? 2 : 3;
-  static constexpr int kSlots = kBytes1 ? 4 : 6;
+  static constexpr int kSlots = kBytes1 && !FP8S ? 4 : 6;
   // bf16 and FP8S: while handing tile k over the producer waits for tile k + kAhead's slot, given
   // back in the consumers' iteration k + kAhead - kSlots + 1, which needs a tile already handed over.
   static_assert(kBytes1 && !FP8S ? kSlots >= 2 : kSlots >= kAhead + 2, "the ring must not wait on itself");
@@ -182,18 +182,20 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
     for (int g = 0; g < copied; ++g) {
       cp_async_wait<A - 1>();  // this thread's copies of tile g (tiles 0 .. g + A - 1 were committed)
       // Every producer thread's copies of tile g landed, and every one is done widening tile g - 1's
-      // V, whose stage tile g + A's V takes now. Tile g + A's slot was given back after tile g + A -
-      // kSlots's P V, in the consumers' iteration g + A - kSlots + 1 <= g - 1: handed over already.
+      // V, whose stage tile g + A's V takes below.
       named_barrier_sync<1, kProducerThreads>();
+      // Tile g handed over before tile g + A's copies, which wait for its slot: given back after
+      // tile g + A - kSlots's P V, in the consumers' iteration g + A - kSlots + 1 <= g - 3, so the
+      // consumers run kSlots - A - 1 tiles ahead of that wait rather than on its heels.
+      widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
+      fence_proxy_async_shared();  // the widened V and this thread's K copies, before the wgmma that read them
+      mbarrier_arrive(&full[g % S::kSlots]);
       if (has_ahead) {
         copy_tile(ahead);
         if ((has_ahead = walk.valid())) ahead = take();
       } else {
         cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
       }
-      widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
-      fence_proxy_async_shared();  // the widened V and this thread's K copies, before the wgmma that read them
-      mbarrier_arrive(&full[g % S::kSlots]);
     }
   } else if constexpr (S::kBytes1) {
     const WidenPlan<D, KV, kProducerThreads> widen(ptid);
