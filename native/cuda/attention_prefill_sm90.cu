@@ -12,6 +12,10 @@
 // bytes serve as the K-major B operand of S = Q K^T (n = positions, k = dims) and the MN-major B of
 // O = P V (k = positions, n = dims). One-byte caches are widened into that layout once a tile, as
 // attention_prefill.cu widens into its padded rows; a bf16 cache is copied into it directly.
+//
+// Since the sixteenth session the warp-specialized, persistent attention_prefill_sm90_ws.cu serves
+// by default; this kernel serves GPT-J, prefillRopeQ off and warpSpecializedPrefill off, and is
+// what the GPU tests hold that one to, bit for bit.
 #include <climits>
 
 #include "cuda/attention.h"

@@ -211,11 +211,14 @@ void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {
       a.q_bias = layers_[li].b_qkv.as<float>();
       a.q_cos_sin = rope_cos_sin_.as<float2>();
     }
-    // Overlap: the prefill kernel is bound by issue and leaves room on each SM (one 8-warp block of
-    // about 145 KB at head_dim 128); the decode kernel is bound by memory. Their rows and reads are
-    // disjoint, and both need only the RoPE + KV write before them: the fork is recorded after it,
-    // the prefill kernel goes out first (so its blocks take the SMs first and the decode blocks the
-    // room beside them), and the O projection waits for both.
+    // Overlap: the prefill kernel is bound by issue, the decode kernel by memory. Their rows and
+    // reads are disjoint, and both need only the RoPE + KV write before them: the fork is recorded
+    // after it, the prefill kernel goes out first, and the O projection waits for both.
+    // attention_prefill_sm90.cu (one 8-warp block of about 145 KB at head_dim 128) leaves room on
+    // each SM for decode blocks beside it. The warp-specialized kernel's block takes an SM's whole
+    // register file and it is persistent, so decode blocks run only on SMs its grid leaves
+    // (prefillBlocks below the SM count) or once its blocks finish; 2048/128 still measured faster
+    // with it (bench/RESULTS.md, sixteenth session).
     const bool overlap = side_stream_ && !capturing_ && prefill_tiles_ > 0 && d.num_tiles > 0;
     if (overlap) CUDA_CHECK(cudaEventRecord(fork_, stream_));
     if (prefill_ws_ && qkv_raw) launch_prefill_attention_sm90_ws(a, options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_, prefill_fp8_scores_, stream_);
