@@ -221,7 +221,14 @@ void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {
     // with it (bench/RESULTS.md, sixteenth session).
     const bool overlap = side_stream_ && !capturing_ && prefill_tiles_ > 0 && d.num_tiles > 0;
     if (overlap) CUDA_CHECK(cudaEventRecord(fork_, stream_));
-    if (prefill_ws_ && qkv_raw) launch_prefill_attention_sm90_ws(a, options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_, prefill_fp8_scores_, stream_);
+    if (prefill_ws_ && qkv_raw) {
+      // The persistent kernel's blocks: one an SM, or prefillBlocks; in a mixed step less the SMs
+      // left to the decode kernel beside it (overlapDecodeSms), which its blocks would otherwise
+      // hold for the whole kernel.
+      int blocks = options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_;
+      if (overlap && options_.overlap_decode_sms > 0) blocks = std::max(1, std::min(blocks, sm_count_ - options_.overlap_decode_sms));
+      launch_prefill_attention_sm90_ws(a, blocks, prefill_fp8_scores_, stream_);
+    }
     else if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);
     else launch_prefill_attention(a, stream_);
     if (overlap) {
