@@ -165,6 +165,24 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
   int copied = 0;  // tiles whose copies went out
   Pending<D, KV> ahead{};
   bool has_ahead = false;
+  // The first A tiles' copies (copy_tile: this path's copies of tile `copied`, which counts it),
+  // one group a tile, empty past the end so the wait counts stay fixed; then tile A fetched ahead.
+  auto copy_first = [&](auto&& copy_tile) {
+    for (int k = 0; k < A; ++k) {
+      if (walk.valid()) copy_tile(take());
+      else cp_async_commit();
+    }
+    if ((has_ahead = walk.valid())) ahead = take();
+  };
+  // The fetched-ahead tile's copies and the next one fetched, or an empty group past the end.
+  auto copy_next = [&](auto&& copy_tile) {
+    if (has_ahead) {
+      copy_tile(ahead);
+      if ((has_ahead = walk.valid())) ahead = take();
+    } else {
+      cp_async_commit();
+    }
+  };
   if constexpr (FP8S) {
     const WidenPlan<D, KV, kProducerThreads, true> widen_v(ptid);
     auto raw_at = [&](int g) { return raw + (g % S::kRawStages) * S::kRawStageBytes; };
@@ -174,11 +192,7 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
       plan.copy_k_swizzled(slot_at(copied), raw_at(copied), a, p.f, p.kvh);
       ++copied;
     };
-    for (int k = 0; k < A; ++k) {
-      if (walk.valid()) copy_tile(take());
-      else cp_async_commit();
-    }
-    if ((has_ahead = walk.valid())) ahead = take();
+    copy_first(copy_tile);
     for (int g = 0; g < copied; ++g) {
       cp_async_wait<A - 1>();  // this thread's copies of tile g (tiles 0 .. g + A - 1 were committed)
       // Every producer thread's copies of tile g landed, and every one is done widening tile g - 1's
@@ -190,59 +204,33 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
       widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
       fence_proxy_async_shared();  // the widened V and this thread's K copies, before the wgmma that read them
       mbarrier_arrive(&full[g % S::kSlots]);
-      if (has_ahead) {
-        copy_tile(ahead);
-        if ((has_ahead = walk.valid())) ahead = take();
-      } else {
-        cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
-      }
+      copy_next(copy_tile);
     }
   } else if constexpr (S::kBytes1) {
     const WidenPlan<D, KV, kProducerThreads> widen(ptid);
     auto raw_at = [&](int g) { return raw + (g % S::kRawStages) * S::kRawStageBytes; };
-    for (int k = 0; k < A; ++k) {
-      if (walk.valid()) {
-        const Pending<D, KV> p = take();
-        plan.copy(raw_at(copied++), a, p.f, p.kvh, ptid);
-      } else {
-        cp_async_commit();
-      }
-    }
-    if ((has_ahead = walk.valid())) ahead = take();
+    auto copy_tile = [&](const Pending<D, KV>& p) { plan.copy(raw_at(copied++), a, p.f, p.kvh, ptid); };
+    copy_first(copy_tile);
     for (int g = 0; g < copied; ++g) {
       cp_async_wait<A - 1>();  // this thread's copies of tile g (tiles 0 .. g + A - 1 were committed)
       // Every producer thread's copies of tile g landed, and every one is done widening tile g - 1,
       // whose stage tile g + A's copies take now.
       named_barrier_sync<1, kProducerThreads>();
-      if (has_ahead) {
-        plan.copy(raw_at(copied++), a, ahead.f, ahead.kvh, ptid);
-        if ((has_ahead = walk.valid())) ahead = take();
-      } else {
-        cp_async_commit();  // one group a tile, empty past the end, so the wait count stays fixed
-      }
+      copy_next(copy_tile);
       mbarrier_wait(&empty[g % S::kSlots], empty_parity(g));
       widen.run(raw_at(g), slot_at(g));
       fence_proxy_async_shared();  // these writes, before the wgmma that read them
       mbarrier_arrive(&full[g % S::kSlots]);
     }
   } else {
-    auto copy_into_slot = [&](const Pending<D, KV>& p) {
+    auto copy_tile = [&](const Pending<D, KV>& p) {
       mbarrier_wait(&empty[copied % S::kSlots], empty_parity(copied));
       plan.copy(slot_at(copied), a, p.f, p.kvh, ptid);
       ++copied;
     };
-    for (int k = 0; k < A; ++k) {
-      if (walk.valid()) copy_into_slot(take());
-      else cp_async_commit();
-    }
-    if ((has_ahead = walk.valid())) ahead = take();
+    copy_first(copy_tile);
     for (int g = 0; g < copied; ++g) {
-      if (has_ahead) {
-        copy_into_slot(ahead);
-        if ((has_ahead = walk.valid())) ahead = take();
-      } else {
-        cp_async_commit();
-      }
+      copy_next(copy_tile);
       cp_async_wait<A>();  // this thread's copies of tile g (tiles 0 .. g + A were committed)
       fence_proxy_async_shared();
       mbarrier_arrive(&full[g % S::kSlots]);
