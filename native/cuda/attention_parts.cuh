@@ -77,6 +77,26 @@ __device__ __forceinline__ WarpQueries warp_queries(const AttentionArgs& a, int2
   return w;
 }
 
+// Dims col and col + 1 of a q row not yet turned by RoPE (bf16, `at` = the row + col) and their
+// rotation partners (+ D / 2), plus q_bias from column bias_col, turned by rot[0], rot[1] (q_cos_sin
+// at the row's position + col) as the RoPE kernel turns them (rope.cuh): lo[0..1] the first
+// half's, hi[0..1] the partners'.
+template <int D>
+__device__ __forceinline__ void turn_query_pair(const AttentionArgs& a, const __nv_bfloat16* at, size_t bias_col,
+                                                const float2* rot, float* lo, float* hi) {
+  constexpr int half = D / 2;
+  const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(at));
+  const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(at + half));
+  float av[2] = {x.x, x.y}, bv[2] = {y.x, y.y};
+  if (a.q_bias) {
+    const float2 ba = *reinterpret_cast<const float2*>(a.q_bias + bias_col);
+    const float2 bb = *reinterpret_cast<const float2*>(a.q_bias + bias_col + half);
+    av[0] += ba.x, av[1] += ba.y, bv[0] += bb.x, bv[1] += bb.y;
+  }
+#pragma unroll
+  for (int j = 0; j < 2; ++j) rope_rotate(av[j], bv[j], rot[j], lo[j], hi[j]);
+}
+
 // The prefill kernels' q from bf16 rows that RoPE has not turned (AttentionArgs::q_raw, or a
 // block's copy of them in shared memory): token tk of the warp's count holds query head
 // head0 + h (h < group; the tile's KV head kvh * group + h) at rows + tk * row_stride + (head0 + h) * D.
@@ -99,21 +119,10 @@ __device__ __forceinline__ void turn_query_rows(const AttentionArgs& a, const __
       const int r = lane / 4 + (f & 1) * 8, tk = r / group;
       const int col = base + (lane % 4) * 2;
       float lo[2] = {0.0f, 0.0f}, hi[2] = {0.0f, 0.0f};
-      if (tk < count) {
-        const __nv_bfloat16* row = rows + static_cast<size_t>(tk) * row_stride + static_cast<size_t>(head0 + r % group) * D + col;
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row));
-        const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + half));
-        float av[2] = {x.x, x.y}, bv[2] = {y.x, y.y};
-        if (a.q_bias) {
-          const size_t c0 = static_cast<size_t>(kvh * group + r % group) * D + col;
-          const float2 ba = *reinterpret_cast<const float2*>(a.q_bias + c0);
-          const float2 bb = *reinterpret_cast<const float2*>(a.q_bias + c0 + half);
-          av[0] += ba.x, av[1] += ba.y, bv[0] += bb.x, bv[1] += bb.y;
-        }
-        const float2* rot = a.q_cos_sin + static_cast<size_t>(row_pos[f & 1]) * half + col;
-#pragma unroll
-        for (int j = 0; j < 2; ++j) rope_rotate(av[j], bv[j], rot[j], lo[j], hi[j]);
-      }
+      if (tk < count)
+        turn_query_pair<D>(a, rows + static_cast<size_t>(tk) * row_stride + static_cast<size_t>(head0 + r % group) * D + col,
+                           static_cast<size_t>(kvh * group + r % group) * D + col,
+                           a.q_cos_sin + static_cast<size_t>(row_pos[f & 1]) * half + col, lo, hi);
       qf[kc][f] = pack16<F16>(lo[0], lo[1]);
       qf[kc2][f2] = pack16<F16>(hi[0], hi[1]);
     }
@@ -144,18 +153,7 @@ __device__ __forceinline__ void turn_query_rows_e4m3(const AttentionArgs& a, con
         const size_t c0 = static_cast<size_t>(kvh * group + r % group) * D + col;
         const float2* rot = a.q_cos_sin + static_cast<size_t>(row_pos[i & 1]) * half + col;
 #pragma unroll
-        for (int j = 0; j < 4; j += 2) {
-          const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + j));
-          const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + j + half));
-          float av[2] = {x.x, x.y}, bv[2] = {y.x, y.y};
-          if (a.q_bias) {
-            const float2 ba = *reinterpret_cast<const float2*>(a.q_bias + c0 + j);
-            const float2 bb = *reinterpret_cast<const float2*>(a.q_bias + c0 + j + half);
-            av[0] += ba.x, av[1] += ba.y, bv[0] += bb.x, bv[1] += bb.y;
-          }
-#pragma unroll
-          for (int e = 0; e < 2; ++e) rope_rotate(av[e], bv[e], rot[j + e], lo[kc][i][j + e], hi[kc][i][j + e]);
-        }
+        for (int j = 0; j < 4; j += 2) turn_query_pair<D>(a, row + j, c0 + j, rot + j, &lo[kc][i][j], &hi[kc][i][j]);
       }
 #pragma unroll
       for (int j = 0; j < 4; ++j) peak[i & 1] = fmaxf(peak[i & 1], fmaxf(fabsf(lo[kc][i][j]), fabsf(hi[kc][i][j])));
