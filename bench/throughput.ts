@@ -66,7 +66,6 @@ const WORKLOADS: Workload[] = [
 // --no-overlap-decode-attention: mixed steps run the decode kernel after the prefill kernel on one stream (CudaKnobs.overlapDecodeAttention, on by default: a second stream beside it).
 // --no-prefill-rope-q: the RoPE kernel writes every row's q as float32 for the prefill kernel to read (CudaKnobs.prefillRopeQ off; on by default: the prefill kernel turns its rows' q itself).
 // --prefill-blocks N: the warp-specialized prefill kernel's blocks at most N (CudaKnobs.prefillBlocks; default one an SM; 1000000: one block an item, as before it was persistent).
-// --overlap-decode-sms N: mixed steps leave N SMs of the persistent prefill kernel's to the decode kernel beside it (CudaKnobs.overlapDecodeSms; default 0).
 // --fp8-prefill-scores: prompt rows' Q K^T on E4M3 tensor cores (CudaKnobs.fp8PrefillScores; off by default: other bits).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
@@ -84,7 +83,6 @@ const { values } = parseArgs({
     'no-prefill-rope-q': { type: 'boolean' },
     'max-num-batched-tokens': { type: 'string', default: '8192' },
     'prefill-blocks': { type: 'string' },
-    'overlap-decode-sms': { type: 'string' },
     'fp8-prefill-scores': { type: 'boolean' },
   },
 });
@@ -112,7 +110,6 @@ async function run(w: Workload) {
       overlapDecodeAttention: values['no-overlap-decode-attention'] ? false : undefined,
       prefillRopeQ: values['no-prefill-rope-q'] ? false : undefined,
       prefillBlocks: values['prefill-blocks'] ? Number(values['prefill-blocks']) : undefined,
-      overlapDecodeSms: values['overlap-decode-sms'] ? Number(values['overlap-decode-sms']) : undefined,
       fp8PrefillScores: values['fp8-prefill-scores'],
     },
   });

@@ -81,8 +81,7 @@ struct GpuOptions {
   bool prefill_rope_q = true;          // prompt rows' q turned inside the prefill kernel, not written by the RoPE kernel (same bits)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)
   bool fp8_prefill_scores = false;     // prompt rows' Q K^T on E4M3 tensor cores (E4M3 cache, head_dim 128, warp-specialized kernel); other bits
-  int prefill_blocks = 0;
-  int overlap_decode_sms = 0;          // mixed steps: SMs the persistent prefill kernel leaves to the decode kernel beside it (measuring)              // the warp-specialized prefill kernel's blocks: 0 one an SM; else at most that many (tests, measuring; same bits)
+  int prefill_blocks = 0;              // the warp-specialized prefill kernel's blocks: 0 one an SM; else at most that many (tests, measuring; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };
 
@@ -94,7 +93,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 14;
+constexpr int kBackendAbiVersion = 15;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -67,8 +67,6 @@ export interface CudaKnobs {
   decodeWarps: number;
   /** The warp-specialized prefill kernel's blocks, each walking (query tile, KV head) items in turn: 0 (default) one an SM; N at most N (1 puts every item through one block), for tests and measuring. The same bits either way. */
   prefillBlocks: number;
-  /** Mixed steps (with overlapDecodeAttention): SMs the persistent prefill kernel leaves to the decode kernel running beside it; its blocks hold their SMs' whole register file for the kernel's length, so at 0 (default) the decode kernel waits for it. For measuring; the same bits either way. */
-  overlapDecodeSms: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
 }

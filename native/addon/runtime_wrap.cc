@@ -258,8 +258,6 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
       if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");
     }
     if (o.Has("prefillBlocks") && !o.Get("prefillBlocks").IsUndefined()) gpu_.prefill_blocks = int_field(o, "prefillBlocks", 0, 1 << 20);
-    if (o.Has("overlapDecodeSms") && !o.Get("overlapDecodeSms").IsUndefined())
-      gpu_.overlap_decode_sms = int_field(o, "overlapDecodeSms", 0, 1024);
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

@@ -218,15 +218,14 @@ void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {
     // each SM for decode blocks beside it. The warp-specialized kernel's block takes an SM's whole
     // register file and it is persistent, so decode blocks run only on SMs its grid leaves
     // (prefillBlocks below the SM count) or once its blocks finish; 2048/128 still measured faster
-    // with it (bench/RESULTS.md, sixteenth session).
+    // with it (bench/RESULTS.md, sixteenth and seventeenth sessions).
     const bool overlap = side_stream_ && !capturing_ && prefill_tiles_ > 0 && d.num_tiles > 0;
     if (overlap) CUDA_CHECK(cudaEventRecord(fork_, stream_));
     if (prefill_ws_ && qkv_raw) {
-      // The persistent kernel's blocks: one an SM, or prefillBlocks; in a mixed step less the SMs
-      // left to the decode kernel beside it (overlapDecodeSms), which its blocks would otherwise
-      // hold for the whole kernel.
-      int blocks = options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_;
-      if (overlap && options_.overlap_decode_sms > 0) blocks = std::max(1, std::min(blocks, sm_count_ - options_.overlap_decode_sms));
+      // The persistent kernel's blocks: one an SM, or prefillBlocks. Leaving 16 or 32 SMs to a mixed
+      // step's decode kernel measured no faster (2048/128: 3,580 and 3,579 against 3,599 output
+      // tok/s, seventeenth session).
+      const int blocks = options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_;
       launch_prefill_attention_sm90_ws(a, blocks, prefill_fp8_scores_, stream_);
     }
     else if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);

@@ -313,16 +313,16 @@ describe('CUDA decode kernel: warps a block forced by CudaKnobs.decodeWarps (KV 
 // decode kernel read stale q and K/V (a long prompt beside the decode tokens makes the prefill side
 // slow); a join after the O projection's start would let it read rows not yet written (long decode
 // contexts beside a 3-token prompt make the decode side slow). Two KV heads, three layers. Also with
-// CudaKnobs.overlapDecodeSms leaving all but a few SMs to the decode kernel: the persistent prefill
-// kernel's few blocks walk many items, the same logits.
+// one persistent prefill block (CudaKnobs.prefillBlocks), which walks every item while the decode
+// blocks take the other SMs: the same logits.
 describe('CUDA mixed steps: decode attention on a second stream beside the prefill kernel', { skip }, () => {
   for (const kvCacheDtype of ['fp8', 'auto'] as const)
     test(`KV ${kvCacheDtype}: the same logits as on one stream`, async () => {
       const config = { ...HEAD_DIM_128, hidden_size: 1024, num_attention_heads: 8, num_key_value_heads: 2, num_hidden_layers: 3 };
       const S = 40;
-      const logitsWith = async (overlapDecodeAttention: boolean, overlapDecodeSms?: number) => {
+      const logitsWith = async (overlapDecodeAttention: boolean, prefillBlocks?: number) => {
         const rt = await Runtime.load({ dummy: { config, seed: 7 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20, maxNumTokens: 8192,
-          maxNumSeqs: 64, kvCacheDtype, cuda: { batchInvariant: true, overlapDecodeAttention, overlapDecodeSms } });
+          maxNumSeqs: 64, kvCacheDtype, cuda: { batchInvariant: true, overlapDecodeAttention, prefillBlocks } });
         try {
           const V = rt.info.vocabSize;
           const prompt = (k: number, n: number) => Array.from({ length: n }, (_, j) => 3 + ((k * 31 + j * 7) % (V - 3)));
@@ -344,7 +344,7 @@ describe('CUDA mixed steps: decode attention on a second stream beside the prefi
       const overlapped = await logitsWith(true);
       assert.ok(overlapped.every((row) => row.every(Number.isFinite)));
       assert.deepEqual(overlapped, await logitsWith(false));
-      assert.deepEqual(await logitsWith(true, 1000), overlapped, 'overlapDecodeSms past the SM count: one prefill block');
+      assert.deepEqual(await logitsWith(true, 1), overlapped, 'one persistent prefill block beside the decode kernel');
     });
 });
 
