@@ -18,7 +18,8 @@
 //
 // FP8S (CudaKnobs.fp8PrefillScores, E4M3 cache at head_dim 128): Q K^T on E4M3 tensor cores, K
 // the cache's bytes copied straight into the slot, q rounded to E4M3 with a scale a row; only V is
-// widened. Other bits than the f16 path; off by default until measured.
+// widened. Other bits than the f16 path, within the E4M3 cache's own error (GPU test); H200,
+// 2048/128: +0.9% (seventeenth session). Off by default until checked on a trained checkpoint.
 #include <algorithm>
 #include <climits>
 
