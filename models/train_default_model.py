@@ -11,15 +11,19 @@ tokenizer_config.json with a ChatML template, generation_config.json), plus
 training.json with the validation loss and a reference greedy continuation
 computed by transformers, which the test suite checks the runtime against.
 
+Options, for models other than the embedded one (the embedded model is trained without them):
+--heads N and --kv-heads M (head_dim = 256 / N: `--heads 2 --kv-heads 1` gives head_dim 128, which
+bench/fp8-scores-accuracy.ts needs) and --steps S (3,000 by default).
+
 Data: speeches (paragraphs) of the first 90% of the text; half are plain
 text ending in <|end_of_text|>, half ChatML exchanges where the user says one
 speech and the assistant answers with the next. The last 10% is held out.
 """
+import argparse
 import json
 import math
 import os
 import random
-import sys
 import time
 
 import torch
@@ -110,7 +114,7 @@ def evaluate(model, data, batches=40):
     return sum(losses) / len(losses)
 
 
-def main(corpus, out):
+def main(corpus, out, steps=3000):
     torch.manual_seed(1337)
     rng = random.Random(1337)
     text = open(corpus, encoding="utf-8").read()
@@ -126,7 +130,7 @@ def main(corpus, out):
     model = LlamaForCausalLM(LlamaConfig(**CONFIG)).cuda()
     add_dropout(model)
     print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
-    steps, warmup, lr = 3000, 100, 1e-3
+    warmup, lr = 100, 1e-3
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     best = (float("inf"), None, 0)
@@ -178,4 +182,12 @@ def main(corpus, out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("corpus")
+    ap.add_argument("out")
+    ap.add_argument("--heads", type=int, default=CONFIG["num_attention_heads"])
+    ap.add_argument("--kv-heads", type=int, default=CONFIG["num_key_value_heads"])
+    ap.add_argument("--steps", type=int, default=3000)
+    a = ap.parse_args()
+    CONFIG.update(num_attention_heads=a.heads, num_key_value_heads=a.kv_heads)
+    main(a.corpus, a.out, a.steps)

@@ -13,9 +13,8 @@ import { test } from 'node:test';
 
 import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime } from '../../native/index.js';
-import { blockRange, makeBatch } from '../helpers/batch.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
-import { compareHeldOut, corpusSkipReason, heldOutWindows, teacherForced, type Prediction } from '../helpers/held-out.js';
+import { compareHeldOut, corpusSkipReason, heldOutWindows, prefillForced, teacherForced, type Prediction } from '../helpers/held-out.js';
 
 const skip = gpuSkipReason() || corpusSkipReason();
 type KvDtype = 'auto' | 'fp8' | 'int8';
@@ -34,37 +33,6 @@ const load = (kvCacheDtype: KvDtype, path: Path) =>
     kvCacheDtype,
     cuda: { fusedGemv: path === 'few-row', batchInvariant: false },
   });
-
-/**
- * Teacher forcing where every step takes the prefill kernel: each window's step is the 2-token
- * chunk (w[i - 1], w[i]) at positions i - 1 and i, so a query tile holds two tokens. Position i - 1
- * is written again with what it already held.
- */
-async function prefillForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
-  const V = rt.info.vocabSize, n = windows[0].length;
-  const perWindow = Math.ceil(n / rt.info.blockSize);
-  const top1: number[][] = windows.map(() => []);
-  let nll = 0, count = 0;
-  for (let i = 0; i + 1 < n; i++) {
-    const chunks = windows.map((w, k) => ({
-      tokens: i === 0 ? [w[0]] : [w[i - 1], w[i]],
-      start: Math.max(0, i - 1),
-      blocks: blockRange(k * perWindow, perWindow),
-    }));
-    const r = await rt.step(makeBatch(chunks, true));
-    windows.forEach((w, k) => {
-      const l = r.logits!.subarray(k * V, (k + 1) * V);
-      let best = 0;
-      for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
-      let s = 0;
-      for (let v = 0; v < V; v++) s += Math.exp(l[v] - l[best]);
-      nll -= l[w[i + 1]] - l[best] - Math.log(s);
-      count++;
-      top1[k].push(best);
-    });
-  }
-  return { top1: top1.flat(), ppl: Math.exp(nll / count) };
-}
 
 async function predict(kv: KvDtype, path: Path, windows: number[][]): Promise<Prediction> {
   const rt = await load(kv, path);

@@ -21,12 +21,13 @@ const WINDOWS = 3;
 /** Why the held-out checks cannot run here, or false. */
 export const corpusSkipReason = (): string | false => (existsSync(CORPUS) ? false : `no ${CORPUS} (set TACHYON_SHAKESPEARE)`);
 
-export function heldOutWindows(): number[][] {
+/** tokenizerDir: the model's whose tokens these are (the embedded default model's unless given). */
+export function heldOutWindows(tokenizerDir: string = DEFAULT_MODEL_DIR): number[][] {
   // Held-out speeches from the last 10% (the model never trained on them), in its
   // training format: each speech followed by <|end_of_text|>.
   const text = readFileSync(CORPUS, 'utf8');
   const speeches = text.slice(Math.floor(text.length * 0.95)).split('\n\n').map((p) => p.trim()).filter(Boolean);
-  const tok = loadTokenizer(DEFAULT_MODEL_DIR);
+  const tok = loadTokenizer(tokenizerDir);
   const eot = tok.tokenToId('<|end_of_text|>')!;
   const tokens = speeches.flatMap((p) => [...tok.encode(p + '\n'), eot]).slice(0, WINDOWS * WINDOW);
   tok.free();
@@ -70,4 +71,35 @@ export function compareHeldOut(name: string, reference: Prediction, ours: Predic
   console.log(`${name} vs ${refName} over ${reference.top1.length} positions: top-1 agreement ${(agree * 100).toFixed(2)}%, perplexity ${ours.ppl.toFixed(3)} vs ${reference.ppl.toFixed(3)} (${((pplRatio - 1) * 100).toFixed(2)}%)`);
   assert.ok(agree >= minAgreement, `top-1 agreement ${agree}`);
   assert.ok(pplRatio - 1 <= maxPplRise, `perplexity ratio ${pplRatio}`);
+}
+
+/**
+ * Teacher forcing where every step takes the prefill kernel: each window's step is the 2-token
+ * chunk (w[i - 1], w[i]) at positions i - 1 and i, so a query tile holds two tokens. Position i - 1
+ * is written again with what it already held.
+ */
+export async function prefillForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
+  const V = rt.info.vocabSize, n = windows[0].length;
+  const perWindow = Math.ceil(n / rt.info.blockSize);
+  const top1: number[][] = windows.map(() => []);
+  let nll = 0, count = 0;
+  for (let i = 0; i + 1 < n; i++) {
+    const chunks = windows.map((w, k) => ({
+      tokens: i === 0 ? [w[0]] : [w[i - 1], w[i]],
+      start: Math.max(0, i - 1),
+      blocks: blockRange(k * perWindow, perWindow),
+    }));
+    const r = await rt.step(makeBatch(chunks, true));
+    windows.forEach((w, k) => {
+      const l = r.logits!.subarray(k * V, (k + 1) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
+      let s = 0;
+      for (let v = 0; v < V; v++) s += Math.exp(l[v] - l[best]);
+      nll -= l[w[i + 1]] - l[best] - Math.log(s);
+      count++;
+      top1[k].push(best);
+    });
+  }
+  return { top1: top1.flat(), ppl: Math.exp(nll / count) };
 }
