@@ -9,7 +9,7 @@
 // and without FP8 scores against the bf16 cache, and of FP8 scores against the f16 scores on the
 // same cache. The issue's bar for a quantized KV cache: top-1 at least 99%, perplexity within +0.5%.
 import { Runtime, type CudaKnobs, type RuntimeOptions } from '../native/index.js';
-import { corpusSkipReason, heldOutWindows, prefillForced, type Prediction } from '../test/helpers/held-out.js';
+import { corpusSkipReason, heldOutAgreement, heldOutWindows, prefillForced, type Prediction } from '../test/helpers/held-out.js';
 
 const modelDir = process.argv[2];
 if (!modelDir) throw new Error('usage: node dist/bench/fp8-scores-accuracy.js MODEL_DIR (a head_dim-128 model; see the header)');
@@ -27,9 +27,8 @@ async function predict(kvCacheDtype: RuntimeOptions['kvCacheDtype'], cuda: Parti
 }
 
 function compare(name: string, ours: Prediction, reference: Prediction, refName: string) {
-  const agree = reference.top1.filter((t, i) => t === ours.top1[i]).length / reference.top1.length;
-  const rise = ours.ppl / reference.ppl - 1;
-  console.log(`| ${name} | ${refName} | ${(agree * 100).toFixed(2)}% | ${ours.ppl.toFixed(3)} vs ${reference.ppl.toFixed(3)} (${(rise * 100).toFixed(2)}%) |`);
+  const { agree, pplRise } = heldOutAgreement(reference, ours);
+  console.log(`| ${name} | ${refName} | ${(agree * 100).toFixed(2)}% | ${ours.ppl.toFixed(3)} vs ${reference.ppl.toFixed(3)} (${(pplRise * 100).toFixed(2)}%) |`);
 }
 
 const windows = heldOutWindows(modelDir);

@@ -39,15 +39,19 @@ export interface Prediction {
   ppl: number;
 }
 
-/** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
-export async function teacherForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
+/**
+ * Teacher forcing, the windows side by side: step i gives each window chunkAt(w, i) (its tokens
+ * from position start) and reads the logits that predict w[i + 1], for i below n - 1.
+ */
+async function forced(rt: Runtime, windows: number[][], n: number,
+  chunkAt: (w: number[], i: number) => { tokens: number[]; start: number }): Promise<Prediction> {
   const V = rt.info.vocabSize;
-  const perWindow = Math.ceil(WINDOW / rt.info.blockSize);
+  const perWindow = Math.ceil(n / rt.info.blockSize);
   const top1: number[][] = windows.map(() => []);
   let nll = 0;
   let count = 0;
-  for (let i = 0; i + 1 < WINDOW; i++) {
-    const chunks = windows.map((w, k) => ({ tokens: [w[i]], start: i, blocks: blockRange(k * perWindow, perWindow) }));
+  for (let i = 0; i + 1 < n; i++) {
+    const chunks = windows.map((w, k) => ({ ...chunkAt(w, i), blocks: blockRange(k * perWindow, perWindow) }));
     const r = await rt.step(makeBatch(chunks, true));
     windows.forEach((w, k) => {
       const l = r.logits!.subarray(k * V, (k + 1) * V);
@@ -64,13 +68,9 @@ export async function teacherForced(rt: Runtime, windows: number[][]): Promise<P
   return { top1: top1.flat(), ppl: Math.exp(nll / count) };
 }
 
-/** Asserts top-1 agreement of at least minAgreement and a perplexity at most maxPplRise above the reference's. */
-export function compareHeldOut(name: string, reference: Prediction, ours: Prediction, minAgreement: number, maxPplRise: number, refName: string) {
-  const agree = reference.top1.filter((t, i) => t === ours.top1[i]).length / reference.top1.length;
-  const pplRatio = ours.ppl / reference.ppl;
-  console.log(`${name} vs ${refName} over ${reference.top1.length} positions: top-1 agreement ${(agree * 100).toFixed(2)}%, perplexity ${ours.ppl.toFixed(3)} vs ${reference.ppl.toFixed(3)} (${((pplRatio - 1) * 100).toFixed(2)}%)`);
-  assert.ok(agree >= minAgreement, `top-1 agreement ${agree}`);
-  assert.ok(pplRatio - 1 <= maxPplRise, `perplexity ratio ${pplRatio}`);
+/** Logits after each prefix of each window, one token per step (teacher forcing), the windows side by side. */
+export function teacherForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
+  return forced(rt, windows, WINDOW, (w, i) => ({ tokens: [w[i]], start: i }));
 }
 
 /**
@@ -78,28 +78,19 @@ export function compareHeldOut(name: string, reference: Prediction, ours: Predic
  * chunk (w[i - 1], w[i]) at positions i - 1 and i, so a query tile holds two tokens. Position i - 1
  * is written again with what it already held.
  */
-export async function prefillForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
-  const V = rt.info.vocabSize, n = windows[0].length;
-  const perWindow = Math.ceil(n / rt.info.blockSize);
-  const top1: number[][] = windows.map(() => []);
-  let nll = 0, count = 0;
-  for (let i = 0; i + 1 < n; i++) {
-    const chunks = windows.map((w, k) => ({
-      tokens: i === 0 ? [w[0]] : [w[i - 1], w[i]],
-      start: Math.max(0, i - 1),
-      blocks: blockRange(k * perWindow, perWindow),
-    }));
-    const r = await rt.step(makeBatch(chunks, true));
-    windows.forEach((w, k) => {
-      const l = r.logits!.subarray(k * V, (k + 1) * V);
-      let best = 0;
-      for (let v = 1; v < V; v++) if (l[v] > l[best]) best = v;
-      let s = 0;
-      for (let v = 0; v < V; v++) s += Math.exp(l[v] - l[best]);
-      nll -= l[w[i + 1]] - l[best] - Math.log(s);
-      count++;
-      top1[k].push(best);
-    });
-  }
-  return { top1: top1.flat(), ppl: Math.exp(nll / count) };
+export function prefillForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
+  return forced(rt, windows, windows[0].length, (w, i) => ({ tokens: i === 0 ? [w[0]] : [w[i - 1], w[i]], start: Math.max(0, i - 1) }));
+}
+
+/** Ours against the reference: top-1 agreement (a fraction) and the perplexity's rise (0.01: 1% higher). */
+export function heldOutAgreement(reference: Prediction, ours: Prediction): { agree: number; pplRise: number } {
+  return { agree: reference.top1.filter((t, i) => t === ours.top1[i]).length / reference.top1.length, pplRise: ours.ppl / reference.ppl - 1 };
+}
+
+/** Asserts top-1 agreement of at least minAgreement and a perplexity at most maxPplRise above the reference's. */
+export function compareHeldOut(name: string, reference: Prediction, ours: Prediction, minAgreement: number, maxPplRise: number, refName: string) {
+  const { agree, pplRise } = heldOutAgreement(reference, ours);
+  console.log(`${name} vs ${refName} over ${reference.top1.length} positions: top-1 agreement ${(agree * 100).toFixed(2)}%, perplexity ${ours.ppl.toFixed(3)} vs ${reference.ppl.toFixed(3)} (${(pplRise * 100).toFixed(2)}%)`);
+  assert.ok(agree >= minAgreement, `top-1 agreement ${agree}`);
+  assert.ok(pplRise <= maxPplRise, `perplexity ratio ${pplRise + 1}`);
 }
