@@ -5,8 +5,7 @@
 # few-row GEMM, native/cuda/gemm_rows.cu, built in with what it needs) match them bit for bit, and
 # how fast the library's is beside cuBLASLt at 1 to 64 rows. --rows: the library's row GEMM alone
 # (its bits against the reference and its timings), a minute shorter. $CUDAFLAGS go to nvcc, as in
-# the library's build (CUDAFLAGS=-DTACHYON_ROW_GEMM_TMA=1: the copy-engine variant; run it under
-# `timeout`, since a broken barrier protocol hangs rather than fails).
+# the library's build (e.g. CUDAFLAGS=-DTACHYON_ROW_GEMM_STREAMING=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${CUBLASLT_ROOT:-${CUDA_LIBS_HINT:?source .device/activate first, or set CUBLASLT_ROOT}}

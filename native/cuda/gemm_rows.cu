@@ -34,20 +34,6 @@
 #ifndef TACHYON_ROW_GEMM_STREAMING
 #define TACHYON_ROW_GEMM_STREAMING 1
 #endif
-// The weight tiles by the copy engine (TMA: one cp.async.bulk.tensor a stage, issued by the
-// activation warp, completing on a barrier a slot) instead of the warpgroup's cp.async. The
-// one-block-an-SM projections (O, down: 32 features a block; QKV: 48) streamed about 2.8 TB/s at
-// batch 1 against gate/up's 3.8 (two blocks an SM), and neither more bytes in flight, nor smaller
-// blocks two an SM, nor two stages a loop step changed that (bench/RESULTS.md, eleventh to
-// seventeenth sessions): what is left is how many 16-byte copies an SM keeps in flight, which the
-// copy engine does not count against its threads. The same tile layout, so the same bits.
-// Written without a GPU (seventeenth session, no device time left): off until measured;
-// CUDAFLAGS=-DTACHYON_ROW_GEMM_TMA=1 builds it.
-#ifndef TACHYON_ROW_GEMM_TMA
-#define TACHYON_ROW_GEMM_TMA 0
-#endif
-#include <cuda.h>  // CUtensorMap and its enums (the encoder is looked up at run time: no -lcuda)
-#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -56,7 +42,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
 #include "cuda/gemm_rows.h"
-#include "cuda/mbarrier.cuh"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/wgmma.cuh"
@@ -78,18 +63,16 @@ constexpr int kThreads = kMmaThreads + 32;                   // and the activati
 constexpr int kSmemSolo = 227 * 1024;
 constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
 constexpr int kMaxStages = 16;  // 14 in flight: 112 KB of weights a block at F = 64, 56 KB at F = 32
-constexpr bool kTma = TACHYON_ROW_GEMM_TMA;
-constexpr int kBarrierBytes = kTma ? kMaxStages * 8 : 0;  // TMA: an mbarrier a slot, after the ring
 
 template <int TN, bool SOLO>
 struct Ring {
   static constexpr int kStageBytes = kWeightTileBytes + TN * kAtomBytes;
-  static constexpr int kFit = ((SOLO ? kSmemSolo : kSmemPaired) - 1024 - kBarrierBytes) / kStageBytes;
+  static constexpr int kFit = ((SOLO ? kSmemSolo : kSmemPaired) - 1024) / kStageBytes;
   static constexpr int kStages = kFit < kMaxStages ? kFit : kMaxStages;
   // Stages in flight: all but the one being multiplied and the one before it, whose wgmma may still
   // be reading it.
   static constexpr int kAhead = kStages - 2;
-  static constexpr int kBytes = 1024 + kStages * kStageBytes + kBarrierBytes;
+  static constexpr int kBytes = 1024 + kStages * kStageBytes;
   static_assert(kAhead >= 2, "a ring of at least four stages");
 };
 
@@ -181,12 +164,9 @@ __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 // their own, with the same barriers in the same order.
 __device__ __forceinline__ void stage_barrier() { asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory"); }
 
-// The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait();
-// with TMA, load_weights(k) issues stage k's weight tile at the same point (after the barrier at
-// which the warpgroup has finished with that slot).
-template <int TN, int STAGES, int AHEAD, typename LoadWeights>
-__device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char* ring, int stage_bytes, int atoms,
-                                            LoadWeights load_weights) {
+// The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait().
+template <int TN, int STAGES, int AHEAD>
+__device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char* ring, int stage_bytes, int atoms) {
   const TokenCopies<TN> tokens(g, threadIdx.x % 32);
   auto tile = [&](int k) { return ring + (k % STAGES) * stage_bytes + kWeightTileBytes; };
   for (int k = 0; k < AHEAD; ++k) {
@@ -197,10 +177,7 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
     cp_async_wait<AHEAD - 1>();
     fence_proxy_async_shared();
     stage_barrier();
-    if (k + AHEAD < atoms) {
-      load_weights(k + AHEAD);
-      tokens.copy(tile(k + AHEAD), k + AHEAD);
-    }
+    if (k + AHEAD < atoms) tokens.copy(tile(k + AHEAD), k + AHEAD);
     cp_async_commit();
   }
 }
@@ -208,53 +185,32 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
 #endif  // TACHYON_WGMMA
 
 // grid: one block per F weight rows; kThreads threads.
-// weights: TMA's map of W ([N] rows of row_bytes, boxes of 128 bytes x F rows, 128-byte swizzle);
-// unused where kTma is off.
 template <bool FP8, typename Out, int TN, bool SOLO, int F>
-__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGemmArgs g, const __grid_constant__ CUtensorMap weights) {
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGemmArgs g) {
   static_assert(F % 16 == 0 && F <= kFeatures, "whole warps' rows of the tile");
 #if TACHYON_WGMMA
   using R = Ring<TN, SOLO>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms must start 1024-byte aligned (the descriptors' base offset is 0).
   unsigned char* ring = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
-  uint64_t* landed = reinterpret_cast<uint64_t*>(ring + R::kStages * R::kStageBytes);  // TMA: a slot's weights are in
   const int t = threadIdx.x;
   const int atoms = g.row_bytes / kAtomBytes;
-  auto stage = [&](int k) { return ring + (k % R::kStages) * R::kStageBytes; };
-  const int n0 = blockIdx.x * F;
-  if constexpr (kTma) {
-    if (t == kMmaThreads) {
-      for (int i = 0; i < R::kStages; ++i) mbarrier_init(landed + i, 1);
-      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the copy engine
-    }
-    __syncthreads();
-  }
   // Warp-uniform, and visibly so to ptxas (a shuffle from lane 0): wgmma under a branch it cannot
   // prove uniform would be serialized.
   if (__shfl_sync(0xffffffffu, t / kMmaThreads, 0) != 0) {
-    // The activation warp; with TMA its first lane also issues the weight tiles, so that the
-    // warpgroup's loop has no branch on its thread.
-    auto load_weights = [&](int k) {
-      if (kTma && t == kMmaThreads) {
-        mbarrier_arrive_expect_tx(landed + k % R::kStages, F * kAtomBytes);
-        tma_load_2d(stage(k), &weights, k * kAtomBytes, n0, landed + k % R::kStages);
-      }
-    };
-    for (int k = 0; k < R::kAhead && k < atoms; ++k) load_weights(k);  // before pdl_wait: weights only
     pdl_wait();
-    copy_tokens<TN, R::kStages, R::kAhead>(g, ring, R::kStageBytes, atoms, load_weights);
+    copy_tokens<TN, R::kStages, R::kAhead>(g, ring, R::kStageBytes, atoms);
     return;
   }
 
-  // The warpgroup. Without TMA, one cp.async group a stage per thread, empty past K, so the wait
-  // count stays fixed.
-  const WeightCopies<F> copies(g, n0, t);
-  if constexpr (!kTma)
-    for (int k = 0; k < R::kAhead; ++k) {
-      if (k < atoms) copies.copy(stage(k), k);
-      cp_async_commit();
-    }
+  // The warpgroup. One cp.async group a stage per thread, empty past K, so the wait count stays fixed.
+  auto stage = [&](int k) { return ring + (k % R::kStages) * R::kStageBytes; };
+  const int n0 = blockIdx.x * F;
+  const WeightCopies<F> weights(g, n0, t);
+  for (int k = 0; k < R::kAhead; ++k) {
+    if (k < atoms) weights.copy(stage(k), k);
+    cp_async_commit();
+  }
   pdl_wait();
 
   // d[j][e] will hold feature n0 + 16 warp + lane / 4 + 8 (e / 2) and token 8 j + 2 (lane % 4) + e % 2,
@@ -277,15 +233,12 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
 
   float d[TN / 8][4] = {};
   for (int k = 0; k < atoms; ++k) {
-    if constexpr (kTma) mbarrier_wait(landed + k % R::kStages, (k / R::kStages) & 1);  // stage k's weights
-    else cp_async_wait<R::kAhead - 1>();  // this thread's copies of stage k
-    wgmma_wait<1>();                      // stage k - 2's wgmma, whose slot stage k + kAhead takes after the barrier
+    cp_async_wait<R::kAhead - 1>();  // this thread's copies of stage k
+    wgmma_wait<1>();                 // stage k - 2's wgmma, whose slot stage k + kAhead takes below
     fence_proxy_async_shared();
     stage_barrier();
-    if constexpr (!kTma) {
-      if (k + R::kAhead < atoms) copies.copy(stage(k + R::kAhead), k + R::kAhead);
-      cp_async_commit();
-    }
+    if (k + R::kAhead < atoms) weights.copy(stage(k + R::kAhead), k + R::kAhead);
+    cp_async_commit();
     const uint32_t w = smem_address(stage(k)), x = w + kWeightTileBytes;
     wgmma_fence();
 #pragma unroll
@@ -338,35 +291,9 @@ void prefer_shared_memory() {
   (void)set;
 }
 
-// TMA's map of the weights: row_bytes x N one-byte elements (bf16 weights as their bytes), boxes of
-// 128 bytes x F rows landing as the 128-byte swizzle atoms the warpgroup's wgmma reads; rows past N
-// land as zeros (their features are never written). A host call of about a microsecond, made at
-// each launch (a captured graph keeps the parameter) rather than cached by address.
-CUtensorMap weight_map(const RowGemmArgs& g, int F) {
-  CUtensorMap map{};
-  if constexpr (!kTma) return map;
-  static const auto encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
-    if (!fn || found != cudaDriverEntryPointSuccess) fail("the driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(g.row_bytes), static_cast<cuuint64_t>(g.N)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(g.row_bytes)};  // bytes from a row to the next
-  const cuuint32_t box[2] = {static_cast<cuuint32_t>(kAtomBytes), static_cast<cuuint32_t>(F)};
-  const cuuint32_t steps[2] = {1, 1};
-  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<unsigned char*>(g.W), dims, strides, box, steps,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) fail("cuTensorMapEncodeTiled failed (", static_cast<int>(r), ") for ", g.N, " rows of ", g.row_bytes, " bytes");
-  return map;
-}
-
 template <bool FP8, typename Out, int TN, bool SOLO, int F>
 void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
   constexpr size_t shared = Ring<TN, SOLO>::kBytes;
-  const CUtensorMap map = weight_map(g, F);
   constexpr auto kernel = row_gemm_kernel<FP8, Out, TN, SOLO, F>;
   allow_dynamic_shared<kernel>(shared);
   prefer_shared_memory<kernel>();
@@ -384,9 +311,9 @@ void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
   window.hitProp = cudaAccessPropertyStreaming;
   window.missProp = cudaAccessPropertyStreaming;
   launch_pdl_window("row_gemm_kernel", max_window > 0 ? &window : nullptr, kernel, dim3((g.N + F - 1) / F), dim3(kThreads),
-                    shared, s, g, map);
+                    shared, s, g);
 #else
-  launch_pdl("row_gemm_kernel", kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g, map);
+  launch_pdl("row_gemm_kernel", kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g);
 #endif
 }
 

@@ -25,27 +25,6 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
 #endif
 }
 
-// This thread's arrival, first adding `bytes` to the transactions the phase waits for (the bulk
-// tensor copies that complete on this barrier).
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
-#if TACHYON_WGMMA
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)), "r"(bytes) : "memory");
-#endif
-}
-
-// The copy engine's 2D tile of `map` at (x, y) (x the inner dimension) into shared memory at dst,
-// laid out and swizzled as the map says; its bytes complete a transaction on bar. `map` is a
-// __grid_constant__ kernel parameter's address.
-__device__ __forceinline__ void tma_load_2d(void* dst, const void* map, int x, int y, uint64_t* bar) {
-#if TACHYON_WGMMA
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-          smem_address(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_address(bar))
-      : "memory");
-#endif
-}
-
 // Waits until the phase of this parity has completed (acquire). A fresh barrier is in phase 0, so
 // waiting for parity 1 returns at once: producers start there for slots that begin empty.
 __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
