@@ -1,5 +1,5 @@
-// What CudaKnobs.fp8PrefillScores (prompt rows' Q K^T on E4M3 tensor cores) costs in accuracy on a
-// trained model, before it could become the default for an E4M3 cache. The knob needs head_dim
+// What CudaKnobs.fp8PrefillScores (prompt rows' Q K^T on E4M3 tensor cores, the default for an E4M3
+// cache at head_dim 128) costs in accuracy on a trained model. The knob needs head_dim
 // 128 and the embedded model has 64, so train a head_dim-128 twin on the GPU machine first
 // (PyTorch there; about a minute):
 //   python3 models/train_default_model.py $TACHYON_SHAKESPEARE /tmp/h128 --heads 2 --kv-heads 1 --steps 1500

@@ -66,7 +66,7 @@ const WORKLOADS: Workload[] = [
 // --no-overlap-decode-attention: mixed steps run the decode kernel after the prefill kernel on one stream (CudaKnobs.overlapDecodeAttention, on by default: a second stream beside it).
 // --no-prefill-rope-q: the RoPE kernel writes every row's q as float32 for the prefill kernel to read (CudaKnobs.prefillRopeQ off; on by default: the prefill kernel turns its rows' q itself).
 // --prefill-blocks N: the warp-specialized prefill kernel's blocks at most N (CudaKnobs.prefillBlocks; default one an SM; 1000000: one block an item, as before it was persistent).
-// --fp8-prefill-scores: prompt rows' Q K^T on E4M3 tensor cores (CudaKnobs.fp8PrefillScores; off by default: other bits).
+// --no-fp8-prefill-scores: prompt rows' Q K^T in f16 from the widened E4M3 cache (CudaKnobs.fp8PrefillScores off; on by default: E4M3 tensor cores, q rounded with a scale a row).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
   options: {
@@ -83,7 +83,7 @@ const { values } = parseArgs({
     'no-prefill-rope-q': { type: 'boolean' },
     'max-num-batched-tokens': { type: 'string', default: '8192' },
     'prefill-blocks': { type: 'string' },
-    'fp8-prefill-scores': { type: 'boolean' },
+    'no-fp8-prefill-scores': { type: 'boolean' },
   },
 });
 const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8' | 'int8';
@@ -110,7 +110,7 @@ async function run(w: Workload) {
       overlapDecodeAttention: values['no-overlap-decode-attention'] ? false : undefined,
       prefillRopeQ: values['no-prefill-rope-q'] ? false : undefined,
       prefillBlocks: values['prefill-blocks'] ? Number(values['prefill-blocks']) : undefined,
-      fp8PrefillScores: values['fp8-prefill-scores'],
+      fp8PrefillScores: values['no-fp8-prefill-scores'] ? false : undefined,
     },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);

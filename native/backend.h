@@ -80,7 +80,7 @@ struct GpuOptions {
   bool overlap_decode_attention = true;  // mixed steps: the decode kernel on a second stream beside the prefill kernel (same bits)
   bool prefill_rope_q = true;          // prompt rows' q turned inside the prefill kernel, not written by the RoPE kernel (same bits)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)
-  bool fp8_prefill_scores = false;     // prompt rows' Q K^T on E4M3 tensor cores (E4M3 cache, head_dim 128, warp-specialized kernel); other bits
+  bool fp8_prefill_scores = true;      // prompt rows' Q K^T on E4M3 tensor cores (E4M3 cache, head_dim 128, warp-specialized kernel); other bits
   int prefill_blocks = 0;              // the warp-specialized prefill kernel's blocks: 0 one an SM; else at most that many (tests, measuring; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };

@@ -1,4 +1,4 @@
-// CudaKnobs.fp8PrefillScores: the warp-specialized prefill kernel multiplies prompt rows' Q K^T on
+// CudaKnobs.fp8PrefillScores (on by default): the warp-specialized prefill kernel multiplies prompt rows' Q K^T on
 // E4M3 tensor cores (the cache's E4M3 K bytes as they are, q rounded to E4M3 with a scale a row, as
 // TensorRT-LLM's FP8 context attention does; P V stays f16). Other bits than the f16 path by design,
 // so the logits are held close to it, not equal. For each step of helpers/prefill-steps.ts (whole

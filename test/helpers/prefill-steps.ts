@@ -2,7 +2,9 @@
 // prefill-rope-q): a runtime loaded once per knob setting, whole prompts of 1-300 tokens in one step
 // (one to five 64-position tiles, query tiles cut mid-prompt; the 1-token one counts as generated),
 // then a 600-token prompt in chunks of 250, 1 and 349 after its cached start (rows whose tiles
-// reach back), then whatever else a test steps; every step's logits returned.
+// reach back), then whatever else a test steps; every step's logits returned. The f16 scores unless
+// a setting asks for FP8 ones (CudaKnobs.fp8PrefillScores, on by default, other bits by design): the
+// knob tests compare kernels that compute the same f16 arithmetic.
 import assert from 'node:assert/strict';
 
 import { Runtime, type CudaKnobs, type RuntimeOptions } from '../../native/index.js';
@@ -31,7 +33,7 @@ export async function prefillLogitsByKnobs(source: Partial<RuntimeOptions>, kvCa
   for (const knobs of settings) {
     const rt = await Runtime.load({
       ...source, device: 'cuda', kvCacheBytes: 256 << 20, maxNumTokens: 8192, maxNumSeqs: 64, kvCacheDtype,
-      cuda: { batchInvariant: true, ...knobs },
+      cuda: { batchInvariant: true, fp8PrefillScores: false, ...knobs },
     } as RuntimeOptions);
     try {
       const V = rt.info.vocabSize;
