@@ -61,8 +61,10 @@ export interface CudaKnobs {
   overlapDecodeAttention: boolean;
   /** Prompt rows' q turned by RoPE inside the prefill kernel, from the QKV projection's bf16 output (8 bytes a q value fewer through memory: the RoPE kernel reads none and writes no float32 for the kernel to read back; the same bits, on by default; not GPT-J). */
   prefillRopeQ: boolean;
-  /** Prompt rows' Q K^T on E4M3 tensor cores: the cache's E4M3 K as it is and q rounded to E4M3 with a scale a row, as TensorRT-LLM's FP8 context attention does (P V stays f16). Needs an fp8 KV cache, head_dim 128 and the warp-specialized kernel; ignored elsewhere. Other bits than the f16 path: off by default. */
+  /** Prompt rows' Q K^T on E4M3 tensor cores: the cache's E4M3 K as it is and q rounded to E4M3 with a scale a row, as TensorRT-LLM's FP8 context attention does (P V stays f16). Needs an fp8 KV cache, head_dim 128 and the warp-specialized kernel; ignored elsewhere. Other bits than the f16 path; on by default, as vLLM's and TensorRT-LLM's FP8 attention quantize q for an FP8 cache. */
   fp8PrefillScores: boolean;
+  /** The batched path's residual stream in bf16 rather than float32, as transformers keeps it in a bf16 model: each residual add rounded to bf16, and the norms read and write half the bytes (at 8,192 tokens a step, 235 MB a norm instead of 369). Other bits; off by default until measured. The few-row path keeps float32. */
+  bf16Residual: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;
   /** The warp-specialized prefill kernel's blocks, each walking (query tile, KV head) items in turn: 0 (default) one an SM; N at most N (1 puts every item through one block), for tests and measuring. The same bits either way. */

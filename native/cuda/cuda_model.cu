@@ -87,6 +87,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   prefill_rope_q_ = prefill_kernel_ && o.prefill_rope_q && !c.parallel_block;
   // FP8 scores ride on the warp-specialized kernel, which needs the unturned q (prefill_rope_q_).
   prefill_fp8_scores_ = prefill_ws_ && prefill_rope_q_ && o.fp8_prefill_scores && prefill_fp8_scores_supports(c.head_dim, kv_type_);
+  bf16_residual_ = o.bf16_residual;
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();

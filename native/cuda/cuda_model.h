@@ -61,7 +61,7 @@ class CudaModel : public Backend {
   void parallel_block(int li, int T);
   // The residual stream after the layers: x plus the last projection's output, not yet added.
   struct Residual {
-    float* x;
+    ResidualStream x;
     const __nv_bfloat16* delta;
     const float* bias;
     const __nv_bfloat16* delta2 = nullptr;  // GPT-J: the MLP output beside the attention output
@@ -139,6 +139,7 @@ class CudaModel : public Backend {
   // int8 projections. Steps of few tokens take the GEMVs either way (weight-only arithmetic).
   bool int8_ = false;
   bool w8a8_ = false;
+  bool bf16_residual_ = false;   // the batched path's residual stream in bf16 (GpuOptions::bf16_residual)
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: --no-fused-gemv; batch-invariant mode unless INT8 weights)
   bool decode_kernel_ = false;   // attention_decode.cu for generated tokens (make_tiles, decode_splits)
   bool prefill_kernel_ = false;  // attention_prefill.cu for prompt rows (make_tiles); batch-invariant: both kernels or neither

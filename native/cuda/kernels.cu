@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/cuda_check.h"
 #include "cuda/fp8.h"
@@ -22,15 +23,17 @@ __global__ void feed_tokens_kernel(int32_t* tokens, const int32_t* feed, const i
   tokens[t] = id >= 0 && id < vocab ? id : 0;
 }
 
-// x[t] = embed[token] (+ pos_embed[position], learned positions: GPT-2).
-__global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int H, const __nv_bfloat16* pos_embed,
+// x[t] = embed[token] (+ pos_embed[position], learned positions: GPT-2); X: float, or bf16 for
+// a bf16 residual stream (the sum rounded once, as transformers adds the two in bf16).
+template <typename X>
+__global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, X* x, int H, const __nv_bfloat16* pos_embed,
                              const int32_t* positions) {
   pdl_wait();
   const int t = blockIdx.x;
   const __nv_bfloat16* row = embed + static_cast<size_t>(tokens[t]) * H;
   const __nv_bfloat16* prow = pos_embed ? pos_embed + static_cast<size_t>(positions[t]) * H : nullptr;
-  float* out = x + static_cast<size_t>(t) * H;
-  if (H % 8 == 0) {  // 16-byte pieces: 8 bf16 in, 8 floats out
+  X* out = x + static_cast<size_t>(t) * H;
+  if (H % 8 == 0) {  // 16-byte pieces: 8 bf16 in, 8 values out
     for (int i = threadIdx.x; i < H / 8; i += blockDim.x) {
       float v[8];
       widen<false>(reinterpret_cast<const uint4*>(row)[i], v);
@@ -40,13 +43,23 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
 #pragma unroll
         for (int j = 0; j < 8; ++j) v[j] += pv[j];
       }
-      float4* o = reinterpret_cast<float4*>(out) + 2 * i;
-      o[0] = make_float4(v[0], v[1], v[2], v[3]);
-      o[1] = make_float4(v[4], v[5], v[6], v[7]);
+      if constexpr (std::is_same_v<X, float>) {
+        float4* o = reinterpret_cast<float4*>(out) + 2 * i;
+        o[0] = make_float4(v[0], v[1], v[2], v[3]);
+        o[1] = make_float4(v[4], v[5], v[6], v[7]);
+      } else {
+        __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out) + 4 * i;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
+      }
     }
     return;
   }
-  for (int i = threadIdx.x; i < H; i += blockDim.x) out[i] = __bfloat162float(row[i]) + (prow ? __bfloat162float(prow[i]) : 0.0f);
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    const float v = __bfloat162float(row[i]) + (prow ? __bfloat162float(prow[i]) : 0.0f);
+    if constexpr (std::is_same_v<X, float>) out[i] = v;
+    else out[i] = __float2bfloat16(v);
+  }
 }
 
 // One row per block, kNormVecs float4 per thread at most: the weights are read before waiting on the
@@ -111,11 +124,16 @@ __device__ __forceinline__ uint2 pack_e4m3(const float* v, float inv) {
   return make_uint2(w[0], w[1]);
 }
 __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float* v) { widen<false>(*reinterpret_cast<const uint4*>(p), v); }
+__device__ __forceinline__ void store8(__nv_bfloat16* p, const float* v) { *reinterpret_cast<uint4*>(p) = pack_bf16(v); }
 
 // One row per block, its pieces in registers from the load to the store: x += delta (+ bias), then
 // bf16(rmsnorm(x) * w), or those values as E4M3 with the row's scale (the FP8 GEMM input).
 // With norm_bias, LayerNorm instead: (x - mean) / sqrt(var + eps) * w + norm_bias (GPT-2, GPT-J).
-__global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
+// X: float, or bf16 (a bf16 residual stream: the sum rounded to bf16 before it is stored and
+// normalized, as transformers adds the residual in a bf16 model).
+template <typename X>
+__global__ void add_rmsnorm_kernel(X* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale,
                                    const float* norm_bias, const __nv_bfloat16* delta2) {
   __shared__ float scratch[32];
@@ -150,7 +168,7 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
   for (int k = 0; k < kRowPieces; ++k) {
     const int p = threadIdx.x + k * blockDim.x;
     if (p >= pieces) continue;
-    float* xp = x + r * H + p * kPiece;
+    X* xp = x + r * H + p * kPiece;
     if (delta) {
       float d[kPiece];
       widen<false>(dv[k], d);
@@ -161,6 +179,9 @@ __global__ void add_rmsnorm_kernel(float* x, const __nv_bfloat16* delta, const f
 #pragma unroll
         for (int j = 0; j < kPiece; ++j) v[k][j] += d[j];
       }
+      if constexpr (!std::is_same_v<X, float>)
+#pragma unroll
+        for (int j = 0; j < kPiece; ++j) v[k][j] = round_bf16(v[k][j]);
       store8(xp, v[k]);
     }
 #pragma unroll
@@ -481,9 +502,13 @@ void launch_feed_tokens(int32_t* tokens, const int32_t* feed, const int32_t* sam
   launch_pdl("feed_tokens_kernel", feed_tokens_kernel, (T + 255) / 256, 256, 0, s, tokens, feed, sampled, T, vocab);
 }
 
-void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s,
+void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, ResidualStream x, int T, int H, cudaStream_t s,
                   const __nv_bfloat16* pos_embed, const int32_t* positions) {
-  launch_pdl("embed_kernel", embed_kernel, T, 256, 0, s, embed, tokens, x, H, pos_embed, positions);
+  if (x.bf16)
+    launch_pdl("embed_kernel", embed_kernel<__nv_bfloat16>, T, 256, 0, s, embed, tokens, static_cast<__nv_bfloat16*>(x.x), H,
+               pos_embed, positions);
+  else
+    launch_pdl("embed_kernel", embed_kernel<float>, T, 256, 0, s, embed, tokens, static_cast<float*>(x.x), H, pos_embed, positions);
 }
 
 bool rmsnorm_supports(int H) { return H % 4 == 0 && H <= 4 * kNormVecs * 1024; }
@@ -501,13 +526,17 @@ bool row_kernels_support(int H, int I) {
   return row_fits_pieces(H) && row_fits_pieces(I);
 }
 
-void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
+void launch_add_rmsnorm(ResidualStream x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s, __nv_fp8_e4m3* q_out,
                         float* q_scale, const float* norm_bias, const __nv_bfloat16* delta2) {
   if (n == 0) return;
   if (delta2 && !delta) fail("add_rmsnorm: a second delta needs a first");  // the kernel adds delta2 beside delta
-  launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel, n, row_threads(H), 0, s, x, delta, bias, w, eps, out, rows, H, q_out,
-             q_scale, norm_bias, delta2);
+  if (x.bf16)
+    launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel<__nv_bfloat16>, n, row_threads(H), 0, s, static_cast<__nv_bfloat16*>(x.x),
+               delta, bias, w, eps, out, rows, H, q_out, q_scale, norm_bias, delta2);
+  else
+    launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel<float>, n, row_threads(H), 0, s, static_cast<float*>(x.x), delta, bias, w,
+               eps, out, rows, H, q_out, q_scale, norm_bias, delta2);
 }
 
 void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaStream_t s) {

@@ -14,8 +14,15 @@ namespace tachyon {
 // row), clamped into the vocabulary so a failed step's leftovers never index past the embedding.
 void launch_feed_tokens(int32_t* tokens, const int32_t* feed, const int32_t* sampled, int T, int vocab, cudaStream_t s);
 
-// x[T, H] = float(embed[token[t]]) (+ float(pos_embed[positions[t]]): learned positions, GPT-2)
-void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, float* x, int T, int H, cudaStream_t s,
+// The residual stream x[T, H] between the layers: float32, or bf16 (CudaKnobs.bf16Residual, the
+// batched path), as transformers keeps it in a bf16 model: half the bytes the norms read and write.
+struct ResidualStream {
+  void* x;
+  bool bf16 = false;
+};
+
+// x[T, H] = embed[token[t]] (+ pos_embed[positions[t]]: learned positions, GPT-2)
+void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, ResidualStream x, int T, int H, cudaStream_t s,
                   const __nv_bfloat16* pos_embed = nullptr, const int32_t* positions = nullptr);
 
 // out = bf16(rmsnorm(x) * w), x unchanged (the few-row path, whose projections add into x themselves).
@@ -30,7 +37,7 @@ bool row_kernels_support(int H, int I);
 // or with norm_bias bf16(layernorm(x) * w + norm_bias) (GPT-2, GPT-J); delta2: a second bf16 delta added
 // with the first (GPT-J's MLP output beside its attention output); one block per row. rows: optional row index list (gather), else rows 0..n-1.
 // With q_out, the output goes out as E4M3 with a per-row scale instead (out unused): the FP8 GEMM input.
-void launch_add_rmsnorm(float* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
+void launch_add_rmsnorm(ResidualStream x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                         __nv_bfloat16* out, const int32_t* rows, int n, int H, cudaStream_t s,
                         __nv_fp8_e4m3* q_out = nullptr, float* q_scale = nullptr, const float* norm_bias = nullptr,
                         const __nv_bfloat16* delta2 = nullptr);

@@ -46,16 +46,18 @@ __nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M
 void CudaModel::forward(int T, int sampled) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size;
-  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x_.as<float>(), T, H, stream_, pos_embed_.as<__nv_bfloat16>(),
+  const bool few = few_rows(T);
+  // The few-row path's GEMVs add into a float32 stream; the batched path's may be bf16.
+  const ResidualStream x{x_.as<void>(), !few && bf16_residual_};
+  launch_embed(embed_.as<__nv_bfloat16>(), d_tokens_.as<int32_t>(), x, T, H, stream_, pos_embed_.as<__nv_bfloat16>(),
                d_positions_.as<int32_t>());
   op_marks_ = 0;
-  const bool few = few_rows(T);
   const Residual r = few ? layers_few(T) : layers_batched(T);
   if (sampled == 0) return;
   // The last residual add and the final norm, for the sampled rows only (every row when each
   // token samples: decode, where the few-row path's residual is already complete).
   if (few && sampled == T)
-    launch_rmsnorm(r.x, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
+    launch_rmsnorm(static_cast<const float*>(r.x.x), final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(), T, H, stream_);
   else
     launch_add_rmsnorm(r.x, r.delta, r.bias, final_norm_.as<float>(), c.norm_eps, h_last_.as<__nv_bfloat16>(),
                        d_rows_.as<int32_t>(), sampled, H, stream_, nullptr, nullptr, final_norm_bias_.as<float>(), r.delta2);
@@ -68,7 +70,7 @@ void CudaModel::forward(int T, int sampled) {
 CudaModel::Residual CudaModel::layers_batched(int T) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, B = options_.block_size;
-  float* x = x_.as<float>();
+  const ResidualStream x{x_.as<void>(), bf16_residual_};
   // Every projection writes bf16 into proj_ (scales applied), read once by the kernel after it.
   const __nv_bfloat16* pending = nullptr;  // the previous layer's MLP output, added to the residual by the next norm
   const float* pending_bias = nullptr;
@@ -157,7 +159,7 @@ FusedGemv CudaModel::projection(const Linear& w, const DeviceBuffer& bias, const
 CudaModel::Residual CudaModel::layers_few(int T) {
   const ModelConfig& c = config_;
   const int H = c.hidden_size;
-  float* x = x_.as<float>();  // the O and down projections add into it
+  float* x = x_.as<float>();  // the O and down projections add into it (float32 on this path)
   __nv_bfloat16* h = h_.as<__nv_bfloat16>();
   for (int li = 0; li < c.num_layers; ++li) {
     const Layer& l = layers_[li];
@@ -193,7 +195,7 @@ CudaModel::Residual CudaModel::layers_few(int T) {
     launch_fused_gemv(down, T, stream_);
     TICK(li, "end");
   }
-  return Residual{x, nullptr, nullptr};
+  return Residual{ResidualStream{x}, nullptr, nullptr};
 }
 
 void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { Engine } from '../../engine/engine.js';
 import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime } from '../../native/index.js';
-import { blockRange, makeBatch, relativeError, type Chunk } from '../helpers/batch.js';
+import { blockRange, makeBatch, worstRowError, type Chunk } from '../helpers/batch.js';
 import { greedyContinuation, logitsAtEveryPosition } from '../helpers/stepping.js';
 import { request, run, testTokenizer, type Collected } from '../helpers/engine.js';
 import { CUDA_PARITY_MODELS, loadReference, MODELS_DIR } from '../helpers/fixtures.js';
@@ -33,12 +33,6 @@ async function topTwoMargins(rt: Runtime, prompt: number[], continuation: number
   }
   return margins;
 }
-
-const worstRowError = (a: Float32Array, b: Float32Array, V: number) => {
-  let worst = 0;
-  for (let i = 0; i < b.length / V; i++) worst = Math.max(worst, relativeError(a.subarray(i * V, (i + 1) * V), b.subarray(i * V, (i + 1) * V)));
-  return worst;
-};
 
 for (const model of CUDA_PARITY_MODELS) {
   describe(`CUDA backend parity: ${model}`, { skip }, () => {

@@ -92,3 +92,10 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   }
   return Math.sqrt(num / den);
 }
+
+/** The largest relativeError of a row, rows of V values. */
+export function worstRowError(a: Float32Array, b: Float32Array, V: number): number {
+  let worst = 0;
+  for (let i = 0; i < b.length / V; i++) worst = Math.max(worst, relativeError(a.subarray(i * V, (i + 1) * V), b.subarray(i * V, (i + 1) * V)));
+  return worst;
+}
