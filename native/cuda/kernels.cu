@@ -131,7 +131,8 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, const float* v) { *rein
 // bf16(rmsnorm(x) * w), or those values as E4M3 with the row's scale (the FP8 GEMM input).
 // With norm_bias, LayerNorm instead: (x - mean) / sqrt(var + eps) * w + norm_bias (GPT-2, GPT-J).
 // X: float, or bf16 (a bf16 residual stream: the sum rounded to bf16 before it is stored and
-// normalized, as transformers adds the residual in a bf16 model).
+// normalized, as transformers adds the residual in a bf16 Llama; with projection biases, or GPT-J's
+// two deltas, the sum is formed in float32 and rounded once, where transformers rounds twice).
 template <typename X>
 __global__ void add_rmsnorm_kernel(X* x, const __nv_bfloat16* delta, const float* bias, const float* w, float eps,
                                    __nv_bfloat16* out, const int32_t* rows, int H, __nv_fp8_e4m3* q_out, float* q_scale,

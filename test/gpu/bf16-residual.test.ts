@@ -3,11 +3,13 @@
 // - The embedded default model (BF16 weights, batch-invariant mode: every step on the batched path),
 //   held-out Shakespeare teacher-forced one token a step and through the prefill kernel: top-1
 //   agreement with the float32 stream at least 99% and perplexity at most 0.5% higher (the bounds
-//   issue 15 sets a quantized KV cache; set before any GPU run), and the logits not equal (the knob
-//   must reach the kernels).
+//   issue 15 sets a quantized KV cache; set before any GPU run), and a perplexity other than the
+//   float32 stream's (the knob must reach the kernels).
 // - GPT-J's parallel block (LayerNorm, the attention and MLP outputs added together) on a random
 //   checkpoint: every step's logits within 2e-2 (worst row, relative) of the CPU backend's float32,
-//   the bound the float32 stream is held to there (cuda-backend.test.ts).
+//   the bound the float32 stream is held to there (cuda-backend.test.ts), and not those of the
+//   float32 stream.
+// - Outside batch-invariant mode, the few-row path's steps unchanged to the bit (they keep float32).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,8 +25,11 @@ import { writeRandomGptj } from '../helpers/random-checkpoint.js';
 
 const skip = gpuSkipReason();
 
+const load = (bf16Residual: boolean, batchInvariant = true) =>
+  Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', dtype: 'bf16', kvCacheBytes: 64 << 20, maxNumSeqs: 256, cuda: { bf16Residual, batchInvariant } });
+
 async function predict(bf16Residual: boolean, prefill: boolean, windows: number[][]): Promise<Prediction> {
-  const rt = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', dtype: 'bf16', kvCacheBytes: 64 << 20, maxNumSeqs: 256, cuda: { bf16Residual } });
+  const rt = await load(bf16Residual);
   try {
     return prefill ? await prefillForced(rt, windows) : await teacherForced(rt, windows);
   } finally {
@@ -40,6 +45,27 @@ for (const prefill of [false, true])
     compareHeldOut(`bf16 residual (${prefill ? 'prefill' : 'decode'})`, f32, bf16, 0.99, 0.005, 'float32 residual');
     assert.notEqual(bf16.ppl, f32.ppl, 'the knob must change the arithmetic');
   });
+
+// Outside batch-invariant mode steps of at most 4 tokens take the few-row path, whose GEMVs add into
+// a float32 stream: the knob must leave those steps alone, and still reach the batched steps of the
+// same runtime. Three held-out windows: teacher forcing steps 3 tokens (few-row), prefill
+// forcing 6 (batched).
+test('outside batch-invariant mode the few-row path keeps its float32 stream, the batched path in the same runtime takes bf16', { skip: skip || corpusSkipReason() }, async () => {
+  const windows = heldOutWindows();
+  const run = async (bf16Residual: boolean) => {
+    const rt = await load(bf16Residual, false);
+    try {
+      return { few: await teacherForced(rt, windows), batched: await prefillForced(rt, windows) };
+    } finally {
+      await rt.close();
+    }
+  };
+  const f32 = await run(false);
+  const bf16 = await run(true);
+  assert.deepEqual(bf16.few, f32.few, 'few-row steps: the same predictions and perplexity to the bit');
+  assert.ok(Number.isFinite(bf16.batched.ppl));
+  assert.notEqual(bf16.batched.ppl, f32.batched.ppl, 'batched steps: the knob must change the arithmetic');
+});
 
 test('a bf16 residual stream through GPT-J\'s parallel block stays within the float32 stream\'s bound of the CPU backend', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tachyon-bf16-residual-'));
@@ -57,8 +83,13 @@ test('a bf16 residual stream through GPT-J\'s parallel block stays within the fl
     };
     const cpu = await Runtime.load({ modelDir: dir, kvCacheBytes: 64 << 20, maxNumTokens: 8192, maxNumSeqs: 64 });
     const reference = await logits(cpu).finally(() => cpu.close());
-    const cuda = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 64 << 20, maxNumTokens: 8192, maxNumSeqs: 64, cuda: { bf16Residual: true } });
-    const ours = await logits(cuda).finally(() => cuda.close());
+    const onCuda = async (bf16Residual: boolean) => {
+      const rt = await Runtime.load({ modelDir: dir, device: 'cuda', kvCacheBytes: 64 << 20, maxNumTokens: 8192, maxNumSeqs: 64, cuda: { bf16Residual } });
+      return logits(rt).finally(() => rt.close());
+    };
+    const ours = await onCuda(true);
+    const f32 = await onCuda(false);
+    assert.ok(ours.some((l, i) => l.some((v, j) => v !== f32[i][j])), 'the knob must change the arithmetic');
     ours.forEach((l, i) => {
       assert.ok(l.every(Number.isFinite), `step ${i}: finite logits`);
       const err = worstRowError(l, reference[i], 512);
