@@ -31,6 +31,8 @@
 #include <vector>
 
 #include "cuda/cublas_check.h"
+#include "cuda/lt_descs.h"
+#include "event-timing.h"
 #include "cuda/gemm_rows.h"
 
 // gemm_rows.cu launches through pdl.cuh, whose switch the backend (kernels.cu) otherwise owns.
@@ -45,6 +47,8 @@ bool& pdl_enabled() {
 // with the failing call named.
 
 namespace {
+
+using bench::time_us;
 
 // ---- our own FP8 kernel: one warpgroup, 64 weight rows (features) in wgmma's M, tokens in its N.
 // Both operands K-major in 128-byte swizzle atoms (8 rows x 128 bytes; 16-byte chunk c of row r at
@@ -119,16 +123,7 @@ cublasLtHandle_t lt;
 void* workspace;
 constexpr size_t kWorkspace = 64u << 20;
 
-struct Descs {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  ~Descs() {
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (d) cublasLtMatrixLayoutDestroy(d);
-    if (op) cublasLtMatmulDescDestroy(op);
-  }
-};
+using Descs = tachyon::LtDescs;
 
 // As gemm.cc: D^T[N, M] = W[K, N]^T A^T[K, M], column-major.
 void describe(Descs& ds, const Shape& s, int M, const float* sw, const float* sx) {
@@ -183,27 +178,6 @@ bool run_lt(const Shape& s, const cublasLtMatmulAlgo_t& algo, int M, const void*
     return false;
   CUDA_CHECK(cudaDeviceSynchronize());
   return true;
-}
-
-// Mean microseconds of call(i) over kReps calls on stream st after a warm-up; i counts the calls, so
-// that the caller can rotate over copies of the weights (the L2 holds 50 MB).
-float time_us(const std::function<bool(int)>& call, cudaStream_t st) {
-  constexpr int kWarm = 5, kReps = 50;
-  for (int i = 0; i < kWarm; ++i)
-    if (!call(i)) return -1.0f;
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  CUDA_CHECK(cudaEventRecord(start, st));
-  for (int i = 0; i < kReps; ++i) call(kWarm + i);
-  CUDA_CHECK(cudaEventRecord(stop, st));
-  CUDA_CHECK(cudaEventSynchronize(stop));
-  CUDA_CHECK(cudaGetLastError());
-  float ms = 0;
-  CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms * 1000.0f / kReps;
 }
 
 // A cuBLASLt candidate at M rows without a sync a call: false if it does not run at M.

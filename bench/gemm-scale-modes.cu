@@ -28,11 +28,12 @@
 #include <vector>
 
 #include "cuda/cublas_check.h"
+#include "cuda/lt_descs.h"
+#include "event-timing.h"
 
 namespace {
 
 constexpr size_t kWorkspace = 64u << 20;
-constexpr int kWarm = 3, kReps = 20;
 
 struct Shape {
   const char* name;
@@ -49,16 +50,7 @@ struct Mode {
 cublasLtHandle_t lt;
 void* workspace;
 
-struct Descs {
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  ~Descs() {
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (d) cublasLtMatrixLayoutDestroy(d);
-    if (op) cublasLtMatmulDescDestroy(op);
-  }
-};
+using Descs = tachyon::LtDescs;
 
 // As gemm.cc: D^T[N, M] = W[K, N]^T X^T[K, M], column-major; cuBLASLt's A is the weights.
 void describe(Descs& ds, const Shape& s, const Mode& m, int M, const float* sw, const float* sx) {
@@ -85,28 +77,13 @@ int split_k(const cublasLtMatmulAlgo_t& a) {
   return v;
 }
 
-// Mean microseconds a call after a warm-up; -1 if the algorithm does not run.
+// Mean microseconds a call (bench::time_us); -1 if the algorithm does not run.
 float time_us(const Descs& ds, const Mode& m, const cublasLtMatmulAlgo_t& algo, const void* W, const void* X, void* D) {
   const float alpha = 1.0f, beta = m.add ? 1.0f : 0.0f;
-  auto call = [&] {
+  return bench::time_us([&](int) {
     return cublasLtMatmul(lt, ds.op, &alpha, W, ds.a, X, ds.b, &beta, D, ds.d, D, ds.d, &algo, workspace, kWorkspace, 0) ==
            CUBLAS_STATUS_SUCCESS;
-  };
-  for (int i = 0; i < kWarm; ++i)
-    if (!call()) return -1.0f;
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  CUDA_CHECK(cudaEventRecord(start, 0));
-  for (int i = 0; i < kReps; ++i) call();
-  CUDA_CHECK(cudaEventRecord(stop, 0));
-  CUDA_CHECK(cudaEventSynchronize(stop));
-  CUDA_CHECK(cudaGetLastError());
-  float ms = 0;
-  CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms * 1000.0f / kReps;
+  }, 0);
 }
 
 uint8_t e4m3(float v) {

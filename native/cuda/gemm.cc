@@ -56,13 +56,6 @@ struct Scalars {
 
 }  // namespace
 
-Gemm::Descs::~Descs() {
-  if (a) cublasLtMatrixLayoutDestroy(a);
-  if (b) cublasLtMatrixLayoutDestroy(b);
-  if (d) cublasLtMatrixLayoutDestroy(d);
-  if (op) cublasLtMatmulDescDestroy(op);
-}
-
 Gemm::Gemm(size_t workspace_bytes) : workspace_(workspace_bytes, "cuBLASLt workspace") {
   CUBLAS_CHECK(cublasLtCreate(&handle_));
 }

@@ -31,6 +31,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
 #include "cuda/gemm_types.h"
+#include "cuda/lt_descs.h"
 
 namespace tachyon {
 
@@ -56,11 +57,7 @@ class Gemm {
     cublasLtMatmulAlgo_t algo{};
     bool row_gemm = false;  // gemm_rows.h's kernel instead of algo
   };
-  struct Descs {
-    cublasLtMatmulDesc_t op = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    ~Descs();
-  };
+  using Descs = LtDescs;
   void describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const;
   Choice tune_at(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
                  cudaStream_t s);

@@ -23,6 +23,25 @@ __global__ void feed_tokens_kernel(int32_t* tokens, const int32_t* feed, const i
   tokens[t] = id >= 0 && id < vocab ? id : 0;
 }
 
+// 16-byte pieces of a row (row_pieces.h): 8 bf16, or 8 floats as two float4.
+__device__ __forceinline__ void load8(const float* p, float* v) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void store8(float* p, const float* v) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ uint4 pack_bf16(const float* v) {
+  uint4 r;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  return r;
+}
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float* v) { widen<false>(*reinterpret_cast<const uint4*>(p), v); }
+__device__ __forceinline__ void store8(__nv_bfloat16* p, const float* v) { *reinterpret_cast<uint4*>(p) = pack_bf16(v); }
+
 // x[t] = embed[token] (+ pos_embed[position], learned positions: GPT-2); X: float, or bf16 for
 // a bf16 residual stream (the sum rounded once, as transformers adds the two in bf16).
 template <typename X>
@@ -43,15 +62,7 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* tokens, 
 #pragma unroll
         for (int j = 0; j < 8; ++j) v[j] += pv[j];
       }
-      if constexpr (std::is_same_v<X, float>) {
-        float4* o = reinterpret_cast<float4*>(out) + 2 * i;
-        o[0] = make_float4(v[0], v[1], v[2], v[3]);
-        o[1] = make_float4(v[4], v[5], v[6], v[7]);
-      } else {
-        __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out) + 4 * i;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) o[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
-      }
+      store8(out + 8 * i, v);
     }
     return;
   }
@@ -96,22 +107,6 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float eps, __nv_b
   }
 }
 
-// 16-byte pieces of a row (row_pieces.h): 8 bf16, or 8 floats as two float4.
-__device__ __forceinline__ void load8(const float* p, float* v) {
-  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-}
-__device__ __forceinline__ void store8(float* p, const float* v) {
-  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
-  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
-}
-__device__ __forceinline__ uint4 pack_bf16(const float* v) {
-  uint4 r;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-  return r;
-}
 // 8 values times inv as E4M3 (saturating), 8 bytes.
 __device__ __forceinline__ uint2 pack_e4m3(const float* v, float inv) {
   uint32_t w[2];
@@ -124,8 +119,6 @@ __device__ __forceinline__ uint2 pack_e4m3(const float* v, float inv) {
   return make_uint2(w[0], w[1]);
 }
 __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float* v) { widen<false>(*reinterpret_cast<const uint4*>(p), v); }
-__device__ __forceinline__ void store8(__nv_bfloat16* p, const float* v) { *reinterpret_cast<uint4*>(p) = pack_bf16(v); }
 
 // One row per block, its pieces in registers from the load to the store: x += delta (+ bias), then
 // bf16(rmsnorm(x) * w), or those values as E4M3 with the row's scale (the FP8 GEMM input).
