@@ -65,6 +65,8 @@ export interface CudaKnobs {
   fp8PrefillScores: boolean;
   /** The batched path's residual stream in bf16 rather than float32, as transformers keeps it in a bf16 model: each residual add rounded to bf16, and the norms read and write half the bytes (at 8,192 tokens a step, 235 MB a norm instead of 369). Other bits; off by default until measured. The few-row path keeps float32. */
   bf16Residual: boolean;
+  /** FP8 weights: the batched path's O and down GEMMs add their output into the float32 residual stream in their epilogue (cuBLASLt's beta = 1 with C = D; the row GEMM rounds its add the same way), so the norm after each reads the stream and writes nothing back. About the same bytes move (at 8,192 tokens a step, 436 MB a sublayer either way: the epilogue now reads and writes the float32 stream where it wrote a bf16 delta), but the epilogue's share hides under the GEMM's arithmetic (+19 us on each at 8,192 rows, against the norm's 52 saved). Other bits (the projection's output is no longer rounded to bf16 before the add); off by default until measured. Not with bf16Residual, GPT-J's parallel block or an O or down bias; the few-row path keeps its own adds. */
+  residualInGemm: boolean;
   /** The decode kernel's warps a (token, KV head) block: 0 (default) chooses them per step, as many as keep one wave; 1, 2, 4, 8 or 16 forces that many (at most what the head size and cache allow), for measuring. The same bits either way. */
   decodeWarps: number;
   /** The warp-specialized prefill kernel's blocks, each walking (query tile, KV head) items in turn: 0 (default) one an SM; N at most N (1 puts every item through one block), for tests and measuring. The same bits either way. */

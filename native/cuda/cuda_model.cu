@@ -88,6 +88,14 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // FP8 scores ride on the warp-specialized kernel, which needs the unturned q (prefill_rope_q_).
   prefill_fp8_scores_ = prefill_ws_ && prefill_rope_q_ && o.fp8_prefill_scores && prefill_fp8_scores_supports(c.head_dim, kv_type_);
   bf16_residual_ = o.bf16_residual;
+  // The O and down GEMMs adding into the float32 stream: FP8 products (cuBLASLt's FP8 epilogue and
+  // the row GEMM's take the add), a float32 stream, one residual add a sublayer (not GPT-J's
+  // parallel block) and no O or down bias (the norm adds those beside the delta it no longer reads).
+  residual_in_gemm_ = o.residual_in_gemm && fp8_ && !bf16_residual_ && !c.parallel_block;
+  for (const Layer& l : layers_) residual_in_gemm_ = residual_in_gemm_ && l.b_o.bytes() == 0 && l.b_down.bytes() == 0;
+  if (o.residual_in_gemm && !residual_in_gemm_)
+    std::fprintf(stderr, "cuda: residualInGemm needs FP8 weights, a float32 residual stream, one residual add a sublayer "
+                 "and no O or down bias; this model keeps bf16 deltas added by the norms\n");
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();

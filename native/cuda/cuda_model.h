@@ -95,7 +95,10 @@ class CudaModel : public Backend {
   // bf16 in dequant_ for a bf16 GEMM. Returns proj_.
   // out: another bf16 buffer instead of proj_ (GPT-J's parallel block keeps two outputs).
   __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr);
-  void tune_linear(const __nv_bfloat16* in, const Linear& w, int M);
+  // residual_in_gemm_: x[M, N] += in · W^T, FP8, the scaled product added in the GEMM's epilogue.
+  void linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, float* x);
+  // into_residual: tuned as linear_into_residual runs it (D = x_, Output::kF32Add).
+  void tune_linear(const __nv_bfloat16* in, const Linear& w, int M, bool into_residual = false);
   // The cuBLASLt product linear() runs for w (what tuning times too), its operands prepared on s:
   // the input quantized (FP8, W8A8) or the weight widened (weight-only INT8). D is out, or acc_ (W8A8).
   struct GemmOperands {
@@ -140,6 +143,7 @@ class CudaModel : public Backend {
   bool int8_ = false;
   bool w8a8_ = false;
   bool bf16_residual_ = false;   // the batched path's residual stream in bf16 (GpuOptions::bf16_residual)
+  bool residual_in_gemm_ = false;  // the batched path's O and down GEMMs add into x_ (GpuOptions::residual_in_gemm)
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: --no-fused-gemv; batch-invariant mode unless INT8 weights)
   bool decode_kernel_ = false;   // attention_decode.cu for generated tokens (make_tiles, decode_splits)
   bool prefill_kernel_ = false;  // attention_prefill.cu for prompt rows (make_tiles); batch-invariant: both kernels or neither

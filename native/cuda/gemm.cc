@@ -43,16 +43,26 @@ float time_us(const std::function<bool()>& call, cudaStream_t s) {
   return ms * 1000.0f / kReps;
 }
 
-// cuBLASLt's alpha = 1 and beta = 0, in the product's scale type (int32 for IMMA, else float).
+// cuBLASLt's alpha = 1 and beta (0, or 1 where the product adds into D), in the product's scale
+// type (int32 for IMMA, else float).
 struct Scalars {
   float f1 = 1.0f, f0 = 0.0f;
   int32_t i1 = 1, i0 = 0;
-  const void *one, *zero;
-  explicit Scalars(Operand type)
+  const void *one, *beta;
+  Scalars(Operand type, Output out)
       : one(type == Operand::kInt8 ? static_cast<const void*>(&i1) : &f1),
-        zero(type == Operand::kInt8 ? static_cast<const void*>(&i0) : &f0) {}
+        beta(type == Operand::kInt8 ? static_cast<const void*>(&i0) : out == Output::kF32Add ? &f1 : &f0) {}
   Scalars(const Scalars&) = delete;
 };
+
+const char* output_name(Output out) {
+  switch (out) {
+    case Output::kBf16: return "bf16";
+    case Output::kI32: return "i32";
+    case Output::kF32Add: return "f32+=";
+    default: return "f32";
+  }
+}
 
 }  // namespace
 
@@ -69,6 +79,7 @@ Gemm::~Gemm() {
 void Gemm::describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const {
   const bool int8 = type == Operand::kInt8;
   if (int8 != (out == Output::kI32)) fail("an int8 GEMM writes int32 sums, and only it does");
+  if (out == Output::kF32Add && type != Operand::kFp8) fail("only an FP8 GEMM adds into its output");
   const cudaDataType_t in = type == Operand::kFp8 ? CUDA_R_8F_E4M3 : int8 ? CUDA_R_8I : CUDA_R_16BF;
   const cudaDataType_t d = out == Output::kBf16 ? CUDA_R_16BF : int8 ? CUDA_R_32I : CUDA_R_32F;
   // IMMA: int32 sums and int32 alpha / beta; it takes A transposed and B not, as here.
@@ -133,7 +144,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
   }
   const int found = static_cast<int>(results.size());
   const size_t ws = workspace_.bytes();
-  const Scalars ab(type);
+  const Scalars ab(type, out);
   Choice best;
   float best_us = 1e30f;
   int timed = 0;
@@ -146,7 +157,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
     // it. The heuristic offered none for Llama-3-8B's shapes at 1 to 8,192 rows anyway (bench/RESULTS.md).
     if (split_k > 1) continue;
     const float us = time_us([&] {
-      return cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.zero, D, ds.d, D, ds.d, &results[i].algo,
+      return cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.beta, D, ds.d, D, ds.d, &results[i].algo,
                             workspace_.as<void>(), ws, s) == CUBLAS_STATUS_SUCCESS;
     }, s);
     if (us < 0) continue;
@@ -158,32 +169,41 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
   }
   if (timed == 0) fail("no GEMM kernel ran for a ", M, "x", N, "x", K, name, " product");
   // gemm_rows.h's kernel, where it gives cuBLASLt's bits (checked here on these random inputs): a
-  // row's result must not depend on which kernel its row count's bucket chose.
+  // row's result must not depend on which kernel its row count's bucket chose. Adding into D, it
+  // has two ways to round (RowAdd); the first that matches is the one cuBLASLt's epilogue takes.
   if (M <= kRowGemmMaxRows && row_gemm_available() && row_gemm_supports(type, N, K)) {
-    const long d = differing(rows_of(best, type, out, A, W, D, M, M, N, K, sc, s),
-                             rows_of(Choice{{}, true}, type, out, A, W, D, M, M, N, K, sc, s), out);
+    const std::vector<unsigned char> reference = rows_of(best, type, out, A, W, D, M, M, N, K, sc, s);
+    std::vector<RowAdd> forms{RowAdd::kNone};
+    if (out == Output::kF32Add) forms = {RowAdd::kRounded, RowAdd::kFused};
+    long d = -1;
+    Choice row{{}, true};
+    for (const RowAdd form : forms) {
+      row.row_add = form;
+      d = differing(reference, rows_of(row, type, out, A, W, D, M, M, N, K, sc, s), out);
+      if (d == 0) break;
+    }
     if (d > 0) {
       char line[160];
-      std::snprintf(line, sizeof(line), "%s %dx%d at %d rows: row-gemm differs from cuBLASLt in %ld elements, not used",
-                    name + 1, N, K, M, d);
+      std::snprintf(line, sizeof(line), "%s %dx%d at %d rows: row-gemm differs from cuBLASLt in %ld elements%s, not used",
+                    name + 1, N, K, M, d, out == Output::kF32Add ? " (both ways of adding)" : "");
       report_.push_back(line);
       std::fprintf(stderr, "cuda gemm: %s\n", line);
     } else {
       const float us = time_us([&] {
-        launch_row_gemm(type, out, A, W, D, M, N, K, sc, s);
+        launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, row.row_add);
         return true;
       }, s);
       ++timed;
       if (us < best_us) {
         best_us = us;
-        best = Choice{{}, true};
+        best = row;
       }
     }
   }
   char line[160];
   std::snprintf(line, sizeof(line), "%s %dx%d at %d rows -> %s: %.1f us%s (%d candidates)", name + 1, N, K, M,
-                out == Output::kBf16 ? "bf16" : out == Output::kI32 ? "i32" : "f32", best_us,
-                best.row_gemm ? " row-gemm" : "", timed);
+                output_name(out), best_us, best.row_gemm ? (best.row_add == RowAdd::kFused ? " row-gemm (fma)" : " row-gemm") : "",
+                timed);
   report_.push_back(line);
   return best;
 }
@@ -192,13 +212,13 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
 void Gemm::launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
                   GemmScales sc, cudaStream_t s) {
   if (c.row_gemm) {
-    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s);
+    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add);
     return;
   }
   Descs ds;
   describe(ds, type, out, M, N, K, sc);
-  const Scalars ab(type);
-  CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.zero, D, ds.d, D, ds.d, &c.algo,
+  const Scalars ab(type, out);
+  CUBLAS_CHECK(cublasLtMatmul(handle_, ds.op, ab.one, W, ds.a, A, ds.b, ab.beta, D, ds.d, D, ds.d, &c.algo,
                               workspace_.as<void>(), workspace_.bytes(), s));
 }
 
@@ -206,7 +226,20 @@ void Gemm::launch(const Choice& c, Operand type, Output out, const void* A, cons
 std::vector<unsigned char> Gemm::rows_of(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D,
                                          int M, int rows, int N, int K, GemmScales sc, cudaStream_t s) {
   std::vector<unsigned char> host(static_cast<size_t>(rows) * N * element_bytes(out));
-  CUDA_CHECK(cudaMemsetAsync(D, 0xFF, host.size(), s));  // an unwritten element cannot match
+  if (out == Output::kF32Add) {
+    // A product added into D finds values in (-1, 1) that differ from element to element, so that the
+    // addition's rounding is compared and a kernel adding another element's value cannot match.
+    std::vector<float> held(static_cast<size_t>(rows) * N);
+    uint32_t h = 0x9E3779B9u;
+    for (float& v : held) {
+      h ^= h << 13, h ^= h >> 17, h ^= h << 5;
+      v = static_cast<float>(static_cast<int32_t>(h)) * 0x1p-31f;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(D, held.data(), host.size(), cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));  // held leaves scope
+  } else {
+    CUDA_CHECK(cudaMemsetAsync(D, 0xFF, host.size(), s));  // an unwritten element cannot match (NaN)
+  }
   launch(c, type, out, A, W, D, M, N, K, sc, s);
   CUDA_CHECK(cudaMemcpyAsync(host.data(), D, host.size(), cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaStreamSynchronize(s));

@@ -4,7 +4,9 @@
 // cuBLASLt's epilogue (outer-vector scaling): D[m][n] = rows[m] · cols[n] ·
 // sum_k A[m][k] W[n][k], per-token activation scales times per-channel weight
 // scales, so a projection's reader gets finished bf16 values and never a
-// float32 intermediate (half the bytes written and read back).
+// float32 intermediate (half the bytes written and read back). Output::kF32Add (FP8): the scaled
+// product added to the float32 D in place (beta = 1, C = D), for the O and down projections
+// adding into the residual stream (CudaKnobs.residualInGemm).
 //
 // The kernel for each weight shape is chosen at load by timing cuBLASLt's
 // candidates once per bucket of row counts (1, 2, 4, ... up to the step's
@@ -30,6 +32,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
+#include "cuda/gemm_rows.h"
 #include "cuda/gemm_types.h"
 #include "cuda/lt_descs.h"
 
@@ -56,6 +59,7 @@ class Gemm {
   struct Choice {
     cublasLtMatmulAlgo_t algo{};
     bool row_gemm = false;  // gemm_rows.h's kernel instead of algo
+    RowAdd row_add = RowAdd::kNone;  // Output::kF32Add: its way of adding that matches cuBLASLt's
   };
   using Descs = LtDescs;
   void describe(Descs& ds, Operand type, Output out, int M, int N, int K, GemmScales sc) const;

@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
@@ -84,6 +85,7 @@ struct RowGemmArgs {
   const float* cols;       // [N], FP8 only: per-channel scales
   int M, N;
   int row_bytes;           // K times the element size: a multiple of kAtomBytes
+  RowAdd add;              // Output::kF32Add: how the product is added to what D holds
 };
 
 // The device code, for sm_90a only (the other targets build empty kernels, never launched).
@@ -156,6 +158,16 @@ __device__ __forceinline__ float mul_rn(float a, float b) {
   asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
   return r;
 }
+__device__ __forceinline__ float add_rn(float a, float b) {
+  float r;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+__device__ __forceinline__ float fma_rn(float a, float b, float c) {
+  float r;
+  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
+  return r;
+}
 
 __device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
@@ -220,6 +232,22 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   const int f0 = n0 + warp * 16 + lane / 4;
   const int f_end = min(n0 + F, g.N);
   float cols[2] = {1.0f, 1.0f}, rows[TN / 8][2] = {};
+  // Output::kF32Add: what D holds, read now too (written by kernels before pdl_wait()'s).
+  float held[TN / 8][4] = {};
+  if constexpr (FP8 && std::is_same_v<Out, float>) {
+    if (g.add != RowAdd::kNone) {
+      const float* D = static_cast<const float*>(g.D);
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < TN / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int f = f0 + 8 * h, m = 8 * j + 2 * (lane % 4) + e;
+            if (f < f_end && m < g.M) held[j][2 * h + e] = D[static_cast<size_t>(m) * g.N + f];
+          }
+    }
+  }
   if constexpr (FP8) {
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -262,7 +290,14 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
         const int m = 8 * j + 2 * (lane % 4) + e;
         if (m >= g.M) continue;
         float v = d[j][2 * h + e];
-        if constexpr (FP8) v = mul_rn(mul_rn(v, cols[h]), rows[j][e]);  // (acc * cols[n]) * rows[m], as cuBLASLt
+        if constexpr (FP8) {
+          // (acc * cols[n]) * rows[m], as cuBLASLt; kF32Add adds what D held after rounding that,
+          // or in one fused multiply-add with it (tuning finds which gives cuBLASLt's bits).
+          const float c = mul_rn(v, cols[h]);
+          if (g.add == RowAdd::kFused) v = fma_rn(c, rows[j][e], held[j][2 * h + e]);
+          else v = mul_rn(c, rows[j][e]);
+          if (g.add == RowAdd::kRounded) v = add_rn(held[j][2 * h + e], v);
+        }
         store(out + static_cast<size_t>(m) * g.N + f, v);
       }
   }
@@ -349,7 +384,7 @@ bool row_gemm_supports(Operand type, int N, int K) {
 }
 
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s) {
+                     cudaStream_t s, RowAdd add) {
   if (M == 0) return;
   if (!row_gemm_available()) fail("the few-row GEMM needs an sm_90a build on an sm_90 device");
   if (!row_gemm_supports(type, N, K) || out == Output::kI32 || M < 0 || M > kRowGemmMaxRows)
@@ -357,8 +392,10 @@ void launch_row_gemm(Operand type, Output out, const void* A, const void* W, voi
   if (!aligned16(A) || !aligned16(W) || !aligned16(D)) fail("the few-row GEMM needs 16-byte aligned A, W and D");
   const bool fp8 = type == Operand::kFp8;
   if (fp8 && (!sc.rows || !sc.cols)) fail("an FP8 few-row GEMM needs its row and column scales");
+  if ((out == Output::kF32Add) != (add != RowAdd::kNone) || (out == Output::kF32Add && !fp8))
+    fail("the few-row GEMM adds into D for FP8 products with Output::kF32Add, and only then");
   const RowGemmArgs g{static_cast<const unsigned char*>(A), static_cast<const unsigned char*>(W), D, sc.rows, sc.cols, M, N,
-                      K * (fp8 ? 1 : 2)};
+                      K * (fp8 ? 1 : 2), add};
   if (fp8 && out == Output::kBf16) launch_typed<true, __nv_bfloat16>(g, s);
   else if (fp8) launch_typed<true, float>(g, s);
   else if (out == Output::kBf16) launch_typed<false, __nv_bfloat16>(g, s);

@@ -24,9 +24,18 @@ bool row_gemm_available();
 // Callers take cuBLASLt otherwise.
 bool row_gemm_supports(Operand type, int N, int K);
 
+// Output::kF32Add (FP8 only): how the scaled product p = (acc * cols[n]) * rows[m] meets what D
+// holds. cuBLASLt's epilogue (beta = 1, C = D) does one of the two; Gemm's tuning compares both
+// with it and takes the one that gives its bits, or none.
+enum class RowAdd {
+  kNone,     // D = p
+  kRounded,  // D = D + p, p rounded first
+  kFused,    // D = fma(acc * cols[n], rows[m], D)
+};
+
 // M from 1 to kRowGemmMaxRows; A, W and D 16-byte aligned. Launched with PDL (pdl.cuh): the first
-// weight copies go out before the previous kernel has finished.
+// weight copies go out before the previous kernel has finished. add: kNone unless out is kF32Add.
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s);
+                     cudaStream_t s, RowAdd add = RowAdd::kNone);
 
 }  // namespace tachyon

@@ -5,7 +5,10 @@
 namespace tachyon {
 
 enum class Operand { kBf16, kFp8, kInt8 };
-enum class Output { kF32, kBf16, kI32 };  // kI32: kInt8 operands only
+// kI32: kInt8 operands only. kF32Add: kFp8 operands only, D float32 holding a value already, the
+// scaled product added to it (cuBLASLt's beta = 1 with C = D): a projection adding into the
+// float32 residual stream in place (CudaKnobs.residualInGemm).
+enum class Output { kF32, kBf16, kI32, kF32Add };
 
 // An int8 product runs at least this many rows: cuBLASLt's IMMA kernels are not trusted below
 // (PyTorch's _int_mm refuses 16 rows or fewer on this path). A and D of an int8 product must hold

@@ -33,6 +33,12 @@ __nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M
   return out;
 }
 
+void CudaModel::linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, float* x) {
+  const GemmOperands g = gemm_operands(in, w, M, s, x);
+  if (g.type != Operand::kFp8) fail("only FP8 projections add into the residual stream");
+  gemm_->run(g.type, Output::kF32Add, g.A, g.W, x, M, w.N, w.K, g.scales, s);
+}
+
 // --profile: events between the ops of layer 0; inside a graph capture they become
 // timed nodes of the graph (external records).
 #define TICK(li, name)                                                                                         \
@@ -97,19 +103,28 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "attn");
     attention(li, q_skip ? qkv : nullptr);
     TICK(li, "o");
-    const __nv_bfloat16* o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
+    // residual_in_gemm_: the GEMM adds the attention output into x, and the norm only reads x.
+    const __nv_bfloat16* o = nullptr;
+    if (residual_in_gemm_) linear_into_residual(attn_.as<__nv_bfloat16>(), l.o, T, stream_, static_cast<float*>(x.x));
+    else o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
-    launch_add_rmsnorm(x, o, l.b_o.as<float>(), l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr, T, H,
-                       stream_, q_out(), q_scale(), l.mlp_norm_bias.as<float>());
+    launch_add_rmsnorm(x, o, o ? l.b_o.as<float>() : nullptr, l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr,
+                       T, H, stream_, q_out(), q_scale(), l.mlp_norm_bias.as<float>());
     TICK(li, "gate_up");
     const __nv_bfloat16* gate_up = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.gate_up, T, stream_);
     TICK(li, "silu");
     // FP8: the activation (SwiGLU, or GPT-2's GELU) quantizes its output for the down GEMM.
     launch_mlp_act(c.mlp, gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     TICK(li, "down");
-    pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_);
+    if (residual_in_gemm_) {  // x complete: the next norm (or the final one) only reads it
+      linear_into_residual(nullptr, l.down, T, stream_, static_cast<float*>(x.x));
+      pending = nullptr;
+      pending_bias = nullptr;
+    } else {
+      pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_);
+      pending_bias = l.b_down.as<float>();
+    }
     TICK(li, "end");
-    pending_bias = l.b_down.as<float>();
   }
   return Residual{x, pending, pending_bias, pending2};
 }
