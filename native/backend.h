@@ -31,6 +31,7 @@ struct BackendInfo {
   uint64_t device_bytes_used = 0;  // weights + workspace + KV pool (GPU backends)
   std::string device_name;
   std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8/int8 (weight-only)/w8a8 (CPU: the checkpoint's, or I8)
+  std::string gemm_tuning;         // GPU backends: the load-time GEMM tuning's lines (kernel, time and any bit mismatch), one a line
 };
 
 class Backend {

@@ -84,6 +84,8 @@ export interface RuntimeInfo extends ModelConfig {
   /** GPU bytes held: weights, workspace and KV pool (0 on CPU). */
   deviceBytesUsed: number;
   weightDtype: string;
+  /** CUDA: what the load-time GEMM tuning chose for each weight shape and row bucket, a line each (kernel, time, and any row-GEMM or invariance mismatch); empty on CPU. */
+  gemmTuning: string;
   blockSize: number;
   numBlocks: number;
   bytesPerBlock: number;

@@ -301,6 +301,7 @@ Napi::Value RuntimeWrap::Info(const Napi::CallbackInfo& info) {
   out.Set("deviceName", i.device_name);
   out.Set("deviceBytesUsed", static_cast<double>(i.device_bytes_used));
   out.Set("weightDtype", i.weight_dtype);
+  out.Set("gemmTuning", i.gemm_tuning);
   return out;
 }
 

@@ -25,8 +25,10 @@ void CudaModel::tune_gemms() {
   gemm_->tune(Operand::kBf16, Output::kF32, h_.as<__nv_bfloat16>(), head, logits_.as<float>(), S, c.vocab_size, c.hidden_size,
               GemmScales{}, stream_);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
-  if (timing_)
-    for (const std::string& line : gemm_->report()) std::fprintf(stderr, "cuda gemm: %s\n", line.c_str());
+  for (const std::string& line : gemm_->report()) {
+    if (timing_) std::fprintf(stderr, "cuda gemm: %s\n", line.c_str());
+    info_.gemm_tuning += line + "\n";
+  }
 }
 
 }  // namespace tachyon

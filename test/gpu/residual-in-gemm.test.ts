@@ -6,7 +6,8 @@
 //   to the bit, on Llama-3-8B's head layout with random weights (hidden 512, a multiple of 128, so
 //   the row GEMM serves up to 64 rows and cuBLASLt's kernels the rest). It holds only if the row
 //   GEMM rounds its add as cuBLASLt's epilogue does: Gemm's tuning takes the form that does, or
-//   leaves the row GEMM out for that shape.
+//   leaves the row GEMM out for that shape and says so, so the runtime's tuning lines
+//   (RuntimeInfo.gemmTuning) must show O and down tuned to add and no mismatch.
 // - The same token's logits with the knob off: other bits, within FP8 noise (1e-1, the bound of the
 //   GPT-2 and GPT-J FP8 test against the CPU backend; H200: 6.0e-2 on its first run).
 // - The embedded default model, held-out Shakespeare teacher-forced and prefill-forced, against its
@@ -35,8 +36,8 @@ const CONFIG = {
   num_attention_heads: 4, num_key_value_heads: 1, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
 };
 
-/** A decode token's logits alone, then beside n one-token prompts for each n. */
-async function decodeBeside(residualInGemm: boolean, counts: number[]): Promise<number[][]> {
+/** A decode token's logits alone, then beside n one-token prompts for each n; and the GEMM tuning's lines. */
+async function decodeBeside(residualInGemm: boolean, counts: number[]): Promise<{ logits: number[][]; tuning: string }> {
   const rt = await Runtime.load({ dummy: { config: CONFIG, seed: 11 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20,
     maxNumTokens: 1024, maxNumSeqs: 320, cuda: { residualInGemm } });
   try {
@@ -50,7 +51,7 @@ async function decodeBeside(residualInGemm: boolean, counts: number[]): Promise<
       const r = await rt.step(makeBatch([main, ...others(n)], true));
       out.push(Array.from(r.logits!.subarray(0, rt.info.vocabSize)));
     }
-    return out;
+    return { logits: out, tuning: rt.info.gemmTuning };
   } finally {
     await rt.close();
   }
@@ -58,9 +59,14 @@ async function decodeBeside(residualInGemm: boolean, counts: number[]): Promise<
 
 test('adding into the residual stream in the GEMMs keeps a decode token\'s logits the same alone and beside 20, 149 or 299 others', { skip }, async () => {
   // 1, 21, 150 and 300 rows: the row GEMM's buckets and cuBLASLt's.
-  const [alone, ...beside] = await decodeBeside(true, [0, 20, 149, 299]);
+  const { logits: [alone, ...beside], tuning } = await decodeBeside(true, [0, 20, 149, 299]);
   beside.forEach((l, i) => assert.deepEqual(l, alone, `beside ${[20, 149, 299][i]} others`));
-  const [off] = await decodeBeside(false, [0]);
+  // Tuning compared the row GEMM's add with cuBLASLt's at every bucket up to 64 rows for O (512 x 512)
+  // and down (512 x 1024), and each bucket's kernel with the 1-row bucket's.
+  const adds = tuning.split('\n').filter((l) => l.includes('-> f32+='));
+  assert.ok(adds.some((l) => l.startsWith('fp8 512x1024 at 1 rows')), `down tuned to add into the stream:\n${tuning}`);
+  assert.ok(!/differs|does not hold/.test(tuning), `a mismatch at tuning:\n${tuning}`);
+  const { logits: [off] } = await decodeBeside(false, [0]);
   assert.notDeepEqual(alone, off, 'the knob must change the arithmetic');
   const err = worstRowError(Float32Array.from(alone), Float32Array.from(off), alone.length);
   console.log(`residual in GEMM vs bf16 deltas, head_dim 128 FP8: ${err.toExponential(2)}`);
