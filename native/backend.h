@@ -94,9 +94,9 @@ using CreateGpuBackendFn = Backend* (*)(const ModelConfig& config, const ModelWe
 constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
-// StepOutput, ModelConfig, ModelWeights) changes layout: the addon refuses a
+// StepOutput, ModelConfig, ModelWeights, BackendInfo) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 17;
+constexpr int kBackendAbiVersion = 18;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 
