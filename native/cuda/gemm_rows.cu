@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   const int f0 = n0 + warp * 16 + lane / 4;
   const int f_end = min(n0 + F, g.N);
   float cols[2] = {1.0f, 1.0f}, rows[TN / 8][2] = {};
-  // Output::kF32Add: what D holds, read now too (written by kernels before pdl_wait()'s).
+  // Output::kF32Add: what D holds, read now too (kernels that the pdl_wait() above waited for wrote it).
   float held[TN / 8][4] = {};
   if constexpr (FP8 && std::is_same_v<Out, float>) {
     if (g.add != RowAdd::kNone) {
