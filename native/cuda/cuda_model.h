@@ -95,9 +95,9 @@ class CudaModel : public Backend {
   // bf16 in dequant_ for a bf16 GEMM. Returns proj_.
   // out: another bf16 buffer instead of proj_ (GPT-J's parallel block keeps two outputs).
   __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr);
-  // residual_in_gemm_: x[M, N] += in · W^T, FP8, the scaled product added in the GEMM's epilogue.
-  void linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, float* x);
-  // into_residual: tuned as linear_into_residual runs it (D = x_, Output::kF32Add).
+  // residual_in_gemm_: x_[M, N] += in · W^T, FP8, the scaled product added in the GEMM's epilogue.
+  void linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s);
+  // into_residual: tuned as linear_into_residual runs it (residual_operands).
   void tune_linear(const __nv_bfloat16* in, const Linear& w, int M, bool into_residual = false);
   // The cuBLASLt product linear() runs for w (what tuning times too), its operands prepared on s:
   // the input quantized (FP8, W8A8) or the weight widened (weight-only INT8). D is out, or acc_ (W8A8).
@@ -109,6 +109,8 @@ class CudaModel : public Backend {
     GemmScales scales;
   };
   GemmOperands gemm_operands(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, void* out);
+  // gemm_operands for a product added into the float32 stream x_ (Output::kF32Add): FP8 only.
+  GemmOperands residual_operands(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s);
 
   ModelConfig config_;
   GpuOptions options_;

@@ -496,13 +496,19 @@ void launch_feed_tokens(int32_t* tokens, const int32_t* feed, const int32_t* sam
   launch_pdl("feed_tokens_kernel", feed_tokens_kernel, (T + 255) / 256, 256, 0, s, tokens, feed, sampled, T, vocab);
 }
 
+// f(the stream as float* or __nv_bfloat16*): the kernels' instance for its type.
+template <typename F>
+void with_stream_type(ResidualStream x, F&& f) {
+  if (x.bf16) f(static_cast<__nv_bfloat16*>(x.x));
+  else f(static_cast<float*>(x.x));
+}
+
 void launch_embed(const __nv_bfloat16* embed, const int32_t* tokens, ResidualStream x, int T, int H, cudaStream_t s,
                   const __nv_bfloat16* pos_embed, const int32_t* positions) {
-  if (x.bf16)
-    launch_pdl("embed_kernel", embed_kernel<__nv_bfloat16>, T, 256, 0, s, embed, tokens, static_cast<__nv_bfloat16*>(x.x), H,
-               pos_embed, positions);
-  else
-    launch_pdl("embed_kernel", embed_kernel<float>, T, 256, 0, s, embed, tokens, static_cast<float*>(x.x), H, pos_embed, positions);
+  with_stream_type(x, [&](auto* xp) {
+    using X = std::remove_pointer_t<decltype(xp)>;
+    launch_pdl("embed_kernel", embed_kernel<X>, T, 256, 0, s, embed, tokens, xp, H, pos_embed, positions);
+  });
 }
 
 bool rmsnorm_supports(int H) { return H % 4 == 0 && H <= 4 * kNormVecs * 1024; }
@@ -525,12 +531,11 @@ void launch_add_rmsnorm(ResidualStream x, const __nv_bfloat16* delta, const floa
                         float* q_scale, const float* norm_bias, const __nv_bfloat16* delta2) {
   if (n == 0) return;
   if (delta2 && !delta) fail("add_rmsnorm: a second delta needs a first");  // the kernel adds delta2 beside delta
-  if (x.bf16)
-    launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel<__nv_bfloat16>, n, row_threads(H), 0, s, static_cast<__nv_bfloat16*>(x.x),
-               delta, bias, w, eps, out, rows, H, q_out, q_scale, norm_bias, delta2);
-  else
-    launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel<float>, n, row_threads(H), 0, s, static_cast<float*>(x.x), delta, bias, w,
-               eps, out, rows, H, q_out, q_scale, norm_bias, delta2);
+  with_stream_type(x, [&](auto* xp) {
+    using X = std::remove_pointer_t<decltype(xp)>;
+    launch_pdl("add_rmsnorm_kernel", add_rmsnorm_kernel<X>, n, row_threads(H), 0, s, xp, delta, bias, w, eps, out, rows, H, q_out,
+               q_scale, norm_bias, delta2);
+  });
 }
 
 void launch_add_row_bias(float* rows, const float* bias, int n, int cols, cudaStream_t s) {

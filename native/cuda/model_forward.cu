@@ -33,10 +33,16 @@ __nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M
   return out;
 }
 
-void CudaModel::linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, float* x) {
-  const GemmOperands g = gemm_operands(in, w, M, s, x);
+CudaModel::GemmOperands CudaModel::residual_operands(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s) {
+  GemmOperands g = gemm_operands(in, w, M, s, x_.as<void>());
   if (g.type != Operand::kFp8) fail("only FP8 projections add into the residual stream");
-  gemm_->run(g.type, Output::kF32Add, g.A, g.W, x, M, w.N, w.K, g.scales, s);
+  g.out = Output::kF32Add;
+  return g;
+}
+
+void CudaModel::linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s) {
+  const GemmOperands g = residual_operands(in, w, M, s);
+  gemm_->run(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, s);
 }
 
 // --profile: events between the ops of layer 0; inside a graph capture they become
@@ -105,7 +111,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "o");
     // residual_in_gemm_: the GEMM adds the attention output into x, and the norm only reads x.
     const __nv_bfloat16* o = nullptr;
-    if (residual_in_gemm_) linear_into_residual(attn_.as<__nv_bfloat16>(), l.o, T, stream_, static_cast<float*>(x.x));
+    if (residual_in_gemm_) linear_into_residual(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     else o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
     TICK(li, "norm");
     launch_add_rmsnorm(x, o, o ? l.b_o.as<float>() : nullptr, l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr,
@@ -117,7 +123,7 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     launch_mlp_act(c.mlp, gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     TICK(li, "down");
     if (residual_in_gemm_) {  // x complete: the next norm (or the final one) only reads it
-      linear_into_residual(nullptr, l.down, T, stream_, static_cast<float*>(x.x));
+      linear_into_residual(nullptr, l.down, T, stream_);
       pending = nullptr;
       pending_bias = nullptr;
     } else {

@@ -4,8 +4,8 @@
 namespace tachyon {
 
 void CudaModel::tune_linear(const __nv_bfloat16* in, const Linear& w, int M, bool into_residual) {
-  const GemmOperands g = gemm_operands(in, w, M, stream_, into_residual ? x_.as<void>() : proj_.as<void>());
-  gemm_->tune(g.type, into_residual ? Output::kF32Add : g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, stream_);
+  const GemmOperands g = into_residual ? residual_operands(in, w, M, stream_) : gemm_operands(in, w, M, stream_, proj_.as<void>());
+  gemm_->tune(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, stream_);
 }
 
 // Each weight shape gets its kernels now, timed on random activations at every row bucket up to the step budget.

@@ -17,31 +17,22 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
-import { Runtime } from '../../native/index.js';
+import { Runtime, type RuntimeOptions } from '../../native/index.js';
 import { blockRange, makeBatch, worstRowError } from '../helpers/batch.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
-import { compareHeldOut, corpusSkipReason, heldOutWindows, prefillForced, teacherForced, type Prediction } from '../helpers/held-out.js';
+import { compareHeldOut, corpusSkipReason, heldOutWindows, loadAndForce, prefillForced, teacherForced } from '../helpers/held-out.js';
 import { writeRandomGptj } from '../helpers/random-checkpoint.js';
 
 const skip = gpuSkipReason();
 
-const load = (bf16Residual: boolean, batchInvariant = true) =>
-  Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', dtype: 'bf16', kvCacheBytes: 64 << 20, maxNumSeqs: 256, cuda: { bf16Residual, batchInvariant } });
-
-async function predict(bf16Residual: boolean, prefill: boolean, windows: number[][]): Promise<Prediction> {
-  const rt = await load(bf16Residual);
-  try {
-    return prefill ? await prefillForced(rt, windows) : await teacherForced(rt, windows);
-  } finally {
-    await rt.close();
-  }
-}
+const options = (bf16Residual: boolean, batchInvariant = true): RuntimeOptions =>
+  ({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', dtype: 'bf16', kvCacheBytes: 64 << 20, maxNumSeqs: 256, cuda: { bf16Residual, batchInvariant } });
 
 for (const prefill of [false, true])
   test(`a bf16 residual stream agrees with the float32 one on the default model (${prefill ? 'prefill kernel' : 'one token a step'})`, { skip: skip || corpusSkipReason() }, async () => {
     const windows = heldOutWindows();
-    const f32 = await predict(false, prefill, windows);
-    const bf16 = await predict(true, prefill, windows);
+    const f32 = await loadAndForce(options(false), prefill, windows);
+    const bf16 = await loadAndForce(options(true), prefill, windows);
     compareHeldOut(`bf16 residual (${prefill ? 'prefill' : 'decode'})`, f32, bf16, 0.99, 0.005, 'float32 residual');
     assert.notEqual(bf16.ppl, f32.ppl, 'the knob must change the arithmetic');
   });
@@ -53,7 +44,7 @@ for (const prefill of [false, true])
 test('outside batch-invariant mode the few-row path keeps its float32 stream, the batched path in the same runtime takes bf16', { skip: skip || corpusSkipReason() }, async () => {
   const windows = heldOutWindows();
   const run = async (bf16Residual: boolean) => {
-    const rt = await load(bf16Residual, false);
+    const rt = await Runtime.load(options(bf16Residual, false));
     try {
       return { few: await teacherForced(rt, windows), batched: await prefillForced(rt, windows) };
     } finally {

@@ -26,7 +26,7 @@ import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { Runtime } from '../../native/index.js';
 import { blockRange, makeBatch, worstRowError } from '../helpers/batch.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
-import { compareHeldOut, corpusSkipReason, heldOutAgreement, heldOutWindows, prefillForced, teacherForced, type Prediction } from '../helpers/held-out.js';
+import { compareHeldOut, corpusSkipReason, heldOutAgreement, heldOutWindows, loadAndForce } from '../helpers/held-out.js';
 
 const skip = gpuSkipReason();
 
@@ -73,15 +73,8 @@ test('adding into the residual stream in the GEMMs keeps a decode token\'s logit
   assert.ok(err < 1e-1, `${err}`);
 });
 
-async function predict(dtype: 'bf16' | 'fp8', residualInGemm: boolean, prefill: boolean, windows: number[][]): Promise<Prediction> {
-  const rt = await Runtime.load({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', dtype, kvCacheBytes: 64 << 20, maxNumSeqs: 256,
-    cuda: { residualInGemm } });
-  try {
-    return prefill ? await prefillForced(rt, windows) : await teacherForced(rt, windows);
-  } finally {
-    await rt.close();
-  }
-}
+const predict = (dtype: 'bf16' | 'fp8', residualInGemm: boolean, prefill: boolean, windows: number[][]) =>
+  loadAndForce({ modelDir: DEFAULT_MODEL_DIR, device: 'cuda', dtype, kvCacheBytes: 64 << 20, maxNumSeqs: 256, cuda: { residualInGemm } }, prefill, windows);
 
 for (const prefill of [false, true])
   test(`adding into the residual stream in the GEMMs keeps FP8's accuracy against BF16 on the default model (${prefill ? 'prefill kernel' : 'one token a step'})`, { skip: skip || corpusSkipReason() }, async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { DEFAULT_MODEL_DIR } from '../../config/schema.js';
 import { packageRoot } from '../../native/binding.js';
-import type { Runtime } from '../../native/index.js';
+import { Runtime, type RuntimeOptions } from '../../native/index.js';
 import { loadTokenizer } from '../../tokenizers/tokenizer.js';
 import { blockRange, makeBatch } from './batch.js';
 
@@ -80,6 +80,16 @@ export function teacherForced(rt: Runtime, windows: number[][]): Promise<Predict
  */
 export function prefillForced(rt: Runtime, windows: number[][]): Promise<Prediction> {
   return forced(rt, windows, windows[0].length, (w, i) => ({ tokens: i === 0 ? [w[0]] : [w[i - 1], w[i]], start: Math.max(0, i - 1) }));
+}
+
+/** A runtime loaded with options, forced one token a step (teacherForced) or through the prefill kernel (prefillForced), then closed. */
+export async function loadAndForce(options: RuntimeOptions, prefill: boolean, windows: number[][]): Promise<Prediction> {
+  const rt = await Runtime.load(options);
+  try {
+    return prefill ? await prefillForced(rt, windows) : await teacherForced(rt, windows);
+  } finally {
+    await rt.close();
+  }
 }
 
 /** Ours against the reference: top-1 agreement (a fraction) and the perplexity's rise (0.01: 1% higher). */
