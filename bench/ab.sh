@@ -3,7 +3,7 @@
 # arguments), so that a machine's drift (its clock at the power limit, a warm or cold start) falls
 # on both sides: bench/throughput.ts's rows matching NAME, ROUNDS times each (default 2). On the
 # GPU machine, after the CUDA build:
-#   bash bench/ab.sh 2048/128 --residual-in-gemm
+#   bash bench/ab.sh 2048/128 --no-residual-in-gemm
 #   ROUNDS=3 bash bench/ab.sh batch --no-fp8-prefill-scores
 set -euo pipefail
 cd "$(dirname "$0")/.."

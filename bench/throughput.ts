@@ -67,7 +67,7 @@ const WORKLOADS: Workload[] = [
 // --no-prefill-rope-q: the RoPE kernel writes every row's q as float32 for the prefill kernel to read (CudaKnobs.prefillRopeQ off; on by default: the prefill kernel turns its rows' q itself).
 // --prefill-blocks N: the warp-specialized prefill kernel's blocks at most N (CudaKnobs.prefillBlocks; default one an SM; 1000000: one block an item, as before it was persistent).
 // --bf16-residual: the batched path's residual stream in bf16, as transformers keeps it (CudaKnobs.bf16Residual; off by default: other bits).
-// --residual-in-gemm: the O and down GEMMs add into the float32 residual stream in place (CudaKnobs.residualInGemm; off by default: other bits).
+// --no-residual-in-gemm: the O and down GEMMs write bf16 deltas the norms add (CudaKnobs.residualInGemm off; on by default: they add into the float32 stream in place).
 // --no-fp8-prefill-scores: prompt rows' Q K^T in f16 from the widened E4M3 cache (CudaKnobs.fp8PrefillScores off; on by default: E4M3 tensor cores, q rounded with a scale a row).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
@@ -87,7 +87,7 @@ const { values } = parseArgs({
     'prefill-blocks': { type: 'string' },
     'no-fp8-prefill-scores': { type: 'boolean' },
     'bf16-residual': { type: 'boolean' },
-    'residual-in-gemm': { type: 'boolean' },
+    'no-residual-in-gemm': { type: 'boolean' },
   },
 });
 const kvCacheDtype = values['kv-cache-dtype'] as 'auto' | 'fp8' | 'int8';
@@ -116,7 +116,7 @@ async function run(w: Workload) {
       prefillBlocks: values['prefill-blocks'] ? Number(values['prefill-blocks']) : undefined,
       fp8PrefillScores: values['no-fp8-prefill-scores'] ? false : undefined,
       bf16Residual: values['bf16-residual'],
-      residualInGemm: values['residual-in-gemm'],
+      residualInGemm: values['no-residual-in-gemm'] ? false : undefined,
     },
   });
   const blocksPerSeq = Math.ceil((w.input + w.output) / rt.info.blockSize);

@@ -88,6 +88,9 @@ export const ConfigSchema = z
     fp8PrefillScores: bool
       .default(RUNTIME_DEFAULTS.cuda.fp8PrefillScores)
       .describe("cuda, an fp8 KV cache at head_dim 128: prompt rows' Q K^T on FP8 tensor cores, q rounded to E4M3 with a scale a row, as vLLM's and TensorRT-LLM's FP8 attention do (--no-fp8-prefill-scores: f16 scores from the widened cache; slower, a little closer to a bf16 cache)"),
+    residualInGemm: bool
+      .default(RUNTIME_DEFAULTS.cuda.residualInGemm)
+      .describe("cuda, FP8 weights: the O and down projections add into the float32 residual stream in their GEMMs' epilogue, so the norm after each only reads it (--no-residual-in-gemm: the projection's output rounded to bf16 and added by the norm, as before; slower)"),
     profile: bool
       .default(RUNTIME_DEFAULTS.cuda.profile)
       .describe("cuda: print each step's GPU time and layer 0's ops to stderr, and mark NVTX ranges for nsys (steps then run one at a time)"),

@@ -91,11 +91,9 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // The O and down GEMMs adding into the float32 stream: FP8 products (cuBLASLt's FP8 epilogue and
   // the row GEMM's take the add), a float32 stream, one residual add a sublayer (not GPT-J's
   // parallel block) and no O or down bias (the norm adds those beside the delta it no longer reads).
+  // On by default, so elsewhere it is ignored without a word, as fp8_prefill_scores is.
   residual_in_gemm_ = o.residual_in_gemm && fp8_ && !bf16_residual_ && !c.parallel_block;
   for (const Layer& l : layers_) residual_in_gemm_ = residual_in_gemm_ && l.b_o.bytes() == 0 && l.b_down.bytes() == 0;
-  if (o.residual_in_gemm && !residual_in_gemm_)
-    std::fprintf(stderr, "cuda: residualInGemm needs FP8 weights, a float32 residual stream, one residual add a sublayer "
-                 "and no O or down bias; this model keeps bf16 deltas added by the norms\n");
   if (few_rows_) {
     const Layer& l = layers_[0];
     const __nv_bfloat16* in = h_.as<__nv_bfloat16>();
