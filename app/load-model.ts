@@ -73,7 +73,7 @@ export async function loadModel(raw: Config, log: Log): Promise<LoadedModel> {
     tensorParallelSize: config.tensorParallelSize,
     quantization: config.quantization,
     kvCacheDtype: config.kvCacheDtype,
-    cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, fastAttention: config.fastAttention, fp8PrefillScores: config.fp8PrefillScores, residualInGemm: config.residualInGemm, profile: config.profile },
+    cuda: { batchInvariant: config.batchInvariant, cudaGraphs: config.cudaGraphs, pdl: config.pdl, fusedGemv: config.fusedGemv, fastAttention: config.fastAttention, fp8PrefillScores: config.fp8PrefillScores, fp8PrefillValues: config.fp8PrefillValues, residualInGemm: config.residualInGemm, profile: config.profile },
   });
   let tokenizers: TokenizerService;
   try {

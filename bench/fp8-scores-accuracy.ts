@@ -1,5 +1,6 @@
 // What CudaKnobs.fp8PrefillScores (prompt rows' Q K^T on E4M3 tensor cores, the default for an E4M3
-// cache at head_dim 128) costs in accuracy on a trained model. The knob needs head_dim
+// cache at head_dim 128) and CudaKnobs.fp8PrefillValues (P V on them too) cost in accuracy on a
+// trained model. The knob needs head_dim
 // 128 and the embedded model has 64, so train a head_dim-128 twin on the GPU machine first
 // (PyTorch there; about a minute):
 //   python3 models/train_default_model.py $TACHYON_SHAKESPEARE /tmp/h128 --heads 2 --kv-heads 1 --steps 1500
@@ -34,10 +35,13 @@ function compare(name: string, ours: Prediction, reference: Prediction, refName:
 const windows = heldOutWindows(modelDir);
 const bf16 = await predict('auto', {}, windows);
 const e4m3 = await predict('fp8', { fp8PrefillScores: false }, windows);
-const fp8Scores = await predict('fp8', { fp8PrefillScores: true }, windows);
+const fp8Scores = await predict('fp8', { fp8PrefillScores: true, fp8PrefillValues: false }, windows);
+const fp8Values = await predict('fp8', { fp8PrefillScores: true, fp8PrefillValues: true }, windows);
 console.log(`${modelDir}, ${bf16.top1.length} held-out positions`);
 console.log('| cache | against | top-1 agreement | perplexity |');
 console.log('| --- | --- | ---: | ---: |');
 compare('E4M3, f16 scores', e4m3, bf16, 'bf16 cache');
 compare('E4M3, FP8 scores', fp8Scores, bf16, 'bf16 cache');
 compare('E4M3, FP8 scores', fp8Scores, e4m3, 'E4M3, f16 scores');
+compare('E4M3, FP8 scores and values', fp8Values, bf16, 'bf16 cache');
+compare('E4M3, FP8 scores and values', fp8Values, fp8Scores, 'E4M3, FP8 scores');

@@ -68,6 +68,7 @@ const WORKLOADS: Workload[] = [
 // --prefill-blocks N: the warp-specialized prefill kernel's blocks at most N (CudaKnobs.prefillBlocks; default one an SM; 1000000: one block an item, as before it was persistent).
 // --bf16-residual: the batched path's residual stream in bf16, as transformers keeps it (CudaKnobs.bf16Residual; off by default: other bits).
 // --no-residual-in-gemm: the O and down GEMMs write bf16 deltas the norms add (CudaKnobs.residualInGemm off; on by default: they add into the float32 stream in place).
+// --no-fp8-prefill-values: prompt rows' P V in f16 from the widened E4M3 cache (CudaKnobs.fp8PrefillValues off; on by default with FP8 scores: E4M3 tensor cores).
 // --no-fp8-prefill-scores: prompt rows' Q K^T in f16 from the widened E4M3 cache (CudaKnobs.fp8PrefillScores off; on by default: E4M3 tensor cores, q rounded with a scale a row).
 // --max-num-batched-tokens N: tokens a step (vLLM's flag; default 8,192), the runtime's maxNumTokens and the engine's budget.
 const { values } = parseArgs({
@@ -86,6 +87,7 @@ const { values } = parseArgs({
     'max-num-batched-tokens': { type: 'string', default: '8192' },
     'prefill-blocks': { type: 'string' },
     'no-fp8-prefill-scores': { type: 'boolean' },
+    'no-fp8-prefill-values': { type: 'boolean' },
     'bf16-residual': { type: 'boolean' },
     'no-residual-in-gemm': { type: 'boolean' },
   },
@@ -115,6 +117,7 @@ async function run(w: Workload) {
       prefillRopeQ: values['no-prefill-rope-q'] ? false : undefined,
       prefillBlocks: values['prefill-blocks'] ? Number(values['prefill-blocks']) : undefined,
       fp8PrefillScores: values['no-fp8-prefill-scores'] ? false : undefined,
+      fp8PrefillValues: values['no-fp8-prefill-values'] ? false : undefined,
       bf16Residual: values['bf16-residual'],
       residualInGemm: values['no-residual-in-gemm'] ? false : undefined,
     },

@@ -82,6 +82,7 @@ struct GpuOptions {
   bool prefill_rope_q = true;          // prompt rows' q turned inside the prefill kernel, not written by the RoPE kernel (same bits)
   int decode_warps = 0;                // the decode kernel's warps a block: 0 chosen per step; 1-16 forced (measuring; same bits)
   bool fp8_prefill_scores = true;      // prompt rows' Q K^T on E4M3 tensor cores (E4M3 cache, head_dim 128, warp-specialized kernel); other bits
+  bool fp8_prefill_values = true;      // with fp8_prefill_scores: P V on E4M3 tensor cores too (P rounded to E4M3, V^T of the cached bytes); other bits
   bool bf16_residual = false;          // the batched path's residual stream in bf16, as transformers keeps it (half the norms' bytes); other bits
   bool residual_in_gemm = true;        // FP8: the O and down GEMMs add into the float32 residual stream in place (the norms read it only); other bits
   int prefill_blocks = 0;              // the warp-specialized prefill kernel's blocks: 0 one an SM; else at most that many (tests, measuring; same bits)

@@ -136,7 +136,7 @@ void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
 // as they are and q rounded to E4M3 with a scale a row (TensorRT-LLM's FP8 context attention does
 // the same); P V stays f16. Not the same bits as the other kernels: a knob, off by default.
 bool prefill_fp8_scores_supports(int head_dim, KvType kv);
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, cudaStream_t s);
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, cudaStream_t s);
 
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
 // ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block

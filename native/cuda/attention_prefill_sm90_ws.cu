@@ -24,6 +24,7 @@
 // (bench/fp8-scores-accuracy.ts) it moved perplexity +0.10% over the E4M3 cache's own +0.21%.
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
@@ -57,14 +58,16 @@ static_assert(kProducerThreads * kProducerRegisters + kConsumerThreads * kConsum
               "setmaxnreg.inc would wait forever for registers the block does not have");
 
 // FP8S (FP8 scores: E4M3 cache, D = 128): a slot holds K as the cache's bytes (kTile x D, read by
-// the tensor cores as they are) and V widened after it; only V lands raw to be widened.
-template <int D, KvType KV, bool FP8S = false>
+// the tensor cores as they are) and V widened after it; only V lands raw to be widened. FP8V (FP8
+// values, with FP8S): V^T's bytes after K instead (TransposePlan), half the widened V's.
+template <int D, KvType KV, bool FP8S = false, bool FP8V = false>
 struct WsSmem : Sm90Tile<D, KV> {
   using T = Sm90Tile<D, KV>;
   using T::kBytes1;
   static_assert(!FP8S || (KV == KvType::kE4M3 && D == 128), "FP8 scores: an E4M3 cache at head_dim 128");
+  static_assert(!FP8V || FP8S, "FP8 values ride on FP8 scores");
   static constexpr int kKBytes = FP8S ? kTile * D : T::kMatBytes;      // K's part of a slot; V follows
-  static constexpr int kTileBytes = kKBytes + T::kMatBytes;
+  static constexpr int kTileBytes = kKBytes + (FP8V ? kTile * D : T::kMatBytes);
   static constexpr int kRawStageBytes = FP8S ? kTile * D : T::kRawStageBytes;
   // The ring the tensor cores read: a consumer warpgroup holds tile i - 1 (its P V may run) and
   // tile i while the producer fills the next ones. One-byte caches land raw in the producer's own
@@ -148,10 +151,10 @@ struct Pending {
 // ring does not block).
 // FP8S: K goes straight into its slot (so the producer waits for the slot before the copies, as
 // for bf16) and only V is widened.
-template <int D, KvType KV, bool FP8S>
+template <int D, KvType KV, bool FP8S, bool FP8V>
 __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems bi, unsigned char* slots, unsigned char* raw,
                                              uint64_t* full, uint64_t* empty) {
-  using S = WsSmem<D, KV, FP8S>;
+  using S = WsSmem<D, KV, FP8S, FP8V>;
   constexpr int A = S::kAhead;
   const int ptid = threadIdx.x - kConsumerThreads;
   const StagePlan<D, KV, kProducerThreads> plan(ptid);
@@ -187,7 +190,8 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
     }
   };
   if constexpr (FP8S) {
-    const WidenPlan<D, KV, kProducerThreads, true> widen_v(ptid);
+    // V widened into the slot, or (FP8V) transposed as it is.
+    const std::conditional_t<FP8V, TransposePlan<kProducerThreads>, WidenPlan<D, KV, kProducerThreads, true>> widen_v(ptid);
     auto raw_at = [&](int g) { return raw + (g % S::kRawStages) * S::kRawStageBytes; };
     // Tile `copied`'s K into its slot once the consumers gave the slot back, V into its raw stage.
     auto copy_tile = [&](const Pending<D, KV>& p) {
@@ -265,9 +269,9 @@ constexpr int kStageBarrier = 4;  // the consumers' named barrier around the sta
 // Warps 0-7 (two consumer warpgroups, each with up to 16 / group tokens of the tile a warp)
 // multiply; warps 8-11 (the producer) stage the K/V tiles. The consumers never wait for each
 // other, only for their tiles, so one's softmax runs beside the other's wgmma.
-template <int D, KvType KV, bool FP8S>
+template <int D, KvType KV, bool FP8S, bool FP8V>
 __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(AttentionArgs a, float scale_log2) {
-  using S = WsSmem<D, KV, FP8S>;
+  using S = WsSmem<D, KV, FP8S, FP8V>;
   constexpr bool F16 = S::kBytes1;  // one-byte caches widen to f16; bf16 stays bf16
   constexpr int KC = D / 16;        // k-steps of Q K^T
   constexpr int NT = kTile / 8;     // 8-position score tiles
@@ -293,7 +297,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
 
   if (threadIdx.x >= kConsumerThreads) {
     warpgroup_registers_dec<kProducerRegisters>();
-    produce_tiles<D, KV, FP8S>(a, bi, slots, raw, full, empty);
+    produce_tiles<D, KV, FP8S, FP8V>(a, bi, slots, raw, full, empty);
     return;
   }
   warpgroup_registers_inc<kConsumerRegisters>();
@@ -342,10 +346,11 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
 
     // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
     // attention_prefill.cu keeps it; P as A fragments, 16 positions (score tiles 2c, 2c + 1) a
-    // k-step of P V.
+    // k-step of P V, or (FP8V) 32 as E4M3 in TransposePlan's order.
     float acc[D / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    uint32_t pf[kTile / 16][4] = {};
+    constexpr int PK = FP8V ? kTile / 32 : kTile / 16;
+    uint32_t pf[PK][4] = {};
     // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
     auto needed = [&](int i) { return i * kTile <= wg_last; };
 
@@ -361,8 +366,12 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       wgmma_fence();
       if constexpr (FP8S) issue_scores_e4m3<D>(s, qf, smem_address(slot_at(g + i)));
       else issue_scores<D, F16>(s, qf, smem_address(slot_at(g + i)));
-      if (i > 0) issue_values<D, KV, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
-      else wgmma_commit();  // (tile -1's P V: none)
+      if (i > 0) {
+        if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
+        else issue_values<D, KV, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
+      } else {
+        wgmma_commit();  // (tile -1's P V: none)
+      }
       wgmma_wait<1>();  // tile i's scores
       wgmma_fence_operands(s);
       if constexpr (FP8S) {  // scores in units of q's row scale
@@ -377,10 +386,11 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       wgmma_fence_operands(acc);
       wgmma_fence_operands(pf);
       if (i > 0) mbarrier_arrive(&empty[(g + i - 1) % S::kSlots]);
-      rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
+      if constexpr (FP8V) rescale_and_pack_e4m3<D>(acc, pf, s, corr, needed(i));
+      else rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
     }
     g += tiles_total;
-    finish_rows<D, KV, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+    finish_rows<D, KV, S::kKBytes, PK>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
     mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
     if (next < 0) break;
     cp_async_wait<0>();  // this thread's copies of the next item's rows; the barrier: everyone's
@@ -391,22 +401,22 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   }
 }
 
-template <int D, KvType KV, bool FP8S>
+template <int D, KvType KV, bool FP8S, bool FP8V = false>
 void launch(const AttentionArgs& a, float scale_log2, int max_blocks, cudaStream_t s) {
-  constexpr size_t shared = WsSmem<D, KV, FP8S>::kBytes;
-  allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV, FP8S>>(shared);
+  constexpr size_t shared = WsSmem<D, KV, FP8S, FP8V>::kBytes;
+  allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V>>(shared);
   // The consumers' setmaxnreg.inc blocks until the producer's .dec frees enough of what the block
   // was launched with: a build that gave the kernel fewer registers would hang, so it fails here.
   static const int launch_registers = [] {
     cudaFuncAttributes attr{};
-    CUDA_CHECK(cudaFuncGetAttributes(&attr, prefill_attention_sm90_ws_kernel<D, KV, FP8S>));
+    CUDA_CHECK(cudaFuncGetAttributes(&attr, prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V>));
     return attr.numRegs;
   }();
   if (launch_registers < kLaunchRegisters)
     fail("prefill attention (sm_90): the kernel was built with ", launch_registers, " registers a thread, not ", kLaunchRegisters);
   if (!a.q_raw) fail("prefill attention (sm_90, warp-specialized): q must come unturned (AttentionArgs::q_raw)");
   const int items = a.num_tiles * a.kv_heads;
-  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV, FP8S>, dim3(std::min(items, max_blocks)),
+  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V>, dim3(std::min(items, max_blocks)),
              kThreads, shared, s, a, scale_log2);
 }
 
@@ -414,14 +424,19 @@ void launch(const AttentionArgs& a, float scale_log2, int max_blocks, cudaStream
 
 bool prefill_fp8_scores_supports(int head_dim, KvType kv) { return head_dim == 128 && kv == KvType::kE4M3; }
 
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, cudaStream_t s) {
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, cudaStream_t s) {
   if (max_blocks < 1) fail("prefill attention (sm_90, warp-specialized): max_blocks ", max_blocks);
   if (fp8_scores && !prefill_fp8_scores_supports(a.head_dim, a.kv.type))
     fail("prefill attention (sm_90, warp-specialized): FP8 scores need an E4M3 cache at head_dim 128");
+  if (fp8_values && !fp8_scores) fail("prefill attention (sm_90, warp-specialized): FP8 values ride on FP8 scores");
   launch_by_head_dim_and_cache(a, "prefill attention (sm_90, warp-specialized)", [&](auto d, auto kv, float scale_log2) {
     constexpr int D = decltype(d)::value;
     constexpr KvType KV = decltype(kv)::value;
     if constexpr (D == 128 && KV == KvType::kE4M3) {
+      if (fp8_values) {
+        launch<D, KV, true, true>(a, scale_log2, max_blocks, s);
+        return;
+      }
       if (fp8_scores) {
         launch<D, KV, true>(a, scale_log2, max_blocks, s);
         return;

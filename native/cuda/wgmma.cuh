@@ -32,6 +32,14 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr, uint32_t lead
          (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFF) << 32) | (1ull << 62);
 }
 
+// The same for an operand without swizzle (K-major "interleaved" core matrices of 8 rows x 16
+// bytes, each 128 contiguous bytes): leading = the byte offset between core matrices adjacent in K,
+// stride = between those adjacent in M or N; swizzle mode 0. 16-byte alignment suffices.
+__device__ __forceinline__ uint64_t interleave_desc(uint32_t smem_addr, uint32_t leading_bytes, uint32_t stride_bytes) {
+  return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((leading_bytes >> 4) & 0x3FFF) << 16) |
+         (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFF) << 32);
+}
+
 // Orders this thread's earlier register writes (accumulators, A fragments) before the wgmma after it.
 __device__ __forceinline__ void wgmma_fence() {
 #if TACHYON_WGMMA
@@ -131,6 +139,20 @@ __device__ __forceinline__ void wgmma_m64n64k32_e4m3(float (&d)[8][4], const uin
                "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
                "%24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
                : TACHYON_WGMMA_N64_D
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate))
+               : "memory");
+#endif
+}
+
+// The same at N = 128 (the prefill kernel's P V with FP8 values: P as E4M3 A fragments, V^T K-major).
+__device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[16][4], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
+#if TACHYON_WGMMA
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " TACHYON_WGMMA_N128_PRED ", 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
+               "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, "
+               "%47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+               : TACHYON_WGMMA_N128_D
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(static_cast<int>(accumulate))
                : "memory");
 #endif

@@ -107,12 +107,13 @@ test('a value-taking flag never swallows the next flag, and an empty API key is 
 });
 
 test('every boolean setting may stand alone or be negated: the CUDA knobs too', () => {
-  const { config } = loadConfig(['--profile', '--no-cuda-graphs', '--no-batch-invariant', '--no-pdl', '--fused-gemv', 'false', '--no-fast-attention', '--no-fp8-prefill-scores', '--no-residual-in-gemm'], {});
-  assert.deepEqual([config.profile, config.cudaGraphs, config.batchInvariant, config.pdl, config.fusedGemv, config.fastAttention, config.fp8PrefillScores, config.residualInGemm], [true, false, false, false, false, false, false, false]);
+  const { config } = loadConfig(['--profile', '--no-cuda-graphs', '--no-batch-invariant', '--no-pdl', '--fused-gemv', 'false', '--no-fast-attention', '--no-fp8-prefill-scores', '--no-residual-in-gemm', '--no-fp8-prefill-values'], {});
+  assert.deepEqual([config.profile, config.cudaGraphs, config.batchInvariant, config.pdl, config.fusedGemv, config.fastAttention, config.fp8PrefillScores, config.residualInGemm, config.fp8PrefillValues], [true, false, false, false, false, false, false, false, false]);
   assert.equal(loadConfig([], {}).config.fastAttention, true);
   assert.equal(loadConfig([], {}).config.fp8PrefillScores, true);
   assert.equal(loadConfig([], { TACHYON_FP8_PREFILL_SCORES: 'false' }).config.fp8PrefillScores, false);
   assert.equal(loadConfig([], {}).config.residualInGemm, true);
+  assert.equal(loadConfig([], {}).config.fp8PrefillValues, true);
   assert.equal(loadConfig([], { TACHYON_RESIDUAL_IN_GEMM: 'false' }).config.residualInGemm, false);
   assert.equal(loadConfig([], {}).config.batchInvariant, true, 'batch invariance is on by default');
   assert.equal(loadConfig([], { TACHYON_BATCH_INVARIANT: '0' }).config.batchInvariant, false);

@@ -11,6 +11,13 @@
 // step of the Llama model, its error then unknown against the cache's own; bench/RESULTS.md.)
 // Head_dim 128 with an E4M3 cache only (elsewhere the knob is ignored), with and without a QKV bias
 // (Qwen2 shape), and with many items a block (CudaKnobs.prefillBlocks).
+// CudaKnobs.fp8PrefillValues (on by default with FP8 scores) puts P V on E4M3 tensor cores too: P times 256 rounded
+// to E4M3, V's cached bytes transposed in shared memory, the k order of each 32 positions permuted
+// alike in both (attention_sm90_tiles.cuh). A wrong transpose or permutation pairs P with the wrong
+// V rows, far outside any rounding bound. Rounding P as the cache rounds V should cost about what
+// V's rounding costs, so the bound, set before any GPU run: at most twice the E4M3 cache's own
+// error beside FP8 scores, nonzero against FP8 scores alone, and the same bits however the items
+// fall to blocks.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -43,7 +50,7 @@ for (const { name, source } of SOURCES)
   describe(`FP8 scores in the prefill kernel (${name}, KV fp8)`, { skip }, () => {
     test('cost no more than the E4M3 cache itself, and differ from the f16 path', { timeout: 120_000 }, async () => {
       const [f16, fp8, fp8Walking] = await prefillLogitsByKnobs(source, 'fp8',
-        [{ fp8PrefillScores: false }, { fp8PrefillScores: true }, { fp8PrefillScores: true, prefillBlocks: 3 }]);
+        [{ fp8PrefillScores: false }, { fp8PrefillScores: true, fp8PrefillValues: false }, { fp8PrefillScores: true, fp8PrefillValues: false, prefillBlocks: 3 }]);
       const [bf16Cache] = await prefillLogitsByKnobs(source, 'auto', [{}]);
       const vocab = HEAD_DIM_128.vocab_size;
       f16.forEach((reference, i) => {
@@ -55,6 +62,24 @@ for (const { name, source } of SOURCES)
         assert.ok(error <= cacheError, `step ${i}: FP8 scores moved the logits by ${error.toFixed(4)}, the E4M3 cache by ${cacheError.toFixed(4)}`);
         // How the items fall to blocks never changes a row's arithmetic.
         assert.deepEqual(Array.from(fp8Walking[i]), Array.from(fp8[i]), `step ${i}: prefillBlocks 3`);
+      });
+    });
+
+    test('with FP8 values: within twice the E4M3 cache\'s error, and differ from FP8 scores alone', { timeout: 120_000 }, async () => {
+      const [f16, scores, values, valuesWalking] = await prefillLogitsByKnobs(source, 'fp8',
+        [{ fp8PrefillScores: false }, { fp8PrefillScores: true, fp8PrefillValues: false }, { fp8PrefillScores: true, fp8PrefillValues: true },
+          { fp8PrefillScores: true, fp8PrefillValues: true, prefillBlocks: 3 }]);
+      const [bf16Cache] = await prefillLogitsByKnobs(source, 'auto', [{}]);
+      const vocab = HEAD_DIM_128.vocab_size;
+      f16.forEach((reference, i) => {
+        assert.ok(values[i].every(Number.isFinite), `step ${i}: finite logits`);
+        const error = relativeError(values[i], reference, vocab);
+        const cacheError = relativeError(reference, bf16Cache[i], vocab);
+        const againstScores = relativeError(values[i], scores[i], vocab);
+        console.log(`${name} step ${i}: FP8 values ${error.toFixed(4)} (against FP8 scores alone ${againstScores.toFixed(4)}), the E4M3 cache ${cacheError.toFixed(4)}`);
+        assert.ok(againstScores > 0, `step ${i}: FP8 values gave FP8 scores' bits (did the knob reach the kernel?)`);
+        assert.ok(error <= 2 * cacheError, `step ${i}: FP8 values moved the logits by ${error.toFixed(4)}, the E4M3 cache by ${cacheError.toFixed(4)}`);
+        assert.deepEqual(Array.from(valuesWalking[i]), Array.from(values[i]), `step ${i}: prefillBlocks 3`);
       });
     });
   });
