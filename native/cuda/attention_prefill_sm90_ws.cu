@@ -22,6 +22,11 @@
 // 2048/128: +0.9% (seventeenth session). On by default (eighteenth session), as vLLM's and
 // TensorRT-LLM's FP8 attention quantize q for an FP8 cache: on a trained head_dim-128 model
 // (bench/fp8-scores-accuracy.ts) it moved perplexity +0.10% over the E4M3 cache's own +0.21%.
+//
+// FP8V (CudaKnobs.fp8PrefillValues, with FP8S): P V on E4M3 tensor cores too, P rounded from the
+// consumers' registers and V's cached bytes transposed by the producer instead of widened
+// (attention_sm90_tiles.cuh: TransposePlan, rescale_and_pack_e4m3). H200, 2048/128: +0.6%; on the
+// trained head_dim-128 model +0.03% perplexity over FP8 scores alone (twentieth session).
 #include <algorithm>
 #include <climits>
 #include <type_traits>
