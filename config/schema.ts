@@ -87,7 +87,7 @@ export const ConfigSchema = z
       .describe('cuda: the prefill and decode attention kernels (--no-fast-attention: the general kernel for every row, the reference the tests hold them to)'),
     fp8PrefillScores: bool
       .default(RUNTIME_DEFAULTS.cuda.fp8PrefillScores)
-      .describe("cuda, an fp8 KV cache at head_dim 128: prompt rows' Q K^T on FP8 tensor cores, q rounded to E4M3 with a scale a row, as vLLM's and TensorRT-LLM's FP8 attention do (--no-fp8-prefill-scores: f16 scores from the widened cache; slower, a little closer to a bf16 cache)"),
+      .describe("cuda, an fp8 KV cache at head_dim 128: prompt rows' Q K^T on FP8 tensor cores, q rounded to E4M3 with a scale a row, as vLLM's and TensorRT-LLM's FP8 attention do (--no-fp8-prefill-scores: f16 scores and P V from the widened cache; slower, a little closer to a bf16 cache)"),
     fp8PrefillValues: bool
       .default(RUNTIME_DEFAULTS.cuda.fp8PrefillValues)
       .describe("cuda, with --fp8-prefill-scores: prompt rows' P V on FP8 tensor cores too, P rounded to E4M3 and V the cache's bytes, as TensorRT-LLM's FP8 context attention (--no-fp8-prefill-values: P V in f16 from the widened cache)"),

@@ -71,7 +71,8 @@ struct GpuOptions {
   int max_num_seqs = 0;
   bool dummy = false;                  // random weights of the config's shape
   uint64_t dummy_seed = 0;
-  // Knobs (config: --batch-invariant, --cuda-graphs, --pdl, --fused-gemv, --fast-attention, --profile).
+  // Knobs (config: --batch-invariant, --cuda-graphs, --pdl, --fused-gemv, --fast-attention, --fp8-prefill-scores,
+  // --fp8-prefill-values, --residual-in-gemm, --profile).
   bool batch_invariant = true;         // no few-row path; the decode kernel for every decode step
   bool cuda_graphs = true;             // decode steps replayed from captured graphs
   bool pdl = true;                     // programmatic dependent launch (sm_90)
@@ -97,7 +98,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights, BackendInfo) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 18;
+constexpr int kBackendAbiVersion = 19;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

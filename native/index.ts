@@ -61,7 +61,7 @@ export interface CudaKnobs {
   overlapDecodeAttention: boolean;
   /** Prompt rows' q turned by RoPE inside the prefill kernel, from the QKV projection's bf16 output (8 bytes a q value fewer through memory: the RoPE kernel reads none and writes no float32 for the kernel to read back; the same bits, on by default; not GPT-J). */
   prefillRopeQ: boolean;
-  /** Prompt rows' Q K^T on E4M3 tensor cores: the cache's E4M3 K as it is and q rounded to E4M3 with a scale a row, as TensorRT-LLM's FP8 context attention does (P V stays f16). Needs an fp8 KV cache, head_dim 128 and the warp-specialized kernel; ignored elsewhere. Other bits than the f16 path; on by default, as vLLM's and TensorRT-LLM's FP8 attention quantize q for an FP8 cache. */
+  /** Prompt rows' Q K^T on E4M3 tensor cores: the cache's E4M3 K as it is and q rounded to E4M3 with a scale a row, as TensorRT-LLM's FP8 context attention does (P V in f16 unless fp8PrefillValues). Needs an fp8 KV cache, head_dim 128 and the warp-specialized kernel; ignored elsewhere. Other bits than the f16 path; on by default, as vLLM's and TensorRT-LLM's FP8 attention quantize q for an FP8 cache. */
   fp8PrefillScores: boolean;
   /** With fp8PrefillScores: prompt rows' P V on E4M3 tensor cores too, as FlashAttention-3's FP8 path: P times 256 rounded to E4M3, V the cache's bytes transposed in shared memory by the producer warps (instead of widened to f16). Other bits; on by default (H200, 2048/128 +0.6%; on a trained head_dim-128 model +0.03% perplexity and 98.8% top-1 agreement against FP8 scores alone), as TensorRT-LLM's FP8 context attention and FlashAttention-3's FP8 path run both products in FP8. */
   fp8PrefillValues: boolean;

@@ -134,7 +134,9 @@ void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
 // The default where the prefill kernel turns q itself (GpuOptions::warp_specialized_prefill).
 // fp8_scores (where prefill_fp8_scores_supports()): Q K^T on E4M3 tensor cores, the cache's K bytes
 // as they are and q rounded to E4M3 with a scale a row (TensorRT-LLM's FP8 context attention does
-// the same); P V stays f16. Not the same bits as the other kernels: a knob, off by default.
+// the same). fp8_values (needs fp8_scores): P V on E4M3 tensor cores too, P rounded to E4M3 and V
+// the cache's bytes transposed in shared memory. Not the same bits as the other kernels; both knobs
+// on by default (GpuOptions::fp8_prefill_scores, fp8_prefill_values).
 bool prefill_fp8_scores_supports(int head_dim, KvType kv);
 void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, cudaStream_t s);
 

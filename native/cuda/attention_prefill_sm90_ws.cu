@@ -155,7 +155,7 @@ struct Pending {
 // the phase before (a fresh barrier's "previous phase" has completed, so its first pass through the
 // ring does not block).
 // FP8S: K goes straight into its slot (so the producer waits for the slot before the copies, as
-// for bf16) and only V is widened.
+// for bf16) and only V is widened (FP8V: transposed).
 template <int D, KvType KV, bool FP8S, bool FP8V>
 __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems bi, unsigned char* slots, unsigned char* raw,
                                              uint64_t* full, uint64_t* empty) {
@@ -214,7 +214,7 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
       // tile g + A - kSlots's P V, in the consumers' iteration g + A - kSlots + 1 <= g - 3, so the
       // consumers run kSlots - A - 1 tiles ahead of that wait rather than on its heels.
       widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
-      fence_proxy_async_shared();  // the widened V and this thread's K copies, before the wgmma that read them
+      fence_proxy_async_shared();  // the widened (FP8V: transposed) V and this thread's K copies, before the wgmma that read them
       mbarrier_arrive(&full[g % S::kSlots]);
       copy_next(copy_tile);
     }
@@ -395,7 +395,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       else rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
     }
     g += tiles_total;
-    finish_rows<D, KV, S::kKBytes, PK>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+    finish_rows<D, KV, S::kKBytes, FP8V>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
     mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
     if (next < 0) break;
     cp_async_wait<0>();  // this thread's copies of the next item's rows; the barrier: everyone's

@@ -7,7 +7,8 @@
 // cache is copied into it directly. StagePlan and WidenPlan are one thread's share of THREADS
 // staging and widening a tile; the functions after them are a consumer warp's steps on a tile (its
 // 16 of a warpgroup's 64 query rows), which both kernels take in the same order, and the launch
-// by head size and cache type both share.
+// by head size and cache type both share. With FP8 values (the warp-specialized kernel's FP8V) V
+// goes into the slot transposed instead, as unswizzled K-major core matrices (TransposePlan).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -202,9 +203,10 @@ constexpr int kVtStride = 4 * kVtLeading;  // 8 dims on: a tile's 64 positions a
 // (one a position; a warp reads a row's 32 consecutive words: no bank conflicts), transposes them
 // with byte permutes, and writes each dim's 16 bytes; lanes start at different dims of their four
 // ((s + w / 2) % 4 at store s) so that each 8-lane phase writes 8 distinct 16-byte bank groups.
-template <int THREADS>
+template <int THREADS, int D = 128>
 struct TransposePlan {
   static_assert(THREADS == 128, "four warps, one k block each");
+  static_assert(kTile == 64 && D == 128, "a 64-position tile (four k blocks) of 128-byte rows (32 lanes x 4 dims)");
   uint32_t read;      // byte offset of position 16 kb's word w in the raw tile
   uint32_t write[4];  // byte offset in V^T of store s's dim
   uint32_t select[4]; // byte_perm selector: byte (dim of store s) of two words
@@ -355,11 +357,12 @@ __device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], ui
 
 // After the tile loop: the last tile's P V (at shared address `last`; none without tiles), then the
 // warp's rows of O into a.out (store_prefill_rows).
-// PK: P's k-steps a tile (kTile / 16; kTile / 32 with FP8 values, whose row sums then take kPScale).
-template <int D, KvType KV, int V_AT = Sm90Tile<D, KV>::kMatBytes, int PK = kTile / 16>
-__device__ __forceinline__ void finish_rows(float (&acc)[D / 8][4], const uint32_t (&pf)[PK][4], float (&l)[2], int tiles_total,
-                                            uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
-  constexpr bool kFp8Values = PK == kTile / 32;
+// FP8V: P as E4M3 (kTile / 32 k-steps a tile, else kTile / 16), and the row sums take kPScale.
+template <int D, KvType KV, int V_AT = Sm90Tile<D, KV>::kMatBytes, bool FP8V = false>
+__device__ __forceinline__ void finish_rows(float (&acc)[D / 8][4], const uint32_t (&pf)[FP8V ? kTile / 32 : kTile / 16][4], float (&l)[2],
+                                            int tiles_total, uint32_t last, const AttentionArgs& a, int first, int count, int group,
+                                            int kvh, int lane) {
+  constexpr bool kFp8Values = FP8V;
   if (tiles_total > 0) {
     wgmma_fence();
     if constexpr (kFp8Values) issue_values_e4m3<D, V_AT>(acc, pf, last);

@@ -147,7 +147,7 @@ __device__ __forceinline__ void wgmma_m64n64k32_e4m3(float (&d)[8][4], const uin
 // The same at N = 128 (the prefill kernel's P V with FP8 values: P as E4M3 A fragments, V^T K-major).
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[16][4], const uint32_t (&a)[4], uint64_t desc, bool accumulate) {
 #if TACHYON_WGMMA
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " TACHYON_WGMMA_N128_PRED ", 0;\n"
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
                "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
                "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, "

@@ -114,6 +114,7 @@ test('every boolean setting may stand alone or be negated: the CUDA knobs too', 
   assert.equal(loadConfig([], { TACHYON_FP8_PREFILL_SCORES: 'false' }).config.fp8PrefillScores, false);
   assert.equal(loadConfig([], {}).config.residualInGemm, true);
   assert.equal(loadConfig([], {}).config.fp8PrefillValues, true);
+  assert.equal(loadConfig([], { TACHYON_FP8_PREFILL_VALUES: '0' }).config.fp8PrefillValues, false);
   assert.equal(loadConfig([], { TACHYON_RESIDUAL_IN_GEMM: 'false' }).config.residualInGemm, false);
   assert.equal(loadConfig([], {}).config.batchInvariant, true, 'batch invariance is on by default');
   assert.equal(loadConfig([], { TACHYON_BATCH_INVARIANT: '0' }).config.batchInvariant, false);

@@ -1,6 +1,6 @@
 // CudaKnobs.fp8PrefillScores (on by default): the warp-specialized prefill kernel multiplies prompt rows' Q K^T on
 // E4M3 tensor cores (the cache's E4M3 K bytes as they are, q rounded to E4M3 with a scale a row, as
-// TensorRT-LLM's FP8 context attention does; P V stays f16). Other bits than the f16 path by design,
+// TensorRT-LLM's FP8 context attention does; P V in f16 here: fp8PrefillValues false). Other bits than the f16 path by design,
 // so the logits are held close to it, not equal. For each step of helpers/prefill-steps.ts (whole
 // prompts of 1-300 tokens, a prompt continued in chunks after cached context), the difference's L2
 // norm against the f16 path's logits (relative to their spread about their row means) must not

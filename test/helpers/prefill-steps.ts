@@ -3,8 +3,9 @@
 // (one to five 64-position tiles, query tiles cut mid-prompt; the 1-token one counts as generated),
 // then a 600-token prompt in chunks of 250, 1 and 349 after its cached start (rows whose tiles
 // reach back), then whatever else a test steps; every step's logits returned. The f16 scores unless
-// a setting asks for FP8 ones (CudaKnobs.fp8PrefillScores, on by default, other bits by design): the
-// knob tests compare kernels that compute the same f16 arithmetic.
+// a setting asks for FP8 ones (CudaKnobs.fp8PrefillScores, on by default, other bits by design; a
+// setting of fp8PrefillScores true alone also gets FP8 P V, CudaKnobs.fp8PrefillValues, on by
+// default): the knob tests compare kernels that compute the same f16 arithmetic.
 import assert from 'node:assert/strict';
 
 import { Runtime, type CudaKnobs, type RuntimeOptions } from '../../native/index.js';
