@@ -37,6 +37,8 @@ test('FP8 agrees with BF16 on the default model', { skip }, async () => {
   const bf16 = await teacherForced('bf16', tokens);
   const fp8 = await teacherForced('fp8', tokens, DEFAULT_MODEL_DIR, true);
   assert.equal(fp8.info.weightDtype, 'fp8');
+  // H200: 97.12% top-1, +0.36% perplexity since residualInGemm became the default (97.46%, +0.40%
+  // before); the same bits every run. residual-in-gemm.test.ts holds that knob to the knob off.
   compare('fp8 (quantized at load)', bf16, fp8);
   // Three tokens a step on the few-row path: weight-only FP8 arithmetic, norm kernel beside the GEMVs.
   compare('fp8 few-row path', bf16, await teacherForced('fp8', tokens));
