@@ -25,7 +25,7 @@
 //
 // FP8V (CudaKnobs.fp8PrefillValues, with FP8S): P V on E4M3 tensor cores too, P rounded from the
 // consumers' registers and V's cached bytes transposed by the producer instead of widened
-// (attention_sm90_tiles.cuh: TransposePlan, rescale_and_pack_e4m3). H200, 2048/128: +0.6%; on the
+// (attention_sm90_fp8_values.cuh). H200, 2048/128: +0.6%; on the
 // trained head_dim-128 model +0.03% perplexity over FP8 scores alone (twentieth session).
 #include <algorithm>
 #include <climits>
@@ -33,6 +33,7 @@
 
 #include "cuda/attention.h"
 #include "cuda/attention_parts.cuh"
+#include "cuda/attention_sm90_fp8_values.cuh"
 #include "cuda/attention_sm90_tiles.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
@@ -395,7 +396,10 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       else rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
     }
     g += tiles_total;
-    finish_rows<D, KV, S::kKBytes, FP8V>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+    if constexpr (FP8V)
+      finish_rows_e4m3<D, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+    else
+      finish_rows<D, KV, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
     mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
     if (next < 0) break;
     cp_async_wait<0>();  // this thread's copies of the next item's rows; the barrier: everyone's

@@ -7,8 +7,8 @@
 // cache is copied into it directly. StagePlan and WidenPlan are one thread's share of THREADS
 // staging and widening a tile; the functions after them are a consumer warp's steps on a tile (its
 // 16 of a warpgroup's 64 query rows), which both kernels take in the same order, and the launch
-// by head size and cache type both share. With FP8 values (the warp-specialized kernel's FP8V) V
-// goes into the slot transposed instead, as unswizzled K-major core matrices (TransposePlan).
+// by head size and cache type both share. FP8 values (E4M3 P V) take V transposed instead:
+// attention_sm90_fp8_values.cuh.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -186,64 +186,6 @@ struct WidenPlan {
   }
 };
 
-// FP8 values (CudaKnobs.fp8PrefillValues, E4M3 cache at D = 128): O += P V with P rounded to E4M3
-// and V's cached bytes as they are. 8-bit wgmma reads B only K-major, so V goes in transposed: V^T
-// (D rows of the tile's 64 positions) as core matrices of 8 dims x 16 positions, 128 contiguous
-// bytes each, kVtLeading bytes apart along the positions and kVtStride along the dims. P's A
-// fragment (mma.m16n8k32's: thread lane % 4 = t holds k 4t .. 4t + 3 and 16 + 4t .. 16 + 4t + 3 of
-// a k-step of 32) is not where the scores' accumulators leave it (t holds positions 8j + 2t and
-// + 1 of each 8-position score tile j), so rather than move P between threads the k order of a
-// k-step is permuted: k = 16h + 4t + u stands for position 16h + 8 (u >> 1) + 2t + (u & 1), in P's
-// fragment and in V^T's rows alike (a sum over k does not care in which order it meets its terms).
-constexpr int kVtLeading = 128;            // 16 positions on: the next core matrix along k
-constexpr int kVtStride = 4 * kVtLeading;  // 8 dims on: a tile's 64 positions are 4 core matrices
-
-// One thread's share of transposing a raw E4M3 V tile (64 positions x 128 bytes, unpadded rows)
-// into V^T: warp kb takes k block kb (16 positions), lane w dims 4w .. 4w + 3. It reads 16 words
-// (one a position; a warp reads a row's 32 consecutive words: no bank conflicts), transposes them
-// with byte permutes, and writes each dim's 16 bytes; lanes start at different dims of their four
-// ((s + w / 2) % 4 at store s) so that each 8-lane phase writes 8 distinct 16-byte bank groups.
-template <int THREADS, int D = 128>
-struct TransposePlan {
-  static_assert(THREADS == 128, "four warps, one k block each");
-  static_assert(kTile == 64 && D == 128, "a 64-position tile (four k blocks) of 128-byte rows (32 lanes x 4 dims)");
-  uint32_t read;      // byte offset of position 16 kb's word w in the raw tile
-  uint32_t write[4];  // byte offset in V^T of store s's dim
-  uint32_t select[4]; // byte_perm selector: byte (dim of store s) of two words
-
-  __device__ __forceinline__ TransposePlan(int tid) {
-    const int kb = tid / 32, w = tid % 32;
-    read = static_cast<uint32_t>(16 * kb * 128 + 4 * w);
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const int i = (s + (w >> 1)) & 3, n = 4 * w + i;
-      write[s] = static_cast<uint32_t>((n / 8) * kVtStride + kb * kVtLeading + (n % 8) * 16);
-      select[s] = static_cast<uint32_t>(i | ((4 + i) << 4));
-    }
-  }
-
-  __device__ __forceinline__ void run(const unsigned char* stage, unsigned char* out) const {
-    uint32_t x[16];  // positions 16 kb + q, dims 4w .. 4w + 3
-#pragma unroll
-    for (int q = 0; q < 16; ++q) x[q] = *reinterpret_cast<const uint32_t*>(stage + read + q * 128);
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      uint32_t o[4];  // k 4m .. 4m + 3 of the dim: positions 2m, 2m + 1, 8 + 2m, 9 + 2m
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        const uint32_t lo = __byte_perm(x[2 * m], x[2 * m + 1], select[s]);
-        const uint32_t hi = __byte_perm(x[8 + 2 * m], x[9 + 2 * m], select[s]);
-        o[m] = __byte_perm(lo, hi, 0x5410);
-      }
-      *reinterpret_cast<uint4*>(out + write[s]) = make_uint4(o[0], o[1], o[2], o[3]);
-    }
-  }
-};
-
-// P's scale as E4M3: P <= 1, so 256 P stays below E4M3's 448 and keeps 2^-17 before it flushes to
-// zero (2^-9 unscaled); the row sums take the same factor before the division (finish_rows).
-constexpr float kPScale = 256.0f;
-
 // S = Q K^T of the tile at shared address `tile`: k-step kc reads dims 16 kc .. 16 kc + 15, 32
 // bytes into its half's atom rows. One wgmma group.
 template <int D, bool F16>
@@ -280,17 +222,6 @@ __device__ __forceinline__ void issue_values(float (&acc)[D / 8][4], const uint3
   wgmma_commit();
 }
 
-// O += P V with FP8 values: P as E4M3 A fragments (rescale_and_pack_e4m3), V^T at `tile` + V_AT;
-// k-step c reads positions 32 c .. 32 c + 31 (two core matrices along k). One wgmma group.
-template <int D, int V_AT>
-__device__ __forceinline__ void issue_values_e4m3(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 32][4], uint32_t tile) {
-  static_assert(D == 128, "FP8 values at head_dim 128");
-#pragma unroll
-  for (int c = 0; c < kTile / 32; ++c)
-    wgmma_m64n128k32_e4m3(acc, pf[c], interleave_desc(tile + V_AT + c * 2 * kVtLeading, kVtLeading, kVtStride), true);
-  wgmma_commit();
-}
-
 // Tile i's scores into probabilities: the causal mask on the raw scores (only where the tile reaches
 // past the warp's first position), then the online softmax, which sets corr.
 __device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i, int first_pos, const int (&row_pos)[2], int lane,
@@ -307,19 +238,24 @@ __device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i
   online_softmax_tile(s, m, l, scale_log2, corr);
 }
 
-// Once the tile before's P V has run: O takes corr, and P becomes the A fragments of the next
-// P V, 16 positions (score tiles 2c, 2c + 1) a k-step; zeros for a tile past the warpgroup's last
-// row (live false). Once a row's maximum settles its corr is exactly 1: the warp skips the D / 2
-// multiplies a thread when no row of its 16 moved (the same bits: x * 1 = x).
-template <int D, bool F16>
-__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
-                                                 const float (&corr)[2], bool live) {
+// O takes corr once the tile before's P V has run. Once a row's maximum settles its corr is exactly
+// 1: the warp skips the D / 2 multiplies a thread when no row of its 16 moved (the same bits: x * 1 = x).
+template <int D>
+__device__ __forceinline__ void rescale_output(float (&acc)[D / 8][4], const float (&corr)[2]) {
   if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
 #pragma unroll
     for (int dn = 0; dn < D / 8; ++dn)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
   }
+}
+
+// Then P becomes the A fragments of the next P V, 16 positions (score tiles 2c, 2c + 1) a k-step;
+// zeros for a tile past the warpgroup's last row (live false).
+template <int D, bool F16>
+__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
+                                                 const float (&corr)[2], bool live) {
+  rescale_output<D>(acc, corr);
 #pragma unroll
   for (int c = 0; c < kTile / 16; ++c) {
     pf[c][0] = live ? pack16<F16>(s[2 * c][0], s[2 * c][1]) : 0u;
@@ -329,53 +265,26 @@ __device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_
   }
 }
 
-// rescale_and_pack for FP8 values: P times kPScale rounded to E4M3, four positions a register in
-// TransposePlan's k order (register 0: row lane / 4, positions 2t, 2t + 1 of score tiles 4c and
-// 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3).
-template <int D>
-__device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4],
-                                                      const float (&corr)[2], bool live) {
-  if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
-#pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[dn][e] *= corr[e >> 1];
-  }
-  auto pack = [](float a, float b, float c, float d) {
-    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a * kPScale, b * kPScale), __NV_SATFINITE, __NV_E4M3);
-    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c * kPScale, d * kPScale), __NV_SATFINITE, __NV_E4M3);
-    return static_cast<uint32_t>(p0) | (static_cast<uint32_t>(p1) << 16);
-  };
-#pragma unroll
-  for (int c = 0; c < kTile / 32; ++c)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int j = 4 * c + 2 * (i >> 1), e = 2 * (i & 1);
-      pf[c][i] = live ? pack(s[j][e], s[j][e + 1], s[j + 1][e], s[j + 1][e + 1]) : 0u;
-    }
-}
-
-// After the tile loop: the last tile's P V (at shared address `last`; none without tiles), then the
-// warp's rows of O into a.out (store_prefill_rows).
-// FP8V: P as E4M3 (kTile / 32 k-steps a tile, else kTile / 16), and the row sums take kPScale.
-template <int D, KvType KV, int V_AT = Sm90Tile<D, KV>::kMatBytes, bool FP8V = false>
-__device__ __forceinline__ void finish_rows(float (&acc)[D / 8][4], const uint32_t (&pf)[FP8V ? kTile / 32 : kTile / 16][4], float (&l)[2],
-                                            int tiles_total, uint32_t last, const AttentionArgs& a, int first, int count, int group,
-                                            int kvh, int lane) {
-  constexpr bool kFp8Values = FP8V;
+// After the tile loop: the last tile's P V (issue_last issues its wgmma group, only where the item
+// had tiles), then the warp's rows of O into a.out (store_prefill_rows).
+template <int D, KvType KV, typename IssueLast>
+__device__ __forceinline__ void finish_rows_with(float (&acc)[D / 8][4], float (&l)[2], int tiles_total, IssueLast&& issue_last,
+                                                 const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
   if (tiles_total > 0) {
     wgmma_fence();
-    if constexpr (kFp8Values) issue_values_e4m3<D, V_AT>(acc, pf, last);
-    else issue_values<D, KV, V_AT>(acc, pf, last);
+    issue_last();
   }
   wgmma_wait<0>();  // the last tile's P V
   wgmma_fence_operands(acc);
   if (count == 0) return;
-  if constexpr (kFp8Values) {
-    l[0] *= kPScale;  // exact: a power of two
-    l[1] *= kPScale;
-  }
   store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
+}
+
+// The same with the last tile at shared address `last` (none without tiles).
+template <int D, KvType KV, int V_AT = Sm90Tile<D, KV>::kMatBytes>
+__device__ __forceinline__ void finish_rows(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 16][4], float (&l)[2], int tiles_total,
+                                            uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
+  finish_rows_with<D, KV>(acc, l, tiles_total, [&] { issue_values<D, KV, V_AT>(acc, pf, last); }, a, first, count, group, kvh, lane);
 }
 
 // launch(D, KV, scale_log2) for a's head size (64 or 128, as std::integral_constant) and cache type;
