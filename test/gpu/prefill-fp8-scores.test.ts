@@ -13,7 +13,7 @@
 // (Qwen2 shape), and with many items a block (CudaKnobs.prefillBlocks).
 // CudaKnobs.fp8PrefillValues (on by default with FP8 scores) puts P V on E4M3 tensor cores too: P times 256 rounded
 // to E4M3, V's cached bytes transposed in shared memory, the k order of each 32 positions permuted
-// alike in both (attention_sm90_tiles.cuh). A wrong transpose or permutation pairs P with the wrong
+// alike in both (attention_sm90_fp8_values.cuh). A wrong transpose or permutation pairs P with the wrong
 // V rows, far outside any rounding bound. Rounding P as the cache rounds V should cost about what
 // V's rounding costs, so the bound, set before any GPU run: at most twice the E4M3 cache's own
 // error beside FP8 scores, nonzero against FP8 scores alone, and the same bits however the items
@@ -46,40 +46,53 @@ function relativeError(a: Float32Array, b: Float32Array, vocab: number): number 
   return Math.sqrt(diff / spread);
 }
 
+interface Logits {
+  f16: Float32Array[]; scores: Float32Array[]; scoresWalking: Float32Array[]; values: Float32Array[]; valuesWalking: Float32Array[];
+  bf16Cache: Float32Array[];
+}
+
+/** Every setting's logits for one model, step by step: the f16 path, FP8 scores alone, with FP8 values, each FP8 form also walked by 3 blocks, and the f16 path on a bf16 cache. */
+async function loadLogits(source: Partial<RuntimeOptions>): Promise<Logits> {
+  const scoresAlone = { fp8PrefillScores: true, fp8PrefillValues: false };
+  const withValues = { fp8PrefillScores: true, fp8PrefillValues: true };
+  const [f16, scores, scoresWalking, values, valuesWalking] = await prefillLogitsByKnobs(source, 'fp8',
+    [{ fp8PrefillScores: false }, scoresAlone, { ...scoresAlone, prefillBlocks: 3 }, withValues, { ...withValues, prefillBlocks: 3 }]);
+  const [bf16Cache] = await prefillLogitsByKnobs(source, 'auto', [{}]);
+  return { f16, scores, scoresWalking, values, valuesWalking, bf16Cache };
+}
+
+/**
+ * Step by step: `ours` finite, apart from `distinct` (the knob reached the kernel), its move from the f16 path at most
+ * `times` the E4M3 cache's own move from a bf16 cache, and the same bits walked by 3 blocks (how the items fall to
+ * blocks never changes a row's arithmetic).
+ */
+function holdToCache(label: string, l: Logits, ours: Float32Array[], walking: Float32Array[], distinct: Float32Array[], times: number) {
+  const vocab = HEAD_DIM_128.vocab_size;
+  l.f16.forEach((reference, i) => {
+    assert.ok(ours[i].every(Number.isFinite), `step ${i}: finite logits`);
+    const error = relativeError(ours[i], reference, vocab);
+    const cacheError = relativeError(reference, l.bf16Cache[i], vocab);
+    const apart = relativeError(ours[i], distinct[i], vocab);
+    console.log(`${label} step ${i}: ${error.toFixed(4)} (apart ${apart.toFixed(4)}), the E4M3 cache ${cacheError.toFixed(4)}`);
+    assert.ok(apart > 0, `step ${i}: ${label} gave the bits it must differ from (did the knob reach the kernel?)`);
+    assert.ok(error <= times * cacheError, `step ${i}: ${label} moved the logits by ${error.toFixed(4)}, the E4M3 cache by ${cacheError.toFixed(4)}`);
+    assert.deepEqual(Array.from(walking[i]), Array.from(ours[i]), `step ${i}: prefillBlocks 3`);
+  });
+}
+
 for (const { name, source } of SOURCES)
   describe(`FP8 scores in the prefill kernel (${name}, KV fp8)`, { skip }, () => {
+    // Loaded by whichever test runs first, once for both.
+    let loaded: Promise<Logits> | undefined;
+    const logits = () => (loaded ??= loadLogits(source));
+
     test('cost no more than the E4M3 cache itself, and differ from the f16 path', { timeout: 120_000 }, async () => {
-      const [f16, fp8, fp8Walking] = await prefillLogitsByKnobs(source, 'fp8',
-        [{ fp8PrefillScores: false }, { fp8PrefillScores: true, fp8PrefillValues: false }, { fp8PrefillScores: true, fp8PrefillValues: false, prefillBlocks: 3 }]);
-      const [bf16Cache] = await prefillLogitsByKnobs(source, 'auto', [{}]);
-      const vocab = HEAD_DIM_128.vocab_size;
-      f16.forEach((reference, i) => {
-        assert.ok(fp8[i].every(Number.isFinite), `step ${i}: finite logits`);
-        const error = relativeError(fp8[i], reference, vocab);
-        const cacheError = relativeError(reference, bf16Cache[i], vocab);
-        console.log(`${name} step ${i}: FP8 scores ${error.toFixed(4)}, the E4M3 cache ${cacheError.toFixed(4)}`);
-        assert.ok(error > 0, `step ${i}: the FP8 path gave the f16 path's bits (did the knob reach the kernel?)`);
-        assert.ok(error <= cacheError, `step ${i}: FP8 scores moved the logits by ${error.toFixed(4)}, the E4M3 cache by ${cacheError.toFixed(4)}`);
-        // How the items fall to blocks never changes a row's arithmetic.
-        assert.deepEqual(Array.from(fp8Walking[i]), Array.from(fp8[i]), `step ${i}: prefillBlocks 3`);
-      });
+      const l = await logits();
+      holdToCache(`${name}, FP8 scores`, l, l.scores, l.scoresWalking, l.f16, 1);
     });
 
     test('with FP8 values: within twice the E4M3 cache\'s error, and differ from FP8 scores alone', { timeout: 120_000 }, async () => {
-      const [f16, scores, values, valuesWalking] = await prefillLogitsByKnobs(source, 'fp8',
-        [{ fp8PrefillScores: false }, { fp8PrefillScores: true, fp8PrefillValues: false }, { fp8PrefillScores: true, fp8PrefillValues: true },
-          { fp8PrefillScores: true, fp8PrefillValues: true, prefillBlocks: 3 }]);
-      const [bf16Cache] = await prefillLogitsByKnobs(source, 'auto', [{}]);
-      const vocab = HEAD_DIM_128.vocab_size;
-      f16.forEach((reference, i) => {
-        assert.ok(values[i].every(Number.isFinite), `step ${i}: finite logits`);
-        const error = relativeError(values[i], reference, vocab);
-        const cacheError = relativeError(reference, bf16Cache[i], vocab);
-        const againstScores = relativeError(values[i], scores[i], vocab);
-        console.log(`${name} step ${i}: FP8 values ${error.toFixed(4)} (against FP8 scores alone ${againstScores.toFixed(4)}), the E4M3 cache ${cacheError.toFixed(4)}`);
-        assert.ok(againstScores > 0, `step ${i}: FP8 values gave FP8 scores' bits (did the knob reach the kernel?)`);
-        assert.ok(error <= 2 * cacheError, `step ${i}: FP8 values moved the logits by ${error.toFixed(4)}, the E4M3 cache by ${cacheError.toFixed(4)}`);
-        assert.deepEqual(Array.from(valuesWalking[i]), Array.from(values[i]), `step ${i}: prefillBlocks 3`);
-      });
+      const l = await logits();
+      holdToCache(`${name}, FP8 values`, l, l.values, l.valuesWalking, l.scores, 2);
     });
   });
