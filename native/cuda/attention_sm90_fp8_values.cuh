@@ -41,7 +41,7 @@ struct TransposePlan {
 
   __device__ __forceinline__ TransposePlan(int tid) {
     const int kb = tid / 32, w = tid % 32;
-    read = static_cast<uint32_t>(16 * kb * 128 + 4 * w);
+    read = static_cast<uint32_t>(16 * kb * D + 4 * w);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
       const int i = (s + (w >> 1)) & 3, n = 4 * w + i;
@@ -53,7 +53,7 @@ struct TransposePlan {
   __device__ __forceinline__ void run(const unsigned char* stage, unsigned char* out) const {
     uint32_t x[16];  // positions 16 kb + q, dims 4w .. 4w + 3
 #pragma unroll
-    for (int q = 0; q < 16; ++q) x[q] = *reinterpret_cast<const uint32_t*>(stage + read + q * 128);
+    for (int q = 0; q < 16; ++q) x[q] = *reinterpret_cast<const uint32_t*>(stage + read + q * D);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
       uint32_t o[4];  // k 4m .. 4m + 3 of the dim: positions 2m, 2m + 1, 8 + 2m, 9 + 2m
