@@ -346,6 +346,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       turn_query_rows_e4m3<D>(a, q_rows, static_cast<size_t>(group) * D, 0, count, group, kvh, lane, row_pos, qf, q_scale);
     else
       turn_query_rows<D, F16>(a, q_rows, static_cast<size_t>(group) * D, 0, count, group, kvh, lane, row_pos, qf);
+    // The scores' scale into log2 units a row (FP8S: they come in units of q's row scale, > 0).
+    const float row_scale[2] = {q_scale[0] * scale_log2, q_scale[1] * scale_log2};
     // Every consumer has its rows: the next item's go into the stage while this one's tiles run.
     named_barrier_sync<kStageBarrier, kConsumerThreads>();
     if (next >= 0) stage_queries<D>(a, next_tile, next % a.kv_heads, group, staged_q, staged_pos);
@@ -380,14 +382,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       }
       wgmma_wait<1>();  // tile i's scores
       wgmma_fence_operands(s);
-      if constexpr (FP8S) {  // scores in units of q's row scale
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[j][e] *= q_scale[e >> 1];
-      }
       float corr[2] = {1.0f, 1.0f};
-      if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
+      if (needed(i)) mask_and_softmax<FP8V ? kPLog2 : 0>(s, i, first_pos, row_pos, lane, m, l, row_scale, corr, FP8V ? kPSlack : 0.0f);
       wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
       wgmma_fence_operands(acc);
       wgmma_fence_operands(pf);

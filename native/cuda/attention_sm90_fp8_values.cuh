@@ -68,9 +68,13 @@ struct TransposePlan {
   }
 };
 
-// P's scale as E4M3: P <= 1, so 256 P stays below E4M3's 448 and keeps 2^-17 before it flushes to
-// zero (2^-9 unscaled); the row sums take the same factor before the division (finish_rows_e4m3).
-constexpr float kPScale = 256.0f;
+// P's scale as E4M3, log2: the softmax's exponentials come out times 2^8 (online_softmax_tile's
+// P_LOG2, so no multiply a value), which keeps 2^-17 of the row's maximum before E4M3 flushes to
+// zero (2^-9 unscaled); the row sums carry the same factor, so the division removes it.
+constexpr int kPLog2 = 8;
+// How far past its maximum a row's scores may go before the maximum moves (online_softmax_tile's
+// slack, log2 units): P then reaches 2^(8 + 0.75), about 431, inside E4M3's 448.
+constexpr float kPSlack = 0.75f;
 
 // O += P V with FP8 values: P as E4M3 A fragments (rescale_and_pack_e4m3), V^T at `tile` + V_AT;
 // k-step c reads positions 32 c .. 32 c + 31 (two core matrices along k). One wgmma group.
@@ -83,7 +87,7 @@ __device__ __forceinline__ void issue_values_e4m3(float (&acc)[D / 8][4], const 
   wgmma_commit();
 }
 
-// rescale_and_pack for FP8 values: P times kPScale rounded to E4M3, four positions a register in
+// rescale_and_pack for FP8 values: P (already times 2^kPLog2) rounded to E4M3, four positions a register in
 // TransposePlan's k order (register 0: row lane / 4, positions 2t, 2t + 1 of score tiles 4c and
 // 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3).
 template <int D>
@@ -91,8 +95,8 @@ __device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], ui
                                                       const float (&corr)[2], bool live) {
   rescale_output<D>(acc, corr);
   auto pack = [](float a, float b, float c, float d) {
-    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a * kPScale, b * kPScale), __NV_SATFINITE, __NV_E4M3);
-    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c * kPScale, d * kPScale), __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
     return static_cast<uint32_t>(p0) | (static_cast<uint32_t>(p1) << 16);
   };
 #pragma unroll
@@ -104,13 +108,11 @@ __device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], ui
     }
 }
 
-// finish_rows for FP8 values: the row sums take P's kPScale (exact: a power of two) before the
-// division, then the last tile's P V from V^T at `last` + V_AT.
+// finish_rows for FP8 values: the last tile's P V from V^T at `last` + V_AT (the row sums already
+// carry P's 2^kPLog2).
 template <int D, int V_AT>
 __device__ __forceinline__ void finish_rows_e4m3(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 32][4], float (&l)[2], int tiles_total,
                                                  uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
-  l[0] *= kPScale;
-  l[1] *= kPScale;
   finish_rows_with<D, KvType::kE4M3>(acc, l, tiles_total, [&] { issue_values_e4m3<D, V_AT>(acc, pf, last); }, a, first, count, group,
                                      kvh, lane);
 }

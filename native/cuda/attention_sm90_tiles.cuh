@@ -61,6 +61,7 @@ struct StagePlan {
   struct Fetched {
     int tile;
     int32_t entry[kPerThread];  // table entry of each of this thread's rows' blocks
+    int32_t offset[kPerThread]; // and each row's position within its block
     bool valid[kPerThread];
     int32_t scale_entry;        // INT8: that of this thread's scale's position
     bool scale_valid;
@@ -86,8 +87,10 @@ struct StagePlan {
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
       const int p = i * kTile + row0 + k * kRowsPerPass;
+      const int b = kv_block_index(a, p);
       f.valid[k] = p <= last;
-      f.entry[k] = f.valid[k] ? table[kv_block_index(a, p)] : 0;
+      f.entry[k] = f.valid[k] ? table[b] : 0;
+      f.offset[k] = p - b * a.block_size;
     }
     if constexpr (kScales) {
       const int p = i * kTile + tid % kTile;
@@ -97,23 +100,30 @@ struct StagePlan {
     return f;
   }
 
+  // Row k's cache slot (block, KV head, offset) in 32 bits: a layer holds fewer than 2^32
+  // (allocate_kv_cache caps it), and 64-bit slot arithmetic was most of the producer's instructions
+  // a tile. The byte address is then one wide multiply-add on each cache's base.
+  __device__ __forceinline__ uint32_t slot(const AttentionArgs& a, const Fetched& f, int k, int kvh) const {
+    return (static_cast<uint32_t>(f.entry[k]) * static_cast<uint32_t>(a.kv_heads) + static_cast<uint32_t>(kvh)) *
+               static_cast<uint32_t>(a.block_size) + static_cast<uint32_t>(f.offset[k]);
+  }
+
   // The copies of a fetched tile into a stage; one cp.async group.
   __device__ __forceinline__ void copy(unsigned char* stage, const AttentionArgs& a, const Fetched& f, int kvh, int tid) const {
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k) + piece * 16;
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v) + piece * 16;
     constexpr int v_at = S::kBytes1 ? S::kRawTileBytes : S::kMatBytes;
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
-      const int p = f.tile * kTile + row0 + k * kRowsPerPass;
-      const size_t off = f.valid[k] ? kv_slot_of_entry(a, f.entry[k], kvh, p) * D * kEB + piece * 16 : 0;
+      const size_t off = f.valid[k] ? static_cast<size_t>(slot(a, f, k, kvh)) * (D * kEB) : 0;
       cp_async_16(stage + dst[k], kc + off, f.valid[k]);
       cp_async_16(stage + v_at + dst[k], vc + off, f.valid[k]);
     }
     if constexpr (kScales) {
       // Threads 0 to kTile - 1 the K scales of the tile's positions, the next kTile the V scales.
       if (tid < 2 * kTile) {
-        const size_t slot = f.scale_valid ? kv_slot_of_entry(a, f.scale_entry, kvh, f.tile * kTile + tid % kTile) : 0;
-        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, f.scale_valid);
+        const size_t scale_slot = f.scale_valid ? kv_slot_of_entry(a, f.scale_entry, kvh, f.tile * kTile + tid % kTile) : 0;
+        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + scale_slot, f.scale_valid);
       }
     }
     cp_async_commit();
@@ -125,12 +135,12 @@ struct StagePlan {
   __device__ __forceinline__ void copy_k_swizzled(unsigned char* k_tile, unsigned char* v_stage, const AttentionArgs& a,
                                                   const Fetched& f, int kvh) const {
     static_assert(KV == KvType::kE4M3 && D == 128, "an E4M3 row of 128 bytes is one swizzle atom row");
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k) + piece * 16;
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v) + piece * 16;
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
-      const int r = row0 + k * kRowsPerPass, p = f.tile * kTile + r;
-      const size_t off = f.valid[k] ? kv_slot_of_entry(a, f.entry[k], kvh, p) * D + piece * 16 : 0;
+      const int r = row0 + k * kRowsPerPass;
+      const size_t off = f.valid[k] ? static_cast<size_t>(slot(a, f, k, kvh)) * D : 0;
       cp_async_16(k_tile + r * kAtomRow + ((piece ^ (r & 7)) << 4), kc + off, f.valid[k]);
       cp_async_16(v_stage + dst[k], vc + off, f.valid[k]);
     }
@@ -223,9 +233,12 @@ __device__ __forceinline__ void issue_values(float (&acc)[D / 8][4], const uint3
 }
 
 // Tile i's scores into probabilities: the causal mask on the raw scores (only where the tile reaches
-// past the warp's first position), then the online softmax, which sets corr.
+// past the warp's first position), then the online softmax (row h's scores times scale[h] in log2
+// units; exponentials times 2^P_LOG2; m moves past `slack` only), which sets corr.
+template <int P_LOG2 = 0>
 __device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i, int first_pos, const int (&row_pos)[2], int lane,
-                                                 float (&m)[2], float (&l)[2], float scale_log2, float (&corr)[2]) {
+                                                 float (&m)[2], float (&l)[2], const float (&scale)[2], float (&corr)[2],
+                                                 float slack = 0.0f) {
   if (i * kTile + kTile - 1 > first_pos) {
 #pragma unroll
     for (int j = 0; j < kTile / 8; ++j)
@@ -235,7 +248,7 @@ __device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i
         s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
       }
   }
-  online_softmax_tile(s, m, l, scale_log2, corr);
+  online_softmax_tile<kTile / 8, P_LOG2>(s, m, l, scale, corr, slack);
 }
 
 // O takes corr once the tile before's P V has run. Once a row's maximum settles its corr is exactly

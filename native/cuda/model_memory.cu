@@ -65,7 +65,10 @@ void CudaModel::allocate_kv_cache() {
          " bytes and the memory fraction is ", options_.memory_fraction, " (one block needs ", per_block, " bytes)");
   if (blocks < 2) fail("the KV cache budget holds ", blocks, " blocks; at least 2 are needed (one is kept for padding)");
   // The last block takes the KV writes of padding rows in graph-replayed steps.
-  info_.num_blocks = static_cast<int>(std::min(blocks, 1.0e9)) - 1;
+  // A layer's (block, KV head, offset) slots stay below 2^32: the prefill kernels' copies index them
+  // in 32 bits (StagePlan). Never near it in practice (that would be terabytes for one layer).
+  const double slot_cap = std::floor(4294967295.0 / (static_cast<double>(c.num_kv_heads) * options_.block_size));
+  info_.num_blocks = static_cast<int>(std::min({blocks, 1.0e9, slot_cap})) - 1;
   scratch_block_ = info_.num_blocks;
   info_.block_size = options_.block_size;
   info_.bytes_per_block = per_block;
