@@ -10,6 +10,7 @@
 //   node dist/bench/attention-probe.js [--profile] [--shape NAME] [--prefill-len N] [--decode-seqs N --decode-context N --decode-output N]
 //     [--no-warp-specialized-prefill]  (prompt rows on attention_prefill_sm90.cu, not the default attention_prefill_sm90_ws.cu)
 //     [--decode-warps N]  (the decode kernel's warps a block forced: CudaKnobs.decodeWarps)
+//     [--prefill-pairs]  (the FP8-values prefill kernel two tiles an iteration: CudaKnobs.prefillPairs)
 //     [--max-num-seqs N]  (default --decode-seqs; the CUDA graphs' buckets stop there, so 512 replays
 //                          a 461-sequence step as the benchmark's 2048/2048 does, where 461 runs it eager)
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     'no-cuda-graphs': { type: 'boolean' },
     'no-warp-specialized-prefill': { type: 'boolean' },
     'decode-warps': { type: 'string' },
+    'prefill-pairs': { type: 'boolean' },
     'max-num-seqs': { type: 'string' },
     'decode-seqs': { type: 'string', default: '256' },
     'decode-context': { type: 'string', default: '832' },
@@ -58,6 +60,7 @@ const rt = await Runtime.load({
     cudaGraphs: !values['no-cuda-graphs'],
     warpSpecializedPrefill: values['no-warp-specialized-prefill'] ? false : undefined,
     decodeWarps: values['decode-warps'] ? Number(values['decode-warps']) : undefined,
+    prefillPairs: values['prefill-pairs'],
   },
 });
 let seed = 5;

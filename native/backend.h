@@ -72,7 +72,7 @@ struct GpuOptions {
   bool dummy = false;                  // random weights of the config's shape
   uint64_t dummy_seed = 0;
   // Knobs (config: --batch-invariant, --cuda-graphs, --pdl, --fused-gemv, --fast-attention, --fp8-prefill-scores,
-  // --fp8-prefill-values, --residual-in-gemm, --profile).
+  // --fp8-prefill-values, --prefill-pairs, --residual-in-gemm, --profile).
   bool batch_invariant = true;         // no few-row path; the decode kernel for every decode step
   bool cuda_graphs = true;             // decode steps replayed from captured graphs
   bool pdl = true;                     // programmatic dependent launch (sm_90)
@@ -86,6 +86,7 @@ struct GpuOptions {
   bool fp8_prefill_values = true;      // with fp8_prefill_scores: P V on E4M3 tensor cores too (P rounded to E4M3, V^T of the cached bytes); other bits
   bool bf16_residual = false;          // the batched path's residual stream in bf16, as transformers keeps it (half the norms' bytes); other bits
   bool residual_in_gemm = true;        // FP8: the O and down GEMMs add into the float32 residual stream in place (the norms read it only); other bits
+  bool prefill_pairs = false;          // with fp8_prefill_values: two K/V tiles a consumer iteration, leaner softmax (not yet measured); other bits
   int prefill_blocks = 0;              // the warp-specialized prefill kernel's blocks: 0 one an SM; else at most that many (tests, measuring; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };
@@ -98,7 +99,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights, BackendInfo) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 19;
+constexpr int kBackendAbiVersion = 20;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

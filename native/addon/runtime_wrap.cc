@@ -254,6 +254,7 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.prefill_rope_q = bool_field(o, "prefillRopeQ", gpu_.prefill_rope_q);
     gpu_.fp8_prefill_scores = bool_field(o, "fp8PrefillScores", gpu_.fp8_prefill_scores);
     gpu_.fp8_prefill_values = bool_field(o, "fp8PrefillValues", gpu_.fp8_prefill_values);
+    gpu_.prefill_pairs = bool_field(o, "prefillPairs", gpu_.prefill_pairs);
     gpu_.bf16_residual = bool_field(o, "bf16Residual", gpu_.bf16_residual);
     gpu_.residual_in_gemm = bool_field(o, "residualInGemm", gpu_.residual_in_gemm);
     if (o.Has("decodeWarps") && !o.Get("decodeWarps").IsUndefined()) {

@@ -136,9 +136,12 @@ void launch_prefill_attention_sm90(const AttentionArgs& a, cudaStream_t s);
 // as they are and q rounded to E4M3 with a scale a row (TensorRT-LLM's FP8 context attention does
 // the same). fp8_values (needs fp8_scores): P V on E4M3 tensor cores too, P rounded to E4M3 and V
 // the cache's bytes transposed in shared memory. Not the same bits as the other kernels; both knobs
-// on by default (GpuOptions::fp8_prefill_scores, fp8_prefill_values).
+// on by default (GpuOptions::fp8_prefill_scores, fp8_prefill_values). pairs (needs fp8_values): two
+// K/V tiles a consumer iteration with a leaner softmax (GpuOptions::prefill_pairs, off by default
+// until measured on a GPU).
 bool prefill_fp8_scores_supports(int head_dim, KvType kv);
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, cudaStream_t s);
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, bool pairs,
+                                      cudaStream_t s);
 
 // Steps of few tokens (the few-row path; attention_few.cu): each token's context is cut into
 // ranges of whole 32-position chunks that run in parallel blocks of four warps, and the last block

@@ -162,9 +162,8 @@ __device__ __forceinline__ void turn_query_rows_e4m3(const AttentionArgs& a, con
   for (int h = 0; h < 2; ++h) {
     peak[h] = fmaxf(peak[h], __shfl_xor_sync(0xffffffffu, peak[h], 1));
     peak[h] = fmaxf(peak[h], __shfl_xor_sync(0xffffffffu, peak[h], 2));
-    // (a peak below 448 x 2^-64 counts as zero: its scores are below any softmax's notice, and the
-    // scale stays far enough from float's least normal that times the softmax's it never flushes)
-    scale[h] = peak[h] > 448.0f * 0x1p-64f ? peak[h] / 448.0f : 1.0f;
+    // (a peak so small that peak / 448 flushes to zero counts as zero: its inverse would be inf)
+    scale[h] = peak[h] > 448.0f * 1.17549435e-38f ? peak[h] / 448.0f : 1.0f;
   }
   auto pack4 = [](const float (&v)[4], float inv) {
     const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(v[0] * inv, v[1] * inv), __NV_SATFINITE, __NV_E4M3);
@@ -216,43 +215,83 @@ __device__ __forceinline__ void load_query_rows(const AttentionArgs& a, int firs
     }
 }
 
-// op folded over the 2 NT values a thread holds of row h (h = 0: elements 0, 1 of each C fragment;
-// 1: elements 2, 3) as a balanced tree: log2(2 NT) dependent steps instead of 2 NT - 1.
-template <int NT, typename Op>
-__device__ __forceinline__ float row_tree(const float (&s)[NT][4], int h, Op op) {
-  float v[NT];
+// One K/V tile's step of a warp's online softmax over its 16 query rows (the prefill kernels), in
+// the log2 domain: s holds the tile's raw scores as NT mma C fragments (rows lane / 4 and + 8),
+// already causally masked; they become exponentials. m (raw running maxima) and l (this lane's part
+// of each row's sum) move on; corr is what each row's accumulators must be multiplied by. A row
+// with no visible position yet keeps m = -inf: its exponentials are of -inf (0), never of -inf - -inf.
+template <int NT>
+__device__ __forceinline__ void online_softmax_tile(float (&s)[NT][4], float (&m)[2], float (&l)[2], float scale_log2,
+                                                    float (&corr)[2]) {
+  float tile_max[2] = {-INFINITY, -INFINITY}, base[2];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) v[j] = op(s[j][2 * h], s[j][2 * h + 1]);
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-  for (int w = NT / 2; w >= 1; w /= 2)
+    for (int e = 0; e < 4; ++e) tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[j][e]);
 #pragma unroll
-    for (int j = 0; j < w; ++j) v[j] = op(v[j], v[j + w]);
+  for (int h = 0; h < 2; ++h) {
+    tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+    tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+    const float m_new = fmaxf(m[h], tile_max[h]);
+    base[h] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;
+    corr[h] = exp2f(m[h] * scale_log2 - base[h]);
+    m[h] = m_new;
+    l[h] *= corr[h];
+  }
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -base[e >> 1]));
+      l[e >> 1] += s[j][e];
+    }
+}
+
+// op folded over the 2 T NT values a thread holds of row h in T tiles of NT score fragments (h = 0:
+// elements 0, 1 of each C fragment; 1: elements 2, 3) as a balanced tree: log2(2 T NT) dependent
+// steps instead of 2 T NT - 1.
+template <int W, int N, typename Op>
+__device__ __forceinline__ void fold_halves(float (&v)[N], Op op) {  // v[j] op= v[j + W], W halving to 1
+  if constexpr (W >= 1) {
+#pragma unroll
+    for (int j = 0; j < W; ++j) v[j] = op(v[j], v[j + W]);
+    fold_halves<W / 2>(v, op);
+  }
+}
+
+template <int T, int NT, typename Op>
+__device__ __forceinline__ float row_tree(const float (&s)[T][NT][4], int h, Op op) {
+  constexpr int N = T * NT;
+  static_assert((N & (N - 1)) == 0, "a power of two of score fragments: the row's values pair up");
+  float v[N];
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = op(s[j / NT][j % NT][2 * h], s[j / NT][j % NT][2 * h + 1]);
+  fold_halves<N / 2>(v, op);  // (template recursion: a loop over halving widths was left rolled at N = 16)
   return v[0];
 }
 
-// One K/V tile's step of a warp's online softmax over its 16 query rows (the prefill kernels), in
-// the log2 domain: s holds the tile's raw scores as NT mma C fragments (rows lane / 4 and + 8),
-// already causally masked, and scale[h] (> 0) turns row lane / 4 + 8 h's into log2 units; they
-// become exponentials times 2^P_LOG2 (P's scale where P is rounded to E4M3). m (the raw maximum a
-// row's exponentials are taken against) and l (this lane's part of each row's sum, in P's units)
-// move on; corr is what each row's accumulators must be multiplied by: exactly 1 where m stays,
-// so rescale_output can skip them (an exp2 of the rounding left between m * scale and its fma
-// came out a hair off 1 nearly every tile on the H200). m moves only once the tile's maximum
-// passes it by more than `slack` log2 units, so exponentials reach up to 2^(P_LOG2 + slack)
-// (FlashAttention-4's conditional rescaling): a row whose maximum creeps up keeps its
+// online_softmax_tile leaner, for the paired-tile prefill kernel (CudaKnobs.prefillPairs, not yet
+// measured on a GPU; the other prefill kernels keep online_softmax_tile's bits until it is): one
+// step of a warp's online softmax over its 16 query rows in the log2 domain, over T K/V tiles at once: s holds their raw scores as NT mma C fragments a tile (rows
+// lane / 4 and + 8), already causally masked, and scale[h] (> 0) turns row lane / 4 + 8 h's into
+// log2 units; they become exponentials times 2^P_LOG2 (P's scale where P is rounded to E4M3). m
+// (the raw maximum a row's exponentials are taken against) and l (this lane's part of each row's
+// sum, in P's units) move on; corr is what each row's accumulators must be multiplied by: exactly
+// 1 where m stays, so rescale_output can skip them (online_softmax_tile's exp2 of the rounding
+// left between m * scale and its fma came out a hair off 1: ncu, 99.2% of tiles rescaled). m moves only once the tiles'
+// maximum passes it by more than `slack` log2 units, so exponentials reach up to 2^(P_LOG2 +
+// slack) (FlashAttention-4's conditional rescaling): a row whose maximum creeps up keeps its
 // accumulators. The decision is the row's own, so a row's bits never depend on its neighbours. A
 // row with no visible position yet keeps m = -inf: its exponentials are of -inf (0), never of -inf - -inf.
-template <int NT, int P_LOG2 = 0>
-__device__ __forceinline__ void online_softmax_tile(float (&s)[NT][4], float (&m)[2], float (&l)[2], const float (&scale)[2],
-                                                    float (&corr)[2], float slack = 0.0f) {
-  static_assert((NT & (NT - 1)) == 0, "a power of two of score tiles: the row's values pair up");
-  // The row's maximum and, below, its sum as trees over the 2 NT values a thread holds of it, not
-  // chains: the maximum sits between the scores' wgmma and the exponentials, and a chain of 2 NT
-  // dependent instructions was the longest wait of the tile (the sum's order is fixed, so the
-  // bits still never depend on the batch).
+template <int T, int NT, int P_LOG2 = 0>
+__device__ __forceinline__ void online_softmax_tiles(float (&s)[T][NT][4], float (&m)[2], float (&l)[2], const float (&scale)[2],
+                                                     float (&corr)[2], float slack = 0.0f) {
+  // The row's maximum and, below, its sum as trees, not chains: the maximum sits between the
+  // scores' wgmma and the exponentials, and a chain of 2 NT dependent instructions was the longest
+  // wait of the tile (the sum's order is fixed, so the bits still never depend on the batch).
   float tile_max[2], base[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) tile_max[h] = row_tree<NT>(s, h, [](float x, float y) { return fmaxf(x, y); });
+  for (int h = 0; h < 2; ++h) tile_max[h] = row_tree(s, h, [](float x, float y) { return fmaxf(x, y); });
   // The exponentials' offset for raw maximum x (log2 units); __fmul_rn keeps the product from
   // being fused into what follows, so the same x always gives the same offset.
   auto offset = [&](float x, int h) { return x == -INFINITY ? -static_cast<float>(P_LOG2) : __fmul_rn(x, scale[h]) - P_LOG2; };
@@ -272,11 +311,13 @@ __device__ __forceinline__ void online_softmax_tile(float (&s)[NT][4], float (&m
     l[h] *= corr[h];
   }
 #pragma unroll
-  for (int j = 0; j < NT; ++j)
+  for (int t = 0; t < T; ++t)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) s[j][e] = exp2f(fmaf(s[j][e], scale[e >> 1], -base[e >> 1]));
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-  for (int h = 0; h < 2; ++h) l[h] += row_tree<NT>(s, h, [](float x, float y) { return x + y; });
+      for (int e = 0; e < 4; ++e) s[t][j][e] = exp2f(fmaf(s[t][j][e], scale[e >> 1], -base[e >> 1]));
+#pragma unroll
+  for (int h = 0; h < 2; ++h) l[h] += row_tree(s, h, [](float x, float y) { return x + y; });
 }
 
 // The prefill kernels' output: a warp's 16 rows of O (D / 8 accumulator tiles, rows lane / 4 and

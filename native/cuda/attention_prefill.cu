@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_kernel(Atten
         s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
       }
     float corr[2];
-    online_softmax_tile(s, m, l, {scale_log2, scale_log2}, corr);
+    online_softmax_tile(s, m, l, scale_log2, corr);
 #pragma unroll
     for (int dn = 0; dn < DN; ++dn)
 #pragma unroll

@@ -157,7 +157,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1) prefill_attention_sm90_kernel(
     wgmma_wait<1>();  // tile i's scores
     wgmma_fence_operands(s);
     float corr[2] = {1.0f, 1.0f};
-    if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, {scale_log2, scale_log2}, corr);
+    if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
     // Tile i + 1 into place (P V of tile i - 1 may still read its own tile: the ring holds it apart
     // from tiles i, i + 1 and those in flight).
     if (i + 1 < tiles_total) {

@@ -27,6 +27,16 @@
 // consumers' registers and V's cached bytes transposed by the producer instead of widened
 // (attention_sm90_fp8_values.cuh). H200, 2048/128: +0.6%; on the
 // trained head_dim-128 model +0.03% perplexity over FP8 scores alone (twentieth session).
+//
+// PAIRS (CudaKnobs.prefillPairs, with FP8V; off by default, written without a GPU in the
+// twenty-first session): ncu put the FP8V kernel at ~2,250 cycles a 64-position tile against 512
+// of tensor and 512 of SFU work, issue slots 52% busy, FMUL 20% of its instructions (q's row scale
+// on every score, P times 256, and O's rescale on 99.2% of tiles), the row maximum a chain of 16
+// dependent FMNMX, and the producer ~176 instructions a tile of 64-bit slot arithmetic. PAIRS takes
+// two tiles a consumer iteration (one maximum, one corr and one rescale of O for 128 positions,
+// FlashAttention-3's larger kBlockN), with online_softmax_tiles (scales folded into the exponent,
+// corr exactly 1 where a row's maximum stays, the maximum moved only past kPSlack, trees) and
+// copy_k_swizzled_32. Its other instances are the same PTX as before it.
 #include <algorithm>
 #include <climits>
 #include <type_traits>
@@ -66,12 +76,13 @@ static_assert(kProducerThreads * kProducerRegisters + kConsumerThreads * kConsum
 // FP8S (FP8 scores: E4M3 cache, D = 128): a slot holds K as the cache's bytes (kTile x D, read by
 // the tensor cores as they are) and V widened after it; only V lands raw to be widened. FP8V (FP8
 // values, with FP8S): V^T's bytes after K instead (TransposePlan), half the widened V's.
-template <int D, KvType KV, bool FP8S = false, bool FP8V = false>
+template <int D, KvType KV, bool FP8S = false, bool FP8V = false, bool PAIRS = false>
 struct WsSmem : Sm90Tile<D, KV> {
   using T = Sm90Tile<D, KV>;
   using T::kBytes1;
   static_assert(!FP8S || (KV == KvType::kE4M3 && D == 128), "FP8 scores: an E4M3 cache at head_dim 128");
   static_assert(!FP8V || FP8S, "FP8 values ride on FP8 scores");
+  static_assert(!PAIRS || FP8V, "paired tiles: the FP8-values kernel");
   static constexpr int kKBytes = FP8S ? kTile * D : T::kMatBytes;      // K's part of a slot; V follows
   static constexpr int kTileBytes = kKBytes + (FP8V ? kTile * D : T::kMatBytes);
   static constexpr int kRawStageBytes = FP8S ? kTile * D : T::kRawStageBytes;
@@ -80,9 +91,13 @@ struct WsSmem : Sm90Tile<D, KV> {
   // ring (kAhead tiles of copies in flight beside the one it widens); bf16 lands in the slots.
   static constexpr int kAhead = kBytes1 ? 2 : 3;
   static constexpr int kSlots = kBytes1 && !FP8S ? 4 : 6;
+  // K/V tiles a consumer iteration takes (PAIRS: two, sharing one maximum and one rescale of O).
+  static constexpr int kTilesPerIteration = PAIRS ? 2 : 1;
   // bf16 and FP8S: while handing tile k over the producer waits for tile k + kAhead's slot, given
-  // back in the consumers' iteration k + kAhead - kSlots + 1, which needs a tile already handed over.
-  static_assert(kBytes1 && !FP8S ? kSlots >= 2 : kSlots >= kAhead + 2, "the ring must not wait on itself");
+  // back by the consumers' iteration after the one holding tile k + kAhead - kSlots, which needs
+  // tiles up to k + kAhead - kSlots + 2 kTilesPerIteration - 1 < k, already handed over.
+  static_assert(kBytes1 && !FP8S ? kSlots >= 2 * kTilesPerIteration : kSlots >= kAhead + 2 * kTilesPerIteration,
+                "the ring must not wait on itself");
   static constexpr int kRawStages = kBytes1 ? kAhead + 1 : 0;
   static constexpr int kSlotBytes = kSlots * kTileBytes;
   static constexpr int kRawBytes = kRawStages * kRawStageBytes;
@@ -157,10 +172,10 @@ struct Pending {
 // ring does not block).
 // FP8S: K goes straight into its slot (so the producer waits for the slot before the copies, as
 // for bf16) and only V is widened (FP8V: transposed).
-template <int D, KvType KV, bool FP8S, bool FP8V>
+template <int D, KvType KV, bool FP8S, bool FP8V, bool PAIRS>
 __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems bi, unsigned char* slots, unsigned char* raw,
                                              uint64_t* full, uint64_t* empty) {
-  using S = WsSmem<D, KV, FP8S, FP8V>;
+  using S = WsSmem<D, KV, FP8S, FP8V, PAIRS>;
   constexpr int A = S::kAhead;
   const int ptid = threadIdx.x - kConsumerThreads;
   const StagePlan<D, KV, kProducerThreads> plan(ptid);
@@ -202,7 +217,8 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
     // Tile `copied`'s K into its slot once the consumers gave the slot back, V into its raw stage.
     auto copy_tile = [&](const Pending<D, KV>& p) {
       mbarrier_wait(&empty[copied % S::kSlots], empty_parity(copied));
-      plan.copy_k_swizzled(slot_at(copied), raw_at(copied), a, p.f, p.kvh);
+      if constexpr (PAIRS) plan.copy_k_swizzled_32(slot_at(copied), raw_at(copied), a, p.f, p.kvh);
+      else plan.copy_k_swizzled(slot_at(copied), raw_at(copied), a, p.f, p.kvh);
       ++copied;
     };
     copy_first(copy_tile);
@@ -275,9 +291,9 @@ constexpr int kStageBarrier = 4;  // the consumers' named barrier around the sta
 // Warps 0-7 (two consumer warpgroups, each with up to 16 / group tokens of the tile a warp)
 // multiply; warps 8-11 (the producer) stage the K/V tiles. The consumers never wait for each
 // other, only for their tiles, so one's softmax runs beside the other's wgmma.
-template <int D, KvType KV, bool FP8S, bool FP8V>
+template <int D, KvType KV, bool FP8S, bool FP8V, bool PAIRS>
 __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(AttentionArgs a, float scale_log2) {
-  using S = WsSmem<D, KV, FP8S, FP8V>;
+  using S = WsSmem<D, KV, FP8S, FP8V, PAIRS>;
   constexpr bool F16 = S::kBytes1;  // one-byte caches widen to f16; bf16 stays bf16
   constexpr int KC = D / 16;        // k-steps of Q K^T
   constexpr int NT = kTile / 8;     // 8-position score tiles
@@ -303,7 +319,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
 
   if (threadIdx.x >= kConsumerThreads) {
     warpgroup_registers_dec<kProducerRegisters>();
-    produce_tiles<D, KV, FP8S, FP8V>(a, bi, slots, raw, full, empty);
+    produce_tiles<D, KV, FP8S, FP8V, PAIRS>(a, bi, slots, raw, full, empty);
     return;
   }
   warpgroup_registers_inc<kConsumerRegisters>();
@@ -346,57 +362,149 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       turn_query_rows_e4m3<D>(a, q_rows, static_cast<size_t>(group) * D, 0, count, group, kvh, lane, row_pos, qf, q_scale);
     else
       turn_query_rows<D, F16>(a, q_rows, static_cast<size_t>(group) * D, 0, count, group, kvh, lane, row_pos, qf);
-    // The scores' scale into log2 units a row (FP8S: they come in units of q's row scale, > 0).
-    const float row_scale[2] = {q_scale[0] * scale_log2, q_scale[1] * scale_log2};
     // Every consumer has its rows: the next item's go into the stage while this one's tiles run.
     named_barrier_sync<kStageBarrier, kConsumerThreads>();
     if (next >= 0) stage_queries<D>(a, next_tile, next % a.kv_heads, group, staged_q, staged_pos);
 
-    // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
-    // attention_prefill.cu keeps it; P as A fragments, 16 positions (score tiles 2c, 2c + 1) a
-    // k-step of P V, or (FP8V) 32 as E4M3 in TransposePlan's order.
-    float acc[D / 8][4] = {};
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    constexpr int PK = FP8V ? kTile / 32 : kTile / 16;
-    uint32_t pf[PK][4] = {};
-    // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
-    auto needed = [&](int i) { return i * kTile <= wg_last; };
+    if constexpr (PAIRS) {
+      // The scores' scale into log2 units a row (FP8S: they come in units of q's row scale, > 0; kept
+      // off float's subnormals, where -inf times a flushed 0 would be NaN).
+      const float row_scale[2] = {fmaxf(q_scale[0] * scale_log2, 0x1p-100f), fmaxf(q_scale[1] * scale_log2, 0x1p-100f)};
+      // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
+      // attention_prefill.cu keeps it; P as A fragments a tile of the iteration, 16 positions (score
+      // tiles 2c, 2c + 1) a k-step of P V, or (FP8V) 32 as E4M3 in TransposePlan's order.
+      constexpr int TPI = S::kTilesPerIteration;
+      float acc[D / 8][4] = {};
+      float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+      constexpr int PK = FP8V ? kTile / 32 : kTile / 16;
+      uint32_t pf[TPI][PK][4] = {};
+      // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
+      auto needed = [&](int i) { return i * kTile <= wg_last; };
+      // Tile i's slot; the second of a pair past the item's last tile reads the first's again (its
+      // scores are all masked, its P zeros), so every iteration issues the same wgmma.
+      auto tile_at = [&](int i) { return smem_address(slot_at(g + min(i, tiles_total - 1))); };
+      const int iterations = (tiles_total + TPI - 1) / TPI;
 
-    // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
-    // P V go out together, and tile i's softmax runs while the tensor cores do that P V. Two wgmma
-    // groups an iteration, scores first, so waiting for all but one leaves P V running. The scores
-    // live only within an iteration: ptxas serializes every wgmma of a kernel where a non-wgmma
-    // instruction might touch a running wgmma's accumulators, and carrying them around the loop did.
-    // The arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
-    for (int i = 0; i < tiles_total; ++i) {
-      float s[NT][4];
-      mbarrier_wait(&full[(g + i) % S::kSlots], static_cast<uint32_t>(((g + i) / S::kSlots) & 1));
-      wgmma_fence();
-      if constexpr (FP8S) issue_scores_e4m3<D>(s, qf, smem_address(slot_at(g + i)));
-      else issue_scores<D, F16>(s, qf, smem_address(slot_at(g + i)));
-      if (i > 0) {
-        if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
-        else issue_values<D, KV, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
-      } else {
-        wgmma_commit();  // (tile -1's P V: none)
+      // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration k's Q K^T (TPI
+      // tiles) and iteration k - 1's P V go out together, and iteration k's softmax runs while the
+      // tensor cores do that P V. Scores first, so waiting for all but TPI wgmma groups leaves P V
+      // running. The scores live only within an iteration: ptxas serializes every wgmma of a kernel
+      // where a non-wgmma instruction might touch a running wgmma's accumulators, and carrying them
+      // around the loop did. The arithmetic is that of the unpipelined loop: O = O * corr(k) + P(k) V(k).
+      // FP8V takes two tiles an iteration (one maximum, corr and rescale of O for 128 positions).
+      for (int k = 0; k < iterations; ++k) {
+        const int i0 = k * TPI;
+        float s[TPI][NT][4];
+  #pragma unroll
+        for (int t = 0; t < TPI; ++t)
+          if (i0 + t < tiles_total) mbarrier_wait(&full[(g + i0 + t) % S::kSlots], static_cast<uint32_t>(((g + i0 + t) / S::kSlots) & 1));
+        wgmma_fence();
+  #pragma unroll
+        for (int t = 0; t < TPI; ++t) {
+          if constexpr (FP8S) issue_scores_e4m3<D>(s[t], qf, tile_at(i0 + t));
+          else issue_scores<D, F16>(s[t], qf, tile_at(i0 + t));
+        }
+  #pragma unroll
+        for (int t = 0; t < TPI; ++t) {
+          if (k > 0) {
+            if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(i0 - TPI + t));
+            else issue_values<D, KV, S::kKBytes>(acc, pf[t], tile_at(i0 - TPI + t));
+          } else {
+            wgmma_commit();  // (iteration -1's P V: none)
+          }
+        }
+        wgmma_wait<TPI>();  // iteration k's scores
+  #pragma unroll
+        for (int t = 0; t < TPI; ++t) wgmma_fence_operands(s[t]);
+        float corr[2] = {1.0f, 1.0f};
+        if (needed(i0)) {
+  #pragma unroll
+          for (int t = 0; t < TPI; ++t) mask_tile(s[t], i0 + t, first_pos, row_pos, lane);
+          online_softmax_tiles<TPI, NT, FP8V ? kPLog2 : 0>(s, m, l, row_scale, corr, FP8V ? kPSlack : 0.0f);
+        }
+        wgmma_wait<0>();  // iteration k - 1's P V: its slots go back to the producer
+        wgmma_fence_operands(acc);
+  #pragma unroll
+        for (int t = 0; t < TPI; ++t) wgmma_fence_operands(pf[t]);
+        if (k > 0)
+  #pragma unroll
+          for (int t = 0; t < TPI; ++t) mbarrier_arrive(&empty[(g + i0 - TPI + t) % S::kSlots]);
+        rescale_output<D>(acc, corr);
+  #pragma unroll
+        for (int t = 0; t < TPI; ++t) {
+          if constexpr (FP8V) pack_p_e4m3(pf[t], s[t], needed(i0));
+          else pack_p<F16>(pf[t], s[t], needed(i0));
+        }
       }
-      wgmma_wait<1>();  // tile i's scores
-      wgmma_fence_operands(s);
-      float corr[2] = {1.0f, 1.0f};
-      if (needed(i)) mask_and_softmax<FP8V ? kPLog2 : 0>(s, i, first_pos, row_pos, lane, m, l, row_scale, corr, FP8V ? kPSlack : 0.0f);
-      wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
+      // The last iteration's P V (an item has at least one tile), then its tiles' slots go back and
+      // the warp's rows of O go out.
+      const int last0 = (iterations - 1) * TPI;
+      wgmma_fence();
+  #pragma unroll
+      for (int t = 0; t < TPI; ++t) {
+        if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
+        else issue_values<D, KV, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
+      }
+      wgmma_wait<0>();
       wgmma_fence_operands(acc);
-      wgmma_fence_operands(pf);
-      if (i > 0) mbarrier_arrive(&empty[(g + i - 1) % S::kSlots]);
-      if constexpr (FP8V) rescale_and_pack_e4m3<D>(acc, pf, s, corr, needed(i));
-      else rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
+  #pragma unroll
+      for (int t = 0; t < TPI; ++t)
+        if (last0 + t < tiles_total) mbarrier_arrive(&empty[(g + last0 + t) % S::kSlots]);
+      if (count > 0) store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
+      g += tiles_total;
+    } else {
+      // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
+      // attention_prefill.cu keeps it; P as A fragments, 16 positions (score tiles 2c, 2c + 1) a
+      // k-step of P V, or (FP8V) 32 as E4M3 in TransposePlan's order.
+      float acc[D / 8][4] = {};
+      float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+      constexpr int PK = FP8V ? kTile / 32 : kTile / 16;
+      uint32_t pf[PK][4] = {};
+      // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
+      auto needed = [&](int i) { return i * kTile <= wg_last; };
+
+      // Software pipeline (FlashAttention-3's intra-warpgroup overlap): tile i's Q K^T and tile i - 1's
+      // P V go out together, and tile i's softmax runs while the tensor cores do that P V. Two wgmma
+      // groups an iteration, scores first, so waiting for all but one leaves P V running. The scores
+      // live only within an iteration: ptxas serializes every wgmma of a kernel where a non-wgmma
+      // instruction might touch a running wgmma's accumulators, and carrying them around the loop did.
+      // The arithmetic is that of the unpipelined loop: O = O * corr(i) + P(i) V(i).
+      for (int i = 0; i < tiles_total; ++i) {
+        float s[NT][4];
+        mbarrier_wait(&full[(g + i) % S::kSlots], static_cast<uint32_t>(((g + i) / S::kSlots) & 1));
+        wgmma_fence();
+        if constexpr (FP8S) issue_scores_e4m3<D>(s, qf, smem_address(slot_at(g + i)));
+        else issue_scores<D, F16>(s, qf, smem_address(slot_at(g + i)));
+        if (i > 0) {
+          if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
+          else issue_values<D, KV, S::kKBytes>(acc, pf, smem_address(slot_at(g + i - 1)));
+        } else {
+          wgmma_commit();  // (tile -1's P V: none)
+        }
+        wgmma_wait<1>();  // tile i's scores
+        wgmma_fence_operands(s);
+        if constexpr (FP8S) {  // scores in units of q's row scale
+  #pragma unroll
+          for (int j = 0; j < NT; ++j)
+  #pragma unroll
+            for (int e = 0; e < 4; ++e) s[j][e] *= q_scale[e >> 1];
+        }
+        float corr[2] = {1.0f, 1.0f};
+        if (needed(i)) mask_and_softmax(s, i, first_pos, row_pos, lane, m, l, scale_log2, corr);
+        wgmma_wait<0>();  // tile i - 1's P V: its slot goes back to the producer
+        wgmma_fence_operands(acc);
+        wgmma_fence_operands(pf);
+        if (i > 0) mbarrier_arrive(&empty[(g + i - 1) % S::kSlots]);
+        if constexpr (FP8V) rescale_and_pack_e4m3<D>(acc, pf, s, corr, needed(i));
+        else rescale_and_pack<D, F16>(acc, pf, s, corr, needed(i));
+      }
+      g += tiles_total;
+      if constexpr (FP8V)
+        finish_rows_e4m3<D, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+      else
+        finish_rows<D, KV, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
+      mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
     }
-    g += tiles_total;
-    if constexpr (FP8V)
-      finish_rows_e4m3<D, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
-    else
-      finish_rows<D, KV, S::kKBytes>(acc, pf, l, tiles_total, smem_address(slot_at(g - 1)), a, first, count, group, kvh, lane);
-    mbarrier_arrive(&empty[(g - 1) % S::kSlots]);  // the last tile's P V ran in finish_rows
     if (next < 0) break;
     cp_async_wait<0>();  // this thread's copies of the next item's rows; the barrier: everyone's
     named_barrier_sync<kStageBarrier, kConsumerThreads>();
@@ -406,22 +514,22 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
   }
 }
 
-template <int D, KvType KV, bool FP8S, bool FP8V = false>
+template <int D, KvType KV, bool FP8S, bool FP8V = false, bool PAIRS = false>
 void launch(const AttentionArgs& a, float scale_log2, int max_blocks, cudaStream_t s) {
-  constexpr size_t shared = WsSmem<D, KV, FP8S, FP8V>::kBytes;
-  allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V>>(shared);
+  constexpr size_t shared = WsSmem<D, KV, FP8S, FP8V, PAIRS>::kBytes;
+  allow_dynamic_shared<prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V, PAIRS>>(shared);
   // The consumers' setmaxnreg.inc blocks until the producer's .dec frees enough of what the block
   // was launched with: a build that gave the kernel fewer registers would hang, so it fails here.
   static const int launch_registers = [] {
     cudaFuncAttributes attr{};
-    CUDA_CHECK(cudaFuncGetAttributes(&attr, prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V>));
+    CUDA_CHECK(cudaFuncGetAttributes(&attr, prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V, PAIRS>));
     return attr.numRegs;
   }();
   if (launch_registers < kLaunchRegisters)
     fail("prefill attention (sm_90): the kernel was built with ", launch_registers, " registers a thread, not ", kLaunchRegisters);
   if (!a.q_raw) fail("prefill attention (sm_90, warp-specialized): q must come unturned (AttentionArgs::q_raw)");
   const int items = a.num_tiles * a.kv_heads;
-  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V>, dim3(std::min(items, max_blocks)),
+  launch_pdl("prefill_attention_sm90_ws_kernel", prefill_attention_sm90_ws_kernel<D, KV, FP8S, FP8V, PAIRS>, dim3(std::min(items, max_blocks)),
              kThreads, shared, s, a, scale_log2);
 }
 
@@ -429,15 +537,21 @@ void launch(const AttentionArgs& a, float scale_log2, int max_blocks, cudaStream
 
 bool prefill_fp8_scores_supports(int head_dim, KvType kv) { return head_dim == 128 && kv == KvType::kE4M3; }
 
-void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, cudaStream_t s) {
+void launch_prefill_attention_sm90_ws(const AttentionArgs& a, int max_blocks, bool fp8_scores, bool fp8_values, bool pairs,
+                                      cudaStream_t s) {
   if (max_blocks < 1) fail("prefill attention (sm_90, warp-specialized): max_blocks ", max_blocks);
   if (fp8_scores && !prefill_fp8_scores_supports(a.head_dim, a.kv.type))
     fail("prefill attention (sm_90, warp-specialized): FP8 scores need an E4M3 cache at head_dim 128");
   if (fp8_values && !fp8_scores) fail("prefill attention (sm_90, warp-specialized): FP8 values ride on FP8 scores");
+  if (pairs && !fp8_values) fail("prefill attention (sm_90, warp-specialized): paired tiles ride on FP8 values");
   launch_by_head_dim_and_cache(a, "prefill attention (sm_90, warp-specialized)", [&](auto d, auto kv, float scale_log2) {
     constexpr int D = decltype(d)::value;
     constexpr KvType KV = decltype(kv)::value;
     if constexpr (D == 128 && KV == KvType::kE4M3) {
+      if (pairs) {
+        launch<D, KV, true, true, true>(a, scale_log2, max_blocks, s);
+        return;
+      }
       if (fp8_values) {
         launch<D, KV, true, true>(a, scale_log2, max_blocks, s);
         return;

@@ -68,11 +68,15 @@ struct TransposePlan {
   }
 };
 
-// P's scale as E4M3, log2: the softmax's exponentials come out times 2^8 (online_softmax_tile's
-// P_LOG2, so no multiply a value), which keeps 2^-17 of the row's maximum before E4M3 flushes to
-// zero (2^-9 unscaled); the row sums carry the same factor, so the division removes it.
+// P's scale as E4M3: P <= 1, so 256 P stays below E4M3's 448 and keeps 2^-17 before it flushes to
+// zero (2^-9 unscaled); the row sums take the same factor before the division (finish_rows_e4m3).
+constexpr float kPScale = 256.0f;
+
+// The same scale for the paired-tile kernel (CudaKnobs.prefillPairs), log2: its softmax's
+// exponentials come out times 2^8 (online_softmax_tiles' P_LOG2, so no multiply a value), and the
+// row sums carry the same factor, so the division removes it.
 constexpr int kPLog2 = 8;
-// How far past its maximum a row's scores may go before the maximum moves (online_softmax_tile's
+// How far past its maximum a row's scores may go before the maximum moves (online_softmax_tiles'
 // slack, log2 units): P then reaches 2^(8 + 0.75), about 431, inside E4M3's 448.
 constexpr float kPSlack = 0.75f;
 
@@ -87,13 +91,42 @@ __device__ __forceinline__ void issue_values_e4m3(float (&acc)[D / 8][4], const 
   wgmma_commit();
 }
 
-// rescale_and_pack for FP8 values: P (already times 2^kPLog2) rounded to E4M3, four positions a register in
+// rescale_and_pack for FP8 values: P times kPScale rounded to E4M3, four positions a register in
 // TransposePlan's k order (register 0: row lane / 4, positions 2t, 2t + 1 of score tiles 4c and
 // 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3).
 template <int D>
 __device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4],
                                                       const float (&corr)[2], bool live) {
   rescale_output<D>(acc, corr);
+  auto pack = [](float a, float b, float c, float d) {
+    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a * kPScale, b * kPScale), __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c * kPScale, d * kPScale), __NV_SATFINITE, __NV_E4M3);
+    return static_cast<uint32_t>(p0) | (static_cast<uint32_t>(p1) << 16);
+  };
+#pragma unroll
+  for (int c = 0; c < kTile / 32; ++c)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int j = 4 * c + 2 * (i >> 1), e = 2 * (i & 1);
+      pf[c][i] = live ? pack(s[j][e], s[j][e + 1], s[j + 1][e], s[j + 1][e + 1]) : 0u;
+    }
+}
+
+// finish_rows for FP8 values: the row sums take P's kPScale (exact: a power of two) before the
+// division, then the last tile's P V from V^T at `last` + V_AT.
+template <int D, int V_AT>
+__device__ __forceinline__ void finish_rows_e4m3(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 32][4], float (&l)[2], int tiles_total,
+                                                 uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
+  l[0] *= kPScale;
+  l[1] *= kPScale;
+  finish_rows_with<D, KvType::kE4M3>(acc, l, tiles_total, [&] { issue_values_e4m3<D, V_AT>(acc, pf, last); }, a, first, count, group,
+                                     kvh, lane);
+}
+
+// P (already times 2^kPLog2) rounded to E4M3 as the A fragments of a P V, four positions a register
+// in TransposePlan's k order (register 0: row lane / 4, positions 2t, 2t + 1 of score tiles 4c and
+// 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3); zeros where not live.
+__device__ __forceinline__ void pack_p_e4m3(uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4], bool live) {
   auto pack = [](float a, float b, float c, float d) {
     const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
     const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
@@ -106,15 +139,6 @@ __device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], ui
       const int j = 4 * c + 2 * (i >> 1), e = 2 * (i & 1);
       pf[c][i] = live ? pack(s[j][e], s[j][e + 1], s[j + 1][e], s[j + 1][e + 1]) : 0u;
     }
-}
-
-// finish_rows for FP8 values: the last tile's P V from V^T at `last` + V_AT (the row sums already
-// carry P's 2^kPLog2).
-template <int D, int V_AT>
-__device__ __forceinline__ void finish_rows_e4m3(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 32][4], float (&l)[2], int tiles_total,
-                                                 uint32_t last, const AttentionArgs& a, int first, int count, int group, int kvh, int lane) {
-  finish_rows_with<D, KvType::kE4M3>(acc, l, tiles_total, [&] { issue_values_e4m3<D, V_AT>(acc, pf, last); }, a, first, count, group,
-                                     kvh, lane);
 }
 
 }  // namespace sm90

@@ -61,7 +61,6 @@ struct StagePlan {
   struct Fetched {
     int tile;
     int32_t entry[kPerThread];  // table entry of each of this thread's rows' blocks
-    int32_t offset[kPerThread]; // and each row's position within its block
     bool valid[kPerThread];
     int32_t scale_entry;        // INT8: that of this thread's scale's position
     bool scale_valid;
@@ -87,10 +86,8 @@ struct StagePlan {
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
       const int p = i * kTile + row0 + k * kRowsPerPass;
-      const int b = kv_block_index(a, p);
       f.valid[k] = p <= last;
-      f.entry[k] = f.valid[k] ? table[b] : 0;
-      f.offset[k] = p - b * a.block_size;
+      f.entry[k] = f.valid[k] ? table[kv_block_index(a, p)] : 0;
     }
     if constexpr (kScales) {
       const int p = i * kTile + tid % kTile;
@@ -100,30 +97,23 @@ struct StagePlan {
     return f;
   }
 
-  // Row k's cache slot (block, KV head, offset) in 32 bits: a layer holds fewer than 2^32
-  // (allocate_kv_cache caps it), and 64-bit slot arithmetic was most of the producer's instructions
-  // a tile. The byte address is then one wide multiply-add on each cache's base.
-  __device__ __forceinline__ uint32_t slot(const AttentionArgs& a, const Fetched& f, int k, int kvh) const {
-    return (static_cast<uint32_t>(f.entry[k]) * static_cast<uint32_t>(a.kv_heads) + static_cast<uint32_t>(kvh)) *
-               static_cast<uint32_t>(a.block_size) + static_cast<uint32_t>(f.offset[k]);
-  }
-
   // The copies of a fetched tile into a stage; one cp.async group.
   __device__ __forceinline__ void copy(unsigned char* stage, const AttentionArgs& a, const Fetched& f, int kvh, int tid) const {
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k) + piece * 16;
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v) + piece * 16;
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
     constexpr int v_at = S::kBytes1 ? S::kRawTileBytes : S::kMatBytes;
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
-      const size_t off = f.valid[k] ? static_cast<size_t>(slot(a, f, k, kvh)) * (D * kEB) : 0;
+      const int p = f.tile * kTile + row0 + k * kRowsPerPass;
+      const size_t off = f.valid[k] ? kv_slot_of_entry(a, f.entry[k], kvh, p) * D * kEB + piece * 16 : 0;
       cp_async_16(stage + dst[k], kc + off, f.valid[k]);
       cp_async_16(stage + v_at + dst[k], vc + off, f.valid[k]);
     }
     if constexpr (kScales) {
       // Threads 0 to kTile - 1 the K scales of the tile's positions, the next kTile the V scales.
       if (tid < 2 * kTile) {
-        const size_t scale_slot = f.scale_valid ? kv_slot_of_entry(a, f.scale_entry, kvh, f.tile * kTile + tid % kTile) : 0;
-        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + scale_slot, f.scale_valid);
+        const size_t slot = f.scale_valid ? kv_slot_of_entry(a, f.scale_entry, kvh, f.tile * kTile + tid % kTile) : 0;
+        cp_async_4(stage + 2 * S::kRawTileBytes + tid * 4, (tid < kTile ? a.kv.k_scales : a.kv.v_scales) + slot, f.scale_valid);
       }
     }
     cp_async_commit();
@@ -135,12 +125,34 @@ struct StagePlan {
   __device__ __forceinline__ void copy_k_swizzled(unsigned char* k_tile, unsigned char* v_stage, const AttentionArgs& a,
                                                   const Fetched& f, int kvh) const {
     static_assert(KV == KvType::kE4M3 && D == 128, "an E4M3 row of 128 bytes is one swizzle atom row");
-    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k) + piece * 16;
-    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v) + piece * 16;
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k);
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v);
 #pragma unroll
     for (int k = 0; k < kPerThread; ++k) {
-      const int r = row0 + k * kRowsPerPass;
-      const size_t off = f.valid[k] ? static_cast<size_t>(slot(a, f, k, kvh)) * D : 0;
+      const int r = row0 + k * kRowsPerPass, p = f.tile * kTile + r;
+      const size_t off = f.valid[k] ? kv_slot_of_entry(a, f.entry[k], kvh, p) * D + piece * 16 : 0;
+      cp_async_16(k_tile + r * kAtomRow + ((piece ^ (r & 7)) << 4), kc + off, f.valid[k]);
+      cp_async_16(v_stage + dst[k], vc + off, f.valid[k]);
+    }
+    cp_async_commit();
+  }
+
+  // copy_k_swizzled with each row's cache slot (block, KV head, offset) in 32 bits, for the
+  // paired-tile kernel (CudaKnobs.prefillPairs): a layer holds fewer than 2^32 (allocate_kv_cache
+  // caps it) and each address is one wide multiply-add on the cache's base; the 64-bit slot
+  // arithmetic was most of the producer's ~176 instructions a tile (ncu).
+  __device__ __forceinline__ void copy_k_swizzled_32(unsigned char* k_tile, unsigned char* v_stage, const AttentionArgs& a,
+                                                     const Fetched& f, int kvh) const {
+    static_assert(KV == KvType::kE4M3 && D == 128, "an E4M3 row of 128 bytes is one swizzle atom row");
+    const unsigned char* kc = static_cast<const unsigned char*>(a.kv.k) + piece * 16;
+    const unsigned char* vc = static_cast<const unsigned char*>(a.kv.v) + piece * 16;
+    const uint32_t heads = static_cast<uint32_t>(a.kv_heads), block = static_cast<uint32_t>(a.block_size);
+#pragma unroll
+    for (int k = 0; k < kPerThread; ++k) {
+      const int r = row0 + k * kRowsPerPass, p = f.tile * kTile + r;
+      const uint32_t in_block = static_cast<uint32_t>(p - kv_block_index(a, p) * a.block_size);
+      const uint32_t slot = (static_cast<uint32_t>(f.entry[k]) * heads + static_cast<uint32_t>(kvh)) * block + in_block;
+      const size_t off = f.valid[k] ? static_cast<size_t>(slot) * D : 0;
       cp_async_16(k_tile + r * kAtomRow + ((piece ^ (r & 7)) << 4), kc + off, f.valid[k]);
       cp_async_16(v_stage + dst[k], vc + off, f.valid[k]);
     }
@@ -232,13 +244,8 @@ __device__ __forceinline__ void issue_values(float (&acc)[D / 8][4], const uint3
   wgmma_commit();
 }
 
-// Tile i's scores into probabilities: the causal mask on the raw scores (only where the tile reaches
-// past the warp's first position), then the online softmax (row h's scores times scale[h] in log2
-// units; exponentials times 2^P_LOG2; m moves past `slack` only), which sets corr.
-template <int P_LOG2 = 0>
-__device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i, int first_pos, const int (&row_pos)[2], int lane,
-                                                 float (&m)[2], float (&l)[2], const float (&scale)[2], float (&corr)[2],
-                                                 float slack = 0.0f) {
+// The causal mask on tile i's raw scores, only where the tile reaches past the warp's first position.
+__device__ __forceinline__ void mask_tile(float (&s)[kTile / 8][4], int i, int first_pos, const int (&row_pos)[2], int lane) {
   if (i * kTile + kTile - 1 > first_pos) {
 #pragma unroll
     for (int j = 0; j < kTile / 8; ++j)
@@ -248,11 +255,18 @@ __device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i
         s[j][e] = i * kTile + q <= row_pos[e >> 1] ? s[j][e] : -INFINITY;
       }
   }
-  online_softmax_tile<kTile / 8, P_LOG2>(s, m, l, scale, corr, slack);
 }
 
-// O takes corr once the tile before's P V has run. Once a row's maximum settles its corr is exactly
-// 1: the warp skips the D / 2 multiplies a thread when no row of its 16 moved (the same bits: x * 1 = x).
+// Tile i's scores into probabilities: the causal mask (mask_tile), then the online softmax, which sets corr.
+__device__ __forceinline__ void mask_and_softmax(float (&s)[kTile / 8][4], int i, int first_pos, const int (&row_pos)[2], int lane,
+                                                 float (&m)[2], float (&l)[2], float scale_log2, float (&corr)[2]) {
+  mask_tile(s, i, first_pos, row_pos, lane);
+  online_softmax_tile(s, m, l, scale_log2, corr);
+}
+
+// O takes corr once the tile before's P V has run. The warp skips the D / 2 multiplies a thread
+// when every row of its 16 has corr exactly 1 (the same bits: x * 1 = x), as online_softmax_tiles
+// gives a row whose maximum stays (online_softmax_tile's rarely is).
 template <int D>
 __device__ __forceinline__ void rescale_output(float (&acc)[D / 8][4], const float (&corr)[2]) {
   if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
@@ -263,12 +277,10 @@ __device__ __forceinline__ void rescale_output(float (&acc)[D / 8][4], const flo
   }
 }
 
-// Then P becomes the A fragments of the next P V, 16 positions (score tiles 2c, 2c + 1) a k-step;
-// zeros for a tile past the warpgroup's last row (live false).
-template <int D, bool F16>
-__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
-                                                 const float (&corr)[2], bool live) {
-  rescale_output<D>(acc, corr);
+// P as the A fragments of the next P V, 16 positions (score tiles 2c, 2c + 1) a k-step; zeros for
+// a tile past the warpgroup's last row (live false).
+template <bool F16>
+__device__ __forceinline__ void pack_p(uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4], bool live) {
 #pragma unroll
   for (int c = 0; c < kTile / 16; ++c) {
     pf[c][0] = live ? pack16<F16>(s[2 * c][0], s[2 * c][1]) : 0u;
@@ -276,6 +288,14 @@ __device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_
     pf[c][2] = live ? pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]) : 0u;
     pf[c][3] = live ? pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]) : 0u;
   }
+}
+
+// O takes corr, then P becomes the A fragments of the next P V.
+template <int D, bool F16>
+__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
+                                                 const float (&corr)[2], bool live) {
+  rescale_output<D>(acc, corr);
+  pack_p<F16>(pf, s, live);
 }
 
 // After the tile loop: the last tile's P V (issue_last issues its wgmma group, only where the item

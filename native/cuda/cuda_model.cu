@@ -88,6 +88,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   // FP8 scores ride on the warp-specialized kernel, which needs the unturned q (prefill_rope_q_).
   prefill_fp8_scores_ = prefill_ws_ && prefill_rope_q_ && o.fp8_prefill_scores && prefill_fp8_scores_supports(c.head_dim, kv_type_);
   prefill_fp8_values_ = prefill_fp8_scores_ && o.fp8_prefill_values;
+  prefill_pairs_ = prefill_fp8_values_ && o.prefill_pairs;
   bf16_residual_ = o.bf16_residual;
   // The O and down GEMMs adding into the float32 stream: FP8 products (cuBLASLt's FP8 epilogue and
   // the row GEMM's take the add), a float32 stream, one residual add a sublayer (not GPT-J's

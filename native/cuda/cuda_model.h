@@ -153,6 +153,7 @@ class CudaModel : public Backend {
   bool prefill_ws_ = false;      // ... warp-specialized and persistent (attention_prefill_sm90_ws.cu): GpuOptions::warp_specialized_prefill
   bool prefill_fp8_scores_ = false;  // ... with Q K^T on E4M3 tensor cores: GpuOptions::fp8_prefill_scores, where it serves
   bool prefill_fp8_values_ = false;  // ... and P V on them too (GpuOptions::fp8_prefill_values)
+  bool prefill_pairs_ = false;       // ... two tiles a consumer iteration (GpuOptions::prefill_pairs)
   // GpuOptions::prefill_rope_q: the prefill kernel turns its prompt rows' q from the QKV output
   // (AttentionArgs::q_raw) and the RoPE kernel skips them (d_q_skip_). Not for GPT-J's parallel
   // block, whose MLP output takes the QKV output's buffer before attention runs.

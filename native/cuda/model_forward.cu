@@ -249,7 +249,7 @@ void CudaModel::attention(int li, const __nv_bfloat16* qkv_raw) {
       // step's decode kernel measured no faster (2048/128: 3,580 and 3,579 against 3,599 output
       // tok/s, seventeenth session).
       const int blocks = options_.prefill_blocks > 0 ? options_.prefill_blocks : sm_count_;
-      launch_prefill_attention_sm90_ws(a, blocks, prefill_fp8_scores_, prefill_fp8_values_, stream_);
+      launch_prefill_attention_sm90_ws(a, blocks, prefill_fp8_scores_, prefill_fp8_values_, prefill_pairs_, stream_);
     }
     else if (prefill_sm90_) launch_prefill_attention_sm90(a, stream_);
     else launch_prefill_attention(a, stream_);
