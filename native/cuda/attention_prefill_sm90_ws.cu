@@ -229,7 +229,8 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
       named_barrier_sync<1, kProducerThreads>();
       // Tile g handed over before tile g + A's copies, which wait for its slot: given back after
       // tile g + A - kSlots's P V, in the consumers' iteration g + A - kSlots + 1 <= g - 3, so the
-      // consumers run kSlots - A - 1 tiles ahead of that wait rather than on its heels.
+      // consumers run kSlots - A - 1 tiles ahead of that wait rather than on its heels. (PAIRS: an
+      // iteration holds two tiles, so the slot comes back with no tile to spare: kSlots = A + 2 x 2.)
       widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
       fence_proxy_async_shared();  // the widened (FP8V: transposed) V and this thread's K copies, before the wgmma that read them
       mbarrier_arrive(&full[g % S::kSlots]);
