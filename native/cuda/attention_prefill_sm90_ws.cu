@@ -433,7 +433,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
         rescale_output<D>(acc, corr);
   #pragma unroll
         for (int t = 0; t < TPI; ++t) {
-          if constexpr (FP8V) pack_p_e4m3(pf[t], s[t], needed(i0));
+          if constexpr (FP8V) pack_p_e4m3(pf[t], s[t], needed(i0), 1.0f);
           else pack_p<F16>(pf[t], s[t], needed(i0));
         }
       }

@@ -80,7 +80,7 @@ constexpr int kPLog2 = 8;
 // slack, log2 units): P then reaches 2^(8 + 0.75), about 431, inside E4M3's 448.
 constexpr float kPSlack = 0.75f;
 
-// O += P V with FP8 values: P as E4M3 A fragments (rescale_and_pack_e4m3), V^T at `tile` + V_AT;
+// O += P V with FP8 values: P as E4M3 A fragments (pack_p_e4m3), V^T at `tile` + V_AT;
 // k-step c reads positions 32 c .. 32 c + 31 (two core matrices along k). One wgmma group.
 template <int D, int V_AT>
 __device__ __forceinline__ void issue_values_e4m3(float (&acc)[D / 8][4], const uint32_t (&pf)[kTile / 32][4], uint32_t tile) {
@@ -91,16 +91,14 @@ __device__ __forceinline__ void issue_values_e4m3(float (&acc)[D / 8][4], const 
   wgmma_commit();
 }
 
-// rescale_and_pack for FP8 values: P times kPScale rounded to E4M3, four positions a register in
+// P times `scale` rounded to E4M3 as the A fragments of a P V, four positions a register in
 // TransposePlan's k order (register 0: row lane / 4, positions 2t, 2t + 1 of score tiles 4c and
-// 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3).
-template <int D>
-__device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4],
-                                                      const float (&corr)[2], bool live) {
-  rescale_output<D>(acc, corr);
-  auto pack = [](float a, float b, float c, float d) {
-    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a * kPScale, b * kPScale), __NV_SATFINITE, __NV_E4M3);
-    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c * kPScale, d * kPScale), __NV_SATFINITE, __NV_E4M3);
+// 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3); zeros where not live.
+// The single-tile kernel scales by kPScale here; the paired one's P already carries 2^kPLog2 (scale 1).
+__device__ __forceinline__ void pack_p_e4m3(uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4], bool live, float scale) {
+  auto pack = [scale](float a, float b, float c, float d) {
+    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a * scale, b * scale), __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c * scale, d * scale), __NV_SATFINITE, __NV_E4M3);
     return static_cast<uint32_t>(p0) | (static_cast<uint32_t>(p1) << 16);
   };
 #pragma unroll
@@ -110,6 +108,14 @@ __device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], ui
       const int j = 4 * c + 2 * (i >> 1), e = 2 * (i & 1);
       pf[c][i] = live ? pack(s[j][e], s[j][e + 1], s[j + 1][e], s[j + 1][e + 1]) : 0u;
     }
+}
+
+// rescale_and_pack for FP8 values: O takes corr, then P times kPScale rounded to E4M3 (pack_p_e4m3).
+template <int D>
+__device__ __forceinline__ void rescale_and_pack_e4m3(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4],
+                                                      const float (&corr)[2], bool live) {
+  rescale_output<D>(acc, corr);
+  pack_p_e4m3(pf, s, live, kPScale);
 }
 
 // finish_rows for FP8 values: the row sums take P's kPScale (exact: a power of two) before the
@@ -121,24 +127,6 @@ __device__ __forceinline__ void finish_rows_e4m3(float (&acc)[D / 8][4], const u
   l[1] *= kPScale;
   finish_rows_with<D, KvType::kE4M3>(acc, l, tiles_total, [&] { issue_values_e4m3<D, V_AT>(acc, pf, last); }, a, first, count, group,
                                      kvh, lane);
-}
-
-// P (already times 2^kPLog2) rounded to E4M3 as the A fragments of a P V, four positions a register
-// in TransposePlan's k order (register 0: row lane / 4, positions 2t, 2t + 1 of score tiles 4c and
-// 4c + 1; 1: the same of row + 8; 2 and 3: score tiles 4c + 2 and 4c + 3); zeros where not live.
-__device__ __forceinline__ void pack_p_e4m3(uint32_t (&pf)[kTile / 32][4], const float (&s)[kTile / 8][4], bool live) {
-  auto pack = [](float a, float b, float c, float d) {
-    const __nv_fp8x2_storage_t p0 = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
-    const __nv_fp8x2_storage_t p1 = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
-    return static_cast<uint32_t>(p0) | (static_cast<uint32_t>(p1) << 16);
-  };
-#pragma unroll
-  for (int c = 0; c < kTile / 32; ++c)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int j = 4 * c + 2 * (i >> 1), e = 2 * (i & 1);
-      pf[c][i] = live ? pack(s[j][e], s[j][e + 1], s[j + 1][e], s[j + 1][e + 1]) : 0u;
-    }
 }
 
 }  // namespace sm90
