@@ -1,0 +1,470 @@
+// Why batch 1's one-block-an-SM projections (Llama-3-8B's O and down: 128 blocks of 32 weight rows;
+// QKV: 128 of 48) stream about 2.8 TB/s while gate/up (448 blocks of 64, two an SM) streams 3.8
+// (bench/RESULTS.md). Bytes in flight, blocks an SM, stages a loop step, the SM's cp.async tracking
+// (TMA tensor tiles) and the prologue's depth were each changed inside the row GEMM and none moved
+// it. This separates the copy pattern from the GEMM: a decode step's weights (32 layers of
+// QKV, O, gate/up and down, 6.98 GB, each layer's its own) read by kernels that only copy them into
+// shared memory, in the chain a step launches (programmatic dependent launch in a CUDA graph):
+//
+//   row_gemm       the library's row GEMM at one token (native/cuda/gemm_rows.cu, as the step
+//                  calls it: O and down adding into a float32 stream), the reference
+//   ring S/N       its copy loop without the arithmetic: the same blocks and features a block, 128
+//                  threads copying 16 bytes each (cp.async) and an activation warp at the same
+//                  barriers, a stage S bytes of K of every row (the row GEMM's S is 128), at most
+//                  N stages in the ring (the row GEMM: 16, 14 of them in flight)
+//   bulk S         the same blocks, each row's S contiguous bytes a stage by one cp.async.bulk (the
+//                  copy engine, one instruction a row, no tensor map), slots handed over by mbarriers
+//   slab           the same blocks, each reading its F rows (F x K contiguous bytes) in address
+//                  order, 512 threads with eight 16-byte loads in flight each (64 KB a block)
+//   flat           a grid-stride read of each matrix in 16-byte loads (four 256-thread blocks an
+//                  SM): what the bytes cost read in address order
+//
+// For each: us a projection (32 launches of one projection, each layer's weights), and a whole
+// step's chain (32 x {norm, QKV, RoPE, attention, quantize, O, norm, gate/up, SwiGLU, down}) with
+// the small kernels as one-block row kernels (bench/pdl-chain.cu's shape) and without them. If a
+// copy-only ring reads at the row GEMM's rate, the pattern is the limit and the ring/bulk rows that
+// beat it say which pattern to build; if it reads at flat's rate, the GEMM's own loop is.
+// Build and run on the GPU machine: bash bench/weight-stream.sh (about a minute).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "cuda/cuda_check.h"
+#include "cuda/dynamic_shared.h"
+#include "cuda/gemm_rows.h"
+#include "cuda/mbarrier.cuh"
+#include "cuda/mma.cuh"
+#include "cuda/pdl.cuh"
+#include "cuda/reduce.cuh"
+
+namespace tachyon {
+bool& pdl_enabled() {
+  static bool on = true;
+  return on;
+}
+}  // namespace tachyon
+
+using namespace tachyon;
+
+namespace {
+
+constexpr int kLayers = 32;
+constexpr int kThreads = 160;   // as the row GEMM: a copying warpgroup and one more warp
+constexpr int kSmemSolo = 227 * 1024;
+constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
+constexpr int kSmallRow = 4096;  // floats a small kernel's row (the hidden size)
+
+struct Projection {
+  const char* name;
+  int N, K;  // weight rows (features) and bytes a row (E4M3)
+  bool adds;  // the step's O and down add into the float32 residual stream
+};
+constexpr Projection kProjections[4] = {
+    {"qkv", 6144, 4096, false}, {"o", 4096, 4096, true}, {"gate_up", 28672, 4096, false}, {"down", 4096, 14336, true}};
+
+// Features a block and blocks an SM, as the row GEMM chooses them (gemm_rows.cu, launch_tokens).
+struct Geometry {
+  int F;
+  bool solo;
+};
+Geometry geometry(int N, int sms) {
+  if ((N + 31) / 32 <= sms) return {32, true};
+  if ((N + 47) / 48 <= sms) return {48, true};
+  if ((N + 63) / 64 <= sms) return {64, true};
+  return {64, false};
+}
+
+// A ring's stage: F rows times SEG bytes, shrunk (halved) until at least 6 stages fit the block's
+// shared memory; at most MAX stages.
+struct RingShape {
+  int seg, stages;
+};
+__host__ __device__ constexpr RingShape ring_shape(int F, bool solo, int seg, int max_stages) {
+  const int budget = (solo ? kSmemSolo : kSmemPaired) - 1024;
+  while (seg > 128 && budget / (F * seg) < 6) seg /= 2;
+  const int fit = budget / (F * seg);
+  return {seg, fit < max_stages ? fit : max_stages};
+}
+
+__device__ __forceinline__ void stage_barrier() { asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory"); }
+
+__device__ __forceinline__ uint32_t swizzled_chunk(int row, int c) {  // within a row's segment: 128-byte atoms
+  return static_cast<uint32_t>(((c >> 3) << 7) | (((c & 7) ^ (row & 7)) << 4));
+}
+
+// grid: N / F blocks. The row GEMM's loop with its wgmma taken out: copies kAhead stages ahead,
+// the weights' first stages before pdl_wait(), a barrier a stage; each thread reads 4 bytes of the
+// stage it waited for, so the copies are consumed.
+template <int F, bool SOLO, int SEG, int MAX>
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint8_t* W, int K, uint32_t* sink) {
+  constexpr RingShape kShape = ring_shape(F, SOLO, SEG, MAX);
+  constexpr int kSeg = kShape.seg, kStages = kShape.stages, kAhead = kStages - 2;
+  constexpr int kStageBytes = F * kSeg;
+  constexpr int kChunksRow = kSeg / 16;
+  constexpr int kCopies = F * kChunksRow / 128;
+  static_assert(kAhead >= 2 && F * kChunksRow % 128 == 0, "whole copies a thread, four stages at least");
+  extern __shared__ __align__(1024) uint8_t ring[];
+  const int t = threadIdx.x;
+  const int segs = K / kSeg;
+  if (t >= 128) {  // the activation warp: its barriers (the token copies are a few hundred bytes)
+    pdl_wait();
+    for (int k = 0; k < segs; ++k) stage_barrier();
+    return;
+  }
+  const uint8_t* rows = W + static_cast<size_t>(blockIdx.x) * F * K;
+  auto copy = [&](int k) {
+    uint8_t* stage = ring + (k % kStages) * kStageBytes;
+#pragma unroll
+    for (int j = 0; j < kCopies; ++j) {
+      const int i = t + 128 * j, r = i / kChunksRow, c = i % kChunksRow;
+      cp_async_16(stage + r * kSeg + swizzled_chunk(r, c), rows + static_cast<size_t>(r) * K + k * kSeg + c * 16, true);
+    }
+  };
+  for (int k = 0; k < kAhead; ++k) {
+    if (k < segs) copy(k);
+    cp_async_commit();
+  }
+  pdl_wait();
+  uint32_t acc = 0;
+  for (int k = 0; k < segs; ++k) {
+    cp_async_wait<kAhead - 1>();
+    stage_barrier();
+    if (k + kAhead < segs) copy(k + kAhead);
+    cp_async_commit();
+    acc ^= *reinterpret_cast<const uint32_t*>(ring + (k % kStages) * kStageBytes + t * 16);
+  }
+  sink[blockIdx.x * 128 + t] = acc;
+}
+
+__device__ __forceinline__ void expect_bytes(uint64_t* bar, uint32_t bytes) {
+#if TACHYON_WGMMA
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if TACHYON_WGMMA
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_address(dst)),
+               "l"(src), "r"(bytes), "r"(smem_address(bar))
+               : "memory");
+#endif
+}
+
+// grid: N / F blocks. Warp 4 copies: each stage one cp.async.bulk of SEG bytes a row, completing on
+// the slot's `full` barrier; the warpgroup reads the stage and gives the slot back through `empty`
+// (an arrival a warp). All the ring's stages are in flight.
+template <int F, bool SOLO, int SEG, int MAX>
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint8_t* W, int K, uint32_t* sink) {
+  constexpr RingShape kShape = ring_shape(F, SOLO, SEG, MAX);
+  constexpr int kSeg = kShape.seg, kStages = kShape.stages;
+  constexpr int kStageBytes = F * kSeg;
+  extern __shared__ __align__(1024) uint8_t ring[];
+  __shared__ uint64_t full[kStages], empty[kStages];
+  const int t = threadIdx.x, lane = t % 32;
+  const int segs = K / kSeg;
+  if (t == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], 4);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  if (t >= 128) {
+    const uint8_t* rows = W + static_cast<size_t>(blockIdx.x) * F * K;
+    for (int k = 0; k < segs; ++k) {
+      const int s = k % kStages;
+      if (k == kStages) pdl_wait();  // the first ring of weights before it
+      mbarrier_wait(&empty[s], ((k / kStages) & 1) ^ 1);
+      if (lane == 0) expect_bytes(&full[s], kStageBytes);
+      __syncwarp();
+      for (int r = lane; r < F; r += 32)
+        bulk_copy(ring + s * kStageBytes + r * kSeg, rows + static_cast<size_t>(r) * K + k * kSeg, kSeg, &full[s]);
+    }
+    if (segs <= kStages) pdl_wait();
+    return;
+  }
+  pdl_wait();
+  uint32_t acc = 0;
+  for (int k = 0; k < segs; ++k) {
+    const int s = k % kStages;
+    mbarrier_wait(&full[s], (k / kStages) & 1);
+    acc ^= *reinterpret_cast<const uint32_t*>(ring + s * kStageBytes + (t * 16) % kStageBytes);
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(&empty[s]);
+  }
+  sink[blockIdx.x * 128 + t] = acc;
+}
+
+// grid-stride 16-byte loads, eight in flight a thread, in address order; pdl_wait() after them (the
+// weights do not depend on the kernel before).
+__global__ void __launch_bounds__(256) flat_kernel(const uint4* W, size_t n16, uint32_t* sink) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  uint32_t acc = 0;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; i + 7 * stride < n16; i += 8 * stride) {
+    uint4 v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = __ldcs(W + i + u * stride);
+#pragma unroll
+    for (int u = 0; u < 8; ++u) acc ^= v[u].x ^ v[u].w;
+  }
+  for (; i < n16; i += stride) acc ^= __ldcs(W + i).y;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+  sink[blockIdx.x * 256 + threadIdx.x] = acc;
+}
+
+// grid: N / F blocks of 512 threads, each reading its F x K bytes in address order.
+__global__ void __launch_bounds__(512, 1) slab_kernel(const uint4* W, int slab16, uint32_t* sink) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  const uint4* slab = W + static_cast<size_t>(blockIdx.x) * slab16;
+  uint32_t acc = 0;
+  int i = threadIdx.x;
+  for (; i + 7 * 512 < slab16; i += 8 * 512) {
+    uint4 v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = __ldcs(slab + i + u * 512);
+#pragma unroll
+    for (int u = 0; u < 8; ++u) acc ^= v[u].x ^ v[u].w;
+  }
+  for (; i < slab16; i += 512) acc ^= __ldcs(slab + i).y;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+  sink[blockIdx.x * 512 + threadIdx.x] = acc;
+}
+
+// A step's small kernels (norm, RoPE, attention, quantization, SwiGLU) as one block reading a row
+// the kernel before wrote: load, block sum, scale, store (bench/pdl-chain.cu: about 1.3 us a link).
+__global__ void small_kernel(float* out, const float* in) {
+  __shared__ float scratch[32];
+  pdl_wait();
+  constexpr int kPer = kSmallRow / 4 / 128;
+  float4 v[kPer];
+  float ss = 0.0f;
+  for (int k = 0; k < kPer; ++k) {
+    v[k] = reinterpret_cast<const float4*>(in)[threadIdx.x + k * 128];
+    ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+  }
+  const float inv = rsqrtf(block_sum(ss, scratch) / kSmallRow + 1e-5f);
+  for (int k = 0; k < kPer; ++k)
+    reinterpret_cast<float4*>(out)[threadIdx.x + k * 128] = make_float4(v[k].x * inv, v[k].y * inv, v[k].z * inv, v[k].w * inv);
+}
+
+// What every variant's launches read and write.
+struct Buffers {
+  uint8_t* weights[4];  // [kLayers][N][K] a projection
+  uint8_t* a;           // one token's E4M3 row (the largest K)
+  float* rows;          // its scale
+  float* cols;          // the weights' column scales (the largest N), all 1
+  void* d;              // the row GEMM's output: bf16 or float32, the largest N
+  uint32_t* sink;
+  float *small_a, *small_b;
+  int sms;
+};
+
+using Launch = void (*)(const Buffers&, int p, int layer, cudaStream_t);
+
+template <int F, bool SOLO, int SEG, int MAX>
+struct RingKind {
+  static constexpr auto kernel = ring_kernel<F, SOLO, SEG, MAX>;
+  static constexpr size_t shared() {
+    constexpr RingShape s = ring_shape(F, SOLO, SEG, MAX);
+    return static_cast<size_t>(s.stages) * F * s.seg;
+  }
+};
+template <int F, bool SOLO, int SEG, int MAX>
+struct BulkKind {
+  static constexpr auto kernel = bulk_kernel<F, SOLO, SEG, MAX>;
+  static constexpr size_t shared() {
+    constexpr RingShape s = ring_shape(F, SOLO, SEG, MAX);
+    return static_cast<size_t>(s.stages) * F * s.seg;
+  }
+};
+
+template <template <int, bool, int, int> class Kind, int F, bool SOLO, int SEG, int MAX>
+void launch_kind(const Buffers& b, int p, int layer, cudaStream_t s) {
+  using K = Kind<F, SOLO, SEG, MAX>;
+  constexpr auto kernel = K::kernel;
+  allow_dynamic_shared<kernel>(K::shared());
+  const Projection& pr = kProjections[p];
+  const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
+  launch_pdl("copy", kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, b.sink);
+}
+
+template <template <int, bool, int, int> class Kind, int SEG, int MAX>
+void launch_copies(const Buffers& b, int p, int layer, cudaStream_t s) {
+  const Geometry g = geometry(kProjections[p].N, b.sms);
+  if (g.F == 32) launch_kind<Kind, 32, true, SEG, MAX>(b, p, layer, s);
+  else if (g.F == 48) launch_kind<Kind, 48, true, SEG, MAX>(b, p, layer, s);
+  else if (g.solo) launch_kind<Kind, 64, true, SEG, MAX>(b, p, layer, s);
+  else launch_kind<Kind, 64, false, SEG, MAX>(b, p, layer, s);
+}
+
+void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
+  const Projection& pr = kProjections[p];
+  const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
+  launch_row_gemm(Operand::kFp8, pr.adds ? Output::kF32Add : Output::kBf16, b.a, w, b.d, 1, pr.N, pr.K,
+                  GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone);
+}
+
+void launch_flat(const Buffers& b, int p, int layer, cudaStream_t s) {
+  const Projection& pr = kProjections[p];
+  const size_t bytes = static_cast<size_t>(pr.N) * pr.K;
+  const uint8_t* w = b.weights[p] + layer * bytes;
+  launch_pdl("flat", flat_kernel, dim3(b.sms * 4), dim3(256), 0, s, reinterpret_cast<const uint4*>(w), bytes / 16, b.sink);
+}
+
+void launch_slab(const Buffers& b, int p, int layer, cudaStream_t s) {
+  const Projection& pr = kProjections[p];
+  const Geometry g = geometry(pr.N, b.sms);
+  const size_t bytes = static_cast<size_t>(pr.N) * pr.K;
+  const uint8_t* w = b.weights[p] + layer * bytes;
+  launch_pdl("slab", slab_kernel, dim3(pr.N / g.F), dim3(512), 0, s, reinterpret_cast<const uint4*>(w), g.F * pr.K / 16, b.sink);
+}
+
+void launch_small(const Buffers& b, cudaStream_t s, int i) {
+  launch_pdl("small", small_kernel, dim3(1), dim3(128), 0, s, i % 2 ? b.small_a : b.small_b, i % 2 ? b.small_b : b.small_a);
+}
+
+// Median us of a graph's replay (3 warm-up, 15 timed), the graph built by `record`.
+template <typename Record>
+float time_graph(cudaStream_t s, Record record) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  record();
+  CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> us;
+  for (int r = 0; r < 18; ++r) {
+    CUDA_CHECK(cudaEventRecord(start, s));
+    CUDA_CHECK(cudaGraphLaunch(exec, s));
+    CUDA_CHECK(cudaEventRecord(stop, s));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (r >= 3) us.push_back(ms * 1000.0f);
+  }
+  std::sort(us.begin(), us.end());
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+  return us[us.size() / 2];
+}
+
+size_t projection_bytes(int p) { return static_cast<size_t>(kProjections[p].N) * kProjections[p].K; }
+
+void report(const char* name, Launch launch, const Buffers& b, cudaStream_t s) {
+  std::printf("%-14s", name);
+  size_t step_bytes = 0;
+  for (int p = 0; p < 4; ++p) {
+    const float us = time_graph(s, [&] {
+      for (int l = 0; l < kLayers; ++l) launch(b, p, l, s);
+    }) / kLayers;
+    std::printf(" %8.2f %5.2f", us, projection_bytes(p) / (us * 1e6));
+    step_bytes += projection_bytes(p) * kLayers;
+  }
+  // A step: the small kernels where the step has them (norm | QKV | RoPE, attention, quantize | O |
+  // norm | gate/up | SwiGLU | down), and the projections alone.
+  for (bool smalls : {true, false}) {
+    const float us = time_graph(s, [&] {
+      int i = 0;
+      for (int l = 0; l < kLayers; ++l) {
+        const int before[4] = {1, 3, 1, 1};
+        for (int p = 0; p < 4; ++p) {
+          if (smalls)
+            for (int k = 0; k < before[p]; ++k) launch_small(b, s, i++);
+          launch(b, p, l, s);
+        }
+      }
+    });
+    std::printf(" %8.3f %5.2f", us / 1000.0f, step_bytes / (us * 1e6));
+  }
+  std::printf("\n");
+  CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+}  // namespace
+
+int main() {
+  try {
+    if (!row_gemm_available()) fail("needs an sm_90a build on an sm_90 device");
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    Buffers b{};
+    CUDA_CHECK(cudaDeviceGetAttribute(&b.sms, cudaDevAttrMultiProcessorCount, 0));
+    size_t total = 0;
+    for (int p = 0; p < 4; ++p) {
+      const size_t bytes = projection_bytes(p) * kLayers;
+      CUDA_CHECK(cudaMalloc(&b.weights[p], bytes));
+      CUDA_CHECK(cudaMemset(b.weights[p], 0x30, bytes));  // E4M3 0.125: finite products
+      total += bytes;
+    }
+    CUDA_CHECK(cudaMalloc(&b.a, 14336));
+    CUDA_CHECK(cudaMemset(b.a, 0x30, 14336));
+    CUDA_CHECK(cudaMalloc(&b.rows, 4));
+    CUDA_CHECK(cudaMalloc(&b.cols, 28672 * 4));
+    const std::vector<float> ones(28672, 1.0f);
+    CUDA_CHECK(cudaMemcpy(b.rows, ones.data(), 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(b.cols, ones.data(), 28672 * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&b.d, 28672 * 4));
+    CUDA_CHECK(cudaMemset(b.d, 0, 28672 * 4));
+    CUDA_CHECK(cudaMalloc(&b.sink, static_cast<size_t>(28672 / 32) * 512 * 4 + b.sms * 4 * 256 * 4));
+    CUDA_CHECK(cudaMalloc(&b.small_a, kSmallRow * 4));
+    CUDA_CHECK(cudaMalloc(&b.small_b, kSmallRow * 4));
+    CUDA_CHECK(cudaMemcpy(b.small_a, ones.data(), kSmallRow * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(b.small_b, ones.data(), kSmallRow * 4, cudaMemcpyHostToDevice));
+
+    std::printf("%d SMs; a step's weights %.2f GB (%d layers of QKV, O, gate/up, down, E4M3); median of 15 graph replays\n",
+                b.sms, total / 1e9, kLayers);
+    std::printf("geometry (features a block, blocks an SM):");
+    for (const Projection& p : kProjections) {
+      const Geometry g = geometry(p.N, b.sms);
+      std::printf(" %s %d x %d", p.name, g.F, g.solo ? 1 : 2);
+    }
+    std::printf("\nus a projection and TB/s; a step's chain in ms and TB/s, with the small kernels and without\n");
+    std::printf("%-14s %8s %5s %8s %5s %8s %5s %8s %5s %8s %5s %8s %5s\n", "variant", "qkv", "TB/s", "o", "TB/s", "gate_up",
+                "TB/s", "down", "TB/s", "step", "TB/s", "bare", "TB/s");
+    const struct {
+      const char* name;
+      Launch launch;
+    } variants[] = {
+        {"row_gemm", launch_row_gemm_step},
+        {"ring 128/16", launch_copies<RingKind, 128, 16>},
+        {"ring 128/48", launch_copies<RingKind, 128, 48>},
+        {"ring 256/16", launch_copies<RingKind, 256, 16>},
+        {"ring 512/16", launch_copies<RingKind, 512, 16>},
+        {"ring 1024/16", launch_copies<RingKind, 1024, 16>},
+        {"bulk 128/16", launch_copies<BulkKind, 128, 16>},
+        {"bulk 512/16", launch_copies<BulkKind, 512, 16>},
+        {"bulk 1024/16", launch_copies<BulkKind, 1024, 16>},
+        {"bulk 2048/16", launch_copies<BulkKind, 2048, 16>},
+        {"slab", launch_slab},
+        {"flat", launch_flat},
+        {"row_gemm", launch_row_gemm_step},  // again: the machine's drift over the run
+    };
+    for (const auto& v : variants) report(v.name, v.launch, b, s);
+    std::printf("ring/bulk S/N: S bytes of a row a stage (halved where fewer than 6 stages fit: gate/up's paired blocks\n"
+                "take 256 at most), N stages at most\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
