@@ -452,6 +452,7 @@ int main() {
         {"ring 512/16", launch_copies<RingKind, 512, 16>},
         {"ring 1024/16", launch_copies<RingKind, 1024, 16>},
         {"bulk 128/16", launch_copies<BulkKind, 128, 16>},
+        {"bulk 128/48", launch_copies<BulkKind, 128, 48>},
         {"bulk 512/16", launch_copies<BulkKind, 512, 16>},
         {"bulk 1024/16", launch_copies<BulkKind, 1024, 16>},
         {"bulk 2048/16", launch_copies<BulkKind, 2048, 16>},
@@ -460,8 +461,17 @@ int main() {
         {"row_gemm", launch_row_gemm_step},  // again: the machine's drift over the run
     };
     for (const auto& v : variants) report(v.name, v.launch, b, s);
-    std::printf("ring/bulk S/N: S bytes of a row a stage (halved where fewer than 6 stages fit: gate/up's paired blocks\n"
-                "take 256 at most), N stages at most\n");
+    std::printf("ring/bulk S/N: S bytes of a row a stage (halved where fewer than 6 stages fit), N stages at most; as built\n"
+                "(bytes a row a stage x stages, for 32 and 48 features one block an SM and 64 two an SM):\n");
+    const int shapes[][2] = {{128, 16}, {128, 48}, {256, 16}, {512, 16}, {1024, 16}, {2048, 16}};
+    for (const auto& sh : shapes) {
+      std::printf("  %4d/%-2d:", sh[0], sh[1]);
+      for (const Geometry g : {Geometry{32, true}, Geometry{48, true}, Geometry{64, false}}) {
+        const RingShape r = ring_shape(g.F, g.solo, sh[0], sh[1]);
+        std::printf("  F %d: %d x %d (%d KB)", g.F, r.seg, r.stages, g.F * r.seg * r.stages / 1024);
+      }
+      std::printf("\n");
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
