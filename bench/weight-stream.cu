@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint
   constexpr int kChunksRow = kSeg / 16;
   constexpr int kCopies = F * kChunksRow / 128;
   static_assert(kAhead >= 2 && F * kChunksRow % 128 == 0, "whole copies a thread, four stages at least");
-  extern __shared__ __align__(1024) uint8_t ring[];
+  extern __shared__ __align__(16) uint8_t ring[];
   const int t = threadIdx.x;
   const int segs = K / kSeg;
   if (t >= 128) {  // the activation warp: its barriers (the token copies are a few hundred bytes)
@@ -162,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint
   constexpr RingShape kShape = ring_shape(F, SOLO, SEG, MAX);
   constexpr int kSeg = kShape.seg, kStages = kShape.stages;
   constexpr int kStageBytes = F * kSeg;
-  extern __shared__ __align__(1024) uint8_t ring[];
+  extern __shared__ __align__(16) uint8_t ring[];
   __shared__ uint64_t full[kStages], empty[kStages];
   const int t = threadIdx.x, lane = t % 32;
   const int segs = K / kSeg;
@@ -293,14 +293,48 @@ struct BulkKind {
   }
 };
 
+// The weights' L2 policy, as the row GEMM gives its launches (gemm_rows.cu, TACHYON_ROW_GEMM_STREAMING):
+// first to go from L2. Every variant takes it, so that only the copy pattern differs.
+cudaAccessPolicyWindow streaming_window(const void* w, size_t bytes) {
+  static const size_t max_window = [] {
+    int bytes_max = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&bytes_max, cudaDevAttrMaxAccessPolicyWindowSize, 0));
+    return static_cast<size_t>(bytes_max);
+  }();
+  cudaAccessPolicyWindow window{};
+  window.base_ptr = const_cast<void*>(w);
+  window.num_bytes = std::min(bytes, max_window);
+  window.hitRatio = 1.0f;
+  window.hitProp = cudaAccessPropertyStreaming;
+  window.missProp = cudaAccessPropertyStreaming;
+  return window;
+}
+
+// A projection's weights for this layer; its features must fill whole blocks of F (no row left unread).
+const uint8_t* layer_weights(const Buffers& b, int p, int layer, int F) {
+  const Projection& pr = kProjections[p];
+  if (pr.N % F != 0) fail(pr.name, ": ", pr.N, " features are not whole blocks of ", F, " on this device");
+  return b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
+}
+
 template <template <int, bool, int, int> class Kind, int F, bool SOLO, int SEG, int MAX>
 void launch_kind(const Buffers& b, int p, int layer, cudaStream_t s) {
   using K = Kind<F, SOLO, SEG, MAX>;
   constexpr auto kernel = K::kernel;
-  allow_dynamic_shared<kernel>(K::shared());
+  static const bool prepared = [] {
+    allow_dynamic_shared<kernel>(K::shared());
+    // The SM's whole 228 KB as shared memory, as the row GEMM asks (two paired blocks need all of it).
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+    int per_sm = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, K::shared()));
+    if (per_sm < (SOLO ? 1 : 2)) fail("a ", SOLO ? "solo" : "paired", " ring of ", F, " features fits ", per_sm, " blocks an SM");
+    return true;
+  }();
+  (void)prepared;
   const Projection& pr = kProjections[p];
-  const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
-  launch_pdl("copy", kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, b.sink);
+  const uint8_t* w = layer_weights(b, p, layer, F);
+  const cudaAccessPolicyWindow window = streaming_window(w, static_cast<size_t>(pr.N) * pr.K);
+  launch_pdl_window("copy", &window, kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, b.sink);
 }
 
 template <template <int, bool, int, int> class Kind, int SEG, int MAX>
@@ -322,16 +356,19 @@ void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
 void launch_flat(const Buffers& b, int p, int layer, cudaStream_t s) {
   const Projection& pr = kProjections[p];
   const size_t bytes = static_cast<size_t>(pr.N) * pr.K;
-  const uint8_t* w = b.weights[p] + layer * bytes;
-  launch_pdl("flat", flat_kernel, dim3(b.sms * 4), dim3(256), 0, s, reinterpret_cast<const uint4*>(w), bytes / 16, b.sink);
+  const uint8_t* w = layer_weights(b, p, layer, 1);
+  const cudaAccessPolicyWindow window = streaming_window(w, bytes);
+  launch_pdl_window("flat", &window, flat_kernel, dim3(b.sms * 4), dim3(256), 0, s, reinterpret_cast<const uint4*>(w), bytes / 16,
+                    b.sink);
 }
 
 void launch_slab(const Buffers& b, int p, int layer, cudaStream_t s) {
   const Projection& pr = kProjections[p];
   const Geometry g = geometry(pr.N, b.sms);
-  const size_t bytes = static_cast<size_t>(pr.N) * pr.K;
-  const uint8_t* w = b.weights[p] + layer * bytes;
-  launch_pdl("slab", slab_kernel, dim3(pr.N / g.F), dim3(512), 0, s, reinterpret_cast<const uint4*>(w), g.F * pr.K / 16, b.sink);
+  const uint8_t* w = layer_weights(b, p, layer, g.F);
+  const cudaAccessPolicyWindow window = streaming_window(w, static_cast<size_t>(pr.N) * pr.K);
+  launch_pdl_window("slab", &window, slab_kernel, dim3(pr.N / g.F), dim3(512), 0, s, reinterpret_cast<const uint4*>(w),
+                    g.F * pr.K / 16, b.sink);
 }
 
 void launch_small(const Buffers& b, cudaStream_t s, int i) {
@@ -372,6 +409,10 @@ size_t projection_bytes(int p) { return static_cast<size_t>(kProjections[p].N) *
 
 void report(const char* name, Launch launch, const Buffers& b, cudaStream_t s) {
   std::printf("%-14s", name);
+  // Each projection once outside a graph: the kernels' attributes are set and checked before any
+  // capture, and a fault shows here, named.
+  for (int p = 0; p < 4; ++p) launch(b, p, 0, s);
+  CUDA_CHECK(cudaStreamSynchronize(s));
   size_t step_bytes = 0;
   for (int p = 0; p < 4; ++p) {
     const float us = time_graph(s, [&] {
