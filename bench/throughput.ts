@@ -66,6 +66,7 @@ const WORKLOADS: Workload[] = [
 // --no-overlap-decode-attention: mixed steps run the decode kernel after the prefill kernel on one stream (CudaKnobs.overlapDecodeAttention, on by default: a second stream beside it).
 // --no-prefill-rope-q: the RoPE kernel writes every row's q as float32 for the prefill kernel to read (CudaKnobs.prefillRopeQ off; on by default: the prefill kernel turns its rows' q itself).
 // --prefill-blocks N: the warp-specialized prefill kernel's blocks at most N (CudaKnobs.prefillBlocks; default one an SM; 1000000: one block an item, as before it was persistent).
+// --row-gemm-prefetch-mib N: the few-row GEMM asks up to N MiB of its weights into L2 before its PDL wait (CudaKnobs.rowGemmPrefetchMiB; default 0: none; the same bits).
 // --prefill-pairs: the FP8-values prefill kernel two K/V tiles an iteration with a leaner softmax (CudaKnobs.prefillPairs; off by default until measured: other bits).
 // --bf16-residual: the batched path's residual stream in bf16, as transformers keeps it (CudaKnobs.bf16Residual; off by default: other bits).
 // --no-residual-in-gemm: the O and down GEMMs write bf16 deltas the norms add (CudaKnobs.residualInGemm off; on by default: they add into the float32 stream in place).
@@ -91,6 +92,7 @@ const { values } = parseArgs({
     'no-fp8-prefill-values': { type: 'boolean' },
     'bf16-residual': { type: 'boolean' },
     'prefill-pairs': { type: 'boolean' },
+    'row-gemm-prefetch-mib': { type: 'string' },
     'no-residual-in-gemm': { type: 'boolean' },
   },
 });
@@ -122,6 +124,7 @@ async function run(w: Workload) {
       fp8PrefillValues: values['no-fp8-prefill-values'] ? false : undefined,
       bf16Residual: values['bf16-residual'],
       prefillPairs: values['prefill-pairs'],
+      rowGemmPrefetchMiB: values['row-gemm-prefetch-mib'] ? Number(values['row-gemm-prefetch-mib']) : undefined,
       residualInGemm: values['no-residual-in-gemm'] ? false : undefined,
     },
   });

@@ -7,7 +7,9 @@
 // shared memory, in the chain a step launches (programmatic dependent launch in a CUDA graph):
 //
 //   row_gemm       the library's row GEMM at one token (native/cuda/gemm_rows.cu, as the step
-//                  calls it: O and down adding into a float32 stream), the reference
+//                  calls it: O and down adding into a float32 stream), the reference; pfN with
+//                  CudaKnobs.rowGemmPrefetchMiB N (up to N MiB of the weights past the prologue's
+//                  stages asked into L2 before the wait, while the kernels before run)
 //   ring S/N       its copy loop without the arithmetic: the same blocks and features a block, 128
 //                  threads copying 16 bytes each (cp.async) and an activation warp at the same
 //                  barriers, a stage S bytes of K of every row (the row GEMM's S is 128), at most
@@ -346,11 +348,14 @@ void launch_copies(const Buffers& b, int p, int layer, cudaStream_t s) {
   else launch_kind<Kind, 64, false, SEG, MAX>(b, p, layer, s);
 }
 
+// PREFETCH_MIB: CudaKnobs.rowGemmPrefetchMiB (the rows past the prologue's stages asked into L2
+// before the wait).
+template <int PREFETCH_MIB>
 void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
   const Projection& pr = kProjections[p];
   const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
   launch_row_gemm(Operand::kFp8, pr.adds ? Output::kF32Add : Output::kBf16, b.a, w, b.d, 1, pr.N, pr.K,
-                  GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone);
+                  GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone, static_cast<size_t>(PREFETCH_MIB) << 20);
 }
 
 void launch_flat(const Buffers& b, int p, int layer, cudaStream_t s) {
@@ -486,7 +491,10 @@ int main() {
       const char* name;
       Launch launch;
     } variants[] = {
-        {"row_gemm", launch_row_gemm_step},
+        {"row_gemm", launch_row_gemm_step<0>},
+        {"row_gemm pf8", launch_row_gemm_step<8>},
+        {"row_gemm pf16", launch_row_gemm_step<16>},
+        {"row_gemm pf32", launch_row_gemm_step<32>},
         {"ring 128/16", launch_copies<RingKind, 128, 16>},
         {"ring 128/48", launch_copies<RingKind, 128, 48>},
         {"ring 256/16", launch_copies<RingKind, 256, 16>},
@@ -499,7 +507,7 @@ int main() {
         {"bulk 2048/16", launch_copies<BulkKind, 2048, 16>},
         {"slab", launch_slab},
         {"flat", launch_flat},
-        {"row_gemm", launch_row_gemm_step},  // again: the machine's drift over the run
+        {"row_gemm", launch_row_gemm_step<0>},  // again: the machine's drift over the run
     };
     for (const auto& v : variants) report(v.name, v.launch, b, s);
     std::printf("ring/bulk S/N: S bytes of a row a stage (halved where fewer than 6 stages fit), N stages at most; as built\n"

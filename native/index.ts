@@ -75,6 +75,8 @@ export interface CudaKnobs {
   decodeWarps: number;
   /** The warp-specialized prefill kernel's blocks, each walking (query tile, KV head) items in turn: 0 (default) one an SM; N at most N (1 puts every item through one block), for tests and measuring. The same bits either way. */
   prefillBlocks: number;
+  /** MiB of weights each launch of the few-row GEMM (decode steps of up to 64 tokens) asks into L2 before it waits for the kernel before it, beyond the stages it already copies then, shared evenly by its weight rows: the kernels between two projections (norms, RoPE, attention, quantization) are chains of dependent loads that leave the memory idle, and the projection after them can read what arrived from L2. 0 (default) none; the same bits either way. Not yet measured on a GPU (bench/RESULTS.md, twenty-second session): the H200's L2 is 50 MB, so try 8 to 32. */
+  rowGemmPrefetchMiB: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
 }

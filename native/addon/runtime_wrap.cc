@@ -262,6 +262,8 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
       if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");
     }
     if (o.Has("prefillBlocks") && !o.Get("prefillBlocks").IsUndefined()) gpu_.prefill_blocks = int_field(o, "prefillBlocks", 0, 1 << 20);
+    if (o.Has("rowGemmPrefetchMiB") && !o.Get("rowGemmPrefetchMiB").IsUndefined())
+      gpu_.row_gemm_prefetch_mib = int_field(o, "rowGemmPrefetchMiB", 0, 1024);
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

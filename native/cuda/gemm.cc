@@ -212,7 +212,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
 void Gemm::launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
                   GemmScales sc, cudaStream_t s) {
   if (c.row_gemm) {
-    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add);
+    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add, row_prefetch_bytes_);
     return;
   }
   Descs ds;

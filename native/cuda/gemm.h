@@ -55,6 +55,10 @@ class Gemm {
   // One line per (shape, bucket): what tuning chose and how long it took, for the log.
   const std::vector<std::string>& report() const { return report_; }
 
+  // Bytes a launch of the few-row GEMM asks into L2 before its PDL wait (launch_row_gemm's
+  // l2_prefetch_bytes) when run() takes it; tuning times it without.
+  void set_row_prefetch(size_t bytes) { row_prefetch_bytes_ = bytes; }
+
  private:
   struct Choice {
     cublasLtMatmulAlgo_t algo{};
@@ -76,6 +80,7 @@ class Gemm {
   DeviceBuffer workspace_;
   std::map<Key, Choice> choices_;
   std::vector<std::string> report_;
+  size_t row_prefetch_bytes_ = 0;
 };
 
 }  // namespace tachyon

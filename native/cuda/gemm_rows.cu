@@ -86,6 +86,7 @@ struct RowGemmArgs {
   int M, N;
   int row_bytes;           // K times the element size: a multiple of kAtomBytes
   RowAdd add;              // Output::kF32Add: how the product is added to what D holds
+  int prefetch_row_bytes;  // of each weight row past the prologue's stages, asked into L2 before pdl_wait() (a multiple of 128)
 };
 
 // The device code, for sm_90a only (the other targets build empty kernels, never launched).
@@ -176,6 +177,11 @@ __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 // their own, with the same barriers in the same order.
 __device__ __forceinline__ void stage_barrier() { asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory"); }
 
+// `bytes` (a multiple of 16) from p into L2, by the copy engine; nothing waits for them.
+__device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+}
+
 // The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait().
 template <int TN, int STAGES, int AHEAD>
 __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char* ring, int stage_bytes, int atoms) {
@@ -222,6 +228,14 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   for (int k = 0; k < R::kAhead; ++k) {
     if (k < atoms) weights.copy(stage(k), k);
     cp_async_commit();
+  }
+  // CudaKnobs.rowGemmPrefetchMiB: the block's rows past those stages on their way into L2 too, while
+  // the kernels before (a decode step's norms, RoPE, attention, quantization: latency-bound chains
+  // that leave the memory idle) run; thread t asks for row t's.
+  if (g.prefetch_row_bytes > 0 && t < F) {
+    const int from = R::kAhead * kAtomBytes;
+    const int bytes = min(g.row_bytes - from, g.prefetch_row_bytes);
+    if (bytes > 0 && n0 + t < g.N) prefetch_l2(g.W + static_cast<size_t>(n0 + t) * g.row_bytes + from, bytes);
   }
   pdl_wait();
 
@@ -384,7 +398,7 @@ bool row_gemm_supports(Operand type, int N, int K) {
 }
 
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s, RowAdd add) {
+                     cudaStream_t s, RowAdd add, size_t l2_prefetch_bytes) {
   if (M == 0) return;
   if (!row_gemm_available()) fail("the few-row GEMM needs an sm_90a build on an sm_90 device");
   if (!row_gemm_supports(type, N, K) || out == Output::kI32 || M < 0 || M > kRowGemmMaxRows)
@@ -394,8 +408,11 @@ void launch_row_gemm(Operand type, Output out, const void* A, const void* W, voi
   if (fp8 && (!sc.rows || !sc.cols)) fail("an FP8 few-row GEMM needs its row and column scales");
   if ((out == Output::kF32Add) != (add != RowAdd::kNone) || (out == Output::kF32Add && !fp8))
     fail("the few-row GEMM adds into D for FP8 products with Output::kF32Add, and only then");
+  const int row_bytes = K * (fp8 ? 1 : 2);
+  // A row's share of the prefetch, whole 128-byte atoms, at most the row.
+  const size_t share = std::min(l2_prefetch_bytes / static_cast<size_t>(N), static_cast<size_t>(row_bytes));
   const RowGemmArgs g{static_cast<const unsigned char*>(A), static_cast<const unsigned char*>(W), D, sc.rows, sc.cols, M, N,
-                      K * (fp8 ? 1 : 2), add};
+                      row_bytes, add, static_cast<int>(share / kAtomBytes * kAtomBytes)};
   if (fp8 && out == Output::kBf16) launch_typed<true, __nv_bfloat16>(g, s);
   else if (fp8) launch_typed<true, float>(g, s);
   else if (out == Output::kBf16) launch_typed<false, __nv_bfloat16>(g, s);

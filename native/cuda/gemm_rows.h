@@ -11,6 +11,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 #include "cuda/gemm_types.h"
 
 namespace tachyon {
@@ -35,7 +37,9 @@ enum class RowAdd {
 
 // M from 1 to kRowGemmMaxRows; A, W and D 16-byte aligned. Launched with PDL (pdl.cuh): the first
 // weight copies go out before the previous kernel has finished. add: kNone unless out is kF32Add.
+// l2_prefetch_bytes (CudaKnobs.rowGemmPrefetchMiB): up to this many more weight bytes, shared
+// evenly by the rows, asked into L2 before the wait too (the same bits; 0: none).
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s, RowAdd add = RowAdd::kNone);
+                     cudaStream_t s, RowAdd add = RowAdd::kNone, size_t l2_prefetch_bytes = 0);
 
 }  // namespace tachyon
