@@ -477,8 +477,10 @@ int main() {
     CUDA_CHECK(cudaMemcpy(b.small_a, ones.data(), kSmallRow * 4, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(b.small_b, ones.data(), kSmallRow * 4, cudaMemcpyHostToDevice));
 
-    std::printf("%d SMs; a step's weights %.2f GB (%d layers of QKV, O, gate/up, down, E4M3); median of 15 graph replays\n",
-                b.sms, total / 1e9, kLayers);
+    int l2 = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+    std::printf("%d SMs, L2 %.1f MB; a step's weights %.2f GB (%d layers of QKV, O, gate/up, down, E4M3); median of 15 graph replays\n",
+                b.sms, l2 / 1e6, total / 1e9, kLayers);
     std::printf("geometry (features a block, blocks an SM):");
     for (const Projection& p : kProjections) {
       const Geometry g = geometry(p.N, b.sms);
