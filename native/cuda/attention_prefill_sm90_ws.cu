@@ -90,9 +90,11 @@ struct WsSmem : Sm90Tile<D, KV> {
   // tile i while the producer fills the next ones. One-byte caches land raw in the producer's own
   // ring (kAhead tiles of copies in flight beside the one it widens); bf16 lands in the slots.
   static constexpr int kAhead = kBytes1 ? 2 : 3;
-  static constexpr int kSlots = kBytes1 && !FP8S ? 4 : 6;
   // K/V tiles a consumer iteration takes (PAIRS: two, sharing one maximum and one rescale of O).
   static constexpr int kTilesPerIteration = PAIRS ? 2 : 1;
+  // PAIRS: two slots more (FP8V's slots are 16 KB; the block's 186 KB still fit), so the producer
+  // keeps the same two tiles of slack it has in single-tile iterations (below).
+  static constexpr int kSlots = kBytes1 && !FP8S ? 4 : (PAIRS ? 8 : 6);
   // bf16 and FP8S: while handing tile k over the producer waits for tile k + kAhead's slot, given
   // back by the consumers' iteration after the one holding tile k + kAhead - kSlots, which needs
   // tiles up to k + kAhead - kSlots + 2 kTilesPerIteration - 1 < k, already handed over.
@@ -230,7 +232,8 @@ __device__ __forceinline__ void produce_tiles(const AttentionArgs& a, BlockItems
       // Tile g handed over before tile g + A's copies, which wait for its slot: given back after
       // tile g + A - kSlots's P V, in the consumers' iteration g + A - kSlots + 1 <= g - 3, so the
       // consumers run kSlots - A - 1 tiles ahead of that wait rather than on its heels. (PAIRS: an
-      // iteration holds two tiles, so the slot comes back with no tile to spare: kSlots = A + 2 x 2.)
+      // iteration holds two tiles and gives both back at its end, so kSlots = A + 2 x 2 would leave
+      // no tile to spare; its 8 slots keep two.)
       widen_v.run(raw_at(g), slot_at(g) + S::kKBytes);
       fence_proxy_async_shared();  // the widened (FP8V: transposed) V and this thread's K copies, before the wgmma that read them
       mbarrier_arrive(&full[g % S::kSlots]);
