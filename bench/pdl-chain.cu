@@ -9,11 +9,11 @@
 // kernel, the median of 20 replays. Build and run on the GPU machine: bash bench/pdl-chain.sh
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <vector>
 
 #include "cuda/pdl.cuh"
+#include "event-timing.h"
 #include "cuda/reduce.cuh"
 
 namespace tachyon {
@@ -52,36 +52,17 @@ __global__ void row_kernel(float* out, const float* in, const float* w) {
         make_float4(v[k].x * inv * wv[k].x, v[k].y * inv * wv[k].y, v[k].z * inv * wv[k].z, v[k].w * inv * wv[k].w);
 }
 
-// us a kernel: a graph of kKernels launches of `kernel` ping-ponging between two rows, replayed.
+// us a kernel: a graph of kKernels launches of `kernel` ping-ponging between two rows, replayed
+// (the median of 20 replays after 3).
 float time_chain(void (*kernel)(float*, const float*, const float*), bool programmatic, float* a, float* b, const float* w,
                  cudaStream_t s) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < kKernels; ++i) {
-    float* out = i % 2 ? a : b;
-    const float* in = i % 2 ? b : a;
-    launch_kernel("chain", programmatic, nullptr, kernel, dim3(1), dim3(kThreads), 0, s, out, in, w);
-  }
-  CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> us;
-  for (int r = 0; r < 23; ++r) {
-    CUDA_CHECK(cudaEventRecord(start, s));
-    CUDA_CHECK(cudaGraphLaunch(exec, s));
-    CUDA_CHECK(cudaEventRecord(stop, s));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (r >= 3) us.push_back(ms * 1000.0f / kKernels);
-  }
-  std::sort(us.begin(), us.end());
-  CUDA_CHECK(cudaGraphExecDestroy(exec));
-  CUDA_CHECK(cudaGraphDestroy(graph));
-  return us[us.size() / 2];
+  return bench::graph_median_us(s, [&] {
+    for (int i = 0; i < kKernels; ++i) {
+      float* out = i % 2 ? a : b;
+      const float* in = i % 2 ? b : a;
+      launch_kernel("chain", programmatic, nullptr, kernel, dim3(1), dim3(kThreads), 0, s, out, in, w);
+    }
+  }, 3, 20) / kKernels;
 }
 
 int main() {

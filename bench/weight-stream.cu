@@ -42,6 +42,7 @@
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "event-timing.h"
 
 namespace tachyon {
 bool& pdl_enabled() {
@@ -278,21 +279,21 @@ struct Buffers {
 
 using Launch = void (*)(const Buffers&, int p, int layer, cudaStream_t);
 
+// A ring's dynamic shared memory: its stages (the bulk ring's barriers are static).
 template <int F, bool SOLO, int SEG, int MAX>
-struct RingKind {
-  static constexpr auto kernel = ring_kernel<F, SOLO, SEG, MAX>;
+struct RingBytes {
   static constexpr size_t shared() {
     constexpr RingShape s = ring_shape(F, SOLO, SEG, MAX);
     return static_cast<size_t>(s.stages) * F * s.seg;
   }
 };
 template <int F, bool SOLO, int SEG, int MAX>
-struct BulkKind {
+struct RingKind : RingBytes<F, SOLO, SEG, MAX> {
+  static constexpr auto kernel = ring_kernel<F, SOLO, SEG, MAX>;
+};
+template <int F, bool SOLO, int SEG, int MAX>
+struct BulkKind : RingBytes<F, SOLO, SEG, MAX> {
   static constexpr auto kernel = bulk_kernel<F, SOLO, SEG, MAX>;
-  static constexpr size_t shared() {
-    constexpr RingShape s = ring_shape(F, SOLO, SEG, MAX);
-    return static_cast<size_t>(s.stages) * F * s.seg;
-  }
 };
 
 // The weights' L2 policy, as the row GEMM gives its launches (gemm_rows.cu, TACHYON_ROW_GEMM_STREAMING):
@@ -383,31 +384,7 @@ void launch_small(const Buffers& b, cudaStream_t s, int i) {
 // Median us of a graph's replay (3 warm-up, 15 timed), the graph built by `record`.
 template <typename Record>
 float time_graph(cudaStream_t s, Record record) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  record();
-  CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> us;
-  for (int r = 0; r < 18; ++r) {
-    CUDA_CHECK(cudaEventRecord(start, s));
-    CUDA_CHECK(cudaGraphLaunch(exec, s));
-    CUDA_CHECK(cudaEventRecord(stop, s));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (r >= 3) us.push_back(ms * 1000.0f);
-  }
-  std::sort(us.begin(), us.end());
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
-  CUDA_CHECK(cudaGraphExecDestroy(exec));
-  CUDA_CHECK(cudaGraphDestroy(graph));
-  return us[us.size() / 2];
+  return bench::graph_median_us(s, record, 3, 15);
 }
 
 size_t projection_bytes(int p) { return static_cast<size_t>(kProjections[p].N) * kProjections[p].K; }
