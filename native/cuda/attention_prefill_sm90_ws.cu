@@ -440,21 +440,19 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
           else pack_p<F16>(pf[t], s[t], needed(i0));
         }
       }
-      // The last iteration's P V (an item has at least one tile), then its tiles' slots go back and
-      // the warp's rows of O go out.
+      // The last iteration's P V (an item has at least one tile) and the warp's rows of O, then its
+      // tiles' slots go back (as the single-tile loop's finish_rows).
       const int last0 = (iterations - 1) * TPI;
-      wgmma_fence();
+      finish_rows_with<D, KV>(acc, l, tiles_total, [&] {
   #pragma unroll
-      for (int t = 0; t < TPI; ++t) {
-        if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
-        else issue_values<D, KV, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
-      }
-      wgmma_wait<0>();
-      wgmma_fence_operands(acc);
+        for (int t = 0; t < TPI; ++t) {
+          if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
+          else issue_values<D, KV, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
+        }
+      }, a, first, count, group, kvh, lane);
   #pragma unroll
       for (int t = 0; t < TPI; ++t)
         if (last0 + t < tiles_total) mbarrier_arrive(&empty[(g + last0 + t) % S::kSlots]);
-      if (count > 0) store_prefill_rows<D, KV>(a, acc, l, first, count, group, kvh, lane);
       g += tiles_total;
     } else {
       // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
