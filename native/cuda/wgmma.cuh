@@ -24,20 +24,19 @@ __device__ __forceinline__ bool wgmma_built() { return TACHYON_WGMMA != 0; }
 // built for CMAKE_CUDA_ARCHITECTURES 90a); probed once (wgmma_probe.cu).
 bool wgmma_available();
 
-// Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format") of a 128-byte-swizzled
-// operand: start address, leading and stride byte offsets (16-byte units, 14 bits each), swizzle
-// mode 1 (128 bytes) in bits 62-63. The tile must start 1024-byte aligned (base offset 0).
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr, uint32_t leading_bytes, uint32_t stride_bytes) {
-  return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((leading_bytes >> 4) & 0x3FFF) << 16) |
-         (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFF) << 32) | (1ull << 62);
-}
-
-// The same for an operand without swizzle (K-major "interleaved" core matrices of 8 rows x 16
-// bytes, each 128 contiguous bytes): leading = the byte offset between core matrices adjacent in K,
-// stride = between those adjacent in M or N; swizzle mode 0. 16-byte alignment suffices.
+// Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format") of an operand without
+// swizzle (K-major "interleaved" core matrices of 8 rows x 16 bytes, each 128 contiguous bytes):
+// start address, leading = the byte offset between core matrices adjacent in K, stride = between
+// those adjacent in M or N (16-byte units, 14 bits each); swizzle mode 0. 16-byte alignment suffices.
 __device__ __forceinline__ uint64_t interleave_desc(uint32_t smem_addr, uint32_t leading_bytes, uint32_t stride_bytes) {
   return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((leading_bytes >> 4) & 0x3FFF) << 16) |
          (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFF) << 32);
+}
+
+// The same fields for a 128-byte-swizzled operand: swizzle mode 1 (128 bytes) in bits 62-63. The
+// tile must start 1024-byte aligned (base offset 0).
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr, uint32_t leading_bytes, uint32_t stride_bytes) {
+  return interleave_desc(smem_addr, leading_bytes, stride_bytes) | (1ull << 62);
 }
 
 // Orders this thread's earlier register writes (accumulators, A fragments) before the wgmma after it.
