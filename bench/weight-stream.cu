@@ -16,6 +16,10 @@
 //                  N stages in the ring (the row GEMM: 16, 14 of them in flight)
 //   bulk S         the same blocks, each row's S contiguous bytes a stage by one cp.async.bulk (the
 //                  copy engine, one instruction a row, no tensor map), slots handed over by mbarriers
+//   mma            the row GEMM's loop without its copies: barrier, four dependent m64n8k32 wgmma a
+//                  stage on whatever the ring holds (no memory traffic); "2 chains" alternates two
+//                  accumulator sets, so that one stage's products need not wait for the last's;
+//                  "rs" takes the weights' A operand from registers instead of shared memory
 //   slab           the same blocks, each reading its F rows (F x K contiguous bytes) in address
 //                  order, 512 threads with eight 16-byte loads in flight each (64 KB a block)
 //   flat           a grid-stride read of each matrix in 16-byte loads (four 256-thread blocks an
@@ -25,7 +29,9 @@
 // step's chain (32 x {norm, QKV, RoPE, attention, quantize, O, norm, gate/up, SwiGLU, down}) with
 // the small kernels as one-block row kernels (bench/pdl-chain.cu's shape) and without them. If a
 // copy-only ring reads at the row GEMM's rate, the pattern is the limit and the ring/bulk rows that
-// beat it say which pattern to build; if it reads at flat's rate, the GEMM's own loop is.
+// beat it say which pattern to build; if it reads at flat's rate, the GEMM's own loop is, and `mma`
+// says how long that loop takes with no memory at all (with 2 chains faster, the wgmma accumulator
+// chain, which the row GEMM's bits fix, is the floor; as slow, the barrier and issue are).
 // Build and run on the GPU machine: bash bench/weight-stream.sh (about a minute).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -42,6 +48,7 @@
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/wgmma.cuh"
 #include "event-timing.h"
 
 namespace tachyon {
@@ -141,6 +148,76 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint
     acc ^= *reinterpret_cast<const uint32_t*>(ring + (k % kStages) * kStageBytes + t * 16);
   }
   sink[blockIdx.x * 128 + t] = acc;
+}
+
+// grid: N / F blocks. The row GEMM's loop with its copies taken out: the same ring of 8 KB weight
+// tiles and one token's atoms (whatever shared memory holds; only the time counts), a barrier a
+// stage with the activation warp, four m64n8k32 E4M3 wgmma a stage and at most one stage's group
+// still running at the barrier. CHAINS = 1 accumulates every stage into one set of registers, as
+// the row GEMM does (each wgmma waits on the one before); CHAINS = 2 alternates two sets, so two
+// stages' products can be in the tensor cores at once. If `mma` takes the row GEMM's time, the loop
+// (its dependent wgmma chain or its barrier) is the limit, not the copies.
+constexpr int kMmaStageBytes = 64 * 128 + 8 * 128;  // the row GEMM's stage at one token: 64 weight rows and 8 token rows of 128 bytes
+__host__ __device__ constexpr int mma_stages(bool solo) {
+  return ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes < 16 ? ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes
+                                                                         : 16;
+}
+// One m64n8k32 E4M3 wgmma with A (the 64 weight rows) from registers, B (the token) from shared
+// memory: what the row GEMM would issue if its warps loaded the weight tile themselves.
+__device__ __forceinline__ void wgmma_rs_m64n8k32_e4m3(float (&d)[1][4], const uint32_t (&a)[4], uint64_t b_desc, bool accumulate) {
+#if TACHYON_WGMMA
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(static_cast<int>(accumulate))
+               : "memory");
+#endif
+}
+
+// RS: A from registers (fixed for the whole loop: this times the chain, not the loads a real kernel
+// would add), one chain.
+template <bool SOLO, int CHAINS, bool RS>
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) mma_kernel(int K, uint32_t* sink) {
+  constexpr int kStageBytes = kMmaStageBytes, kStages = mma_stages(SOLO);
+  extern __shared__ __align__(16) uint8_t smem[];
+  uint8_t* ring = smem + ((1024u - (smem_address(smem) & 1023u)) & 1023u);
+  const int t = threadIdx.x;
+  const int atoms = K / 128;
+  if (__shfl_sync(0xffffffffu, t / 128, 0) != 0) {
+    pdl_wait();
+    for (int k = 0; k < atoms; ++k) stage_barrier();
+    return;
+  }
+  pdl_wait();
+  static_assert(!RS || CHAINS == 1, "RS: one chain");
+  const uint32_t a[4] = {0x30303030u ^ t, 0x30303030u, 0x30303030u, 0x30303030u};  // E4M3 near 0.125
+  float d[CHAINS][1][4] = {};
+  // Stage k into one chain's accumulators (d[c] with c known at compile time: they stay in registers).
+  auto stage = [&](int k, float(&acc)[1][4]) {
+    wgmma_wait<1>();
+    fence_proxy_async_shared();
+    stage_barrier();
+    const uint32_t w = smem_address(ring + (k % kStages) * kStageBytes), x = w + 64 * 128;
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      if constexpr (RS) wgmma_rs_m64n8k32_e4m3(acc, a, sw128_desc(x + s * 32, 16, 1024), k >= CHAINS || s > 0);
+      else wgmma_ss_32_bytes<8, true>(acc, sw128_desc(w + s * 32, 16, 1024), sw128_desc(x + s * 32, 16, 1024), k >= CHAINS || s > 0);
+    }
+    wgmma_commit();
+  };
+  for (int k = 0; k < atoms; k += CHAINS) {
+#pragma unroll
+    for (int c = 0; c < CHAINS; ++c)
+      if (k + c < atoms) stage(k + c, d[c]);
+  }
+  wgmma_wait<0>();
+  wgmma_fence_operands(d[0]);
+  if constexpr (CHAINS == 2) wgmma_fence_operands(d[1]);
+  float sum = 0.0f;
+#pragma unroll
+  for (int c = 0; c < CHAINS; ++c) sum += d[c][0][0] + d[c][0][1] + d[c][0][2] + d[c][0][3];
+  sink[blockIdx.x * 128 + t] = __float_as_uint(sum);
 }
 
 __device__ __forceinline__ void expect_bytes(uint64_t* bar, uint32_t bytes) {
@@ -320,24 +397,30 @@ const uint8_t* layer_weights(const Buffers& b, int p, int layer, int F) {
   return b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
 }
 
-template <template <int, bool, int, int> class Kind, int F, bool SOLO, int SEG, int MAX>
-void launch_kind(const Buffers& b, int p, int layer, cudaStream_t s) {
-  using K = Kind<F, SOLO, SEG, MAX>;
-  constexpr auto kernel = K::kernel;
-  static const bool prepared = [] {
-    allow_dynamic_shared<kernel>(K::shared());
-    // The SM's whole 228 KB as shared memory, as the row GEMM asks (two paired blocks need all of it).
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+// Before a ring kernel's first launch: its shared memory allowed, the SM's whole 228 KB as shared
+// memory (as the row GEMM asks: two paired blocks need all of it), and a check that its blocks fit
+// as many an SM as the row GEMM's.
+template <auto Kernel>
+void prepare_ring(size_t shared, bool solo, int F) {
+  static const bool prepared = [&] {
+    allow_dynamic_shared<Kernel>(shared);
+    CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
     int per_sm = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, K::shared()));
-    if (per_sm < (SOLO ? 1 : 2)) fail("a ", SOLO ? "solo" : "paired", " ring of ", F, " features fits ", per_sm, " blocks an SM");
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, shared));
+    if (per_sm < (solo ? 1 : 2)) fail("a ", solo ? "solo" : "paired", " ring of ", F, " features fits ", per_sm, " blocks an SM");
     return true;
   }();
   (void)prepared;
+}
+
+template <template <int, bool, int, int> class Kind, int F, bool SOLO, int SEG, int MAX>
+void launch_kind(const Buffers& b, int p, int layer, cudaStream_t s) {
+  using K = Kind<F, SOLO, SEG, MAX>;
+  prepare_ring<K::kernel>(K::shared(), SOLO, F);
   const Projection& pr = kProjections[p];
   const uint8_t* w = layer_weights(b, p, layer, F);
   const cudaAccessPolicyWindow window = streaming_window(w, static_cast<size_t>(pr.N) * pr.K);
-  launch_pdl_window("copy", &window, kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, b.sink);
+  launch_pdl_window("copy", &window, K::kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, b.sink);
 }
 
 template <template <int, bool, int, int> class Kind, int SEG, int MAX>
@@ -357,6 +440,23 @@ void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
   const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
   launch_row_gemm(Operand::kFp8, pr.adds ? Output::kF32Add : Output::kBf16, b.a, w, b.d, 1, pr.N, pr.K,
                   GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone, static_cast<size_t>(PREFETCH_MIB) << 20);
+}
+
+// The copy-free loop (mma_kernel) on the blocks the row GEMM would launch for this projection.
+template <bool SOLO, int CHAINS, bool RS>
+void launch_mma_blocks(const Buffers& b, int p, int F, cudaStream_t s) {
+  constexpr auto kernel = mma_kernel<SOLO, CHAINS, RS>;
+  constexpr size_t shared = 1024 + static_cast<size_t>(mma_stages(SOLO)) * kMmaStageBytes;
+  prepare_ring<kernel>(shared, SOLO, F);
+  launch_pdl("mma", kernel, dim3(kProjections[p].N / F), dim3(kThreads), shared, s, kProjections[p].K, b.sink);
+}
+template <int CHAINS, bool RS>
+void launch_mma(const Buffers& b, int p, int layer, cudaStream_t s) {
+  (void)layer;  // no weights read
+  const Geometry g = geometry(kProjections[p].N, b.sms);
+  layer_weights(b, p, 0, g.F);  // whole blocks, as the copy rows
+  if (g.solo) launch_mma_blocks<true, CHAINS, RS>(b, p, g.F, s);
+  else launch_mma_blocks<false, CHAINS, RS>(b, p, g.F, s);
 }
 
 void launch_flat(const Buffers& b, int p, int layer, cudaStream_t s) {
@@ -484,6 +584,9 @@ int main() {
         {"bulk 512/16", launch_copies<BulkKind, 512, 16>},
         {"bulk 1024/16", launch_copies<BulkKind, 1024, 16>},
         {"bulk 2048/16", launch_copies<BulkKind, 2048, 16>},
+        {"mma", launch_mma<1, false>},
+        {"mma 2 chains", launch_mma<2, false>},
+        {"mma rs", launch_mma<1, true>},
         {"slab", launch_slab},
         {"flat", launch_flat},
         {"row_gemm", launch_row_gemm_step<0>},  // again: the machine's drift over the run
