@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cuda/cuda_check.h"
@@ -525,7 +526,10 @@ void report(const char* name, Launch launch, const Buffers& b, cudaStream_t s) {
 
 }  // namespace
 
-int main() {
+// argv[1], where given: run only the variants whose names start with it (bench/weight-stream.sh's
+// PROFILE=1 runs "row_gemm" under ncu).
+int main(int argc, char** argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
   try {
     if (!row_gemm_available()) fail("needs an sm_90a build on an sm_90 device");
     cudaStream_t s;
@@ -591,7 +595,8 @@ int main() {
         {"flat", launch_flat},
         {"row_gemm", launch_row_gemm_step<0>},  // again: the machine's drift over the run
     };
-    for (const auto& v : variants) report(v.name, v.launch, b, s);
+    for (const auto& v : variants)
+      if (std::string(v.name).rfind(only, 0) == 0) report(v.name, v.launch, b, s);
     std::printf("ring/bulk S/N: S bytes of a row a stage (halved where fewer than 6 stages fit), N stages at most; as built\n"
                 "(bytes a row a stage x stages, for 32 and 48 features one block an SM and 64 two an SM):\n");
     const int shapes[][2] = {{128, 16}, {128, 48}, {256, 16}, {512, 16}, {1024, 16}, {2048, 16}};
