@@ -163,20 +163,8 @@ __host__ __device__ constexpr int mma_stages(bool solo) {
   return ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes < 16 ? ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes
                                                                          : 16;
 }
-// One m64n8k32 E4M3 wgmma with A (the 64 weight rows) from registers, B (the token) from shared
-// memory: what the row GEMM would issue if its warps loaded the weight tile themselves.
-__device__ __forceinline__ void wgmma_rs_m64n8k32_e4m3(float (&d)[1][4], const uint32_t (&a)[4], uint64_t b_desc, bool accumulate) {
-#if TACHYON_WGMMA
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
-               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(static_cast<int>(accumulate))
-               : "memory");
-#endif
-}
-
-// RS: A from registers (fixed for the whole loop: this times the chain, not the loads a real kernel
-// would add), one chain.
+// RS: A from registers (wgmma.cuh's wgmma_rs_m64n8k32_e4m3, as the row GEMM's A_REGISTERS build;
+// fixed for the whole loop: this times the chain, not the ldmatrix loads that build adds), one chain.
 template <bool SOLO, int CHAINS, bool RS>
 __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) mma_kernel(int K, uint32_t* sink) {
   constexpr int kStageBytes = kMmaStageBytes, kStages = mma_stages(SOLO);

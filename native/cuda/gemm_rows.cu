@@ -34,6 +34,16 @@
 #ifndef TACHYON_ROW_GEMM_STREAMING
 #define TACHYON_ROW_GEMM_STREAMING 1
 #endif
+//
+// CUDAFLAGS=-DTACHYON_ROW_GEMM_A_REGISTERS=1 (FP8 only; not measured yet): the warps load their
+// weight rows of each stage from shared memory into registers (ldmatrix) and the wgmma takes A
+// from there, not through a descriptor. The same products, so the same bits; what may differ is
+// how long each of a feature's K / 32 wgmma, each waiting on the one before, takes: at one token
+// O and down may be bound by that chain rather than by their copies (bench/weight-stream.sh's
+// `mma` and `mma rs` rows time the loop without memory both ways).
+#ifndef TACHYON_ROW_GEMM_A_REGISTERS
+#define TACHYON_ROW_GEMM_A_REGISTERS 0
+#endif
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -208,6 +218,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   static_assert(F % 16 == 0 && F <= kFeatures, "whole warps' rows of the tile");
 #if TACHYON_WGMMA
   using R = Ring<TN, SOLO>;
+  constexpr bool kARegs = FP8 && TACHYON_ROW_GEMM_A_REGISTERS;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Swizzle atoms must start 1024-byte aligned (the descriptors' base offset is 0).
   unsigned char* ring = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
@@ -274,7 +285,9 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   }
 
   float d[TN / 8][4] = {};
-  for (int k = 0; k < atoms; ++k) {
+  // Stage k's products. A_REGS: this warp's 16 weight rows of the stage as A fragments, one set of
+  // 4 k-steps; it was last read by stage k - 2's wgmma, which the wait below sees done.
+  auto multiply = [&](int k, uint32_t(&a)[kAtomBytes / kStepBytes][4]) {
     cp_async_wait<R::kAhead - 1>();  // this thread's copies of stage k
     wgmma_wait<1>();                 // stage k - 2's wgmma, whose slot stage k + kAhead takes below
     fence_proxy_async_shared();
@@ -282,14 +295,43 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
     if (k + R::kAhead < atoms) weights.copy(stage(k + R::kAhead), k + R::kAhead);
     cp_async_commit();
     const uint32_t w = smem_address(stage(k)), x = w + kWeightTileBytes;
+    if constexpr (kARegs) {
+      wgmma_fence_operands(a);  // kept in place until stage k - 2's wgmma had read them
+      // ldmatrix.x4: lanes 8i..8i+7 address matrix i's rows; matrices 0-3 are rows 0-7 and 8-15 of
+      // the k-step's first 16 bytes, then of its second, the A fragment's registers in order.
+      const int row = warp * 16 + lane % 8 + 8 * ((lane / 8) & 1), half = lane / 16;
+      if (warp * 16 < F)  // warps past F keep zeros: rows never copied
+#pragma unroll
+        for (int s = 0; s < kAtomBytes / kStepBytes; ++s)
+          ldmatrix_x4(a[s], stage(k) + swizzled(row, 2 * s + half));
+    }
     wgmma_fence();
 #pragma unroll
-    for (int s = 0; s < kAtomBytes / kStepBytes; ++s)
-      wgmma_ss_32_bytes<TN, FP8>(d, sw128_desc(w + s * kStepBytes, 16, 8 * kAtomBytes),
-                                 sw128_desc(x + s * kStepBytes, 16, 8 * kAtomBytes), k > 0 || s > 0);
+    for (int s = 0; s < kAtomBytes / kStepBytes; ++s) {
+      if constexpr (kARegs)
+        wgmma_rs_32_bytes_e4m3<TN>(d, a[s], sw128_desc(x + s * kStepBytes, 16, 8 * kAtomBytes), k > 0 || s > 0);
+      else
+        wgmma_ss_32_bytes<TN, FP8>(d, sw128_desc(w + s * kStepBytes, 16, 8 * kAtomBytes),
+                                   sw128_desc(x + s * kStepBytes, 16, 8 * kAtomBytes), k > 0 || s > 0);
+    }
     wgmma_commit();
+  };
+  if constexpr (kARegs) {
+    // Two sets of A fragments taking turns: stage k's wgmma may still read its set while stage
+    // k + 1 loads the other.
+    uint32_t a[2][kAtomBytes / kStepBytes][4] = {};
+    for (int k = 0; k < atoms; k += 2) {
+      multiply(k, a[0]);
+      if (k + 1 < atoms) multiply(k + 1, a[1]);
+    }
+    wgmma_wait<0>();
+    wgmma_fence_operands(a[0]);
+    wgmma_fence_operands(a[1]);
+  } else {
+    uint32_t unused[kAtomBytes / kStepBytes][4];
+    for (int k = 0; k < atoms; ++k) multiply(k, unused);
+    wgmma_wait<0>();
   }
-  wgmma_wait<0>();
   wgmma_fence_operands(d);
 
   Out* out = static_cast<Out*>(g.D);

@@ -201,6 +201,49 @@ TACHYON_WGMMA_SS_FN(16, 16, bf16, ", 0, 0")
 TACHYON_WGMMA_SS_FN(32, 16, bf16, ", 0, 0")
 TACHYON_WGMMA_SS_FN(64, 16, bf16, ", 0, 0")
 
+// The E4M3 products with A from registers instead (the few-row GEMM's TACHYON_ROW_GEMM_A_REGISTERS
+// build): a warp's 16 rows of A as in wgmma_m64n64k32_e4m3, B K-major in shared memory through its
+// descriptor. The asm's operands: d's N / 2 registers, a's 4, the descriptor, the accumulate flag.
+#define TACHYON_RS_N8_OPERANDS "{%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p"
+#define TACHYON_RS_N8_PRED "%9"
+#define TACHYON_RS_N16_OPERANDS "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p"
+#define TACHYON_RS_N16_PRED "%13"
+#define TACHYON_RS_N32_OPERANDS \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p"
+#define TACHYON_RS_N32_PRED "%21"
+#define TACHYON_RS_N64_OPERANDS                                                                                           \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, " \
+  "%25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p"
+#define TACHYON_RS_N64_PRED "%37"
+#if TACHYON_WGMMA
+#define TACHYON_WGMMA_RS_E4M3_ASM(N)                                                                                    \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " TACHYON_RS_N##N##_PRED ", 0;\n"                                    \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k32.f32.e4m3.e4m3 " TACHYON_RS_N##N##_OPERANDS ", 1, 1;\n}\n"   \
+               : TACHYON_SS_N##N##_D                                                                                  \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(static_cast<int>(accumulate))           \
+               : "memory");
+#else
+#define TACHYON_WGMMA_RS_E4M3_ASM(N)
+#endif
+#define TACHYON_WGMMA_RS_E4M3_FN(N)                                                                                     \
+  __device__ __forceinline__ void wgmma_rs_m64n##N##k32_e4m3(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b_desc, \
+                                                            bool accumulate) {                                        \
+    TACHYON_WGMMA_RS_E4M3_ASM(N)                                                                                        \
+  }
+TACHYON_WGMMA_RS_E4M3_FN(8)
+TACHYON_WGMMA_RS_E4M3_FN(16)
+TACHYON_WGMMA_RS_E4M3_FN(32)
+TACHYON_WGMMA_RS_E4M3_FN(64)
+
+template <int N>
+__device__ __forceinline__ void wgmma_rs_32_bytes_e4m3(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b_desc, bool accumulate) {
+  static_assert(N == 8 || N == 16 || N == 32 || N == 64, "m64n8, n16, n32 and n64 only");
+  if constexpr (N == 8) wgmma_rs_m64n8k32_e4m3(d, a, b_desc, accumulate);
+  else if constexpr (N == 16) wgmma_rs_m64n16k32_e4m3(d, a, b_desc, accumulate);
+  else if constexpr (N == 32) wgmma_rs_m64n32k32_e4m3(d, a, b_desc, accumulate);
+  else wgmma_rs_m64n64k32_e4m3(d, a, b_desc, accumulate);
+}
+
 // One k-step of 32 bytes of both operands' rows: k32 for E4M3 (FP8), k16 for bf16.
 template <int N, bool FP8>
 __device__ __forceinline__ void wgmma_ss_32_bytes(float (&d)[N / 8][4], uint64_t a_desc, uint64_t b_desc, bool accumulate) {
