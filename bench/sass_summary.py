@@ -21,13 +21,15 @@ for row in rows:
     words = row[source].split()
     if not words:
         continue
-    op = (words[1] if words[0].startswith("@") and len(words) > 1 else words[0]).split(".")[0]
+    op = (words[1] if words[0].startswith("@") and len(words) > 1 else words[0]).split(".")
+    # WARPGROUP.ARRIVE (wgmma.fence) and WARPGROUP.DEPBAR (the wgmma wait) apart; other opcodes whole.
+    op = ".".join(op[:2]) if op[0] == "WARPGROUP" else op[0]
     count[op] += int(row[executed] or 0)
     sampled[op] += int(row[stalls] or 0)
 total, total_samples = sum(count.values()), max(1, sum(sampled.values()))
 print(f"{total:,} instructions executed, {total_samples:,} stall samples")
 for op, n in count.most_common(int(sys.argv[2]) if len(sys.argv) > 2 else 25):
-    print(f"{op:14s} {n:14,d} {100 * n / total:5.1f}%   stalls {100 * sampled[op] / total_samples:5.1f}%")
+    print(f"{op:18s} {n:14,d} {100 * n / total:5.1f}%   stalls {100 * sampled[op] / total_samples:5.1f}%")
 print("by stall samples:")
 for op, n in sampled.most_common(int(sys.argv[2]) if len(sys.argv) > 2 else 25):
-    print(f"{op:14s} stalls {100 * n / total_samples:5.1f}%   executed {count[op]:14,d}")
+    print(f"{op:18s} stalls {100 * n / total_samples:5.1f}%   executed {count[op]:14,d}")

@@ -2,11 +2,12 @@
 # Builds and runs bench/weight-stream.cu on the GPU machine: a batch-1 step's weights read by
 # copy-only kernels of several patterns beside the library's row GEMM (native/cuda/gemm_rows.cu,
 # built in with what it needs; no cuBLAS), a projection at a time and as a step's chain. About a
-# minute; 7 GB of device memory. Arguments: a variant name prefix to run only those (row_gemm, mma).
+# minute; 7 GB of device memory. Arguments: the names of the variants to run, whole (e.g. row_gemm
+# "mma rs"); none runs them all.
 # PROFILE=1: instead, Nsight Compute on the row GEMM's first O and down launches (one token, as the
 # step's): duration, DRAM throughput, warp stall reasons, and stall samples per SASS opcode
 # (bench/sass_summary.py), reports in $OUT (or a temporary folder). Whether its warps wait on the
-# copies (LDGDEPBAR / cp.async waits) or on the wgmma (WARPGROUP.DEPBAR) says which bound it is.
+# copies (DEPBAR: cp.async.wait_group) or on the wgmma (WARPGROUP.DEPBAR) says which bound it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)/weight-stream

@@ -4,8 +4,7 @@
 # built for a portable instruction set, and the production node_modules in
 # .carry/ (tiktoken without its full encoders, which the server never loads).
 # Then carry [".device", "dist", "build/Release", ".carry"] and start each
-# device command with:
-#   source .device/activate; ln -sfn .carry/node_modules node_modules; TACHYON_CUDA_ARCHS=90a node scripts/build-cuda.mjs
+# device command with `source scripts/device-session.sh; build` (its helpers: build, suite, tp).
 # Rebuild the addon for this machine afterwards (npm run build:native) if -march=native matters here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
