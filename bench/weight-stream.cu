@@ -9,7 +9,9 @@
 //   row_gemm       the library's row GEMM at one token (native/cuda/gemm_rows.cu, as the step
 //                  calls it: O and down adding into a float32 stream), the reference; pfN with
 //                  CudaKnobs.rowGemmPrefetchMiB N (up to N MiB of the weights past the prologue's
-//                  stages asked into L2 before the wait, while the kernels before run)
+//                  stages asked into L2 before the wait, while the kernels before run); nxN with
+//                  CudaKnobs.rowGemmNextMiB N (QKV, O and down ask up to N MiB of the next
+//                  projection's weights into L2 as they run)
 //   ring S/N       its copy loop without the arithmetic: the same blocks and features a block, 128
 //                  threads copying 16 bytes each (cp.async) and an activation warp at the same
 //                  barriers, a stage S bytes of K of every row (the row GEMM's S is 128), at most
@@ -76,6 +78,8 @@ struct Projection {
 };
 constexpr Projection kProjections[4] = {
     {"qkv", 6144, 4096, false}, {"o", 4096, 4096, true}, {"gate_up", 28672, 4096, false}, {"down", 4096, 14336, true}};
+
+size_t projection_bytes(int p) { return static_cast<size_t>(kProjections[p].N) * kProjections[p].K; }
 
 // Features a block and blocks an SM, as the row GEMM chooses them (gemm_rows.cu, launch_tokens).
 struct Geometry {
@@ -422,13 +426,21 @@ void launch_copies(const Buffers& b, int p, int layer, cudaStream_t s) {
 }
 
 // PREFETCH_MIB: CudaKnobs.rowGemmPrefetchMiB (the rows past the prologue's stages asked into L2
-// before the wait).
-template <int PREFETCH_MIB>
+// before the wait). NEXT_MIB: CudaKnobs.rowGemmNextMiB, as the model gives it: QKV asks for O's
+// weights, O for gate/up's, down for the next layer's QKV (in the per-projection columns, weights
+// nothing then reads: what the extra traffic costs; in the step's, what it saves).
+template <int PREFETCH_MIB, int NEXT_MIB = 0>
 void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
   const Projection& pr = kProjections[p];
   const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
+  NextWeights next;
+  if (NEXT_MIB > 0 && p != 2) {
+    const int np = (p + 1) % 4, nl = p == 3 ? (layer + 1) % kLayers : layer;
+    next = {b.weights[np] + static_cast<size_t>(nl) * projection_bytes(np), std::min(projection_bytes(np), static_cast<size_t>(NEXT_MIB) << 20)};
+  }
   launch_row_gemm(Operand::kFp8, pr.adds ? Output::kF32Add : Output::kBf16, b.a, w, b.d, 1, pr.N, pr.K,
-                  GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone, static_cast<size_t>(PREFETCH_MIB) << 20);
+                  GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone, static_cast<size_t>(PREFETCH_MIB) << 20,
+                  next);
 }
 
 // The copy-free loop (mma_kernel) on the blocks the row GEMM would launch for this projection.
@@ -476,7 +488,6 @@ float time_graph(cudaStream_t s, Record record) {
   return bench::graph_median_us(s, record, 3, 15);
 }
 
-size_t projection_bytes(int p) { return static_cast<size_t>(kProjections[p].N) * kProjections[p].K; }
 
 void report(const char* name, Launch launch, const Buffers& b, cudaStream_t s) {
   std::printf("%-14s", name);
@@ -566,6 +577,9 @@ int main(int argc, char** argv) {
         {"row_gemm pf8", launch_row_gemm_step<8>},
         {"row_gemm pf16", launch_row_gemm_step<16>},
         {"row_gemm pf32", launch_row_gemm_step<32>},
+        {"row_gemm nx8", launch_row_gemm_step<0, 8>},
+        {"row_gemm nx32", launch_row_gemm_step<0, 32>},
+        {"row_gemm pf16 nx16", launch_row_gemm_step<16, 16>},
         {"ring 128/16", launch_copies<RingKind, 128, 16>},
         {"ring 128/48", launch_copies<RingKind, 128, 48>},
         {"ring 256/16", launch_copies<RingKind, 256, 16>},

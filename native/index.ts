@@ -77,6 +77,8 @@ export interface CudaKnobs {
   prefillBlocks: number;
   /** MiB of weights each launch of the few-row GEMM (decode steps of up to 64 tokens) asks into L2 before it waits for the kernel before it, beyond the stages it already copies then, shared evenly by its weight rows: the kernels between two projections (norms, RoPE, attention, quantization) are chains of dependent loads that leave the memory idle, and the projection after them can read what arrived from L2. 0 (default) none; the same bits either way. Not yet measured on a GPU (bench/RESULTS.md, twenty-second session): the H200's L2 is 50 MB, so try 8 to 32. */
   rowGemmPrefetchMiB: number;
+  /** MiB of the next projection's weights that the few-row GEMM's QKV, O and down launches ask into L2 as they run (O's for QKV, gate/up's for O, the next layer's QKV for down), a piece with each stage of their own: at one token those three stream about 2.8 TB/s against gate/up's 3.8, so the memory has room beside them. 0 (default) none; the same bits either way. Not yet measured on a GPU (bench/RESULTS.md, twenty-third session): the H200's L2 is 50 MB, so try 8 to 32. */
+  rowGemmNextMiB: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
 }

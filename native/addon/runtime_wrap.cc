@@ -264,6 +264,8 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     if (o.Has("prefillBlocks") && !o.Get("prefillBlocks").IsUndefined()) gpu_.prefill_blocks = int_field(o, "prefillBlocks", 0, 1 << 20);
     if (o.Has("rowGemmPrefetchMiB") && !o.Get("rowGemmPrefetchMiB").IsUndefined())
       gpu_.row_gemm_prefetch_mib = int_field(o, "rowGemmPrefetchMiB", 0, 1024);
+    if (o.Has("rowGemmNextMiB") && !o.Get("rowGemmNextMiB").IsUndefined())
+      gpu_.row_gemm_next_mib = int_field(o, "rowGemmNextMiB", 0, 1024);
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

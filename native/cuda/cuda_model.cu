@@ -61,6 +61,7 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   const bool invariant = o.batch_invariant;
   gemm_ = std::make_unique<Gemm>(64u << 20);
   gemm_->set_row_prefetch(static_cast<size_t>(o.row_gemm_prefetch_mib) << 20);
+  row_gemm_next_bytes_ = static_cast<size_t>(o.row_gemm_next_mib) << 20;
   allocate_workspace();
   // The few-row path's GEMVs sum in their own order and skip activation quantization, so a row's
   // result would depend on its batch size: not in batch-invariant mode, where a few rows take the

@@ -94,9 +94,14 @@ class CudaModel : public Backend {
   // quantized per token to int8, int32 sums in acc_, scaled to bf16; weight-only INT8: W widened to
   // bf16 in dequant_ for a bf16 GEMM. Returns proj_.
   // out: another bf16 buffer instead of proj_ (GPT-J's parallel block keeps two outputs).
-  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr);
+  // next: the weights to ask into L2 while it runs (next_weights()).
+  __nv_bfloat16* linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out = nullptr,
+                        NextWeights next = {});
   // residual_in_gemm_: x_[M, N] += in · W^T, FP8, the scaled product added in the GEMM's epilogue.
-  void linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s);
+  void linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, NextWeights next = {});
+  // GpuOptions::row_gemm_next_mib: the first MiB of w's weights, for the projection before it to ask
+  // into L2 (nothing where the option is 0 or there is no w).
+  NextWeights next_weights(const Linear* w) const;
   // into_residual: tuned as linear_into_residual runs it (residual_operands).
   void tune_linear(const __nv_bfloat16* in, const Linear& w, int M, bool into_residual = false);
   // The cuBLASLt product linear() runs for w (what tuning times too), its operands prepared on s:
@@ -146,6 +151,7 @@ class CudaModel : public Backend {
   bool w8a8_ = false;
   bool bf16_residual_ = false;   // the batched path's residual stream in bf16 (GpuOptions::bf16_residual)
   bool residual_in_gemm_ = false;  // the batched path's O and down GEMMs add into x_ (GpuOptions::residual_in_gemm)
+  size_t row_gemm_next_bytes_ = 0;  // GpuOptions::row_gemm_next_mib, in bytes
   bool few_rows_ = true;         // layers_few for steps of few tokens (off: --no-fused-gemv; batch-invariant mode unless INT8 weights)
   bool decode_kernel_ = false;   // attention_decode.cu for generated tokens (make_tiles, decode_splits)
   bool prefill_kernel_ = false;  // attention_prefill.cu for prompt rows (make_tiles); batch-invariant: both kernels or neither

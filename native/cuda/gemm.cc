@@ -210,9 +210,9 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
 
 // Runs choice c for M rows.
 void Gemm::launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
-                  GemmScales sc, cudaStream_t s) {
+                  GemmScales sc, cudaStream_t s, NextWeights next) {
   if (c.row_gemm) {
-    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add, row_prefetch_bytes_);
+    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add, row_prefetch_bytes_, next);
     return;
   }
   Descs ds;
@@ -278,12 +278,12 @@ void Gemm::tune(Operand type, Output out, const void* A, const void* W, void* D,
 }
 
 void Gemm::run(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-               cudaStream_t s) {
+               cudaStream_t s, NextWeights next) {
   if (M > 0 && type == Operand::kInt8) M = std::max(M, kImmaMinRows);
   if (M == 0) return;
   auto it = choices_.find(Key{static_cast<int>(type), static_cast<int>(out), N, K, bucket(M)});
   if (it == choices_.end()) fail("GEMM shape ", N, "x", K, " at ", M, " rows was not tuned at load");
-  launch(it->second, type, out, A, W, D, M, N, K, sc, s);
+  launch(it->second, type, out, A, W, D, M, N, K, sc, s, next);
 }
 
 }  // namespace tachyon

@@ -49,8 +49,10 @@ class Gemm {
   // scales must hold max_m rows.
   void tune(Operand type, Output out, const void* A, const void* W, void* D, int max_m, int N, int K, GemmScales sc,
             cudaStream_t s);
+  // next: another projection's weights to ask into L2 while the few-row GEMM runs (launch_row_gemm's;
+  // cuBLASLt's kernels take none).
   void run(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-           cudaStream_t s);
+           cudaStream_t s, NextWeights next = {});
 
   // One line per (shape, bucket): what tuning chose and how long it took, for the log.
   const std::vector<std::string>& report() const { return report_; }
@@ -71,7 +73,7 @@ class Gemm {
                  cudaStream_t s);
   int bucket(int M) const;
   void launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
-              GemmScales sc, cudaStream_t s);
+              GemmScales sc, cudaStream_t s, NextWeights next = {});
   std::vector<unsigned char> rows_of(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M,
                                      int rows, int N, int K, GemmScales sc, cudaStream_t s);
   using Key = std::tuple<int, int, int, int, int>;  // (operand type, output type, N, K, bucket)

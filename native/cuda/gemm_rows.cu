@@ -97,6 +97,8 @@ struct RowGemmArgs {
   int row_bytes;           // K times the element size: a multiple of kAtomBytes
   RowAdd add;              // Output::kF32Add: how the product is added to what D holds
   int prefetch_row_bytes;  // of each weight row past the prologue's stages, asked into L2 before pdl_wait() (a multiple of 128)
+  const unsigned char* next;  // NextWeights: the next projection's weights, null for none
+  size_t next_bytes;          // of them to ask into L2 over this launch, all blocks together
 };
 
 // The device code, for sm_90a only (the other targets build empty kernels, never launched).
@@ -193,10 +195,16 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
 }
 
 // The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait().
+// NextWeights: its first lane also asks the block's share of the next projection's weights into
+// L2, a piece a stage (whole 128-byte lines), so that they go out at the pace of the block's own.
 template <int TN, int STAGES, int AHEAD>
 __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char* ring, int stage_bytes, int atoms) {
-  const TokenCopies<TN> tokens(g, threadIdx.x % 32);
+  const int lane = threadIdx.x % 32;
+  const TokenCopies<TN> tokens(g, lane);
   auto tile = [&](int k) { return ring + (k % STAGES) * stage_bytes + kWeightTileBytes; };
+  const size_t share = g.next && lane == 0 ? g.next_bytes / gridDim.x / kAtomBytes * kAtomBytes : 0;
+  const size_t piece = (share / atoms + kAtomBytes) / kAtomBytes * kAtomBytes;  // pieces cover the share in `atoms` stages
+  const unsigned char* next = g.next + blockIdx.x * share;
   for (int k = 0; k < AHEAD; ++k) {
     if (k < atoms) tokens.copy(tile(k), k);
     cp_async_commit();
@@ -207,6 +215,8 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
     stage_barrier();
     if (k + AHEAD < atoms) tokens.copy(tile(k + AHEAD), k + AHEAD);
     cp_async_commit();
+    const size_t from = k * piece;
+    if (from < share) prefetch_l2(next + from, static_cast<int>(share - from < piece ? share - from : piece));
   }
 }
 
@@ -440,7 +450,7 @@ bool row_gemm_supports(Operand type, int N, int K) {
 }
 
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s, RowAdd add, size_t l2_prefetch_bytes) {
+                     cudaStream_t s, RowAdd add, size_t l2_prefetch_bytes, NextWeights next) {
   if (M == 0) return;
   if (!row_gemm_available()) fail("the few-row GEMM needs an sm_90a build on an sm_90 device");
   if (!row_gemm_supports(type, N, K) || out == Output::kI32 || M < 0 || M > kRowGemmMaxRows)
@@ -453,8 +463,10 @@ void launch_row_gemm(Operand type, Output out, const void* A, const void* W, voi
   const int row_bytes = K * (fp8 ? 1 : 2);
   // A row's share of the prefetch, whole 128-byte atoms, at most the row.
   const size_t share = std::min(l2_prefetch_bytes / static_cast<size_t>(N), static_cast<size_t>(row_bytes));
+  if (next.w && reinterpret_cast<uintptr_t>(next.w) % kAtomBytes != 0) fail("the next weights to prefetch must be 128-byte aligned");
   const RowGemmArgs g{static_cast<const unsigned char*>(A), static_cast<const unsigned char*>(W), D, sc.rows, sc.cols, M, N,
-                      row_bytes, add, static_cast<int>(share / kAtomBytes * kAtomBytes)};
+                      row_bytes, add, static_cast<int>(share / kAtomBytes * kAtomBytes),
+                      static_cast<const unsigned char*>(next.w), next.w ? next.bytes : 0};
   if (fp8 && out == Output::kBf16) launch_typed<true, __nv_bfloat16>(g, s);
   else if (fp8) launch_typed<true, float>(g, s);
   else if (out == Output::kBf16) launch_typed<false, __nv_bfloat16>(g, s);

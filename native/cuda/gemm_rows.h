@@ -35,11 +35,19 @@ enum class RowAdd {
   kFused,    // D = fma(acc * cols[n], rows[m], D)
 };
 
+// The first `bytes` of another projection's weights (the one a decode step multiplies after this
+// one), asked into L2 while this one runs (CudaKnobs.rowGemmNextMiB): a share a block, a piece a
+// stage, so that they go out at the kernel's own pace. Nothing when w is null.
+struct NextWeights {
+  const void* w = nullptr;
+  size_t bytes = 0;
+};
+
 // M from 1 to kRowGemmMaxRows; A, W and D 16-byte aligned. Launched with PDL (pdl.cuh): the first
 // weight copies go out before the previous kernel has finished. add: kNone unless out is kF32Add.
 // l2_prefetch_bytes (CudaKnobs.rowGemmPrefetchMiB): up to this many more weight bytes, shared
 // evenly by the rows, asked into L2 before the wait too (the same bits; 0: none).
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s, RowAdd add = RowAdd::kNone, size_t l2_prefetch_bytes = 0);
+                     cudaStream_t s, RowAdd add = RowAdd::kNone, size_t l2_prefetch_bytes = 0, NextWeights next = {});
 
 }  // namespace tachyon

@@ -1,6 +1,8 @@
 // CudaModel's forward passes: batched layers (cuBLASLt GEMMs) and the few-row path (fused GEMVs) for steps of at most 4 tokens.
 #include "cuda/cuda_model.h"
 
+#include <algorithm>
+
 #include "cuda/fp8.h"
 #include "cuda/int8.h"
 
@@ -24,10 +26,11 @@ CudaModel::GemmOperands CudaModel::gemm_operands(const __nv_bfloat16* in, const 
   return {Operand::kFp8, Output::kBf16, in_q_.as<void>(), w.w.as<void>(), out, GemmScales{in_scale_.as<float>(), w.scale.as<float>()}};
 }
 
-__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out) {
+__nv_bfloat16* CudaModel::linear(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, __nv_bfloat16* out,
+                                 NextWeights next) {
   if (!out) out = proj_.as<__nv_bfloat16>();
   const GemmOperands g = gemm_operands(in, w, M, s, out);
-  gemm_->run(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, s);
+  gemm_->run(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, s, next);
   // W8A8: the int32 sums times the token and channel scales.
   if (g.out == Output::kI32) launch_scale_int32(acc_.as<int32_t>(), in_scale_.as<float>(), w.scale.as<float>(), out, M, w.N, s);
   return out;
@@ -40,9 +43,14 @@ CudaModel::GemmOperands CudaModel::residual_operands(const __nv_bfloat16* in, co
   return g;
 }
 
-void CudaModel::linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s) {
+void CudaModel::linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, NextWeights next) {
   const GemmOperands g = residual_operands(in, w, M, s);
-  gemm_->run(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, s);
+  gemm_->run(g.type, g.out, g.A, g.W, g.D, M, w.N, w.K, g.scales, s, next);
+}
+
+NextWeights CudaModel::next_weights(const Linear* w) const {
+  if (row_gemm_next_bytes_ == 0 || !w) return {};
+  return NextWeights{w->w.as<void>(), std::min(row_gemm_next_bytes_, w->w.bytes())};
 }
 
 // --profile: events between the ops of layer 0; inside a graph capture they become
@@ -101,7 +109,9 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
       continue;
     }
     TICK(li, "qkv");
-    const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_);
+    // row_gemm_next_bytes_: QKV, O and down ask the weights after them into L2 as they run (not
+    // gate/up, which streams at the memory's rate on its own).
+    const __nv_bfloat16* qkv = linear(fp8_ ? nullptr : h_.as<__nv_bfloat16>(), l.qkv, T, stream_, nullptr, next_weights(&l.o));
     TICK(li, "rope+kv");
     launch_rope_kv_write(qkv, l.b_qkv.as<float>(), qkv_.as<float>(), d_positions_.as<int32_t>(), d_token_seq_.as<int32_t>(),
                          d_tables_.as<int32_t>(), table_stride_, rope_cos_sin_.as<float2>(), kv_layer(li), T,
@@ -111,8 +121,8 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     TICK(li, "o");
     // residual_in_gemm_: the GEMM adds the attention output into x, and the norm only reads x.
     const __nv_bfloat16* o = nullptr;
-    if (residual_in_gemm_) linear_into_residual(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
-    else o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_);
+    if (residual_in_gemm_) linear_into_residual(attn_.as<__nv_bfloat16>(), l.o, T, stream_, next_weights(&l.gate_up));
+    else o = linear(attn_.as<__nv_bfloat16>(), l.o, T, stream_, nullptr, next_weights(&l.gate_up));
     TICK(li, "norm");
     launch_add_rmsnorm(x, o, o ? l.b_o.as<float>() : nullptr, l.mlp_norm.as<float>(), c.norm_eps, h_.as<__nv_bfloat16>(), nullptr,
                        T, H, stream_, q_out(), q_scale(), l.mlp_norm_bias.as<float>());
@@ -122,12 +132,13 @@ CudaModel::Residual CudaModel::layers_batched(int T) {
     // FP8: the activation (SwiGLU, or GPT-2's GELU) quantizes its output for the down GEMM.
     launch_mlp_act(c.mlp, gate_up, l.b_gate_up.as<float>(), act_.as<__nv_bfloat16>(), T, I, stream_, q_out(), q_scale());
     TICK(li, "down");
+    const NextWeights after_down = next_weights(li + 1 < c.num_layers ? &layers_[li + 1].qkv : nullptr);
     if (residual_in_gemm_) {  // x complete: the next norm (or the final one) only reads it
-      linear_into_residual(nullptr, l.down, T, stream_);
+      linear_into_residual(nullptr, l.down, T, stream_, after_down);
       pending = nullptr;
       pending_bias = nullptr;
     } else {
-      pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_);
+      pending = linear(fp8_ ? nullptr : act_.as<__nv_bfloat16>(), l.down, T, stream_, nullptr, after_down);
       pending_bias = l.b_down.as<float>();
     }
     TICK(li, "end");

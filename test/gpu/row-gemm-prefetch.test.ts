@@ -6,7 +6,8 @@
 // the rows must be longer than that for the prefetch to run at all: hidden 2,048 and intermediate
 // 4,096 (QKV, O and gate/up rows of 2,048 bytes, down's of 4,096). 1,024 MiB prefetches every row
 // to its end; 1 MiB a few atoms of some. The tuning lines must show the row GEMM chosen somewhere,
-// or the knob would reach no kernel.
+// or the knob would reach no kernel. CudaKnobs.rowGemmNextMiB (0 by default) likewise: QKV, O and
+// down ask the next projection's weights into L2 as they run (1 MiB, and 1,024: all of each).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -22,9 +23,9 @@ const CONFIG = {
 };
 
 /** A decode token's logits alone (two steps: the second replays the graph the first captured) and beside 20 others. */
-async function decodeWith(rowGemmPrefetchMiB: number): Promise<{ logits: number[][]; tuning: string }> {
+async function decodeWith(knobs: { rowGemmPrefetchMiB?: number; rowGemmNextMiB?: number }): Promise<{ logits: number[][]; tuning: string }> {
   const rt = await Runtime.load({ dummy: { config: CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20,
-    maxNumTokens: 1024, maxNumSeqs: 64, cuda: { rowGemmPrefetchMiB } });
+    maxNumTokens: 1024, maxNumSeqs: 64, cuda: knobs });
   try {
     assert.equal(rt.info.weightDtype, 'fp8');
     const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 500));
@@ -42,14 +43,15 @@ async function decodeWith(rowGemmPrefetchMiB: number): Promise<{ logits: number[
   }
 }
 
-test('the row GEMM\'s L2 prefetch leaves a decode token\'s logits the same bits, alone and beside 20 others', { skip, timeout: 180_000 }, async () => {
-  const { logits: plain, tuning } = await decodeWith(0);
+test('the row GEMM\'s L2 prefetches (its own weights, the next projection\'s) leave a decode token\'s logits the same bits, alone and beside 20 others', { skip, timeout: 400_000 }, async () => {
+  const { logits: plain, tuning } = await decodeWith({});
   assert.ok(plain[0].every(Number.isFinite));
   assert.deepEqual(plain[1], plain[0], 'the replayed step');
   assert.deepEqual(plain[2], plain[0], 'beside 20 others');
   assert.ok(/ row-gemm/.test(tuning), `no shape tuned to the row GEMM, so the knob reaches no kernel:\n${tuning}`);
-  for (const mib of [1, 1024]) {
-    const { logits } = await decodeWith(mib);
-    logits.forEach((l, i) => assert.deepEqual(l, plain[i], `${mib} MiB, step ${i}`));
+  for (const knobs of [{ rowGemmPrefetchMiB: 1 }, { rowGemmPrefetchMiB: 1024 }, { rowGemmNextMiB: 1 }, { rowGemmNextMiB: 1024 },
+    { rowGemmPrefetchMiB: 16, rowGemmNextMiB: 16 }]) {
+    const { logits } = await decodeWith(knobs);
+    logits.forEach((l, i) => assert.deepEqual(l, plain[i], `${JSON.stringify(knobs)}, step ${i}`));
   }
 });
