@@ -302,10 +302,8 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
     wgmma_wait<1>();                 // stage k - 2's wgmma, whose slot stage k + kAhead takes below
     fence_proxy_async_shared();
     stage_barrier();
-    if (k + R::kAhead < atoms) weights.copy(stage(k + R::kAhead), k + R::kAhead);
-    cp_async_commit();
-    const uint32_t w = smem_address(stage(k)), x = w + kWeightTileBytes;
     if constexpr (kARegs) {
+      // Before the copies are issued, so that the loads' latency runs under them.
       wgmma_fence_operands(a);  // kept in place until stage k - 2's wgmma had read them
       // ldmatrix.x4: lanes 8i..8i+7 address matrix i's rows; matrices 0-3 are rows 0-7 and 8-15 of
       // the k-step's first 16 bytes, then of its second, the A fragment's registers in order.
@@ -315,6 +313,9 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
         for (int s = 0; s < kAtomBytes / kStepBytes; ++s)
           ldmatrix_x4(a[s], stage(k) + swizzled(row, 2 * s + half));
     }
+    if (k + R::kAhead < atoms) weights.copy(stage(k + R::kAhead), k + R::kAhead);
+    cp_async_commit();
+    const uint32_t w = smem_address(stage(k)), x = w + kWeightTileBytes;
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kAtomBytes / kStepBytes; ++s) {
