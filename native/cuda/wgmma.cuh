@@ -202,8 +202,9 @@ TACHYON_WGMMA_SS_FN(32, 16, bf16, ", 0, 0")
 TACHYON_WGMMA_SS_FN(64, 16, bf16, ", 0, 0")
 
 // The E4M3 products with A from registers instead (the few-row GEMM's TACHYON_ROW_GEMM_A_REGISTERS
-// build): a warp's 16 rows of A as in wgmma_m64n64k32_e4m3, B K-major in shared memory through its
-// descriptor. The asm's operands: d's N / 2 registers, a's 4, the descriptor, the accumulate flag.
+// build) at N = 8, 16 and 32 (64 is wgmma_m64n64k32_e4m3 above): a warp's 16 rows of A as there, B
+// K-major in shared memory through its descriptor. The asm's operands: d's N / 2 registers, a's 4,
+// the descriptor, the accumulate flag.
 #define TACHYON_RS_N8_OPERANDS "{%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p"
 #define TACHYON_RS_N8_PRED "%9"
 #define TACHYON_RS_N16_OPERANDS "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p"
@@ -211,10 +212,6 @@ TACHYON_WGMMA_SS_FN(64, 16, bf16, ", 0, 0")
 #define TACHYON_RS_N32_OPERANDS \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p"
 #define TACHYON_RS_N32_PRED "%21"
-#define TACHYON_RS_N64_OPERANDS                                                                                           \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, " \
-  "%25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p"
-#define TACHYON_RS_N64_PRED "%37"
 #if TACHYON_WGMMA
 #define TACHYON_WGMMA_RS_E4M3_ASM(N)                                                                                    \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " TACHYON_RS_N##N##_PRED ", 0;\n"                                    \
@@ -233,7 +230,6 @@ TACHYON_WGMMA_SS_FN(64, 16, bf16, ", 0, 0")
 TACHYON_WGMMA_RS_E4M3_FN(8)
 TACHYON_WGMMA_RS_E4M3_FN(16)
 TACHYON_WGMMA_RS_E4M3_FN(32)
-TACHYON_WGMMA_RS_E4M3_FN(64)
 
 template <int N>
 __device__ __forceinline__ void wgmma_rs_32_bytes_e4m3(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b_desc, bool accumulate) {
@@ -241,7 +237,7 @@ __device__ __forceinline__ void wgmma_rs_32_bytes_e4m3(float (&d)[N / 8][4], con
   if constexpr (N == 8) wgmma_rs_m64n8k32_e4m3(d, a, b_desc, accumulate);
   else if constexpr (N == 16) wgmma_rs_m64n16k32_e4m3(d, a, b_desc, accumulate);
   else if constexpr (N == 32) wgmma_rs_m64n32k32_e4m3(d, a, b_desc, accumulate);
-  else wgmma_rs_m64n64k32_e4m3(d, a, b_desc, accumulate);
+  else wgmma_m64n64k32_e4m3(d, a, b_desc, accumulate);  // the prefill kernel's, the same instruction
 }
 
 // One k-step of 32 bytes of both operands' rows: k32 for E4M3 (FP8), k16 for bf16.
