@@ -436,7 +436,8 @@ void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
   NextWeights next;
   if (NEXT_MIB > 0 && p != 2) {
     const int np = (p + 1) % 4, nl = p == 3 ? (layer + 1) % kLayers : layer;
-    next = {b.weights[np] + static_cast<size_t>(nl) * projection_bytes(np), std::min(projection_bytes(np), static_cast<size_t>(NEXT_MIB) << 20)};
+    next = {b.weights[np] + static_cast<size_t>(nl) * projection_bytes(np), kProjections[np].N, kProjections[np].K,
+            static_cast<size_t>(NEXT_MIB) << 20};
   }
   launch_row_gemm(Operand::kFp8, pr.adds ? Output::kF32Add : Output::kBf16, b.a, w, b.d, 1, pr.N, pr.K,
                   GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone, static_cast<size_t>(PREFETCH_MIB) << 20,

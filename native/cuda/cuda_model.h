@@ -99,8 +99,8 @@ class CudaModel : public Backend {
                         NextWeights next = {});
   // residual_in_gemm_: x_[M, N] += in · W^T, FP8, the scaled product added in the GEMM's epilogue.
   void linear_into_residual(const __nv_bfloat16* in, const Linear& w, int M, cudaStream_t s, NextWeights next = {});
-  // GpuOptions::row_gemm_next_mib: the first MiB of w's weights, for the projection before it to ask
-  // into L2 (nothing where the option is 0 or there is no w).
+  // GpuOptions::row_gemm_next_mib: w's weights, for the projection before it to ask that many MiB
+  // of into L2 (nothing where the option is 0 or there is no w).
   NextWeights next_weights(const Linear* w) const;
   // into_residual: tuned as linear_into_residual runs it (residual_operands).
   void tune_linear(const __nv_bfloat16* in, const Linear& w, int M, bool into_residual = false);

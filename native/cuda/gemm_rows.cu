@@ -97,8 +97,9 @@ struct RowGemmArgs {
   int row_bytes;           // K times the element size: a multiple of kAtomBytes
   RowAdd add;              // Output::kF32Add: how the product is added to what D holds
   int prefetch_row_bytes;  // of each weight row past the prologue's stages, asked into L2 before pdl_wait() (a multiple of 128)
-  const unsigned char* next;  // NextWeights: the next projection's weights, null for none
-  size_t next_bytes;          // of them to ask into L2 over this launch, all blocks together
+  const unsigned char* next;  // NextWeights: the next projection's weights [next_rows, next_row_bytes], null for none
+  int next_rows, next_row_bytes;
+  int next_row_prefetch;      // bytes of each of its rows to ask into L2 (a multiple of 128)
 };
 
 // The device code, for sm_90a only (the other targets build empty kernels, never launched).
@@ -195,16 +196,17 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
 }
 
 // The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait().
-// NextWeights: its first lane also asks the block's share of the next projection's weights into
-// L2, a piece a stage (whole 128-byte lines), so that they go out at the pace of the block's own.
+// NextWeights: it also asks the leading bytes of the block's share of the next projection's rows
+// into L2, a few rows a stage, so that they go out at the pace of the block's own copies.
 template <int TN, int STAGES, int AHEAD>
 __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char* ring, int stage_bytes, int atoms) {
   const int lane = threadIdx.x % 32;
   const TokenCopies<TN> tokens(g, lane);
   auto tile = [&](int k) { return ring + (k % STAGES) * stage_bytes + kWeightTileBytes; };
-  const size_t share = g.next && lane == 0 ? g.next_bytes / gridDim.x / kAtomBytes * kAtomBytes : 0;
-  const size_t piece = (share / atoms + kAtomBytes) / kAtomBytes * kAtomBytes;  // pieces cover the share in `atoms` stages
-  const unsigned char* next = g.next + blockIdx.x * share;
+  // This block's rows of the next projection, [row0, row_end), `per_stage` of them each stage.
+  const int row0 = g.next ? static_cast<int>(static_cast<long long>(g.next_rows) * blockIdx.x / gridDim.x) : 0;
+  const int row_end = g.next ? static_cast<int>(static_cast<long long>(g.next_rows) * (blockIdx.x + 1) / gridDim.x) : 0;
+  const int per_stage = (row_end - row0 + atoms - 1) / atoms;
   for (int k = 0; k < AHEAD; ++k) {
     if (k < atoms) tokens.copy(tile(k), k);
     cp_async_commit();
@@ -215,8 +217,10 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
     stage_barrier();
     if (k + AHEAD < atoms) tokens.copy(tile(k + AHEAD), k + AHEAD);
     cp_async_commit();
-    const size_t from = k * piece;
-    if (from < share) prefetch_l2(next + from, static_cast<int>(share - from < piece ? share - from : piece));
+    for (int i = lane; i < per_stage; i += 32) {
+      const int row = row0 + k * per_stage + i;
+      if (row < row_end) prefetch_l2(g.next + static_cast<size_t>(row) * g.next_row_bytes, g.next_row_prefetch);
+    }
   }
 }
 
@@ -464,10 +468,15 @@ void launch_row_gemm(Operand type, Output out, const void* A, const void* W, voi
   const int row_bytes = K * (fp8 ? 1 : 2);
   // A row's share of the prefetch, whole 128-byte atoms, at most the row.
   const size_t share = std::min(l2_prefetch_bytes / static_cast<size_t>(N), static_cast<size_t>(row_bytes));
-  if (next.w && reinterpret_cast<uintptr_t>(next.w) % kAtomBytes != 0) fail("the next weights to prefetch must be 128-byte aligned");
+  // The next projection's rows' share of its prefetch, whole 128-byte lines, at most a row; none
+  // where that is less than a line.
+  const size_t next_share = next.w && next.rows > 0 ? std::min(next.bytes / next.rows, static_cast<size_t>(next.row_bytes)) / kAtomBytes * kAtomBytes : 0;
+  if (next_share > 0 && (reinterpret_cast<uintptr_t>(next.w) % kAtomBytes != 0 || next.row_bytes % kAtomBytes != 0))
+    fail("the next weights to prefetch must be rows of whole 128-byte lines, 128-byte aligned");
   const RowGemmArgs g{static_cast<const unsigned char*>(A), static_cast<const unsigned char*>(W), D, sc.rows, sc.cols, M, N,
                       row_bytes, add, static_cast<int>(share / kAtomBytes * kAtomBytes),
-                      static_cast<const unsigned char*>(next.w), next.w ? next.bytes : 0};
+                      next_share > 0 ? static_cast<const unsigned char*>(next.w) : nullptr, next.rows, next.row_bytes,
+                      static_cast<int>(next_share)};
   if (fp8 && out == Output::kBf16) launch_typed<true, __nv_bfloat16>(g, s);
   else if (fp8) launch_typed<true, float>(g, s);
   else if (out == Output::kBf16) launch_typed<false, __nv_bfloat16>(g, s);

@@ -35,11 +35,15 @@ enum class RowAdd {
   kFused,    // D = fma(acc * cols[n], rows[m], D)
 };
 
-// The first `bytes` of another projection's weights (the one a decode step multiplies after this
-// one), asked into L2 while this one runs (CudaKnobs.rowGemmNextMiB): a share a block, a piece a
-// stage, so that they go out at the kernel's own pace. Nothing when w is null.
+// Another projection's weights (the one a decode step multiplies after this one), `bytes` of them
+// asked into L2 while this one runs (CudaKnobs.rowGemmNextMiB): the same leading bytes of each of
+// its rows (whole 128-byte lines, at most a row), so that every block of the launch that reads them
+// finds its first stages there; this launch's blocks share the rows, a few a stage, so that the
+// requests go out at its own pace. Nothing when w is null.
 struct NextWeights {
   const void* w = nullptr;
+  int rows = 0;       // N of that projection
+  int row_bytes = 0;  // K times its element size
   size_t bytes = 0;
 };
 

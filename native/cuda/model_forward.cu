@@ -49,8 +49,8 @@ void CudaModel::linear_into_residual(const __nv_bfloat16* in, const Linear& w, i
 }
 
 NextWeights CudaModel::next_weights(const Linear* w) const {
-  if (row_gemm_next_bytes_ == 0 || !w) return {};
-  return NextWeights{w->w.as<void>(), std::min(row_gemm_next_bytes_, w->w.bytes())};
+  if (row_gemm_next_bytes_ == 0 || !w || w->N == 0) return {};
+  return NextWeights{w->w.as<void>(), w->N, static_cast<int>(w->w.bytes() / w->N), row_gemm_next_bytes_};
 }
 
 // --profile: events between the ops of layer 0; inside a graph capture they become

@@ -49,6 +49,9 @@ test('the row GEMM\'s L2 prefetches (its own weights, the next projection\'s) le
   assert.deepEqual(plain[1], plain[0], 'the replayed step');
   assert.deepEqual(plain[2], plain[0], 'beside 20 others');
   assert.ok(/ row-gemm/.test(tuning), `no shape tuned to the row GEMM, so the knob reaches no kernel:\n${tuning}`);
+  // rowGemmNextMiB reaches only QKV (3,072 x 2,048), O (2,048 x 2,048) and down (2,048 x 4,096).
+  assert.ok(/fp8 (3072x2048|2048x2048|2048x4096) at 1 rows -> [^\n]* row-gemm/.test(tuning),
+    `neither QKV, O nor down tuned to the row GEMM at one token, so rowGemmNextMiB reaches no kernel:\n${tuning}`);
   for (const knobs of [{ rowGemmPrefetchMiB: 1 }, { rowGemmPrefetchMiB: 1024 }, { rowGemmNextMiB: 1 }, { rowGemmNextMiB: 1024 },
     { rowGemmPrefetchMiB: 16, rowGemmNextMiB: 16 }]) {
     const { logits } = await decodeWith(knobs);
