@@ -35,13 +35,9 @@
 #include "event-timing.h"
 #include "cuda/gemm_rows.h"
 
-// gemm_rows.cu launches through pdl.cuh, whose switch the backend (kernels.cu) otherwise owns.
-namespace tachyon {
-bool& pdl_enabled() {
-  static bool on = false;
-  return on;
-}
-}  // namespace tachyon
+// gemm_rows.cu launches through pdl.cuh, whose switch the backend (kernels.cu) otherwise owns; off
+// here (main) except where the row GEMM is timed with it.
+#include "pdl-switch.h"
 
 // CUDA_CHECK / CUBLAS_CHECK (cuda/cublas_check.h) throw; uncaught, the probe stops
 // with the failing call named.
@@ -202,6 +198,7 @@ uint8_t e4m3(float v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tachyon::pdl_enabled() = false;
   const bool rows_only = argc > 1 && std::strcmp(argv[1], "--rows") == 0;
   // A line at a time even into a file or pipe: a run cut short by a device call's time limit keeps
   // what it printed (fully buffered, two runs under `timeout 70` came back empty).

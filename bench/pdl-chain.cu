@@ -14,14 +14,8 @@
 
 #include "cuda/pdl.cuh"
 #include "event-timing.h"
+#include "pdl-switch.h"
 #include "cuda/reduce.cuh"
-
-namespace tachyon {
-bool& pdl_enabled() {
-  static bool on = true;
-  return on;
-}
-}  // namespace tachyon
 
 using namespace tachyon;
 

@@ -53,13 +53,8 @@
 #include "cuda/reduce.cuh"
 #include "cuda/wgmma.cuh"
 #include "event-timing.h"
+#include "pdl-switch.h"
 
-namespace tachyon {
-bool& pdl_enabled() {
-  static bool on = true;
-  return on;
-}
-}  // namespace tachyon
 
 using namespace tachyon;
 
