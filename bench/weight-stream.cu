@@ -158,9 +158,10 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint
 // stages' products can be in the tensor cores at once. If `mma` takes the row GEMM's time, the loop
 // (its dependent wgmma chain or its barrier) is the limit, not the copies.
 constexpr int kMmaStageBytes = 64 * 128 + 8 * 128;  // the row GEMM's stage at one token: 64 weight rows and 8 token rows of 128 bytes
+// As the row GEMM's Ring: what fits beside 1 KB of alignment slack, at most 16.
 __host__ __device__ constexpr int mma_stages(bool solo) {
-  return ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes < 16 ? ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes
-                                                                         : 16;
+  const int fit = ((solo ? kSmemSolo : kSmemPaired) - 1024) / kMmaStageBytes;
+  return fit < 16 ? fit : 16;
 }
 // RS: A from registers (wgmma.cuh's wgmma_rs_m64n8k32_e4m3, as the row GEMM's A_REGISTERS build;
 // fixed for the whole loop: this times the chain, not the ldmatrix loads that build adds), one chain.
