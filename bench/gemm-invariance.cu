@@ -206,11 +206,14 @@ int main(int argc, char** argv) {
   CUBLAS_CHECK(cublasLtCreate(&lt));
   CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
   std::printf("cuBLASLt %zu\n", cublasLtGetVersion());
-  // The last two: N not a multiple of 64 (the row GEMM's last block masks weight rows); 1,040 is a
-  // multiple of 16, as cuBLASLt's FP8 kernels want.
+  // The last four: N not a multiple of 64 (the row GEMM's last block masks weight rows); 1,040 and
+  // 8,208 are multiples of 16, as cuBLASLt's FP8 kernels want. K = 1,152: with
+  // TACHYON_ROW_GEMM_BULK=1024, a burst of eight stages and a last one of a single stage. N = 8,208:
+  // 64 features a block, one block an SM (129 on 132 SMs), which Llama-3-8B's shapes never take.
   const Shape shapes[] = {{"qkv", 6144, 4096, true, 8192},   {"o_proj", 4096, 4096, true, 8192},
                           {"gate_up", 28672, 4096, true, 8192}, {"down", 4096, 14336, true, 8192},
                           {"lm_head", 128256, 4096, false, 512}, {"fp8_n1040", 1040, 512, true, 512},
+                          {"fp8_n1040_k1152", 1040, 1152, true, 512}, {"fp8_n8208", 8208, 1024, true, 512},
                           {"gpt2_lm_head", 50257, 768, false, 512}};
   const bool row_gemm = tachyon::row_gemm_available();
   if (!row_gemm) std::printf("row GEMM unavailable (needs an sm_90 device and this sm_90a build): skipped\n");

@@ -44,6 +44,13 @@
 #ifndef TACHYON_ROW_GEMM_A_REGISTERS
 #define TACHYON_ROW_GEMM_A_REGISTERS 0
 #endif
+//
+// CUDAFLAGS=-DTACHYON_ROW_GEMM_BULK=1024 (FP8 only; not measured yet): one-block-an-SM launches
+// (O, down and QKV at one token) take gemm_rows_bulk.cuh's kernel instead, each weight row copied
+// 1,024 contiguous bytes at a time (the value: 256, 512 or 1,024) rather than 128 a stage.
+#ifndef TACHYON_ROW_GEMM_BULK
+#define TACHYON_ROW_GEMM_BULK 0
+#endif
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -53,6 +60,8 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
 #include "cuda/gemm_rows.h"
+#include "cuda/gemm_rows_bulk.cuh"
+#include "cuda/gemm_rows_parts.cuh"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
 #include "cuda/wgmma.cuh"
@@ -61,18 +70,8 @@ namespace tachyon {
 
 namespace {
 
-constexpr int kFeatures = 64;                                // wgmma's M: weight rows a stage's tile holds
-constexpr int kAtomBytes = 128;                              // of each row a stage: one swizzle atom's width
-constexpr int kWeightTileBytes = kFeatures * kAtomBytes;     // 8 KB a stage
-constexpr int kMmaThreads = 128;                             // the warpgroup
-constexpr int kThreads = kMmaThreads + 32;                   // and the activation warp
+using namespace row_gemm;
 
-// Shared memory a block's ring may take, less 1 KB of slack to align the atoms to 1,024 bytes: all
-// 227 KB a block may have where the grid has at most one block an SM; elsewhere half the SM's
-// 228 KB less the 1 KB the hardware reserves a block, so that two blocks share an SM and the grid
-// takes fewer waves.
-constexpr int kSmemSolo = 227 * 1024;
-constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
 constexpr int kMaxStages = 16;  // 14 in flight: 112 KB of weights a block at F = 64, 56 KB at F = 32
 
 template <int TN, bool SOLO>
@@ -87,31 +86,8 @@ struct Ring {
   static_assert(kAhead >= 2, "a ring of at least four stages");
 };
 
-struct RowGemmArgs {
-  const unsigned char* A;  // [M, row_bytes]: tokens
-  const unsigned char* W;  // [N, row_bytes]: weight rows
-  void* D;                 // [M, N], bf16 or float32
-  const float* rows;       // [M], FP8 only: per-token scales
-  const float* cols;       // [N], FP8 only: per-channel scales
-  int M, N;
-  int row_bytes;           // K times the element size: a multiple of kAtomBytes
-  RowAdd add;              // Output::kF32Add: how the product is added to what D holds
-  int prefetch_row_bytes;  // of each weight row past the prologue's stages, asked into L2 before pdl_wait() (a multiple of 128)
-  const unsigned char* next;  // NextWeights: the next projection's weights [next_rows, next_row_bytes], null for none
-  int next_rows, next_row_bytes;
-  int next_row_prefetch;      // bytes of each of its rows to ask into L2 (a multiple of 128)
-};
-
 // The device code, for sm_90a only (the other targets build empty kernels, never launched).
 #if TACHYON_WGMMA
-constexpr int kStepBytes = 32;            // of each row a wgmma k-step
-constexpr int kChunks = kAtomBytes / 16;  // 16-byte copies a row a stage
-
-// Byte offset of a row's 16-byte chunk c in a column of swizzle atoms.
-__device__ __forceinline__ uint32_t swizzled(int row, int c) {
-  return static_cast<uint32_t>(row * kAtomBytes + ((c ^ (row & 7)) << 4));
-}
-
 // A warpgroup thread's share of a stage's weight tile (its first F rows): chunk t % 8 of rows
 // t / 8 + 16 i. Rows past N are zero-filled (their features are never written).
 template <int F>
@@ -139,61 +115,9 @@ struct WeightCopies {
   }
 };
 
-// The activation warp's share of a stage's TN token rows: chunk lane % 8 of rows lane / 8 + 4 j. Rows
-// past M are zero-filled (their outputs are never written).
-template <int TN>
-struct TokenCopies {
-  static constexpr int kRows = TN * kChunks / 32;
-  static constexpr int kRowStep = 32 / kChunks;
-  const unsigned char* src[kRows];
-  bool valid[kRows];
-  int r, c;
-
-  __device__ __forceinline__ TokenCopies(const RowGemmArgs& g, int lane) : r(lane / kChunks), c(lane % kChunks) {
-#pragma unroll
-    for (int j = 0; j < kRows; ++j) {
-      const int m = r + j * kRowStep;
-      valid[j] = m < g.M;
-      src[j] = g.A + (valid[j] ? static_cast<size_t>(m) * g.row_bytes : 0) + c * 16;
-    }
-  }
-  __device__ __forceinline__ void copy(unsigned char* tile, int atom) const {
-#pragma unroll
-    for (int j = 0; j < kRows; ++j)
-      cp_async_16(tile + swizzled(r + j * kRowStep, c), src[j] + (valid[j] ? atom * kAtomBytes : 0), valid[j]);
-  }
-};
-
-// A float32 product rounded to nearest with denormals kept, as in bench/gemm-invariance.cu's kernel
-// (built without fast math) that matched cuBLASLt: the library builds with --use_fast_math, whose
-// -ftz=true would flush them in a plain a * b.
-__device__ __forceinline__ float mul_rn(float a, float b) {
-  float r;
-  asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-  return r;
-}
-__device__ __forceinline__ float add_rn(float a, float b) {
-  float r;
-  asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-  return r;
-}
-__device__ __forceinline__ float fma_rn(float a, float b, float c) {
-  float r;
-  asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
-  return r;
-}
-
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-
 // The block's threads meet here once a stage: the warpgroup and the activation warp run loops of
 // their own, with the same barriers in the same order.
 __device__ __forceinline__ void stage_barrier() { asm volatile("bar.sync 0, %0;\n" ::"n"(kThreads) : "memory"); }
-
-// `bytes` (a multiple of 16) from p into L2, by the copy engine; nothing waits for them.
-__device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
-}
 
 // The activation warp: stage k's token rows into its slot, kAhead stages ahead, after pdl_wait().
 // NextWeights: it also asks the leading bytes of the block's share of the next projection's rows
@@ -203,10 +127,7 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
   const int lane = threadIdx.x % 32;
   const TokenCopies<TN> tokens(g, lane);
   auto tile = [&](int k) { return ring + (k % STAGES) * stage_bytes + kWeightTileBytes; };
-  // This block's rows of the next projection, [row0, row_end), `per_stage` of them each stage.
-  const int row0 = g.next ? static_cast<int>(static_cast<long long>(g.next_rows) * blockIdx.x / gridDim.x) : 0;
-  const int row_end = g.next ? static_cast<int>(static_cast<long long>(g.next_rows) * (blockIdx.x + 1) / gridDim.x) : 0;
-  const int per_stage = (row_end - row0 + atoms - 1) / atoms;
+  const NextPrefetch next(g, atoms);
   for (int k = 0; k < AHEAD; ++k) {
     if (k < atoms) tokens.copy(tile(k), k);
     cp_async_commit();
@@ -217,10 +138,7 @@ __device__ __forceinline__ void copy_tokens(const RowGemmArgs& g, unsigned char*
     stage_barrier();
     if (k + AHEAD < atoms) tokens.copy(tile(k + AHEAD), k + AHEAD);
     cp_async_commit();
-    for (int i = lane; i < per_stage; i += 32) {
-      const int row = row0 + k * per_stage + i;
-      if (row < row_end) prefetch_l2(g.next + static_cast<size_t>(row) * g.next_row_bytes, g.next_row_prefetch);
-    }
+    next.issue(g, k, lane);
   }
 }
 
@@ -264,39 +182,8 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   }
   pdl_wait();
 
-  // d[j][e] will hold feature n0 + 16 warp + lane / 4 + 8 (e / 2) and token 8 j + 2 (lane % 4) + e % 2,
-  // a block's feature where 16 warp < F. FP8: their scales, read now so that the epilogue does not
-  // wait on memory.
   const int warp = t / 32, lane = t % 32;
-  const int f0 = n0 + warp * 16 + lane / 4;
-  const int f_end = min(n0 + F, g.N);
-  float cols[2] = {1.0f, 1.0f}, rows[TN / 8][2] = {};
-  // Output::kF32Add: what D holds, read now too (kernels that the pdl_wait() above waited for wrote it).
-  float held[TN / 8][4] = {};
-  if constexpr (FP8 && std::is_same_v<Out, float>) {
-    if (g.add != RowAdd::kNone) {
-      const float* D = static_cast<const float*>(g.D);
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int j = 0; j < TN / 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int f = f0 + 8 * h, m = 8 * j + 2 * (lane % 4) + e;
-            if (f < f_end && m < g.M) held[j][2 * h + e] = D[static_cast<size_t>(m) * g.N + f];
-          }
-    }
-  }
-  if constexpr (FP8) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-      if (f0 + 8 * h < f_end) cols[h] = g.cols[f0 + 8 * h];
-#pragma unroll
-    for (int j = 0; j < TN / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e)
-        if (8 * j + 2 * (lane % 4) + e < g.M) rows[j][e] = g.rows[8 * j + 2 * (lane % 4) + e];
-  }
+  const RowEpilogue<FP8, Out, TN> epilogue(g, n0, F, warp, lane);
 
   float d[TN / 8][4] = {};
   // Stage k's products. A_REGS: this warp's 16 weight rows of the stage as A fragments, one set of
@@ -349,29 +236,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   }
   wgmma_fence_operands(d);
 
-  Out* out = static_cast<Out*>(g.D);
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int f = f0 + 8 * h;
-    if (f >= f_end) continue;
-#pragma unroll
-    for (int j = 0; j < TN / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int m = 8 * j + 2 * (lane % 4) + e;
-        if (m >= g.M) continue;
-        float v = d[j][2 * h + e];
-        if constexpr (FP8) {
-          // (acc * cols[n]) * rows[m], as cuBLASLt; kF32Add adds what D held after rounding that,
-          // or in one fused multiply-add with it (tuning finds which gives cuBLASLt's bits).
-          const float c = mul_rn(v, cols[h]);
-          if (g.add == RowAdd::kFused) v = fma_rn(c, rows[j][e], held[j][2 * h + e]);
-          else v = mul_rn(c, rows[j][e]);
-          if (g.add == RowAdd::kRounded) v = add_rn(held[j][2 * h + e], v);
-        }
-        store(out + static_cast<size_t>(m) * g.N + f, v);
-      }
-  }
+  epilogue.write(g, d);
 #endif
 }
 
@@ -397,12 +262,17 @@ void prefer_shared_memory() {
   (void)set;
 }
 
-template <bool FP8, typename Out, int TN, bool SOLO, int F>
-void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
-  constexpr size_t shared = Ring<TN, SOLO>::kBytes;
-  constexpr auto kernel = row_gemm_kernel<FP8, Out, TN, SOLO, F>;
-  allow_dynamic_shared<kernel>(shared);
-  prefer_shared_memory<kernel>();
+#if TACHYON_ROW_GEMM_BULK > 0
+// One token's O and down (32 features a block) at least, or the switch would build nothing.
+static_assert(BulkRing<8, 32, TACHYON_ROW_GEMM_BULK>::kFits, "TACHYON_ROW_GEMM_BULK: 256, 512 or 1024");
+#endif
+
+// Launches one of the kernels over the weights' rows, F a block, with PDL; where
+// TACHYON_ROW_GEMM_STREAMING, the weights marked streaming in L2 (read once a step).
+template <auto Kernel>
+void launch_rows(const char* name, const RowGemmArgs& g, int F, size_t shared, cudaStream_t s) {
+  allow_dynamic_shared<Kernel>(shared);
+  prefer_shared_memory<Kernel>();
 #if TACHYON_ROW_GEMM_STREAMING
   static const size_t max_window = [] {
     int dev = 0, bytes = 0;
@@ -416,11 +286,23 @@ void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
   window.hitRatio = 1.0f;
   window.hitProp = cudaAccessPropertyStreaming;
   window.missProp = cudaAccessPropertyStreaming;
-  launch_pdl_window("row_gemm_kernel", max_window > 0 ? &window : nullptr, kernel, dim3((g.N + F - 1) / F), dim3(kThreads),
+  launch_pdl_window(name, max_window > 0 ? &window : nullptr, Kernel, dim3((g.N + F - 1) / F), dim3(kThreads),
                     shared, s, g);
 #else
-  launch_pdl("row_gemm_kernel", kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g);
+  launch_pdl(name, Kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g);
 #endif
+}
+
+template <bool FP8, typename Out, int TN, bool SOLO, int F>
+void launch_ring(const RowGemmArgs& g, cudaStream_t s) {
+  if constexpr (FP8 && SOLO && TACHYON_ROW_GEMM_BULK > 0) {
+    using B = BulkRing<TN, F, TACHYON_ROW_GEMM_BULK>;
+    if constexpr (B::kFits) {
+      launch_rows<row_gemm_bulk_kernel<Out, TN, F, TACHYON_ROW_GEMM_BULK>>("row_gemm_bulk_kernel", g, F, B::kBytes, s);
+      return;
+    }
+  }
+  launch_rows<row_gemm_kernel<FP8, Out, TN, SOLO, F>>("row_gemm_kernel", g, F, Ring<TN, SOLO>::kBytes, s);
 }
 
 // Features a block: the fewest blocks of 32 or 48 that still fit one an SM (Llama-3-8B's O and
