@@ -22,6 +22,14 @@
 //                  stage on whatever the ring holds (no memory traffic); "2 chains" alternates two
 //                  accumulator sets, so that one stage's products need not wait for the last's;
 //                  "rs" takes the weights' A operand from registers instead of shared memory
+//   pad P          row_gemm and ring 128/16 on the same weights with each row P bytes longer
+//                  than its K (the rows' stride K + P): the grid's blocks move through K in step, so
+//                  at any moment they ask for the same 128 bytes of rows exactly 4 KB (O, QKV,
+//                  gate/up) or 14 KB (down) apart, addresses whose low bits are all alike; if the
+//                  memory's channels are chosen by those bits, a padded stride spreads the requests
+//   rot            ring 128/16 with block i starting its rows at stage 7 i (mod K / 128) and
+//                  wrapping: the same bytes, the blocks out of step (a GEMM cannot reorder its K;
+//                  a copy can), which tells the same thing without padding
 //   slab           the same blocks, each reading its F rows (F x K contiguous bytes) in address
 //                  order, 512 threads with eight 16-byte loads in flight each (64 KB a block)
 //   flat           a grid-stride read of each matrix in 16-byte loads (four 256-thread blocks an
@@ -109,8 +117,10 @@ __device__ __forceinline__ uint32_t swizzled_chunk(int row, int c) {  // within 
 // grid: N / F blocks. The row GEMM's loop with its wgmma taken out: copies kAhead stages ahead,
 // the weights' first stages before pdl_wait(), a barrier a stage; each thread reads 4 bytes of the
 // stage it waited for, so the copies are consumed.
+// pitch: bytes from one row to the next (K, or K + P for the pad rows); rotate: block i's first
+// stage is (rotate * i) % (K / SEG) (0: the row GEMM's order).
 template <int F, bool SOLO, int SEG, int MAX>
-__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint8_t* W, int K, uint32_t* sink) {
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint8_t* W, int K, int pitch, int rotate, uint32_t* sink) {
   constexpr RingShape kShape = ring_shape(F, SOLO, SEG, MAX);
   constexpr int kSeg = kShape.seg, kStages = kShape.stages, kAhead = kStages - 2;
   constexpr int kStageBytes = F * kSeg;
@@ -125,13 +135,15 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) ring_kernel(const uint
     for (int k = 0; k < segs; ++k) stage_barrier();
     return;
   }
-  const uint8_t* rows = W + static_cast<size_t>(blockIdx.x) * F * K;
+  const uint8_t* rows = W + static_cast<size_t>(blockIdx.x) * F * pitch;
+  const int first = static_cast<int>((static_cast<long long>(rotate) * blockIdx.x) % segs);
   auto copy = [&](int k) {
     uint8_t* stage = ring + (k % kStages) * kStageBytes;
+    const int kk = (k + first) % segs;
 #pragma unroll
     for (int j = 0; j < kCopies; ++j) {
       const int i = t + 128 * j, r = i / kChunksRow, c = i % kChunksRow;
-      cp_async_16(stage + r * kSeg + swizzled_chunk(r, c), rows + static_cast<size_t>(r) * K + k * kSeg + c * 16, true);
+      cp_async_16(stage + r * kSeg + swizzled_chunk(r, c), rows + static_cast<size_t>(r) * pitch + kk * kSeg + c * 16, true);
     }
   };
   for (int k = 0; k < kAhead; ++k) {
@@ -226,8 +238,9 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 // grid: N / F blocks. Warp 4 copies: each stage one cp.async.bulk of SEG bytes a row, completing on
 // the slot's `full` barrier; the warpgroup reads the stage and gives the slot back through `empty`
 // (an arrival a warp). All the ring's stages are in flight.
+// pitch and rotate as ring_kernel's.
 template <int F, bool SOLO, int SEG, int MAX>
-__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint8_t* W, int K, uint32_t* sink) {
+__global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint8_t* W, int K, int pitch, int rotate, uint32_t* sink) {
   constexpr RingShape kShape = ring_shape(F, SOLO, SEG, MAX);
   constexpr int kSeg = kShape.seg, kStages = kShape.stages;
   constexpr int kStageBytes = F * kSeg;
@@ -244,7 +257,8 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint
   }
   __syncthreads();
   if (t >= 128) {
-    const uint8_t* rows = W + static_cast<size_t>(blockIdx.x) * F * K;
+    const uint8_t* rows = W + static_cast<size_t>(blockIdx.x) * F * pitch;
+    const int first = static_cast<int>((static_cast<long long>(rotate) * blockIdx.x) % segs);
     for (int k = 0; k < segs; ++k) {
       const int s = k % kStages;
       if (k == kStages) pdl_wait();  // the first ring of weights before it
@@ -252,7 +266,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint
       if (lane == 0) expect_bytes(&full[s], kStageBytes);
       __syncwarp();
       for (int r = lane; r < F; r += 32)
-        bulk_copy(ring + s * kStageBytes + r * kSeg, rows + static_cast<size_t>(r) * K + k * kSeg, kSeg, &full[s]);
+        bulk_copy(ring + s * kStageBytes + r * kSeg, rows + static_cast<size_t>(r) * pitch + (k + first) % segs * kSeg, kSeg, &full[s]);
     }
     if (segs <= kStages) pdl_wait();
     return;
@@ -332,8 +346,10 @@ __global__ void small_kernel(float* out, const float* in) {
 }
 
 // What every variant's launches read and write.
+constexpr int kMaxPad = 256;  // the pad rows' longest: each projection's buffer holds its layers at stride K + kMaxPad
+
 struct Buffers {
-  uint8_t* weights[4];  // [kLayers][N][K] a projection
+  uint8_t* weights[4];  // [kLayers][N][K] a projection (the pad rows: [kLayers][N][K + P])
   uint8_t* a;           // one token's E4M3 row (the largest K)
   float* rows;          // its scale
   float* cols;          // the weights' column scales (the largest N), all 1
@@ -379,11 +395,12 @@ cudaAccessPolicyWindow streaming_window(const void* w, size_t bytes) {
   return window;
 }
 
-// A projection's weights for this layer; its features must fill whole blocks of F (no row left unread).
-const uint8_t* layer_weights(const Buffers& b, int p, int layer, int F) {
+// A projection's weights for this layer, rows PAD bytes longer than K; its features must fill whole
+// blocks of F (no row left unread).
+const uint8_t* layer_weights(const Buffers& b, int p, int layer, int F, int pad = 0) {
   const Projection& pr = kProjections[p];
   if (pr.N % F != 0) fail(pr.name, ": ", pr.N, " features are not whole blocks of ", F, " on this device");
-  return b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
+  return b.weights[p] + static_cast<size_t>(layer) * pr.N * (pr.K + pad);
 }
 
 // Before a ring kernel's first launch: its shared memory allowed, the SM's whole 228 KB as shared
@@ -402,33 +419,38 @@ void prepare_ring(size_t shared, bool solo, int F) {
   (void)prepared;
 }
 
-template <template <int, bool, int, int> class Kind, int F, bool SOLO, int SEG, int MAX>
+template <template <int, bool, int, int> class Kind, int F, bool SOLO, int SEG, int MAX, int PAD, int ROT>
 void launch_kind(const Buffers& b, int p, int layer, cudaStream_t s) {
   using K = Kind<F, SOLO, SEG, MAX>;
   prepare_ring<K::kernel>(K::shared(), SOLO, F);
   const Projection& pr = kProjections[p];
-  const uint8_t* w = layer_weights(b, p, layer, F);
-  const cudaAccessPolicyWindow window = streaming_window(w, static_cast<size_t>(pr.N) * pr.K);
-  launch_pdl_window("copy", &window, K::kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, b.sink);
+  const uint8_t* w = layer_weights(b, p, layer, F, PAD);
+  const cudaAccessPolicyWindow window = streaming_window(w, static_cast<size_t>(pr.N) * (pr.K + PAD));
+  launch_pdl_window("copy", &window, K::kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, pr.K + PAD, ROT,
+                    b.sink);
 }
 
-template <template <int, bool, int, int> class Kind, int SEG, int MAX>
+// PAD: the rows' stride K + PAD; ROT: block i starts at stage ROT i (ring_kernel's rotate).
+template <template <int, bool, int, int> class Kind, int SEG, int MAX, int PAD = 0, int ROT = 0>
 void launch_copies(const Buffers& b, int p, int layer, cudaStream_t s) {
+  static_assert(PAD >= 0 && PAD <= kMaxPad && PAD % 16 == 0, "a pad the buffers hold, whole 16 bytes");
   const Geometry g = geometry(kProjections[p].N, b.sms);
-  if (g.F == 32) launch_kind<Kind, 32, true, SEG, MAX>(b, p, layer, s);
-  else if (g.F == 48) launch_kind<Kind, 48, true, SEG, MAX>(b, p, layer, s);
-  else if (g.solo) launch_kind<Kind, 64, true, SEG, MAX>(b, p, layer, s);
-  else launch_kind<Kind, 64, false, SEG, MAX>(b, p, layer, s);
+  if (g.F == 32) launch_kind<Kind, 32, true, SEG, MAX, PAD, ROT>(b, p, layer, s);
+  else if (g.F == 48) launch_kind<Kind, 48, true, SEG, MAX, PAD, ROT>(b, p, layer, s);
+  else if (g.solo) launch_kind<Kind, 64, true, SEG, MAX, PAD, ROT>(b, p, layer, s);
+  else launch_kind<Kind, 64, false, SEG, MAX, PAD, ROT>(b, p, layer, s);
 }
 
 // PREFETCH_MIB: CudaKnobs.rowGemmPrefetchMiB (the rows past the prologue's stages asked into L2
 // before the wait). NEXT_MIB: CudaKnobs.rowGemmNextMiB, as the model gives it: QKV asks for O's
 // weights, O for gate/up's, down for the next layer's QKV (in the per-projection columns, weights
 // nothing then reads: what the extra traffic costs; in the step's, what it saves).
-template <int PREFETCH_MIB, int NEXT_MIB = 0>
+// PAD: the weight rows PAD bytes longer than K (the row GEMM's w_stride K + PAD).
+template <int PREFETCH_MIB, int NEXT_MIB = 0, int PAD = 0>
 void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
+  static_assert(PAD >= 0 && PAD <= kMaxPad && PAD % 16 == 0, "a pad the buffers hold, whole 16 bytes");
   const Projection& pr = kProjections[p];
-  const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * pr.K;
+  const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * (pr.K + PAD);
   NextWeights next;
   if (NEXT_MIB > 0 && p != 2) {
     const int np = (p + 1) % 4, nl = p == 3 ? (layer + 1) % kLayers : layer;
@@ -437,7 +459,7 @@ void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
   }
   launch_row_gemm(Operand::kFp8, pr.adds ? Output::kF32Add : Output::kBf16, b.a, w, b.d, 1, pr.N, pr.K,
                   GemmScales{b.rows, b.cols}, s, pr.adds ? RowAdd::kFused : RowAdd::kNone, static_cast<size_t>(PREFETCH_MIB) << 20,
-                  next);
+                  next, pr.K + PAD);
 }
 
 // The copy-free loop (mma_kernel) on the blocks the row GEMM would launch for this projection.
@@ -534,10 +556,10 @@ int main(int argc, char** argv) {
     CUDA_CHECK(cudaDeviceGetAttribute(&b.sms, cudaDevAttrMultiProcessorCount, 0));
     size_t total = 0;
     for (int p = 0; p < 4; ++p) {
-      const size_t bytes = projection_bytes(p) * kLayers;
+      const size_t bytes = static_cast<size_t>(kProjections[p].N) * (kProjections[p].K + kMaxPad) * kLayers;
       CUDA_CHECK(cudaMalloc(&b.weights[p], bytes));
       CUDA_CHECK(cudaMemset(b.weights[p], 0x30, bytes));  // E4M3 0.125: finite products
-      total += bytes;
+      total += projection_bytes(p) * kLayers;
     }
     CUDA_CHECK(cudaMalloc(&b.a, 14336));
     CUDA_CHECK(cudaMemset(b.a, 0x30, 14336));
@@ -577,11 +599,15 @@ int main(int argc, char** argv) {
         {"row_gemm nx8", launch_row_gemm_step<0, 8>},
         {"row_gemm nx32", launch_row_gemm_step<0, 32>},
         {"row_gemm pf16 nx16", launch_row_gemm_step<16, 16>},
+        {"row_gemm pad128", launch_row_gemm_step<0, 0, 128>},
+        {"row_gemm pad256", launch_row_gemm_step<0, 0, 256>},
         {"ring 128/16", launch_copies<RingKind, 128, 16>},
         {"ring 128/48", launch_copies<RingKind, 128, 48>},
         {"ring 256/16", launch_copies<RingKind, 256, 16>},
         {"ring 512/16", launch_copies<RingKind, 512, 16>},
         {"ring 1024/16", launch_copies<RingKind, 1024, 16>},
+        {"ring 128/16 pad256", launch_copies<RingKind, 128, 16, 256>},
+        {"ring 128/16 rot", launch_copies<RingKind, 128, 16, 0, 7>},
         {"bulk 128/16", launch_copies<BulkKind, 128, 16>},
         {"bulk 128/48", launch_copies<BulkKind, 128, 48>},
         {"bulk 512/16", launch_copies<BulkKind, 512, 16>},

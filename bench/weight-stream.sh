@@ -2,7 +2,7 @@
 # Builds and runs bench/weight-stream.cu on the GPU machine: a batch-1 step's weights read by
 # copy-only kernels of several patterns beside the library's row GEMM (native/cuda/gemm_rows.cu,
 # built in with what it needs; no cuBLAS), a projection at a time and as a step's chain. About a
-# minute; 7 GB of device memory. Arguments: the names of the variants to run, whole (e.g. row_gemm
+# minute; 7.4 GB of device memory. Arguments: the names of the variants to run, whole (e.g. row_gemm
 # "mma rs"); none runs them all. $CUDAFLAGS go to nvcc for the library's row GEMM too, so that a
 # build switch's kernel takes the row_gemm rows (e.g. CUDAFLAGS=-DTACHYON_ROW_GEMM_BULK=1024).
 # PROFILE=1: instead, Nsight Compute on the row GEMM's first O and down launches (one token, as the

@@ -104,7 +104,7 @@ struct WeightCopies {
     for (int i = 0; i < kRows; ++i) {
       const int n = n0 + r + i * kRowStep;
       valid[i] = n < g.N;
-      src[i] = g.W + (valid[i] ? static_cast<size_t>(n) * g.row_bytes : 0) + c * 16;
+      src[i] = g.W + (valid[i] ? static_cast<size_t>(n) * g.w_stride : 0) + c * 16;
     }
     dst = swizzled(r, c);  // r + i * kRowStep has the same r % 8
   }
@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
   if (g.prefetch_row_bytes > 0 && t < F) {
     const int from = R::kAhead * kAtomBytes;
     const int bytes = min(g.row_bytes - from, g.prefetch_row_bytes);
-    if (bytes > 0 && n0 + t < g.N) prefetch_l2(g.W + static_cast<size_t>(n0 + t) * g.row_bytes + from, bytes);
+    if (bytes > 0 && n0 + t < g.N) prefetch_l2(g.W + static_cast<size_t>(n0 + t) * g.w_stride + from, bytes);
   }
   pdl_wait();
 
@@ -282,7 +282,7 @@ void launch_rows(const char* name, const RowGemmArgs& g, int F, size_t shared, c
   }();
   cudaAccessPolicyWindow window{};
   window.base_ptr = const_cast<unsigned char*>(g.W);
-  window.num_bytes = std::min(static_cast<size_t>(g.N) * g.row_bytes, max_window);  // Llama-3-8B's gate/up: 117 MB
+  window.num_bytes = std::min(static_cast<size_t>(g.N) * g.w_stride, max_window);  // Llama-3-8B's gate/up: 117 MB
   window.hitRatio = 1.0f;
   window.hitProp = cudaAccessPropertyStreaming;
   window.missProp = cudaAccessPropertyStreaming;
@@ -337,7 +337,7 @@ bool row_gemm_supports(Operand type, int N, int K) {
 }
 
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s, RowAdd add, size_t l2_prefetch_bytes, NextWeights next) {
+                     cudaStream_t s, RowAdd add, size_t l2_prefetch_bytes, NextWeights next, int w_stride) {
   if (M == 0) return;
   if (!row_gemm_available()) fail("the few-row GEMM needs an sm_90a build on an sm_90 device");
   if (!row_gemm_supports(type, N, K) || out == Output::kI32 || M < 0 || M > kRowGemmMaxRows)
@@ -348,6 +348,8 @@ void launch_row_gemm(Operand type, Output out, const void* A, const void* W, voi
   if ((out == Output::kF32Add) != (add != RowAdd::kNone) || (out == Output::kF32Add && !fp8))
     fail("the few-row GEMM adds into D for FP8 products with Output::kF32Add, and only then");
   const int row_bytes = K * (fp8 ? 1 : 2);
+  if (w_stride == 0) w_stride = row_bytes;
+  if (w_stride < row_bytes || w_stride % 16 != 0) fail("the few-row GEMM's weight rows must be at least a row apart, in whole 16 bytes");
   // A row's share of the prefetch, whole 128-byte atoms, at most the row.
   const size_t share = std::min(l2_prefetch_bytes / static_cast<size_t>(N), static_cast<size_t>(row_bytes));
   // The next projection's rows' share of its prefetch, whole 128-byte lines, at most a row; none
@@ -358,7 +360,7 @@ void launch_row_gemm(Operand type, Output out, const void* A, const void* W, voi
   const RowGemmArgs g{static_cast<const unsigned char*>(A), static_cast<const unsigned char*>(W), D, sc.rows, sc.cols, M, N,
                       row_bytes, add, static_cast<int>(share / kAtomBytes * kAtomBytes),
                       next_share > 0 ? static_cast<const unsigned char*>(next.w) : nullptr, next.rows, next.row_bytes,
-                      static_cast<int>(next_share)};
+                      static_cast<int>(next_share), w_stride};
   if (fp8 && out == Output::kBf16) launch_typed<true, __nv_bfloat16>(g, s);
   else if (fp8) launch_typed<true, float>(g, s);
   else if (out == Output::kBf16) launch_typed<false, __nv_bfloat16>(g, s);

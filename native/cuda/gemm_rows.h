@@ -50,8 +50,11 @@ struct NextWeights {
 // M from 1 to kRowGemmMaxRows; A, W and D 16-byte aligned. Launched with PDL (pdl.cuh): the first
 // weight copies go out before the previous kernel has finished. add: kNone unless out is kF32Add.
 // l2_prefetch_bytes (CudaKnobs.rowGemmPrefetchMiB): up to this many more weight bytes, shared
-// evenly by the rows, asked into L2 before the wait too (the same bits; 0: none).
+// evenly by the rows, asked into L2 before the wait too (the same bits; 0: none). w_stride: bytes
+// from one weight row to the next, a multiple of 16 (0: K times the element size, rows packed;
+// more for padded rows, which bench/weight-stream.sh's `pad` rows time).
 void launch_row_gemm(Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K, GemmScales sc,
-                     cudaStream_t s, RowAdd add = RowAdd::kNone, size_t l2_prefetch_bytes = 0, NextWeights next = {});
+                     cudaStream_t s, RowAdd add = RowAdd::kNone, size_t l2_prefetch_bytes = 0, NextWeights next = {},
+                     int w_stride = 0);
 
 }  // namespace tachyon

@@ -93,13 +93,13 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
   if (__shfl_sync(0xffffffffu, t / kMmaThreads, 0) != 0) {
     // The copying warp.
     const int rows = min(F, g.N - n0);
-    const unsigned char* W = g.W + static_cast<size_t>(n0) * g.row_bytes;
+    const unsigned char* W = g.W + static_cast<size_t>(n0) * g.w_stride;
     auto copy_weights = [&](int b) {
       const int s = b % R::kSlots, bytes = burst_bytes(b);
       if (lane == 0) expect_bytes(&full[s], static_cast<uint32_t>(rows * bytes));
       __syncwarp();
       for (int r = lane; r < rows; r += 32)
-        bulk_copy(weights_of(s) + r * R::kPitch, W + static_cast<size_t>(r) * g.row_bytes + b * SPAN, bytes, &full[s]);
+        bulk_copy(weights_of(s) + r * R::kPitch, W + static_cast<size_t>(r) * g.w_stride + b * SPAN, bytes, &full[s]);
     };
     const TokenCopies<TN> tokens(g, lane);
     const NextPrefetch next(g, bursts);
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
     if (g.prefetch_row_bytes > 0) {
       const int from = first * SPAN, bytes = min(g.row_bytes - from, g.prefetch_row_bytes);
       if (bytes > 0)
-        for (int r = lane; r < rows; r += 32) prefetch_l2(W + static_cast<size_t>(r) * g.row_bytes + from, bytes);
+        for (int r = lane; r < rows; r += 32) prefetch_l2(W + static_cast<size_t>(r) * g.w_stride + from, bytes);
     }
     pdl_wait();
     for (int b = 0; b < bursts; ++b) {

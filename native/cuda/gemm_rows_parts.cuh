@@ -29,7 +29,7 @@ constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
 
 struct RowGemmArgs {
   const unsigned char* A;  // [M, row_bytes]: tokens
-  const unsigned char* W;  // [N, row_bytes]: weight rows
+  const unsigned char* W;  // [N, w_stride]: weight rows, row_bytes of each
   void* D;                 // [M, N], bf16 or float32
   const float* rows;       // [M], FP8 only: per-token scales
   const float* cols;       // [N], FP8 only: per-channel scales
@@ -40,6 +40,7 @@ struct RowGemmArgs {
   const unsigned char* next;  // NextWeights: the next projection's weights [next_rows, next_row_bytes], null for none
   int next_rows, next_row_bytes;
   int next_row_prefetch;      // bytes of each of its rows to ask into L2 (a multiple of 128)
+  int w_stride;               // bytes from one weight row to the next: row_bytes, or more where rows are padded
 };
 
 // The device code, for sm_90a only (the other targets build empty kernels, never launched).
