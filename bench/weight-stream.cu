@@ -221,20 +221,6 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) mma_kernel(int K, uint
   sink[blockIdx.x * 128 + t] = __float_as_uint(sum);
 }
 
-__device__ __forceinline__ void expect_bytes(uint64_t* bar, uint32_t bytes) {
-#if TACHYON_WGMMA
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)), "r"(bytes) : "memory");
-#endif
-}
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-#if TACHYON_WGMMA
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   smem_address(dst)),
-               "l"(src), "r"(bytes), "r"(smem_address(bar))
-               : "memory");
-#endif
-}
-
 // grid: N / F blocks. Warp 4 copies: each stage one cp.async.bulk of SEG bytes a row, completing on
 // the slot's `full` barrier; the warpgroup reads the stage and gives the slot back through `empty`
 // (an arrival a warp). All the ring's stages are in flight.
@@ -253,7 +239,7 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint
       mbarrier_init(&full[s], 1);
       mbarrier_init(&empty[s], 4);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbarrier_init_fence();
   }
   __syncthreads();
   if (t >= 128) {
@@ -263,10 +249,10 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) bulk_kernel(const uint
       const int s = k % kStages;
       if (k == kStages) pdl_wait();  // the first ring of weights before it
       mbarrier_wait(&empty[s], ((k / kStages) & 1) ^ 1);
-      if (lane == 0) expect_bytes(&full[s], kStageBytes);
+      if (lane == 0) mbarrier_expect_bytes(&full[s], kStageBytes);
       __syncwarp();
       for (int r = lane; r < F; r += 32)
-        bulk_copy(ring + s * kStageBytes + r * kSeg, rows + static_cast<size_t>(r) * pitch + (k + first) % segs * kSeg, kSeg, &full[s]);
+        bulk_copy_to_shared(ring + s * kStageBytes + r * kSeg, rows + static_cast<size_t>(r) * pitch + (k + first) % segs * kSeg, kSeg, &full[s]);
     }
     if (segs <= kStages) pdl_wait();
     return;

@@ -50,19 +50,6 @@ struct BulkRing {
   static constexpr bool kFits = kSlots >= 3;
 };
 
-#if TACHYON_WGMMA
-__device__ __forceinline__ void expect_bytes(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)), "r"(bytes) : "memory");
-}
-// `bytes` (a multiple of 16) from global src to shared dst by the copy engine, counted on bar.
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   smem_address(dst)),
-               "l"(src), "r"(bytes), "r"(smem_address(bar))
-               : "memory");
-}
-#endif
-
 // grid: one block per F weight rows, one an SM; kThreads threads.
 template <typename Out, int TN, int F, int SPAN>
 __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs g) {
@@ -86,7 +73,7 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
       mbarrier_init(&full[s], 2);   // the weights' expected bytes, and the tokens' arrival
       mbarrier_init(&empty[s], 4);  // a warp of the warpgroup each
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbarrier_init_fence();
   }
   __syncthreads();
 
@@ -96,10 +83,10 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
     const unsigned char* W = g.W + static_cast<size_t>(n0) * g.w_stride;
     auto copy_weights = [&](int b) {
       const int s = b % R::kSlots, bytes = burst_bytes(b);
-      if (lane == 0) expect_bytes(&full[s], static_cast<uint32_t>(rows * bytes));
+      if (lane == 0) mbarrier_expect_bytes(&full[s], static_cast<uint32_t>(rows * bytes));
       __syncwarp();
       for (int r = lane; r < rows; r += 32)
-        bulk_copy(weights_of(s) + r * R::kPitch, W + static_cast<size_t>(r) * g.w_stride + b * SPAN, bytes, &full[s]);
+        bulk_copy_to_shared(weights_of(s) + r * R::kPitch, W + static_cast<size_t>(r) * g.w_stride + b * SPAN, bytes, &full[s]);
     };
     const TokenCopies<TN> tokens(g, lane);
     const NextPrefetch next(g, bursts);

@@ -18,6 +18,14 @@ __device__ __forceinline__ void mbarrier_init(uint64_t* bar, int count) {
 #endif
 }
 
+// After mbarrier_init, before the __syncthreads: the initialized barriers visible to the copy
+// engine's completions (the async proxy), not only to the block's threads.
+__device__ __forceinline__ void mbarrier_init_fence() {
+#if TACHYON_WGMMA
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+
 // This thread's arrival (release: its earlier shared-memory writes are visible to whoever waits).
 __device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
 #if TACHYON_WGMMA
@@ -37,6 +45,24 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
       : "memory");
 #else
   __trap();  // only sm_90a kernels hand slots over this way; elsewhere a wait would be a race
+#endif
+}
+
+// This thread's arrival, and `bytes` more that the phase waits for (copies completing on it).
+__device__ __forceinline__ void mbarrier_expect_bytes(uint64_t* bar, uint32_t bytes) {
+#if TACHYON_WGMMA
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_address(bar)), "r"(bytes) : "memory");
+#endif
+}
+
+// `bytes` (a multiple of 16; both addresses 16-byte aligned) from global src to shared dst by the
+// copy engine, counted on bar's phase as they land (no tensor map).
+__device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if TACHYON_WGMMA
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_address(dst)),
+               "l"(src), "r"(bytes), "r"(smem_address(bar))
+               : "memory");
 #endif
 }
 
