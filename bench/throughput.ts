@@ -68,6 +68,7 @@ const WORKLOADS: Workload[] = [
 // --prefill-blocks N: the warp-specialized prefill kernel's blocks at most N (CudaKnobs.prefillBlocks; default one an SM; 1000000: one block an item, as before it was persistent).
 // --row-gemm-prefetch-mib N: the few-row GEMM asks up to N MiB of its weights into L2 before its PDL wait (CudaKnobs.rowGemmPrefetchMiB; default 0: none; the same bits).
 // --row-gemm-next-mib N: its QKV, O and down launches ask up to N MiB of the next projection's weights into L2 as they run (CudaKnobs.rowGemmNextMiB; default 0: none; the same bits).
+// --weight-row-pad N: the FP8 projections' weight rows N bytes longer than K on the device (CudaKnobs.weightRowPad; default 0: packed; the same bits).
 // --prefill-pairs: the FP8-values prefill kernel two K/V tiles an iteration with a leaner softmax (CudaKnobs.prefillPairs; off by default until measured: other bits).
 // --bf16-residual: the batched path's residual stream in bf16, as transformers keeps it (CudaKnobs.bf16Residual; off by default: other bits).
 // --no-residual-in-gemm: the O and down GEMMs write bf16 deltas the norms add (CudaKnobs.residualInGemm off; on by default: they add into the float32 stream in place).
@@ -95,6 +96,7 @@ const { values } = parseArgs({
     'prefill-pairs': { type: 'boolean' },
     'row-gemm-prefetch-mib': { type: 'string' },
     'row-gemm-next-mib': { type: 'string' },
+    'weight-row-pad': { type: 'string' },
     'no-residual-in-gemm': { type: 'boolean' },
   },
 });
@@ -128,6 +130,7 @@ async function run(w: Workload) {
       prefillPairs: values['prefill-pairs'],
       rowGemmPrefetchMiB: values['row-gemm-prefetch-mib'] ? Number(values['row-gemm-prefetch-mib']) : undefined,
       rowGemmNextMiB: values['row-gemm-next-mib'] ? Number(values['row-gemm-next-mib']) : undefined,
+      weightRowPad: values['weight-row-pad'] ? Number(values['weight-row-pad']) : undefined,
       residualInGemm: values['no-residual-in-gemm'] ? false : undefined,
     },
   });

@@ -38,7 +38,7 @@ export const RUNTIME_DEFAULTS = {
   /** cuda: what the GEMMs read. */
   cudaDtype: 'bf16' as const,
   /** cuda knobs (RuntimeOptions.cuda). */
-  cuda: { batchInvariant: true, cudaGraphs: true, pdl: true, fusedGemv: true, fastAttention: true, warpSpecializedPrefill: true, overlapDecodeAttention: true, prefillRopeQ: true, fp8PrefillScores: true, fp8PrefillValues: true, prefillPairs: false, bf16Residual: false, residualInGemm: true, decodeWarps: 0, prefillBlocks: 0, rowGemmPrefetchMiB: 0, rowGemmNextMiB: 0, profile: false },
+  cuda: { batchInvariant: true, cudaGraphs: true, pdl: true, fusedGemv: true, fastAttention: true, warpSpecializedPrefill: true, overlapDecodeAttention: true, prefillRopeQ: true, fp8PrefillScores: true, fp8PrefillValues: true, prefillPairs: false, bf16Residual: false, residualInGemm: true, decodeWarps: 0, prefillBlocks: 0, rowGemmPrefetchMiB: 0, rowGemmNextMiB: 0, weightRowPad: 0, profile: false },
 };
 
 /** Forward-pass threads on CPU: every core. */

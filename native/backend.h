@@ -89,6 +89,7 @@ struct GpuOptions {
   bool prefill_pairs = false;          // with fp8_prefill_values: two K/V tiles a consumer iteration, leaner softmax (not yet measured); other bits
   int prefill_blocks = 0;              // the warp-specialized prefill kernel's blocks: 0 one an SM; else at most that many (tests, measuring; same bits)
   int row_gemm_prefetch_mib = 0;       // the few-row GEMM's weights asked into L2 before its PDL wait, MiB a launch: 0 none (not yet measured; same bits)
+  int weight_row_pad = 0;              // FP8 projections' weight rows padded by this many bytes past K on the device (a multiple of 128): 0 packed (not yet measured; same bits)
   int row_gemm_next_mib = 0;           // the batched path's QKV, O and down few-row GEMMs ask up to this many MiB of the next projection's weights into L2 as they run: 0 none (not yet measured; same bits)
   bool profile = false;                // per-step GPU time and layer 0's ops on stderr; NVTX ranges
 };
@@ -101,7 +102,7 @@ constexpr const char* kCreateGpuBackendSymbol = "tachyon_create_cuda_backend";
 // Bumped whenever a struct shared with the backend library (StepBatch, GpuOptions,
 // StepOutput, ModelConfig, ModelWeights, BackendInfo) changes layout: the addon refuses a
 // library built from other headers instead of reading fields at shifted offsets.
-constexpr int kBackendAbiVersion = 22;
+constexpr int kBackendAbiVersion = 23;
 using BackendAbiVersionFn = int (*)();
 constexpr const char* kBackendAbiVersionSymbol = "tachyon_backend_abi_version";
 

@@ -17,7 +17,7 @@ build() {
 }
 suite() {
   # shellcheck disable=SC2046 # the test files, one word each
-  TACHYON_REQUIRE_GPU=1 timeout 200 node --test --test-concurrency=1 $(find dist/test/gpu -name '*.test.js' | sort) > "$OUT/suite$1.log" 2>&1
+  TACHYON_REQUIRE_GPU=1 timeout 300 node --test --test-concurrency=1 $(find dist/test/gpu -name '*.test.js' | sort) > "$OUT/suite$1.log" 2>&1
   echo "suite rc $?"
   grep -E "^# (tests|pass|fail)" "$OUT/suite$1.log"
   grep -B2 -A20 "^not ok" "$OUT/suite$1.log" | head -60

@@ -266,6 +266,10 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
       gpu_.row_gemm_prefetch_mib = int_field(o, "rowGemmPrefetchMiB", 0, 1024);
     if (o.Has("rowGemmNextMiB") && !o.Get("rowGemmNextMiB").IsUndefined())
       gpu_.row_gemm_next_mib = int_field(o, "rowGemmNextMiB", 0, 1024);
+    if (o.Has("weightRowPad") && !o.Get("weightRowPad").IsUndefined()) {
+      gpu_.weight_row_pad = int_field(o, "weightRowPad", 0, 1024);
+      if (gpu_.weight_row_pad % 128 != 0) throw Napi::RangeError::New(env, "weightRowPad must be a multiple of 128 bytes (whole cache lines)");
+    }
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

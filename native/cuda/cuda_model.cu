@@ -111,6 +111,16 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
     for (FusedGemv* g : {&qkv, &o, &gate_up, &down})
       few_rows_ = few_rows_ && fused_gemv_supports(*g, 1) && fused_gemv_supports(*g, kFewRows);
   }
+  // Padded FP8 rows (CudaKnobs.weightRowPad) for cuBLASLt and the row GEMM; the few-row GEMVs read
+  // rows packed, so where they serve the knob is ignored, with a word.
+  if (o.weight_row_pad > 0 && fp8_) {
+    if (few_rows_) {
+      std::fprintf(stderr, "cuda: weightRowPad ignored: the few-row GEMVs (outside batch-invariant mode) read FP8 rows packed\n");
+    } else {
+      pad_weight_rows(o.weight_row_pad);
+      gemm_->set_fp8_row_pad(o.weight_row_pad);
+    }
+  }
   tune_gemms();
   allocate_kv_cache();
   cudaDeviceProp prop;

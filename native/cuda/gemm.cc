@@ -106,7 +106,7 @@ void Gemm::describe(Descs& ds, Operand type, Output out, int M, int N, int K, Ge
          CUBLAS_VERSION);
 #endif
   }
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.a, in, K, N, K));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.a, in, K, N, weight_ld(type, K)));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.b, in, K, M, K));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ds.d, d, N, M, N));
 }
@@ -190,7 +190,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
       std::fprintf(stderr, "cuda gemm: %s\n", line);
     } else {
       const float us = time_us([&] {
-        launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, row.row_add);
+        launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, row.row_add, 0, {}, row_gemm_stride(type, K));
         return true;
       }, s);
       ++timed;
@@ -212,7 +212,7 @@ Gemm::Choice Gemm::tune_at(Operand type, Output out, const void* A, const void* 
 void Gemm::launch(const Choice& c, Operand type, Output out, const void* A, const void* W, void* D, int M, int N, int K,
                   GemmScales sc, cudaStream_t s, NextWeights next) {
   if (c.row_gemm) {
-    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add, row_prefetch_bytes_, next);
+    launch_row_gemm(type, out, A, W, D, M, N, K, sc, s, c.row_add, row_prefetch_bytes_, next, row_gemm_stride(type, K));
     return;
   }
   Descs ds;

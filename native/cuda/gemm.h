@@ -60,6 +60,9 @@ class Gemm {
   // Bytes a launch of the few-row GEMM asks into L2 before its PDL wait (launch_row_gemm's
   // l2_prefetch_bytes) when run() takes it; tuning times it without.
   void set_row_prefetch(size_t bytes) { row_prefetch_bytes_ = bytes; }
+  // FP8 weights whose rows lie this many bytes past K apart (CudaKnobs.weightRowPad; a multiple of
+  // 128): cuBLASLt's leading dimension and the row GEMM's stride. Set before tuning; 0: packed.
+  void set_fp8_row_pad(int bytes) { fp8_row_pad_ = bytes; }
 
  private:
   struct Choice {
@@ -83,6 +86,11 @@ class Gemm {
   std::map<Key, Choice> choices_;
   std::vector<std::string> report_;
   size_t row_prefetch_bytes_ = 0;
+  int fp8_row_pad_ = 0;
+  // Elements from one weight row to the next (cuBLASLt's leading dimension): K, or K + fp8_row_pad_ for FP8.
+  int weight_ld(Operand type, int K) const { return type == Operand::kFp8 ? K + fp8_row_pad_ : K; }
+  // The same in bytes for launch_row_gemm's w_stride (0: packed).
+  int row_gemm_stride(Operand type, int K) const { return type == Operand::kFp8 ? K + fp8_row_pad_ : 0; }
 };
 
 }  // namespace tachyon

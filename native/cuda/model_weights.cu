@@ -189,6 +189,23 @@ void CudaModel::make_dummy_weights(uint64_t seed) {
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+void CudaModel::pad_weight_rows(int bytes) {
+  // Whole 128-byte lines: each row starts on one, as packed rows of a K divisible by 128 do.
+  if (bytes <= 0 || bytes % 128 != 0) fail("FP8 weight rows are padded by a positive multiple of 128 bytes, not ", bytes);
+  for (Layer& l : layers_) {
+    for (Linear* lin : {&l.qkv, &l.o, &l.gate_up, &l.down}) {
+      if (lin->type != WeightType::kFp8) continue;
+      const size_t stride = static_cast<size_t>(lin->K) + bytes;
+      DeviceBuffer padded(static_cast<size_t>(lin->N) * stride, "fp8 weights (padded rows)");
+      CUDA_CHECK(cudaMemsetAsync(padded.as<void>(), 0, padded.bytes(), stream_));
+      CUDA_CHECK(cudaMemcpy2DAsync(padded.as<void>(), stride, lin->w.as<void>(), lin->K, lin->K, lin->N, cudaMemcpyDeviceToDevice,
+                                   stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      lin->w = std::move(padded);  // frees the packed copy
+    }
+  }
+}
+
 // E4M3 or int8 with a scale per output channel; embeddings and the LM head stay bf16.
 void CudaModel::quantize_weights(WeightType to) {
   const char* name = to == WeightType::kFp8 ? "fp8" : "int8";

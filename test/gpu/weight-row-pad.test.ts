@@ -1,0 +1,59 @@
+// CudaKnobs.weightRowPad (0 by default): each FP8 projection's weight rows lie K + N bytes apart on
+// the device, and cuBLASLt (its leading dimension) and the row GEMM (its stride) read them so. The
+// products are the same, so a prompt's last logits (150 rows: cuBLASLt) and a decode token's (one
+// row: the row GEMM, alone, replayed from its graph, and beside 20 others) must be the same bits
+// padded as packed, with the row GEMM's next-weights prefetch too (it reads the padded rows' stride).
+// The padding must be there: the device holds the pad bytes (15,360 rows a layer, two layers).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Runtime } from '../../native/index.js';
+import { blockRange, makeBatch } from '../helpers/batch.js';
+import { gpuSkipReason } from '../helpers/gpu.js';
+
+const skip = gpuSkipReason();
+
+const CONFIG = {
+  architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 2048, intermediate_size: 4096, num_hidden_layers: 2,
+  num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
+};
+const PADDED_ROWS = 2 * (3072 + 2048 + 8192 + 2048);  // QKV, O, gate/up and down rows of both layers
+
+/** The prompt's last logits, then a decode token's alone (twice: the second replays the graph) and beside 20 others. */
+async function logitsWith(knobs: { weightRowPad?: number; rowGemmNextMiB?: number }): Promise<{ logits: number[][]; used: number; tuning: string }> {
+  const rt = await Runtime.load({ dummy: { config: CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20,
+    maxNumTokens: 1024, maxNumSeqs: 64, cuda: knobs });
+  try {
+    assert.equal(rt.info.weightDtype, 'fp8');
+    const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 500));
+    const main = { start: 150, tokens: [77], blocks: blockRange(0, 10) };
+    const first = await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks: main.blocks }], true));
+    const out: number[][] = [Array.from(first.logits!.subarray(0, rt.info.vocabSize))];
+    const others = Array.from({ length: 20 }, (_, k) => ({ tokens: [5 + k], start: 0, blocks: [20 + k] }));
+    for (const batch of [[main], [main], [main, ...others]]) {
+      const r = await rt.step(makeBatch(batch, true));
+      out.push(Array.from(r.logits!.subarray(0, rt.info.vocabSize)));
+    }
+    return { logits: out, used: rt.info.deviceBytesUsed, tuning: rt.info.gemmTuning };
+  } finally {
+    await rt.close();
+  }
+}
+
+test('FP8 weight rows padded past K give the same logits bits as packed rows, through cuBLASLt and the row GEMM', { skip, timeout: 300_000 }, async () => {
+  const plain = await logitsWith({});
+  assert.ok(plain.logits.every((l) => l.every(Number.isFinite)));
+  assert.ok(/ row-gemm/.test(plain.tuning), `no shape tuned to the row GEMM at a few rows:\n${plain.tuning}`);
+  for (const knobs of [{ weightRowPad: 256 }, { weightRowPad: 128, rowGemmNextMiB: 16 }]) {
+    const padded = await logitsWith(knobs);
+    padded.logits.forEach((l, i) => assert.deepEqual(l, plain.logits[i], `${JSON.stringify(knobs)}, step ${i}`));
+    // The pad bytes are on the device (cudaMemGetInfo's granularity is a few MiB).
+    const grown = padded.used - plain.used, expected = PADDED_ROWS * knobs.weightRowPad;
+    assert.ok(grown > expected / 2, `${JSON.stringify(knobs)}: device memory grew ${grown} bytes, expected about ${expected}`);
+  }
+});
+
+test('weightRowPad takes whole 128-byte lines', { skip }, async () => {
+  await assert.rejects(Runtime.load({ dummy: { config: CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 64 << 20,
+    maxNumTokens: 256, maxNumSeqs: 8, cuda: { weightRowPad: 16 } }), /weightRowPad must be a multiple of 128/);
+});
