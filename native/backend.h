@@ -32,6 +32,7 @@ struct BackendInfo {
   std::string device_name;
   std::string weight_dtype;        // what the GEMMs read: f32/bf16/fp8/int8 (weight-only)/w8a8 (CPU: the checkpoint's, or I8)
   std::string gemm_tuning;         // GPU backends: the load-time GEMM tuning's lines (kernel, time and any bit mismatch), one a line
+  uint64_t projection_weight_bytes = 0;  // GPU backends: the layers' projection weights as held on the device (padded rows included)
 };
 
 class Backend {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 /** The addon's raw surface; only native/index.ts uses it. */
 export interface NativeRuntimeHandle {
   load(): Promise<void>;
-  info(): { numBlocks: number; blockSize: number; bytesPerBlock: number; numThreads: number; deviceName: string; deviceBytesUsed: number; weightDtype: string; gemmTuning: string };
+  info(): { numBlocks: number; blockSize: number; bytesPerBlock: number; numThreads: number; deviceName: string; deviceBytesUsed: number; weightDtype: string; gemmTuning: string; projectionWeightBytes: number };
   step(batch: object): Promise<NativeStepResult>;
   /** The running step's grammar bitmasks, or null and why they could not be computed (the step then fails). */
   provideMasks(masks: Int32Array | null, why?: string): void;

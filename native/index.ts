@@ -79,7 +79,7 @@ export interface CudaKnobs {
   rowGemmPrefetchMiB: number;
   /** MiB of the next projection's weights that the few-row GEMM's QKV, O and down launches ask into L2 as they run (O's for QKV, gate/up's for O, the next layer's QKV for down): the same leading bytes of each of its rows, a few rows with each stage of their own. At one token those three stream about 2.8 TB/s against gate/up's 3.8, so the memory has room beside them. 0 (default) none; the same bits either way. Not yet measured on a GPU (bench/RESULTS.md, twenty-third session): the H200's L2 is 50 MB, so try 8 to 32. */
   rowGemmNextMiB: number;
-  /** Bytes each row of the FP8 projections' weights is padded past its K on the device (a multiple of 128, so that rows start on cache lines; up to 1,024; cuBLASLt and the row GEMM read them with that stride). At one token QKV, O and down stream about 2.8 TB/s against gate/up's 3.8, and a one-wave launch's blocks ask for the same column of rows 4 or 14 KB apart at once, addresses alike in their low bits; padded rows spread them. 0 (default) packed; the same bits either way; about 6% more weight memory at 256 on Llama-3-8B. Ignored where the few-row GEMVs serve (outside batch-invariant mode). Not yet measured on a GPU (bench/RESULTS.md, twenty-fourth session: bench/weight-stream.sh's pad rows first). */
+  /** Bytes each row of the FP8 projections' weights is padded past its K on the device (a multiple of 128, so that rows start on cache lines; up to 1,024; cuBLASLt and the row GEMM read them with that stride). At one token QKV, O and down stream about 2.8 TB/s against gate/up's 3.8, and a one-wave launch's blocks ask for the same column of rows 4 or 14 KB apart at once, addresses alike in their low bits; padded rows spread them. 0 (default) packed; the same bits either way; about 5% more weight memory at 256 on Llama-3-8B (0.35 GB). Ignored, with a word, without FP8 weights and where the few-row GEMVs serve (outside batch-invariant mode). Not yet measured on a GPU (bench/RESULTS.md, twenty-fourth session: bench/weight-stream.sh's pad rows first). */
   weightRowPad: number;
   /** Per-step GPU time and layer 0's ops on stderr, NVTX ranges for nsys. */
   profile: boolean;
@@ -96,6 +96,8 @@ export interface RuntimeInfo extends ModelConfig {
   weightDtype: string;
   /** CUDA: what the load-time GEMM tuning chose for each weight shape and row bucket, a line each (kernel, time, and any row-GEMM or invariance mismatch); empty on CPU. */
   gemmTuning: string;
+  /** CUDA: bytes of the layers' projection weights (QKV, O, gate/up, down) as the device holds them, padded rows included (CudaKnobs.weightRowPad); 0 on CPU. */
+  projectionWeightBytes: number;
   blockSize: number;
   numBlocks: number;
   bytesPerBlock: number;

@@ -312,6 +312,7 @@ Napi::Value RuntimeWrap::Info(const Napi::CallbackInfo& info) {
   out.Set("deviceBytesUsed", static_cast<double>(i.device_bytes_used));
   out.Set("weightDtype", i.weight_dtype);
   out.Set("gemmTuning", i.gemm_tuning);
+  out.Set("projectionWeightBytes", static_cast<double>(i.projection_weight_bytes));
   return out;
 }
 

@@ -113,8 +113,10 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   }
   // Padded FP8 rows (CudaKnobs.weightRowPad) for cuBLASLt and the row GEMM; the few-row GEMVs read
   // rows packed, so where they serve the knob is ignored, with a word.
-  if (o.weight_row_pad > 0 && fp8_) {
-    if (few_rows_) {
+  if (o.weight_row_pad > 0) {
+    if (!fp8_) {
+      std::fprintf(stderr, "cuda: weightRowPad ignored: it pads FP8 weights, and this model's are %s\n", w8a8_ ? "w8a8" : int8_ ? "int8" : "bf16");
+    } else if (few_rows_) {
       std::fprintf(stderr, "cuda: weightRowPad ignored: the few-row GEMVs (outside batch-invariant mode) read FP8 rows packed\n");
     } else {
       pad_weight_rows(o.weight_row_pad);
@@ -130,6 +132,8 @@ CudaModel::CudaModel(const ModelConfig& c, const ModelWeights* w, const GpuOptio
   info_.device_name = prop.name;
   info_.device_bytes_used = total_b - free_b;
   info_.weight_dtype = fp8_ ? "fp8" : w8a8_ ? "w8a8" : int8_ ? "int8" : "bf16";
+  for (const Layer& l : layers_)
+    for (const Linear* lin : {&l.qkv, &l.o, &l.gate_up, &l.down}) info_.projection_weight_bytes += lin->w.bytes();
   info_.num_threads = 1;
 }
 

@@ -90,7 +90,8 @@ class CudaModel : public Backend {
   // Every projection to E4M3 (fp8) or int8 (int8, w8a8) with per-row scales, unless the checkpoint brought them so.
   void quantize_weights(WeightType to);
   // GpuOptions::weight_row_pad: each FP8 projection's rows moved `bytes` apart past their K (Gemm reads
-  // them with that stride; the pad bytes are zeros no kernel reads).
+  // them with that stride; the pad bytes are zeros no product reads, though the next-weights L2
+  // prefetch may ask for them).
   void pad_weight_rows(int bytes);
   // proj_[M, N] = in[M, K] · W^T in bf16: bf16 operands, or in quantized per token to E4M3 first
   // (in == nullptr: in_q_ / in_scale_ already hold it), the scales applied in the GEMM; W8A8: in

@@ -43,7 +43,7 @@ enum class RowAdd {
 struct NextWeights {
   const void* w = nullptr;
   int rows = 0;       // N of that projection
-  int row_bytes = 0;  // K times its element size
+  int row_bytes = 0;  // from one of its rows to the next: K times its element size, or more where rows are padded
   size_t bytes = 0;
 };
 

@@ -3,7 +3,10 @@
 // products are the same, so a prompt's last logits (150 rows: cuBLASLt) and a decode token's (one
 // row: the row GEMM, alone, replayed from its graph, and beside 20 others) must be the same bits
 // padded as packed, with the row GEMM's next-weights prefetch too (it reads the padded rows' stride).
-// The padding must be there: the device holds the pad bytes (15,360 rows a layer, two layers).
+// Two ways a broken stride could hide behind equal bits are closed: the padding must be there (the
+// projections' bytes on the device grow by the pad of each of their 15,360 rows a layer), and the
+// row GEMM must still be chosen at one token (tuning compares it with cuBLASLt on the padded weights
+// and drops it where the bits differ).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -17,10 +20,13 @@ const CONFIG = {
   architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 2048, intermediate_size: 4096, num_hidden_layers: 2,
   num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
 };
-const PADDED_ROWS = 2 * (3072 + 2048 + 8192 + 2048);  // QKV, O, gate/up and down rows of both layers
+const ROWS = 2 * (3072 + 2048 + 8192 + 2048);  // QKV, O, gate/up and down rows of both layers
+const PACKED_BYTES = 2 * (3072 * 2048 + 2048 * 2048 + 8192 * 2048 + 2048 * 4096);  // their E4M3 bytes
+// The row GEMM chosen at one token for QKV, O or down (row-gemm-prefetch.test.ts's shapes), and nowhere refused.
+const ROW_GEMM_AT_ONE = /fp8 (3072x2048|2048x2048|2048x4096) at 1 rows -> [^\n]* row-gemm/;
 
 /** The prompt's last logits, then a decode token's alone (twice: the second replays the graph) and beside 20 others. */
-async function logitsWith(knobs: { weightRowPad?: number; rowGemmNextMiB?: number }): Promise<{ logits: number[][]; used: number; tuning: string }> {
+async function logitsWith(knobs: { weightRowPad?: number; rowGemmNextMiB?: number }): Promise<{ logits: number[][]; bytes: number; tuning: string }> {
   const rt = await Runtime.load({ dummy: { config: CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20,
     maxNumTokens: 1024, maxNumSeqs: 64, cuda: knobs });
   try {
@@ -34,7 +40,7 @@ async function logitsWith(knobs: { weightRowPad?: number; rowGemmNextMiB?: numbe
       const r = await rt.step(makeBatch(batch, true));
       out.push(Array.from(r.logits!.subarray(0, rt.info.vocabSize)));
     }
-    return { logits: out, used: rt.info.deviceBytesUsed, tuning: rt.info.gemmTuning };
+    return { logits: out, bytes: rt.info.projectionWeightBytes, tuning: rt.info.gemmTuning };
   } finally {
     await rt.close();
   }
@@ -43,13 +49,15 @@ async function logitsWith(knobs: { weightRowPad?: number; rowGemmNextMiB?: numbe
 test('FP8 weight rows padded past K give the same logits bits as packed rows, through cuBLASLt and the row GEMM', { skip, timeout: 300_000 }, async () => {
   const plain = await logitsWith({});
   assert.ok(plain.logits.every((l) => l.every(Number.isFinite)));
-  assert.ok(/ row-gemm/.test(plain.tuning), `no shape tuned to the row GEMM at a few rows:\n${plain.tuning}`);
+  assert.equal(plain.bytes, PACKED_BYTES);
+  assert.ok(ROW_GEMM_AT_ONE.test(plain.tuning), `neither QKV, O nor down tuned to the row GEMM at one token:\n${plain.tuning}`);
   for (const knobs of [{ weightRowPad: 256 }, { weightRowPad: 128, rowGemmNextMiB: 16 }]) {
     const padded = await logitsWith(knobs);
-    padded.logits.forEach((l, i) => assert.deepEqual(l, plain.logits[i], `${JSON.stringify(knobs)}, step ${i}`));
-    // The pad bytes are on the device (cudaMemGetInfo's granularity is a few MiB).
-    const grown = padded.used - plain.used, expected = PADDED_ROWS * knobs.weightRowPad;
-    assert.ok(grown > expected / 2, `${JSON.stringify(knobs)}: device memory grew ${grown} bytes, expected about ${expected}`);
+    const what = JSON.stringify(knobs);
+    assert.equal(padded.bytes, PACKED_BYTES + ROWS * knobs.weightRowPad, `${what}: the padded rows' bytes`);
+    assert.ok(ROW_GEMM_AT_ONE.test(padded.tuning), `${what}: the row GEMM not chosen at one token:\n${padded.tuning}`);
+    assert.ok(!/differs from cuBLASLt/.test(padded.tuning), `${what}: the row GEMM's bits differ on padded rows:\n${padded.tuning}`);
+    padded.logits.forEach((l, i) => assert.deepEqual(l, plain.logits[i], `${what}, step ${i}`));
   }
 });
 
