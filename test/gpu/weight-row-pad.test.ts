@@ -11,39 +11,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Runtime } from '../../native/index.js';
-import { blockRange, makeBatch } from '../helpers/batch.js';
 import { gpuSkipReason } from '../helpers/gpu.js';
+import { ROW_GEMM_AT_ONE, ROW_GEMM_CONFIG, runRowGemmModel } from '../helpers/row-gemm-model.js';
 
 const skip = gpuSkipReason();
 
-const CONFIG = {
-  architectures: ['LlamaForCausalLM'], vocab_size: 512, hidden_size: 2048, intermediate_size: 4096, num_hidden_layers: 2,
-  num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 500000,
-};
 const ROWS = 2 * (3072 + 2048 + 8192 + 2048);  // QKV, O, gate/up and down rows of both layers
 const PACKED_BYTES = 2 * (3072 * 2048 + 2048 * 2048 + 8192 * 2048 + 2048 * 4096);  // their E4M3 bytes
-// The row GEMM chosen at one token for QKV, O or down (row-gemm-prefetch.test.ts's shapes), and nowhere refused.
-const ROW_GEMM_AT_ONE = /fp8 (3072x2048|2048x2048|2048x4096) at 1 rows -> [^\n]* row-gemm/;
 
-/** The prompt's last logits, then a decode token's alone (twice: the second replays the graph) and beside 20 others. */
+/** The prompt's last logits, then the decode token's (alone, replayed, beside 20 others), the projections' bytes and the tuning. */
 async function logitsWith(knobs: { weightRowPad?: number; rowGemmNextMiB?: number }): Promise<{ logits: number[][]; bytes: number; tuning: string }> {
-  const rt = await Runtime.load({ dummy: { config: CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 256 << 20,
-    maxNumTokens: 1024, maxNumSeqs: 64, cuda: knobs });
-  try {
-    assert.equal(rt.info.weightDtype, 'fp8');
-    const prompt = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37) % 500));
-    const main = { start: 150, tokens: [77], blocks: blockRange(0, 10) };
-    const first = await rt.step(makeBatch([{ tokens: prompt, start: 0, blocks: main.blocks }], true));
-    const out: number[][] = [Array.from(first.logits!.subarray(0, rt.info.vocabSize))];
-    const others = Array.from({ length: 20 }, (_, k) => ({ tokens: [5 + k], start: 0, blocks: [20 + k] }));
-    for (const batch of [[main], [main], [main, ...others]]) {
-      const r = await rt.step(makeBatch(batch, true));
-      out.push(Array.from(r.logits!.subarray(0, rt.info.vocabSize)));
-    }
-    return { logits: out, bytes: rt.info.projectionWeightBytes, tuning: rt.info.gemmTuning };
-  } finally {
-    await rt.close();
-  }
+  const run = await runRowGemmModel(knobs);
+  return { logits: [run.prompt, ...run.decode], bytes: run.info.projectionWeightBytes, tuning: run.info.gemmTuning };
 }
 
 test('FP8 weight rows padded past K give the same logits bits as packed rows, through cuBLASLt and the row GEMM', { skip, timeout: 300_000 }, async () => {
@@ -62,6 +41,6 @@ test('FP8 weight rows padded past K give the same logits bits as packed rows, th
 });
 
 test('weightRowPad takes whole 128-byte lines', { skip }, async () => {
-  await assert.rejects(Runtime.load({ dummy: { config: CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 64 << 20,
+  await assert.rejects(Runtime.load({ dummy: { config: ROW_GEMM_CONFIG, seed: 5 }, device: 'cuda', dtype: 'fp8', kvCacheBytes: 64 << 20,
     maxNumTokens: 256, maxNumSeqs: 8, cuda: { weightRowPad: 16 } }), /weightRowPad must be a multiple of 128/);
 });
