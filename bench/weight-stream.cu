@@ -364,23 +364,6 @@ struct BulkKind : RingBytes<F, SOLO, SEG, MAX> {
   static constexpr auto kernel = bulk_kernel<F, SOLO, SEG, MAX>;
 };
 
-// The weights' L2 policy, as the row GEMM gives its launches (gemm_rows.cu, TACHYON_ROW_GEMM_STREAMING):
-// first to go from L2. Every variant takes it, so that only the copy pattern differs.
-cudaAccessPolicyWindow streaming_window(const void* w, size_t bytes) {
-  static const size_t max_window = [] {
-    int bytes_max = 0;
-    CUDA_CHECK(cudaDeviceGetAttribute(&bytes_max, cudaDevAttrMaxAccessPolicyWindowSize, 0));
-    return static_cast<size_t>(bytes_max);
-  }();
-  cudaAccessPolicyWindow window{};
-  window.base_ptr = const_cast<void*>(w);
-  window.num_bytes = std::min(bytes, max_window);
-  window.hitRatio = 1.0f;
-  window.hitProp = cudaAccessPropertyStreaming;
-  window.missProp = cudaAccessPropertyStreaming;
-  return window;
-}
-
 // A projection's weights for this layer, rows PAD bytes longer than K; its features must fill whole
 // blocks of F (no row left unread).
 const uint8_t* layer_weights(const Buffers& b, int p, int layer, int F, int pad = 0) {
@@ -411,6 +394,7 @@ void launch_kind(const Buffers& b, int p, int layer, cudaStream_t s) {
   prepare_ring<K::kernel>(K::shared(), SOLO, F);
   const Projection& pr = kProjections[p];
   const uint8_t* w = layer_weights(b, p, layer, F, PAD);
+  // The row GEMM's L2 policy (gemm_rows.h), as every variant takes it: only the copy pattern differs.
   const cudaAccessPolicyWindow window = streaming_window(w, static_cast<size_t>(pr.N) * (pr.K + PAD));
   launch_pdl_window("copy", &window, K::kernel, dim3(pr.N / F), dim3(kThreads), K::shared(), s, w, pr.K, pr.K + PAD, ROT,
                     b.sink);

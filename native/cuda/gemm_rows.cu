@@ -274,19 +274,8 @@ void launch_rows(const char* name, const RowGemmArgs& g, int F, size_t shared, c
   allow_dynamic_shared<Kernel>(shared);
   prefer_shared_memory<Kernel>();
 #if TACHYON_ROW_GEMM_STREAMING
-  static const size_t max_window = [] {
-    int dev = 0, bytes = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxAccessPolicyWindowSize, dev));
-    return static_cast<size_t>(bytes);
-  }();
-  cudaAccessPolicyWindow window{};
-  window.base_ptr = const_cast<unsigned char*>(g.W);
-  window.num_bytes = std::min(static_cast<size_t>(g.N) * g.w_stride, max_window);  // Llama-3-8B's gate/up: 117 MB
-  window.hitRatio = 1.0f;
-  window.hitProp = cudaAccessPropertyStreaming;
-  window.missProp = cudaAccessPropertyStreaming;
-  launch_pdl_window(name, max_window > 0 ? &window : nullptr, Kernel, dim3((g.N + F - 1) / F), dim3(kThreads),
+  const cudaAccessPolicyWindow window = streaming_window(g.W, static_cast<size_t>(g.N) * g.w_stride);  // Llama-3-8B's gate/up: 117 MB
+  launch_pdl_window(name, window.num_bytes > 0 ? &window : nullptr, Kernel, dim3((g.N + F - 1) / F), dim3(kThreads),
                     shared, s, g);
 #else
   launch_pdl(name, Kernel, dim3((g.N + F - 1) / F), dim3(kThreads), shared, s, g);
@@ -330,6 +319,22 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }  // namespace
 
 bool row_gemm_available() { return wgmma_available(); }
+
+cudaAccessPolicyWindow streaming_window(const void* w, size_t bytes) {
+  static const size_t max_window = [] {
+    int dev = 0, max_bytes = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&max_bytes, cudaDevAttrMaxAccessPolicyWindowSize, dev));
+    return static_cast<size_t>(max_bytes);
+  }();
+  cudaAccessPolicyWindow window{};
+  window.base_ptr = const_cast<void*>(w);
+  window.num_bytes = std::min(bytes, max_window);
+  window.hitRatio = 1.0f;
+  window.hitProp = cudaAccessPropertyStreaming;
+  window.missProp = cudaAccessPropertyStreaming;
+  return window;
+}
 
 bool row_gemm_supports(Operand type, int N, int K) {
   if (type == Operand::kInt8 || N <= 0 || K <= 0) return false;

@@ -47,6 +47,12 @@ struct NextWeights {
   size_t bytes = 0;
 };
 
+// The L2 policy each launch gives its weights (where TACHYON_ROW_GEMM_STREAMING, the default): the
+// first `bytes` from w, at most the device's largest access-policy window (num_bytes 0 where it has
+// none), streaming, first to go from L2: they are read once a step. bench/weight-stream.cu's copy
+// kernels take the same.
+cudaAccessPolicyWindow streaming_window(const void* w, size_t bytes);
+
 // M from 1 to kRowGemmMaxRows; A, W and D 16-byte aligned. Launched with PDL (pdl.cuh): the first
 // weight copies go out before the previous kernel has finished. add: kNone unless out is kF32Add.
 // l2_prefetch_bytes (CudaKnobs.rowGemmPrefetchMiB): up to this many more weight bytes, shared
