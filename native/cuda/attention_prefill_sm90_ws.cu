@@ -371,17 +371,17 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
     if (next >= 0) stage_queries<D>(a, next_tile, next % a.kv_heads, group, staged_q, staged_pos);
 
     if constexpr (PAIRS) {
-      // The scores' scale into log2 units a row (FP8S: they come in units of q's row scale, > 0; kept
-      // off float's subnormals, where -inf times a flushed 0 would be NaN).
+      // PAIRS rides on FP8 scores and values (WsSmem). The scores' scale into log2 units a row (they
+      // come in units of q's row scale, > 0; kept off float's subnormals, where -inf times a flushed 0
+      // would be NaN).
       const float row_scale[2] = {fmaxf(q_scale[0] * scale_log2, 0x1p-100f), fmaxf(q_scale[1] * scale_log2, 0x1p-100f)};
       // O (the warpgroup's 64 rows x D) as accumulator fragments; online-softmax state as
-      // attention_prefill.cu keeps it; P as A fragments a tile of the iteration, 16 positions (score
-      // tiles 2c, 2c + 1) a k-step of P V, or (FP8V) 32 as E4M3 in TransposePlan's order.
+      // attention_prefill.cu keeps it; P as E4M3 A fragments a tile of the iteration, 32 positions a
+      // k-step of P V in TransposePlan's order.
       constexpr int TPI = S::kTilesPerIteration;
       float acc[D / 8][4] = {};
       float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-      constexpr int PK = FP8V ? kTile / 32 : kTile / 16;
-      uint32_t pf[TPI][PK][4] = {};
+      uint32_t pf[TPI][kTile / 32][4] = {};
       // A warpgroup multiplies the tiles up to its last row's position (monotone: true, then false).
       auto needed = [&](int i) { return i * kTile <= wg_last; };
       // Tile i's slot; the second of a pair past the item's last tile reads the first's again (its
@@ -395,62 +395,49 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_sm90_ws_kernel(
       // running. The scores live only within an iteration: ptxas serializes every wgmma of a kernel
       // where a non-wgmma instruction might touch a running wgmma's accumulators, and carrying them
       // around the loop did. The arithmetic is that of the unpipelined loop: O = O * corr(k) + P(k) V(k).
-      // FP8V takes two tiles an iteration (one maximum, corr and rescale of O for 128 positions).
+      // Two tiles an iteration: one maximum, corr and rescale of O for 128 positions.
       for (int k = 0; k < iterations; ++k) {
         const int i0 = k * TPI;
         float s[TPI][NT][4];
-  #pragma unroll
+#pragma unroll
         for (int t = 0; t < TPI; ++t)
           if (i0 + t < tiles_total) mbarrier_wait(&full[(g + i0 + t) % S::kSlots], static_cast<uint32_t>(((g + i0 + t) / S::kSlots) & 1));
         wgmma_fence();
-  #pragma unroll
+#pragma unroll
+        for (int t = 0; t < TPI; ++t) issue_scores_e4m3<D>(s[t], qf, tile_at(i0 + t));
+#pragma unroll
         for (int t = 0; t < TPI; ++t) {
-          if constexpr (FP8S) issue_scores_e4m3<D>(s[t], qf, tile_at(i0 + t));
-          else issue_scores<D, F16>(s[t], qf, tile_at(i0 + t));
-        }
-  #pragma unroll
-        for (int t = 0; t < TPI; ++t) {
-          if (k > 0) {
-            if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(i0 - TPI + t));
-            else issue_values<D, KV, S::kKBytes>(acc, pf[t], tile_at(i0 - TPI + t));
-          } else {
-            wgmma_commit();  // (iteration -1's P V: none)
-          }
+          if (k > 0) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(i0 - TPI + t));
+          else wgmma_commit();  // (iteration -1's P V: none)
         }
         wgmma_wait<TPI>();  // iteration k's scores
-  #pragma unroll
+#pragma unroll
         for (int t = 0; t < TPI; ++t) wgmma_fence_operands(s[t]);
         float corr[2] = {1.0f, 1.0f};
         if (needed(i0)) {
-  #pragma unroll
+#pragma unroll
           for (int t = 0; t < TPI; ++t) mask_tile(s[t], i0 + t, first_pos, row_pos, lane);
-          online_softmax_tiles<TPI, NT, FP8V ? kPLog2 : 0>(s, m, l, row_scale, corr, FP8V ? kPSlack : 0.0f);
+          online_softmax_tiles<TPI, NT, kPLog2>(s, m, l, row_scale, corr, kPSlack);
         }
         wgmma_wait<0>();  // iteration k - 1's P V: its slots go back to the producer
         wgmma_fence_operands(acc);
-  #pragma unroll
+#pragma unroll
         for (int t = 0; t < TPI; ++t) wgmma_fence_operands(pf[t]);
         if (k > 0)
-  #pragma unroll
+#pragma unroll
           for (int t = 0; t < TPI; ++t) mbarrier_arrive(&empty[(g + i0 - TPI + t) % S::kSlots]);
         rescale_output<D>(acc, corr);
-  #pragma unroll
-        for (int t = 0; t < TPI; ++t) {
-          if constexpr (FP8V) pack_p_e4m3(pf[t], s[t], needed(i0), 1.0f);
-          else pack_p<F16>(pf[t], s[t], needed(i0));
-        }
+#pragma unroll
+        for (int t = 0; t < TPI; ++t) pack_p_e4m3(pf[t], s[t], needed(i0), 1.0f);
       }
       // The last iteration's P V (an item has at least one tile) and the warp's rows of O, then its
       // tiles' slots go back (as the single-tile loop's finish_rows).
       const int last0 = (iterations - 1) * TPI;
       finish_rows_with<D, KV>(acc, l, tiles_total, [&] {
-  #pragma unroll
-        for (int t = 0; t < TPI; ++t) {
-          if constexpr (FP8V) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
-          else issue_values<D, KV, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
-        }
+#pragma unroll
+        for (int t = 0; t < TPI; ++t) issue_values_e4m3<D, S::kKBytes>(acc, pf[t], tile_at(last0 + t));
       }, a, first, count, group, kvh, lane);
-  #pragma unroll
+#pragma unroll
       for (int t = 0; t < TPI; ++t)
         if (last0 + t < tiles_total) mbarrier_arrive(&empty[(g + last0 + t) % S::kSlots]);
       g += tiles_total;

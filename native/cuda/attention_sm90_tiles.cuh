@@ -277,10 +277,12 @@ __device__ __forceinline__ void rescale_output(float (&acc)[D / 8][4], const flo
   }
 }
 
-// P as the A fragments of the next P V, 16 positions (score tiles 2c, 2c + 1) a k-step; zeros for
-// a tile past the warpgroup's last row (live false).
-template <bool F16>
-__device__ __forceinline__ void pack_p(uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4], bool live) {
+// Then P becomes the A fragments of the next P V, 16 positions (score tiles 2c, 2c + 1) a k-step;
+// zeros for a tile past the warpgroup's last row (live false).
+template <int D, bool F16>
+__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
+                                                 const float (&corr)[2], bool live) {
+  rescale_output<D>(acc, corr);
 #pragma unroll
   for (int c = 0; c < kTile / 16; ++c) {
     pf[c][0] = live ? pack16<F16>(s[2 * c][0], s[2 * c][1]) : 0u;
@@ -288,14 +290,6 @@ __device__ __forceinline__ void pack_p(uint32_t (&pf)[kTile / 16][4], const floa
     pf[c][2] = live ? pack16<F16>(s[2 * c + 1][0], s[2 * c + 1][1]) : 0u;
     pf[c][3] = live ? pack16<F16>(s[2 * c + 1][2], s[2 * c + 1][3]) : 0u;
   }
-}
-
-// O takes corr, then P becomes the A fragments of the next P V.
-template <int D, bool F16>
-__device__ __forceinline__ void rescale_and_pack(float (&acc)[D / 8][4], uint32_t (&pf)[kTile / 16][4], const float (&s)[kTile / 8][4],
-                                                 const float (&corr)[2], bool live) {
-  rescale_output<D>(acc, corr);
-  pack_p<F16>(pf, s, live);
 }
 
 // After the tile loop: the last tile's P V (issue_last issues its wgmma group, only where the item
