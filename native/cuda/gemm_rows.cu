@@ -196,13 +196,11 @@ __global__ void __launch_bounds__(kThreads, SOLO ? 1 : 2) row_gemm_kernel(RowGem
     if constexpr (kARegs) {
       // Before the copies are issued, so that the loads' latency runs under them.
       wgmma_fence_operands(a);  // kept in place until stage k - 2's wgmma had read them
-      // ldmatrix.x4: lanes 8i..8i+7 address matrix i's rows; matrices 0-3 are rows 0-7 and 8-15 of
-      // the k-step's first 16 bytes, then of its second, the A fragment's registers in order.
-      const int row = warp * 16 + lane % 8 + 8 * ((lane / 8) & 1), half = lane / 16;
+      const AFragmentLane at(warp, lane);
       if (warp * 16 < F)  // warps past F keep zeros: rows never copied
 #pragma unroll
         for (int s = 0; s < kAtomBytes / kStepBytes; ++s)
-          ldmatrix_x4(a[s], stage(k) + swizzled(row, 2 * s + half));
+          ldmatrix_x4(a[s], stage(k) + swizzled(at.row, 2 * s + at.half));
     }
     if (k + R::kAhead < atoms) weights.copy(stage(k + R::kAhead), k + R::kAhead);
     cp_async_commit();

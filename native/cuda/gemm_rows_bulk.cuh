@@ -131,9 +131,7 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
   pdl_wait();
   const int warp = t / 32;
   const RowEpilogue<true, Out, TN> epilogue(g, n0, F, warp, lane);
-  // ldmatrix.x4: lanes 8i..8i+7 address matrix i's rows; matrices 0-3 are rows 0-7 and 8-15 of a
-  // k-step's first 16 bytes, then of its second, the A fragment's registers in order.
-  const int row = warp * 16 + lane % 8 + 8 * ((lane / 8) & 1), half = lane / 16;
+  const AFragmentLane at(warp, lane);
   const bool has_rows = warp * 16 < F;  // warps past F keep zeros: rows never copied
   float d[TN / 8][4] = {};
   uint32_t a[2][kAtomBytes / kStepBytes][4] = {};
@@ -143,7 +141,7 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
     wgmma_wait<1>();  // stage k - 2's group, and with it its fragments
     wgmma_fence_operands(frag);
     if (has_rows) {
-      const unsigned char* w = weights_of(s) + row * R::kPitch + j * kAtomBytes + half * 16;
+      const unsigned char* w = weights_of(s) + at.row * R::kPitch + j * kAtomBytes + at.half * 16;
 #pragma unroll
       for (int step = 0; step < kAtomBytes / kStepBytes; ++step) ldmatrix_x4(frag[step], w + step * kStepBytes);
     }

@@ -53,6 +53,15 @@ __device__ __forceinline__ uint32_t swizzled(int row, int c) {
   return static_cast<uint32_t>(row * kAtomBytes + ((c ^ (row & 7)) << 4));
 }
 
+// Where a warp's lane points ldmatrix.x4 to load the warp's 16 weight rows of a 32-byte k-step as
+// wgmma's A fragment (the register-A builds): lanes 8i..8i+7 address matrix i's rows; matrices 0-3
+// are rows 0-7 and 8-15 of the k-step's first 16 bytes, then of its second, the fragment's
+// registers in order. row: of the block's tile; half: which 16 bytes of the k-step (0 or 1).
+struct AFragmentLane {
+  int row, half;
+  __device__ __forceinline__ AFragmentLane(int warp, int lane) : row(warp * 16 + lane % 8 + 8 * ((lane / 8) & 1)), half(lane / 16) {}
+};
+
 // The activation warp's share of a stage's TN token rows: chunk lane % 8 of rows lane / 8 + 4 j. Rows
 // past M are zero-filled (their outputs are never written).
 template <int TN>
