@@ -29,6 +29,11 @@ inline int int_field(const Napi::Object& obj, const char* name, double lo, doubl
   return static_cast<int>(d);
 }
 
+// An optional integer field: fallback where it is absent or undefined.
+inline int int_field(const Napi::Object& obj, const char* name, double lo, double hi, int fallback) {
+  return obj.Get(name).IsUndefined() ? fallback : int_field(obj, name, lo, hi);
+}
+
 inline bool bool_field(const Napi::Object& obj, const char* name, bool fallback) {
   Napi::Value v = obj.Get(name);
   if (v.IsUndefined()) return fallback;

@@ -257,19 +257,13 @@ RuntimeWrap::RuntimeWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Runt
     gpu_.prefill_pairs = bool_field(o, "prefillPairs", gpu_.prefill_pairs);
     gpu_.bf16_residual = bool_field(o, "bf16Residual", gpu_.bf16_residual);
     gpu_.residual_in_gemm = bool_field(o, "residualInGemm", gpu_.residual_in_gemm);
-    if (o.Has("decodeWarps") && !o.Get("decodeWarps").IsUndefined()) {
-      gpu_.decode_warps = int_field(o, "decodeWarps", 0, 16);
-      if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");
-    }
-    if (o.Has("prefillBlocks") && !o.Get("prefillBlocks").IsUndefined()) gpu_.prefill_blocks = int_field(o, "prefillBlocks", 0, 1 << 20);
-    if (o.Has("rowGemmPrefetchMiB") && !o.Get("rowGemmPrefetchMiB").IsUndefined())
-      gpu_.row_gemm_prefetch_mib = int_field(o, "rowGemmPrefetchMiB", 0, 1024);
-    if (o.Has("rowGemmNextMiB") && !o.Get("rowGemmNextMiB").IsUndefined())
-      gpu_.row_gemm_next_mib = int_field(o, "rowGemmNextMiB", 0, 1024);
-    if (o.Has("weightRowPad") && !o.Get("weightRowPad").IsUndefined()) {
-      gpu_.weight_row_pad = int_field(o, "weightRowPad", 0, 1024);
-      if (gpu_.weight_row_pad % 128 != 0) throw Napi::RangeError::New(env, "weightRowPad must be a multiple of 128 bytes (whole cache lines)");
-    }
+    gpu_.decode_warps = int_field(o, "decodeWarps", 0, 16, gpu_.decode_warps);
+    if (gpu_.decode_warps & (gpu_.decode_warps - 1)) throw Napi::RangeError::New(env, "decodeWarps must be 0 (chosen per step) or 1, 2, 4, 8 or 16");
+    gpu_.prefill_blocks = int_field(o, "prefillBlocks", 0, 1 << 20, gpu_.prefill_blocks);
+    gpu_.row_gemm_prefetch_mib = int_field(o, "rowGemmPrefetchMiB", 0, 1024, gpu_.row_gemm_prefetch_mib);
+    gpu_.row_gemm_next_mib = int_field(o, "rowGemmNextMiB", 0, 1024, gpu_.row_gemm_next_mib);
+    gpu_.weight_row_pad = int_field(o, "weightRowPad", 0, 1024, gpu_.weight_row_pad);
+    if (gpu_.weight_row_pad % 128 != 0) throw Napi::RangeError::New(env, "weightRowPad must be a multiple of 128 bytes (whole cache lines)");
     gpu_.profile = bool_field(o, "profile", gpu_.profile);
   }
   if (o.Has("dummySeed") && !o.Get("dummySeed").IsUndefined()) {

@@ -1,8 +1,6 @@
 // CudaModel's forward passes: batched layers (cuBLASLt GEMMs) and the few-row path (fused GEMVs) for steps of at most 4 tokens.
 #include "cuda/cuda_model.h"
 
-#include <algorithm>
-
 #include "cuda/fp8.h"
 #include "cuda/int8.h"
 
