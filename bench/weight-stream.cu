@@ -55,6 +55,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dynamic_shared.h"
 #include "cuda/gemm_rows.h"
+#include "cuda/gemm_rows_parts.cuh"
 #include "cuda/mbarrier.cuh"
 #include "cuda/mma.cuh"
 #include "cuda/pdl.cuh"
@@ -69,9 +70,10 @@ using namespace tachyon;
 namespace {
 
 constexpr int kLayers = 32;
-constexpr int kThreads = 160;   // as the row GEMM: a copying warpgroup and one more warp
-constexpr int kSmemSolo = 227 * 1024;
-constexpr int kSmemPaired = 228 * 1024 / 2 - 1024;
+// As the row GEMM: a copying warpgroup and one more warp; its blocks' shared memory, one an SM or two.
+constexpr int kThreads = row_gemm::kThreads;
+constexpr int kSmemSolo = row_gemm::kSmemSolo;
+constexpr int kSmemPaired = row_gemm::kSmemPaired;
 constexpr int kSmallRow = 4096;  // floats a small kernel's row (the hidden size)
 
 struct Projection {
@@ -420,7 +422,7 @@ template <int PREFETCH_MIB, int NEXT_MIB = 0, int PAD = 0>
 void launch_row_gemm_step(const Buffers& b, int p, int layer, cudaStream_t s) {
   static_assert(PAD >= 0 && PAD <= kMaxPad && PAD % 16 == 0, "a pad the buffers hold, whole 16 bytes");
   const Projection& pr = kProjections[p];
-  const uint8_t* w = b.weights[p] + static_cast<size_t>(layer) * pr.N * (pr.K + PAD);
+  const uint8_t* w = layer_weights(b, p, layer, 1, PAD);
   NextWeights next;
   if (NEXT_MIB > 0 && p != 2) {
     const int np = (p + 1) % 4, nl = p == 3 ? (layer + 1) % kLayers : layer;

@@ -1,6 +1,7 @@
 // What the few-row GEMM's kernels (gemm_rows.cu's cp.async ring, gemm_rows_bulk.cuh's bulk ring)
 // share: their arguments, the token rows' copies into 128-byte swizzle atoms, the next projection's
-// L2 prefetch, and the epilogue that gives cuBLASLt's bits. Included by gemm_rows.cu only.
+// L2 prefetch, and the epilogue that gives cuBLASLt's bits. Included by gemm_rows.cu (and by
+// bench/weight-stream.cu for the block's threads and shared memory, which its copy kernels mirror).
 #pragma once
 #include <cuda_bf16.h>
 
