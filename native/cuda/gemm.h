@@ -89,8 +89,8 @@ class Gemm {
   int fp8_row_pad_ = 0;
   // Elements from one weight row to the next (cuBLASLt's leading dimension): K, or K + fp8_row_pad_ for FP8.
   int weight_ld(Operand type, int K) const { return type == Operand::kFp8 ? K + fp8_row_pad_ : K; }
-  // The same in bytes for launch_row_gemm's w_stride (0: packed).
-  int row_gemm_stride(Operand type, int K) const { return type == Operand::kFp8 ? K + fp8_row_pad_ : 0; }
+  // The same in bytes for launch_row_gemm's w_stride (FP8: one byte an element; else 0, packed).
+  int row_gemm_stride(Operand type, int K) const { return type == Operand::kFp8 ? weight_ld(type, K) : 0; }
 };
 
 }  // namespace tachyon

@@ -165,10 +165,9 @@ __global__ void __launch_bounds__(kThreads, 1) row_gemm_bulk_kernel(RowGemmArgs 
     wgmma_fence_operands(d);
     if (lane == 0) mbarrier_arrive(&empty[s]);
   }
-  wgmma_wait<0>();
+  // The last burst's wait saw every wgmma done: the fragments may go.
   wgmma_fence_operands(a[0]);
   wgmma_fence_operands(a[1]);
-  wgmma_fence_operands(d);
   epilogue.write(g, d);
 #endif
 }
